@@ -1,0 +1,39 @@
+# Two commands set everything up on a machine with Python >= 3.10 and make:
+#   make demo   runs the main job
+#   make test   lint + tests
+# torch is pinned to the CPU build that installs quickly here; on a GPU machine pick yours, e.g.
+#   make TORCH=torch==2.13.0 demo    (or TORCH='torch --index-url https://download.pytorch.org/whl/cu128')
+PYTHON ?= python3
+TORCH ?= torch==2.13.0
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: demo test bench clean
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q $(TORCH)
+	$(BIN)/python -m pip install -q -e ".[test]"
+	$(BIN)/python -m pip install -q --no-deps kobert-transformers==0.6.0
+	touch $@
+
+demo: $(STAMP)
+	test -f runs/demo/tokenizer/tokenizer.json || \
+		$(BIN)/python -m pretrain.build_tokenizer --corpus data/reviews.txt.gz --vocab-size 8002 \
+			--output runs/demo/tokenizer --overwrite
+	$(BIN)/python -m pretrain.inspect_tokenizer runs/demo/tokenizer \
+		"[CLS] 한국어 모델을 공유합니다. [SEP]" "이 영화 진짜 재밌다ㅋㅋ 1,000만 관객 돌파!"
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/tokenizer_speed.py
+
+clean:
+	rm -rf runs .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,1 @@
+"""DistilKoBERT pretraining: tokenizer building, corpus preparation and distillation."""

@@ -1,0 +1,165 @@
+"""Train a KoBERT-style SentencePiece unigram tokenizer on a corpus and write a loadable tokenizer folder.
+
+    python -m pretrain.build_tokenizer --corpus data/reviews.txt.gz --vocab-size 8002 --output runs/tokenizer
+    python -m pretrain.build_tokenizer --corpus 'corpus/*.txt.gz' --vocab-size 8002 --input-sentence-size 5000000 \
+        --output runs/tokenizer
+
+The folder holds ``tokenizer_78b3253a26.model`` and ``vocab.txt`` (the file names of the original KoBERT release),
+``tokenizer.json``, ``tokenizer_config.json`` and ``tokenization_kobert.py``, and loads with
+``AutoTokenizer.from_pretrained(folder, trust_remote_code=True)``, ``KoBertTokenizer`` or ``KoBertTokenizerFast``.
+Ids: ``[UNK]``=0, ``[PAD]``=1, ``[CLS]``=2, ``[SEP]``=3, ``[MASK]``=4, then the pieces.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+
+import sentencepiece as spm
+from sentencepiece import sentencepiece_model_pb2
+
+from pretrain.corpus import CorpusStats, expand_corpus_paths, iter_lines
+from tokenization_kobert import VOCAB_FILES_NAMES, KoBertTokenizerFast
+
+logger = logging.getLogger(__name__)
+
+SPECIAL_TOKENS = ["[UNK]", "[PAD]", "[CLS]", "[SEP]", "[MASK]"]
+# Scores on a 1/64 grid make every path score exact in SentencePiece's float32 Viterbi (up to |score| < 2**18) and in
+# tokenizers' float64 one, so both break ties alike and the slow and fast tokenizers agree on every input.
+SCORE_GRID = 64
+STATS_FILE = "tokenizer_build.json"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--corpus", nargs="+", required=True, help="Text files or globs (plain or .gz), one line each.")
+    parser.add_argument("--vocab-size", type=int, default=8002, help="Vocabulary size, the 5 special tokens included.")
+    parser.add_argument("--output", required=True, help="Folder to write; refused if it exists and is not empty.")
+    parser.add_argument("--overwrite", action="store_true", help="Replace an existing non-empty --output folder.")
+    parser.add_argument(
+        "--character-coverage", type=float, default=0.9995, help="Share of characters the vocabulary must cover."
+    )
+    parser.add_argument(
+        "--input-sentence-size",
+        type=int,
+        default=2_000_000,
+        help="Lines SentencePiece samples from the corpus (reservoir sampling keeps memory bounded); 0 = all lines.",
+    )
+    parser.add_argument(
+        "--max-sentence-length", type=int, default=4192, help="Longer lines (bytes) are not trained on."
+    )
+    parser.add_argument("--model-max-length", type=int, default=512, help="model_max_length of the saved tokenizer.")
+    parser.add_argument("--seed", type=int, default=42, help="Seed of SentencePiece's sampling.")
+    parser.add_argument("--num-threads", type=int, default=os.cpu_count() or 1, help="SentencePiece training threads.")
+    args = parser.parse_args(argv)
+    if args.vocab_size <= len(SPECIAL_TOKENS):
+        parser.error(f"--vocab-size must be larger than the {len(SPECIAL_TOKENS)} special tokens")
+    if not 0.0 < args.character_coverage <= 1.0:
+        parser.error("--character-coverage must be in (0, 1]")
+    if os.path.isdir(args.output) and os.listdir(args.output) and not args.overwrite:
+        parser.error(f"--output {args.output!r} exists and is not empty; pass --overwrite to replace it")
+    try:
+        args.corpus = expand_corpus_paths(args.corpus)
+    except FileNotFoundError as err:
+        parser.error(str(err))
+    return args
+
+
+def train_sentencepiece(lines: object, args: argparse.Namespace) -> bytes:
+    """Train the unigram model with KoBERT's special tokens at ids 0-4; returns the serialized model."""
+    spm.set_random_generator_seed(args.seed)
+    model = tempfile.SpooledTemporaryFile()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=lines,
+        model_writer=model,
+        model_type="unigram",
+        vocab_size=args.vocab_size,
+        character_coverage=args.character_coverage,
+        input_sentence_size=args.input_sentence_size,
+        shuffle_input_sentence=True,
+        max_sentence_length=args.max_sentence_length,
+        unk_id=0,
+        unk_piece="[UNK]",
+        pad_id=1,
+        pad_piece="[PAD]",
+        bos_id=-1,
+        eos_id=-1,
+        control_symbols=SPECIAL_TOKENS[2:],
+        hard_vocab_limit=False,
+        num_threads=args.num_threads,
+        minloglevel=2,
+    )
+    model.seek(0)
+    return model.read()
+
+
+def quantize_scores(serialized_model: bytes, grid: int = SCORE_GRID) -> bytes:
+    """Round every piece score to a multiple of ``1 / grid`` (see ``SCORE_GRID``)."""
+    proto = sentencepiece_model_pb2.ModelProto()
+    proto.ParseFromString(serialized_model)
+    for piece in proto.pieces:
+        piece.score = round(piece.score * grid) / grid
+    return proto.SerializeToString()
+
+
+def write_tokenizer_folder(serialized_model: bytes, output: str, model_max_length: int) -> KoBertTokenizerFast:
+    """Write the SentencePiece model, ``vocab.txt`` (SentencePiece order) and the tokenizer files into ``output``."""
+    model_path = os.path.join(output, VOCAB_FILES_NAMES["vocab_file"])
+    with open(model_path, "wb") as f:
+        f.write(serialized_model)
+    sp_model = spm.SentencePieceProcessor(model_proto=serialized_model)
+    pieces = [sp_model.id_to_piece(i) for i in range(sp_model.get_piece_size())]
+    if pieces[: len(SPECIAL_TOKENS)] != SPECIAL_TOKENS:
+        raise RuntimeError(f"SentencePiece put the special tokens at {pieces[:5]}, expected {SPECIAL_TOKENS}")
+    vocab_txt = os.path.join(output, VOCAB_FILES_NAMES["vocab_txt"])
+    with open(vocab_txt, "w", encoding="utf-8") as f:
+        f.writelines(f"{piece}\n" for piece in pieces)
+    tokenizer = KoBertTokenizerFast(model_path, vocab_txt, model_max_length=model_max_length)
+    tokenizer.save_pretrained(output)
+    return tokenizer
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+    stats = CorpusStats()
+    start = time.perf_counter()
+    logger.info("Training a %d-piece unigram model on %s", args.vocab_size, ", ".join(args.corpus))
+    serialized = quantize_scores(train_sentencepiece(iter_lines(args.corpus, stats), args))
+    if stats.lines == 0:
+        raise SystemExit(f"error: no usable lines in {args.corpus}")
+
+    parent = os.path.dirname(os.path.abspath(args.output))
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".tokenizer-", dir=parent)
+    os.chmod(staging, 0o755)  # mkdtemp's 0o700 would carry over to the published folder
+    tokenizer = write_tokenizer_folder(serialized, staging, args.model_max_length)
+    summary = {
+        "vocab_size": tokenizer.vocab_size,
+        "seconds": round(time.perf_counter() - start, 1),
+        "corpus": asdict(stats),
+        "args": {k: v for k, v in vars(args).items() if k != "overwrite"},
+    }
+    with open(os.path.join(staging, STATS_FILE), "w", encoding="utf-8") as f:
+        json.dump(summary, f, indent=2, ensure_ascii=False)
+    # Publish the finished folder in one step, so an interrupted build never leaves a half-written tokenizer.
+    if os.path.isdir(args.output):
+        shutil.rmtree(args.output)
+    os.replace(staging, args.output)
+
+    sample = "[CLS] 한국어 모델을 공유합니다. [SEP]"
+    print(f"wrote {args.output}: {tokenizer.vocab_size} tokens from {stats.lines:,} lines in {summary['seconds']} s")
+    print(f"skipped: {stats.invalid_utf8:,} invalid UTF-8 lines, {stats.empty:,} empty lines")
+    print(f"example: {sample!r} -> {tokenizer.tokenize(sample)}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""Shared fixtures: a KoBERT-style tokenizer built once per session from the bundled review sample."""
+
+from __future__ import annotations
+
+import gzip
+import itertools
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BUNDLED_REVIEWS = ROOT / "data" / "reviews.txt.gz"
+SHARED_DATA = Path(os.environ.get("DISTILKOBERT_SHARED_DATA", ROOT.parent / "shared" / "data"))
+SHARED_CORPUS = SHARED_DATA / "corpus" / "reviews.txt.gz"
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def read_lines(path: Path, limit: int | None = None) -> list[str]:
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        return [line.rstrip("\n") for line in itertools.islice(f, limit)]
+
+
+@pytest.fixture(scope="session")
+def tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A full-size (8,002-token) tokenizer folder built by ``pretrain.build_tokenizer`` from the bundled sample."""
+    from pretrain.build_tokenizer import main
+
+    output = tmp_path_factory.mktemp("tokenizer") / "kobert"
+    main(["--corpus", str(BUNDLED_REVIEWS), "--vocab-size", "8002", "--output", str(output)])
+    return output
+
+
+@pytest.fixture(scope="session")
+def tokenizer_files(tokenizer_dir: Path) -> dict[str, str]:
+    """The two files both tokenizer classes (and the oracle) are constructed from."""
+    return {
+        "vocab_file": str(tokenizer_dir / "tokenizer_78b3253a26.model"),
+        "vocab_txt": str(tokenizer_dir / "vocab.txt"),
+    }
+
+
+@pytest.fixture(scope="session")
+def slow_tokenizer(tokenizer_files: dict[str, str]):
+    from tokenization_kobert import KoBertTokenizer
+
+    return KoBertTokenizer(**tokenizer_files)
+
+
+@pytest.fixture(scope="session")
+def fast_tokenizer(tokenizer_files: dict[str, str]):
+    from tokenization_kobert import KoBertTokenizerFast
+
+    return KoBertTokenizerFast(**tokenizer_files)
+
+
+@pytest.fixture(scope="session")
+def reference_tokenizer(tokenizer_files: dict[str, str]):
+    """kobert-transformers 0.6.0, the tokenizer we must match id for id."""
+    from kobert_transformers.tokenization_kobert import KoBertTokenizer as ReferenceKoBertTokenizer
+
+    return ReferenceKoBertTokenizer(**tokenizer_files)

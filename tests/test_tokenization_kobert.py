@@ -1,0 +1,338 @@
+"""KoBertTokenizer / KoBertTokenizerFast against kobert-transformers 0.6.0, plus the behaviour the original lacks."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import shutil
+from pathlib import Path
+
+import pytest
+import sentencepiece as spm
+import torch
+from conftest import BUNDLED_REVIEWS, SHARED_CORPUS, read_lines
+from transformers import AutoTokenizer, DataCollatorForLanguageModeling, DataCollatorWithPadding
+
+from tokenization_kobert import KoBertTokenizer, KoBertTokenizerFast, join_pieces, preprocess_text
+
+EDGE_CASES = [
+    "[CLS] 한국어 모델을 공유합니다. [SEP]",
+    "[CLS]한국어[SEP]모델[MASK]을[PAD]공유[UNK]",
+    "  [SEP]  [SEP] [MASK][MASK] ",
+    "[cls] [Sep] [UNK은 특수 토큰이 아니다",
+    "1,000,000원 3,5 2019, 가격은 12,345원, 1, ,1 9,9,9,",
+    "１，０００원 ＡＢＣ　ｄｅｆ！？ （주）",
+    "Café Noël naïve résumé ÅÄÖ ﬁnancial Ⅻ ½",
+    "😀👍🏽 최고❤️ 👨‍👩‍👧 ✌︎",
+    "大韓民國 漢字 韓國語 の 日本語",
+    "가\t나\n다\r\n라\x0b마\x0c바\x1c사\x85아\u2028자\u3000차",
+    "``인용''은 '''세 개''' \"큰따옴표\"",
+    "ㅋㅋㅋ ㅠㅠ ㄱㄴㄷ ㅏㅑ",
+    "\u1112\u1161\u11ab\u1100\u116e\u11a8\u110b\u1165 NFD 한국어",
+    "\u200b\ufeff가\u200d나 \x00\x07제어",
+    "가\u0301 e\u0301 \u0301",
+    "İstanbul ΣΊΣΥΦΟΣ ß ǅ",
+    "",
+    "   ",
+    "\t\n",
+    "영화" * 5000,
+    "1" * 3000 + ",",
+    "ㅋ" * 3000,
+]
+
+
+def test_special_tokens_are_never_split(slow_tokenizer, fast_tokenizer) -> None:
+    text = "[CLS] 한국어 모델을 공유합니다. [SEP]"
+    for tokenizer in (slow_tokenizer, fast_tokenizer):
+        tokens = tokenizer.tokenize(text)
+        assert tokens[0] == "[CLS]" and tokens[-1] == "[SEP]"
+        assert "[MASK]" in tokenizer.tokenize("가[MASK]나")
+        ids = tokenizer("모델[MASK]을 [PAD]공유", add_special_tokens=False)["input_ids"]
+        assert tokenizer.mask_token_id in ids and tokenizer.pad_token_id in ids
+
+
+def test_layout_matches_the_documented_example(slow_tokenizer, fast_tokenizer) -> None:
+    # The README's example in the layout of the real KoBERT vocabulary: specials whole, pieces in between.
+    for tokenizer in (slow_tokenizer, fast_tokenizer):
+        tokens = tokenizer.tokenize("[CLS] 한국어 모델을 공유합니다. [SEP]")
+        assert tokens[0] == "[CLS]" and tokens[-1] == "[SEP]" and tokens[-2] == "."
+        assert "".join(tokens[1:-1]).replace("▁", " ").strip() == "한국어 모델을 공유합니다."
+        ids = tokenizer.convert_tokens_to_ids(tokens)
+        assert ids[0] == 2 and ids[-1] == 3
+
+
+def test_special_token_ids_follow_kobert(slow_tokenizer, fast_tokenizer) -> None:
+    for tokenizer in (slow_tokenizer, fast_tokenizer):
+        assert tokenizer.convert_tokens_to_ids(["[UNK]", "[PAD]", "[CLS]", "[SEP]", "[MASK]"]) == [0, 1, 2, 3, 4]
+        assert tokenizer.vocab_size == 8002
+
+
+@pytest.mark.parametrize("index", range(len(EDGE_CASES)))
+def test_edge_cases_match_reference(index: int, reference_tokenizer, slow_tokenizer, fast_tokenizer) -> None:
+    text = EDGE_CASES[index]
+    expected = reference_tokenizer(text)["input_ids"]
+    assert slow_tokenizer(text)["input_ids"] == expected
+    assert fast_tokenizer(text)["input_ids"] == expected
+
+
+def parity_lines() -> tuple[list[str], str]:
+    """At least 100,000 real lines from ../shared/data, or the bundled sample on a fresh clone."""
+    if SHARED_CORPUS.exists():
+        lines = read_lines(SHARED_CORPUS, 111_200)
+        # Every tenth line (offset 0) is in the bundled sample the tokenizer was trained on: test on the others.
+        return [line for i, line in enumerate(lines) if i % 10 != 0][:100_000], str(SHARED_CORPUS)
+    return read_lines(BUNDLED_REVIEWS), str(BUNDLED_REVIEWS)
+
+
+def first_mismatch(expected: list[list[int]], actual: list[list[int]]) -> int | None:
+    return next((i for i, (a, b) in enumerate(zip(expected, actual, strict=True)) if a != b), None)
+
+
+def test_parity_on_real_korean_lines(reference_tokenizer, slow_tokenizer, fast_tokenizer) -> None:
+    lines, source = parity_lines()
+    assert len(lines) >= (100_000 if source == str(SHARED_CORPUS) else 50_000)
+    expected = [reference_tokenizer(line)["input_ids"] for line in lines]
+    for tokenizer in (slow_tokenizer, fast_tokenizer):
+        actual = tokenizer(lines)["input_ids"]
+        line = first_mismatch(expected, actual)
+        assert line is None, (
+            f"{type(tokenizer).__name__} differs from kobert-transformers on {source} line {line}: {lines[line]!r}\n"
+            f"expected {reference_tokenizer.convert_ids_to_tokens(expected[line])}\n"
+            f"got      {tokenizer.convert_ids_to_tokens(actual[line])}"
+        )
+
+
+def test_pairs_and_token_type_ids(slow_tokenizer, fast_tokenizer) -> None:
+    for tokenizer in (slow_tokenizer, fast_tokenizer):
+        a = tokenizer("첫 번째 문장", add_special_tokens=False)["input_ids"]
+        b = tokenizer("두 번째", add_special_tokens=False)["input_ids"]
+        encoding = tokenizer("첫 번째 문장", "두 번째")
+        assert encoding["input_ids"] == [2, *a, 3, *b, 3]
+        assert encoding["token_type_ids"] == [0] * (len(a) + 2) + [1] * (len(b) + 1)
+        padded = tokenizer(["짧다", "이건 조금 더 긴 문장이다"], ["응", "그래"], padding=True)
+        short = padded["input_ids"][0]
+        pad_positions = [i for i, t in enumerate(short) if t == tokenizer.pad_token_id]
+        assert pad_positions, "the shorter pair must be padded"
+        assert all(padded["token_type_ids"][0][i] == 0 for i in pad_positions)
+        assert all(padded["attention_mask"][0][i] == 0 for i in pad_positions)
+        assert max(max(row) for row in padded["token_type_ids"]) == 1
+
+
+def test_slow_and_fast_agree_on_truncation_and_padding(slow_tokenizer, fast_tokenizer) -> None:
+    first = "이 영화는 정말 재미있고 감동적이었다 배우들의 연기가 훌륭했다"
+    second = "다시 보고 싶다 추천한다"
+    for options in (
+        {"truncation": True, "max_length": 10},
+        {"truncation": "longest_first", "max_length": 12},
+        {"truncation": "only_first", "max_length": 14},
+        {"truncation": "only_second", "max_length": 24},
+        {"padding": "max_length", "max_length": 40},
+        {"padding": True, "pad_to_multiple_of": 8},
+    ):
+        slow = slow_tokenizer(first, second, **options)
+        fast = fast_tokenizer(first, second, **options)
+        assert dict(slow) == {k: fast[k] for k in slow}, options
+
+
+def test_special_tokens_mask(slow_tokenizer, fast_tokenizer) -> None:
+    for tokenizer in (slow_tokenizer, fast_tokenizer):
+        encoding = tokenizer("한국어", "모델", return_special_tokens_mask=True, padding="max_length", max_length=12)
+        ids = encoding["input_ids"]
+        expected = [int(i in (0, 1, 2, 3, 4)) for i in ids]
+        assert encoding["special_tokens_mask"] == expected
+        assert tokenizer.get_special_tokens_mask(ids, already_has_special_tokens=True) == expected
+        assert tokenizer.get_special_tokens_mask([10, 11], [12]) == [1, 0, 0, 1, 0, 1]
+
+
+def test_data_collators(slow_tokenizer, fast_tokenizer) -> None:
+    for tokenizer in (slow_tokenizer, fast_tokenizer):
+        features = [tokenizer("짧다"), tokenizer("이건 조금 더 긴 문장이다")]
+        batch = DataCollatorWithPadding(tokenizer)(features)
+        assert set(batch) == {"input_ids", "token_type_ids", "attention_mask"}
+        assert batch["input_ids"].shape == batch["token_type_ids"].shape == batch["attention_mask"].shape
+        mlm = DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.9, seed=0)(
+            [tokenizer("이건 조금 더 긴 문장이다", return_special_tokens_mask=True)]
+        )
+        labels, original = mlm["labels"][0], torch.tensor(features[1]["input_ids"])
+        masked = labels != -100
+        assert masked.any()
+        assert not masked[0] and not masked[-1], "special tokens must never be masked"
+        assert torch.equal(labels[masked], original[masked])
+
+
+def test_decode_keeps_special_tokens_apart(slow_tokenizer, fast_tokenizer, reference_tokenizer) -> None:
+    text = "한국어 모델을 공유합니다."
+    for tokenizer in (slow_tokenizer, fast_tokenizer):
+        ids = tokenizer(text, "두 번째")["input_ids"]
+        assert tokenizer.decode(ids) == "[CLS] 한국어 모델을 공유합니다. [SEP] 두 번째 [SEP]"
+        assert tokenizer.decode(ids, skip_special_tokens=True) == "한국어 모델을 공유합니다. 두 번째"
+    # The reference glues text onto them: "[CLS] 한국어 모델을 공유합니다.[SEP]"
+    assert "공유합니다.[SEP]" in reference_tokenizer.decode(reference_tokenizer(text)["input_ids"])
+
+
+def test_join_pieces() -> None:
+    specials = {"[CLS]", "[SEP]", "[MASK]"}
+    assert (
+        join_pieces(["[CLS]", "▁한국", "어", "[MASK]", "▁모델", "[SEP]"], specials) == "[CLS] 한국어 [MASK] 모델 [SEP]"
+    )
+    assert join_pieces(["▁a", "[MASK]", "b"], specials) == "a [MASK] b"
+    assert join_pieces([], specials) == ""
+
+
+def test_round_trip_of_korean_text(slow_tokenizer, fast_tokenizer) -> None:
+    for line in read_lines(BUNDLED_REVIEWS, 300):
+        expected = preprocess_text(line, remove_space=True, keep_accents=False, do_lower_case=False)
+        for tokenizer in (slow_tokenizer, fast_tokenizer):
+            ids = tokenizer(line)["input_ids"]
+            if tokenizer.unk_token_id in ids:
+                continue
+            decoded = tokenizer.decode(ids, skip_special_tokens=True)
+            assert decoded == spm_normalized(tokenizer, expected), line
+
+
+def spm_normalized(tokenizer, text: str) -> str:
+    """The text SentencePiece sees after its own normalisation (what a round trip can give back)."""
+    sp_model = getattr(tokenizer, "sp_model", None) or spm.SentencePieceProcessor(model_file=tokenizer.vocab_file)
+    return sp_model.decode(sp_model.encode(text))
+
+
+def test_nfkd_turns_compatibility_jamo_into_conjoining_jamo(slow_tokenizer, fast_tokenizer) -> None:
+    # Parity with the original: "ㅋ" (U+314B) becomes "ᄏ" (U+110F), which KoBERT's vocabulary often lacks.
+    assert preprocess_text("ㅋ", True, False, False) == "\u110f"
+    assert preprocess_text("ㅋ", True, True, False) == "ㅋ"
+    for tokenizer in (slow_tokenizer, fast_tokenizer):
+        assert "ㅋ" not in "".join(tokenizer.tokenize("재밌다ㅋㅋ"))
+
+
+def test_offsets_and_word_ids(fast_tokenizer) -> None:
+    text = "이 영화 진짜 재밌다ㅋㅋ 1,000만 관객"
+    encoding = fast_tokenizer(text, return_offsets_mapping=True)
+    words = text.split()
+    word_ids = encoding.word_ids()
+    assert word_ids[0] is None and word_ids[-1] is None
+    assert sorted({w for w in word_ids if w is not None}) == list(range(len(words)))
+    for word_id, (start, end) in zip(word_ids, encoding["offset_mapping"], strict=True):
+        if word_id is not None:
+            assert text[start:end].strip() in words[word_id]
+    # The spans of a word's pieces cover the word exactly.
+    for word_id, word in enumerate(words):
+        spans = [s for w, s in zip(word_ids, encoding["offset_mapping"], strict=True) if w == word_id]
+        assert text[spans[0][0] : spans[-1][1]].strip() == word
+
+
+@pytest.mark.parametrize("text", ["", " ", "   \t\n ", "\u3000"])
+def test_empty_text_encodes_to_cls_sep(text: str, slow_tokenizer, fast_tokenizer) -> None:
+    for tokenizer in (slow_tokenizer, fast_tokenizer):
+        assert tokenizer(text)["input_ids"] == [2, 3]
+
+
+@pytest.mark.parametrize("bad", [123, None, b"bytes", ["ok", 5], [["ok", 3.5]]])
+def test_non_string_input_is_a_clear_error(bad, slow_tokenizer, fast_tokenizer) -> None:
+    for tokenizer in (slow_tokenizer, fast_tokenizer):
+        with pytest.raises((TypeError, ValueError), match="str"):
+            tokenizer(bad)
+
+
+def test_pickle(slow_tokenizer, fast_tokenizer) -> None:
+    for tokenizer in (slow_tokenizer, fast_tokenizer):
+        clone = pickle.loads(pickle.dumps(tokenizer))
+        assert clone("피클 테스트 1,234원")["input_ids"] == tokenizer("피클 테스트 1,234원")["input_ids"]
+
+
+def test_save_and_load_round_trip(tmp_path: Path, slow_tokenizer, fast_tokenizer) -> None:
+    text = "[CLS] 저장하고 다시 읽어도 같다 [SEP]"
+    expected = slow_tokenizer(text)["input_ids"]
+    for tokenizer in (slow_tokenizer, fast_tokenizer):
+        folder = tmp_path / type(tokenizer).__name__
+        tokenizer.save_pretrained(folder)
+        files = {p.name for p in folder.iterdir()}
+        assert {"tokenizer_78b3253a26.model", "vocab.txt", "tokenizer_config.json", "tokenization_kobert.py"} <= files
+        config = json.loads((folder / "tokenizer_config.json").read_text())
+        assert config["auto_map"]["AutoTokenizer"] == [
+            "tokenization_kobert.KoBertTokenizer",
+            "tokenization_kobert.KoBertTokenizerFast",
+        ]
+        assert "local_files_only" not in config
+        assert KoBertTokenizer.from_pretrained(folder)(text)["input_ids"] == expected
+        assert KoBertTokenizerFast.from_pretrained(folder)(text)["input_ids"] == expected
+        auto = AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
+        assert type(auto).__name__ == "KoBertTokenizerFast"
+        assert auto(text)["input_ids"] == expected
+
+
+def test_fast_tokenizer_converts_a_folder_without_tokenizer_json(tmp_path: Path, tokenizer_files) -> None:
+    for name in tokenizer_files.values():
+        shutil.copy(name, tmp_path)
+    fast = KoBertTokenizerFast.from_pretrained(tmp_path)
+    slow = KoBertTokenizer.from_pretrained(tmp_path)
+    assert fast("폴더에서 변환 1,000") == {**slow("폴더에서 변환 1,000")}
+    fast.save_pretrained(tmp_path / "saved")
+    assert (tmp_path / "saved" / "tokenizer.json").is_file()
+
+
+def test_auto_tokenizer_never_falls_back_to_wordpiece(tmp_path: Path, tokenizer_dir: Path) -> None:
+    # A model folder says model_type "bert"; our files must still decide how text is split.
+    folder = tmp_path / "model"
+    shutil.copytree(tokenizer_dir, folder)
+    (folder / "config.json").write_text(json.dumps({"model_type": "bert", "vocab_size": 8002}))
+    text = "[CLS] 한국어 모델을 공유합니다. 1,000원 [SEP]"
+    expected = KoBertTokenizer.from_pretrained(folder)(text)["input_ids"]
+    loaded = AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
+    assert type(loaded).__name__ == "KoBertTokenizerFast"
+    assert loaded(text)["input_ids"] == expected
+    # Without trust_remote_code transformers 5 falls back to a generic backend over our tokenizer.json: same ids.
+    generic = AutoTokenizer.from_pretrained(folder)
+    assert "Bert" not in type(generic).__name__
+    assert generic(text)["input_ids"] == expected
+
+
+def test_added_special_tokens_are_never_split(tokenizer_files) -> None:
+    for cls in (KoBertTokenizer, KoBertTokenizerFast):
+        tokenizer = cls(**tokenizer_files)
+        tokenizer.add_special_tokens({"additional_special_tokens": ["[ENT]"]})
+        ids = tokenizer("가[ENT]나 [ENT]")["input_ids"]
+        assert ids.count(tokenizer.convert_tokens_to_ids("[ENT]")) == 2
+        assert tokenizer.decode(ids) == "[CLS] 가 [ENT] 나 [ENT] [SEP]"
+
+
+class TestBadFiles:
+    def write_vocab(self, path: Path, tokens: list[str]) -> str:
+        path.write_text("".join(f"{t}\n" for t in tokens), encoding="utf-8")
+        return str(path)
+
+    def vocab_tokens(self, tokenizer_files) -> list[str]:
+        return Path(tokenizer_files["vocab_txt"]).read_text(encoding="utf-8").splitlines()
+
+    @pytest.mark.parametrize("cls", [KoBertTokenizer, KoBertTokenizerFast])
+    def test_missing_special_token(self, cls, tmp_path: Path, tokenizer_files) -> None:
+        tokens = [t for t in self.vocab_tokens(tokenizer_files) if t != "[MASK]"]
+        vocab_txt = self.write_vocab(tmp_path / "vocab.txt", tokens)
+        with pytest.raises(ValueError, match=r"\[MASK\]"):
+            cls(tokenizer_files["vocab_file"], vocab_txt)
+
+    @pytest.mark.parametrize("cls", [KoBertTokenizer, KoBertTokenizerFast])
+    def test_duplicate_token(self, cls, tmp_path: Path, tokenizer_files) -> None:
+        tokens = self.vocab_tokens(tokenizer_files)
+        vocab_txt = self.write_vocab(tmp_path / "vocab.txt", [*tokens[:10], tokens[7], *tokens[10:]])
+        with pytest.raises(ValueError, match=r"vocab.txt:11: duplicate token .* line 8"):
+            cls(tokenizer_files["vocab_file"], vocab_txt)
+
+    @pytest.mark.parametrize("cls", [KoBertTokenizer, KoBertTokenizerFast])
+    def test_pieces_missing_from_vocab(self, cls, tmp_path: Path, tokenizer_files) -> None:
+        tokens = self.vocab_tokens(tokenizer_files)[:-100]
+        vocab_txt = self.write_vocab(tmp_path / "vocab.txt", tokens)
+        with pytest.raises(ValueError, match="100 SentencePiece pieces are not in"):
+            cls(tokenizer_files["vocab_file"], vocab_txt)
+
+    @pytest.mark.parametrize("cls", [KoBertTokenizer, KoBertTokenizerFast])
+    def test_missing_files(self, cls, tmp_path: Path, tokenizer_files) -> None:
+        with pytest.raises(ValueError, match=r"not found: .*nowhere\.model"):
+            cls(str(tmp_path / "nowhere.model"), tokenizer_files["vocab_txt"])
+        with pytest.raises(ValueError, match=r"not found: .*nowhere\.txt"):
+            cls(tokenizer_files["vocab_file"], str(tmp_path / "nowhere.txt"))
+
+    def test_empty_folder(self, tmp_path: Path) -> None:
+        with pytest.raises(ValueError, match="vocab"):
+            KoBertTokenizer.from_pretrained(tmp_path)
+        with pytest.raises(ValueError, match=r"tokenizer\.json"):
+            KoBertTokenizerFast.from_pretrained(tmp_path)
