@@ -26,7 +26,8 @@ demo: $(STAMP)
 		$(BIN)/python -m pretrain.build_tokenizer --corpus data/reviews.txt.gz --vocab-size 8002 \
 			--output runs/demo/tokenizer --overwrite
 	$(BIN)/python -m pretrain.inspect_tokenizer runs/demo/tokenizer \
-		"[CLS] 한국어 모델을 공유합니다. [SEP]" "이 영화 진짜 재밌다ㅋㅋ 1,000만 관객 돌파!"
+		"한국어 [MASK]을 공유합니다." "이 영화 진짜 재밌다ㅋㅋ 1,000만 관객 돌파!"
+	$(BIN)/python -m pretrain.inspect_tokenizer runs/demo/tokenizer "재밌나요?" --pair "네, 정말요."
 
 test: $(STAMP)
 	$(BIN)/ruff check .

@@ -30,6 +30,9 @@ from typing import Any
 import sentencepiece as spm
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from transformers import PreTrainedTokenizer, PreTrainedTokenizerFast
+from transformers.utils import logging
+
+logger = logging.get_logger(__name__)
 
 VOCAB_FILES_NAMES = {"vocab_file": "tokenizer_78b3253a26.model", "vocab_txt": "vocab.txt"}
 FAST_VOCAB_FILES_NAMES = {**VOCAB_FILES_NAMES, "tokenizer_file": "tokenizer.json"}
@@ -45,6 +48,10 @@ MODEL_INPUT_NAMES = ["input_ids", "token_type_ids", "attention_mask"]
 # Written into every saved tokenizer_config.json, so AutoTokenizer can never fall back to a WordPiece BertTokenizer.
 AUTO_MAP = {"AutoTokenizer": ["tokenization_kobert.KoBertTokenizer", "tokenization_kobert.KoBertTokenizerFast"]}
 _SP_PIECE_TYPES_IN_VOCAB = (1, 4)  # sentencepiece ModelProto piece types NORMAL and USER_DEFINED
+# SentencePiece adds path scores in float32, tokenizers in float64. Scores that are multiples of 1/64 make both exact
+# (for |path score| < 2**18), so both break ties between equal segmentations alike; pretrain.build_tokenizer
+# writes such models.
+SCORE_GRID = 64
 
 
 def load_vocab(vocab_txt: str, required_tokens: list[str]) -> list[str]:
@@ -379,6 +386,23 @@ def _strip_spaces() -> normalizers.Normalizer:
     return normalizers.Replace(Regex(r"\A +| +\z"), "")
 
 
+def fast_parity_warnings(scores: dict[str, float]) -> list[str]:
+    """Why a fast tokenizer built from these SentencePiece scores could differ from the slow one, if it could."""
+    warnings = []
+    digit_comma = [piece for piece in scores if ends_with_digit_comma(piece)]
+    if digit_comma:
+        warnings.append(
+            f"pieces such as {digit_comma[:3]} are re-split by KoBERT's number rule in the slow tokenizer only: "
+            "the fast tokenizer may split numbers with commas differently (use KoBertTokenizer for exact ids)"
+        )
+    if any(not (score * SCORE_GRID).is_integer() for score in scores.values()):
+        warnings.append(
+            f"piece scores are not multiples of 1/{SCORE_GRID}: on runs of repeated characters ('ㅋㅋㅋㅋ', '....') "
+            "the fast tokenizer may order equally likely pieces differently (use KoBertTokenizer for exact ids)"
+        )
+    return warnings
+
+
 def build_backend(
     vocab_file: str,
     vocab_txt: str,
@@ -401,12 +425,8 @@ def build_backend(
     proto = sentencepiece_model_pb2.ModelProto()
     proto.ParseFromString(sp_model.serialized_model_proto())
     scores = {p.piece: p.score for p in proto.pieces if p.type in _SP_PIECE_TYPES_IN_VOCAB}
-    digit_comma = [piece for piece in scores if ends_with_digit_comma(piece)]
-    if digit_comma:
-        raise ValueError(
-            f"{vocab_file}: pieces ending in a digit and a comma ({digit_comma[:5]}) are re-split by KoBERT's "
-            "number rule, which the fast tokenizer cannot reproduce; use KoBertTokenizer (use_fast=False)"
-        )
+    for warning in fast_parity_warnings(scores):
+        logger.warning("%s: %s", vocab_file, warning)
 
     unk_token = special_tokens["unk_token"]
     backend = Tokenizer(models.Unigram([(t, scores.get(t, 0.0)) for t in tokens], unk_id=vocab[unk_token]))

@@ -26,14 +26,11 @@ import sentencepiece as spm
 from sentencepiece import sentencepiece_model_pb2
 
 from pretrain.corpus import CorpusStats, expand_corpus_paths, iter_lines
-from tokenization_kobert import VOCAB_FILES_NAMES, KoBertTokenizerFast
+from tokenization_kobert import SCORE_GRID, VOCAB_FILES_NAMES, KoBertTokenizerFast
 
 logger = logging.getLogger(__name__)
 
 SPECIAL_TOKENS = ["[UNK]", "[PAD]", "[CLS]", "[SEP]", "[MASK]"]
-# Scores on a 1/64 grid make every path score exact in SentencePiece's float32 Viterbi (up to |score| < 2**18) and in
-# tokenizers' float64 one, so both break ties alike and the slow and fast tokenizers agree on every input.
-SCORE_GRID = 64
 STATS_FILE = "tokenizer_build.json"
 
 
@@ -101,7 +98,8 @@ def train_sentencepiece(lines: object, args: argparse.Namespace) -> bytes:
 
 
 def quantize_scores(serialized_model: bytes, grid: int = SCORE_GRID) -> bytes:
-    """Round every piece score to a multiple of ``1 / grid`` (see ``SCORE_GRID``)."""
+    """Round every piece score to a multiple of ``1 / grid``, so the slow and fast tokenizers agree on every input
+    (see ``tokenization_kobert.SCORE_GRID``)."""
     proto = sentencepiece_model_pb2.ModelProto()
     proto.ParseFromString(serialized_model)
     for piece in proto.pieces:
@@ -133,7 +131,10 @@ def main(argv: list[str] | None = None) -> None:
     stats = CorpusStats()
     start = time.perf_counter()
     logger.info("Training a %d-piece unigram model on %s", args.vocab_size, ", ".join(args.corpus))
-    serialized = quantize_scores(train_sentencepiece(iter_lines(args.corpus, stats), args))
+    try:
+        serialized = quantize_scores(train_sentencepiece(iter_lines(args.corpus, stats), args))
+    except RuntimeError as err:  # SentencePiece reports bad settings (vocabulary too small, ...) this way
+        raise SystemExit(f"error: SentencePiece training failed: {err}") from err
     if stats.lines == 0:
         raise SystemExit(f"error: no usable lines in {args.corpus}")
 

@@ -11,9 +11,16 @@ import pytest
 import sentencepiece as spm
 import torch
 from conftest import BUNDLED_REVIEWS, SHARED_CORPUS, read_lines
+from sentencepiece import sentencepiece_model_pb2
 from transformers import AutoTokenizer, DataCollatorForLanguageModeling, DataCollatorWithPadding
 
-from tokenization_kobert import KoBertTokenizer, KoBertTokenizerFast, join_pieces, preprocess_text
+from tokenization_kobert import (
+    KoBertTokenizer,
+    KoBertTokenizerFast,
+    fast_parity_warnings,
+    join_pieces,
+    preprocess_text,
+)
 
 EDGE_CASES = [
     "[CLS] 한국어 모델을 공유합니다. [SEP]",
@@ -336,3 +343,27 @@ class TestBadFiles:
             KoBertTokenizer.from_pretrained(tmp_path)
         with pytest.raises(ValueError, match=r"tokenizer\.json"):
             KoBertTokenizerFast.from_pretrained(tmp_path)
+
+
+def test_fast_parity_warnings_name_the_risks() -> None:
+    assert fast_parity_warnings({"▁1": -3.0, "0": -2.5}) == []
+    digit_comma, off_grid = fast_parity_warnings({"▁1,": -3.0}), fast_parity_warnings({"가": -3.1234})
+    assert len(digit_comma) == 1 and "▁1," in digit_comma[0]
+    assert len(off_grid) == 1 and "1/64" in off_grid[0]
+
+
+def test_unquantised_models_convert_with_a_warning(tmp_path: Path, tokenizer_files, caplog) -> None:
+    # A model like the original KoBERT: scores straight from training, not on the 1/64 grid.
+    proto = sentencepiece_model_pb2.ModelProto()
+    proto.ParseFromString(Path(tokenizer_files["vocab_file"]).read_bytes())
+    for piece in proto.pieces:
+        piece.score += 0.001
+    model = tmp_path / "unquantised.model"
+    model.write_bytes(proto.SerializeToString())
+    with caplog.at_level("WARNING"):
+        fast = KoBertTokenizerFast(str(model), tokenizer_files["vocab_txt"])
+    assert "not multiples of 1/64" in caplog.text
+    assert (
+        fast("변환은 된다")["input_ids"]
+        == KoBertTokenizer(str(model), tokenizer_files["vocab_txt"])("변환은 된다")["input_ids"]
+    )
