@@ -1,0 +1,107 @@
+"""Extract a DistilBERT student from a BERT masked-LM teacher by copying chosen layers.
+
+    python -m modeling.extract --teacher monologg/kobert-lm --num-layers 3 --output runs/distilkobert-init
+    python -m modeling.extract --teacher runs/teacher --layers 0,4,8 --output runs/student --overwrite
+
+Writes a ``save_pretrained`` folder (safetensors) with the teacher's tokenizer and ``extraction.json`` (teacher,
+layers, token-type folding), loadable with ``AutoModelForMaskedLM`` and ``AutoTokenizer(trust_remote_code=True)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+
+from modeling.load import load_teacher, load_tokenizer
+from modeling.student import build_student, parameter_count, select_layers, size_mb
+
+EXTRACTION_FILE = "extraction.json"
+
+
+def parse_layer_list(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError as err:
+        message = f"--layers takes comma-separated integers such as 0,4,8, got {text!r}"
+        raise argparse.ArgumentTypeError(message) from err
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--teacher", required=True, help="BertForMaskedLM folder or Hub id (e.g. monologg/kobert-lm).")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--layers", type=parse_layer_list, help="Teacher layer indices, 0-based, e.g. 0,4,8.")
+    which.add_argument(
+        "--num-layers",
+        type=int,
+        help="Student depth; for a 12-layer teacher 1, 3 and 6 use the presets [5], [0,4,8], [0,2,4,7,9,11], "
+        "other depths evenly spaced layers.",
+    )
+    parser.add_argument(
+        "--no-fold-token-type",
+        dest="fold_token_type",
+        action="store_false",
+        help="Do not add the teacher's segment-0 token-type embedding to the student's position embeddings.",
+    )
+    parser.add_argument("--output", required=True, help="Folder to write; refused if it exists and is not empty.")
+    parser.add_argument("--overwrite", action="store_true", help="Replace an existing non-empty --output folder.")
+    args = parser.parse_args(argv)
+    if os.path.isdir(args.output) and os.listdir(args.output) and not args.overwrite:
+        parser.error(f"--output {args.output!r} exists and is not empty; pass --overwrite to replace it")
+    return args
+
+
+def check_tokenizer_matches(tokenizer: object, vocab_size: int, teacher: str) -> None:
+    if len(tokenizer) != vocab_size:
+        raise ValueError(
+            f"{teacher}: the tokenizer has {len(tokenizer)} tokens but the teacher's embeddings have {vocab_size} "
+            "rows; they do not belong together"
+        )
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    try:
+        teacher = load_teacher(args.teacher)
+        tokenizer = load_tokenizer(args.teacher)
+        check_tokenizer_matches(tokenizer, teacher.config.vocab_size, args.teacher)
+        layers = select_layers(teacher.config.num_hidden_layers, num_layers=args.num_layers, layers=args.layers)
+        student = build_student(teacher, layers, fold_token_type=args.fold_token_type)
+    except (ValueError, OSError) as err:
+        raise SystemExit(f"error: {err}") from err
+
+    parent = os.path.dirname(os.path.abspath(args.output))
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".extract-", dir=parent)
+    os.chmod(staging, 0o755)
+    student.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    summary = {
+        "teacher": args.teacher,
+        "teacher_layers": teacher.config.num_hidden_layers,
+        "student_layers_from_teacher": layers,
+        "fold_token_type": args.fold_token_type,
+        "teacher_parameters": parameter_count(teacher),
+        "student_parameters": parameter_count(student),
+        "teacher_size_mb": round(size_mb(teacher), 1),
+        "student_size_mb": round(size_mb(student), 1),
+    }
+    with open(os.path.join(staging, EXTRACTION_FILE), "w", encoding="utf-8") as f:
+        json.dump(summary, f, indent=2)
+    if os.path.isdir(args.output):
+        shutil.rmtree(args.output)
+    os.replace(staging, args.output)
+
+    print(f"wrote {args.output}: DistilBertForMaskedLM with {len(layers)} layers")
+    print(f"teacher layers taken (0-based): {layers} of {summary['teacher_layers']}")
+    print(f"token-type embedding folded into positions: {'yes' if args.fold_token_type else 'no'}")
+    print(f"teacher: {summary['teacher_parameters']:,} parameters, {summary['teacher_size_mb']} MB")
+    print(f"student: {summary['student_parameters']:,} parameters, {summary['student_size_mb']} MB")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
