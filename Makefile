@@ -35,6 +35,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/tokenizer_speed.py
+	$(BIN)/python benchmarks/inference_speed.py
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache .hypothesis
