@@ -1,0 +1,460 @@
+"""Tokenize a text corpus once and pack it into fixed-length blocks for distillation pretraining.
+
+    python -m pretrain.prepare --corpus data/reviews.txt.gz --tokenizer runs/demo/tokenizer \
+        --output runs/demo/data --max-seq-length 128 --num-proc 2
+    python -m pretrain.prepare --corpus 'corpus/*.txt.gz' --tokenizer runs/tokenizer --output runs/data \
+        --max-seq-length 512 --num-proc 16 --validation-ratio 0.001
+
+Packing: every line (a document or sentence) is tokenized without special tokens and followed by ``[SEP]``; the
+stream ``line1 [SEP] line2 [SEP] ...`` is cut into blocks ``[CLS] + stream[k:k+L-2] + [SEP]`` (L =
+``--max-seq-length``), so no position is wasted on padding. The last partial block is dropped. Block ``i`` goes to
+the validation split when ``i % round(1 / --validation-ratio) == 0``, to train otherwise.
+
+Output (format ``distilkobert-packed-v1``, read by ``pretrain.data.PackedBlocks``):
+
+- ``train-00000.bin``, ``train-00001.bin``, ... and ``validation-00000.bin``, ...: raw little-endian arrays of shape
+  (blocks, L) in C order, uint16 when the vocabulary fits (int32 otherwise), at most ``--shard-blocks`` blocks each;
+- ``token_counts.npy``: how often each token id occurs in the written blocks (for XLM-style mask smoothing);
+- ``meta.json``: sequence length, dtype, special ids, tokenizer hash, shards, and the fingerprint of the inputs;
+- ``stats.json``: lines read and skipped, tokens, blocks, speed and the arguments.
+
+Why raw arrays: blocks all have length L, so row ``i`` starts at byte ``i * L * itemsize`` and no offsets table is
+needed; uint16 halves the size of int32 for a vocabulary under 65,536; and ``numpy.memmap`` gives zero-copy random
+access to the same pages from any number of DataLoader workers and processes, as nanoGPT's ``train.bin`` does.
+
+The corpus is streamed (``pretrain.corpus.iter_lines``) and the worker pool is fed a bounded window of batches, so
+memory stays flat however large the corpus is. The folder is written next to ``--output`` and published with one
+``os.replace``, and a run whose inputs match an existing ``--output`` does nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import hashlib
+import itertools
+import json
+import logging
+import multiprocessing
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import IO, Any
+
+import numpy as np
+from tqdm import tqdm
+
+from pretrain.corpus import CorpusStats, expand_corpus_paths, iter_lines
+from tokenization_kobert import KoBertTokenizerFast
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "distilkobert-packed-v1"
+META_FILE = "meta.json"
+STATS_FILE = "stats.json"
+TOKEN_COUNTS_FILE = "token_counts.npy"
+SPLITS = ("train", "validation")
+MIN_SEQ_LENGTH = 8
+# transformers sets model_max_length to 1e30 when a tokenizer does not say; only smaller values are real limits.
+SANE_MODEL_MAX_LENGTH = 1_000_000
+WINDOW_PER_PROCESS = 4  # batches in flight per worker: keeps every worker busy, bounds memory
+_UP_TO_LAST_SPACE = re.compile(r".*\s", re.DOTALL)
+
+_backend: Any = None  # the worker's tokenizers.Tokenizer, set by init_worker
+
+
+@dataclass(frozen=True)
+class TokenizerInfo:
+    """What the output records about the tokenizer; ``vocab_size`` counts every id it can produce."""
+
+    path: str
+    vocab_size: int
+    cls_token_id: int
+    sep_token_id: int
+    pad_token_id: int
+    mask_token_id: int
+    vocab_sha256: str
+    model_max_length: int | None
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--corpus", nargs="+", required=True, help="Text files or globs (plain or .gz), one line each.")
+    parser.add_argument("--tokenizer", required=True, help="Tokenizer folder (written by pretrain.build_tokenizer).")
+    parser.add_argument("--output", required=True, help="Folder to write; refused if it holds other data.")
+    parser.add_argument("--max-seq-length", type=int, default=512, help="Tokens per block, [CLS] and [SEP] included.")
+    parser.add_argument("--num-proc", type=int, default=1, help="Tokenizer processes; 1 tokenizes in this process.")
+    parser.add_argument(
+        "--validation-ratio",
+        type=float,
+        default=0.001,
+        help="Share of blocks for validation: every round(1/ratio)-th block, from block 0; 0 = no validation split.",
+    )
+    parser.add_argument(
+        "--batch-lines", type=int, default=1000, help="Lines per tokenizer call (does not change output)."
+    )
+    parser.add_argument(
+        "--max-line-chars",
+        type=int,
+        default=20_000,
+        help="Longer lines are split at whitespace into pieces of at most this many characters before tokenizing.",
+    )
+    parser.add_argument("--shard-blocks", type=int, default=100_000, help="Blocks per .bin file at most.")
+    parser.add_argument("--overwrite", action="store_true", help="Replace an --output prepared from other inputs.")
+    args = parser.parse_args(argv)
+
+    if args.max_seq_length < MIN_SEQ_LENGTH:
+        parser.error(f"--max-seq-length must be at least {MIN_SEQ_LENGTH}, got {args.max_seq_length}")
+    for flag in ("num_proc", "batch_lines", "max_line_chars", "shard_blocks"):
+        if getattr(args, flag) < 1:
+            parser.error(f"--{flag.replace('_', '-')} must be at least 1, got {getattr(args, flag)}")
+    if not 0.0 <= args.validation_ratio <= 0.5:
+        parser.error(f"--validation-ratio must be in [0, 0.5], got {args.validation_ratio}")
+    try:
+        args.corpus = expand_corpus_paths(args.corpus)
+    except FileNotFoundError as err:
+        parser.error(str(err))
+
+    if not os.path.isdir(args.tokenizer):
+        parser.error(
+            f"--tokenizer {args.tokenizer!r}: no such folder; build one with python -m pretrain.build_tokenizer"
+        )
+    try:
+        args.tokenizer_info = read_tokenizer_info(args.tokenizer)
+    except Exception as err:  # a malformed tokenizer.json fails with KeyError, tokenizers' own Exception, ...
+        parser.error(f"--tokenizer {args.tokenizer!r} does not load as KoBertTokenizerFast: {err!r}")
+    limit = args.tokenizer_info.model_max_length
+    if limit is not None and args.max_seq_length > limit:
+        parser.error(
+            f"--max-seq-length {args.max_seq_length} exceeds the tokenizer's model_max_length {limit}: use at most "
+            f"{limit}, or rebuild the tokenizer with pretrain.build_tokenizer --model-max-length {args.max_seq_length}"
+        )
+
+    # Derived values travel on args (and are left out of the arguments recorded in stats.json).
+    args.fingerprint = fingerprint(args, args.tokenizer_info.vocab_sha256)
+    if os.path.exists(args.output) and not os.path.isdir(args.output):
+        parser.error(f"--output {args.output!r} is a file, not a folder")
+    existing = read_fingerprint(args.output)
+    args.already_prepared = existing == args.fingerprint
+    if not args.already_prepared and os.path.isdir(args.output) and os.listdir(args.output) and not args.overwrite:
+        what = "was prepared from other inputs or settings" if existing else "holds other files"
+        parser.error(f"--output {args.output!r} {what}; pass --overwrite to replace it, or choose another folder")
+    return args
+
+
+def vocab_sha256(tokenizer: Any) -> str:
+    """SHA-256 of a tokenizer's token strings in id order, joined by newlines (added tokens included)."""
+    tokens = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+    return hashlib.sha256("\n".join(tokens).encode("utf-8")).hexdigest()
+
+
+def read_tokenizer_info(path: str) -> TokenizerInfo:
+    tokenizer = KoBertTokenizerFast.from_pretrained(path)
+    limit = tokenizer.model_max_length
+    return TokenizerInfo(
+        path=path,
+        vocab_size=len(tokenizer),  # added tokens included: every id the backend can emit must fit the dtype
+        cls_token_id=tokenizer.cls_token_id,
+        sep_token_id=tokenizer.sep_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        mask_token_id=tokenizer.mask_token_id,
+        vocab_sha256=vocab_sha256(tokenizer),
+        model_max_length=int(limit) if limit and limit < SANE_MODEL_MAX_LENGTH else None,
+    )
+
+
+def fingerprint(args: argparse.Namespace, vocab_sha256: str) -> str:
+    """Hash of everything the output depends on: corpus files (path, size, mtime), vocabulary and packing flags."""
+    files = []
+    for path in args.corpus:
+        st = os.stat(path)
+        files.append([os.path.realpath(path), st.st_size, st.st_mtime_ns])
+    payload = {
+        "format": FORMAT,
+        "corpus": files,
+        "vocab_sha256": vocab_sha256,
+        "max_seq_length": args.max_seq_length,
+        "validation_ratio": args.validation_ratio,
+        "max_line_chars": args.max_line_chars,
+        "shard_blocks": args.shard_blocks,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def read_fingerprint(output: str) -> str | None:
+    """The fingerprint in ``output/meta.json`` when it is a folder we prepared, else None."""
+    try:
+        with open(os.path.join(output, META_FILE), encoding="utf-8") as f:
+            meta = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return meta.get("fingerprint") if isinstance(meta, dict) and meta.get("format") == FORMAT else None
+
+
+def output_dtype(vocab_size: int) -> np.dtype:
+    return np.dtype("<u2") if vocab_size <= 65535 else np.dtype("<i4")
+
+
+def split_long_line(line: str, max_chars: int) -> list[str]:
+    """Pieces of at most ``max_chars`` characters, cut at the last whitespace that fits (dropped), else hard."""
+    pieces = []
+    while len(line) > max_chars:
+        match = _UP_TO_LAST_SPACE.match(line, 0, max_chars + 1)
+        cut = match.end() - 1 if match else 0
+        if cut > 0:
+            piece, line = line[:cut], line[cut + 1 :]
+        else:
+            piece, line = line[:max_chars], line[max_chars:]
+        if piece.strip():
+            pieces.append(piece)
+    if line.strip():
+        pieces.append(line)
+    return pieces
+
+
+def init_worker(tokenizer_dir: str) -> None:
+    """Load the tokenizer backend in a worker, held to one thread: the processes are the parallelism."""
+    global _backend
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    os.environ["RAYON_NUM_THREADS"] = "1"
+    _backend = KoBertTokenizerFast.from_pretrained(tokenizer_dir).backend_tokenizer
+
+
+def encode_lines(lines: list[str], sep_token_id: int, max_line_chars: int) -> tuple[np.ndarray, int]:
+    """The stream of ``lines`` (each line's ids, then ``[SEP]``) and how many lines were split for length.
+
+    The pieces of a split line are tokenized separately and joined without a ``[SEP]``: they are still one line.
+    """
+    pieces: list[str] = []
+    ends_line: list[bool] = []
+    split = 0
+    for line in lines:
+        too_long = len(line) > max_line_chars
+        parts = split_long_line(line, max_line_chars) if too_long else [line]
+        split += too_long
+        pieces.extend(parts)
+        ends_line.extend([False] * (len(parts) - 1) + [True])
+    stream: list[int] = []
+    for encoding, last in zip(_backend.encode_batch_fast(pieces, add_special_tokens=False), ends_line, strict=True):
+        stream.extend(encoding.ids)
+        if last:
+            stream.append(sep_token_id)
+    return np.array(stream, dtype=np.int32), split
+
+
+def batched(items: Iterable[str], size: int) -> Iterator[list[str]]:
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
+
+
+def ordered_imap(pool: Any, func: Callable[[Any], Any], items: Iterable[Any], window: int) -> Iterator[Any]:
+    """``pool.imap`` that keeps at most ``window`` items in flight (``imap`` itself reads all its input ahead)."""
+    pending: deque[Any] = deque()
+    for item in items:
+        pending.append(pool.apply_async(func, (item,)))
+        if len(pending) >= window:
+            yield pending.popleft().get()
+    while pending:
+        yield pending.popleft().get()
+
+
+def take_blocks(stream: np.ndarray, content_length: int) -> tuple[np.ndarray, np.ndarray]:
+    """The whole (n, content_length) slices at the start of ``stream``, and the rest (a copy, so it stays small)."""
+    count = len(stream) // content_length
+    return stream[: count * content_length].reshape(count, content_length), stream[count * content_length :].copy()
+
+
+def frame_blocks(content: np.ndarray, cls_token_id: int, sep_token_id: int) -> np.ndarray:
+    """(n, L-2) stream slices -> (n, L) blocks ``[CLS] slice [SEP]``."""
+    blocks = np.empty((content.shape[0], content.shape[1] + 2), dtype=content.dtype)
+    blocks[:, 0], blocks[:, 1:-1], blocks[:, -1] = cls_token_id, content, sep_token_id
+    return blocks
+
+
+def validation_mask(first_block: int, count: int, every: int) -> np.ndarray:
+    """True for the blocks ``first_block .. first_block+count-1`` that belong to validation (every ``every``-th)."""
+    if every == 0:
+        return np.zeros(count, dtype=bool)
+    return np.arange(first_block, first_block + count) % every == 0
+
+
+class ShardWriter:
+    """Appends the blocks of one split to ``{split}-00000.bin``, ``{split}-00001.bin``, ... in ``folder``."""
+
+    def __init__(self, folder: str, split: str, shard_blocks: int, dtype: np.dtype) -> None:
+        self.folder, self.split, self.shard_blocks, self.dtype = folder, split, shard_blocks, dtype
+        self.shards: list[dict[str, Any]] = []
+        self._file: IO[bytes] | None = None
+
+    @property
+    def blocks(self) -> int:
+        return sum(shard["blocks"] for shard in self.shards)
+
+    def write(self, blocks: np.ndarray) -> None:
+        while len(blocks):
+            if self._file is None or self.shards[-1]["blocks"] == self.shard_blocks:
+                self._open_next()
+            room = self.shard_blocks - self.shards[-1]["blocks"]
+            chunk, blocks = blocks[:room], blocks[room:]
+            self._file.write(np.ascontiguousarray(chunk, dtype=self.dtype).tobytes())
+            self.shards[-1]["blocks"] += len(chunk)
+
+    def _open_next(self) -> None:
+        self.close()
+        name = f"{self.split}-{len(self.shards):05d}.bin"
+        self._file = open(os.path.join(self.folder, name), "wb")
+        self.shards.append({"file": name, "blocks": 0})
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def pack_corpus(args: argparse.Namespace, folder: str) -> dict[str, Any]:
+    """Tokenize, pack and write the shards and token counts of ``args.corpus`` into ``folder``; returns the stats."""
+    info: TokenizerInfo = args.tokenizer_info
+    content_length = args.max_seq_length - 2
+    every = round(1 / args.validation_ratio) if args.validation_ratio > 0 else 0
+    dtype = output_dtype(info.vocab_size)
+    writers = {split: ShardWriter(folder, split, args.shard_blocks, dtype) for split in SPLITS[: 2 if every else 1]}
+    counts = np.zeros(info.vocab_size, dtype=np.int64)
+    corpus = CorpusStats()
+    stream_tokens = split_lines = total_blocks = 0
+    carry = np.empty(0, dtype=np.int32)  # stream tokens not yet in a block: fewer than content_length
+
+    batches = batched(iter_lines(args.corpus, corpus), args.batch_lines)
+    encode = functools.partial(encode_lines, sep_token_id=info.sep_token_id, max_line_chars=args.max_line_chars)
+    plain = not any(path.endswith(".gz") for path in args.corpus)
+    total_bytes = sum(os.path.getsize(path) for path in args.corpus) if plain else None
+    pool = None
+    if args.num_proc > 1:
+        pool = multiprocessing.Pool(args.num_proc, initializer=init_worker, initargs=(args.tokenizer,))
+        fragments = ordered_imap(pool, encode, batches, args.num_proc * WINDOW_PER_PROCESS)
+    else:
+        init_worker(args.tokenizer)
+        fragments = map(encode, batches)
+    try:
+        with tqdm(total=total_bytes, unit="B", unit_scale=True, desc="prepare", file=sys.stderr) as bar:
+            for stream, split in fragments:
+                stream_tokens += len(stream)
+                split_lines += split
+                content, carry = take_blocks(np.concatenate([carry, stream]), content_length)
+                blocks = frame_blocks(content, info.cls_token_id, info.sep_token_id)
+                is_validation = validation_mask(total_blocks, len(blocks), every)
+                writers["train"].write(blocks[~is_validation])
+                if every:
+                    writers["validation"].write(blocks[is_validation])
+                counts += np.bincount(blocks.ravel(), minlength=info.vocab_size)
+                total_blocks += len(blocks)
+                bar.update(corpus.bytes - bar.n)
+    finally:
+        for writer in writers.values():
+            writer.close()
+        if pool is not None:
+            pool.terminate()
+    np.save(os.path.join(folder, TOKEN_COUNTS_FILE), counts)
+    return {
+        "lines": corpus.lines,
+        "invalid_utf8": corpus.invalid_utf8,
+        "empty": corpus.empty,
+        "split_long_lines": split_lines,
+        "bytes": corpus.bytes,
+        "tokens": stream_tokens - corpus.lines,  # one [SEP] per line
+        "separator_tokens": corpus.lines,
+        "blocks": {split: writer.blocks for split, writer in writers.items()},
+        "dropped_tail_tokens": len(carry),
+        "shards": {split: writer.shards for split, writer in writers.items()},
+    }
+
+
+def build_meta(args: argparse.Namespace, shards: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    info: TokenizerInfo = args.tokenizer_info
+    return {
+        "format": FORMAT,
+        "max_seq_length": args.max_seq_length,
+        "dtype": output_dtype(info.vocab_size).name,
+        "vocab_size": info.vocab_size,
+        "cls_token_id": info.cls_token_id,
+        "sep_token_id": info.sep_token_id,
+        "pad_token_id": info.pad_token_id,
+        "mask_token_id": info.mask_token_id,
+        "tokenizer": {"path": info.path, "vocab_sha256": info.vocab_sha256},
+        "splits": {
+            split: {"blocks": sum(s["blocks"] for s in split_shards), "shards": split_shards}
+            for split, split_shards in shards.items()
+        },
+        "fingerprint": args.fingerprint,
+    }
+
+
+def write_json(path: str, data: dict[str, Any]) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def publish(staging: str, output: str) -> None:
+    """Move the finished ``staging`` folder to ``output`` in one step; an old ``output`` is moved aside first, so
+    a folder with a meta.json is never half-written or half-deleted."""
+    if os.path.isdir(output):
+        old = tempfile.mkdtemp(prefix=".prepare-old-", dir=os.path.dirname(staging))
+        os.replace(output, os.path.join(old, "data"))
+        os.replace(staging, output)
+        shutil.rmtree(old)
+    else:
+        os.replace(staging, output)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.already_prepared:
+        print(f"already prepared: {args.output} (fingerprint {args.fingerprint[:12]}); nothing to do")
+        return
+
+    start = time.perf_counter()
+    parent = os.path.dirname(os.path.abspath(args.output))
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".prepare-", dir=parent)
+    os.chmod(staging, 0o755)  # mkdtemp's 0o700 would carry over to the published folder
+    try:
+        stats = pack_corpus(args, staging)
+        if stats["blocks"]["train"] == 0:
+            raise SystemExit(
+                f"error: {stats['tokens']:,} tokens in {args.corpus} fill no training block of {args.max_seq_length}; "
+                "add text, lower --max-seq-length or --validation-ratio"
+            )
+        seconds = time.perf_counter() - start
+        write_json(os.path.join(staging, META_FILE), build_meta(args, stats.pop("shards")))
+        hidden = ("tokenizer_info", "already_prepared", "fingerprint")
+        stats.update(
+            seconds=round(seconds, 2),
+            mb_per_s=round(stats["bytes"] / 1e6 / seconds, 2),
+            num_proc=args.num_proc,
+            args={key: value for key, value in vars(args).items() if key not in hidden},
+        )
+        write_json(os.path.join(staging, STATS_FILE), stats)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    publish(staging, args.output)
+
+    blocks = ", ".join(f"{count:,} {split}" for split, count in stats["blocks"].items())
+    print(
+        f"wrote {args.output}: {stats['lines']:,} lines, {stats['tokens']:,} tokens -> blocks of "
+        f"{args.max_seq_length}: {blocks} ({stats['dropped_tail_tokens']:,} tail tokens dropped)\n"
+        f"skipped {stats['invalid_utf8']:,} invalid UTF-8 and {stats['empty']:,} empty lines, split "
+        f"{stats['split_long_lines']:,} long lines; {stats['bytes'] / 1e6:,.1f} MB in {stats['seconds']} s "
+        f"({stats['mb_per_s']} MB/s, --num-proc {args.num_proc})"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

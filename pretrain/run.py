@@ -1,0 +1,479 @@
+"""Distil a BERT masked-LM teacher into a DistilBERT student: DistilKoBERT's pretraining.
+
+    # CPU, or one GPU
+    python pretrain/run.py --config pretrain/configs/tiny.yaml --teacher runs/teacher --data_dir runs/data \
+        --output_dir runs/distil
+    # several GPUs on one node (DDP, bf16), then on two nodes
+    accelerate launch --config_file pretrain/accelerate_configs/multi_gpu.yaml pretrain/run.py \
+        --config pretrain/configs/distilkobert_3layer.yaml --data_dir runs/data --output_dir runs/distilkobert
+    accelerate launch --config_file pretrain/accelerate_configs/multi_node.yaml --machine_rank 0 pretrain/run.py ...
+    # continue after an interruption, from the newest complete checkpoint
+    accelerate launch ... pretrain/run.py --config ... --resume true
+
+Any key of ``DistillationConfig`` (see ``--help``) can be overridden as ``--key value``. Writes
+``OUTPUT_DIR/metrics.jsonl``, TensorBoard logs, ``OUTPUT_DIR/checkpoint-STEP/`` and the student in
+``OUTPUT_DIR/final``, each loadable with ``AutoModelForMaskedLM`` and ``AutoTokenizer(..., trust_remote_code=True)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import math
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from torch import nn
+from torch.utils.data import DataLoader, RandomSampler
+from tqdm.auto import tqdm
+from transformers import DistilBertForMaskedLM, get_linear_schedule_with_warmup
+
+from modeling.load import load_teacher, load_tokenizer
+from modeling.student import build_student, parameter_count
+from pretrain.checkpoint import (
+    TRAINING_STATE_DIR,
+    checkpoint_path,
+    latest_checkpoint,
+    publish,
+    read_trainer_state,
+    rotate,
+    staging_path,
+)
+from pretrain.config import DistillationConfig, describe_keys, load_config, save_config
+from pretrain.data import PackedBlocks, check_compatible, load_meta, load_token_counts, vocab_sha256
+from pretrain.losses import hidden_cosine, logit_mse, masked_lm_cross_entropy, soft_target_kl
+from pretrain.masking import mask_tokens, token_weights
+
+logger = logging.getLogger("pretrain")
+METRICS_FILE = "metrics.jsonl"
+DISTILLATION_FILE = "distillation.json"
+LOSS_TERMS = ("loss_ce", "loss_mlm", "loss_cos", "loss_mse")
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[str]]:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog="config keys (override any as --key value):\n" + describe_keys(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--config", default=None, help="YAML preset, e.g. pretrain/configs/distilkobert_3layer.yaml.")
+    return parser.parse_known_args(argv)
+
+
+class DistillationStudent(nn.Module):
+    """The student as one module, so DDP/FSDP see a single forward: last hidden states for every token, and
+    vocabulary logits only at the chosen positions (the projection to 8,002 tokens is the costly part)."""
+
+    def __init__(self, student: DistilBertForMaskedLM) -> None:
+        super().__init__()
+        self.student = student
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        hidden = self.student.distilbert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        s = self.student
+        logits = s.vocab_projector(s.vocab_layer_norm(s.activation(s.vocab_transform(hidden[positions]))))
+        return hidden, logits
+
+
+@torch.no_grad()
+def teacher_outputs(
+    teacher: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Teacher hidden states for every token and MLM logits at ``positions`` (segment 0 throughout)."""
+    hidden = teacher.bert(
+        input_ids=input_ids, attention_mask=attention_mask, token_type_ids=torch.zeros_like(input_ids)
+    ).last_hidden_state
+    return hidden, teacher.cls(hidden[positions])
+
+
+def distillation_losses(
+    student_hidden: torch.Tensor,
+    student_logits: torch.Tensor,
+    teacher_hidden: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    targets: torch.Tensor,
+    attention_mask: torch.Tensor,
+    config: DistillationConfig,
+) -> dict[str, torch.Tensor]:
+    """Every loss term and their weighted sum ``loss`` (formula in ``DistillationConfig``)."""
+    keep = attention_mask.bool()
+    terms = {
+        "loss_ce": soft_target_kl(student_logits, teacher_logits, config.temperature),
+        "loss_mlm": masked_lm_cross_entropy(student_logits, targets),
+        "loss_cos": hidden_cosine(student_hidden[keep], teacher_hidden[keep]),
+        "loss_mse": logit_mse(student_logits, teacher_logits),
+    }
+    alphas = {"loss_ce": config.alpha_ce, "loss_mlm": config.alpha_mlm, "loss_cos": config.alpha_cos}
+    alphas["loss_mse"] = config.alpha_mse
+    terms["loss"] = sum(alphas[name] * value for name, value in terms.items())
+    return terms
+
+
+class EpochSampler(RandomSampler):
+    """A random order that depends only on (seed, epoch), so a resumed run sees the same batches."""
+
+    def __init__(self, data_source: PackedBlocks, seed: int) -> None:
+        super().__init__(data_source, generator=torch.Generator())
+        self.seed = seed
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.generator.manual_seed(self.seed + epoch)
+
+
+def mask_seed(seed: int, epoch: int, batch: int, process: int) -> int:
+    """The masking seed of one micro-batch: fixed by its place in training, so resuming repeats it."""
+    return hash((seed, epoch, batch, process)) % 2**63
+
+
+def validate_inputs(config: DistillationConfig) -> tuple[dict[str, Any], Path | None]:
+    """Start-up checks that need no model: prepared data, and a checkpoint to resume from."""
+    meta = load_meta(config.data_dir)
+    resume_from = latest_checkpoint(config.output_dir) if config.resume else None
+    if config.resume and resume_from is None:
+        raise ValueError(
+            f"resume: no complete checkpoint in {config.output_dir!r} (complete ones are checkpoint-STEP folders "
+            "with a trainer_state.json); drop --resume to start afresh"
+        )
+    return meta, resume_from
+
+
+def check_vocabularies(teacher: nn.Module, tokenizer: Any, meta: dict[str, Any], config: DistillationConfig) -> None:
+    """Teacher embeddings, tokenizer and prepared data must share one vocabulary."""
+    if len(tokenizer) != teacher.config.vocab_size:
+        raise ValueError(
+            f"the teacher {config.teacher!r} has {teacher.config.vocab_size} embeddings but its tokenizer has "
+            f"{len(tokenizer)} tokens; use the tokenizer the teacher was trained with"
+        )
+    check_compatible(meta, teacher.config.vocab_size, teacher.config.max_position_embeddings, config.data_dir)
+    if meta["tokenizer"]["vocab_sha256"] != vocab_sha256(tokenizer):
+        raise ValueError(
+            f"{config.data_dir} was prepared with another vocabulary ({meta['tokenizer']['path']}) than the "
+            f"teacher's tokenizer; prepare the data again with --tokenizer {config.teacher}"
+        )
+
+
+def build_optimizer(student: nn.Module, config: DistillationConfig) -> torch.optim.AdamW:
+    decay, no_decay = [], []
+    for name, parameter in student.named_parameters():
+        if parameter.requires_grad:
+            (no_decay if parameter.ndim < 2 or "layer_norm" in name.lower() else decay).append(parameter)
+    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=config.learning_rate, eps=config.adam_epsilon)
+
+
+@torch.no_grad()
+def evaluate(
+    accelerator: Accelerator,
+    module: nn.Module,
+    teacher: nn.Module,
+    loader: DataLoader,
+    weights: torch.Tensor,
+    config: DistillationConfig,
+    special: dict[str, int],
+) -> dict[str, float]:
+    """Student MLM loss and perplexity, and teacher-student top-1 agreement, on masked validation tokens.
+
+    The masks are the same at every evaluation, so the numbers are comparable along a run.
+    """
+    module.eval()
+    totals = torch.zeros(3, dtype=torch.float64, device=accelerator.device)  # loss sum, agreements, tokens
+    for i, blocks in enumerate(loader):
+        if i >= config.eval_max_batches:
+            break
+        generator = torch.Generator(device=blocks.device).manual_seed(mask_seed(config.seed, -1, i, 0))
+        inputs, labels = mask_tokens(
+            blocks,
+            weights,
+            special["mask"],
+            len(weights),
+            generator,
+            config.mlm_probability,
+            config.mask_probability,
+            config.random_probability,
+        )
+        attention_mask, positions = (inputs != special["pad"]).long(), labels != -100
+        with accelerator.autocast():
+            _, student_logits = module(inputs, attention_mask, positions)
+            _, teacher_logits = teacher_outputs(teacher, inputs, attention_mask, positions)
+        per_block = torch.stack(
+            [
+                torch.zeros(len(blocks), device=blocks.device, dtype=torch.float64).index_add_(
+                    0, positions.nonzero()[:, 0], values.double()
+                )
+                for values in (
+                    nn.functional.cross_entropy(student_logits.float(), labels[positions], reduction="none"),
+                    (student_logits.argmax(-1) == teacher_logits.argmax(-1)).double(),
+                    torch.ones(int(positions.sum()), device=blocks.device),
+                )
+            ],
+            dim=1,
+        )
+        totals += accelerator.gather_for_metrics(per_block).sum(0)
+    module.train()
+    loss_sum, agreements, tokens = totals.tolist()
+    tokens = max(tokens, 1.0)
+    return {
+        "eval_mlm_loss": loss_sum / tokens,
+        "eval_perplexity": math.exp(min(loss_sum / tokens, 50.0)),
+        "eval_top1_agreement": agreements / tokens,
+        "eval_tokens": int(tokens),
+    }
+
+
+def export_student(accelerator: Accelerator, module: nn.Module, tokenizer: Any, folder: Path, info: dict) -> None:
+    """``save_pretrained`` the student with its tokenizer and what made it (main process writes)."""
+    student = accelerator.unwrap_model(module).student
+    student.save_pretrained(folder, is_main_process=accelerator.is_main_process, save_function=accelerator.save)
+    if accelerator.is_main_process:
+        tokenizer.save_pretrained(folder)
+        (folder / DISTILLATION_FILE).write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n")
+
+
+def save_checkpoint(
+    accelerator: Accelerator,
+    module: nn.Module,
+    tokenizer: Any,
+    info: dict[str, Any],
+    state: dict[str, int],
+    config: DistillationConfig,
+) -> Path:
+    """Write checkpoint-STEP atomically (see pretrain.checkpoint) and keep the newest ``save_total_limit``."""
+    staging, final = staging_path(config.output_dir, state["step"]), checkpoint_path(config.output_dir, state["step"])
+    if accelerator.is_main_process:
+        if staging.exists():  # left by a run that died while saving
+            shutil.rmtree(staging)
+        staging.mkdir(parents=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(staging / TRAINING_STATE_DIR))
+    export_student(accelerator, module, tokenizer, staging, info)
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        save_config(config, staging / "distillation_config.yaml")
+        publish(staging, final, state)
+        rotate(config.output_dir, config.save_total_limit)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def trim_metrics(path: Path, step: int) -> None:
+    """Drop lines logged after ``step`` by an interrupted run, so a resumed run's log reads as one run's."""
+    if path.exists():
+        kept = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= step]
+        path.write_text("".join(f"{line}\n" for line in kept))
+
+
+def log_metrics(accelerator: Accelerator, path: Path, metrics: dict[str, Any], step: int) -> None:
+    if accelerator.is_main_process:
+        with path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps({"step": step, **metrics}) + "\n")
+    accelerator.log({k: v for k, v in metrics.items() if isinstance(v, (int, float))}, step=step)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args, overrides = parse_args(argv)
+    try:
+        config = load_config(args.config, overrides)
+        meta, resume_from = validate_inputs(config)
+    except (ValueError, OSError) as err:
+        raise SystemExit(f"error: {err}") from err
+
+    accelerator = Accelerator(
+        mixed_precision=config.mixed_precision,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        log_with=None if config.report_to == "none" else config.report_to,
+        project_dir=config.output_dir,
+    )
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    logger.setLevel(logging.INFO if accelerator.is_main_process else logging.WARNING)
+    set_seed(config.seed)
+
+    try:
+        teacher = load_teacher(config.teacher)
+        tokenizer = load_tokenizer(config.teacher)
+        check_vocabularies(teacher, tokenizer, meta, config)
+    except (ValueError, OSError) as err:
+        raise SystemExit(f"error: {err}") from err
+    special = {"mask": tokenizer.mask_token_id, "pad": tokenizer.pad_token_id}
+
+    train_set = PackedBlocks(config.data_dir, "train")
+    sampler = EpochSampler(train_set, config.seed)
+    train_loader = DataLoader(
+        train_set,
+        batch_size=config.per_device_train_batch_size,
+        sampler=sampler,
+        drop_last=True,
+        num_workers=config.dataloader_num_workers,
+        # Its own generator: a DataLoader without one draws from the global RNG at every new iterator, so a resumed
+        # run's dropout would drift from the uninterrupted run's.
+        generator=torch.Generator().manual_seed(config.seed),
+    )
+    has_validation = meta["splits"].get("validation", {}).get("blocks", 0) > 0 and config.eval_steps > 0
+    eval_loader = (
+        DataLoader(PackedBlocks(config.data_dir, "validation"), batch_size=config.per_device_eval_batch_size)
+        if has_validation
+        else None
+    )
+
+    if config.student:
+        student = DistilBertForMaskedLM.from_pretrained(config.student)
+    else:
+        student = build_student(teacher, config.student_layers, fold_token_type=config.fold_token_type)
+    student.config._attn_implementation = config.attn_implementation
+    teacher.config._attn_implementation = config.attn_implementation
+    if config.freeze_position_embeddings:
+        student.distilbert.embeddings.position_embeddings.weight.requires_grad_(False)
+    teacher.requires_grad_(False).eval()
+    module: nn.Module = DistillationStudent(student).train()
+    optimizer = build_optimizer(student, config)
+
+    updates_per_epoch = len(train_loader) // accelerator.num_processes // config.gradient_accumulation_steps
+    total_steps = config.max_steps if config.max_steps > 0 else config.num_train_epochs * max(updates_per_epoch, 1)
+    # accelerate steps a prepared scheduler once per process per update, hence the factor.
+    scheduler = get_linear_schedule_with_warmup(
+        optimizer,
+        num_warmup_steps=math.ceil(config.warmup_ratio * total_steps) * accelerator.num_processes,
+        num_training_steps=total_steps * accelerator.num_processes,
+    )
+    if config.torch_compile:
+        module, teacher = torch.compile(module), torch.compile(teacher)
+    module, optimizer, train_loader, scheduler = accelerator.prepare(module, optimizer, train_loader, scheduler)
+    if eval_loader is not None:
+        eval_loader = accelerator.prepare(eval_loader)
+    teacher.to(accelerator.device)
+    weights = token_weights(load_token_counts(config.data_dir), config.mlm_smoothing, tokenizer.all_special_ids)
+    weights = weights.to(accelerator.device)
+
+    output_dir, state = Path(config.output_dir), {"step": 0, "epoch": 0, "batch_in_epoch": 0}
+    metrics_path = output_dir / METRICS_FILE
+    if resume_from is not None:
+        accelerator.load_state(str(resume_from / TRAINING_STATE_DIR))
+        state = read_trainer_state(resume_from)
+        if accelerator.is_main_process:
+            trim_metrics(metrics_path, state["step"])
+        logger.info("Resuming from %s (step %d)", resume_from, state["step"])
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        save_config(config, output_dir / "distillation_config.yaml")
+    accelerator.init_trackers("distillation", config={k: str(v) for k, v in dataclasses.asdict(config).items()})
+    info = {
+        "teacher": config.teacher,
+        "student_layers_from_teacher": None if config.student else config.student_layers,
+        "config": dataclasses.asdict(config),
+        "data": {"dir": config.data_dir, "stats": meta.get("stats")},
+    }
+
+    tokens_per_update = (
+        config.per_device_train_batch_size * meta["max_seq_length"] * config.gradient_accumulation_steps
+    ) * accelerator.num_processes
+    logger.info("***** Running training *****")
+    logger.info("  Training blocks = %d of %d tokens", len(train_set), meta["max_seq_length"])
+    logger.info(
+        "  Teacher parameters = %s, student parameters = %s",
+        f"{parameter_count(teacher):,}",
+        f"{parameter_count(student):,}",
+    )
+    logger.info(
+        "  Processes = %d, batch per device = %d, gradient accumulation = %d, tokens per update = %d",
+        accelerator.num_processes,
+        config.per_device_train_batch_size,
+        config.gradient_accumulation_steps,
+        tokens_per_update,
+    )
+    logger.info("  Optimizer steps = %d (%d per epoch)", total_steps, updates_per_epoch)
+
+    progress = tqdm(total=total_steps, initial=state["step"], disable=not accelerator.is_main_process)
+    running = torch.zeros(len(LOSS_TERMS) + 1, device=accelerator.device)
+    micro_batches, last_log = 0, time.perf_counter()
+    while state["step"] < total_steps:
+        train_loader.set_epoch(state["epoch"])
+        skip = state["batch_in_epoch"]
+        loader = accelerator.skip_first_batches(train_loader, skip) if skip else train_loader
+        for blocks in loader:
+            seed = mask_seed(config.seed, state["epoch"], state["batch_in_epoch"], accelerator.process_index)
+            generator = torch.Generator(device=blocks.device).manual_seed(seed)
+            inputs, labels = mask_tokens(
+                blocks,
+                weights,
+                special["mask"],
+                len(weights),
+                generator,
+                config.mlm_probability,
+                config.mask_probability,
+                config.random_probability,
+            )
+            attention_mask, positions = (inputs != special["pad"]).long(), labels != -100
+            with accelerator.accumulate(module):
+                with accelerator.autocast():
+                    student_hidden, student_logits = module(inputs, attention_mask, positions)
+                    teacher_hidden, teacher_logits = teacher_outputs(teacher, inputs, attention_mask, positions)
+                terms = distillation_losses(
+                    student_hidden,
+                    student_logits,
+                    teacher_hidden,
+                    teacher_logits,
+                    labels[positions],
+                    attention_mask,
+                    config,
+                )
+                accelerator.backward(terms["loss"])
+                if accelerator.sync_gradients and config.max_grad_norm > 0:
+                    accelerator.clip_grad_norm_(module.parameters(), config.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
+            running += torch.stack([terms["loss"], *(terms[name] for name in LOSS_TERMS)]).detach()
+            micro_batches += 1
+            state["batch_in_epoch"] += 1
+            if not accelerator.sync_gradients:
+                continue
+
+            state["step"] += 1
+            progress.update(1)
+            if state["step"] % config.logging_steps == 0 or state["step"] == total_steps:
+                means = (accelerator.reduce(running, "mean") / micro_batches).tolist()
+                elapsed = time.perf_counter() - last_log
+                metrics = {"epoch": state["epoch"], "loss": means[0], **dict(zip(LOSS_TERMS, means[1:], strict=True))}
+                metrics["learning_rate"] = scheduler.get_last_lr()[0]
+                metrics["tokens_per_s"] = (
+                    micro_batches / config.gradient_accumulation_steps * tokens_per_update / elapsed
+                )
+                log_metrics(accelerator, metrics_path, metrics, state["step"])
+                progress.set_postfix(loss=f"{means[0]:.4f}")
+                running.zero_()
+                micro_batches, last_log = 0, time.perf_counter()
+            if eval_loader is not None and (state["step"] % config.eval_steps == 0 or state["step"] == total_steps):
+                log_metrics(
+                    accelerator,
+                    metrics_path,
+                    evaluate(accelerator, module, teacher, eval_loader, weights, config, special),
+                    state["step"],
+                )
+            if state["step"] % config.save_steps == 0 or state["step"] == total_steps:
+                save_checkpoint(accelerator, module, tokenizer, info, state, config)
+            if state["step"] >= total_steps:
+                break
+        else:
+            state["epoch"] += 1
+            state["batch_in_epoch"] = 0
+
+    progress.close()
+    final = output_dir / "final"
+    export_student(accelerator, module, tokenizer, final, info)
+    accelerator.wait_for_everyone()
+    logger.info("Student saved to %s", final)
+    accelerator.end_training()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,238 @@
+"""The pure parts of distillation: each loss against a hand computation, masking statistics, config, checkpoints."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pretrain.checkpoint import complete_checkpoints, latest_checkpoint, publish, rotate, staging_path
+from pretrain.config import DistillationConfig, describe_keys, load_config, parse_overrides
+from pretrain.losses import hidden_cosine, logit_mse, masked_lm_cross_entropy, soft_target_kl
+from pretrain.masking import mask_tokens, token_weights
+
+CONFIGS = Path(__file__).resolve().parent.parent / "pretrain" / "configs"
+
+STUDENT = [[1.0, 2.0, 0.5], [0.0, -1.0, 3.0]]
+TEACHER = [[0.5, 2.5, 0.0], [1.0, 0.0, 2.0]]
+
+
+def softmax(row: list[float], t: float = 1.0) -> list[float]:
+    exps = [math.exp(x / t) for x in row]
+    return [e / sum(exps) for e in exps]
+
+
+class TestLossesByHand:
+    def test_soft_target_kl(self) -> None:
+        t = 2.0
+        expected = 0.0
+        for s_row, t_row in zip(STUDENT, TEACHER, strict=True):
+            p, q = softmax(t_row, t), softmax(s_row, t)
+            expected += sum(pi * math.log(pi / qi) for pi, qi in zip(p, q, strict=True))
+        expected = expected / len(STUDENT) * t**2
+        got = soft_target_kl(torch.tensor(STUDENT), torch.tensor(TEACHER), t)
+        assert got.item() == pytest.approx(expected, rel=1e-6)
+
+    def test_kl_is_zero_for_equal_logits_and_scales_with_t_squared(self) -> None:
+        logits = torch.tensor(STUDENT)
+        assert soft_target_kl(logits, logits, 3.0).item() == pytest.approx(0.0, abs=1e-7)
+        # For large T, T^2 * KL tends to the squared-logit-difference form: it must not vanish as T grows.
+        assert soft_target_kl(torch.tensor(STUDENT), torch.tensor(TEACHER), 50.0).item() > 0.1
+
+    def test_masked_lm_cross_entropy(self) -> None:
+        targets = [1, 2]
+        expected = -sum(math.log(softmax(row)[y]) for row, y in zip(STUDENT, targets, strict=True)) / 2
+        got = masked_lm_cross_entropy(torch.tensor(STUDENT), torch.tensor(targets))
+        assert got.item() == pytest.approx(expected, rel=1e-6)
+
+    def test_hidden_cosine(self) -> None:
+        def cos(a: list[float], b: list[float]) -> float:
+            dot = sum(x * y for x, y in zip(a, b, strict=True))
+            return dot / math.sqrt(sum(x * x for x in a)) / math.sqrt(sum(y * y for y in b))
+
+        expected = sum(1 - cos(a, b) for a, b in zip(STUDENT, TEACHER, strict=True)) / 2
+        got = hidden_cosine(torch.tensor(STUDENT), torch.tensor(TEACHER))
+        assert got.item() == pytest.approx(expected, rel=1e-6)
+
+    def test_logit_mse(self) -> None:
+        expected = sum((a - b) ** 2 for s, t in zip(STUDENT, TEACHER, strict=True) for a, b in zip(s, t, strict=True))
+        got = logit_mse(torch.tensor(STUDENT), torch.tensor(TEACHER))
+        assert got.item() == pytest.approx(expected / 2, rel=1e-6)
+
+    def test_weighted_total(self) -> None:
+        from pretrain.run import distillation_losses
+
+        s_logits, t_logits = torch.tensor(STUDENT), torch.tensor(TEACHER)
+        hidden_s, hidden_t = torch.tensor([STUDENT]), torch.tensor([TEACHER])
+        mask = torch.ones(1, 2, dtype=torch.long)
+        config = DistillationConfig(alpha_ce=5.0, alpha_mlm=2.0, alpha_cos=1.0, alpha_mse=0.5, temperature=2.0)
+        terms = distillation_losses(hidden_s, s_logits, hidden_t, t_logits, torch.tensor([1, 2]), mask, config)
+        expected = (
+            5.0 * soft_target_kl(s_logits, t_logits, 2.0)
+            + 2.0 * masked_lm_cross_entropy(s_logits, torch.tensor([1, 2]))
+            + 1.0 * hidden_cosine(s_logits, t_logits)
+            + 0.5 * logit_mse(s_logits, t_logits)
+        )
+        assert terms["loss"].item() == pytest.approx(expected.item(), rel=1e-6)
+
+    def test_cosine_ignores_padding(self) -> None:
+        from pretrain.run import distillation_losses
+
+        hidden_s = torch.tensor([[[1.0, 0.0], [5.0, 5.0]]])
+        hidden_t = torch.tensor([[[1.0, 0.0], [-5.0, 5.0]]])
+        mask = torch.tensor([[1, 0]])
+        logits = torch.zeros(1, 3)
+        terms = distillation_losses(hidden_s, logits, hidden_t, logits, torch.tensor([0]), mask, DistillationConfig())
+        assert terms["loss_cos"].item() == pytest.approx(0.0, abs=1e-7)
+
+
+SPECIAL = [0, 1, 2, 3, 4]
+
+
+def masking_batch(batch: int = 8, length: int = 128, seed: int = 0) -> torch.Tensor:
+    ids = torch.randint(5, 100, (batch, length), generator=torch.Generator().manual_seed(seed))
+    ids[:, 0], ids[:, -1], ids[:, 60] = 2, 3, 3  # [CLS] ... [SEP] ... [SEP]
+    return ids
+
+
+class TestMasking:
+    def test_statistics_over_many_batches(self) -> None:
+        weights = token_weights(np.ones(100, dtype=np.int64), 0.0, SPECIAL)
+        generator = torch.Generator().manual_seed(0)
+        chosen = masked = randomised = kept = 0
+        for seed in range(200):
+            ids = masking_batch(seed=seed)
+            inputs, labels = mask_tokens(ids, weights, 4, 100, generator)
+            picked = labels != -100
+            eligible = int((ids >= 5).sum())
+            assert int(picked.sum()) == math.ceil(0.15 * eligible)
+            assert not picked[ids < 5].any(), "special tokens must never be chosen"
+            assert torch.equal(labels[picked], ids[picked])
+            assert torch.equal(inputs[~picked], ids[~picked])
+            chosen += int(picked.sum())
+            masked += int((inputs[picked] == 4).sum())
+            same = inputs[picked] == ids[picked]
+            kept += int(same.sum())
+            randomised += int((~same & (inputs[picked] != 4)).sum())
+        assert chosen == 200 * 150
+        assert masked / chosen == pytest.approx(0.8, abs=0.01)
+        # Random replacements equal to the original (1 in 100 here) count as kept.
+        assert randomised / chosen == pytest.approx(0.1 * 0.99, abs=0.01)
+        assert kept / chosen == pytest.approx(0.1 + 0.1 * 0.01, abs=0.01)
+
+    def test_uniform_choice_without_smoothing(self) -> None:
+        weights = token_weights(np.arange(1, 101, dtype=np.int64) * 1000, 0.0, SPECIAL)
+        rates = self.choice_rates(weights)
+        assert rates[5] == pytest.approx(0.15, abs=0.02) and rates[99] == pytest.approx(0.15, abs=0.02)
+
+    def test_smoothing_favours_rare_tokens(self) -> None:
+        counts = np.full(100, 10, dtype=np.int64)
+        counts[5] = 100_000  # a very frequent token
+        weights = token_weights(counts, 0.7, SPECIAL)
+        assert weights[5].item() == pytest.approx(100_000**-0.7)
+        assert weights[:5].sum().item() == 0.0
+        rates = self.choice_rates(weights, frequent=5)
+        assert rates[5] < 0.01 < 0.1 < rates[50]
+
+    @staticmethod
+    def choice_rates(weights: torch.Tensor, frequent: int | None = None) -> np.ndarray:
+        seen, picked = np.zeros(100), np.zeros(100)
+        generator = torch.Generator().manual_seed(1)
+        for seed in range(100):
+            ids = masking_batch(seed=seed)
+            if frequent is not None:
+                ids[:, 1:40] = frequent
+            _, labels = mask_tokens(ids, weights, 4, 100, generator)
+            seen += np.bincount(ids.flatten().numpy(), minlength=100)
+            picked += np.bincount(labels[labels != -100].numpy(), minlength=100)
+        return picked / np.maximum(seen, 1)
+
+    def test_same_seed_same_masks(self) -> None:
+        weights = token_weights(np.ones(100, dtype=np.int64), 0.7, SPECIAL)
+        ids = masking_batch()
+        first = mask_tokens(ids, weights, 4, 100, torch.Generator().manual_seed(7))
+        second = mask_tokens(ids, weights, 4, 100, torch.Generator().manual_seed(7))
+        assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
+
+
+class TestConfig:
+    @pytest.mark.parametrize("preset", ["distilkobert_1layer", "distilkobert_3layer", "distilkobert_6layer"])
+    def test_presets_load(self, preset: str) -> None:
+        config = load_config(CONFIGS / f"{preset}.yaml")
+        assert config.teacher == "monologg/kobert-lm"
+        assert len(config.student_layers) == int(preset[-6])
+
+    def test_tiny_needs_paths_and_takes_overrides(self) -> None:
+        with pytest.raises(ValueError, match="teacher is required"):
+            load_config(CONFIGS / "tiny.yaml")
+        config = load_config(
+            CONFIGS / "tiny.yaml",
+            [
+                "--teacher",
+                "t",
+                "--data_dir",
+                "d",
+                "--output-dir",
+                "o",
+                "--student_layers",
+                "0,1",
+                "--resume",
+                "--temperature",
+                "3",
+                "--max_steps=7",
+            ],
+        )
+        assert (config.student_layers, config.resume, config.temperature, config.max_steps) == ([0, 1], True, 3.0, 7)
+
+    def test_unknown_keys_are_errors(self, tmp_path: Path) -> None:
+        with pytest.raises(ValueError, match=r"unknown config keys \['alpha_kl'\]"):
+            load_config(CONFIGS / "distilkobert_3layer.yaml", ["--alpha_kl", "1"])
+        bad = tmp_path / "bad.yaml"
+        bad.write_text("teacher: t\ndata_dir: d\noutput_dir: o\nlearning_rte: 0.1\n")
+        with pytest.raises(ValueError, match="learning_rte"):
+            load_config(bad)
+
+    @pytest.mark.parametrize(
+        ("override", "message"),
+        [
+            (["--temperature", "0"], "temperature must be > 0"),
+            (["--max_steps", "ten"], "max_steps: expected an integer"),
+            (["--resume", "maybe"], "resume: expected true or false"),
+            (["--mixed_precision", "fp8"], "mixed_precision must be"),
+            (["--mlm_probability", "1.5"], "mlm_probability"),
+        ],
+    )
+    def test_bad_values(self, override: list[str], message: str) -> None:
+        with pytest.raises(ValueError, match=message):
+            load_config(CONFIGS / "distilkobert_3layer.yaml", override)
+
+    def test_parse_overrides_and_help(self) -> None:
+        assert parse_overrides(["--a", "1", "--b-c=2", "--flag"]) == {"a": "1", "b_c": "2", "flag": "true"}
+        assert "temperature (default 2.0): softmax temperature of the KL term" in describe_keys()
+
+
+class TestCheckpoints:
+    def make(self, root: Path, step: int, complete: bool = True) -> Path:
+        staging = staging_path(root, step)
+        staging.mkdir(parents=True)
+        (staging / "weights").write_text(str(step))
+        if complete:
+            publish(staging, root / f"checkpoint-{step}", {"step": step})
+        return staging
+
+    def test_latest_ignores_staging_and_incomplete_folders(self, tmp_path: Path) -> None:
+        self.make(tmp_path, 5)
+        self.make(tmp_path, 10)
+        self.make(tmp_path, 15, complete=False)  # a save that died half-way
+        (tmp_path / "checkpoint-20").mkdir()  # no trainer_state.json: not complete
+        assert latest_checkpoint(tmp_path) == tmp_path / "checkpoint-10"
+        assert latest_checkpoint(tmp_path / "nowhere") is None
+
+    def test_rotate_keeps_the_newest(self, tmp_path: Path) -> None:
+        for step in (5, 10, 15, 100):
+            self.make(tmp_path, step)
+        rotate(tmp_path, 2)
+        assert [p.name for p in complete_checkpoints(tmp_path)] == ["checkpoint-15", "checkpoint-100"]

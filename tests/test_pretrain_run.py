@@ -1,0 +1,216 @@
+"""pretrain/run.py end to end on CPU: a tiny teacher, prepared review blocks, one and two processes, kill and resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import BUNDLED_REVIEWS, ROOT, read_lines
+from safetensors.torch import load_file
+from transformers import AutoModelForMaskedLM, AutoTokenizer, BertConfig, BertForMaskedLM
+
+from pretrain.prepare import main as prepare
+from pretrain.run import main as run
+from tokenization_kobert import KoBertTokenizerFast
+
+TINY = str(ROOT / "pretrain" / "configs" / "tiny.yaml")
+RUN = str(ROOT / "pretrain" / "run.py")
+
+
+@pytest.fixture(scope="module")
+def teacher_dir(tokenizer_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=8002,
+        hidden_size=32,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        pad_token_id=1,
+    )
+    folder = tmp_path_factory.mktemp("teacher") / "bert"
+    BertForMaskedLM(config).save_pretrained(folder)
+    KoBertTokenizerFast.from_pretrained(tokenizer_dir).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def data_dir(teacher_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    corpus = root / "corpus.txt"
+    corpus.write_text("\n".join(read_lines(BUNDLED_REVIEWS, 3000)) + "\n", encoding="utf-8")
+    output = root / "blocks"
+    prepare(
+        [
+            "--corpus",
+            str(corpus),
+            "--tokenizer",
+            str(teacher_dir),
+            "--output",
+            str(output),
+            "--max-seq-length",
+            "64",
+            "--num-proc",
+            "1",
+            "--validation-ratio",
+            "0.05",
+        ]
+    )
+    return output
+
+
+def run_args(teacher_dir: Path, data_dir: Path, output: Path, *extra: str) -> list[str]:
+    return [
+        "--config",
+        TINY,
+        "--teacher",
+        str(teacher_dir),
+        "--data_dir",
+        str(data_dir),
+        "--output_dir",
+        str(output),
+        *extra,
+    ]
+
+
+def subprocess_env() -> dict[str, str]:
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
+
+
+def train(
+    args: list[str], launcher: list[str] | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    command = [*(launcher or [sys.executable]), RUN, *args]
+    environment = {**subprocess_env(), **(env or {})}
+    result = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def read_metrics(output: Path) -> list[dict]:
+    return [json.loads(line) for line in (output / "metrics.jsonl").read_text().splitlines()]
+
+
+def without_timing(metrics: list[dict]) -> list[dict]:
+    return [{k: v for k, v in m.items() if k != "tokens_per_s"} for m in metrics]
+
+
+def test_one_process_trains_logs_checkpoints_and_exports(teacher_dir: Path, data_dir: Path, tmp_path: Path) -> None:
+    output = tmp_path / "run"
+    result = train(run_args(teacher_dir, data_dir, output, "--max_steps", "20"))
+    assert "Running training" in result.stderr
+    metrics = read_metrics(output)
+    train_rows = [m for m in metrics if "loss" in m]
+    assert [m["step"] for m in train_rows] == [5, 10, 15, 20]
+    for row in train_rows:
+        assert {"loss", "loss_ce", "loss_mlm", "loss_cos", "loss_mse", "learning_rate", "tokens_per_s"} <= set(row)
+        assert row["loss"] == pytest.approx(5 * row["loss_ce"] + 2 * row["loss_mlm"] + row["loss_cos"], rel=1e-5)
+    eval_rows = [m for m in metrics if "eval_mlm_loss" in m]
+    assert [m["step"] for m in eval_rows] == [10, 20]
+    assert all(0 <= m["eval_top1_agreement"] <= 1 and m["eval_perplexity"] > 1 for m in eval_rows)
+    # save_total_limit 2 keeps checkpoints 10 and 20; each, and final/, loads through the Auto classes.
+    assert sorted(p.name for p in output.glob("checkpoint-*")) == ["checkpoint-10", "checkpoint-20"]
+    for folder in (output / "checkpoint-20", output / "final"):
+        model = AutoModelForMaskedLM.from_pretrained(folder)
+        assert type(model).__name__ == "DistilBertForMaskedLM" and model.config.n_layers == 2
+        tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
+        assert (
+            model(**tokenizer("학습된 학생", return_tensors="pt", return_token_type_ids=False)).logits.shape[-1] == 8002
+        )
+    assert list((output / "runs" if (output / "runs").exists() else output).rglob("events.out.tfevents.*"))
+    distillation = json.loads((output / "final" / "distillation.json").read_text())
+    assert distillation["student_layers_from_teacher"] == [0, 2]
+
+
+def test_killed_run_resumes_to_the_same_losses(teacher_dir: Path, data_dir: Path, tmp_path: Path) -> None:
+    steps = ["--max_steps", "60", "--save_steps", "10", "--save_total_limit", "10", "--eval_steps", "30"]
+    reference = tmp_path / "uninterrupted"
+    train(run_args(teacher_dir, data_dir, reference, *steps))
+
+    interrupted = tmp_path / "interrupted"
+    process = subprocess.Popen(
+        [sys.executable, RUN, *run_args(teacher_dir, data_dir, interrupted, *steps)],
+        env=subprocess_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 300
+    while not (interrupted / "checkpoint-10").exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    killed_at = max(int(p.name.split("-")[1]) for p in interrupted.glob("checkpoint-*"))
+    assert killed_at < 60, "the run finished before it could be killed"
+
+    result = train(run_args(teacher_dir, data_dir, interrupted, *steps, "--resume", "true"))
+    assert f"Resuming from {interrupted / f'checkpoint-{killed_at}'}" in result.stderr
+    assert without_timing(read_metrics(interrupted)) == without_timing(read_metrics(reference))
+    final_a = load_file(reference / "final" / "model.safetensors")
+    final_b = load_file(interrupted / "final" / "model.safetensors")
+    assert final_a.keys() == final_b.keys()
+    assert all(torch.equal(final_a[k], final_b[k]) for k in final_a)
+
+
+def test_two_processes_with_accelerate_launch(teacher_dir: Path, data_dir: Path, tmp_path: Path) -> None:
+    # accelerate 1.x runs `launch --cpu --num_processes 2` as one process unless MPI is installed; torchrun via
+    # --multi_gpu with ACCELERATE_USE_CPU starts two gloo processes on a CPU-only machine.
+    output = tmp_path / "ddp"
+    launcher = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        "0",
+    ]
+    result = train(
+        run_args(teacher_dir, data_dir, output, "--max_steps", "6", "--logging_steps", "3"),
+        launcher,
+        {"ACCELERATE_USE_CPU": "true"},
+    )
+    assert "Processes = 2" in result.stderr
+    assert [m["step"] for m in read_metrics(output) if "loss" in m] == [3, 6]
+    assert AutoModelForMaskedLM.from_pretrained(output / "final").config.n_layers == 2
+
+
+class TestStartupErrors:
+    def test_unknown_key(self, teacher_dir: Path, data_dir: Path, tmp_path: Path) -> None:
+        with pytest.raises(SystemExit, match="unknown config keys"):
+            run(run_args(teacher_dir, data_dir, tmp_path / "o", "--alpha_kd", "1"))
+
+    def test_missing_data(self, teacher_dir: Path, tmp_path: Path) -> None:
+        with pytest.raises(SystemExit, match="nowhere"):
+            run(run_args(teacher_dir, tmp_path / "nowhere", tmp_path / "o"))
+
+    def test_resume_without_checkpoint(self, teacher_dir: Path, data_dir: Path, tmp_path: Path) -> None:
+        with pytest.raises(SystemExit, match="no complete checkpoint"):
+            run(run_args(teacher_dir, data_dir, tmp_path / "o", "--resume", "true"))
+
+    def test_data_from_another_vocabulary(self, teacher_dir: Path, data_dir: Path, tmp_path: Path) -> None:
+        other = tmp_path / "other-teacher"
+        model = BertForMaskedLM.from_pretrained(teacher_dir)
+        model.save_pretrained(other)
+        tokenizer = KoBertTokenizerFast.from_pretrained(teacher_dir)
+        tokenizer.save_pretrained(other)
+        vocab = (other / "vocab.txt").read_text(encoding="utf-8").splitlines()
+        vocab[10], vocab[11] = vocab[11], vocab[10]  # same size, different vocabulary
+        (other / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+        (other / "tokenizer.json").unlink()
+        with pytest.raises(SystemExit, match="another vocabulary"):
+            run(run_args(other, data_dir, tmp_path / "o"))
