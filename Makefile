@@ -36,6 +36,8 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/tokenizer_speed.py
 	$(BIN)/python benchmarks/inference_speed.py
+	$(BIN)/python benchmarks/pretrain_throughput.py
+	$(BIN)/python benchmarks/prepare_throughput.py
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache .hypothesis

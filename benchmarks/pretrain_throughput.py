@@ -33,7 +33,7 @@ from modeling.student import build_student  # noqa: E402
 from pretrain.config import DistillationConfig  # noqa: E402
 from pretrain.losses import masked_lm_cross_entropy  # noqa: E402
 from pretrain.masking import mask_tokens, token_weights  # noqa: E402
-from pretrain.run import DistillationStudent, distillation_losses, teacher_outputs  # noqa: E402
+from pretrain.run import DistillationStudent, build_optimizer, distillation_losses, teacher_outputs  # noqa: E402
 
 # Dense bf16 peak of the GPUs we are lent (NVIDIA data sheets, SXM parts).
 PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
@@ -81,8 +81,8 @@ def main() -> None:
     teacher = BertForMaskedLM(BertConfig(**KOBERT_SHAPE)).eval().requires_grad_(False).to(device)
     student = build_student(teacher, [0, 4, 8]).train().to(device)
     module = DistillationStudent(student)
-    optimizer = torch.optim.AdamW(student.parameters(), lr=1e-4)
     config = DistillationConfig()
+    optimizer = build_optimizer(student, config)
 
     vocab = KOBERT_SHAPE["vocab_size"]
     blocks = torch.randint(5, vocab, (args.batch_size, args.seq_length), device=device)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import json
 import pickle
-import random
 import shutil
 import subprocess
 import sys
@@ -22,13 +21,6 @@ from pretrain.prepare import main, split_long_line
 LENGTH = 64
 EVERY = 10  # --validation-ratio 0.1
 CLS, SEP, PAD = 2, 3, 1
-
-# Linux carries a process's peak RSS into the children it forks (ru_maxrss survives exec), so a command started
-# straight from this large pytest process would report pytest's peak; a small launcher in between starts afresh.
-PEAK_RSS_LAUNCHER = (
-    "import resource, subprocess, sys; code = subprocess.run(sys.argv[2:]).returncode; "
-    "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)); sys.exit(code)"
-)
 
 
 def write_corpus(path: Path, lines: list[bytes]) -> Path:
@@ -275,38 +267,29 @@ def test_load_meta_and_check_compatible_say_what_is_wrong(prepared: Path, tmp_pa
         load_meta(str(broken))
 
 
-def write_synthetic_corpus(path: Path, lines: list[str], megabytes: float, seed: int = 0) -> Path:
-    """About ``megabytes`` of text: ``lines`` over and over, shuffled anew on each pass, cut at a line end."""
-    rng, remaining = random.Random(seed), int(megabytes * 1e6)
-    with gzip.open(path, "wb", compresslevel=1) as f:
-        while remaining > 0:
-            order = lines[:]
-            rng.shuffle(order)
-            data = "".join(f"{line}\n" for line in order).encode()
-            if len(data) >= remaining:
-                f.write(data[: data.rfind(b"\n", 0, remaining) + 1])
-                break
-            f.write(data)
-            remaining -= len(data)
-    return path
-
-
-def peak_rss_mb(command: list[str], tmp_path: Path) -> float:
-    """Peak resident memory of ``command`` (the largest of its processes), in MB."""
-    record = tmp_path / "rss.txt"
-    subprocess.run([sys.executable, "-c", PEAK_RSS_LAUNCHER, str(record), *command], check=True, cwd=ROOT)
-    return int(record.read_text()) / 1024  # ru_maxrss is in KiB on Linux
-
-
 @pytest.mark.skipif(sys.platform != "linux", reason="reads ru_maxrss, which is in KiB on Linux only")
 def test_memory_stays_flat_as_the_corpus_grows(tokenizer_dir: Path, tmp_path: Path) -> None:
-    lines = read_lines(BUNDLED_REVIEWS)
-    peaks = {}
-    for megabytes in (3, 30):
-        source = write_synthetic_corpus(tmp_path / f"corpus-{megabytes}.txt.gz", lines, megabytes)
-        output = tmp_path / f"data-{megabytes}"
-        command = [sys.executable, "-m", "pretrain.prepare", *prepare_args([source], tokenizer_dir, output)]
-        peaks[megabytes] = peak_rss_mb([*command, "--max-seq-length", "512", "--num-proc", "1"], tmp_path)
-        assert json.loads((output / "stats.json").read_text())["bytes"] >= megabytes * 1e6 * 0.99
+    # The data benchmark itself, on small sizes: it builds the corpora and measures prepare's peak RSS.
+    report = tmp_path / "report.json"
+    command = [
+        sys.executable,
+        str(ROOT / "benchmarks" / "prepare_throughput.py"),
+        "--sizes-mb",
+        "3,30",
+        "--num-proc",
+        "1",
+        "--tokenizer",
+        str(tokenizer_dir),
+        "--corpus",
+        str(BUNDLED_REVIEWS),
+        "--workdir",
+        str(tmp_path),
+        "--output",
+        str(report),
+    ]
+    subprocess.run(command, check=True, cwd=ROOT, capture_output=True)
+    results = {r["size_mb"]: r for r in json.loads(report.read_text())["results"]}
+    assert results[30.0]["text_mb"] >= 30 * 0.99
+    peaks = {size: r["peak_rss_mb"] for size, r in results.items()}
     # Flat means within a few MB (measured: under 1); keeping every id of 30 MB as int32 would add 23 MB.
-    assert peaks[30] - peaks[3] < 20, peaks
+    assert peaks[30.0] - peaks[3.0] < 20, peaks
