@@ -1,0 +1,88 @@
+"""Render results.json files as the sub-task table: one row per model, one column per task.
+
+    python -m finetune.table runs/nsmc/*/results.json runs/ner/*/results.json runs/korquad/*/results.json
+    python -m finetune.table runs/*/*/results.json --name runs/distilkobert=DistilKoBERT --output results.md
+
+Layout of the published table: Model Size (MB), NSMC (acc), Naver NER (F1), KorQuAD (Dev) (EM/F1), in percent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+HEADER = "| | Model Size (MB) | NSMC (acc) | Naver NER (F1) | KorQuAD (Dev) (EM/F1) |"
+ALIGN = "| --- | ---: | ---: | ---: | ---: |"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("results", nargs="+", help="results.json files written by finetune.nsmc/ner/korquad.")
+    parser.add_argument(
+        "--name",
+        action="append",
+        default=[],
+        metavar="MODEL=NAME",
+        help="Row name for a model path or id (default: the last part of the path).",
+    )
+    parser.add_argument("--output", default=None, help="Also write the table to this file.")
+    args = parser.parse_args(argv)
+    if any("=" not in item for item in args.name):
+        parser.error("--name takes MODEL=NAME")
+    return args
+
+
+def task_cell(task: str, metrics: dict[str, float]) -> str:
+    """The table cell of one task's test metrics (percent, two decimals)."""
+    if task == "nsmc":
+        return f"{100 * metrics['accuracy']:.2f}"
+    if task == "ner":
+        return f"{100 * metrics['f1']:.2f}"
+    if task == "korquad":
+        return f"{metrics['exact_match']:.2f}/{metrics['f1']:.2f}"
+    raise ValueError(f"unknown task {task!r}")
+
+
+def build_rows(results: list[dict[str, Any]], names: dict[str, str]) -> list[list[str]]:
+    """Rows in first-seen model order; a task a model has no results for shows '-'."""
+    rows: dict[str, dict[str, str]] = {}
+    for result in results:
+        row = rows.setdefault(result["model"], {"size": f"{result['size_mb']:.0f}"})
+        if result["task"] in row:
+            raise ValueError(f"two {result['task']} results for {result['model']}")
+        row[result["task"]] = task_cell(result["task"], result["metrics"])
+    return [
+        [
+            names.get(model, os.path.basename(model.rstrip("/")) or model),
+            row["size"],
+            row.get("nsmc", "-"),
+            row.get("ner", "-"),
+            row.get("korquad", "-"),
+        ]
+        for model, row in rows.items()
+    ]
+
+
+def render(rows: list[list[str]]) -> str:
+    return "\n".join([HEADER, ALIGN, *("| " + " | ".join(row) + " |" for row in rows)]) + "\n"
+
+
+def main(argv: list[str] | None = None) -> str:
+    args = parse_args(argv)
+    try:
+        results = [json.loads(Path(path).read_text(encoding="utf-8")) for path in args.results]
+        table = render(build_rows(results, dict(item.split("=", 1) for item in args.name)))
+    except (OSError, ValueError, KeyError) as err:
+        raise SystemExit(f"error: {err}") from err
+    if args.output:
+        Path(args.output).write_text(table, encoding="utf-8")
+    sys.stdout.write(table)
+    return table
+
+
+if __name__ == "__main__":
+    main()

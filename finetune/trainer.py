@@ -1,0 +1,240 @@
+"""The fine-tuning loop the three tasks share: accelerate, AdamW with warm-up and linear decay, evaluation on a
+validation split carved from the training data after each epoch, the best checkpoint kept and tested once.
+
+A task module supplies features, a collate function and evaluators; ``fine_tune`` does the rest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import inspect
+import logging
+import math
+import random
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+from transformers import get_linear_schedule_with_warmup
+
+from finetune.data_io import write_results
+from modeling.student import parameter_count, size_mb
+
+logger = logging.getLogger("finetune")
+BEST_DIR = "best"
+
+Features = Sequence[dict[str, Any]]
+
+
+def add_common_args(parser: argparse.ArgumentParser, **defaults: Any) -> None:
+    """Flags every task takes; ``defaults`` are the task's (those of the original sub-task repositories)."""
+    parser.add_argument("--model", required=True, help="Model folder or Hub id (BERT or DistilBERT).")
+    parser.add_argument("--output", required=True, help="Folder for the best model, results.json and logs.")
+    parser.add_argument(
+        "--max-seq-length",
+        type=int,
+        default=defaults.get("max_seq_length", 128),
+        help="Tokens per input, special tokens included.",
+    )
+    parser.add_argument("--batch-size", type=int, default=defaults.get("batch_size", 32), help="Per device.")
+    parser.add_argument("--eval-batch-size", type=int, default=defaults.get("eval_batch_size", 64), help="Per device.")
+    parser.add_argument("--learning-rate", type=float, default=defaults.get("learning_rate", 5e-5))
+    parser.add_argument("--epochs", type=int, default=defaults.get("epochs", 3), help="Training epochs.")
+    parser.add_argument(
+        "--warmup-ratio",
+        type=float,
+        default=defaults.get("warmup_ratio", 0.0),
+        help="Share of steps with linear warm-up.",
+    )
+    parser.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay.")
+    parser.add_argument("--gradient-accumulation-steps", type=int, default=1)
+    parser.add_argument("--max-grad-norm", type=float, default=1.0, help="Gradient clipping; 0 disables it.")
+    parser.add_argument(
+        "--validation-split",
+        type=float,
+        default=0.1,
+        help="Share of the training data held out to pick the best epoch (seeded).",
+    )
+    parser.add_argument("--max-train-samples", type=int, default=None, help="Train on at most this many examples.")
+    parser.add_argument(
+        "--max-eval-samples", type=int, default=None, help="Validate and test on at most this many examples."
+    )
+    parser.add_argument("--mixed-precision", choices=["no", "fp16", "bf16"], default="no")
+    parser.add_argument("--seed", type=int, default=42)
+
+
+def check_common_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if not 0 < args.validation_split < 1:
+        parser.error("--validation-split must be in (0, 1)")
+    if args.max_seq_length < 8:
+        parser.error("--max-seq-length must be at least 8")
+    if args.epochs < 1 or args.batch_size < 1:
+        parser.error("--epochs and --batch-size must be at least 1")
+
+
+def split_train_validation(records: list[Any], share: float, seed: int) -> tuple[list[Any], list[Any]]:
+    """A seeded random hold-out of ``share`` of the records (the original repositories picked epochs on test)."""
+    order = list(range(len(records)))
+    random.Random(seed).shuffle(order)
+    n_validation = max(1, round(share * len(records)))
+    held_out = set(order[:n_validation])
+    train = [r for i, r in enumerate(records) if i not in held_out]
+    return train, [records[i] for i in sorted(held_out)]
+
+
+def first(records: list[Any], limit: int | None) -> list[Any]:
+    return records if limit is None else records[:limit]
+
+
+def takes_token_type_ids(model: nn.Module) -> bool:
+    """BERT does, DistilBERT does not: collate functions drop the key for the latter."""
+    return "token_type_ids" in inspect.signature(model.forward).parameters
+
+
+def predict(
+    accelerator: Accelerator,
+    model: nn.Module,
+    features: Features,
+    collate: Callable[[list[dict[str, Any]]], dict[str, torch.Tensor]],
+    batch_size: int,
+    outputs: Callable[[Any], dict[str, torch.Tensor]],
+) -> dict[str, torch.Tensor]:
+    """Run ``model`` over ``features`` on every process; ``outputs`` picks per-example tensors from the model
+    output (first dimension = batch). Returns them concatenated in feature order, gathered from all processes."""
+    loader = accelerator.prepare(DataLoader(list(features), batch_size=batch_size, collate_fn=collate))
+    model.eval()
+    collected: dict[str, list[torch.Tensor]] = {}
+    with torch.no_grad():
+        for batch in loader:
+            with accelerator.autocast():
+                out = model(**{k: v for k, v in batch.items() if k != "labels"})
+            for key, value in outputs(out).items():
+                padded = accelerator.pad_across_processes(value, dim=1) if value.ndim > 1 else value
+                collected.setdefault(key, []).append(accelerator.gather_for_metrics(padded).cpu())
+    model.train()
+    return {key: pad_cat(values) for key, values in collected.items()}
+
+
+def pad_cat(values: list[torch.Tensor]) -> torch.Tensor:
+    """Concatenate along dim 0, padding dim 1 with -100 where batches differ in length."""
+    if values[0].ndim == 1:
+        return torch.cat(values)
+    width = max(v.shape[1] for v in values)
+    return torch.cat([nn.functional.pad(v, (0, width - v.shape[1]), value=-100) for v in values])
+
+
+@dataclasses.dataclass
+class Outcome:
+    best_epoch: int
+    validation_history: list[dict[str, float]]
+    test_metrics: dict[str, float]
+    train_seconds: float
+    test_examples_per_s: float
+
+
+def fine_tune(
+    args: argparse.Namespace,
+    task: str,
+    model: nn.Module,
+    tokenizer: Any,
+    train_features: Features,
+    collate: Callable[[list[dict[str, Any]]], dict[str, torch.Tensor]],
+    evaluate_validation: Callable[[Accelerator, nn.Module], dict[str, float]],
+    evaluate_test: Callable[[Accelerator, nn.Module], dict[str, float]],
+    test_size: int,
+    primary_metric: str,
+    extra_results: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Train, keep the epoch best on ``primary_metric`` (validation), test it once, write ``results.json``."""
+    accelerator = Accelerator(
+        mixed_precision=args.mixed_precision, gradient_accumulation_steps=args.gradient_accumulation_steps
+    )
+    output = Path(args.output)
+    set_seed(args.seed)
+    loader = DataLoader(
+        list(train_features),
+        batch_size=args.batch_size,
+        shuffle=True,
+        collate_fn=collate,
+        generator=torch.Generator().manual_seed(args.seed),
+    )
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
+    updates_per_epoch = math.ceil(len(loader) / args.gradient_accumulation_steps)
+    total = updates_per_epoch * args.epochs
+    scheduler = get_linear_schedule_with_warmup(
+        optimizer, math.ceil(args.warmup_ratio * total) * accelerator.num_processes, total * accelerator.num_processes
+    )
+    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+
+    logger.info("***** Fine-tuning %s on %s *****", args.model, task)
+    logger.info("  Train features = %d, epochs = %d, optimizer steps = %d", len(train_features), args.epochs, total)
+    best_score, best_epoch, history = -math.inf, 0, []
+    progress = tqdm(total=total, disable=not accelerator.is_local_main_process, desc=task)
+    start = time.perf_counter()
+    for epoch in range(1, args.epochs + 1):
+        model.train()
+        for batch in loader:
+            with accelerator.accumulate(model):
+                loss = model(**batch).loss
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and args.max_grad_norm > 0:
+                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
+            if accelerator.sync_gradients:
+                progress.update(1)
+                progress.set_postfix(loss=f"{loss.item():.4f}")
+        metrics = {"epoch": epoch, **evaluate_validation(accelerator, model)}
+        history.append(metrics)
+        logger.info("  epoch %d validation: %s", epoch, {k: round(v, 4) for k, v in metrics.items()})
+        if metrics[primary_metric] > best_score:
+            best_score, best_epoch = metrics[primary_metric], epoch
+            save_best(accelerator, model, tokenizer, output / BEST_DIR)
+    progress.close()
+    train_seconds = time.perf_counter() - start
+
+    accelerator.wait_for_everyone()
+    best = type(accelerator.unwrap_model(model)).from_pretrained(output / BEST_DIR)
+    best = accelerator.prepare(best)
+    start = time.perf_counter()
+    test_metrics = evaluate_test(accelerator, best)
+    test_seconds = time.perf_counter() - start
+    unwrapped = accelerator.unwrap_model(best)
+    results = {
+        "task": task,
+        "metrics": test_metrics,
+        "best_epoch": best_epoch,
+        "validation": history,
+        "model": args.model,
+        "model_dir": str(output / BEST_DIR),
+        "params": parameter_count(unwrapped),
+        "size_mb": round(size_mb(unwrapped), 1),
+        "train_seconds": round(train_seconds, 1),
+        "eval_examples_per_s": round(test_size / test_seconds, 1),
+        "config": {k: v for k, v in vars(args).items()},
+        **(extra_results or {}),
+    }
+    if accelerator.is_main_process:
+        write_results(output / "results.json", results)
+    logger.info("  test: %s (best epoch %d)", test_metrics, best_epoch)
+    return results
+
+
+def save_best(accelerator: Accelerator, model: nn.Module, tokenizer: Any, folder: Path) -> None:
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        if folder.exists():
+            shutil.rmtree(folder)
+        accelerator.unwrap_model(model).save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+    accelerator.wait_for_everyone()

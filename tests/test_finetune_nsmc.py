@@ -1,0 +1,196 @@
+"""NSMC fine-tuning end to end, the shared fine-tuning helpers, task-file reading errors and the results table."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import (
+    AutoModelForSequenceClassification,
+    BertConfig,
+    BertForMaskedLM,
+    DistilBertConfig,
+    DistilBertForMaskedLM,
+)
+
+from finetune.data_io import read_nsmc
+from finetune.nsmc import main as nsmc
+from finetune.table import main as table
+from finetune.trainer import first, pad_cat, split_train_validation, takes_token_type_ids
+from tokenization_kobert import KoBertTokenizerFast
+
+POSITIVE = ["정말 재밌어요", "최고의 영화", "감동적이고 좋았다", "배우 연기 최고", "또 보고 싶다", "강력 추천합니다"]
+NEGATIVE = ["너무 지루하다", "시간 아까움", "최악의 영화", "돈 아깝다", "졸려서 잤다", "다시는 안 본다"]
+
+
+def write_nsmc(path: Path, n: int, seed: int) -> Path:
+    rng = random.Random(seed)
+    lines = ["id\tdocument\tlabel"]
+    for i in range(n):
+        label = i % 2
+        words = rng.sample(POSITIVE if label else NEGATIVE, 2)
+        lines.append(f"{seed * 10_000 + i}\t{' '.join(words)}\t{label}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def models(tokenizer_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A tiny random BERT and a tiny random DistilBERT, each saved with the session tokenizer."""
+    torch.manual_seed(0)
+    root = tmp_path_factory.mktemp("models")
+    tiny = {"vocab_size": 8002, "max_position_embeddings": 64, "pad_token_id": 1}
+    built = {
+        "bert": BertForMaskedLM(
+            BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, **tiny)
+        ),
+        "distilbert": DistilBertForMaskedLM(DistilBertConfig(dim=32, n_layers=2, n_heads=4, hidden_dim=64, **tiny)),
+    }
+    folders = {}
+    for name, model in built.items():
+        folders[name] = root / name
+        model.save_pretrained(folders[name])
+        KoBertTokenizerFast.from_pretrained(tokenizer_dir).save_pretrained(folders[name])
+    return folders
+
+
+@pytest.mark.parametrize("kind", ["bert", "distilbert"])
+def test_nsmc_end_to_end(kind: str, models: dict[str, Path], tmp_path: Path) -> None:
+    train, test = write_nsmc(tmp_path / "train.txt", 200, 1), write_nsmc(tmp_path / "test.txt", 60, 2)
+    output = tmp_path / "out"
+    results = nsmc(
+        [
+            "--model",
+            str(models[kind]),
+            "--train",
+            str(train),
+            "--test",
+            str(test),
+            "--output",
+            str(output),
+            "--epochs",
+            "3",
+            "--learning-rate",
+            "3e-3",
+            "--batch-size",
+            "16",
+        ]
+    )
+    saved = json.loads((output / "results.json").read_text())
+    assert saved["metrics"] == results["metrics"]
+    assert saved["metrics"]["accuracy"] > 0.9, "two word lists must be learnable"
+    assert {
+        "task",
+        "metrics",
+        "model",
+        "params",
+        "size_mb",
+        "train_seconds",
+        "eval_examples_per_s",
+        "config",
+        "versions",
+        "git_commit",
+        "best_epoch",
+        "validation",
+    } <= set(saved)
+    assert saved["examples"] == {"train": 180, "validation": 20, "test": 60}
+    assert len(saved["validation"]) == 3 and 1 <= saved["best_epoch"] <= 3
+    best = AutoModelForSequenceClassification.from_pretrained(saved["model_dir"])
+    assert best.num_labels == 2
+    assert takes_token_type_ids(best) == (kind == "bert")
+
+
+def test_nsmc_reads_a_datasets_folder(models: dict[str, Path], tmp_path: Path) -> None:
+    # Anything that is not a file goes through the datasets library: a Hub name, or a local dataset folder.
+    import datasets
+
+    folder = tmp_path / "nsmc_dataset"
+    folder.mkdir()
+    for split, seed, n in (("train", 1, 60), ("test", 2, 20)):
+        records = read_nsmc(str(write_nsmc(tmp_path / f"{split}.txt", n, seed)))
+        datasets.Dataset.from_list(records).to_parquet(folder / f"{split}.parquet")
+    assert read_nsmc(str(folder), "test") == read_nsmc(str(tmp_path / "test.txt"))
+    results = nsmc(
+        [
+            "--model",
+            str(models["bert"]),
+            "--train",
+            f"{folder}:train",
+            "--test",
+            f"{folder}:test",
+            "--output",
+            str(tmp_path / "out"),
+            "--epochs",
+            "1",
+        ]
+    )
+    assert results["examples"]["test"] == 20
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("id\tdocument\tlabel\n1\t좋다\t1\n2\t나쁘다\n", r"test\.txt:3: expected 3 tab-separated columns, got 2"),
+        ("id\tdocument\tlabel\n1\t좋다\t2\n", r"test\.txt:2: label must be 0 or 1, got '2'"),
+        ("document\tlabel\n좋다\t1\n", r"test\.txt:1: expected the header"),
+    ],
+)
+def test_malformed_nsmc_lines_name_file_and_line(
+    content: str, message: str, models: dict[str, Path], tmp_path: Path
+) -> None:
+    bad = tmp_path / "test.txt"
+    bad.write_text(content, encoding="utf-8")
+    train = write_nsmc(tmp_path / "train.txt", 20, 1)
+    with pytest.raises(SystemExit, match=message):
+        nsmc(
+            ["--model", str(models["bert"]), "--train", str(train), "--test", str(bad), "--output", str(tmp_path / "o")]
+        )
+
+
+def test_split_train_validation_is_seeded_and_disjoint() -> None:
+    records = list(range(100))
+    train, validation = split_train_validation(records, 0.1, seed=3)
+    assert len(validation) == 10 and sorted(train + validation) == records
+    assert split_train_validation(records, 0.1, seed=3) == (train, validation)
+    assert split_train_validation(records, 0.1, seed=4)[1] != validation
+    assert first(records, 5) == [0, 1, 2, 3, 4] and first(records, None) == records
+
+
+def test_pad_cat() -> None:
+    merged = pad_cat([torch.tensor([[1, 2]]), torch.tensor([[3, 4, 5]])])
+    assert merged.tolist() == [[1, 2, -100], [3, 4, 5]]
+    assert pad_cat([torch.tensor([1]), torch.tensor([2, 3])]).tolist() == [1, 2, 3]
+
+
+def result(task: str, model: str, size: float, metrics: dict[str, float]) -> dict:
+    return {"task": task, "model": model, "size_mb": size, "metrics": metrics}
+
+
+def test_table_has_the_published_layout(tmp_path: Path, capsys) -> None:
+    files = []
+    for i, item in enumerate(
+        [
+            result("nsmc", "monologg/kobert", 351.2, {"accuracy": 0.8963}),
+            result("ner", "monologg/kobert", 351.3, {"f1": 0.8611}),
+            result("korquad", "monologg/kobert", 351.3, {"exact_match": 52.81, "f1": 80.27}),
+            result("nsmc", "runs/distilkobert/", 108.1, {"accuracy": 0.88414}),
+        ]
+    ):
+        files.append(tmp_path / f"{i}.json")
+        files[-1].write_text(json.dumps(item))
+    out = tmp_path / "table.md"
+    rendered = table([*map(str, files), "--name", "monologg/kobert=KoBERT", "--output", str(out)])
+    assert rendered == (
+        "| | Model Size (MB) | NSMC (acc) | Naver NER (F1) | KorQuAD (Dev) (EM/F1) |\n"
+        "| --- | ---: | ---: | ---: | ---: |\n"
+        "| KoBERT | 351 | 89.63 | 86.11 | 52.81/80.27 |\n"
+        "| distilkobert | 108 | 88.41 | - | - |\n"
+    )
+    assert out.read_text() == rendered and capsys.readouterr().out == rendered
+    files.append(tmp_path / "dup.json")
+    files[-1].write_text(json.dumps(result("nsmc", "monologg/kobert", 351, {"accuracy": 0.5})))
+    with pytest.raises(SystemExit, match="two nsmc results"):
+        table(list(map(str, files)))
