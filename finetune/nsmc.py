@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
+from accelerate.utils import set_seed
 from torch import nn
 from transformers import AutoModelForSequenceClassification
 
@@ -25,8 +26,10 @@ from finetune.data_io import read_nsmc
 from finetune.trainer import (
     add_common_args,
     check_common_args,
+    check_max_seq_length,
     fine_tune,
     first,
+    pad_inputs,
     predict,
     split_train_validation,
     takes_token_type_ids,
@@ -52,8 +55,7 @@ def encode(tokenizer: Any, records: list[dict[str, Any]], max_length: int) -> li
 
 
 def collate(features: list[dict[str, Any]], tokenizer: Any, with_token_types: bool) -> dict[str, torch.Tensor]:
-    keys = ["input_ids", "attention_mask", *(["token_type_ids"] if with_token_types else [])]
-    batch = tokenizer.pad([{k: f[k] for k in keys} for f in features], return_tensors="pt")
+    batch = pad_inputs(features, tokenizer, with_token_types)
     batch["labels"] = torch.tensor([f["labels"] for f in features])
     return batch
 
@@ -77,7 +79,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )
         test_records = first(read_nsmc(args.test, "test"), args.max_eval_samples)
         tokenizer = load_tokenizer(args.model)
+        set_seed(args.seed)  # before the classification head is initialised
         model = hub_or_local(AutoModelForSequenceClassification.from_pretrained, args.model, "model", num_labels=2)
+        check_max_seq_length(model, args.max_seq_length)
     except (ValueError, OSError) as err:
         raise SystemExit(f"error: {err}") from err
     train_records = first(train_records, args.max_train_samples)

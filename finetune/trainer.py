@@ -100,6 +100,22 @@ def takes_token_type_ids(model: nn.Module) -> bool:
     return "token_type_ids" in inspect.signature(model.forward).parameters
 
 
+def check_max_seq_length(model: nn.Module, max_seq_length: int) -> None:
+    """Inputs must fit the model's position embeddings, or it fails deep inside with an index error."""
+    positions = model.config.max_position_embeddings
+    if max_seq_length > positions:
+        raise ValueError(
+            f"--max-seq-length {max_seq_length} is longer than the model's {positions} position embeddings; "
+            f"pass --max-seq-length {positions} or less"
+        )
+
+
+def pad_inputs(features: list[dict[str, Any]], tokenizer: Any, with_token_types: bool) -> dict[str, torch.Tensor]:
+    """Pad the model inputs of a batch; ``token_type_ids`` only for models that take them."""
+    keys = ["input_ids", "attention_mask", *(["token_type_ids"] if with_token_types else [])]
+    return tokenizer.pad([{k: f[k] for k in keys} for f in features], return_tensors="pt")
+
+
 def predict(
     accelerator: Accelerator,
     model: nn.Module,

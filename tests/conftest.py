@@ -62,3 +62,26 @@ def reference_tokenizer(tokenizer_files: dict[str, str]):
     from kobert_transformers.tokenization_kobert import KoBertTokenizer as ReferenceKoBertTokenizer
 
     return ReferenceKoBertTokenizer(**tokenizer_files)
+
+
+@pytest.fixture(scope="session")
+def models(tokenizer_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A tiny random BERT and a tiny random DistilBERT (masked LMs), each saved with the session tokenizer."""
+    import torch
+    from transformers import BertConfig, BertForMaskedLM, DistilBertConfig, DistilBertForMaskedLM
+
+    from tokenization_kobert import KoBertTokenizerFast
+
+    torch.manual_seed(0)
+    root = tmp_path_factory.mktemp("models")
+    tiny = {"vocab_size": 8002, "max_position_embeddings": 64, "pad_token_id": 1}
+    built = {
+        "bert": BertForMaskedLM(
+            BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, **tiny)
+        ),
+        "distilbert": DistilBertForMaskedLM(DistilBertConfig(dim=32, n_layers=2, n_heads=4, hidden_dim=64, **tiny)),
+    }
+    for name, model in built.items():
+        model.save_pretrained(root / name)
+        KoBertTokenizerFast.from_pretrained(tokenizer_dir).save_pretrained(root / name)
+    return {name: root / name for name in built}

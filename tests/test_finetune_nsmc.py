@@ -10,17 +10,12 @@ import pytest
 import torch
 from transformers import (
     AutoModelForSequenceClassification,
-    BertConfig,
-    BertForMaskedLM,
-    DistilBertConfig,
-    DistilBertForMaskedLM,
 )
 
 from finetune.data_io import read_nsmc
 from finetune.nsmc import main as nsmc
 from finetune.table import main as table
 from finetune.trainer import first, pad_cat, split_train_validation, takes_token_type_ids
-from tokenization_kobert import KoBertTokenizerFast
 
 POSITIVE = ["정말 재밌어요", "최고의 영화", "감동적이고 좋았다", "배우 연기 최고", "또 보고 싶다", "강력 추천합니다"]
 NEGATIVE = ["너무 지루하다", "시간 아까움", "최악의 영화", "돈 아깝다", "졸려서 잤다", "다시는 안 본다"]
@@ -35,26 +30,6 @@ def write_nsmc(path: Path, n: int, seed: int) -> Path:
         lines.append(f"{seed * 10_000 + i}\t{' '.join(words)}\t{label}")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
-
-
-@pytest.fixture(scope="module")
-def models(tokenizer_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A tiny random BERT and a tiny random DistilBERT, each saved with the session tokenizer."""
-    torch.manual_seed(0)
-    root = tmp_path_factory.mktemp("models")
-    tiny = {"vocab_size": 8002, "max_position_embeddings": 64, "pad_token_id": 1}
-    built = {
-        "bert": BertForMaskedLM(
-            BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, **tiny)
-        ),
-        "distilbert": DistilBertForMaskedLM(DistilBertConfig(dim=32, n_layers=2, n_heads=4, hidden_dim=64, **tiny)),
-    }
-    folders = {}
-    for name, model in built.items():
-        folders[name] = root / name
-        model.save_pretrained(folders[name])
-        KoBertTokenizerFast.from_pretrained(tokenizer_dir).save_pretrained(folders[name])
-    return folders
 
 
 @pytest.mark.parametrize("kind", ["bert", "distilbert"])

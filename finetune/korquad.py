@@ -1,0 +1,293 @@
+"""Fine-tune and evaluate on KorQuAD 1.0 (extractive question answering): exact match and character F1 on dev.
+
+    python -m finetune.korquad --model runs/distilkobert --train ../shared/data/korquad/KorQuAD_v1.0_train.json \
+        --dev ../shared/data/korquad/KorQuAD_v1.0_dev.json --output runs/korquad/distilkobert
+    accelerate launch -m finetune.korquad --model monologg/kobert --train KorQuAD/squad_kor_v1:train \
+        --dev KorQuAD/squad_kor_v1:validation --output runs/korquad/kobert
+
+Files are SQuAD v1 JSON; a Hub dataset name (``name`` or ``name:split``) with SQuAD's columns works too. The dev set
+is the test set: the best epoch is picked on a share of the training questions. ``predictions.json`` (``{question
+id: answer text}``, the official format) is written for the dev set, so the official script can score it as well.
+
+Defaults follow the common KorQuAD 1.0 BERT baselines (Google's run_squad.py, KoBERT-KorQuAD): 384 tokens per window,
+windows overlapping by 128 tokens (``--doc-stride`` as transformers' run_qa.py reads it), questions cut at 64 tokens,
+answers of at most 30 tokens chosen among the 20 best starts and ends, batch 16, learning rate 5e-5, 2 epochs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from torch import nn
+from transformers import AutoModelForQuestionAnswering
+
+from finetune import korquad_metric
+from finetune.data_io import read_squad
+from finetune.trainer import (
+    add_common_args,
+    check_common_args,
+    check_max_seq_length,
+    fine_tune,
+    first,
+    pad_inputs,
+    predict,
+    split_train_validation,
+    takes_token_type_ids,
+)
+from modeling.load import hub_or_local, load_tokenizer
+
+logger = logging.getLogger("finetune.korquad")
+SPECIAL_TOKENS_IN_PAIR = 3  # [CLS] question [SEP] context [SEP]
+
+Span = tuple[int, int]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--train", required=True, help="SQuAD v1 JSON file or Hub dataset (name or name:split).")
+    parser.add_argument("--dev", required=True, help="The test set: SQuAD v1 JSON file or Hub dataset.")
+    parser.add_argument("--doc-stride", type=int, default=128, help="Tokens shared by consecutive context windows.")
+    parser.add_argument("--max-query-length", type=int, default=64, help="Questions are cut after this many tokens.")
+    parser.add_argument("--max-answer-length", type=int, default=30, help="Longest answer predicted, in tokens.")
+    parser.add_argument("--n-best-size", type=int, default=20, help="Best start and end tokens paired per window.")
+    add_common_args(parser, max_seq_length=384, batch_size=16, learning_rate=5e-5, epochs=2)
+    args = parser.parse_args(argv)
+    check_common_args(parser, args)
+    if min(args.max_query_length, args.max_answer_length, args.n_best_size) < 1 or args.doc_stride < 0:
+        parser.error("--max-query-length, --max-answer-length and --n-best-size must be >= 1, --doc-stride >= 0")
+    room = args.max_seq_length - args.max_query_length - SPECIAL_TOKENS_IN_PAIR
+    if args.doc_stride >= room:
+        parser.error(
+            f"--doc-stride {args.doc_stride} must be smaller than the {room} context tokens a window is sure to hold "
+            "(--max-seq-length minus --max-query-length minus 3): lower it or raise --max-seq-length"
+        )
+    return args
+
+
+def check_model(args: argparse.Namespace, tokenizer: Any, model: nn.Module) -> None:
+    """Answers are mapped through offsets, which only fast tokenizers give; windows must fit the positions."""
+    if not tokenizer.is_fast:
+        raise ValueError(f"{args.model}: KorQuAD needs a fast tokenizer for offsets, got {type(tokenizer).__name__}")
+    check_max_seq_length(model, args.max_seq_length)
+
+
+def truncate_questions(tokenizer: Any, questions: list[str], max_tokens: int) -> list[str]:
+    """Each question cut after its ``max_tokens``-th token, at that token's offset (the text stays the original's)."""
+    offsets = tokenizer(questions, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    return [q if len(o) <= max_tokens else q[: o[max_tokens - 1][1]] for q, o in zip(questions, offsets, strict=True)]
+
+
+def context_spans(offsets: Sequence[Span], sequence_ids: Sequence[int | None], context: str) -> list[Span | None]:
+    """The characters of ``context`` each token of a window stands for; None where no answer may start or end.
+
+    KoBertTokenizerFast's offsets of a word-initial piece ('▁모') include the space before it, so leading whitespace
+    is dropped. A lone '▁' piece then covers nothing, or, at the start of a text, gets the offsets of the character
+    after it and overlaps the next piece (``('▁', (0, 1)), ('198', (0, 3))``): neither bounds an answer.
+    """
+    spans: list[Span | None] = []
+    for i, ((start, end), sequence) in enumerate(zip(offsets, sequence_ids, strict=True)):
+        while start < end and context[start].isspace():
+            start += 1
+        overlaps_next = i + 1 < len(offsets) and sequence_ids[i + 1] == 1 and end > offsets[i + 1][0]
+        spans.append((start, end) if sequence == 1 and start < end and not overlaps_next else None)
+    return spans
+
+
+def answer_chars(answer: dict[str, Any]) -> Span:
+    """The answer's characters in the context, surrounding whitespace left out (a few KorQuAD answers end in one)."""
+    text, start = answer["text"], answer["answer_start"]
+    return start + len(text) - len(text.lstrip()), start + len(text.rstrip())
+
+
+def answer_tokens(spans: Sequence[Span | None], start_char: int, end_char: int) -> Span:
+    """Positions of the first and last token of the answer ``[start_char, end_char)`` in a window, or ``(0, 0)``
+    (the CLS token) when the window does not hold all of it."""
+    inside = [i for i, span in enumerate(spans) if span is not None]
+    if not inside or spans[inside[0]][0] > start_char or spans[inside[-1]][1] < end_char or start_char >= end_char:
+        return 0, 0
+    start = next(i for i in inside if spans[i][1] > start_char)
+    end = next(i for i in reversed(inside) if spans[i][0] < end_char)
+    return start, end
+
+
+def encode(
+    tokenizer: Any,
+    examples: list[dict[str, Any]],
+    max_seq_length: int,
+    doc_stride: int,
+    max_query_length: int,
+    with_labels: bool = False,
+) -> list[dict[str, Any]]:
+    """One feature per window ``[CLS] question [SEP] context part [SEP]`` of each example.
+
+    A feature holds the model inputs, ``example_index``, ``spans`` (``context_spans``) and, ``with_labels``,
+    ``start_positions``/``end_positions`` of the first answer (CLS in windows that do not hold it whole).
+    """
+    encoded = tokenizer(
+        truncate_questions(tokenizer, [e["question"] for e in examples], max_query_length),
+        [e["context"] for e in examples],
+        truncation="only_second",
+        max_length=max_seq_length,
+        stride=doc_stride,
+        return_overflowing_tokens=True,
+        return_offsets_mapping=True,
+    )
+    inputs = [key for key in encoded if key not in ("offset_mapping", "overflow_to_sample_mapping")]
+    features = []
+    for i, example_index in enumerate(encoded["overflow_to_sample_mapping"]):
+        example = examples[example_index]
+        spans = context_spans(encoded["offset_mapping"][i], encoded.sequence_ids(i), example["context"])
+        feature = {**{key: encoded[key][i] for key in inputs}, "example_index": example_index, "spans": spans}
+        if with_labels:
+            labels = answer_tokens(spans, *answer_chars(example["answers"][0])) if example["answers"] else (0, 0)
+            feature["start_positions"], feature["end_positions"] = labels
+        features.append(feature)
+    return features
+
+
+def collate(features: list[dict[str, Any]], tokenizer: Any, with_token_types: bool) -> dict[str, torch.Tensor]:
+    batch = pad_inputs(features, tokenizer, with_token_types)
+    if "start_positions" in features[0]:
+        batch["start_positions"] = torch.tensor([f["start_positions"] for f in features])
+        batch["end_positions"] = torch.tensor([f["end_positions"] for f in features])
+    return batch
+
+
+def best_span(
+    start_logits: Sequence[float],
+    end_logits: Sequence[float],
+    spans: Sequence[Span | None],
+    n_best: int,
+    max_answer_length: int,
+) -> tuple[float, Span] | None:
+    """The best answer in one window: ``(start logit + end logit, its characters)``.
+
+    Pairs the ``n_best`` highest start and end logits among the context tokens, keeping start <= end and at most
+    ``max_answer_length`` tokens; None when no pair qualifies. Logits past ``len(spans)`` (padding) are ignored.
+    """
+    inside = [i for i, span in enumerate(spans) if span is not None]
+    starts = sorted(inside, key=lambda i: start_logits[i], reverse=True)[:n_best]
+    ends = sorted(inside, key=lambda i: end_logits[i], reverse=True)[:n_best]
+    pairs = [(start_logits[s] + end_logits[e], s, e) for s in starts for e in ends if s <= e < s + max_answer_length]
+    if not pairs:
+        return None
+    score, start, end = max(pairs, key=lambda pair: pair[0])
+    return score, (spans[start][0], spans[end][1])
+
+
+def best_answers(
+    examples: list[dict[str, Any]],
+    features: list[dict[str, Any]],
+    start_logits: Sequence[Sequence[float]],
+    end_logits: Sequence[Sequence[float]],
+    n_best: int,
+    max_answer_length: int,
+) -> dict[str, str]:
+    """``{question id: answer}``: the best span over all of a question's windows, cut from the original context
+    (not rebuilt from SentencePiece pieces, which lost exact matches in the original KoBERT code); empty if none."""
+    best: dict[int, tuple[float, Span]] = {}
+    for feature, starts, ends in zip(features, start_logits, end_logits, strict=True):
+        found = best_span(starts, ends, feature["spans"], n_best, max_answer_length)
+        index = feature["example_index"]
+        if found is not None and (index not in best or found[0] > best[index][0]):
+            best[index] = found
+    return {e["id"]: e["context"][slice(*best[i][1])] if i in best else "" for i, e in enumerate(examples)}
+
+
+def score(
+    accelerator: Accelerator,
+    model: nn.Module,
+    examples: list[dict[str, Any]],
+    features: list[dict[str, Any]],
+    collate_fn: Any,
+    args: argparse.Namespace,
+    predictions_file: Path | None = None,
+) -> dict[str, float]:
+    """EM and F1 (percent) of the model's answers; with ``predictions_file``, the answers are written there too."""
+    logits = predict(
+        accelerator,
+        model,
+        features,
+        collate_fn,
+        args.eval_batch_size,
+        lambda out: {"start": out.start_logits, "end": out.end_logits},
+    )
+    predictions = best_answers(
+        examples,
+        features,
+        logits["start"].tolist(),
+        logits["end"].tolist(),
+        args.n_best_size,
+        args.max_answer_length,
+    )
+    if predictions_file is not None and accelerator.is_main_process:
+        predictions_file.parent.mkdir(parents=True, exist_ok=True)
+        predictions_file.write_text(json.dumps(predictions, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    return korquad_metric.evaluate(examples, predictions)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    try:
+        train_examples, train_skipped = read_squad(args.train, "train")
+        test_examples, test_skipped = read_squad(args.dev, "validation")
+        tokenizer = load_tokenizer(args.model)
+        model = hub_or_local(AutoModelForQuestionAnswering.from_pretrained, args.model, "model")
+        check_model(args, tokenizer, model)
+    except (ValueError, OSError) as err:
+        raise SystemExit(f"error: {err}") from err
+    if train_skipped or test_skipped:
+        logger.warning(
+            "skipped %d answers whose answer_start does not point at their text (train %d, dev %d)",
+            train_skipped + test_skipped,
+            train_skipped,
+            test_skipped,
+        )
+    train_examples, validation_examples = split_train_validation(train_examples, args.validation_split, args.seed)
+    train_examples = first(train_examples, args.max_train_samples)
+    validation_examples = first(validation_examples, args.max_eval_samples)
+    test_examples = first(test_examples, args.max_eval_samples)
+
+    windows = partial(
+        encode,
+        tokenizer,
+        max_seq_length=args.max_seq_length,
+        doc_stride=args.doc_stride,
+        max_query_length=args.max_query_length,
+    )
+    train = windows(train_examples, with_labels=True)
+    validation, test = windows(validation_examples), windows(test_examples)
+    counts = {
+        "examples": {"train": len(train_examples), "validation": len(validation_examples), "test": len(test_examples)},
+        "features": {"train": len(train), "validation": len(validation), "test": len(test)},
+    }
+    logger.info("questions %s, windows %s", counts["examples"], counts["features"])
+    collate_fn = partial(collate, tokenizer=tokenizer, with_token_types=takes_token_type_ids(model))
+    return fine_tune(
+        args,
+        "korquad",
+        model,
+        tokenizer,
+        train,
+        collate_fn,
+        lambda acc, m: score(acc, m, validation_examples, validation, collate_fn, args),
+        lambda acc, m: score(acc, m, test_examples, test, collate_fn, args, Path(args.output) / "predictions.json"),
+        test_size=len(test_examples),
+        primary_metric="f1",
+        extra_results={"skipped_answers": train_skipped + test_skipped, **counts},
+    )
+
+
+if __name__ == "__main__":
+    main()
+    sys.exit(0)

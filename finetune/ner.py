@@ -1,0 +1,227 @@
+"""Fine-tune and evaluate on Naver NER: token classification, entity-level F1 (seqeval).
+
+    python -m finetune.ner --model runs/distilkobert --train ../shared/data/naver_ner/train.tsv \
+        --test ../shared/data/naver_ner/test.tsv --labels ../shared/data/naver_ner/label.txt \
+        --output runs/ner/distilkobert
+    accelerate launch -m finetune.ner --model monologg/kobert --train ../shared/data/naver_ner/train.tsv \
+        --test ../shared/data/naver_ner/test.tsv --labels ../shared/data/naver_ner/label.txt \
+        --output runs/ner/kobert
+
+Files are ``sentence<TAB>labels``, one label per space-separated word; ``label.txt`` lists the labels in id order
+(``UNK``, ``O``, ``PER-B``, ``PER-I``, ...: the B/I tag follows the type). A Hub dataset (``name`` or ``name:split``)
+needs ``words`` and ``labels`` columns.
+
+Each word's label goes to its first sub-token (which may be a lone "▁" piece); the other sub-tokens and the special
+tokens are ignored by the loss, and a word's prediction is that of its first sub-token. Words cut off by
+--max-seq-length are predicted "O" (so they count against recall) and their number is in results.json.
+Defaults are those of the original KoBERT-NER: 50 tokens, batch 32, learning rate 5e-5, 20 epochs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from functools import partial
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from seqeval.metrics import classification_report
+from torch import nn
+from transformers import AutoModelForTokenClassification
+
+from finetune.data_io import read_labels, read_ner
+from finetune.trainer import (
+    add_common_args,
+    check_common_args,
+    check_max_seq_length,
+    fine_tune,
+    first,
+    pad_inputs,
+    predict,
+    split_train_validation,
+    takes_token_type_ids,
+)
+from modeling.load import hub_or_local, load_tokenizer
+
+logger = logging.getLogger(__name__)
+IGNORED = -100  # the label id CrossEntropyLoss skips
+OUTSIDE = "O"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--train", required=True, help="Training file or Hub dataset (name or name:split).")
+    parser.add_argument("--test", required=True, help="Test file or Hub dataset (name or name:split).")
+    parser.add_argument("--labels", required=True, help="label.txt: one label per line, in id order.")
+    add_common_args(parser, max_seq_length=50, batch_size=32, learning_rate=5e-5, epochs=20)
+    args = parser.parse_args(argv)
+    check_common_args(parser, args)
+    return args
+
+
+def to_seqeval(label: str) -> str:
+    """Our ``PER-B`` as seqeval's ``B-PER``; ``O`` and ``UNK`` are outside any entity."""
+    if label in (OUTSIDE, "UNK"):
+        return OUTSIDE
+    entity, _, tag = label.rpartition("-")
+    if not entity or tag not in ("B", "I"):
+        raise ValueError(f"label {label!r} is not TYPE-B, TYPE-I, O or UNK (the B/I tag follows the type: PER-B)")
+    return f"{tag}-{entity}"
+
+
+def word_starts(word_ids: Sequence[int | None], n_words: int) -> list[int | None]:
+    """Position of each word's first token, from the fast tokenizer's ``word_ids()``; None for a word without a
+    token (cut off by truncation, or an empty word from a double space)."""
+    starts: list[int | None] = [None] * n_words
+    for position, word_id in enumerate(word_ids):
+        if word_id is not None and starts[word_id] is None:
+            starts[word_id] = position
+    return starts
+
+
+def align_labels(starts: Sequence[int | None], word_labels: Sequence[int], length: int) -> list[int]:
+    """Token label ids (``length`` of them): each word's label on its first token, ``IGNORED`` elsewhere."""
+    aligned = [IGNORED] * length
+    for start, label in zip(starts, word_labels, strict=True):
+        if start is not None:
+            aligned[start] = label
+    return aligned
+
+
+def word_tags(token_predictions: Sequence[int], starts: Sequence[int | None], tags: Sequence[str]) -> list[str]:
+    """Per-word tags from per-token predicted ids: the first token's, ``O`` for a word without a token."""
+    return [OUTSIDE if start is None else tags[int(token_predictions[start])] for start in starts]
+
+
+def entity_scores(gold: list[list[str]], predicted: list[list[str]]) -> tuple[dict[str, float], dict[str, float]]:
+    """Entity-level micro F1, precision and recall, and the F1 of each entity type, on seqeval tags (``B-PER``).
+
+    An entity counts as found only if both its type and its span match.
+    """
+    report = classification_report(gold, predicted, output_dict=True, zero_division=0)
+    micro = report.pop("micro avg")
+    per_type = {name: float(scores["f1-score"]) for name, scores in report.items() if not name.endswith(" avg")}
+    metrics = {"f1": float(micro["f1-score"]), "precision": float(micro["precision"]), "recall": float(micro["recall"])}
+    return metrics, per_type
+
+
+def encode(
+    tokenizer: Any, records: list[dict[str, Any]], label2id: dict[str, int], max_length: int
+) -> list[dict[str, Any]]:
+    """Model inputs with aligned token labels, plus what scoring needs: word starts and every word's gold tag."""
+    encoded = tokenizer([r["words"] for r in records], is_split_into_words=True, truncation=True, max_length=max_length)
+    features = []
+    for i, record in enumerate(records):
+        starts = word_starts(encoded.word_ids(i), len(record["words"]))
+        word_labels = [label2id[label] for label in record["labels"]]
+        features.append(
+            {
+                **{key: encoded[key][i] for key in encoded},
+                "labels": align_labels(starts, word_labels, len(encoded["input_ids"][i])),
+                "word_starts": starts,
+                "gold": [to_seqeval(label) for label in record["labels"]],
+            }
+        )
+    return features
+
+
+def truncated_words(features: list[dict[str, Any]]) -> int:
+    """How many words have no token, hence are predicted ``O``."""
+    return sum(start is None for f in features for start in f["word_starts"])
+
+
+def collate(features: list[dict[str, Any]], tokenizer: Any, with_token_types: bool) -> dict[str, torch.Tensor]:
+    batch = pad_inputs(features, tokenizer, with_token_types)
+    width = batch["input_ids"].shape[1]
+    batch["labels"] = torch.tensor([f["labels"] + [IGNORED] * (width - len(f["labels"])) for f in features])
+    return batch
+
+
+def evaluate(
+    accelerator: Accelerator,
+    model: nn.Module,
+    features: list[dict[str, Any]],
+    collate_fn: Any,
+    batch_size: int,
+    tags: list[str],
+) -> tuple[dict[str, float], dict[str, float]]:
+    """``entity_scores`` of the model's predictions; ``tags`` are the seqeval tags of the label ids."""
+    predictions = predict(
+        accelerator, model, features, collate_fn, batch_size, lambda out: {"label": out.logits.argmax(-1)}
+    )
+    predicted = [
+        word_tags(row.tolist(), f["word_starts"], tags) for row, f in zip(predictions["label"], features, strict=True)
+    ]
+    return entity_scores([f["gold"] for f in features], predicted)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    set_seed(args.seed)  # the classification head is initialised as the model loads
+    try:
+        labels = read_labels(args.labels)
+        tags = [to_seqeval(label) for label in labels]  # also checks the label format before any work
+        label2id = {label: i for i, label in enumerate(labels)}
+        train_records, validation_records = split_train_validation(
+            read_ner(args.train, labels, "train"), args.validation_split, args.seed
+        )
+        test_records = first(read_ner(args.test, labels, "test"), args.max_eval_samples)
+        tokenizer = load_tokenizer(args.model)
+        model = hub_or_local(
+            AutoModelForTokenClassification.from_pretrained,
+            args.model,
+            "model",
+            num_labels=len(labels),
+            id2label=dict(enumerate(labels)),
+            label2id=label2id,
+        )
+        check_max_seq_length(model, args.max_seq_length)
+    except (ValueError, OSError) as err:
+        raise SystemExit(f"error: {err}") from err
+    train_records = first(train_records, args.max_train_samples)
+    validation_records = first(validation_records, args.max_eval_samples)
+
+    collate_fn = partial(collate, tokenizer=tokenizer, with_token_types=takes_token_type_ids(model))
+    train, validation, test = (
+        encode(tokenizer, r, label2id, args.max_seq_length) for r in (train_records, validation_records, test_records)
+    )
+    logger.info(
+        "Words cut off by --max-seq-length %d (predicted O): train %d, validation %d, test %d",
+        args.max_seq_length,
+        *map(truncated_words, (train, validation, test)),
+    )
+    extra_results = {
+        "examples": {"train": len(train), "validation": len(validation), "test": len(test)},
+        "truncated_words": truncated_words(test),
+    }
+
+    def evaluate_test(accelerator: Accelerator, best: nn.Module) -> dict[str, float]:
+        # fine_tune writes extra_results after testing, so the test's per-type F1 can still join them.
+        metrics, extra_results["f1_per_type"] = evaluate(
+            accelerator, best, test, collate_fn, args.eval_batch_size, tags
+        )
+        return metrics
+
+    return fine_tune(
+        args,
+        "ner",
+        model,
+        tokenizer,
+        train,
+        collate_fn,
+        lambda acc, m: evaluate(acc, m, validation, collate_fn, args.eval_batch_size, tags)[0],
+        evaluate_test,
+        test_size=len(test),
+        primary_metric="f1",
+        extra_results=extra_results,
+    )
+
+
+if __name__ == "__main__":
+    main()
+    sys.exit(0)
