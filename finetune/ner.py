@@ -148,15 +148,17 @@ def evaluate(
     collate_fn: Any,
     batch_size: int,
     tags: list[str],
-) -> tuple[dict[str, float], dict[str, float]]:
-    """``entity_scores`` of the model's predictions; ``tags`` are the seqeval tags of the label ids."""
+) -> dict[str, Any]:
+    """``entity_scores`` of the model's predictions, per-type F1 under ``f1_per_type``; ``tags`` are the seqeval
+    tags of the label ids."""
     predictions = predict(
         accelerator, model, features, collate_fn, batch_size, lambda out: {"label": out.logits.argmax(-1)}
     )
     predicted = [
         word_tags(row.tolist(), f["word_starts"], tags) for row, f in zip(predictions["label"], features, strict=True)
     ]
-    return entity_scores([f["gold"] for f in features], predicted)
+    metrics, per_type = entity_scores([f["gold"] for f in features], predicted)
+    return {**metrics, "f1_per_type": per_type}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -200,13 +202,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "truncated_words": truncated_words(test),
     }
 
-    def evaluate_test(accelerator: Accelerator, best: nn.Module) -> dict[str, float]:
-        # fine_tune writes extra_results after testing, so the test's per-type F1 can still join them.
-        metrics, extra_results["f1_per_type"] = evaluate(
-            accelerator, best, test, collate_fn, args.eval_batch_size, tags
-        )
-        return metrics
-
     return fine_tune(
         args,
         "ner",
@@ -214,8 +209,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         tokenizer,
         train,
         collate_fn,
-        lambda acc, m: evaluate(acc, m, validation, collate_fn, args.eval_batch_size, tags)[0],
-        evaluate_test,
+        lambda acc, m: evaluate(acc, m, validation, collate_fn, args.eval_batch_size, tags),
+        lambda acc, m: evaluate(acc, m, test, collate_fn, args.eval_batch_size, tags),
         test_size=len(test),
         primary_metric="f1",
         extra_results=extra_results,

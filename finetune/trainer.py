@@ -7,7 +7,6 @@ A task module supplies features, a collate function and evaluators; ``fine_tune`
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import inspect
 import logging
 import math
@@ -148,15 +147,6 @@ def pad_cat(values: list[torch.Tensor]) -> torch.Tensor:
     return torch.cat([nn.functional.pad(v, (0, width - v.shape[1]), value=-100) for v in values])
 
 
-@dataclasses.dataclass
-class Outcome:
-    best_epoch: int
-    validation_history: list[dict[str, float]]
-    test_metrics: dict[str, float]
-    train_seconds: float
-    test_examples_per_s: float
-
-
 def fine_tune(
     args: argparse.Namespace,
     task: str,
@@ -170,7 +160,11 @@ def fine_tune(
     primary_metric: str,
     extra_results: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Train, keep the epoch best on ``primary_metric`` (validation), test it once, write ``results.json``."""
+    """Train, keep the epoch best on ``primary_metric`` (validation), test it once, write ``results.json``.
+
+    The evaluators return metrics by name; numbers go to ``results.json``'s ``metrics``, anything else (per-type
+    scores, say) beside it.
+    """
     accelerator = Accelerator(
         mixed_precision=args.mixed_precision, gradient_accumulation_steps=args.gradient_accumulation_steps
     )
@@ -210,7 +204,7 @@ def fine_tune(
             if accelerator.sync_gradients:
                 progress.update(1)
                 progress.set_postfix(loss=f"{loss.item():.4f}")
-        metrics = {"epoch": epoch, **evaluate_validation(accelerator, model)}
+        metrics = {"epoch": epoch, **scalars(evaluate_validation(accelerator, model))}
         history.append(metrics)
         logger.info("  epoch %d validation: %s", epoch, {k: round(v, 4) for k, v in metrics.items()})
         if metrics[primary_metric] > best_score:
@@ -223,7 +217,8 @@ def fine_tune(
     best = type(accelerator.unwrap_model(model)).from_pretrained(output / BEST_DIR)
     best = accelerator.prepare(best)
     start = time.perf_counter()
-    test_metrics = evaluate_test(accelerator, best)
+    test_output = evaluate_test(accelerator, best)
+    test_metrics = scalars(test_output)
     test_seconds = time.perf_counter() - start
     unwrapped = accelerator.unwrap_model(best)
     results = {
@@ -238,12 +233,17 @@ def fine_tune(
         "train_seconds": round(train_seconds, 1),
         "eval_examples_per_s": round(test_size / test_seconds, 1),
         "config": {k: v for k, v in vars(args).items()},
+        **{k: v for k, v in test_output.items() if k not in test_metrics},
         **(extra_results or {}),
     }
     if accelerator.is_main_process:
         write_results(output / "results.json", results)
     logger.info("  test: %s (best epoch %d)", test_metrics, best_epoch)
     return results
+
+
+def scalars(metrics: dict[str, Any]) -> dict[str, float]:
+    return {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
 
 
 def save_best(accelerator: Accelerator, model: nn.Module, tokenizer: Any, folder: Path) -> None:
