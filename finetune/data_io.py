@@ -161,7 +161,11 @@ def git_commit() -> str:
     return result.stdout.strip() or "unknown"
 
 
+def write_json(path: str | Path, data: Any) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
 def write_results(path: str | Path, results: dict[str, Any]) -> None:
     """``results.json`` with the library versions and commit added."""
-    payload = {**results, "versions": library_versions(), "git_commit": git_commit()}
-    Path(path).write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_json(path, {**results, "versions": library_versions(), "git_commit": git_commit()})

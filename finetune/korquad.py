@@ -17,7 +17,6 @@ answers of at most 30 tokens chosen among the 20 best starts and ends, batch 16,
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -31,7 +30,7 @@ from torch import nn
 from transformers import AutoModelForQuestionAnswering
 
 from finetune import korquad_metric
-from finetune.data_io import read_squad
+from finetune.data_io import read_squad, write_json
 from finetune.trainer import (
     add_common_args,
     check_common_args,
@@ -230,8 +229,7 @@ def score(
         args.max_answer_length,
     )
     if predictions_file is not None and accelerator.is_main_process:
-        predictions_file.parent.mkdir(parents=True, exist_ok=True)
-        predictions_file.write_text(json.dumps(predictions, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        write_json(predictions_file, predictions)
     return korquad_metric.evaluate(examples, predictions)
 
 
