@@ -154,6 +154,12 @@ def masked_batch(
     return inputs, labels, (inputs != special["pad"]).long(), labels != -100
 
 
+def read_data_stats(data_dir: str) -> dict[str, Any] | None:
+    """The corpus statistics pretrain.prepare recorded, for the exported student's records (and model card)."""
+    path = Path(data_dir) / "stats.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
 def validate_inputs(config: DistillationConfig) -> tuple[dict[str, Any], Path | None]:
     """Start-up checks that need no model: prepared data, and a checkpoint to resume from."""
     meta = load_meta(config.data_dir)
@@ -380,7 +386,7 @@ def main(argv: list[str] | None = None) -> None:
         "teacher": config.teacher,
         "student_layers_from_teacher": None if config.student else config.student_layers,
         "config": dataclasses.asdict(config),
-        "data": {"dir": config.data_dir, "stats": meta.get("stats")},
+        "data": {"dir": config.data_dir, "stats": read_data_stats(config.data_dir)},
     }
 
     tokens_per_update = (

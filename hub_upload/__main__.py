@@ -1,0 +1,165 @@
+"""Build, validate and push a release of a model to the Hugging Face Hub.
+
+    python -m hub_upload --model runs/distilkobert/final --repo-id USER/distilkobert \
+        --results runs/finetune/distilkobert/*/results.json --dry-run --output runs/release/distilkobert
+    HF_TOKEN=... python -m hub_upload --model runs/distilkobert/final --repo-id USER/distilkobert \
+        --results runs/finetune/distilkobert/*/results.json --tag v1.0
+
+The release folder holds the weights (safetensors) and config, the tokenizer files (SentencePiece model, vocab.txt,
+tokenizer.json, tokenizer_config.json with an auto_map to both classes), ``tokenization_kobert.py`` as remote code,
+and README.md, a model card built from the saved config, pretraining records and results files. It is validated in a
+fresh offline process before anything is sent; ``--dry-run`` stops there and leaves it in ``--output``. The token
+comes from HF_TOKEN or the stored login and is never printed or written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import HfApi, get_token
+
+from hub_upload.card import build_card
+from modeling.load import get_tokenizer
+from modeling.student import parameter_count, size_mb
+
+REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
+WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", required=True, help="Model folder (save_pretrained), with its tokenizer.")
+    parser.add_argument("--repo-id", required=True, help="Hub repository, namespace/name.")
+    parser.add_argument("--results", nargs="*", default=[], help="results.json files of fine-tuning this model.")
+    parser.add_argument("--private", action="store_true", help="Create the repository as private.")
+    parser.add_argument("--revision", default=None, help="Branch to push to (created if missing).")
+    parser.add_argument("--tag", default=None, help="Tag the pushed commit.")
+    parser.add_argument("--commit-message", default=None, help="Commit message (default: 'Upload NAME').")
+    parser.add_argument("--license", default="apache-2.0", help="License id for the model card.")
+    parser.add_argument("--dry-run", action="store_true", help="Build and validate only; needs --output.")
+    parser.add_argument("--output", default=None, help="Where to leave the release folder.")
+    args = parser.parse_args(argv)
+    if not REPO_ID.match(args.repo_id):
+        parser.error(f"--repo-id must be namespace/name, got {args.repo_id!r}")
+    if args.dry_run and not args.output:
+        parser.error("--dry-run needs --output DIR to leave the release folder in")
+    if args.output and os.path.isdir(args.output) and os.listdir(args.output):
+        parser.error(f"--output {args.output!r} exists and is not empty")
+    return args
+
+
+def check_model_folder(folder: Path) -> None:
+    if not (folder / "config.json").is_file():
+        raise ValueError(f"{folder}: no config.json; pass a folder written by save_pretrained")
+    if not any((folder / name).is_file() for name in WEIGHTS):
+        raise ValueError(f"{folder}: no weights ({', '.join(WEIGHTS)})")
+
+
+def read_results(paths: list[str], model: str, repo_id: str) -> list[dict[str, Any]]:
+    """Results files, each of a model fine-tuned from ``model`` (or from the repo itself)."""
+    results = []
+    for path in paths:
+        result = json.loads(Path(path).read_text(encoding="utf-8"))
+        started_from = result.get("model", "")
+        if os.path.realpath(started_from) != os.path.realpath(model) and started_from != repo_id:
+            raise ValueError(f"{path}: results of {started_from!r}, not of {model!r}")
+        results.append(result)
+    return results
+
+
+def read_optional_json(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def build_release(args: argparse.Namespace, folder: Path) -> None:
+    """Weights, tokenizer, remote code and model card into ``folder``."""
+    from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM
+
+    source = Path(args.model)
+    config = AutoConfig.from_pretrained(source)
+    has_head = any(name.endswith("ForMaskedLM") for name in config.architectures or [])
+    model = (AutoModelForMaskedLM if has_head else AutoModel).from_pretrained(source)
+    tokenizer = get_tokenizer(str(source))
+    if len(tokenizer) != model.config.vocab_size:
+        raise ValueError(
+            f"{source}: the tokenizer has {len(tokenizer)} tokens but the model has {model.config.vocab_size} "
+            "embeddings; they do not belong together"
+        )
+    results = read_results(args.results, args.model, args.repo_id)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    card = build_card(
+        args.repo_id,
+        json.loads((folder / "config.json").read_text()),
+        parameter_count(model),
+        size_mb(model),
+        has_head,
+        args.license,
+        results,
+        read_optional_json(source / "distillation.json"),
+        read_optional_json(source / "extraction.json"),
+    )
+    (folder / "README.md").write_text(card, encoding="utf-8")
+
+
+def validate(folder: Path) -> str:
+    """Run hub_upload.validate in a fresh, offline process; raise with its message if the folder fails."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "hub_upload.validate", str(folder)], env=env, capture_output=True, text=True
+    )
+    if result.returncode != 0:
+        raise ValueError(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "validation failed")
+    return result.stdout.strip()
+
+
+def upload(api: HfApi, folder: Path, args: argparse.Namespace, token: str) -> str:
+    """Create the repository (and branch) if needed, push the folder in one commit, tag it; returns the commit URL."""
+    api.create_repo(args.repo_id, token=token, private=args.private, exist_ok=True)
+    if args.revision:
+        api.create_branch(args.repo_id, branch=args.revision, token=token, exist_ok=True)
+    commit = api.upload_folder(
+        repo_id=args.repo_id,
+        folder_path=str(folder),
+        commit_message=args.commit_message or f"Upload {args.repo_id.split('/')[-1]}",
+        revision=args.revision,
+        token=token,
+    )
+    if args.tag:
+        api.create_tag(args.repo_id, tag=args.tag, revision=args.revision, token=token, exist_ok=True)
+    return str(getattr(commit, "commit_url", commit))
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    token = None if args.dry_run else get_token()
+    if not args.dry_run and not token:
+        raise SystemExit("error: no Hugging Face token: set HF_TOKEN or run `hf auth login` (or use --dry-run)")
+    folder = Path(args.output) if args.output else Path(tempfile.mkdtemp(prefix="release-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        check_model_folder(Path(args.model))
+        build_release(args, folder)
+        print(validate(folder))
+    except (ValueError, OSError) as err:
+        if not args.output:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise SystemExit(f"error: {err}; nothing was uploaded") from err
+    if args.dry_run:
+        print(f"dry run: release folder left in {folder}; nothing was uploaded")
+        return
+    url = upload(HfApi(), folder, args, token)
+    print(f"uploaded {sorted(p.name for p in folder.iterdir())} to {args.repo_id}: {url}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,156 @@
+"""The model card (README.md) of a release, built from the saved config and results files, never typed by hand."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from finetune.table import build_rows, render
+
+# How each fine-tuning task appears in the Hub's model-index.
+TASKS = {
+    "nsmc": {"type": "text-classification", "name": "Sentiment classification", "dataset": ("NSMC", "e9t/nsmc")},
+    "ner": {
+        "type": "token-classification",
+        "name": "Named entity recognition",
+        "dataset": ("Naver NER (NLP Challenge 2018)", "naver-ner"),
+    },
+    "korquad": {
+        "type": "question-answering",
+        "name": "Extractive question answering",
+        "dataset": ("KorQuAD 1.0", "KorQuAD/squad_kor_v1"),
+    },
+}
+METRIC_NAMES = {
+    "accuracy": "Accuracy",
+    "f1": "F1",
+    "precision": "Precision",
+    "recall": "Recall",
+    "exact_match": "Exact match",
+}
+
+
+def model_index(name: str, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ``model-index`` metadata: one entry per results file, its test metrics (in percent)."""
+    entries = []
+    for result in results:
+        task = TASKS[result["task"]]
+        dataset_name, dataset_type = task["dataset"]
+        metrics = [
+            {
+                "type": key,
+                "name": METRIC_NAMES.get(key, key),
+                "value": round(value if result["task"] == "korquad" else 100 * value, 2),
+            }
+            for key, value in result["metrics"].items()
+        ]
+        entries.append(
+            {
+                "task": {"type": task["type"], "name": task["name"]},
+                "dataset": {"name": dataset_name, "type": dataset_type},
+                "metrics": metrics,
+            }
+        )
+    return [{"name": name, "results": entries}]
+
+
+def metadata(
+    name: str, has_mlm_head: bool, base_model: str | None, license_id: str, results: list[dict[str, Any]]
+) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "language": ["ko"],
+        "license": license_id,
+        "library_name": "transformers",
+        "pipeline_tag": "fill-mask" if has_mlm_head else "feature-extraction",
+        "tags": ["korean", "kobert", "distilbert", "knowledge-distillation"],
+    }
+    if base_model:
+        meta["base_model"] = base_model
+    if results:
+        meta["datasets"] = sorted({TASKS[r["task"]]["dataset"][1] for r in results})
+        meta["model-index"] = model_index(name, results)
+    return meta
+
+
+def describe_architecture(config: dict[str, Any], params: int, size: float) -> str:
+    layers = config.get("n_layers", config.get("num_hidden_layers"))
+    hidden = config.get("dim", config.get("hidden_size"))
+    heads = config.get("n_heads", config.get("num_attention_heads"))
+    return (
+        f"{config['model_type']} with {layers} layers, hidden size {hidden}, {heads} attention heads and a "
+        f"{config['vocab_size']:,}-token SentencePiece vocabulary: {params:,} parameters, {size:.1f} MB."
+    )
+
+
+def describe_distillation(distillation: dict[str, Any] | None, extraction: dict[str, Any] | None) -> list[str]:
+    """What the pretraining records say about how the model was made."""
+    lines = []
+    origin = distillation or extraction or {}
+    if origin.get("teacher"):
+        layers = origin.get("student_layers_from_teacher")
+        lines.append(
+            f"- Teacher: `{origin['teacher']}`"
+            + (f"; the student's layers started as teacher layers {layers} (0-based)." if layers else ".")
+        )
+    if distillation:
+        c = distillation["config"]
+        lines.append(
+            f"- Distillation loss: {c['alpha_ce']} x soft-target KL (temperature {c['temperature']}) + "
+            f"{c['alpha_mlm']} x masked-LM cross-entropy + {c['alpha_cos']} x hidden-state cosine + "
+            f"{c['alpha_mse']} x logit MSE; {c['mlm_probability']:.0%} of tokens masked, smoothing "
+            f"{c['mlm_smoothing']}."
+        )
+        stats = (distillation.get("data") or {}).get("stats") or {}
+        if stats:
+            blocks = ", ".join(f"{n:,} {split}" for split, n in stats.get("blocks", {}).items())
+            lines.append(
+                f"- Corpus: {stats.get('lines', 0):,} lines, {stats.get('tokens', 0):,} tokens, blocks: {blocks}."
+            )
+    return lines
+
+
+def build_card(
+    repo_id: str,
+    config: dict[str, Any],
+    params: int,
+    size: float,
+    has_mlm_head: bool,
+    license_id: str,
+    results: list[dict[str, Any]],
+    distillation: dict[str, Any] | None,
+    extraction: dict[str, Any] | None,
+) -> str:
+    """README.md: YAML metadata, then what the model is, how to load it, its results and its limits."""
+    name = repo_id.split("/")[-1]
+    base_model = (distillation or extraction or {}).get("teacher")
+    meta = metadata(name, has_mlm_head, base_model, license_id, results)
+    auto = "AutoModelForMaskedLM" if has_mlm_head else "AutoModel"
+    sections = [
+        "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---",
+        f"# {name}",
+        "## Model\n\n"
+        + describe_architecture(config, params, size)
+        + "\n\n"
+        + "\n".join(describe_distillation(distillation, extraction)),
+        "## Usage\n\n```python\n"
+        f"from transformers import {auto}, AutoTokenizer\n\n"
+        f'model = {auto}.from_pretrained("{repo_id}")\n'
+        f'tokenizer = AutoTokenizer.from_pretrained("{repo_id}", trust_remote_code=True)\n'
+        "```\n\nor, with this project's loading API: "
+        f'`from modeling import get_distilkobert_model; model = get_distilkobert_model("{repo_id}")`. '
+        "The tokenizer is KoBERT's SentencePiece tokenizer, shipped as remote code (`tokenization_kobert.py`): "
+        "`trust_remote_code=True` is needed, and special tokens such as `[CLS]` are never split.",
+    ]
+    if results:
+        table = render(build_rows([{**r, "model": repo_id} for r in results], {repo_id: name}))
+        sections.append(
+            "## Results\n\nTest-set scores after fine-tuning (the best epoch chosen on a validation "
+            "split of the training data):\n\n" + table.strip()
+        )
+    sections.append(
+        "## Limitations\n\nTrained on Korean text only; its tokenizer normalises text with NFKD as KoBERT's does, "
+        "so compatibility jamo such as `ㅋ` often become `[UNK]`. Results on the small splits used here are not "
+        "comparable with published tables."
+    )
+    return "\n\n".join(sections) + "\n"
