@@ -5,12 +5,13 @@ Every reader gives plain dicts and names the file and line (or question id) of a
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import platform
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -18,6 +19,11 @@ ROOT = Path(__file__).resolve().parent.parent
 def is_local(path_or_name: str) -> bool:
     """A file to read ourselves; anything else is a Hub dataset name or a local dataset folder for `datasets`."""
     return os.path.isfile(path_or_name)
+
+
+def open_text(path: str) -> IO[str]:
+    """A UTF-8 text file, gzip-compressed when its name ends in .gz."""
+    return gzip.open(path, "rt", encoding="utf-8") if path.endswith(".gz") else open(path, encoding="utf-8")
 
 
 def load_hub_split(name: str, split: str) -> list[dict[str, Any]]:
@@ -35,7 +41,7 @@ def read_nsmc(path_or_name: str, split: str = "train") -> list[dict[str, Any]]:
         rows = load_hub_split(path_or_name, split)
         return [{"id": str(r["id"]), "document": r["document"] or "", "label": int(r["label"])} for r in rows]
     records = []
-    with open(path_or_name, encoding="utf-8") as f:
+    with open_text(path_or_name) as f:
         header = f.readline().rstrip("\n").split("\t")
         if header != ["id", "document", "label"]:
             raise ValueError(f"{path_or_name}:1: expected the header 'id<TAB>document<TAB>label', got {header}")
