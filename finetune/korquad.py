@@ -33,15 +33,14 @@ from finetune.data_io import read_squad, write_json
 from finetune.trainer import (
     add_common_args,
     check_common_args,
-    check_max_seq_length,
     fine_tune,
     first,
+    load_task_model,
     pad_inputs,
     predict,
     split_train_validation,
     takes_token_type_ids,
 )
-from modeling.load import hub_or_local, load_tokenizer
 
 logger = logging.getLogger("finetune.korquad")
 SPECIAL_TOKENS_IN_PAIR = 3  # [CLS] question [SEP] context [SEP]
@@ -71,11 +70,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def check_model(args: argparse.Namespace, tokenizer: Any, model: nn.Module) -> None:
-    """Answers are mapped through offsets, which only fast tokenizers give; windows must fit the positions."""
+def check_fast_tokenizer(args: argparse.Namespace, tokenizer: Any) -> None:
+    """Answers are mapped through offsets, which only fast tokenizers give."""
     if not tokenizer.is_fast:
         raise ValueError(f"{args.model}: KorQuAD needs a fast tokenizer for offsets, got {type(tokenizer).__name__}")
-    check_max_seq_length(model, args.max_seq_length)
 
 
 def truncate_questions(tokenizer: Any, questions: list[str], max_tokens: int) -> list[str]:
@@ -238,9 +236,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     try:
         train_examples, train_skipped = read_squad(args.train, "train")
         test_examples, test_skipped = read_squad(args.dev, "validation")
-        tokenizer = load_tokenizer(args.model)
-        model = hub_or_local(AutoModelForQuestionAnswering.from_pretrained, args.model, "model")
-        check_model(args, tokenizer, model)
+        tokenizer, model = load_task_model(args, AutoModelForQuestionAnswering)
+        check_fast_tokenizer(args, tokenizer)
     except (ValueError, OSError) as err:
         raise SystemExit(f"error: {err}") from err
     if train_skipped or test_skipped:

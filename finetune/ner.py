@@ -27,7 +27,6 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import set_seed
 from seqeval.metrics import classification_report
 from torch import nn
 from transformers import AutoModelForTokenClassification
@@ -36,15 +35,14 @@ from finetune.data_io import read_labels, read_ner
 from finetune.trainer import (
     add_common_args,
     check_common_args,
-    check_max_seq_length,
     fine_tune,
     first,
+    load_task_model,
     pad_inputs,
     predict,
     split_train_validation,
     takes_token_type_ids,
 )
-from modeling.load import hub_or_local, load_tokenizer
 
 logger = logging.getLogger(__name__)
 IGNORED = -100  # the label id CrossEntropyLoss skips
@@ -163,7 +161,6 @@ def evaluate(
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    set_seed(args.seed)  # the classification head is initialised as the model loads
     try:
         labels = read_labels(args.labels)
         tags = [to_seqeval(label) for label in labels]  # also checks the label format before any work
@@ -172,16 +169,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             read_ner(args.train, labels, "train"), args.validation_split, args.seed
         )
         test_records = first(read_ner(args.test, labels, "test"), args.max_eval_samples)
-        tokenizer = load_tokenizer(args.model)
-        model = hub_or_local(
-            AutoModelForTokenClassification.from_pretrained,
-            args.model,
-            "model",
+        tokenizer, model = load_task_model(
+            args,
+            AutoModelForTokenClassification,
             num_labels=len(labels),
             id2label=dict(enumerate(labels)),
             label2id=label2id,
         )
-        check_max_seq_length(model, args.max_seq_length)
     except (ValueError, OSError) as err:
         raise SystemExit(f"error: {err}") from err
     train_records = first(train_records, args.max_train_samples)

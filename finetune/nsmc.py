@@ -17,7 +17,6 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import set_seed
 from torch import nn
 from transformers import AutoModelForSequenceClassification
 
@@ -25,15 +24,14 @@ from finetune.data_io import read_nsmc
 from finetune.trainer import (
     add_common_args,
     check_common_args,
-    check_max_seq_length,
     fine_tune,
     first,
+    load_task_model,
     pad_inputs,
     predict,
     split_train_validation,
     takes_token_type_ids,
 )
-from modeling.load import hub_or_local, load_tokenizer
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -77,10 +75,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             read_nsmc(args.train, "train"), args.validation_split, args.seed
         )
         test_records = first(read_nsmc(args.test, "test"), args.max_eval_samples)
-        tokenizer = load_tokenizer(args.model)
-        set_seed(args.seed)  # before the classification head is initialised
-        model = hub_or_local(AutoModelForSequenceClassification.from_pretrained, args.model, "model", num_labels=2)
-        check_max_seq_length(model, args.max_seq_length)
+        tokenizer, model = load_task_model(args, AutoModelForSequenceClassification, num_labels=2)
     except (ValueError, OSError) as err:
         raise SystemExit(f"error: {err}") from err
     train_records = first(train_records, args.max_train_samples)

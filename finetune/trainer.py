@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from finetune.data_io import write_results
+from modeling.load import hub_or_local, load_tokenizer
 from modeling.student import parameter_count, size_mb
 
 logger = logging.getLogger("finetune")
@@ -107,6 +108,16 @@ def check_max_seq_length(model: nn.Module, max_seq_length: int) -> None:
             f"--max-seq-length {max_seq_length} is longer than the model's {positions} position embeddings; "
             f"pass --max-seq-length {positions} or less"
         )
+
+
+def load_task_model(args: argparse.Namespace, model_class: Any, **model_kwargs: Any) -> tuple[Any, nn.Module]:
+    """The tokenizer and task model of ``args.model``: seeded before the new head is initialised, and checked
+    to take ``--max-seq-length`` tokens. Raises ValueError/OSError for the task's start-up error handling."""
+    tokenizer = load_tokenizer(args.model)
+    set_seed(args.seed)
+    model = hub_or_local(model_class.from_pretrained, args.model, "model", **model_kwargs)
+    check_max_seq_length(model, args.max_seq_length)
+    return tokenizer, model
 
 
 def pad_inputs(features: list[dict[str, Any]], tokenizer: Any, with_token_types: bool) -> dict[str, torch.Tensor]:

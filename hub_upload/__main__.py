@@ -28,6 +28,7 @@ from typing import Any
 from huggingface_hub import HfApi, get_token
 
 from hub_upload.card import build_card
+from hub_upload.validate import has_mlm_head
 from modeling.load import get_tokenizer
 from modeling.student import parameter_count, size_mb
 
@@ -82,11 +83,10 @@ def read_optional_json(path: Path) -> dict[str, Any] | None:
 
 def build_release(args: argparse.Namespace, folder: Path) -> None:
     """Weights, tokenizer, remote code and model card into ``folder``."""
-    from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM
+    from transformers import AutoModel, AutoModelForMaskedLM
 
     source = Path(args.model)
-    config = AutoConfig.from_pretrained(source)
-    has_head = any(name.endswith("ForMaskedLM") for name in config.architectures or [])
+    has_head = has_mlm_head(source)
     model = (AutoModelForMaskedLM if has_head else AutoModel).from_pretrained(source)
     tokenizer = get_tokenizer(str(source))
     if len(tokenizer) != model.config.vocab_size:
