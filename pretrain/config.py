@@ -28,12 +28,13 @@ class DistillationConfig:
              + alpha_cos * (1 - cos(student_hidden, teacher_hidden))                            on non-padding tokens
              + alpha_mse * sum((student_logits - teacher_logits)^2) / masked_tokens              on masked tokens
 
-    with T = ``temperature``; the defaults are DistilBERT's (Sanh et al., 2019).
+    with T = ``temperature``; the defaults are DistilBERT's (Sanh et al., 2019). Without a teacher, only the
+    masked-LM term is left: that pretrains a teacher, or a baseline student, from a ``student`` folder.
     """
 
     # Models
-    teacher: str = ""  # BertForMaskedLM folder or Hub id (e.g. monologg/kobert-lm)
-    student: str | None = None  # a DistilBertForMaskedLM folder to start from; if empty, built from the teacher
+    teacher: str = ""  # BertForMaskedLM folder or Hub id (e.g. monologg/kobert-lm); empty: masked LM alone
+    student: str | None = None  # masked-LM folder to start from (DistilBERT, or BERT); if empty, built from teacher
     student_layers: list[int] = field(default_factory=lambda: [0, 4, 8])  # teacher layers the student starts from
     fold_token_type: bool = True  # add the teacher's segment-0 embedding into the student's positions
     freeze_position_embeddings: bool = True  # keep the student's (copied) position embeddings fixed
@@ -80,8 +81,13 @@ class DistillationConfig:
     def validate(self) -> None:
         """Raise ValueError for values that cannot work, saying how to fix them."""
         problems = []
-        if not self.teacher:
-            problems.append("teacher is required (a BertForMaskedLM folder or Hub id)")
+        if not self.teacher and not self.student:
+            problems.append("teacher is required (a BertForMaskedLM folder or Hub id), or student alone for MLM")
+        if not self.teacher and self.alpha_ce + self.alpha_cos + self.alpha_mse > 0:
+            problems.append(
+                "alpha_ce, alpha_cos and alpha_mse need a teacher; set them to 0 to train the student on the "
+                "masked-LM loss alone"
+            )
         if not self.data_dir:
             problems.append("data_dir is required (run `python -m pretrain.prepare` first)")
         if not self.output_dir:

@@ -9,6 +9,8 @@
     accelerate launch --config_file pretrain/accelerate_configs/multi_node.yaml --machine_rank 0 pretrain/run.py ...
     # continue after an interruption, from the newest complete checkpoint
     accelerate launch ... pretrain/run.py --config ... --resume true
+    # no teacher: masked LM alone, from a (random) BERT or DistilBERT folder - a teacher, or a baseline student
+    python pretrain/run.py --config ... --teacher "" --student runs/init --alpha_ce 0 --alpha_cos 0 --alpha_mlm 1
 
 Any key of ``DistillationConfig`` (see ``--help``) can be overridden as ``--key value``. Writes
 ``OUTPUT_DIR/metrics.jsonl``, TensorBoard logs, ``OUTPUT_DIR/checkpoint-STEP/`` and the student in
@@ -34,9 +36,10 @@ from accelerate.utils import set_seed
 from torch import nn
 from torch.utils.data import DataLoader, RandomSampler
 from tqdm.auto import tqdm
-from transformers import DistilBertForMaskedLM, get_linear_schedule_with_warmup
+from transformers import AutoModelForMaskedLM, PreTrainedModel, get_linear_schedule_with_warmup
 
-from modeling.load import load_teacher, load_tokenizer
+from modeling.extract import EXTRACTION_FILE
+from modeling.load import hub_or_local, load_teacher, load_tokenizer
 from modeling.student import build_student, parameter_count
 from pretrain.checkpoint import (
     TRAINING_STATE_DIR,
@@ -68,51 +71,61 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[
     return parser.parse_known_args(argv)
 
 
-class DistillationStudent(nn.Module):
-    """The student as one module, so DDP/FSDP see a single forward: last hidden states for every token, and
-    vocabulary logits only at the chosen positions (the projection to 8,002 tokens is the costly part)."""
+def masked_lm_outputs(
+    model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Last hidden states for every token and vocabulary logits only at ``positions`` (the projection to 8,002
+    tokens is the costly part), for a ``BertForMaskedLM`` (segment 0 throughout) or a ``DistilBertForMaskedLM``."""
+    if model.config.model_type == "bert":
+        hidden = model.bert(
+            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=torch.zeros_like(input_ids)
+        ).last_hidden_state
+        return hidden, model.cls(hidden[positions])
+    hidden = model.distilbert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    head = model.vocab_layer_norm(model.activation(model.vocab_transform(hidden[positions])))
+    return hidden, model.vocab_projector(head)
 
-    def __init__(self, student: DistilBertForMaskedLM) -> None:
+
+class DistillationStudent(nn.Module):
+    """The student as one module, so DDP/FSDP see a single forward (``masked_lm_outputs``)."""
+
+    def __init__(self, student: PreTrainedModel) -> None:
         super().__init__()
         self.student = student
 
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        hidden = self.student.distilbert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        s = self.student
-        logits = s.vocab_projector(s.vocab_layer_norm(s.activation(s.vocab_transform(hidden[positions]))))
-        return hidden, logits
+        return masked_lm_outputs(self.student, input_ids, attention_mask, positions)
 
 
 @torch.no_grad()
 def teacher_outputs(
-    teacher: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Teacher hidden states for every token and MLM logits at ``positions`` (segment 0 throughout)."""
-    hidden = teacher.bert(
-        input_ids=input_ids, attention_mask=attention_mask, token_type_ids=torch.zeros_like(input_ids)
-    ).last_hidden_state
-    return hidden, teacher.cls(hidden[positions])
+    teacher: nn.Module | None, input_ids: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """The teacher's ``masked_lm_outputs``, or ``(None, None)`` when training without one."""
+    if teacher is None:
+        return None, None
+    return masked_lm_outputs(teacher, input_ids, attention_mask, positions)
 
 
 def distillation_losses(
     student_hidden: torch.Tensor,
     student_logits: torch.Tensor,
-    teacher_hidden: torch.Tensor,
-    teacher_logits: torch.Tensor,
+    teacher_hidden: torch.Tensor | None,
+    teacher_logits: torch.Tensor | None,
     targets: torch.Tensor,
     attention_mask: torch.Tensor,
     config: DistillationConfig,
 ) -> dict[str, torch.Tensor]:
-    """Every loss term and their weighted sum ``loss`` (formula in ``DistillationConfig``)."""
-    keep = attention_mask.bool()
-    terms = {
-        "loss_ce": soft_target_kl(student_logits, teacher_logits, config.temperature),
-        "loss_mlm": masked_lm_cross_entropy(student_logits, targets),
-        "loss_cos": hidden_cosine(student_hidden[keep], teacher_hidden[keep]),
-        "loss_mse": logit_mse(student_logits, teacher_logits),
-    }
+    """Every loss term and their weighted sum ``loss`` (formula in ``DistillationConfig``); without a teacher
+    (``teacher_* = None``) the masked-LM term alone."""
+    terms = {"loss_mlm": masked_lm_cross_entropy(student_logits, targets)}
+    if teacher_hidden is not None and teacher_logits is not None:
+        keep = attention_mask.bool()
+        terms["loss_ce"] = soft_target_kl(student_logits, teacher_logits, config.temperature)
+        terms["loss_cos"] = hidden_cosine(student_hidden[keep], teacher_hidden[keep])
+        terms["loss_mse"] = logit_mse(student_logits, teacher_logits)
     alphas = {"loss_ce": config.alpha_ce, "loss_mlm": config.alpha_mlm, "loss_cos": config.alpha_cos}
     alphas["loss_mse"] = config.alpha_mse
     terms["loss"] = sum(alphas[name] * value for name, value in terms.items())
@@ -172,19 +185,41 @@ def validate_inputs(config: DistillationConfig) -> tuple[dict[str, Any], Path | 
     return meta, resume_from
 
 
-def check_vocabularies(teacher: nn.Module, tokenizer: Any, meta: dict[str, Any], config: DistillationConfig) -> None:
-    """Teacher embeddings, tokenizer and prepared data must share one vocabulary."""
-    if len(tokenizer) != teacher.config.vocab_size:
+def check_vocabularies(model: nn.Module, name: str, tokenizer: Any, meta: dict[str, Any], data_dir: str) -> None:
+    """A model's embeddings (the teacher's, or the student's), its tokenizer and the prepared data must share one
+    vocabulary."""
+    if len(tokenizer) != model.config.vocab_size:
         raise ValueError(
-            f"the teacher {config.teacher!r} has {teacher.config.vocab_size} embeddings but its tokenizer has "
-            f"{len(tokenizer)} tokens; use the tokenizer the teacher was trained with"
+            f"{name!r} has {model.config.vocab_size} embeddings but its tokenizer has {len(tokenizer)} tokens; use "
+            "the tokenizer the model was trained with"
         )
-    check_compatible(meta, teacher.config.vocab_size, teacher.config.max_position_embeddings, config.data_dir)
+    check_compatible(meta, model.config.vocab_size, model.config.max_position_embeddings, data_dir)
     if meta["tokenizer"]["vocab_sha256"] != vocab_sha256(tokenizer):
         raise ValueError(
-            f"{config.data_dir} was prepared with another vocabulary ({meta['tokenizer']['path']}) than the "
-            f"teacher's tokenizer; prepare the data again with --tokenizer {config.teacher}"
+            f"{data_dir} was prepared with another vocabulary ({meta['tokenizer']['path']}) than the tokenizer of "
+            f"{name!r}; prepare the data again with --tokenizer {name}"
         )
+
+
+def load_student(config: DistillationConfig, teacher: nn.Module | None) -> PreTrainedModel:
+    """The student: a masked-LM folder when ``student`` is set, else the teacher's ``student_layers`` copied."""
+    if config.student:
+        student = hub_or_local(AutoModelForMaskedLM.from_pretrained, config.student, "student")
+        if teacher is not None and student.config.vocab_size != teacher.config.vocab_size:
+            raise ValueError(
+                f"the student {config.student!r} has {student.config.vocab_size} embeddings, the teacher "
+                f"{teacher.config.vocab_size}; extract the student from this teacher (python -m modeling.extract)"
+            )
+        return student
+    return build_student(teacher, config.student_layers, fold_token_type=config.fold_token_type)
+
+
+def layers_from_teacher(config: DistillationConfig) -> list[int] | None:
+    """Which teacher layers the student started from: the config's, or the extraction record of ``student``."""
+    if not config.student:
+        return config.student_layers
+    record = Path(config.student) / EXTRACTION_FILE
+    return json.loads(record.read_text())["student_layers_from_teacher"] if record.is_file() else None
 
 
 def build_optimizer(student: nn.Module, config: DistillationConfig) -> torch.optim.AdamW:
@@ -201,18 +236,19 @@ def build_optimizer(student: nn.Module, config: DistillationConfig) -> torch.opt
 def evaluate(
     accelerator: Accelerator,
     module: nn.Module,
-    teacher: nn.Module,
+    teacher: nn.Module | None,
     loader: DataLoader,
     weights: torch.Tensor,
     config: DistillationConfig,
     special: dict[str, int],
 ) -> dict[str, float]:
-    """Student MLM loss and perplexity, and teacher-student top-1 agreement, on masked validation tokens.
+    """Student MLM loss, perplexity and top-1 accuracy, and (with a teacher) teacher-student top-1 agreement, on
+    masked validation tokens.
 
     The masks are the same at every evaluation, so the numbers are comparable along a run.
     """
     module.eval()
-    totals = torch.zeros(3, dtype=torch.float64, device=accelerator.device)  # loss sum, agreements, tokens
+    totals = torch.zeros(4, dtype=torch.float64, device=accelerator.device)  # loss, correct, agreements, tokens
     for i, blocks in enumerate(loader):
         if i >= config.eval_max_batches:
             break
@@ -222,29 +258,34 @@ def evaluate(
         with accelerator.autocast():
             _, student_logits = module(inputs, attention_mask, positions)
             _, teacher_logits = teacher_outputs(teacher, inputs, attention_mask, positions)
+        predicted, targets = student_logits.argmax(-1), labels[positions]
+        per_token = (
+            nn.functional.cross_entropy(student_logits.float(), targets, reduction="none"),
+            predicted == targets,
+            predicted == (targets if teacher_logits is None else teacher_logits.argmax(-1)),
+            torch.ones_like(targets),
+        )
+        rows = positions.nonzero()[:, 0]
         per_block = torch.stack(
             [
-                torch.zeros(len(blocks), device=blocks.device, dtype=torch.float64).index_add_(
-                    0, positions.nonzero()[:, 0], values.double()
-                )
-                for values in (
-                    nn.functional.cross_entropy(student_logits.float(), labels[positions], reduction="none"),
-                    (student_logits.argmax(-1) == teacher_logits.argmax(-1)).double(),
-                    torch.ones(int(positions.sum()), device=blocks.device),
-                )
+                torch.zeros(len(blocks), dtype=torch.float64, device=blocks.device).index_add_(0, rows, v.double())
+                for v in per_token
             ],
             dim=1,
         )
         totals += accelerator.gather_for_metrics(per_block).sum(0)
     module.train()
-    loss_sum, agreements, tokens = totals.tolist()
+    loss_sum, correct, agreements, tokens = totals.tolist()
     tokens = max(tokens, 1.0)
-    return {
+    metrics = {
         "eval_mlm_loss": loss_sum / tokens,
         "eval_perplexity": math.exp(min(loss_sum / tokens, 50.0)),
-        "eval_top1_agreement": agreements / tokens,
+        "eval_top1_accuracy": correct / tokens,
         "eval_tokens": int(tokens),
     }
+    if teacher is not None:
+        metrics["eval_top1_agreement"] = agreements / tokens
+    return metrics
 
 
 def export_student(accelerator: Accelerator, module: nn.Module, tokenizer: Any, folder: Path, info: dict) -> None:
@@ -315,11 +356,13 @@ def main(argv: list[str] | None = None) -> None:
     set_seed(config.seed)
 
     try:
-        teacher = load_teacher(config.teacher)
-        tokenizer = load_tokenizer(config.teacher)
-        check_vocabularies(teacher, tokenizer, meta, config)
+        teacher = load_teacher(config.teacher) if config.teacher else None
+        student = load_student(config, teacher)
+        tokenizer = load_tokenizer(config.teacher or config.student)
+        check_vocabularies(teacher or student, config.teacher or config.student, tokenizer, meta, config.data_dir)
     except (ValueError, OSError) as err:
         raise SystemExit(f"error: {err}") from err
+    loss_terms = LOSS_TERMS if teacher is not None else ("loss_mlm",)
     special = {"mask": tokenizer.mask_token_id, "pad": tokenizer.pad_token_id}
 
     train_set = PackedBlocks(config.data_dir, "train")
@@ -341,15 +384,12 @@ def main(argv: list[str] | None = None) -> None:
         else None
     )
 
-    if config.student:
-        student = DistilBertForMaskedLM.from_pretrained(config.student)
-    else:
-        student = build_student(teacher, config.student_layers, fold_token_type=config.fold_token_type)
     student.config._attn_implementation = config.attn_implementation
-    teacher.config._attn_implementation = config.attn_implementation
     if config.freeze_position_embeddings:
-        student.distilbert.embeddings.position_embeddings.weight.requires_grad_(False)
-    teacher.requires_grad_(False).eval()
+        student.base_model.embeddings.position_embeddings.weight.requires_grad_(False)
+    if teacher is not None:
+        teacher.config._attn_implementation = config.attn_implementation
+        teacher.requires_grad_(False).eval()
     module: nn.Module = DistillationStudent(student).train()
     optimizer = build_optimizer(student, config)
 
@@ -362,11 +402,13 @@ def main(argv: list[str] | None = None) -> None:
         num_training_steps=total_steps * accelerator.num_processes,
     )
     if config.torch_compile:
-        module, teacher = torch.compile(module), torch.compile(teacher)
+        module = torch.compile(module)
+        teacher = torch.compile(teacher) if teacher is not None else None
     module, optimizer, train_loader, scheduler = accelerator.prepare(module, optimizer, train_loader, scheduler)
     if eval_loader is not None:
         eval_loader = accelerator.prepare(eval_loader)
-    teacher.to(accelerator.device)
+    if teacher is not None:
+        teacher.to(accelerator.device)
     weights = token_weights(load_token_counts(config.data_dir), config.mlm_smoothing, tokenizer.all_special_ids)
     weights = weights.to(accelerator.device)
 
@@ -383,8 +425,8 @@ def main(argv: list[str] | None = None) -> None:
         save_config(config, output_dir / "distillation_config.yaml")
     accelerator.init_trackers("distillation", config={k: str(v) for k, v in dataclasses.asdict(config).items()})
     info = {
-        "teacher": config.teacher,
-        "student_layers_from_teacher": None if config.student else config.student_layers,
+        "teacher": config.teacher or None,
+        "student_layers_from_teacher": layers_from_teacher(config),
         "config": dataclasses.asdict(config),
         "data": {"dir": config.data_dir, "stats": read_data_stats(config.data_dir)},
     }
@@ -396,7 +438,7 @@ def main(argv: list[str] | None = None) -> None:
     logger.info("  Training blocks = %d of %d tokens", len(train_set), meta["max_seq_length"])
     logger.info(
         "  Teacher parameters = %s, student parameters = %s",
-        f"{parameter_count(teacher):,}",
+        f"{parameter_count(teacher):,}" if teacher is not None else "none (masked LM alone)",
         f"{parameter_count(student):,}",
     )
     logger.info(
@@ -409,7 +451,7 @@ def main(argv: list[str] | None = None) -> None:
     logger.info("  Optimizer steps = %d (%d per epoch)", total_steps, updates_per_epoch)
 
     progress = tqdm(total=total_steps, initial=state["step"], disable=not accelerator.is_main_process)
-    running = torch.zeros(len(LOSS_TERMS) + 1, device=accelerator.device)
+    running = torch.zeros(len(loss_terms) + 1, device=accelerator.device)
     micro_batches, last_log = 0, time.perf_counter()
     while state["step"] < total_steps:
         train_loader.set_epoch(state["epoch"])
@@ -437,7 +479,7 @@ def main(argv: list[str] | None = None) -> None:
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad()
-            running += torch.stack([terms["loss"], *(terms[name] for name in LOSS_TERMS)]).detach()
+            running += torch.stack([terms["loss"], *(terms[name] for name in loss_terms)]).detach()
             micro_batches += 1
             state["batch_in_epoch"] += 1
             if not accelerator.sync_gradients:
@@ -448,7 +490,7 @@ def main(argv: list[str] | None = None) -> None:
             if state["step"] % config.logging_steps == 0 or state["step"] == total_steps:
                 means = (accelerator.reduce(running, "mean") / micro_batches).tolist()
                 elapsed = time.perf_counter() - last_log
-                metrics = {"epoch": state["epoch"], "loss": means[0], **dict(zip(LOSS_TERMS, means[1:], strict=True))}
+                metrics = {"epoch": state["epoch"], "loss": means[0], **dict(zip(loss_terms, means[1:], strict=True))}
                 metrics["learning_rate"] = scheduler.get_last_lr()[0]
                 metrics["tokens_per_s"] = (
                     micro_batches / config.gradient_accumulation_steps * tokens_per_update / elapsed

@@ -189,7 +189,41 @@ def test_two_processes_with_accelerate_launch(teacher_dir: Path, data_dir: Path,
     assert AutoModelForMaskedLM.from_pretrained(output / "final").config.n_layers == 2
 
 
+def test_masked_lm_alone_pretrains_a_bert_from_a_folder(teacher_dir: Path, data_dir: Path, tmp_path: Path) -> None:
+    # No teacher: how the recipe pretrains its teacher (and baseline) from a random model folder.
+    output = tmp_path / "mlm"
+    args = ["--teacher", "", "--student", str(teacher_dir), "--alpha_ce", "0", "--alpha_cos", "0", "--alpha_mlm", "1"]
+    args += ["--freeze_position_embeddings", "false", "--max_steps", "40", "--eval_steps", "20", "--mlm_smoothing", "0"]
+    args += ["--learning_rate", "1e-2", "--per_device_train_batch_size", "16"]
+    result = train(run_args(teacher_dir, data_dir, output, *args))
+    assert "student parameters" in result.stderr and "none (masked LM alone)" in result.stderr
+    metrics = read_metrics(output)
+    train_rows = [m for m in metrics if "loss" in m]
+    assert all(set(m) & {"loss_ce", "loss_cos", "loss_mse"} == set() for m in train_rows)
+    assert all(m["loss"] == pytest.approx(m["loss_mlm"]) for m in train_rows)
+    eval_rows = [m for m in metrics if "eval_mlm_loss" in m]
+    assert all("eval_top1_agreement" not in m and 0 <= m["eval_top1_accuracy"] <= 1 for m in eval_rows)
+    # From random weights (loss ln(8002) = 9.0) the masked-LM loss must fall, and every weight must move.
+    assert train_rows[-1]["loss_mlm"] < train_rows[0]["loss_mlm"] - 0.5
+    assert eval_rows[-1]["eval_mlm_loss"] < eval_rows[0]["eval_mlm_loss"] < 8.5
+    trained = AutoModelForMaskedLM.from_pretrained(output / "final")
+    assert type(trained).__name__ == "BertForMaskedLM"
+    start = BertForMaskedLM.from_pretrained(teacher_dir).state_dict()
+    moved = {k for k, v in trained.state_dict().items() if not torch.equal(v, start[k])}
+    assert "bert.embeddings.position_embeddings.weight" in moved and "cls.predictions.bias" in moved
+    distillation = json.loads((output / "final" / "distillation.json").read_text())
+    assert distillation["teacher"] is None and distillation["student_layers_from_teacher"] is None
+
+
 class TestStartupErrors:
+    def test_teacher_losses_without_teacher(self, teacher_dir: Path, data_dir: Path, tmp_path: Path) -> None:
+        with pytest.raises(SystemExit, match="alpha_ce, alpha_cos and alpha_mse need a teacher"):
+            run(run_args(teacher_dir, data_dir, tmp_path / "o", "--teacher", "", "--student", str(teacher_dir)))
+
+    def test_neither_teacher_nor_student(self, teacher_dir: Path, data_dir: Path, tmp_path: Path) -> None:
+        with pytest.raises(SystemExit, match="teacher is required"):
+            run(run_args(teacher_dir, data_dir, tmp_path / "o", "--teacher", ""))
+
     def test_unknown_key(self, teacher_dir: Path, data_dir: Path, tmp_path: Path) -> None:
         with pytest.raises(SystemExit, match="unknown config keys"):
             run(run_args(teacher_dir, data_dir, tmp_path / "o", "--alpha_kd", "1"))
