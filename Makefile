@@ -21,13 +21,11 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install -q --no-deps kobert-transformers==0.6.0
 	touch $@
 
+# The whole recipe on the bundled Korean reviews: tokenizer, teacher, distilled student, baseline, NSMC, release.
+# Re-running skips the stages that are done; PRESET=smoke runs every stage in about a minute.
+PRESET ?= mini
 demo: $(STAMP)
-	test -f runs/demo/tokenizer/tokenizer.json || \
-		$(BIN)/python -m pretrain.build_tokenizer --corpus data/reviews.txt.gz --vocab-size 8002 \
-			--output runs/demo/tokenizer --overwrite
-	$(BIN)/python -m pretrain.inspect_tokenizer runs/demo/tokenizer \
-		"한국어 [MASK]을 공유합니다." "이 영화 진짜 재밌다ㅋㅋ 1,000만 관객 돌파!"
-	$(BIN)/python -m pretrain.inspect_tokenizer runs/demo/tokenizer "재밌나요?" --pair "네, 정말요."
+	$(BIN)/python -m reproduce --preset $(PRESET) --output runs/$(PRESET)
 
 test: $(STAMP)
 	$(BIN)/ruff check .

@@ -5,16 +5,15 @@
 
 Random weights in KoBERT's shape (12 layers, hidden 768, 12 heads, FFN 3072, 8,002 tokens): latency depends on the
 shape only. Each model is the encoder (``BertModel`` / ``DistilBertModel``, what a fine-tuned model runs), timed with
-``torch.inference_mode`` after a warm-up; the median of the repeats is kept. Prints parameters, size, latency and
+``torch.inference_mode`` after a warm-up, the models taking turns; the median of the repeats is kept
+(``modeling.latency``). Prints parameters, size, latency and
 the students' speed-ups over the teacher, and writes them as JSON.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -24,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.report import write_report  # noqa: E402
+from modeling.latency import compare_latency  # noqa: E402
 from modeling.student import build_student, parameter_count, select_layers, size_mb  # noqa: E402
 
 KOBERT_SHAPE = {
@@ -48,19 +48,6 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-@torch.inference_mode()
-def median_latency_ms(encoder: torch.nn.Module, batch_size: int, seq_length: int, repeats: int) -> float:
-    input_ids = torch.randint(5, KOBERT_SHAPE["vocab_size"], (batch_size, seq_length))
-    attention_mask = torch.ones_like(input_ids)
-    encoder(input_ids=input_ids, attention_mask=attention_mask)  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        encoder(input_ids=input_ids, attention_mask=attention_mask)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000
-
-
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
@@ -73,18 +60,18 @@ def main() -> None:
         student = build_student(teacher, layers).eval()
         models[f"student ({depth} layers: {layers})"] = (student, student.distilbert)
 
-    rows = []
-    for name, (full_model, encoder) in models.items():
-        row = {
+    latencies = compare_latency(
+        {name: encoder for name, (_, encoder) in models.items()}, batch_sizes, args.seq_length, args.repeats
+    )
+    rows = [
+        {
             "model": name,
             "parameters": parameter_count(full_model),
             "size_mb": round(size_mb(full_model), 1),
-            "latency_ms": {
-                b: round(median_latency_ms(encoder, b, args.seq_length, args.repeats), 1) for b in batch_sizes
-            },
+            "latency_ms": {b: round(latencies[name][b], 1) for b in batch_sizes},
         }
-        rows.append(row)
-        print(f"measured {name}", file=sys.stderr)
+        for name, (full_model, _) in models.items()
+    ]
     for row in rows:
         row["speedup"] = {b: round(rows[0]["latency_ms"][b] / row["latency_ms"][b], 2) for b in batch_sizes}
 

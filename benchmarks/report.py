@@ -4,29 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import platform
-import subprocess
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from finetune.data_io import git_commit, machine_description
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def machine_description() -> str:
-    """CPU model and core count, e.g. 'AMD EPYC, 2 cores, Linux-6.1-x86_64'."""
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        models = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if "model name" in line]
-        cpu = models[0] if models else cpu
-    return f"{cpu}, {os.cpu_count()} cores, {platform.platform(terse=True)}"
-
-
-def git_commit() -> str:
-    result = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    return result.stdout.strip() or "unknown"
 
 
 def write_report(path: str | Path, name: str, figures: dict[str, Any]) -> dict[str, Any]:

@@ -162,6 +162,16 @@ def library_versions() -> dict[str, str]:
     }
 
 
+def machine_description() -> str:
+    """CPU model and core count, e.g. 'AMD EPYC 7B13, 2 cores, Linux-6.1-x86_64'."""
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        models = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if "model name" in line]
+        cpu = models[0] if models else cpu
+    return f"{cpu}, {os.cpu_count()} cores, {platform.platform(terse=True)}"
+
+
 def git_commit() -> str:
     result = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     return result.stdout.strip() or "unknown"

@@ -24,6 +24,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
+from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from finetune.data_io import write_results
 from modeling.load import hub_or_local, load_tokenizer
@@ -69,6 +70,11 @@ def add_common_args(parser: argparse.ArgumentParser, **defaults: Any) -> None:
         "--max-eval-samples", type=int, default=None, help="Validate and test on at most this many examples."
     )
     parser.add_argument("--mixed-precision", choices=["no", "fp16", "bf16"], default="no")
+    parser.add_argument(
+        "--group-by-length",
+        action="store_true",
+        help="Batch training examples of similar length (less padding, faster; the order is still random).",
+    )
     parser.add_argument("--seed", type=int, default=42)
 
 
@@ -135,8 +141,12 @@ def predict(
     outputs: Callable[[Any], dict[str, torch.Tensor]],
 ) -> dict[str, torch.Tensor]:
     """Run ``model`` over ``features`` on every process; ``outputs`` picks per-example tensors from the model
-    output (first dimension = batch). Returns them concatenated in feature order, gathered from all processes."""
-    loader = accelerator.prepare(DataLoader(list(features), batch_size=batch_size, collate_fn=collate))
+    output (first dimension = batch). Returns them concatenated in feature order, gathered from all processes.
+
+    Features run shortest first, so that a batch holds inputs of similar length and little padding.
+    """
+    order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
+    loader = accelerator.prepare(DataLoader([features[i] for i in order], batch_size=batch_size, collate_fn=collate))
     model.eval()
     collected: dict[str, list[torch.Tensor]] = {}
     with torch.no_grad():
@@ -147,7 +157,9 @@ def predict(
                 padded = accelerator.pad_across_processes(value, dim=1) if value.ndim > 1 else value
                 collected.setdefault(key, []).append(accelerator.gather_for_metrics(padded).cpu())
     model.train()
-    return {key: pad_cat(values) for key, values in collected.items()}
+    restore = torch.empty(len(order), dtype=torch.long)
+    restore[torch.tensor(order, dtype=torch.long)] = torch.arange(len(order))
+    return {key: pad_cat(values)[restore] for key, values in collected.items()}
 
 
 def pad_cat(values: list[torch.Tensor]) -> torch.Tensor:
@@ -181,12 +193,22 @@ def fine_tune(
     )
     output = Path(args.output)
     set_seed(args.seed)
+    generator = torch.Generator().manual_seed(args.seed)
+    # transformers' Trainer option of the same name: batches of similar length, so less padding to compute.
+    sampler = (
+        LengthGroupedSampler(
+            args.batch_size, lengths=[len(f["input_ids"]) for f in train_features], generator=generator
+        )
+        if args.group_by_length
+        else None
+    )
     loader = DataLoader(
         list(train_features),
         batch_size=args.batch_size,
-        shuffle=True,
+        shuffle=sampler is None,
+        sampler=sampler,
         collate_fn=collate,
-        generator=torch.Generator().manual_seed(args.seed),
+        generator=generator,
     )
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
     updates_per_epoch = math.ceil(len(loader) / args.gradient_accumulation_steps)

@@ -201,12 +201,15 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         if not isinstance(values, dict):
             raise ValueError(f"{path}: expected a mapping of config keys to values")
     values.update(parse_overrides(overrides or []))
+    return config_from_dict(values, where=f"in {path} or on the command line")
+
+
+def config_from_dict(values: dict[str, Any], where: str = "") -> DistillationConfig:
+    """A checked ``DistillationConfig`` from plain values (YAML types, or command-line strings)."""
     types_by_name = field_types()
     unknown = sorted(set(values) - set(types_by_name))
     if unknown:
-        raise ValueError(
-            f"unknown config keys {unknown} (in {path} or on the command line); known keys: {', '.join(types_by_name)}"
-        )
+        raise ValueError(f"unknown config keys {unknown} {where}; known keys: {', '.join(types_by_name)}")
     config = DistillationConfig(**{k: coerce(k, v, types_by_name[k]) for k, v in values.items()})
     config.validate()
     return config

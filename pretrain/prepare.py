@@ -83,7 +83,7 @@ class TokenizerInfo:
     model_max_length: int | None
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus", nargs="+", required=True, help="Text files or globs (plain or .gz), one line each.")
     parser.add_argument("--tokenizer", required=True, help="Tokenizer folder (written by pretrain.build_tokenizer).")
@@ -107,6 +107,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--shard-blocks", type=int, default=100_000, help="Blocks per .bin file at most.")
     parser.add_argument("--overwrite", action="store_true", help="Replace an --output prepared from other inputs.")
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = build_parser()
     args = parser.parse_args(argv)
 
     if args.max_seq_length < MIN_SEQ_LENGTH:

@@ -1,0 +1,113 @@
+"""Reproduce the DistilKoBERT recipe end to end: tokenizer, data, a teacher, a layer-subset student distilled from
+it, a same-shape baseline trained without the teacher, NSMC fine-tuning of all three, CPU latency, the results
+table and plots, and the student's release folder.
+
+    python -m reproduce --preset mini --output runs/mini     # `make demo`: the bundled data, 2 CPU cores
+    python -m reproduce --preset smoke --output runs/smoke   # every stage in about a minute (the test suite's)
+    python -m reproduce --preset small --output runs/small   # one GPU
+    python -m reproduce --preset full --output runs/full --set corpus='[/data/ko/*.txt.gz]'   # KoBERT, your corpus
+    python -m reproduce --preset mini --output runs/mini-long --set teacher.train.max_steps=4000
+
+Presets are YAML files in reproduce/presets/ (or a path to your own); ``--set KEY=VALUE`` changes one value. Each
+stage writes its own folder under --output; running the same command again skips the stages whose inputs have not
+changed, and continues a stopped pretraining stage from its newest checkpoint. A failing stage is named, and the
+stages before it are kept. Writes OUTPUT/results.json, results.md, accuracy_vs_latency.png and training_curves.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from finetune.data_io import write_json
+from reproduce.preset import load_preset
+from reproduce.report import write_results
+from reproduce.stages import MODELS, Recipe, StageFailed, run_stages
+
+logger = logging.getLogger("reproduce")
+MARKER = "reproduce.json"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--preset", default="mini", help="smoke, mini, small, full, or a path to a preset YAML file.")
+    parser.add_argument("--output", required=True, help="Run folder; every stage writes a folder inside it.")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="Change one preset value, e.g. --set finetune.epochs=3 (repeatable; VALUE is YAML).",
+    )
+    args = parser.parse_args(argv)
+    output = Path(args.output)
+    if output.is_dir() and any(output.iterdir()) and not (output / MARKER).is_file():
+        parser.error(f"--output {args.output!r} is not empty and was not written by this command; choose a new folder")
+    return args
+
+
+def result_rows(recipe: Recipe) -> list[dict[str, Any]]:
+    """One row per model for the results table, from the fine-tuning results and the latency measurements."""
+    latency = json.loads((recipe.latency.folder / "latency.json").read_text())
+    rows = []
+    for name in MODELS:
+        results = json.loads((recipe.nsmc[name].folder / "results.json").read_text())
+        rows.append(
+            {
+                "name": name,
+                "params": results["params"],
+                "size_mb": results["size_mb"],
+                "latency_ms_b1": round(latency["latency_ms"][name]["1"], 2),
+                "latency_ms_b32": round(latency["latency_ms"][name]["32"], 2),
+                "nsmc_accuracy": results["metrics"]["accuracy"],
+                "nsmc_model_dir": results["model_dir"],
+            }
+        )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> str:
+    args = parse_args(argv)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    output = Path(args.output)
+    try:
+        preset = load_preset(args.preset, args.overrides)
+        recipe = Recipe(preset, output)
+        recipe.check()
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from err
+    output.mkdir(parents=True, exist_ok=True)
+    write_json(output / MARKER, {"preset": args.preset, "overrides": args.overrides})
+    logger.info("Reproducing preset %r in %s: %d stages", preset.name, output, len(recipe.stages))
+
+    try:
+        seconds = run_stages(recipe.stages)
+    except StageFailed as err:
+        raise SystemExit(f"error: {err}") from err
+
+    latency = json.loads((recipe.latency.folder / "latency.json").read_text())
+    context = {
+        "preset": preset.name,
+        "command": " ".join(["python -m reproduce", *(argv if argv is not None else sys.argv[1:])]),
+        "machine": latency["machine"],
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+        "seq_length": latency["seq_length"],
+        "threads": latency["threads"],
+        "wall_time_s": sum(seconds.values()),
+    }
+    curves = {name: recipe.model_dir(name).parent / "metrics.jsonl" for name in MODELS}
+    table = write_results(result_rows(recipe), context, curves, output)
+    print(table)
+    return table
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,353 @@
+"""The stages of the recipe, each a function that writes one folder under the run's output, and the runner that
+skips a stage whose recorded inputs are unchanged.
+
+A stage's *inputs* are everything its output depends on: its preset section, the size and modification time of the
+files it reads, and the fingerprints of the stages it reads from. Their hash, the fingerprint, is written to
+``STAGE/stage.json`` when the stage finishes; a later run with the same fingerprint skips the stage. A stage that
+did not finish is redone, except that a pretraining stage with the same fingerprint continues from its newest
+checkpoint.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import logging
+import os
+import shlex
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoConfig, AutoModelForMaskedLM, AutoModelForSequenceClassification, BertConfig
+
+from finetune.data_io import is_local, machine_description, write_json
+from modeling.latency import compare_latency
+from modeling.load import load_teacher, load_tokenizer
+from pretrain.checkpoint import latest_checkpoint
+from pretrain.config import config_from_dict, save_config
+from reproduce.preset import Preset
+
+logger = logging.getLogger("reproduce")
+STAGE_FILE = "stage.json"
+STARTED_FILE = "stage.started.json"
+ROOT = Path(__file__).resolve().parent.parent
+MODELS = ("teacher", "distilled", "baseline")
+# The distilled student keeps the loss weights of its preset; a model trained without a teacher has the MLM term only.
+MLM_ALONE = {"teacher": "", "alpha_ce": 0.0, "alpha_cos": 0.0, "alpha_mse": 0.0, "alpha_mlm": 1.0}
+
+
+class StageFailed(RuntimeError):
+    """A stage raised; the message names it and says that the stages before it are kept."""
+
+
+@dataclass
+class Stage:
+    name: str  # shown in progress lines and errors
+    folder: Path  # everything the stage writes, and its stage.json
+    inputs: dict[str, Any]  # what the outputs depend on (JSON-serialisable)
+    work: Callable[[Stage], None]  # writes the outputs into folder
+    resumable: bool = False  # keeps an unfinished folder with the same fingerprint (pretraining checkpoints)
+    depends_on: list[Stage] = field(default_factory=list)
+
+    @property
+    def fingerprint(self) -> str:
+        upstream = {s.name: s.fingerprint for s in self.depends_on}
+        text = json.dumps({"inputs": self.inputs, "upstream": upstream}, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def record(self, file: str = STAGE_FILE) -> dict[str, Any]:
+        path = self.folder / file
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def file_stamps(patterns: list[str]) -> dict[str, list[int]]:
+    """Size and modification time of each file the patterns name: a cheap stand-in for their contents."""
+    stamps = {}
+    for pattern in patterns:
+        paths = sorted(glob.glob(pattern)) if is_local(pattern) or glob.has_magic(pattern) else []
+        for path in paths:
+            info = os.stat(path)
+            stamps[os.path.abspath(path)] = [info.st_size, info.st_mtime_ns]
+        if not paths:
+            stamps[pattern] = [-1, -1]  # a Hub name: the name itself is the input
+    return stamps
+
+
+def run_stages(stages: list[Stage]) -> dict[str, float]:
+    """Run or skip every stage in order; the seconds each one took (now, or when it last ran)."""
+    seconds = {}
+    for number, stage in enumerate(stages, start=1):
+        prefix = f"[{number}/{len(stages)}] {stage.name}"
+        if stage.record().get("fingerprint") == stage.fingerprint:
+            logger.info("%s: up to date, skipped (%s)", prefix, stage.folder)
+            seconds[stage.name] = stage.record()["seconds"]
+            continue
+        started = stage.record(STARTED_FILE).get("fingerprint") == stage.fingerprint
+        if stage.folder.exists() and not (stage.resumable and started):
+            shutil.rmtree(stage.folder)
+        stage.folder.mkdir(parents=True, exist_ok=True)
+        (stage.folder / STAGE_FILE).unlink(missing_ok=True)
+        write_json(stage.folder / STARTED_FILE, {"fingerprint": stage.fingerprint})
+        logger.info("%s: running -> %s", prefix, stage.folder)
+        start = time.perf_counter()
+        try:
+            stage.work(stage)
+        except (Exception, SystemExit) as err:  # the commands report bad input as SystemExit("error: ...")
+            raise StageFailed(
+                f"stage {stage.name!r} failed: {err}\nThe outputs of the stages before it are kept; fix the cause "
+                f"and run the same command again to continue from {stage.name!r}."
+            ) from err
+        seconds[stage.name] = round(time.perf_counter() - start, 1)
+        record = {"stage": stage.name, "fingerprint": stage.fingerprint, "seconds": seconds[stage.name]}
+        write_json(stage.folder / STAGE_FILE, {**record, "inputs": stage.inputs})
+        logger.info("%s: done in %.0f s", prefix, seconds[stage.name])
+    return seconds
+
+
+def as_argv(options: dict[str, Any]) -> list[str]:
+    """``{"vocab_size": 8002, "overwrite": True}`` -> ``["--vocab-size", "8002", "--overwrite"]``."""
+    argv = []
+    for key, value in options.items():
+        flag = "--" + key.replace("_", "-")
+        if value is True:
+            argv.append(flag)
+        elif isinstance(value, list):
+            argv += [flag, *(str(v) for v in value)]
+        elif value is not None and value is not False:
+            argv += [flag, str(value)]
+    return argv
+
+
+def save_random_model(config: Any, tokenizer_dir: Path, folder: Path, seed: int) -> None:
+    """A masked LM of ``config`` with fresh weights from ``seed``, saved with the tokenizer."""
+    torch.manual_seed(seed)
+    AutoModelForMaskedLM.from_config(config).save_pretrained(folder)
+    load_tokenizer(str(tokenizer_dir)).save_pretrained(folder)
+
+
+def pretrain(settings: dict[str, Any], folder: Path, launcher: str) -> None:
+    """``pretrain/run.py`` with ``settings`` saved as its config file: in this process, or through ``launcher``."""
+    resume = latest_checkpoint(folder) is not None
+    config = config_from_dict({**settings, "output_dir": str(folder), "resume": resume})
+    config_file = folder / "pretrain_config.yaml"
+    save_config(config, config_file)
+    if launcher:
+        command = [*shlex.split(launcher), str(ROOT / "pretrain" / "run.py"), "--config", str(config_file)]
+        logger.info("running %s", shlex.join(command))
+        subprocess.run(command, check=True)
+    else:
+        from pretrain.run import main as run
+
+        run(["--config", str(config_file)])
+
+
+class Recipe:
+    """The stages of one preset writing under one output folder, in the order they run."""
+
+    def __init__(self, preset: Preset, output: Path) -> None:
+        self.preset, self.output = preset, output
+        p = preset
+        self.tokenizer = Stage(
+            "tokenizer",
+            output / "tokenizer",
+            {"tokenizer": p.tokenizer, "corpus": file_stamps(p.corpus)},
+            self.build_tokenizer,
+        )
+        self.data = Stage(
+            "data",
+            output / "data",
+            {"prepare": p.prepare, "corpus": file_stamps(p.corpus)},
+            self.prepare_data,
+            depends_on=[self.tokenizer],
+        )
+        self.teacher = Stage(
+            "teacher", output / "teacher", {"teacher": p.teacher, "seed": p.seed}, self.make_teacher, True, [self.data]
+        )
+        self.distilled = Stage(
+            "distilled", output / "distilled", {"student": p.student}, self.distil, True, [self.teacher, self.data]
+        )
+        self.baseline = Stage(
+            "baseline",
+            output / "baseline",
+            {"student": p.student, "baseline": p.baseline, "seed": p.seed},
+            self.train_baseline,
+            True,
+            [self.distilled, self.data],
+        )
+        nsmc_files = {"finetune": p.finetune, "nsmc": file_stamps([p.nsmc_train, p.nsmc_test])}
+        self.nsmc = {
+            name: Stage(f"nsmc-{name}", output / "nsmc" / name, nsmc_files, self.fine_tune, depends_on=[stage])
+            for name, stage in zip(MODELS, (self.teacher, self.distilled, self.baseline), strict=True)
+        }
+        self.latency = Stage(
+            "latency",
+            output / "latency",
+            {"latency": p.latency},
+            self.measure_latency,
+            depends_on=[*self.nsmc.values()],
+        )
+        self.release = Stage(
+            "release",
+            output / "release",
+            {"release": p.release},
+            self.build_release,
+            depends_on=[self.distilled, self.nsmc["distilled"]],
+        )
+
+    @property
+    def stages(self) -> list[Stage]:
+        pretraining = [self.tokenizer, self.data, self.teacher, self.distilled, self.baseline]
+        return [*pretraining, *self.nsmc.values(), self.latency, self.release]
+
+    # Argument lists, also parsed at start-up to catch unknown options before any work.
+    def tokenizer_argv(self) -> list[str]:
+        options = {"corpus": self.preset.corpus, **self.preset.tokenizer, "output": str(self.tokenizer.folder)}
+        return as_argv({**options, "overwrite": True})
+
+    def prepare_argv(self) -> list[str]:
+        options = {"corpus": self.preset.corpus, "tokenizer": str(self.tokenizer.folder), **self.preset.prepare}
+        return as_argv({**options, "output": str(self.data.folder), "overwrite": True})
+
+    def nsmc_argv(self, model: str) -> list[str]:
+        options = {"model": str(self.model_dir(model)), "train": self.preset.nsmc_train, "test": self.preset.nsmc_test}
+        return as_argv({**options, **self.preset.finetune, "output": str(self.nsmc[model].folder)})
+
+    def check(self) -> None:
+        """Parse every stage's arguments and every training config now; ValueError names what is wrong."""
+        from finetune.nsmc import parse_args as nsmc_args
+        from pretrain.build_tokenizer import parse_args as tokenizer_args
+        from pretrain.prepare import build_parser, parse_args
+
+        # Until the tokenizer exists, prepare's options can only be checked by name and type.
+        prepare_args = parse_args if self.tokenizer.folder.is_dir() else build_parser().parse_args
+        checks = [("prepare", prepare_args, self.prepare_argv()), ("finetune", nsmc_args, self.nsmc_argv("teacher"))]
+        if "from_pretrained" not in self.preset.tokenizer:
+            checks.insert(0, ("tokenizer", tokenizer_args, self.tokenizer_argv()))
+        for section, parse, argv in checks:
+            try:
+                parse(argv)
+            except SystemExit as err:
+                raise ValueError(f"preset section {section!r}: rejected by its command (message above)") from err
+        for local in (self.preset.nsmc_train, self.preset.nsmc_test):
+            if local.endswith((".txt", ".gz", ".tsv")) and not is_local(local):
+                raise ValueError(f"NSMC file {local!r} does not exist")
+        placeholders = {"data_dir": "-", "output_dir": "-", "student": "-"}
+        for section, settings in [
+            ("teacher.train", {**self.preset.teacher.get("train", {}), **MLM_ALONE}),
+            ("student.train", {"teacher": "-", **self.preset.student.get("train", {})}),
+            ("baseline.train", self.baseline_settings()),
+        ]:
+            if section != "teacher.train" or "train" in self.preset.teacher:
+                try:
+                    config_from_dict({**settings, **placeholders})
+                except ValueError as err:
+                    raise ValueError(f"preset section {section!r}: {err}") from err
+
+    def model_dir(self, model: str) -> Path:
+        return {"teacher": self.teacher, "distilled": self.distilled, "baseline": self.baseline}[model].folder / "final"
+
+    # The stages' work.
+    def build_tokenizer(self, stage: Stage) -> None:
+        if "from_pretrained" in self.preset.tokenizer:
+            load_tokenizer(self.preset.tokenizer["from_pretrained"]).save_pretrained(stage.folder)
+            return
+        from pretrain.build_tokenizer import main
+
+        main(self.tokenizer_argv())
+
+    def prepare_data(self, stage: Stage) -> None:
+        from pretrain.prepare import main
+
+        main(self.prepare_argv())
+
+    def make_teacher(self, stage: Stage) -> None:
+        """Pretrain a BERT masked LM from random weights (masked LM alone), or copy one, into teacher/final."""
+        if "from_pretrained" in self.preset.teacher:
+            teacher = load_teacher(self.preset.teacher["from_pretrained"])
+            teacher.save_pretrained(stage.folder / "final")
+            load_tokenizer(self.preset.teacher["from_pretrained"]).save_pretrained(stage.folder / "final")
+            return
+        tokenizer = load_tokenizer(str(self.tokenizer.folder))
+        init = stage.folder / "init"
+        if not init.is_dir():
+            shape = {
+                "vocab_size": len(tokenizer),
+                "pad_token_id": tokenizer.pad_token_id,
+                **self.preset.teacher["model"],
+            }
+            save_random_model(BertConfig(**shape), self.tokenizer.folder, init, self.preset.seed)
+        settings = {
+            **self.preset.teacher["train"],
+            **MLM_ALONE,
+            "student": str(init),
+            "data_dir": str(self.data.folder),
+        }
+        pretrain({"freeze_position_embeddings": False, **settings}, stage.folder, self.preset.launcher)
+
+    def distil(self, stage: Stage) -> None:
+        """Copy the chosen teacher layers into a DistilBERT (modeling.extract), then distil it (pretrain/run.py)."""
+        from modeling.extract import main as extract
+
+        init = stage.folder / "init"
+        if not init.is_dir():
+            layers = ",".join(str(layer) for layer in self.preset.student["layers"])
+            extract(["--teacher", str(self.model_dir("teacher")), "--layers", layers, "--output", str(init)])
+        settings = {**self.preset.student.get("train", {}), "teacher": str(self.model_dir("teacher"))}
+        pretrain(
+            {**settings, "student": str(init), "data_dir": str(self.data.folder)}, stage.folder, self.preset.launcher
+        )
+
+    def baseline_settings(self) -> dict[str, Any]:
+        """The distilled student's schedule (so as many tokens), masked LM alone, with baseline.train's changes."""
+        settings = {**self.preset.student.get("train", {}), **self.preset.baseline.get("train", {}), **MLM_ALONE}
+        return {"freeze_position_embeddings": False, **settings, "data_dir": str(self.data.folder)}
+
+    def train_baseline(self, stage: Stage) -> None:
+        """A DistilBERT of the distilled student's shape from random weights, trained on the masked LM alone."""
+        init = stage.folder / "init"
+        if not init.is_dir():
+            config = AutoConfig.from_pretrained(self.distilled.folder / "init")
+            save_random_model(config, self.tokenizer.folder, init, self.preset.seed)
+        pretrain({**self.baseline_settings(), "student": str(init)}, stage.folder, self.preset.launcher)
+
+    def fine_tune(self, stage: Stage) -> None:
+        from finetune.nsmc import main
+
+        main(self.nsmc_argv(stage.name.removeprefix("nsmc-")))
+
+    def measure_latency(self, stage: Stage) -> None:
+        """CPU latency of the three fine-tuned classifiers, side by side (``modeling.latency``)."""
+        options = {"seq_length": 128, "batch_sizes": [1, 32], "repeats": 10, **self.preset.latency}
+        threads = options.pop("threads", torch.get_num_threads())
+        previous = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            models = {
+                name: AutoModelForSequenceClassification.from_pretrained(self.nsmc[name].folder / "best")
+                for name in MODELS
+            }
+            latencies = compare_latency(models, options["batch_sizes"], options["seq_length"], options["repeats"])
+        finally:
+            torch.set_num_threads(previous)
+        report = {**options, "threads": threads, "device": "cpu", "machine": machine_description()}
+        write_json(stage.folder / "latency.json", {**report, "latency_ms": latencies})
+
+    def build_release(self, stage: Stage) -> None:
+        """The distilled student's Hub release folder, built and validated offline (``hub_upload --dry-run``)."""
+        from hub_upload.__main__ import main as hub_upload
+
+        shutil.rmtree(stage.folder)  # hub_upload writes into a new folder
+        argv = [
+            "--model",
+            str(self.model_dir("distilled")),
+            "--results",
+            str(self.nsmc["distilled"].folder / "results.json"),
+        ]
+        hub_upload([*argv, *as_argv(self.preset.release), "--dry-run", "--output", str(stage.folder)])
