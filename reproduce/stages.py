@@ -100,8 +100,9 @@ def run_stages(stages: list[Stage]) -> dict[str, float]:
         try:
             stage.work(stage)
         except (Exception, SystemExit) as err:  # the commands report bad input as SystemExit("error: ...")
+            reason = str(err).removeprefix("error: ")
             raise StageFailed(
-                f"stage {stage.name!r} failed: {err}\nThe outputs of the stages before it are kept; fix the cause "
+                f"stage {stage.name!r} failed: {reason}\nThe outputs of the stages before it are kept; fix the cause "
                 f"and run the same command again to continue from {stage.name!r}."
             ) from err
         seconds[stage.name] = round(time.perf_counter() - start, 1)

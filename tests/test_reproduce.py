@@ -154,7 +154,7 @@ def test_a_failing_stage_is_named_and_earlier_stages_are_kept(smoke_run: Path, t
     with gzip.open(broken, "wt", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
     before = stage_records(run)
-    with pytest.raises(SystemExit, match=r"stage 'nsmc-teacher' failed: .*line 6") as failure:
+    with pytest.raises(SystemExit, match=r"stage 'nsmc-teacher' failed: /.*nsmc_train.txt.gz:6: label must be 0 or 1") as failure:
         run_in_root(["--preset", "smoke", "--output", str(run), "--set", f"nsmc_train={broken}"])
     assert "stages before it are kept" in str(failure.value)
     after = {stage: json.loads((run / stage / STAGE_FILE).read_text()) for stage in STAGES[:5]}
@@ -203,3 +203,27 @@ def test_every_preset_parses(name: str) -> None:
     overrides = ["corpus=[data/reviews.txt.gz]"] if name == "full" else []
     preset = load_preset(name, overrides)
     assert preset.name == name and (PRESETS_DIR / f"{name}.yaml").is_file()
+
+
+def test_a_launcher_runs_pretraining_in_its_own_processes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Multi-GPU presets run pretrain/run.py through `accelerate launch`, with the resolved config as a file.
+    from reproduce import stages
+
+    commands = []
+    monkeypatch.setattr(stages.subprocess, "run", lambda command, check: commands.append(command))
+    settings = {"teacher": "t", "student": "s", "data_dir": "d", "max_steps": 7}
+    stages.pretrain(settings, tmp_path, "accelerate launch --config_file 'my config.yaml'")
+    config_file = tmp_path / "pretrain_config.yaml"
+    assert commands == [
+        [
+            "accelerate",
+            "launch",
+            "--config_file",
+            "my config.yaml",
+            str(ROOT / "pretrain" / "run.py"),
+            "--config",
+            str(config_file),
+        ]
+    ]
+    saved = yaml.safe_load(config_file.read_text())
+    assert (saved["max_steps"], saved["output_dir"], saved["resume"]) == (7, str(tmp_path), False)
