@@ -154,7 +154,8 @@ def test_a_failing_stage_is_named_and_earlier_stages_are_kept(smoke_run: Path, t
     with gzip.open(broken, "wt", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
     before = stage_records(run)
-    with pytest.raises(SystemExit, match=r"stage 'nsmc-teacher' failed: /.*nsmc_train.txt.gz:6: label must be 0 or 1") as failure:
+    message = r"stage 'nsmc-teacher' failed: /.*nsmc_train.txt.gz:6: label must be 0 or 1"
+    with pytest.raises(SystemExit, match=message) as failure:
         run_in_root(["--preset", "smoke", "--output", str(run), "--set", f"nsmc_train={broken}"])
     assert "stages before it are kept" in str(failure.value)
     after = {stage: json.loads((run / stage / STAGE_FILE).read_text()) for stage in STAGES[:5]}
