@@ -10,6 +10,7 @@ import json
 import os
 import platform
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -177,9 +178,22 @@ def git_commit() -> str:
     return result.stdout.strip() or "unknown"
 
 
+def write_atomic(path: str | Path, write: Callable[[Path], None]) -> None:
+    """Call ``write`` on a temporary name beside ``path``, then rename it into place: readers never see half a file."""
+    path = Path(path)
+    staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(staging)
+        os.replace(staging, path)
+    finally:
+        staging.unlink(missing_ok=True)
+
+
 def write_json(path: str | Path, data: Any) -> None:
+    """Indented UTF-8 JSON, written atomically (a record read back later, such as a stage's, is never torn)."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    write_atomic(path, lambda staging: staging.write_text(text, encoding="utf-8"))
 
 
 def write_results(path: str | Path, results: dict[str, Any]) -> None:

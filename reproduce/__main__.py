@@ -54,9 +54,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def result_rows(recipe: Recipe) -> list[dict[str, Any]]:
+def result_rows(recipe: Recipe, latency: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per model for the results table, from the fine-tuning results and the latency measurements."""
-    latency = json.loads((recipe.latency.folder / "latency.json").read_text())
     rows = []
     for name in MODELS:
         results = json.loads((recipe.nsmc[name].folder / "results.json").read_text())
@@ -104,7 +103,7 @@ def main(argv: list[str] | None = None) -> str:
         "wall_time_s": sum(seconds.values()),
     }
     curves = {name: recipe.model_dir(name).parent / "metrics.jsonl" for name in MODELS}
-    table = write_results(result_rows(recipe), context, curves, output)
+    table = write_results(result_rows(recipe, latency), context, curves, output)
     print(table)
     return table
 

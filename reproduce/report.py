@@ -12,12 +12,12 @@ Plots use ``matplotlib.figure.Figure`` directly: no pyplot, so no global figure 
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from matplotlib.figure import Figure
+
+from finetune.data_io import write_atomic
 
 TEACHER = "teacher"
 RESULTS_JSON = "results.json"
@@ -102,16 +102,6 @@ def render_markdown(rows: list[dict[str, Any]], context: dict[str, Any]) -> str:
     lines += [table_row(row) for row in add_comparisons(rows)]
     lines += ["", f"Plots: [{ACCURACY_PLOT}]({ACCURACY_PLOT}), [{CURVES_PLOT}]({CURVES_PLOT})."]
     return "\n".join(lines) + "\n"
-
-
-def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write`` on a temporary name beside ``path``, then rename it into place: readers never see half a file."""
-    staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(staging)
-        os.replace(staging, path)
-    finally:
-        staging.unlink(missing_ok=True)
 
 
 def save_figure(figure: Figure, path: Path) -> None:

@@ -21,6 +21,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,7 @@ class Stage:
     resumable: bool = False  # keeps an unfinished folder with the same fingerprint (pretraining checkpoints)
     depends_on: list[Stage] = field(default_factory=list)
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
         upstream = {s.name: s.fingerprint for s in self.depends_on}
         text = json.dumps({"inputs": self.inputs, "upstream": upstream}, sort_keys=True, default=str)
@@ -85,9 +86,10 @@ def run_stages(stages: list[Stage]) -> dict[str, float]:
     seconds = {}
     for number, stage in enumerate(stages, start=1):
         prefix = f"[{number}/{len(stages)}] {stage.name}"
-        if stage.record().get("fingerprint") == stage.fingerprint:
+        finished = stage.record()
+        if finished.get("fingerprint") == stage.fingerprint:
             logger.info("%s: up to date, skipped (%s)", prefix, stage.folder)
-            seconds[stage.name] = stage.record()["seconds"]
+            seconds[stage.name] = finished["seconds"]
             continue
         started = stage.record(STARTED_FILE).get("fingerprint") == stage.fingerprint
         if stage.folder.exists() and not (stage.resumable and started):
@@ -126,11 +128,11 @@ def as_argv(options: dict[str, Any]) -> list[str]:
     return argv
 
 
-def save_random_model(config: Any, tokenizer_dir: Path, folder: Path, seed: int) -> None:
-    """A masked LM of ``config`` with fresh weights from ``seed``, saved with the tokenizer."""
+def save_random_model(config: Any, tokenizer: Any, folder: Path, seed: int) -> None:
+    """A masked LM of ``config`` with fresh weights from ``seed``, saved with ``tokenizer``."""
     torch.manual_seed(seed)
     AutoModelForMaskedLM.from_config(config).save_pretrained(folder)
-    load_tokenizer(str(tokenizer_dir)).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
 
 
 def pretrain(settings: dict[str, Any], folder: Path, launcher: str) -> None:
@@ -182,10 +184,11 @@ class Recipe:
             True,
             [self.distilled, self.data],
         )
+        self.pretrained = dict(zip(MODELS, (self.teacher, self.distilled, self.baseline), strict=True))
         nsmc_files = {"finetune": p.finetune, "nsmc": file_stamps([p.nsmc_train, p.nsmc_test])}
         self.nsmc = {
             name: Stage(f"nsmc-{name}", output / "nsmc" / name, nsmc_files, self.fine_tune, depends_on=[stage])
-            for name, stage in zip(MODELS, (self.teacher, self.distilled, self.baseline), strict=True)
+            for name, stage in self.pretrained.items()
         }
         self.latency = Stage(
             "latency",
@@ -240,19 +243,20 @@ class Recipe:
             if local.endswith((".txt", ".gz", ".tsv")) and not is_local(local):
                 raise ValueError(f"NSMC file {local!r} does not exist")
         placeholders = {"data_dir": "-", "output_dir": "-", "student": "-"}
-        for section, settings in [
-            ("teacher.train", {**self.preset.teacher.get("train", {}), **MLM_ALONE}),
-            ("student.train", {"teacher": "-", **self.preset.student.get("train", {})}),
-            ("baseline.train", self.baseline_settings()),
-        ]:
-            if section != "teacher.train" or "train" in self.preset.teacher:
-                try:
-                    config_from_dict({**settings, **placeholders})
-                except ValueError as err:
-                    raise ValueError(f"preset section {section!r}: {err}") from err
+        sections = {
+            "student.train": {"teacher": "-", **self.preset.student.get("train", {})},
+            "baseline.train": self.baseline_settings(),
+        }
+        if "train" in self.preset.teacher:  # a teacher from_pretrained is not trained
+            sections["teacher.train"] = {**self.preset.teacher["train"], **MLM_ALONE}
+        for section, settings in sections.items():
+            try:
+                config_from_dict({**settings, **placeholders})
+            except ValueError as err:
+                raise ValueError(f"preset section {section!r}: {err}") from err
 
     def model_dir(self, model: str) -> Path:
-        return {"teacher": self.teacher, "distilled": self.distilled, "baseline": self.baseline}[model].folder / "final"
+        return self.pretrained[model].folder / "final"
 
     # The stages' work.
     def build_tokenizer(self, stage: Stage) -> None:
@@ -283,7 +287,7 @@ class Recipe:
                 "pad_token_id": tokenizer.pad_token_id,
                 **self.preset.teacher["model"],
             }
-            save_random_model(BertConfig(**shape), self.tokenizer.folder, init, self.preset.seed)
+            save_random_model(BertConfig(**shape), tokenizer, init, self.preset.seed)
         settings = {
             **self.preset.teacher["train"],
             **MLM_ALONE,
@@ -315,7 +319,7 @@ class Recipe:
         init = stage.folder / "init"
         if not init.is_dir():
             config = AutoConfig.from_pretrained(self.distilled.folder / "init")
-            save_random_model(config, self.tokenizer.folder, init, self.preset.seed)
+            save_random_model(config, load_tokenizer(str(self.tokenizer.folder)), init, self.preset.seed)
         pretrain({**self.baseline_settings(), "student": str(init)}, stage.folder, self.preset.launcher)
 
     def fine_tune(self, stage: Stage) -> None:
