@@ -31,9 +31,15 @@ from benchmarks.inference_speed import KOBERT_SHAPE  # noqa: E402
 from benchmarks.report import write_report  # noqa: E402
 from modeling.student import build_student  # noqa: E402
 from pretrain.config import DistillationConfig  # noqa: E402
+from pretrain.distill import (  # noqa: E402
+    DistillationStudent,
+    build_optimizer,
+    distillation_losses,
+    masked_batch,
+    teacher_outputs,
+)
 from pretrain.losses import masked_lm_cross_entropy  # noqa: E402
-from pretrain.masking import mask_tokens, token_weights  # noqa: E402
-from pretrain.run import DistillationStudent, build_optimizer, distillation_losses, teacher_outputs  # noqa: E402
+from pretrain.masking import token_weights  # noqa: E402
 
 # Dense bf16 peak of the GPUs we are lent (NVIDIA data sheets, SXM parts).
 PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
@@ -87,10 +93,8 @@ def main() -> None:
     vocab = KOBERT_SHAPE["vocab_size"]
     blocks = torch.randint(5, vocab, (args.batch_size, args.seq_length), device=device)
     blocks[:, 0], blocks[:, -1] = 2, 3
-    weights = token_weights(np.ones(vocab, dtype=np.int64), 0.7, [0, 1, 2, 3, 4]).to(device)
-    generator = torch.Generator(device=device).manual_seed(0)
-    inputs, labels = mask_tokens(blocks, weights, 4, vocab, generator)
-    attention_mask, positions = torch.ones_like(inputs), labels != -100
+    weights = token_weights(np.ones(vocab, dtype=np.int64), 0.7, [0, 1, 2, 3, 4])
+    inputs, labels, attention_mask, positions = masked_batch(blocks, weights, 0, config, {"mask": 4, "pad": 1})
     targets = labels[positions]
 
     def autocast():

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from finetune.data_io import git_commit, machine_description
-
-ROOT = Path(__file__).resolve().parent.parent
+from common.io import ROOT, git_commit, machine_description, write_json
 
 
 def write_report(path: str | Path, name: str, figures: dict[str, Any]) -> dict[str, Any]:
@@ -24,6 +21,5 @@ def write_report(path: str | Path, name: str, figures: dict[str, Any]) -> dict[s
         "git_commit": git_commit(),
         **figures,
     }
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_json(path, report)
     return report

@@ -5,26 +5,17 @@ Every reader gives plain dicts and names the file and line (or question id) of a
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
-import platform
-import subprocess
-from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from common.io import open_text, run_metadata, write_json
 
 
 def is_local(path_or_name: str) -> bool:
     """A file to read ourselves; anything else is a Hub dataset name or a local dataset folder for `datasets`."""
     return os.path.isfile(path_or_name)
-
-
-def open_text(path: str) -> IO[str]:
-    """A UTF-8 text file, gzip-compressed when its name ends in .gz."""
-    return gzip.open(path, "rt", encoding="utf-8") if path.endswith(".gz") else open(path, encoding="utf-8")
 
 
 def load_hub_split(name: str, split: str) -> list[dict[str, Any]]:
@@ -148,54 +139,6 @@ def keep_valid_answers(examples: list[dict[str, Any]], source: str) -> tuple[lis
     return kept, skipped
 
 
-def library_versions() -> dict[str, str]:
-    import accelerate
-    import tokenizers
-    import torch
-    import transformers
-
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "tokenizers": tokenizers.__version__,
-        "accelerate": accelerate.__version__,
-    }
-
-
-def machine_description() -> str:
-    """CPU model and core count, e.g. 'AMD EPYC 7B13, 2 cores, Linux-6.1-x86_64'."""
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        models = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if "model name" in line]
-        cpu = models[0] if models else cpu
-    return f"{cpu}, {os.cpu_count()} cores, {platform.platform(terse=True)}"
-
-
-def git_commit() -> str:
-    result = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    return result.stdout.strip() or "unknown"
-
-
-def write_atomic(path: str | Path, write: Callable[[Path], None]) -> None:
-    """Call ``write`` on a temporary name beside ``path``, then rename it into place: readers never see half a file."""
-    path = Path(path)
-    staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(staging)
-        os.replace(staging, path)
-    finally:
-        staging.unlink(missing_ok=True)
-
-
-def write_json(path: str | Path, data: Any) -> None:
-    """Indented UTF-8 JSON, written atomically (a record read back later, such as a stage's, is never torn)."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-    write_atomic(path, lambda staging: staging.write_text(text, encoding="utf-8"))
-
-
 def write_results(path: str | Path, results: dict[str, Any]) -> None:
     """``results.json`` with the library versions and commit added."""
-    write_json(path, {**results, "versions": library_versions(), "git_commit": git_commit()})
+    write_json(path, {**results, **run_metadata()})

@@ -28,8 +28,9 @@ from accelerate import Accelerator
 from torch import nn
 from transformers import AutoModelForQuestionAnswering
 
+from common.io import setup_logging, write_json
 from finetune import korquad_metric
-from finetune.data_io import read_squad, write_json
+from finetune.data_io import read_squad
 from finetune.trainer import (
     add_common_args,
     check_common_args,
@@ -232,7 +233,7 @@ def score(
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    setup_logging()
     try:
         train_examples, train_skipped = read_squad(args.train, "train")
         test_examples, test_skipped = read_squad(args.dev, "validation")

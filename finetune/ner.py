@@ -31,6 +31,7 @@ from seqeval.metrics import classification_report
 from torch import nn
 from transformers import AutoModelForTokenClassification
 
+from common.io import setup_logging
 from finetune.data_io import read_labels, read_ner
 from finetune.trainer import (
     add_common_args,
@@ -160,7 +161,7 @@ def evaluate(
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    setup_logging()
     try:
         labels = read_labels(args.labels)
         tags = [to_seqeval(label) for label in labels]  # also checks the label format before any work

@@ -11,7 +11,6 @@ Defaults are those of the original KoBERT-nsmc: 50 tokens, batch 32, learning ra
 from __future__ import annotations
 
 import argparse
-import logging
 from functools import partial
 from typing import Any
 
@@ -20,6 +19,7 @@ from accelerate import Accelerator
 from torch import nn
 from transformers import AutoModelForSequenceClassification
 
+from common.io import setup_logging
 from finetune.data_io import read_nsmc
 from finetune.trainer import (
     add_common_args,
@@ -69,7 +69,7 @@ def accuracy(
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    setup_logging()
     try:
         train_records, validation_records = split_train_validation(
             read_nsmc(args.train, "train"), args.validation_split, args.seed

@@ -27,6 +27,7 @@ from typing import Any
 
 from huggingface_hub import HfApi, get_token
 
+from common.io import check_output_folder, publish_folder, staging_folder
 from hub_upload.card import build_card
 from hub_upload.validate import has_mlm_head
 from modeling.load import get_tokenizer
@@ -48,13 +49,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--license", default="apache-2.0", help="License id for the model card.")
     parser.add_argument("--dry-run", action="store_true", help="Build and validate only; needs --output.")
     parser.add_argument("--output", default=None, help="Where to leave the release folder.")
+    parser.add_argument("--overwrite", action="store_true", help="Replace an existing non-empty --output folder.")
     args = parser.parse_args(argv)
     if not REPO_ID.match(args.repo_id):
         parser.error(f"--repo-id must be namespace/name, got {args.repo_id!r}")
     if args.dry_run and not args.output:
         parser.error("--dry-run needs --output DIR to leave the release folder in")
-    if args.output and os.path.isdir(args.output) and os.listdir(args.output):
-        parser.error(f"--output {args.output!r} exists and is not empty")
+    if args.output:
+        check_output_folder(parser, args.output, args.overwrite)
     return args
 
 
@@ -144,16 +146,18 @@ def main(argv: list[str] | None = None) -> None:
     token = None if args.dry_run else get_token()
     if not args.dry_run and not token:
         raise SystemExit("error: no Hugging Face token: set HF_TOKEN or run `hf auth login` (or use --dry-run)")
-    folder = Path(args.output) if args.output else Path(tempfile.mkdtemp(prefix="release-"))
-    folder.mkdir(parents=True, exist_ok=True)
+    # Built aside and published only once validated, so a failure leaves --output as it was.
+    folder = staging_folder(args.output, "release") if args.output else Path(tempfile.mkdtemp(prefix="release-"))
     try:
         check_model_folder(Path(args.model))
         build_release(args, folder)
         print(validate(folder))
     except (ValueError, OSError) as err:
-        if not args.output:
-            shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)
         raise SystemExit(f"error: {err}; nothing was uploaded") from err
+    if args.output:
+        publish_folder(folder, args.output)
+        folder = Path(args.output)
     if args.dry_run:
         print(f"dry run: release folder left in {folder}; nothing was uploaded")
         return

@@ -23,6 +23,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+class CheckFailed(Exception):
+    """A release check that did not hold (a real exception: ``assert`` would vanish under ``python -O``)."""
+
+
+def require(condition: bool, detail: str) -> None:
+    if not condition:
+        raise CheckFailed(detail)
+
+
 def has_mlm_head(folder: Path) -> bool:
     architectures = json.loads((folder / "config.json").read_text()).get("architectures") or []
     return any(name.endswith("ForMaskedLM") for name in architectures)
@@ -39,10 +48,11 @@ def main(argv: list[str] | None = None) -> None:
         tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
         check = "special tokens kept whole"
         tokens = tokenizer.tokenize(f"[CLS] {SENTENCE} [SEP]")
-        assert tokens[0] == "[CLS]" and tokens[-1] == "[SEP]", tokens
+        require(tokens[0] == "[CLS]" and tokens[-1] == "[SEP]", f"got {tokens}")
         check = "round trip of a Korean sentence"
         ids = tokenizer(SENTENCE)["input_ids"]
-        assert tokenizer.decode(ids, skip_special_tokens=True) == SENTENCE, tokenizer.decode(ids)
+        decoded = tokenizer.decode(ids, skip_special_tokens=True)
+        require(decoded == SENTENCE, f"decoded {decoded!r}")
         loaders = [AutoModel, *([AutoModelForMaskedLM] if has_mlm_head(folder) else [])]
         for loader in loaders:
             check = f"{loader.__name__}.from_pretrained and a forward pass"
@@ -50,9 +60,11 @@ def main(argv: list[str] | None = None) -> None:
             inputs = tokenizer(SENTENCE, return_tensors="pt", return_token_type_ids=model.config.model_type == "bert")
             with torch.no_grad():
                 model(**inputs)
-            if model.config.vocab_size != len(tokenizer):
-                check = "tokenizer size equals the model's embeddings"
-                raise AssertionError(f"{len(tokenizer)} tokens, {model.config.vocab_size} embeddings")
+            check = "tokenizer size equals the model's embeddings"
+            require(
+                model.config.vocab_size == len(tokenizer),
+                f"{len(tokenizer)} tokens, {model.config.vocab_size} embeddings",
+            )
     except Exception as err:  # any failure at all means the release is not usable: report which check failed
         sys.exit(f"validation failed at '{check}': {type(err).__name__}: {err}")
     print(

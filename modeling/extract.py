@@ -10,12 +10,9 @@ layers, token-type folding), loadable with ``AutoModelForMaskedLM`` and ``AutoTo
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import shutil
 import sys
-import tempfile
 
+from common.io import check_output_folder, publish_folder, staging_folder, write_json
 from modeling.load import load_teacher, load_tokenizer
 from modeling.student import build_student, parameter_count, select_layers, size_mb
 
@@ -50,8 +47,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--output", required=True, help="Folder to write; refused if it exists and is not empty.")
     parser.add_argument("--overwrite", action="store_true", help="Replace an existing non-empty --output folder.")
     args = parser.parse_args(argv)
-    if os.path.isdir(args.output) and os.listdir(args.output) and not args.overwrite:
-        parser.error(f"--output {args.output!r} exists and is not empty; pass --overwrite to replace it")
+    check_output_folder(parser, args.output, args.overwrite)
     return args
 
 
@@ -74,10 +70,7 @@ def main(argv: list[str] | None = None) -> None:
     except (ValueError, OSError) as err:
         raise SystemExit(f"error: {err}") from err
 
-    parent = os.path.dirname(os.path.abspath(args.output))
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".extract-", dir=parent)
-    os.chmod(staging, 0o755)
+    staging = staging_folder(args.output, "extract")
     student.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
     summary = {
@@ -90,11 +83,8 @@ def main(argv: list[str] | None = None) -> None:
         "teacher_size_mb": round(size_mb(teacher), 1),
         "student_size_mb": round(size_mb(student), 1),
     }
-    with open(os.path.join(staging, EXTRACTION_FILE), "w", encoding="utf-8") as f:
-        json.dump(summary, f, indent=2)
-    if os.path.isdir(args.output):
-        shutil.rmtree(args.output)
-    os.replace(staging, args.output)
+    write_json(staging / EXTRACTION_FILE, summary)
+    publish_folder(staging, args.output)
 
     print(f"wrote {args.output}: DistilBertForMaskedLM with {len(layers)} layers")
     print(f"teacher layers taken (0-based): {layers} of {summary['teacher_layers']}")

@@ -13,10 +13,8 @@ Ids: ``[UNK]``=0, ``[PAD]``=1, ``[CLS]``=2, ``[SEP]``=3, ``[MASK]``=4, then the 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -25,6 +23,7 @@ from dataclasses import asdict
 import sentencepiece as spm
 from sentencepiece import sentencepiece_model_pb2
 
+from common.io import check_output_folder, publish_folder, setup_logging, staging_folder, write_json
 from pretrain.corpus import CorpusStats, expand_corpus_paths, iter_lines
 from tokenization_kobert import SCORE_GRID, VOCAB_FILES_NAMES, KoBertTokenizerFast
 
@@ -60,8 +59,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--vocab-size must be larger than the {len(SPECIAL_TOKENS)} special tokens")
     if not 0.0 < args.character_coverage <= 1.0:
         parser.error("--character-coverage must be in (0, 1]")
-    if os.path.isdir(args.output) and os.listdir(args.output) and not args.overwrite:
-        parser.error(f"--output {args.output!r} exists and is not empty; pass --overwrite to replace it")
+    check_output_folder(parser, args.output, args.overwrite)
     try:
         args.corpus = expand_corpus_paths(args.corpus)
     except FileNotFoundError as err:
@@ -126,7 +124,7 @@ def write_tokenizer_folder(serialized_model: bytes, output: str, model_max_lengt
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging()
 
     stats = CorpusStats()
     start = time.perf_counter()
@@ -138,23 +136,16 @@ def main(argv: list[str] | None = None) -> None:
     if stats.lines == 0:
         raise SystemExit(f"error: no usable lines in {args.corpus}")
 
-    parent = os.path.dirname(os.path.abspath(args.output))
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".tokenizer-", dir=parent)
-    os.chmod(staging, 0o755)  # mkdtemp's 0o700 would carry over to the published folder
-    tokenizer = write_tokenizer_folder(serialized, staging, args.model_max_length)
+    staging = staging_folder(args.output, "tokenizer")
+    tokenizer = write_tokenizer_folder(serialized, str(staging), args.model_max_length)
     summary = {
         "vocab_size": tokenizer.vocab_size,
         "seconds": round(time.perf_counter() - start, 1),
         "corpus": asdict(stats),
         "args": {k: v for k, v in vars(args).items() if k != "overwrite"},
     }
-    with open(os.path.join(staging, STATS_FILE), "w", encoding="utf-8") as f:
-        json.dump(summary, f, indent=2, ensure_ascii=False)
-    # Publish the finished folder in one step, so an interrupted build never leaves a half-written tokenizer.
-    if os.path.isdir(args.output):
-        shutil.rmtree(args.output)
-    os.replace(staging, args.output)
+    write_json(staging / STATS_FILE, summary)
+    publish_folder(staging, args.output)  # an interrupted build never leaves a half-written tokenizer
 
     sample = "[CLS] 한국어 모델을 공유합니다. [SEP]"
     print(f"wrote {args.output}: {tokenizer.vocab_size} tokens from {stats.lines:,} lines in {summary['seconds']} s")

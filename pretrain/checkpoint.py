@@ -14,6 +14,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from common.io import publish_folder, write_json
+
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 TRAINER_STATE = "trainer_state.json"
 TRAINING_STATE_DIR = "training_state"
@@ -47,11 +49,10 @@ def latest_checkpoint(output_dir: str | Path) -> Path | None:
 
 
 def publish(staging: Path, final: Path, trainer_state: dict[str, Any]) -> None:
-    """Write ``trainer_state.json`` last, then rename the staging folder into place (atomic on one filesystem)."""
-    (staging / TRAINER_STATE).write_text(json.dumps(trainer_state, indent=2) + "\n", encoding="utf-8")
-    if final.exists():  # an earlier run's checkpoint of the same step, superseded
-        shutil.rmtree(final)
-    staging.rename(final)
+    """Write ``trainer_state.json`` last, then put the staging folder in place (replacing an earlier run's
+    checkpoint of the same step)."""
+    write_json(staging / TRAINER_STATE, trainer_state)
+    publish_folder(staging, final)
 
 
 def rotate(output_dir: str | Path, keep: int) -> list[Path]:

@@ -40,7 +40,6 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -50,6 +49,7 @@ from typing import IO, Any
 import numpy as np
 from tqdm import tqdm
 
+from common.io import publish_folder, setup_logging, staging_folder, write_json
 from pretrain.corpus import CorpusStats, expand_corpus_paths, iter_lines
 from tokenization_kobert import KoBertTokenizerFast
 
@@ -404,37 +404,17 @@ def build_meta(args: argparse.Namespace, shards: dict[str, list[dict[str, Any]]]
     }
 
 
-def write_json(path: str, data: dict[str, Any]) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-
-
-def publish(staging: str, output: str) -> None:
-    """Move the finished ``staging`` folder to ``output`` in one step; an old ``output`` is moved aside first, so
-    a folder with a meta.json is never half-written or half-deleted."""
-    if os.path.isdir(output):
-        old = tempfile.mkdtemp(prefix=".prepare-old-", dir=os.path.dirname(staging))
-        os.replace(output, os.path.join(old, "data"))
-        os.replace(staging, output)
-        shutil.rmtree(old)
-    else:
-        os.replace(staging, output)
-
-
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging()
     if args.already_prepared:
         print(f"already prepared: {args.output} (fingerprint {args.fingerprint[:12]}); nothing to do")
         return
 
     start = time.perf_counter()
-    parent = os.path.dirname(os.path.abspath(args.output))
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".prepare-", dir=parent)
-    os.chmod(staging, 0o755)  # mkdtemp's 0o700 would carry over to the published folder
+    staging = staging_folder(args.output, "prepare")
     try:
-        stats = pack_corpus(args, staging)
+        stats = pack_corpus(args, str(staging))
         if stats["blocks"]["train"] == 0:
             raise SystemExit(
                 f"error: {stats['tokens']:,} tokens in {args.corpus} fill no training block of {args.max_seq_length}; "
@@ -453,7 +433,7 @@ def main(argv: list[str] | None = None) -> None:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    publish(staging, args.output)
+    publish_folder(staging, args.output)  # a folder with a meta.json is never half-written or half-deleted
 
     blocks = ", ".join(f"{count:,} {split}" for split, count in stats["blocks"].items())
     print(

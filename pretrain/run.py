@@ -38,6 +38,7 @@ from torch.utils.data import DataLoader, RandomSampler
 from tqdm.auto import tqdm
 from transformers import AutoModelForMaskedLM, PreTrainedModel, get_linear_schedule_with_warmup
 
+from common.io import setup_logging
 from modeling.extract import EXTRACTION_FILE
 from modeling.load import hub_or_local, load_teacher, load_tokenizer
 from modeling.student import build_student, parameter_count
@@ -52,13 +53,19 @@ from pretrain.checkpoint import (
 )
 from pretrain.config import DistillationConfig, describe_keys, load_config, save_config
 from pretrain.data import PackedBlocks, check_compatible, load_meta, load_token_counts, vocab_sha256
-from pretrain.losses import hidden_cosine, logit_mse, masked_lm_cross_entropy, soft_target_kl
-from pretrain.masking import mask_tokens, token_weights
+from pretrain.distill import (
+    DistillationStudent,
+    active_terms,
+    build_optimizer,
+    distillation_step,
+    evaluate,
+    mask_seed,
+)
+from pretrain.masking import token_weights
 
 logger = logging.getLogger("pretrain")
 METRICS_FILE = "metrics.jsonl"
 DISTILLATION_FILE = "distillation.json"
-LOSS_TERMS = ("loss_ce", "loss_mlm", "loss_cos", "loss_mse")
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[str]]:
@@ -71,67 +78,6 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[
     return parser.parse_known_args(argv)
 
 
-def masked_lm_outputs(
-    model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Last hidden states for every token and vocabulary logits only at ``positions`` (the projection to 8,002
-    tokens is the costly part), for a ``BertForMaskedLM`` (segment 0 throughout) or a ``DistilBertForMaskedLM``."""
-    if model.config.model_type == "bert":
-        hidden = model.bert(
-            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=torch.zeros_like(input_ids)
-        ).last_hidden_state
-        return hidden, model.cls(hidden[positions])
-    hidden = model.distilbert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-    head = model.vocab_layer_norm(model.activation(model.vocab_transform(hidden[positions])))
-    return hidden, model.vocab_projector(head)
-
-
-class DistillationStudent(nn.Module):
-    """The student as one module, so DDP/FSDP see a single forward (``masked_lm_outputs``)."""
-
-    def __init__(self, student: PreTrainedModel) -> None:
-        super().__init__()
-        self.student = student
-
-    def forward(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        return masked_lm_outputs(self.student, input_ids, attention_mask, positions)
-
-
-@torch.no_grad()
-def teacher_outputs(
-    teacher: nn.Module | None, input_ids: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor
-) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """The teacher's ``masked_lm_outputs``, or ``(None, None)`` when training without one."""
-    if teacher is None:
-        return None, None
-    return masked_lm_outputs(teacher, input_ids, attention_mask, positions)
-
-
-def distillation_losses(
-    student_hidden: torch.Tensor,
-    student_logits: torch.Tensor,
-    teacher_hidden: torch.Tensor | None,
-    teacher_logits: torch.Tensor | None,
-    targets: torch.Tensor,
-    attention_mask: torch.Tensor,
-    config: DistillationConfig,
-) -> dict[str, torch.Tensor]:
-    """Every loss term and their weighted sum ``loss`` (formula in ``DistillationConfig``); without a teacher
-    (``teacher_* = None``) the masked-LM term alone."""
-    terms = {"loss_mlm": masked_lm_cross_entropy(student_logits, targets)}
-    if teacher_hidden is not None and teacher_logits is not None:
-        keep = attention_mask.bool()
-        terms["loss_ce"] = soft_target_kl(student_logits, teacher_logits, config.temperature)
-        terms["loss_cos"] = hidden_cosine(student_hidden[keep], teacher_hidden[keep])
-        terms["loss_mse"] = logit_mse(student_logits, teacher_logits)
-    alphas = {"loss_ce": config.alpha_ce, "loss_mlm": config.alpha_mlm, "loss_cos": config.alpha_cos}
-    alphas["loss_mse"] = config.alpha_mse
-    terms["loss"] = sum(alphas[name] * value for name, value in terms.items())
-    return terms
-
-
 class EpochSampler(RandomSampler):
     """A random order that depends only on (seed, epoch), so a resumed run sees the same batches."""
 
@@ -142,29 +88,6 @@ class EpochSampler(RandomSampler):
 
     def set_epoch(self, epoch: int) -> None:
         self.generator.manual_seed(self.seed + epoch)
-
-
-def mask_seed(seed: int, epoch: int, batch: int, process: int) -> int:
-    """The masking seed of one micro-batch: fixed by its place in training, so resuming repeats it."""
-    return hash((seed, epoch, batch, process)) % 2**63
-
-
-def masked_batch(
-    blocks: torch.Tensor, weights: torch.Tensor, seed: int, config: DistillationConfig, special: dict[str, int]
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Mask a batch of blocks: ``(inputs, labels, attention_mask, positions)``, positions being the masked ones."""
-    generator = torch.Generator(device=blocks.device).manual_seed(seed)
-    inputs, labels = mask_tokens(
-        blocks,
-        weights,
-        special["mask"],
-        len(weights),
-        generator,
-        config.mlm_probability,
-        config.mask_probability,
-        config.random_probability,
-    )
-    return inputs, labels, (inputs != special["pad"]).long(), labels != -100
 
 
 def read_data_stats(data_dir: str) -> dict[str, Any] | None:
@@ -220,72 +143,6 @@ def layers_from_teacher(config: DistillationConfig) -> list[int] | None:
         return config.student_layers
     record = Path(config.student) / EXTRACTION_FILE
     return json.loads(record.read_text())["student_layers_from_teacher"] if record.is_file() else None
-
-
-def build_optimizer(student: nn.Module, config: DistillationConfig) -> torch.optim.AdamW:
-    decay, no_decay = [], []
-    for name, parameter in student.named_parameters():
-        if parameter.requires_grad:
-            (no_decay if parameter.ndim < 2 or "layer_norm" in name.lower() else decay).append(parameter)
-    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    # The fused kernel: one pass over all parameters, 6x faster than the per-tensor loop for a 3-layer student on CPU.
-    return torch.optim.AdamW(groups, lr=config.learning_rate, eps=config.adam_epsilon, fused=True)
-
-
-@torch.no_grad()
-def evaluate(
-    accelerator: Accelerator,
-    module: nn.Module,
-    teacher: nn.Module | None,
-    loader: DataLoader,
-    weights: torch.Tensor,
-    config: DistillationConfig,
-    special: dict[str, int],
-) -> dict[str, float]:
-    """Student MLM loss, perplexity and top-1 accuracy, and (with a teacher) teacher-student top-1 agreement, on
-    masked validation tokens.
-
-    The masks are the same at every evaluation, so the numbers are comparable along a run.
-    """
-    module.eval()
-    totals = torch.zeros(4, dtype=torch.float64, device=accelerator.device)  # loss, correct, agreements, tokens
-    for i, blocks in enumerate(loader):
-        if i >= config.eval_max_batches:
-            break
-        inputs, labels, attention_mask, positions = masked_batch(
-            blocks, weights, mask_seed(config.seed, -1, i, 0), config, special
-        )
-        with accelerator.autocast():
-            _, student_logits = module(inputs, attention_mask, positions)
-            _, teacher_logits = teacher_outputs(teacher, inputs, attention_mask, positions)
-        predicted, targets = student_logits.argmax(-1), labels[positions]
-        per_token = (
-            nn.functional.cross_entropy(student_logits.float(), targets, reduction="none"),
-            predicted == targets,
-            predicted == (targets if teacher_logits is None else teacher_logits.argmax(-1)),
-            torch.ones_like(targets),
-        )
-        rows = positions.nonzero()[:, 0]
-        per_block = torch.stack(
-            [
-                torch.zeros(len(blocks), dtype=torch.float64, device=blocks.device).index_add_(0, rows, v.double())
-                for v in per_token
-            ],
-            dim=1,
-        )
-        totals += accelerator.gather_for_metrics(per_block).sum(0)
-    module.train()
-    loss_sum, correct, agreements, tokens = totals.tolist()
-    tokens = max(tokens, 1.0)
-    metrics = {
-        "eval_mlm_loss": loss_sum / tokens,
-        "eval_perplexity": math.exp(min(loss_sum / tokens, 50.0)),
-        "eval_top1_accuracy": correct / tokens,
-        "eval_tokens": int(tokens),
-    }
-    if teacher is not None:
-        metrics["eval_top1_agreement"] = agreements / tokens
-    return metrics
 
 
 def export_student(accelerator: Accelerator, module: nn.Module, tokenizer: Any, folder: Path, info: dict) -> None:
@@ -351,8 +208,7 @@ def main(argv: list[str] | None = None) -> None:
         log_with=None if config.report_to == "none" else config.report_to,
         project_dir=config.output_dir,
     )
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    logger.setLevel(logging.INFO if accelerator.is_main_process else logging.WARNING)
+    setup_logging(accelerator.is_main_process)
     set_seed(config.seed)
 
     try:
@@ -362,7 +218,7 @@ def main(argv: list[str] | None = None) -> None:
         check_vocabularies(teacher or student, config.teacher or config.student, tokenizer, meta, config.data_dir)
     except (ValueError, OSError) as err:
         raise SystemExit(f"error: {err}") from err
-    loss_terms = LOSS_TERMS if teacher is not None else ("loss_mlm",)
+    loss_terms = active_terms(config, has_teacher=teacher is not None)
     special = {"mask": tokenizer.mask_token_id, "pad": tokenizer.pad_token_id}
 
     train_set = PackedBlocks(config.data_dir, "train")
@@ -409,8 +265,8 @@ def main(argv: list[str] | None = None) -> None:
         eval_loader = accelerator.prepare(eval_loader)
     if teacher is not None:
         teacher.to(accelerator.device)
+    # Kept on the CPU: masks are drawn there (pretrain.distill.masked_batch).
     weights = token_weights(load_token_counts(config.data_dir), config.mlm_smoothing, tokenizer.all_special_ids)
-    weights = weights.to(accelerator.device)
 
     output_dir, state = Path(config.output_dir), {"step": 0, "epoch": 0, "batch_in_epoch": 0}
     metrics_path = output_dir / METRICS_FILE
@@ -459,20 +315,8 @@ def main(argv: list[str] | None = None) -> None:
         loader = accelerator.skip_first_batches(train_loader, skip) if skip else train_loader
         for blocks in loader:
             seed = mask_seed(config.seed, state["epoch"], state["batch_in_epoch"], accelerator.process_index)
-            inputs, labels, attention_mask, positions = masked_batch(blocks, weights, seed, config, special)
             with accelerator.accumulate(module):
-                with accelerator.autocast():
-                    student_hidden, student_logits = module(inputs, attention_mask, positions)
-                    teacher_hidden, teacher_logits = teacher_outputs(teacher, inputs, attention_mask, positions)
-                terms = distillation_losses(
-                    student_hidden,
-                    student_logits,
-                    teacher_hidden,
-                    teacher_logits,
-                    labels[positions],
-                    attention_mask,
-                    config,
-                )
+                terms = distillation_step(accelerator, module, teacher, blocks, weights, seed, config, special)
                 accelerator.backward(terms["loss"])
                 if accelerator.sync_gradients and config.max_grad_norm > 0:
                     accelerator.clip_grad_norm_(module.parameters(), config.max_grad_norm)

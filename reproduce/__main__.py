@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from finetune.data_io import write_json
+from common.io import setup_logging, write_json
 from reproduce.preset import load_preset
 from reproduce.report import write_results
 from reproduce.stages import MODELS, Recipe, StageFailed, run_stages
@@ -75,7 +75,7 @@ def result_rows(recipe: Recipe, latency: dict[str, Any]) -> list[dict[str, Any]]
 
 def main(argv: list[str] | None = None) -> str:
     args = parse_args(argv)
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    setup_logging()
     output = Path(args.output)
     try:
         preset = load_preset(args.preset, args.overrides)

@@ -17,7 +17,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from finetune.data_io import write_atomic
+from common.io import write_atomic
 
 TEACHER = "teacher"
 RESULTS_JSON = "results.json"

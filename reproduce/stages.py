@@ -28,7 +28,8 @@ from typing import Any
 import torch
 from transformers import AutoConfig, AutoModelForMaskedLM, AutoModelForSequenceClassification, BertConfig
 
-from finetune.data_io import is_local, machine_description, write_json
+from common.io import ROOT, machine_description, write_json
+from finetune.data_io import is_local
 from modeling.latency import compare_latency
 from modeling.load import load_teacher, load_tokenizer
 from pretrain.checkpoint import latest_checkpoint
@@ -38,7 +39,6 @@ from reproduce.preset import Preset
 logger = logging.getLogger("reproduce")
 STAGE_FILE = "stage.json"
 STARTED_FILE = "stage.started.json"
-ROOT = Path(__file__).resolve().parent.parent
 MODELS = ("teacher", "distilled", "baseline")
 # The distilled student keeps the loss weights of its preset; a model trained without a teacher has the MLM term only.
 MLM_ALONE = {"teacher": "", "alpha_ce": 0.0, "alpha_cos": 0.0, "alpha_mse": 0.0, "alpha_mlm": 1.0}
@@ -348,11 +348,11 @@ class Recipe:
         """The distilled student's Hub release folder, built and validated offline (``hub_upload --dry-run``)."""
         from hub_upload.__main__ import main as hub_upload
 
-        shutil.rmtree(stage.folder)  # hub_upload writes into a new folder
         argv = [
             "--model",
             str(self.model_dir("distilled")),
             "--results",
             str(self.nsmc["distilled"].folder / "results.json"),
         ]
-        hub_upload([*argv, *as_argv(self.preset.release), "--dry-run", "--output", str(stage.folder)])
+        release = [*argv, *as_argv(self.preset.release), "--dry-run", "--overwrite"]
+        hub_upload([*release, "--output", str(stage.folder)])

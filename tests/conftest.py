@@ -85,3 +85,56 @@ def models(tokenizer_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
         model.save_pretrained(root / name)
         KoBertTokenizerFast.from_pretrained(tokenizer_dir).save_pretrained(root / name)
     return {name: root / name for name in built}
+
+
+class ImplicitDeviceFactories:
+    """Records tensor factories (``torch.rand``, ``torch.zeros``, ...) that our code calls without ``device=``.
+
+    Beside CUDA inputs such a call makes a CPU tensor (or raises, with a CUDA generator): the bug this machine, which
+    has no GPU, cannot show by running. Calls made inside installed libraries are not ours and are not recorded.
+
+        with ImplicitDeviceFactories() as factories:
+            mask_tokens(...)
+        assert factories.calls == []
+    """
+
+    FACTORIES = frozenset(
+        ("rand", "randn", "randint", "randperm", "zeros", "ones", "empty", "full", "arange", "tensor", "eye")
+    )
+
+    def __init__(self) -> None:
+        from torch.overrides import TorchFunctionMode
+
+        checker = self
+
+        class Mode(TorchFunctionMode):
+            def __torch_function__(self, func, types, args=(), kwargs=None):
+                kwargs = kwargs or {}
+                if getattr(func, "__name__", "") in checker.FACTORIES and "device" not in kwargs:
+                    caller = checker.our_caller()
+                    if caller is not None:
+                        checker.calls.append(f"{func.__name__} at {caller}")
+                return func(*args, **kwargs)
+
+        self.calls: list[str] = []
+        self.mode = Mode()
+
+    @staticmethod
+    def our_caller() -> str | None:
+        """``file:line`` of the innermost caller outside torch, if it is this repository's code (not tests)."""
+        import traceback
+
+        for frame in reversed(traceback.extract_stack()):
+            path = Path(frame.filename).resolve()
+            if "torch" in path.parts or path == Path(__file__).resolve():
+                continue
+            inside = ROOT in path.parents and ".venv" not in path.parts and "tests" not in path.parts
+            return f"{path.relative_to(ROOT)}:{frame.lineno}" if inside else None
+        return None
+
+    def __enter__(self) -> ImplicitDeviceFactories:
+        self.mode.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.mode.__exit__(*exc)

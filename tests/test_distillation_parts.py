@@ -8,9 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import ImplicitDeviceFactories
 
 from pretrain.checkpoint import complete_checkpoints, latest_checkpoint, publish, rotate, staging_path
 from pretrain.config import DistillationConfig, describe_keys, load_config, parse_overrides
+from pretrain.distill import distillation_losses, masked_batch
 from pretrain.losses import hidden_cosine, logit_mse, masked_lm_cross_entropy, soft_target_kl
 from pretrain.masking import mask_tokens, token_weights
 
@@ -63,8 +65,6 @@ class TestLossesByHand:
         assert got.item() == pytest.approx(expected / 2, rel=1e-6)
 
     def test_weighted_total(self) -> None:
-        from pretrain.run import distillation_losses
-
         s_logits, t_logits = torch.tensor(STUDENT), torch.tensor(TEACHER)
         hidden_s, hidden_t = torch.tensor([STUDENT]), torch.tensor([TEACHER])
         mask = torch.ones(1, 2, dtype=torch.long)
@@ -78,9 +78,29 @@ class TestLossesByHand:
         )
         assert terms["loss"].item() == pytest.approx(expected.item(), rel=1e-6)
 
-    def test_cosine_ignores_padding(self) -> None:
-        from pretrain.run import distillation_losses
+    def test_a_term_of_weight_zero_is_not_computed(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import pretrain.distill
 
+        def must_not_run(*args: object) -> torch.Tensor:
+            raise AssertionError("logit_mse computed although alpha_mse is 0")
+
+        monkeypatch.setattr(pretrain.distill, "logit_mse", must_not_run)
+        s_logits, t_logits = torch.tensor(STUDENT), torch.tensor(TEACHER)
+        config = DistillationConfig(alpha_ce=5.0, alpha_mlm=2.0, alpha_cos=1.0, alpha_mse=0.0)
+        terms = distillation_losses(
+            torch.tensor([STUDENT]),
+            s_logits,
+            torch.tensor([TEACHER]),
+            t_logits,
+            torch.tensor([1, 2]),
+            torch.ones(1, 2, dtype=torch.long),
+            config,
+        )
+        assert set(terms) == {"loss", "loss_ce", "loss_mlm", "loss_cos"}
+        expected = 5.0 * terms["loss_ce"] + 2.0 * terms["loss_mlm"] + terms["loss_cos"]
+        assert terms["loss"].item() == pytest.approx(expected.item(), rel=1e-6)
+
+    def test_cosine_ignores_padding(self) -> None:
         hidden_s = torch.tensor([[[1.0, 0.0], [5.0, 5.0]]])
         hidden_t = torch.tensor([[[1.0, 0.0], [-5.0, 5.0]]])
         mask = torch.tensor([[1, 0]])
@@ -149,6 +169,28 @@ class TestMasking:
             seen += np.bincount(ids.flatten().numpy(), minlength=100)
             picked += np.bincount(labels[labels != -100].numpy(), minlength=100)
         return picked / np.maximum(seen, 1)
+
+    def test_every_tensor_is_made_on_the_batch_device(self) -> None:
+        """On a GPU, a factory without ``device=`` beside a CUDA batch fails on the first batch (CUDA generator with
+        a CPU draw) or indexes across devices; here we check that each one names its device."""
+        weights = token_weights(np.ones(100, dtype=np.int64), 0.7, SPECIAL)
+        with ImplicitDeviceFactories() as factories:
+            mask_tokens(masking_batch(), weights, 4, 100, torch.Generator().manual_seed(0))
+            masked_batch(masking_batch(), weights, 3, DistillationConfig(), {"mask": 4, "pad": 1})
+        assert factories.calls == []
+
+    def test_masks_depend_on_the_seed_alone(self) -> None:
+        """masked_batch seeds its own CPU generator: the same seed gives the same masks, another seed others, and
+        nothing else (the global RNG, the weights' device) changes them."""
+        weights = token_weights(np.ones(100, dtype=np.int64), 0.7, SPECIAL)
+        config, special = DistillationConfig(), {"mask": 4, "pad": 1}
+        first = masked_batch(masking_batch(), weights, 11, config, special)
+        torch.manual_seed(123)
+        again = masked_batch(masking_batch(), weights.double(), 11, config, special)
+        other = masked_batch(masking_batch(), weights, 12, config, special)
+        assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+        assert not torch.equal(first[1], other[1])
+        assert all(t.device == masking_batch().device for t in first)
 
     def test_same_seed_same_masks(self) -> None:
         weights = token_weights(np.ones(100, dtype=np.int64), 0.7, SPECIAL)

@@ -1,0 +1,1 @@
+"""Helpers every package shares (see common.io)."""

@@ -1,0 +1,118 @@
+"""What every package shares: atomic files and folders, JSON, text opening, output-folder checks, logging set-up
+and run metadata. Imports nothing of ours, so any package may use it.
+
+Atomic means a reader (a resumed run, a recipe stage, a user) never sees half a file or half a folder: everything is
+written under a temporary name beside its destination and renamed into place, which is atomic on one filesystem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+ROOT = Path(__file__).resolve().parent.parent
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def open_text(path: str | Path) -> IO[str]:
+    """A UTF-8 text file, gzip-compressed when its name ends in .gz."""
+    path = str(path)
+    return gzip.open(path, "rt", encoding="utf-8") if path.endswith(".gz") else open(path, encoding="utf-8")
+
+
+def write_atomic(path: str | Path, write: Callable[[Path], None]) -> None:
+    """Call ``write`` on a temporary name beside ``path``, then rename it into place: readers never see half a file."""
+    path = Path(path)
+    staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(staging)
+        os.replace(staging, path)
+    finally:
+        staging.unlink(missing_ok=True)
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    """Indented UTF-8 JSON, written atomically (a record read back later, such as a stage's, is never torn)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    write_atomic(path, lambda staging: staging.write_text(text, encoding="utf-8"))
+
+
+def staging_folder(final: str | Path, prefix: str) -> Path:
+    """A new empty folder beside ``final`` (so the rename that publishes it stays on one filesystem)."""
+    parent = Path(final).absolute().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{prefix}-", dir=parent))
+    staging.chmod(0o755)  # mkdtemp's 0o700 would carry over to the published folder
+    return staging
+
+
+def publish_folder(staging: str | Path, final: str | Path) -> None:
+    """Put the finished ``staging`` folder at ``final``. An existing ``final`` is first moved aside and deleted only
+    once the new one is in place, so at every moment ``final`` is either the old folder or the new one, whole."""
+    staging, final = Path(staging), Path(final)
+    if not final.exists():
+        os.replace(staging, final)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{final.name}-old-", dir=final.absolute().parent))
+    os.replace(final, old / final.name)
+    os.replace(staging, final)
+    shutil.rmtree(old)
+
+
+def check_output_folder(parser: argparse.ArgumentParser, path: str, overwrite: bool, flag: str = "--output") -> None:
+    """Refuse (through ``parser.error``) an output that is a file, or a non-empty folder without ``--overwrite``."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        parser.error(f"{flag} {path!r} is a file, not a folder")
+    if os.path.isdir(path) and os.listdir(path) and not overwrite:
+        parser.error(f"{flag} {path!r} exists and is not empty; pass --overwrite to replace it, or choose another")
+
+
+def setup_logging(main_process: bool = True) -> None:
+    """INFO-level logs with time and logger name; WARNING and above only on processes other than the main one."""
+    logging.basicConfig(format=LOG_FORMAT, level=logging.INFO if main_process else logging.WARNING)
+
+
+def library_versions() -> dict[str, str]:
+    import accelerate
+    import tokenizers
+    import torch
+    import transformers
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "tokenizers": tokenizers.__version__,
+        "accelerate": accelerate.__version__,
+    }
+
+
+def machine_description() -> str:
+    """CPU model and core count, e.g. 'AMD EPYC 7B13, 2 cores, Linux-6.1-x86_64'."""
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        models = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if "model name" in line]
+        cpu = models[0] if models else cpu
+    return f"{cpu}, {os.cpu_count()} cores, {platform.platform(terse=True)}"
+
+
+def git_commit() -> str:
+    result = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    return result.stdout.strip() or "unknown"
+
+
+def run_metadata() -> dict[str, Any]:
+    """What a results file records about the run that wrote it: library versions, machine and commit."""
+    return {"versions": library_versions(), "machine": machine_description(), "git_commit": git_commit()}

@@ -1,0 +1,234 @@
+"""One distillation step, apart from the loop that runs it: masking a batch, the student and teacher forward passes,
+the weighted loss terms, the optimizer, and evaluation. ``pretrain/run.py`` loops over it; benchmarks time it.
+
+Adding a loss term: write it as a pure tensor function in ``pretrain/losses.py``, add its weight field
+(``alpha_*``) to ``DistillationConfig`` (and its line in the loss formula there), and one ``LossTerm`` entry in
+``LOSS_TERMS`` below. A term whose weight is 0 is never computed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from torch import nn
+from torch.utils.data import DataLoader
+from transformers import PreTrainedModel
+
+from pretrain.config import DistillationConfig
+from pretrain.losses import hidden_cosine, logit_mse, masked_lm_cross_entropy, soft_target_kl
+from pretrain.masking import mask_tokens
+
+
+def masked_lm_outputs(
+    model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Last hidden states for every token and vocabulary logits only at ``positions`` (the projection to 8,002
+    tokens is the costly part), for a ``BertForMaskedLM`` (segment 0 throughout) or a ``DistilBertForMaskedLM``."""
+    if model.config.model_type == "bert":
+        hidden = model.bert(
+            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=torch.zeros_like(input_ids)
+        ).last_hidden_state
+        return hidden, model.cls(hidden[positions])
+    hidden = model.distilbert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    head = model.vocab_layer_norm(model.activation(model.vocab_transform(hidden[positions])))
+    return hidden, model.vocab_projector(head)
+
+
+class DistillationStudent(nn.Module):
+    """The student as one module, so DDP/FSDP see a single forward (``masked_lm_outputs``)."""
+
+    def __init__(self, student: PreTrainedModel) -> None:
+        super().__init__()
+        self.student = student
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return masked_lm_outputs(self.student, input_ids, attention_mask, positions)
+
+
+@torch.no_grad()
+def teacher_outputs(
+    teacher: nn.Module | None, input_ids: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """The teacher's ``masked_lm_outputs``, or ``(None, None)`` when training without one."""
+    if teacher is None:
+        return None, None
+    return masked_lm_outputs(teacher, input_ids, attention_mask, positions)
+
+
+@dataclass(frozen=True)
+class StepOutputs:
+    """What the loss terms read. Shapes: hidden (B, L, H), logits (N, V) at the N masked positions, targets (N,),
+    attention_mask (B, L); the teacher's are None when training on the masked LM alone."""
+
+    student_hidden: torch.Tensor
+    student_logits: torch.Tensor
+    teacher_hidden: torch.Tensor | None
+    teacher_logits: torch.Tensor | None
+    targets: torch.Tensor
+    attention_mask: torch.Tensor
+
+
+@dataclass(frozen=True)
+class LossTerm:
+    weight: str  # the DistillationConfig field holding its weight
+    compute: Callable[[StepOutputs, DistillationConfig], torch.Tensor]
+    needs_teacher: bool = True
+
+
+def non_padding_cosine(out: StepOutputs, config: DistillationConfig) -> torch.Tensor:
+    keep = out.attention_mask.bool()
+    return hidden_cosine(out.student_hidden[keep], out.teacher_hidden[keep])
+
+
+LOSS_TERMS: dict[str, LossTerm] = {
+    "loss_ce": LossTerm("alpha_ce", lambda o, c: soft_target_kl(o.student_logits, o.teacher_logits, c.temperature)),
+    "loss_mlm": LossTerm("alpha_mlm", lambda o, c: masked_lm_cross_entropy(o.student_logits, o.targets), False),
+    "loss_cos": LossTerm("alpha_cos", non_padding_cosine),
+    "loss_mse": LossTerm("alpha_mse", lambda o, c: logit_mse(o.student_logits, o.teacher_logits)),
+}
+
+
+def active_terms(config: DistillationConfig, has_teacher: bool) -> list[str]:
+    """The loss terms a run computes and logs: weight > 0, and a teacher where the term needs one."""
+    return [
+        name
+        for name, term in LOSS_TERMS.items()
+        if getattr(config, term.weight) > 0 and (has_teacher or not term.needs_teacher)
+    ]
+
+
+def distillation_losses(
+    student_hidden: torch.Tensor,
+    student_logits: torch.Tensor,
+    teacher_hidden: torch.Tensor | None,
+    teacher_logits: torch.Tensor | None,
+    targets: torch.Tensor,
+    attention_mask: torch.Tensor,
+    config: DistillationConfig,
+) -> dict[str, torch.Tensor]:
+    """Every active loss term (``active_terms``) and their weighted sum ``loss`` (formula in ``DistillationConfig``)."""
+    out = StepOutputs(student_hidden, student_logits, teacher_hidden, teacher_logits, targets, attention_mask)
+    terms = {name: LOSS_TERMS[name].compute(out, config) for name in active_terms(config, teacher_logits is not None)}
+    terms["loss"] = sum(getattr(config, LOSS_TERMS[name].weight) * value for name, value in terms.items())
+    return terms
+
+
+def mask_seed(seed: int, epoch: int, batch: int, process: int) -> int:
+    """The masking seed of one micro-batch: fixed by its place in training, so resuming repeats it."""
+    return hash((seed, epoch, batch, process)) % 2**63
+
+
+def masked_batch(
+    blocks: torch.Tensor, weights: torch.Tensor, seed: int, config: DistillationConfig, special: dict[str, int]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Mask a batch of blocks: ``(inputs, labels, attention_mask, positions)``, positions being the masked ones,
+    all on the device of ``blocks``.
+
+    The masks are drawn with a CPU generator seeded by ``seed``, so they are a function of the seed alone: the same
+    on a CPU and on any GPU, and the same again when a run resumes.
+    """
+    inputs, labels = mask_tokens(
+        blocks,
+        weights,
+        special["mask"],
+        len(weights),
+        torch.Generator().manual_seed(seed),
+        config.mlm_probability,
+        config.mask_probability,
+        config.random_probability,
+    )
+    return inputs, labels, (inputs != special["pad"]).long(), labels != -100
+
+
+def distillation_step(
+    accelerator: Accelerator,
+    module: nn.Module,
+    teacher: nn.Module | None,
+    blocks: torch.Tensor,
+    weights: torch.Tensor,
+    seed: int,
+    config: DistillationConfig,
+    special: dict[str, int],
+) -> dict[str, torch.Tensor]:
+    """Mask ``blocks``, run student and teacher under autocast, return ``distillation_losses`` (no backward)."""
+    inputs, labels, attention_mask, positions = masked_batch(blocks, weights, seed, config, special)
+    with accelerator.autocast():
+        student_hidden, student_logits = module(inputs, attention_mask, positions)
+        teacher_hidden, teacher_logits = teacher_outputs(teacher, inputs, attention_mask, positions)
+    return distillation_losses(
+        student_hidden, student_logits, teacher_hidden, teacher_logits, labels[positions], attention_mask, config
+    )
+
+
+def build_optimizer(student: nn.Module, config: DistillationConfig) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices only (not on biases and LayerNorms)."""
+    decay, no_decay = [], []
+    for name, parameter in student.named_parameters():
+        if parameter.requires_grad:
+            (no_decay if parameter.ndim < 2 or "layer_norm" in name.lower() else decay).append(parameter)
+    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    # The fused kernel: one pass over all parameters, 6x faster than the per-tensor loop for a 3-layer student on CPU.
+    return torch.optim.AdamW(groups, lr=config.learning_rate, eps=config.adam_epsilon, fused=True)
+
+
+@torch.no_grad()
+def evaluate(
+    accelerator: Accelerator,
+    module: nn.Module,
+    teacher: nn.Module | None,
+    loader: DataLoader,
+    weights: torch.Tensor,
+    config: DistillationConfig,
+    special: dict[str, int],
+) -> dict[str, Any]:
+    """Student MLM loss, perplexity and top-1 accuracy, and (with a teacher) teacher-student top-1 agreement, on
+    masked validation tokens.
+
+    The masks are the same at every evaluation, so the numbers are comparable along a run.
+    """
+    module.eval()
+    totals = torch.zeros(4, dtype=torch.float64, device=accelerator.device)  # loss, correct, agreements, tokens
+    for i, blocks in enumerate(loader):
+        if i >= config.eval_max_batches:
+            break
+        inputs, labels, attention_mask, positions = masked_batch(
+            blocks, weights, mask_seed(config.seed, -1, i, 0), config, special
+        )
+        with accelerator.autocast():
+            _, student_logits = module(inputs, attention_mask, positions)
+            _, teacher_logits = teacher_outputs(teacher, inputs, attention_mask, positions)
+        predicted, targets = student_logits.argmax(-1), labels[positions]
+        per_token = (
+            nn.functional.cross_entropy(student_logits.float(), targets, reduction="none"),
+            predicted == targets,
+            predicted == (targets if teacher_logits is None else teacher_logits.argmax(-1)),
+            torch.ones_like(targets),
+        )
+        rows = positions.nonzero()[:, 0]
+        per_block = torch.stack(
+            [
+                torch.zeros(len(blocks), dtype=torch.float64, device=blocks.device).index_add_(0, rows, v.double())
+                for v in per_token
+            ],
+            dim=1,
+        )
+        totals += accelerator.gather_for_metrics(per_block).sum(0)
+    module.train()
+    loss_sum, correct, agreements, tokens = totals.tolist()
+    tokens = max(tokens, 1.0)
+    metrics = {
+        "eval_mlm_loss": loss_sum / tokens,
+        "eval_perplexity": math.exp(min(loss_sum / tokens, 50.0)),
+        "eval_top1_accuracy": correct / tokens,
+        "eval_tokens": int(tokens),
+    }
+    if teacher is not None:
+        metrics["eval_top1_agreement"] = agreements / tokens
+    return metrics
