@@ -37,13 +37,6 @@ logger = logging.get_logger(__name__)
 VOCAB_FILES_NAMES = {"vocab_file": "tokenizer_78b3253a26.model", "vocab_txt": "vocab.txt"}
 FAST_VOCAB_FILES_NAMES = {**VOCAB_FILES_NAMES, "tokenizer_file": "tokenizer.json"}
 SPIECE_UNDERLINE = "▁"
-SPECIAL_TOKEN_DEFAULTS = {
-    "unk_token": "[UNK]",
-    "sep_token": "[SEP]",
-    "pad_token": "[PAD]",
-    "cls_token": "[CLS]",
-    "mask_token": "[MASK]",
-}
 MODEL_INPUT_NAMES = ["input_ids", "token_type_ids", "attention_mask"]
 # Written into every saved tokenizer_config.json, so AutoTokenizer can never fall back to a WordPiece BertTokenizer.
 AUTO_MAP = {"AutoTokenizer": ["tokenization_kobert.KoBertTokenizer", "tokenization_kobert.KoBertTokenizerFast"]}

@@ -2,21 +2,30 @@
 
     config = load_config("pretrain/configs/distilkobert_3layer.yaml", ["--max_steps", "100", "--seed", "1"])
 
-Unknown keys, in the file or on the command line, are errors; the resolved config is saved with every checkpoint.
+Parsing is transformers' ``HfArgumentParser`` over the dataclass (lists as ``--student_layers 0 4 8``, booleans as
+``--resume``, ``--resume true`` or ``--no_fold_token_type``); a preset's values become the defaults the command line
+overrides. Unknown keys, in the file or on the command line, are errors; the resolved config is saved with every
+checkpoint.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
-import inspect
-import re
-import types
-import typing
+import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
+from transformers import HfArgumentParser
+
+
+def key(default: Any, help: str) -> Any:
+    """A config field with its ``--help`` text (a list default gets its own copy per instance)."""
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
 
 
 @dataclass
@@ -33,50 +42,50 @@ class DistillationConfig:
     """
 
     # Models
-    teacher: str = ""  # BertForMaskedLM folder or Hub id (e.g. monologg/kobert-lm); empty: masked LM alone
-    student: str | None = None  # masked-LM folder to start from (DistilBERT, or BERT); if empty, built from teacher
-    student_layers: list[int] = field(default_factory=lambda: [0, 4, 8])  # teacher layers the student starts from
-    fold_token_type: bool = True  # add the teacher's segment-0 embedding into the student's positions
-    freeze_position_embeddings: bool = True  # keep the student's (copied) position embeddings fixed
+    teacher: str = key("", "BertForMaskedLM folder or Hub id (e.g. monologg/kobert-lm); empty: masked LM alone.")
+    student: str | None = key(None, "Masked-LM folder to start from (DistilBERT or BERT); empty: from teacher.")
+    student_layers: list[int] = key([0, 4, 8], "Teacher layers the student starts from.")  # noqa: RUF009 (a field)
+    fold_token_type: bool = key(True, "Add the teacher's segment-0 embedding into the student's positions.")
+    freeze_position_embeddings: bool = key(True, "Keep the student's (copied) position embeddings fixed.")
     # Data and output
-    data_dir: str = ""  # folder written by `python -m pretrain.prepare`
-    output_dir: str = ""  # checkpoints, metrics.jsonl, TensorBoard logs and the final student
+    data_dir: str = key("", "Folder written by `python -m pretrain.prepare`.")
+    output_dir: str = key("", "Checkpoints, metrics.jsonl, TensorBoard logs and the final student.")
     # Schedule
-    num_train_epochs: int = 3  # passes over the training blocks, unless max_steps > 0
-    max_steps: int = -1  # optimizer steps; > 0 overrides num_train_epochs
-    per_device_train_batch_size: int = 8  # blocks per device per forward pass
-    gradient_accumulation_steps: int = 1  # forward passes per optimizer step
-    learning_rate: float = 5e-4  # peak learning rate of AdamW
-    weight_decay: float = 0.0  # AdamW weight decay (not on biases and LayerNorms)
-    adam_epsilon: float = 1e-6  # AdamW epsilon
-    warmup_ratio: float = 0.05  # share of the steps with linear warm-up, then linear decay to 0
-    max_grad_norm: float = 5.0  # gradient clipping; 0 disables it
-    seed: int = 56  # one seed for model building, data order and masking
+    num_train_epochs: int = key(3, "Passes over the training blocks, unless max_steps > 0.")
+    max_steps: int = key(-1, "Optimizer steps; > 0 overrides num_train_epochs.")
+    per_device_train_batch_size: int = key(8, "Blocks per device per forward pass.")
+    gradient_accumulation_steps: int = key(1, "Forward passes per optimizer step.")
+    learning_rate: float = key(5e-4, "Peak learning rate of AdamW.")
+    weight_decay: float = key(0.0, "AdamW weight decay (not on biases and LayerNorms).")
+    adam_epsilon: float = key(1e-6, "AdamW epsilon.")
+    warmup_ratio: float = key(0.05, "Share of the steps with linear warm-up, then linear decay to 0.")
+    max_grad_norm: float = key(5.0, "Gradient clipping; 0 disables it.")
+    seed: int = key(56, "One seed for model building, data order and masking.")
     # Loss
-    alpha_ce: float = 5.0  # weight of the soft-target KL term
-    alpha_mlm: float = 2.0  # weight of the masked-LM cross-entropy
-    alpha_cos: float = 1.0  # weight of the hidden-state cosine term
-    alpha_mse: float = 0.0  # weight of the logit MSE term
-    temperature: float = 2.0  # softmax temperature of the KL term
+    alpha_ce: float = key(5.0, "Weight of the soft-target KL term.")
+    alpha_mlm: float = key(2.0, "Weight of the masked-LM cross-entropy.")
+    alpha_cos: float = key(1.0, "Weight of the hidden-state cosine term.")
+    alpha_mse: float = key(0.0, "Weight of the logit MSE term.")
+    temperature: float = key(2.0, "Softmax temperature of the KL term.")
     # Masking
-    mlm_probability: float = 0.15  # share of non-special tokens chosen for prediction
-    mask_probability: float = 0.8  # of those: replaced by [MASK]
-    random_probability: float = 0.1  # of those: replaced by a random token (the rest are kept)
-    mlm_smoothing: float = 0.7  # choose tokens with probability ~ count^-mlm_smoothing (XLM); 0 = uniform
+    mlm_probability: float = key(0.15, "Share of non-special tokens chosen for prediction.")
+    mask_probability: float = key(0.8, "Of those: replaced by [MASK].")
+    random_probability: float = key(0.1, "Of those: replaced by a random token (the rest are kept).")
+    mlm_smoothing: float = key(0.7, "Choose tokens with probability ~ count^-mlm_smoothing (XLM); 0 = uniform.")
     # Evaluation, logging, checkpoints
-    eval_steps: int = 500  # evaluate every N optimizer steps (and at the end); 0 disables
-    eval_max_batches: int = 50  # validation batches per evaluation
-    per_device_eval_batch_size: int = 16  # blocks per device in evaluation
-    logging_steps: int = 10  # write metrics every N optimizer steps
-    save_steps: int = 1000  # checkpoint every N optimizer steps (and at the end)
-    save_total_limit: int = 3  # keep the newest N checkpoints
-    resume: bool = False  # continue from the newest complete checkpoint in output_dir
-    report_to: str = "tensorboard"  # accelerate tracker, or "none"
+    eval_steps: int = key(500, "Evaluate every N optimizer steps (and at the end); 0 disables.")
+    eval_max_batches: int = key(50, "Validation batches per evaluation.")
+    per_device_eval_batch_size: int = key(16, "Blocks per device in evaluation.")
+    logging_steps: int = key(10, "Write metrics every N optimizer steps.")
+    save_steps: int = key(1000, "Checkpoint every N optimizer steps (and at the end).")
+    save_total_limit: int = key(3, "Keep the newest N checkpoints.")
+    resume: bool = key(False, "Continue from the newest complete checkpoint in output_dir.")
+    report_to: str = key("tensorboard", "Accelerate tracker, or 'none'.")
     # Performance
-    mixed_precision: str = "no"  # "no", "fp16" or "bf16" (teacher and student alike)
-    torch_compile: bool = False  # torch.compile the student and the teacher
-    attn_implementation: str = "sdpa"  # PyTorch scaled-dot-product attention
-    dataloader_num_workers: int = 0  # DataLoader worker processes
+    mixed_precision: str = key("no", "'no', 'fp16' or 'bf16' (teacher and student alike).")
+    torch_compile: bool = key(False, "torch.compile the student and the teacher.")
+    attn_implementation: str = key("sdpa", "PyTorch scaled-dot-product attention.")
+    dataloader_num_workers: int = key(0, "DataLoader worker processes.")
 
     def validate(self) -> None:
         """Raise ValueError for values that cannot work, saying how to fix them."""
@@ -119,100 +128,76 @@ class DistillationConfig:
             raise ValueError("invalid configuration:\n  - " + "\n  - ".join(problems))
 
 
-def describe_keys() -> str:
-    """One line per config key: name, default and the comment beside it in the source (for ``--help``)."""
-    lines = []
-    for match in re.finditer(r"^    (\w+): [^=]+= (.+?)  # (.+)$", inspect.getsource(DistillationConfig), re.MULTILINE):
-        name, default, comment = match.groups()
-        default = default.replace("field(default_factory=lambda: ", "").removesuffix(")")
-        lines.append(f"  {name} (default {default}): {comment}")
-    return "\n".join(lines)
+class ConfigParser(HfArgumentParser):
+    """``HfArgumentParser`` over ``DistillationConfig`` that raises ValueError instead of exiting, so callers (the
+    recipe's preset checks, the run's start-up errors) report bad values their own way."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(DistillationConfig, allow_abbrev=False, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        raise ValueError(message)
 
 
-def field_types() -> dict[str, Any]:
-    hints = typing.get_type_hints(DistillationConfig)
-    return {f.name: hints[f.name] for f in dataclasses.fields(DistillationConfig)}
+def as_argv(values: dict[str, Any]) -> list[str]:
+    """Preset values as the command line would give them: ``{"student_layers": [0, 4]}`` -> ``--student_layers 0 4``."""
+    argv = []
+    for name, value in values.items():
+        if value is None:
+            continue
+        argv += [f"--{name}", *(map(str, value) if isinstance(value, list) else [str(value)])]
+    return argv
 
 
-def coerce(name: str, value: Any, expected: Any) -> Any:
-    """Check (and, for command-line strings, convert) one value against its field type."""
-    origin, args = typing.get_origin(expected), typing.get_args(expected)
-    if value is None and (expected is type(None) or type(None) in args):
-        return None
-    if origin in (typing.Union, types.UnionType):
-        expected = next(a for a in args if a is not type(None))
-        origin, args = typing.get_origin(expected), typing.get_args(expected)
-    if origin is list:
-        if isinstance(value, str):
-            value = [part for part in value.strip("[]").split(",") if part.strip()]
-        if isinstance(value, int):
-            value = [value]
-        if not isinstance(value, list):
-            raise ValueError(f"{name}: expected a list, got {value!r}")
-        return [coerce(name, item, args[0]) for item in value]
-    if expected is bool:
-        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
-            return value.lower() in ("true", "1", "yes")
-        if isinstance(value, bool):
-            return value
-        raise ValueError(f"{name}: expected true or false, got {value!r}")
-    if expected is float and isinstance(value, (int, float, str)) and not isinstance(value, bool):
-        try:
-            return float(value)
-        except ValueError:
-            raise ValueError(f"{name}: expected a number, got {value!r}") from None
-    if expected is int and not isinstance(value, bool):
-        if isinstance(value, int) or (isinstance(value, str) and value.lstrip("-").isdigit()):
-            return int(value)
-        raise ValueError(f"{name}: expected an integer, got {value!r}")
-    if expected is str:
-        return str(value)
-    raise ValueError(f"{name}: cannot use {value!r} as {expected}")
-
-
-def parse_overrides(argv: list[str]) -> dict[str, str]:
-    """``["--max_steps", "10", "--resume", "true"]`` -> ``{"max_steps": "10", "resume": "true"}``.
-
-    Dashes and underscores are both accepted (``--max-steps``); ``--flag`` alone means true.
-    """
-    overrides: dict[str, str] = {}
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        if not arg.startswith("--"):
-            raise ValueError(f"expected --key value, got {arg!r}")
-        key, _, inline = arg[2:].partition("=")
-        key = key.replace("-", "_")
-        if inline:
-            overrides[key], i = inline, i + 1
-        elif i + 1 < len(argv) and not argv[i + 1].startswith("--"):
-            overrides[key], i = argv[i + 1], i + 2
-        else:
-            overrides[key], i = "true", i + 1
-    return overrides
-
-
-def load_config(path: str | Path | None, overrides: list[str] | None = None) -> DistillationConfig:
-    """Read a YAML preset, apply command-line overrides, check every key and value."""
-    values: dict[str, Any] = {}
-    if path is not None:
-        with open(path, encoding="utf-8") as f:
-            values = yaml.safe_load(f) or {}
-        if not isinstance(values, dict):
-            raise ValueError(f"{path}: expected a mapping of config keys to values")
-    values.update(parse_overrides(overrides or []))
-    return config_from_dict(values, where=f"in {path} or on the command line")
+def parse(parser: ConfigParser, argv: list[str]) -> DistillationConfig:
+    """The config ``argv`` gives over the parser's defaults; an unknown ``--key`` is an error."""
+    *outputs, unknown = parser.parse_args_into_dataclasses(argv, return_remaining_strings=True)
+    if unknown:
+        names = [f.name for f in dataclasses.fields(DistillationConfig)]
+        keys = [arg.split("=")[0].lstrip("-").replace("-", "_") for arg in unknown if arg.startswith("--")] or unknown
+        close = [n for n in names if n.startswith(keys[0])] or difflib.get_close_matches(keys[0], names, n=1)
+        hint = f"; did you mean --{close[0]}?" if close else f"; known keys: {', '.join(names)}"
+        raise ValueError(f"unknown config keys {keys}{hint}")
+    return outputs[0]
 
 
 def config_from_dict(values: dict[str, Any], where: str = "") -> DistillationConfig:
-    """A checked ``DistillationConfig`` from plain values (YAML types, or command-line strings)."""
-    types_by_name = field_types()
-    unknown = sorted(set(values) - set(types_by_name))
-    if unknown:
-        raise ValueError(f"unknown config keys {unknown} {where}; known keys: {', '.join(types_by_name)}")
-    config = DistillationConfig(**{k: coerce(k, v, types_by_name[k]) for k, v in values.items()})
+    """A checked ``DistillationConfig`` from plain values (a preset's YAML types, or strings)."""
+    try:
+        config = parse(ConfigParser(), as_argv(values))
+    except ValueError as err:
+        raise ValueError(f"{where}: {err}" if where else str(err)) from None
     config.validate()
     return config
+
+
+def read_preset(path: str | Path) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as f:
+        values = yaml.safe_load(f) or {}
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: expected a mapping of config keys to values")
+    return values
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> DistillationConfig:
+    """A YAML preset (optional) with command-line ``--key value`` overrides on top, every key and value checked."""
+    parser = ConfigParser()
+    if path is not None:
+        try:
+            preset = parse(parser, as_argv(read_preset(path)))
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from None
+        parser.set_defaults(**dataclasses.asdict(preset))
+    config = parse(parser, overrides or [])
+    config.validate()
+    return config
+
+
+def build_parser(description: str) -> argparse.ArgumentParser:
+    """The command line of a run, for ``--help``: ``--config PRESET`` and every config key with its default."""
+    parser = ConfigParser(description=description)
+    parser.add_argument("--config", default=None, help="YAML preset, e.g. pretrain/configs/distilkobert_3layer.yaml.")
+    return parser
 
 
 def save_config(config: DistillationConfig, path: str | Path) -> None:

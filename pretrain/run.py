@@ -51,7 +51,7 @@ from pretrain.checkpoint import (
     rotate,
     staging_path,
 )
-from pretrain.config import DistillationConfig, describe_keys, load_config, save_config
+from pretrain.config import DistillationConfig, build_parser, load_config, save_config
 from pretrain.data import PackedBlocks, check_compatible, load_meta, load_token_counts, vocab_sha256
 from pretrain.distill import (
     DistillationStudent,
@@ -68,14 +68,15 @@ METRICS_FILE = "metrics.jsonl"
 DISTILLATION_FILE = "distillation.json"
 
 
-def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[str]]:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        epilog="config keys (override any as --key value):\n" + describe_keys(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--config", default=None, help="YAML preset, e.g. pretrain/configs/distilkobert_3layer.yaml.")
-    return parser.parse_known_args(argv)
+def parse_args(argv: list[str] | None = None) -> DistillationConfig:
+    """``--config PRESET``, then any config key as ``--key value`` over it; ``--help`` lists every key.
+
+    Raises ValueError naming a bad key or value (and the preset file, when the value is the preset's)."""
+    build_parser(__doc__.split("\n\n")[0]).parse_known_args(argv)  # answers --help
+    preset = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    preset.add_argument("--config", default=None)
+    known, overrides = preset.parse_known_args(argv)
+    return load_config(known.config, overrides)
 
 
 class EpochSampler(RandomSampler):
@@ -195,9 +196,8 @@ def log_metrics(accelerator: Accelerator, path: Path, metrics: dict[str, Any], s
 
 
 def main(argv: list[str] | None = None) -> None:
-    args, overrides = parse_args(argv)
     try:
-        config = load_config(args.config, overrides)
+        config = parse_args(argv)
         meta, resume_from = validate_inputs(config)
     except (ValueError, OSError) as err:
         raise SystemExit(f"error: {err}") from err

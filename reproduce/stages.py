@@ -135,7 +135,7 @@ def save_random_model(config: Any, tokenizer: Any, folder: Path, seed: int) -> N
     tokenizer.save_pretrained(folder)
 
 
-def pretrain(settings: dict[str, Any], folder: Path, launcher: str) -> None:
+def run_pretraining(settings: dict[str, Any], folder: Path, launcher: str) -> None:
     """``pretrain/run.py`` with ``settings`` saved as its config file: in this process, or through ``launcher``."""
     resume = latest_checkpoint(folder) is not None
     config = config_from_dict({**settings, "output_dir": str(folder), "resume": resume})
@@ -294,7 +294,7 @@ class Recipe:
             "student": str(init),
             "data_dir": str(self.data.folder),
         }
-        pretrain({"freeze_position_embeddings": False, **settings}, stage.folder, self.preset.launcher)
+        run_pretraining({"freeze_position_embeddings": False, **settings}, stage.folder, self.preset.launcher)
 
     def distil(self, stage: Stage) -> None:
         """Copy the chosen teacher layers into a DistilBERT (modeling.extract), then distil it (pretrain/run.py)."""
@@ -305,7 +305,7 @@ class Recipe:
             layers = ",".join(str(layer) for layer in self.preset.student["layers"])
             extract(["--teacher", str(self.model_dir("teacher")), "--layers", layers, "--output", str(init)])
         settings = {**self.preset.student.get("train", {}), "teacher": str(self.model_dir("teacher"))}
-        pretrain(
+        run_pretraining(
             {**settings, "student": str(init), "data_dir": str(self.data.folder)}, stage.folder, self.preset.launcher
         )
 
@@ -320,7 +320,7 @@ class Recipe:
         if not init.is_dir():
             config = AutoConfig.from_pretrained(self.distilled.folder / "init")
             save_random_model(config, load_tokenizer(str(self.tokenizer.folder)), init, self.preset.seed)
-        pretrain({**self.baseline_settings(), "student": str(init)}, stage.folder, self.preset.launcher)
+        run_pretraining({**self.baseline_settings(), "student": str(init)}, stage.folder, self.preset.launcher)
 
     def fine_tune(self, stage: Stage) -> None:
         from finetune.nsmc import main

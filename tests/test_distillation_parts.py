@@ -11,7 +11,7 @@ import torch
 from conftest import ImplicitDeviceFactories
 
 from pretrain.checkpoint import complete_checkpoints, latest_checkpoint, publish, rotate, staging_path
-from pretrain.config import DistillationConfig, describe_keys, load_config, parse_overrides
+from pretrain.config import DistillationConfig, load_config
 from pretrain.distill import distillation_losses, masked_batch
 from pretrain.losses import hidden_cosine, logit_mse, masked_lm_cross_entropy, soft_target_kl
 from pretrain.masking import mask_tokens, token_weights
@@ -200,6 +200,31 @@ class TestMasking:
         assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
 
 
+def test_the_whole_step_and_evaluation_make_tensors_on_the_batch_device() -> None:
+    """The loop's per-batch work (masking, both forward passes, every loss term, evaluation) names the device of
+    each tensor it makes; on CUDA that is the GPU contract test_cuda.py checks by running."""
+    from accelerate import Accelerator
+    from transformers import BertConfig, BertForMaskedLM
+
+    from modeling.student import build_student
+    from pretrain.distill import DistillationStudent, distillation_step, evaluate
+
+    torch.manual_seed(0)
+    shape = {"hidden_size": 32, "num_attention_heads": 4, "intermediate_size": 64, "max_position_embeddings": 64}
+    teacher = BertForMaskedLM(BertConfig(vocab_size=100, num_hidden_layers=2, pad_token_id=1, **shape)).eval()
+    module = DistillationStudent(build_student(teacher, [0]))
+    config = DistillationConfig(alpha_mse=1.0, eval_max_batches=2)
+    weights = token_weights(np.ones(100, dtype=np.int64), 0.7, SPECIAL)
+    accelerator, special = Accelerator(cpu=True), {"mask": 4, "pad": 1}
+    with ImplicitDeviceFactories() as factories:
+        terms = distillation_step(accelerator, module, teacher, masking_batch(4, 64), weights, 1, config, special)
+        terms["loss"].backward()
+        metrics = evaluate(accelerator, module, teacher, [masking_batch(2, 64)] * 2, weights, config, special)
+    assert factories.calls == []
+    assert set(terms) == {"loss", "loss_ce", "loss_mlm", "loss_cos", "loss_mse"}
+    assert metrics["eval_tokens"] == 2 * math.ceil(0.15 * 2 * 61)  # 61 non-special tokens a block
+
+
 class TestConfig:
     @pytest.mark.parametrize("preset", ["distilkobert_1layer", "distilkobert_3layer", "distilkobert_6layer"])
     def test_presets_load(self, preset: str) -> None:
@@ -220,7 +245,8 @@ class TestConfig:
                 "--output-dir",
                 "o",
                 "--student_layers",
-                "0,1",
+                "0",
+                "1",
                 "--resume",
                 "--temperature",
                 "3",
@@ -241,8 +267,8 @@ class TestConfig:
         ("override", "message"),
         [
             (["--temperature", "0"], "temperature must be > 0"),
-            (["--max_steps", "ten"], "max_steps: expected an integer"),
-            (["--resume", "maybe"], "resume: expected true or false"),
+            (["--max_steps", "ten"], "--max_steps.*invalid int value: 'ten'"),
+            (["--resume", "maybe"], "--resume.*Truthy value expected"),
             (["--mixed_precision", "fp8"], "mixed_precision must be"),
             (["--mlm_probability", "1.5"], "mlm_probability"),
         ],
@@ -251,9 +277,25 @@ class TestConfig:
         with pytest.raises(ValueError, match=message):
             load_config(CONFIGS / "distilkobert_3layer.yaml", override)
 
-    def test_parse_overrides_and_help(self) -> None:
-        assert parse_overrides(["--a", "1", "--b-c=2", "--flag"]) == {"a": "1", "b_c": "2", "flag": "true"}
-        assert "temperature (default 2.0): softmax temperature of the KL term" in describe_keys()
+    def test_a_bad_preset_value_names_the_file(self, tmp_path: Path) -> None:
+        bad = tmp_path / "bad.yaml"
+        bad.write_text("teacher: t\ndata_dir: d\noutput_dir: o\nstudent_layers: [0, x]\n")
+        with pytest.raises(ValueError, match=f"{bad}: argument --student_layers.*invalid int value: 'x'"):
+            load_config(bad)
+
+    def test_no_abbreviations_and_a_suggestion(self) -> None:
+        with pytest.raises(ValueError, match=r"unknown config keys \['temp'\]; did you mean --temperature\?"):
+            load_config(CONFIGS / "distilkobert_3layer.yaml", ["--temp", "3"])
+
+    def test_help_lists_every_key_with_its_default(self, capsys: pytest.CaptureFixture[str]) -> None:
+        from pretrain.run import parse_args
+
+        with pytest.raises(SystemExit) as exit_info:
+            parse_args(["--help"])
+        assert exit_info.value.code == 0
+        text = " ".join(capsys.readouterr().out.split())
+        assert "--temperature TEMPERATURE Softmax temperature of the KL term. (default: 2.0)" in text
+        assert "--config CONFIG" in text and "--no_fold_token_type" in text
 
 
 class TestCheckpoints:

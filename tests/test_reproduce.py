@@ -213,7 +213,7 @@ def test_a_launcher_runs_pretraining_in_its_own_processes(tmp_path: Path, monkey
     commands = []
     monkeypatch.setattr(stages.subprocess, "run", lambda command, check: commands.append(command))
     settings = {"teacher": "t", "student": "s", "data_dir": "d", "max_steps": 7}
-    stages.pretrain(settings, tmp_path, "accelerate launch --config_file 'my config.yaml'")
+    stages.run_pretraining(settings, tmp_path, "accelerate launch --config_file 'my config.yaml'")
     config_file = tmp_path / "pretrain_config.yaml"
     assert commands == [
         [
