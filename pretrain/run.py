@@ -91,6 +91,64 @@ class EpochSampler(RandomSampler):
         self.generator.manual_seed(self.seed + epoch)
 
 
+def build_loaders(
+    config: DistillationConfig, meta: dict[str, Any]
+) -> tuple[PackedBlocks, DataLoader, DataLoader | None]:
+    """The training blocks, their loader (order fixed by seed and epoch) and the validation loader, if any."""
+    train_set = PackedBlocks(config.data_dir, "train")
+    train_loader = DataLoader(
+        train_set,
+        batch_size=config.per_device_train_batch_size,
+        sampler=EpochSampler(train_set, config.seed),
+        drop_last=True,
+        num_workers=config.dataloader_num_workers,
+        # Its own generator: a DataLoader without one draws from the global RNG at every new iterator, so a resumed
+        # run's dropout would drift from the uninterrupted run's.
+        generator=torch.Generator().manual_seed(config.seed),
+    )
+    if meta["splits"].get("validation", {}).get("blocks", 0) == 0 or config.eval_steps <= 0:
+        return train_set, train_loader, None
+    validation = PackedBlocks(config.data_dir, "validation")
+    return train_set, train_loader, DataLoader(validation, batch_size=config.per_device_eval_batch_size)
+
+
+def prepare_models(config: DistillationConfig, student: PreTrainedModel, teacher: nn.Module | None) -> nn.Module:
+    """Attention implementation and frozen parts set; returns the student wrapped for training."""
+    student.config._attn_implementation = config.attn_implementation
+    if config.freeze_position_embeddings:
+        student.base_model.embeddings.position_embeddings.weight.requires_grad_(False)
+    if teacher is not None:
+        teacher.config._attn_implementation = config.attn_implementation
+        teacher.requires_grad_(False).eval()
+    return DistillationStudent(student).train()
+
+
+def due(step: int, every: int, total: int) -> bool:
+    """Whether a periodic action (log, evaluation, checkpoint) runs after ``step``: every N steps and at the end."""
+    return step == total or step % every == 0
+
+
+class RunningLosses:
+    """The loss terms summed over the micro-batches since the last log line, on the device (no sync per step)."""
+
+    def __init__(self, terms: list[str], device: torch.device) -> None:
+        self.names = ["loss", *terms]
+        self.sums = torch.zeros(len(self.names), device=device)
+        self.micro_batches, self.since = 0, time.perf_counter()
+
+    def add(self, terms: dict[str, torch.Tensor]) -> None:
+        self.sums += torch.stack([terms[name] for name in self.names]).detach()
+        self.micro_batches += 1
+
+    def pop(self, accelerator: Accelerator) -> tuple[dict[str, float], int, float]:
+        """Means over micro-batches and processes, how many micro-batches, and the seconds they took; then reset."""
+        means = (accelerator.reduce(self.sums, "mean") / self.micro_batches).tolist()
+        counted, seconds = self.micro_batches, time.perf_counter() - self.since
+        self.sums.zero_()
+        self.micro_batches, self.since = 0, time.perf_counter()
+        return dict(zip(self.names, means, strict=True)), counted, seconds
+
+
 def read_data_stats(data_dir: str) -> dict[str, Any] | None:
     """The corpus statistics pretrain.prepare recorded, for the exported student's records (and model card)."""
     path = Path(data_dir) / "stats.json"
@@ -221,50 +279,28 @@ def main(argv: list[str] | None = None) -> None:
     loss_terms = active_terms(config, has_teacher=teacher is not None)
     special = {"mask": tokenizer.mask_token_id, "pad": tokenizer.pad_token_id}
 
-    train_set = PackedBlocks(config.data_dir, "train")
-    sampler = EpochSampler(train_set, config.seed)
-    train_loader = DataLoader(
-        train_set,
-        batch_size=config.per_device_train_batch_size,
-        sampler=sampler,
-        drop_last=True,
-        num_workers=config.dataloader_num_workers,
-        # Its own generator: a DataLoader without one draws from the global RNG at every new iterator, so a resumed
-        # run's dropout would drift from the uninterrupted run's.
-        generator=torch.Generator().manual_seed(config.seed),
-    )
-    has_validation = meta["splits"].get("validation", {}).get("blocks", 0) > 0 and config.eval_steps > 0
-    eval_loader = (
-        DataLoader(PackedBlocks(config.data_dir, "validation"), batch_size=config.per_device_eval_batch_size)
-        if has_validation
-        else None
-    )
-
-    student.config._attn_implementation = config.attn_implementation
-    if config.freeze_position_embeddings:
-        student.base_model.embeddings.position_embeddings.weight.requires_grad_(False)
-    if teacher is not None:
-        teacher.config._attn_implementation = config.attn_implementation
-        teacher.requires_grad_(False).eval()
-    module: nn.Module = DistillationStudent(student).train()
+    train_set, train_loader, eval_loader = build_loaders(config, meta)
+    module: nn.Module = prepare_models(config, student, teacher)
     optimizer = build_optimizer(student, config)
-
-    updates_per_epoch = len(train_loader) // accelerator.num_processes // config.gradient_accumulation_steps
-    total_steps = config.max_steps if config.max_steps > 0 else config.num_train_epochs * max(updates_per_epoch, 1)
-    # accelerate steps a prepared scheduler once per process per update, hence the factor.
-    scheduler = get_linear_schedule_with_warmup(
-        optimizer,
-        num_warmup_steps=math.ceil(config.warmup_ratio * total_steps) * accelerator.num_processes,
-        num_training_steps=total_steps * accelerator.num_processes,
-    )
     if config.torch_compile:
         module = torch.compile(module)
         teacher = torch.compile(teacher) if teacher is not None else None
-    module, optimizer, train_loader, scheduler = accelerator.prepare(module, optimizer, train_loader, scheduler)
+    module, optimizer, train_loader = accelerator.prepare(module, optimizer, train_loader)
     if eval_loader is not None:
         eval_loader = accelerator.prepare(eval_loader)
     if teacher is not None:
         teacher.to(accelerator.device)
+    # Counted on the prepared loader, which holds this process's share of the batches.
+    updates_per_epoch = len(train_loader) // config.gradient_accumulation_steps
+    total_steps = config.max_steps if config.max_steps > 0 else config.num_train_epochs * max(updates_per_epoch, 1)
+    # accelerate steps a prepared scheduler once per process at each update, hence the factor.
+    scheduler = accelerator.prepare(
+        get_linear_schedule_with_warmup(
+            optimizer,
+            num_warmup_steps=math.ceil(config.warmup_ratio * total_steps) * accelerator.num_processes,
+            num_training_steps=total_steps * accelerator.num_processes,
+        )
+    )
     # Kept on the CPU: masks are drawn there (pretrain.distill.masked_batch).
     weights = token_weights(load_token_counts(config.data_dir), config.mlm_smoothing, tokenizer.all_special_ids)
 
@@ -305,10 +341,10 @@ def main(argv: list[str] | None = None) -> None:
         tokens_per_update,
     )
     logger.info("  Optimizer steps = %d (%d per epoch)", total_steps, updates_per_epoch)
+    logger.info("  Loss terms = %s", ", ".join(loss_terms))
 
     progress = tqdm(total=total_steps, initial=state["step"], disable=not accelerator.is_main_process)
-    running = torch.zeros(len(loss_terms) + 1, device=accelerator.device)
-    micro_batches, last_log = 0, time.perf_counter()
+    losses = RunningLosses(loss_terms, accelerator.device)
     while state["step"] < total_steps:
         train_loader.set_epoch(state["epoch"])
         skip = state["batch_in_epoch"]
@@ -323,34 +359,25 @@ def main(argv: list[str] | None = None) -> None:
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad()
-            running += torch.stack([terms["loss"], *(terms[name] for name in loss_terms)]).detach()
-            micro_batches += 1
+            losses.add(terms)
             state["batch_in_epoch"] += 1
             if not accelerator.sync_gradients:
                 continue
 
             state["step"] += 1
             progress.update(1)
-            if state["step"] % config.logging_steps == 0 or state["step"] == total_steps:
-                means = (accelerator.reduce(running, "mean") / micro_batches).tolist()
-                elapsed = time.perf_counter() - last_log
-                metrics = {"epoch": state["epoch"], "loss": means[0], **dict(zip(loss_terms, means[1:], strict=True))}
-                metrics["learning_rate"] = scheduler.get_last_lr()[0]
+            if due(state["step"], config.logging_steps, total_steps):
+                means, micro_batches, seconds = losses.pop(accelerator)
+                metrics = {"epoch": state["epoch"], **means, "learning_rate": scheduler.get_last_lr()[0]}
                 metrics["tokens_per_s"] = (
-                    micro_batches / config.gradient_accumulation_steps * tokens_per_update / elapsed
+                    micro_batches / config.gradient_accumulation_steps * tokens_per_update / seconds
                 )
                 log_metrics(accelerator, metrics_path, metrics, state["step"])
-                progress.set_postfix(loss=f"{means[0]:.4f}")
-                running.zero_()
-                micro_batches, last_log = 0, time.perf_counter()
-            if eval_loader is not None and (state["step"] % config.eval_steps == 0 or state["step"] == total_steps):
-                log_metrics(
-                    accelerator,
-                    metrics_path,
-                    evaluate(accelerator, module, teacher, eval_loader, weights, config, special),
-                    state["step"],
-                )
-            if state["step"] % config.save_steps == 0 or state["step"] == total_steps:
+                progress.set_postfix(loss=f"{means['loss']:.4f}")
+            if eval_loader is not None and due(state["step"], config.eval_steps, total_steps):
+                scores = evaluate(accelerator, module, teacher, eval_loader, weights, config, special)
+                log_metrics(accelerator, metrics_path, scores, state["step"])
+            if due(state["step"], config.save_steps, total_steps):
                 save_checkpoint(accelerator, module, tokenizer, info, state, config)
             if state["step"] >= total_steps:
                 break
