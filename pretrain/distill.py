@@ -8,6 +8,7 @@ Adding a loss term: write it as a pure tensor function in ``pretrain/losses.py``
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -121,15 +122,18 @@ def distillation_losses(
 
 
 def mask_seed(seed: int, epoch: int, batch: int, process: int) -> int:
-    """The masking seed of one micro-batch: fixed by its place in training, so resuming repeats it."""
-    return hash((seed, epoch, batch, process)) % 2**63
+    """The masking seed of one micro-batch: fixed by its place in training, so resuming repeats it. A digest, not
+    ``hash()``, whose algorithm for tuples may change between Python versions."""
+    digest = hashlib.blake2b(f"{seed},{epoch},{batch},{process}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") % 2**63
 
 
 def masked_batch(
     blocks: torch.Tensor, weights: torch.Tensor, seed: int, config: DistillationConfig, special: dict[str, int]
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Mask a batch of blocks: ``(inputs, labels, attention_mask, positions)``, positions being the masked ones,
-    all on the device of ``blocks``.
+    all on the device of ``blocks``. The attention mask comes from ``blocks``, so a random replacement that happens
+    to draw [PAD] still attends and is attended to.
 
     The masks are drawn with a CPU generator seeded by ``seed``, so they are a function of the seed alone: the same
     on a CPU and on any GPU, and the same again when a run resumes.
@@ -144,7 +148,7 @@ def masked_batch(
         config.mask_probability,
         config.random_probability,
     )
-    return inputs, labels, (inputs != special["pad"]).long(), labels != -100
+    return inputs, labels, (blocks != special["pad"]).long(), labels != -100
 
 
 def distillation_step(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 from pathlib import Path
 
@@ -320,3 +321,24 @@ class TestCheckpoints:
             self.make(tmp_path, step)
         rotate(tmp_path, 2)
         assert [p.name for p in complete_checkpoints(tmp_path)] == ["checkpoint-15", "checkpoint-100"]
+
+
+def test_mask_seeds_are_a_stable_digest_of_the_place_in_training() -> None:
+    from pretrain.distill import mask_seed
+
+    # A digest of the place: the same on every Python version (hash() of a tuple does not promise that).
+    expected = int.from_bytes(hashlib.blake2b(b"56,1,2,3", digest_size=8).digest(), "little") % 2**63
+    assert mask_seed(56, 1, 2, 3) == expected
+    assert len({mask_seed(56, e, b, p) for e in range(3) for b in range(3) for p in range(2)}) == 18
+
+
+def test_a_random_replacement_by_pad_keeps_its_attention() -> None:
+    """Only id 5 is eligible and every chosen token is replaced by a random id of the 6-token vocabulary, [PAD]
+    (id 1) among them: the attention mask comes from the blocks, not from the replaced inputs."""
+    blocks = torch.full((1, 40), 5)
+    blocks[0, 0], blocks[0, -1] = 2, 3
+    weights = torch.tensor([0.0, 0.0, 0.0, 0.0, 0.0, 1.0])
+    config = DistillationConfig(mlm_probability=0.5, mask_probability=0.0, random_probability=1.0)
+    inputs, _, attention_mask, positions = masked_batch(blocks, weights, 0, config, {"mask": 4, "pad": 1})
+    assert (inputs[positions] == 1).any(), "no replacement drew [PAD]: pick another seed"
+    assert attention_mask.all()
