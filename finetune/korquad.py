@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import logging
 from collections.abc import Sequence
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,20 +27,11 @@ from accelerate import Accelerator
 from torch import nn
 from transformers import AutoModelForQuestionAnswering
 
-from common.io import setup_logging, write_json
+from common.io import write_json
 from finetune import korquad_metric
 from finetune.data_io import read_squad
-from finetune.trainer import (
-    add_common_args,
-    check_common_args,
-    fine_tune,
-    first,
-    load_task_model,
-    pad_inputs,
-    predict,
-    split_train_validation,
-    takes_token_type_ids,
-)
+from finetune.tasks import Split, Task, TaskData
+from finetune.trainer import add_common_args, check_common_args, pad_inputs, predict, run
 
 logger = logging.getLogger("finetune.korquad")
 SPECIAL_TOKENS_IN_PAIR = 3  # [CLS] question [SEP] context [SEP]
@@ -69,6 +59,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             "(--max-seq-length minus --max-query-length minus 3): lower it or raise --max-seq-length"
         )
     return args
+
+
+def read(args: argparse.Namespace) -> TaskData:
+    """The training questions and the dev set (the test set); answers not at their ``answer_start`` are skipped."""
+    train, train_skipped = read_squad(args.train, "train")
+    test, test_skipped = read_squad(args.dev, "validation")
+    if train_skipped or test_skipped:
+        logger.warning(
+            "skipped %d answers whose answer_start does not point at their text (train %d, dev %d)",
+            train_skipped + test_skipped,
+            train_skipped,
+            test_skipped,
+        )
+    return TaskData(train, test, extra_results={"skipped_answers": train_skipped + test_skipped})
 
 
 def check_fast_tokenizer(args: argparse.Namespace, tokenizer: Any) -> None:
@@ -151,6 +155,21 @@ def encode(
     return features
 
 
+def encode_split(
+    tokenizer: Any, examples: list[dict[str, Any]], args: argparse.Namespace, config: Any, training: bool
+) -> list[dict[str, Any]]:
+    """The windows of ``examples``; labelled (answer positions) for training only."""
+    check_fast_tokenizer(args, tokenizer)
+    return encode(
+        tokenizer,
+        examples,
+        args.max_seq_length,
+        args.doc_stride,
+        args.max_query_length,
+        with_labels=training,
+    )
+
+
 def collate(features: list[dict[str, Any]], tokenizer: Any, with_token_types: bool) -> dict[str, torch.Tensor]:
     batch = pad_inputs(features, tokenizer, with_token_types)
     if "start_positions" in features[0]:
@@ -200,87 +219,57 @@ def best_answers(
     return {e["id"]: e["context"][slice(*best[i][1])] if i in best else "" for i, e in enumerate(examples)}
 
 
-def score(
-    accelerator: Accelerator,
-    model: nn.Module,
-    examples: list[dict[str, Any]],
-    features: list[dict[str, Any]],
-    collate_fn: Any,
-    args: argparse.Namespace,
-    predictions_file: Path | None = None,
+def evaluate(
+    accelerator: Accelerator, model: nn.Module, split: Split, args: argparse.Namespace, collate_fn: Any
 ) -> dict[str, float]:
-    """EM and F1 (percent) of the model's answers; with ``predictions_file``, the answers are written there too."""
+    """EM and F1 (fractions) of the model's answers; the test answers are also written to ``predictions.json``."""
     logits = predict(
         accelerator,
         model,
-        features,
+        split.features,
         collate_fn,
         args.eval_batch_size,
         lambda out: {"start": out.start_logits, "end": out.end_logits},
     )
     predictions = best_answers(
-        examples,
-        features,
+        split.records,
+        split.features,
         logits["start"].tolist(),
         logits["end"].tolist(),
         args.n_best_size,
         args.max_answer_length,
     )
-    if predictions_file is not None and accelerator.is_main_process:
-        write_json(predictions_file, predictions)
-    return korquad_metric.evaluate(examples, predictions)
+    if split.name == "test" and accelerator.is_main_process:
+        write_json(Path(args.output) / "predictions.json", predictions)
+    return korquad_metric.evaluate(split.records, predictions)
+
+
+def window_counts(splits: dict[str, Split]) -> dict[str, Any]:
+    """Windows per split (a long context gives several)."""
+    windows = {name: len(split.features) for name, split in splits.items()}
+    logger.info("questions %s, windows %s", {name: len(split.records) for name, split in splits.items()}, windows)
+    return {"features": windows}
+
+
+TASK = Task(
+    name="korquad",
+    column="KorQuAD (Dev) (EM/F1)",
+    table_metrics=("exact_match", "f1"),
+    primary_metric="f1",
+    model_class=AutoModelForQuestionAnswering,
+    hub_task=("question-answering", "Extractive question answering"),
+    dataset=("KorQuAD 1.0", "KorQuAD/squad_kor_v1"),
+    parse_args=parse_args,
+    read=read,
+    encode=encode_split,
+    collate=collate,
+    evaluate=evaluate,
+    extra_results=window_counts,
+)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    args = parse_args(argv)
-    setup_logging()
-    try:
-        train_examples, train_skipped = read_squad(args.train, "train")
-        test_examples, test_skipped = read_squad(args.dev, "validation")
-        tokenizer, model = load_task_model(args, AutoModelForQuestionAnswering)
-        check_fast_tokenizer(args, tokenizer)
-    except (ValueError, OSError) as err:
-        raise SystemExit(f"error: {err}") from err
-    if train_skipped or test_skipped:
-        logger.warning(
-            "skipped %d answers whose answer_start does not point at their text (train %d, dev %d)",
-            train_skipped + test_skipped,
-            train_skipped,
-            test_skipped,
-        )
-    train_examples, validation_examples = split_train_validation(train_examples, args.validation_split, args.seed)
-    train_examples = first(train_examples, args.max_train_samples)
-    validation_examples = first(validation_examples, args.max_eval_samples)
-    test_examples = first(test_examples, args.max_eval_samples)
-
-    windows = partial(
-        encode,
-        tokenizer,
-        max_seq_length=args.max_seq_length,
-        doc_stride=args.doc_stride,
-        max_query_length=args.max_query_length,
-    )
-    train = windows(train_examples, with_labels=True)
-    validation, test = windows(validation_examples), windows(test_examples)
-    counts = {
-        "examples": {"train": len(train_examples), "validation": len(validation_examples), "test": len(test_examples)},
-        "features": {"train": len(train), "validation": len(validation), "test": len(test)},
-    }
-    logger.info("questions %s, windows %s", counts["examples"], counts["features"])
-    collate_fn = partial(collate, tokenizer=tokenizer, with_token_types=takes_token_type_ids(model))
-    return fine_tune(
-        args,
-        "korquad",
-        model,
-        tokenizer,
-        train,
-        collate_fn,
-        lambda acc, m: score(acc, m, validation_examples, validation, collate_fn, args),
-        lambda acc, m: score(acc, m, test_examples, test, collate_fn, args, Path(args.output) / "predictions.json"),
-        test_size=len(test_examples),
-        primary_metric="f1",
-        extra_results={"skipped_answers": train_skipped + test_skipped, **counts},
-    )
+    return run(TASK, argv)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""KorQuAD 1.0's official metric: exact match and character-level F1, in percent.
+"""KorQuAD 1.0's official metric: exact match and character-level F1, as fractions (the official script prints
+percent; so do our table and model card).
 
 Written from the definition in the official ``KorQuAD_v1.0_evaluate.py`` (itself adapted from SQuAD v1.1's):
 
@@ -9,7 +10,7 @@ Written from the definition in the official ``KorQuAD_v1.0_evaluate.py`` (itself
 
 Nothing else is touched: ``´``, ``“`` ``”``, ``「」『』``, ``【】`` and other non-ASCII marks stay. Because step 1 puts
 a space where a quote or bracket was, ``'한국'어`` normalises to ``한국 어``, which is not an exact match for
-``한국어``; the character F1 ignores spaces, so it gives that pair 100.
+``한국어``; the character F1 ignores spaces, so it gives that pair an F1 of 1.
 
 Exact match compares normalised strings. F1 compares the multisets of characters of the normalised strings with
 spaces removed (KorQuAD compares characters, not SQuAD's words, because Korean words carry particles). Each measure
@@ -58,7 +59,7 @@ def best_over_answers(prediction: str, truths: Iterable[str]) -> tuple[float, fl
 
 
 def evaluate(examples: list[dict[str, Any]], predictions: dict[str, str]) -> dict[str, float]:
-    """Dataset EM and F1 in percent; ``examples`` as ``read_squad`` gives them, ``predictions`` ``{id: text}``."""
+    """Dataset EM and F1 in [0, 1]; ``examples`` as ``read_squad`` gives them, ``predictions`` ``{id: text}``."""
     if not examples:
         raise ValueError("no questions to evaluate")
     em_total = f1_total = 0.0
@@ -67,4 +68,4 @@ def evaluate(examples: list[dict[str, Any]], predictions: dict[str, str]) -> dic
             continue
         em, f1_score = best_over_answers(predictions[example["id"]], (a["text"] for a in example["answers"]))
         em_total, f1_total = em_total + em, f1_total + f1_score
-    return {"exact_match": 100 * em_total / len(examples), "f1": 100 * f1_total / len(examples)}
+    return {"exact_match": em_total / len(examples), "f1": f1_total / len(examples)}

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import logging
 from collections.abc import Sequence
-from functools import partial
 from typing import Any
 
 import torch
@@ -31,19 +30,9 @@ from seqeval.metrics import classification_report
 from torch import nn
 from transformers import AutoModelForTokenClassification
 
-from common.io import setup_logging
 from finetune.data_io import read_labels, read_ner
-from finetune.trainer import (
-    add_common_args,
-    check_common_args,
-    fine_tune,
-    first,
-    load_task_model,
-    pad_inputs,
-    predict,
-    split_train_validation,
-    takes_token_type_ids,
-)
+from finetune.tasks import Split, Task, TaskData
+from finetune.trainer import add_common_args, check_common_args, pad_inputs, predicted_labels, run
 
 logger = logging.getLogger(__name__)
 IGNORED = -100  # the label id CrossEntropyLoss skips
@@ -139,76 +128,65 @@ def collate(features: list[dict[str, Any]], tokenizer: Any, with_token_types: bo
     return batch
 
 
+def encode_split(
+    tokenizer: Any, records: list[dict[str, Any]], args: argparse.Namespace, config: Any, training: bool
+) -> list[dict[str, Any]]:
+    return encode(tokenizer, records, config.label2id, args.max_seq_length)
+
+
+def read(args: argparse.Namespace) -> TaskData:
+    """The label file first: the model's labels, and a format check before any work."""
+    labels = read_labels(args.labels)
+    for label in labels:
+        to_seqeval(label)
+    label_names = {
+        "num_labels": len(labels),
+        "id2label": dict(enumerate(labels)),
+        "label2id": {label: i for i, label in enumerate(labels)},
+    }
+    return TaskData(read_ner(args.train, labels, "train"), read_ner(args.test, labels, "test"), label_names)
+
+
 def evaluate(
-    accelerator: Accelerator,
-    model: nn.Module,
-    features: list[dict[str, Any]],
-    collate_fn: Any,
-    batch_size: int,
-    tags: list[str],
+    accelerator: Accelerator, model: nn.Module, split: Split, args: argparse.Namespace, collate_fn: Any
 ) -> dict[str, Any]:
-    """``entity_scores`` of the model's predictions, per-type F1 under ``f1_per_type``; ``tags`` are the seqeval
-    tags of the label ids."""
-    predictions = predict(
-        accelerator, model, features, collate_fn, batch_size, lambda out: {"label": out.logits.argmax(-1)}
-    )
+    """``entity_scores`` of the model's predictions, per-type F1 under ``f1_per_type``."""
+    id2label = accelerator.unwrap_model(model).config.id2label
+    tags = [to_seqeval(id2label[i]) for i in range(len(id2label))]
+    predictions = predicted_labels(accelerator, model, split, args, collate_fn)
     predicted = [
-        word_tags(row.tolist(), f["word_starts"], tags) for row, f in zip(predictions["label"], features, strict=True)
+        word_tags(row.tolist(), f["word_starts"], tags) for row, f in zip(predictions, split.features, strict=True)
     ]
-    metrics, per_type = entity_scores([f["gold"] for f in features], predicted)
+    metrics, per_type = entity_scores([f["gold"] for f in split.features], predicted)
     return {**metrics, "f1_per_type": per_type}
 
 
+def truncation_report(splits: dict[str, Split]) -> dict[str, Any]:
+    """Words cut off by --max-seq-length, predicted O: logged for every split, the test's count kept."""
+    cut = {name: truncated_words(split.features) for name, split in splits.items()}
+    logger.info("Words cut off by --max-seq-length (predicted O): %s", cut)
+    return {"truncated_words": cut["test"]}
+
+
+TASK = Task(
+    name="ner",
+    column="Naver NER (F1)",
+    table_metrics=("f1",),
+    primary_metric="f1",
+    model_class=AutoModelForTokenClassification,
+    hub_task=("token-classification", "Named entity recognition"),
+    dataset=("Naver NER (NLP Challenge 2018)", "naver-ner"),
+    parse_args=parse_args,
+    read=read,
+    encode=encode_split,
+    collate=collate,
+    evaluate=evaluate,
+    extra_results=truncation_report,
+)
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    args = parse_args(argv)
-    setup_logging()
-    try:
-        labels = read_labels(args.labels)
-        tags = [to_seqeval(label) for label in labels]  # also checks the label format before any work
-        label2id = {label: i for i, label in enumerate(labels)}
-        train_records, validation_records = split_train_validation(
-            read_ner(args.train, labels, "train"), args.validation_split, args.seed
-        )
-        test_records = first(read_ner(args.test, labels, "test"), args.max_eval_samples)
-        tokenizer, model = load_task_model(
-            args,
-            AutoModelForTokenClassification,
-            num_labels=len(labels),
-            id2label=dict(enumerate(labels)),
-            label2id=label2id,
-        )
-    except (ValueError, OSError) as err:
-        raise SystemExit(f"error: {err}") from err
-    train_records = first(train_records, args.max_train_samples)
-    validation_records = first(validation_records, args.max_eval_samples)
-
-    collate_fn = partial(collate, tokenizer=tokenizer, with_token_types=takes_token_type_ids(model))
-    train, validation, test = (
-        encode(tokenizer, r, label2id, args.max_seq_length) for r in (train_records, validation_records, test_records)
-    )
-    logger.info(
-        "Words cut off by --max-seq-length %d (predicted O): train %d, validation %d, test %d",
-        args.max_seq_length,
-        *map(truncated_words, (train, validation, test)),
-    )
-    extra_results = {
-        "examples": {"train": len(train), "validation": len(validation), "test": len(test)},
-        "truncated_words": truncated_words(test),
-    }
-
-    return fine_tune(
-        args,
-        "ner",
-        model,
-        tokenizer,
-        train,
-        collate_fn,
-        lambda acc, m: evaluate(acc, m, validation, collate_fn, args.eval_batch_size, tags),
-        lambda acc, m: evaluate(acc, m, test, collate_fn, args.eval_batch_size, tags),
-        test_size=len(test),
-        primary_metric="f1",
-        extra_results=extra_results,
-    )
+    return run(TASK, argv)
 
 
 if __name__ == "__main__":

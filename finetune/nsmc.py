@@ -11,7 +11,6 @@ Defaults are those of the original KoBERT-nsmc: 50 tokens, batch 32, learning ra
 from __future__ import annotations
 
 import argparse
-from functools import partial
 from typing import Any
 
 import torch
@@ -19,19 +18,9 @@ from accelerate import Accelerator
 from torch import nn
 from transformers import AutoModelForSequenceClassification
 
-from common.io import setup_logging
 from finetune.data_io import read_nsmc
-from finetune.trainer import (
-    add_common_args,
-    check_common_args,
-    fine_tune,
-    first,
-    load_task_model,
-    pad_inputs,
-    predict,
-    split_train_validation,
-    takes_token_type_ids,
-)
+from finetune.tasks import Split, Task, TaskData
+from finetune.trainer import add_common_args, check_common_args, pad_inputs, predicted_labels, run
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -44,11 +33,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def read(args: argparse.Namespace) -> TaskData:
+    return TaskData(read_nsmc(args.train, "train"), read_nsmc(args.test, "test"), {"num_labels": 2})
+
+
 def encode(tokenizer: Any, records: list[dict[str, Any]], max_length: int) -> list[dict[str, Any]]:
     encoded = tokenizer([r["document"] for r in records], truncation=True, max_length=max_length)
     return [
         {**{key: encoded[key][i] for key in encoded}, "labels": record["label"]} for i, record in enumerate(records)
     ]
+
+
+def encode_split(
+    tokenizer: Any, records: list[dict[str, Any]], args: argparse.Namespace, config: Any, training: bool
+) -> list[dict[str, Any]]:
+    return encode(tokenizer, records, args.max_seq_length)
 
 
 def collate(features: list[dict[str, Any]], tokenizer: Any, with_token_types: bool) -> dict[str, torch.Tensor]:
@@ -57,47 +56,33 @@ def collate(features: list[dict[str, Any]], tokenizer: Any, with_token_types: bo
     return batch
 
 
-def accuracy(
-    accelerator: Accelerator, model: nn.Module, features: list[dict[str, Any]], collate_fn: Any, batch_size: int
+def evaluate(
+    accelerator: Accelerator, model: nn.Module, split: Split, args: argparse.Namespace, collate_fn: Any
 ) -> dict[str, float]:
-    predictions = predict(
-        accelerator, model, features, collate_fn, batch_size, lambda out: {"label": out.logits.argmax(-1)}
-    )
-    labels = torch.tensor([f["labels"] for f in features])
-    return {"accuracy": (predictions["label"] == labels).float().mean().item()}
+    """Accuracy of the model's predicted labels."""
+    predictions = predicted_labels(accelerator, model, split, args, collate_fn)
+    labels = torch.tensor([f["labels"] for f in split.features])
+    return {"accuracy": (predictions == labels).float().mean().item()}
+
+
+TASK = Task(
+    name="nsmc",
+    column="NSMC (acc)",
+    table_metrics=("accuracy",),
+    primary_metric="accuracy",
+    model_class=AutoModelForSequenceClassification,
+    hub_task=("text-classification", "Sentiment classification"),
+    dataset=("NSMC", "e9t/nsmc"),
+    parse_args=parse_args,
+    read=read,
+    encode=encode_split,
+    collate=collate,
+    evaluate=evaluate,
+)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    args = parse_args(argv)
-    setup_logging()
-    try:
-        train_records, validation_records = split_train_validation(
-            read_nsmc(args.train, "train"), args.validation_split, args.seed
-        )
-        test_records = first(read_nsmc(args.test, "test"), args.max_eval_samples)
-        tokenizer, model = load_task_model(args, AutoModelForSequenceClassification, num_labels=2)
-    except (ValueError, OSError) as err:
-        raise SystemExit(f"error: {err}") from err
-    train_records = first(train_records, args.max_train_samples)
-    validation_records = first(validation_records, args.max_eval_samples)
-
-    collate_fn = partial(collate, tokenizer=tokenizer, with_token_types=takes_token_type_ids(model))
-    train, validation, test = (
-        encode(tokenizer, r, args.max_seq_length) for r in (train_records, validation_records, test_records)
-    )
-    return fine_tune(
-        args,
-        "nsmc",
-        model,
-        tokenizer,
-        train,
-        collate_fn,
-        lambda acc, m: accuracy(acc, m, validation, collate_fn, args.eval_batch_size),
-        lambda acc, m: accuracy(acc, m, test, collate_fn, args.eval_batch_size),
-        test_size=len(test),
-        primary_metric="accuracy",
-        extra_results={"examples": {"train": len(train), "validation": len(validation), "test": len(test)}},
-    )
+    return run(TASK, argv)
 
 
 if __name__ == "__main__":

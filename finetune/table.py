@@ -3,7 +3,8 @@
     python -m finetune.table runs/nsmc/*/results.json runs/ner/*/results.json runs/korquad/*/results.json
     python -m finetune.table runs/*/*/results.json --name runs/distilkobert=DistilKoBERT --output results.md
 
-Layout of the published table: Model Size (MB), NSMC (acc), Naver NER (F1), KorQuAD (Dev) (EM/F1), in percent.
+Layout of the published table: Model Size (MB), then one column per registered task (``finetune.tasks``): NSMC (acc),
+Naver NER (F1), KorQuAD (Dev) (EM/F1), in percent.
 """
 
 from __future__ import annotations
@@ -15,13 +16,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-HEADER = "| | Model Size (MB) | NSMC (acc) | Naver NER (F1) | KorQuAD (Dev) (EM/F1) |"
-ALIGN = "| --- | ---: | ---: | ---: | ---: |"
+from finetune.tasks import Task, all_tasks, get_task
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("results", nargs="+", help="results.json files written by finetune.nsmc/ner/korquad.")
+    parser.add_argument("results", nargs="+", help="results.json files written by the finetune.TASK commands.")
     parser.add_argument(
         "--name",
         action="append",
@@ -36,15 +36,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def task_cell(task: str, metrics: dict[str, float]) -> str:
-    """The table cell of one task's test metrics (percent, two decimals)."""
-    if task == "nsmc":
-        return f"{100 * metrics['accuracy']:.2f}"
-    if task == "ner":
-        return f"{100 * metrics['f1']:.2f}"
-    if task == "korquad":
-        return f"{metrics['exact_match']:.2f}/{metrics['f1']:.2f}"
-    raise ValueError(f"unknown task {task!r}")
+def task_cell(task: Task, metrics: dict[str, float]) -> str:
+    """The table cell of one task's test metrics: its table metrics in percent, two decimals, joined by "/"."""
+    return "/".join(f"{100 * metrics[name]:.2f}" for name in task.table_metrics)
 
 
 def build_rows(results: list[dict[str, Any]], names: dict[str, str]) -> list[list[str]]:
@@ -54,21 +48,22 @@ def build_rows(results: list[dict[str, Any]], names: dict[str, str]) -> list[lis
         row = rows.setdefault(result["model"], {"size": f"{result['size_mb']:.0f}"})
         if result["task"] in row:
             raise ValueError(f"two {result['task']} results for {result['model']}")
-        row[result["task"]] = task_cell(result["task"], result["metrics"])
+        row[result["task"]] = task_cell(get_task(result["task"]), result["metrics"])
     return [
         [
             names.get(model, os.path.basename(model.rstrip("/")) or model),
             row["size"],
-            row.get("nsmc", "-"),
-            row.get("ner", "-"),
-            row.get("korquad", "-"),
+            *(row.get(task.name, "-") for task in all_tasks()),
         ]
         for model, row in rows.items()
     ]
 
 
 def render(rows: list[list[str]]) -> str:
-    return "\n".join([HEADER, ALIGN, *("| " + " | ".join(row) + " |" for row in rows)]) + "\n"
+    """The Markdown table: a header with one column per registered task, then ``rows``."""
+    titles = ["Model Size (MB)", *(task.column for task in all_tasks())]
+    header = ["| | " + " | ".join(titles) + " |", "| --- |" + " ---: |" * len(titles)]
+    return "\n".join([*header, *("| " + " | ".join(row) + " |" for row in rows)]) + "\n"
 
 
 def main(argv: list[str] | None = None) -> str:

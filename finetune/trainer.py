@@ -1,7 +1,8 @@
-"""The fine-tuning loop the three tasks share: accelerate, AdamW with warm-up and linear decay, evaluation on a
+"""The fine-tuning loop every task shares: accelerate, AdamW with warm-up and linear decay, evaluation on a
 validation split carved from the training data after each epoch, the best checkpoint kept and tested once.
 
-A task module supplies features, a collate function and evaluators; ``fine_tune`` does the rest.
+A task (``finetune.tasks.Task``) declares how to read, encode, collate and score its data; ``run`` is its command and
+``fine_tune`` its training.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import random
 import shutil
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,9 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
+from common.io import setup_logging
 from finetune.data_io import write_results
+from finetune.tasks import Split, Task
 from modeling.load import hub_or_local, load_tokenizer
 from modeling.student import parameter_count, size_mb
 
@@ -162,6 +166,20 @@ def predict(
     return {key: pad_cat(values)[restore] for key, values in collected.items()}
 
 
+def predicted_labels(
+    accelerator: Accelerator,
+    model: nn.Module,
+    split: Split,
+    args: argparse.Namespace,
+    collate: Callable[[list[dict[str, Any]]], dict[str, torch.Tensor]],
+) -> torch.Tensor:
+    """The arg-max label of each feature of ``split`` (a row of token labels for token classification)."""
+    outputs = predict(
+        accelerator, model, split.features, collate, args.eval_batch_size, lambda out: {"label": out.logits.argmax(-1)}
+    )
+    return outputs["label"]
+
+
 def pad_cat(values: list[torch.Tensor]) -> torch.Tensor:
     """Concatenate along dim 0, padding dim 1 with -100 where batches differ in length."""
     if values[0].ndim == 1:
@@ -170,28 +188,67 @@ def pad_cat(values: list[torch.Tensor]) -> torch.Tensor:
     return torch.cat([nn.functional.pad(v, (0, width - v.shape[1]), value=-100) for v in values])
 
 
-def fine_tune(
-    args: argparse.Namespace,
-    task: str,
-    model: nn.Module,
-    tokenizer: Any,
-    train_features: Features,
-    collate: Callable[[list[dict[str, Any]]], dict[str, torch.Tensor]],
-    evaluate_validation: Callable[[Accelerator, nn.Module], dict[str, float]],
-    evaluate_test: Callable[[Accelerator, nn.Module], dict[str, float]],
-    test_size: int,
-    primary_metric: str,
-    extra_results: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Train, keep the epoch best on ``primary_metric`` (validation), test it once, write ``results.json``.
+def run(task: Task, argv: list[str] | None = None) -> dict[str, Any]:
+    """The command of ``task``: parse its arguments, read and encode its data, then ``fine_tune``.
 
-    The evaluators return metrics by name; numbers go to ``results.json``'s ``metrics``, anything else (per-type
-    scores, say) beside it.
+    Bad input (a malformed line, a model that cannot take the sequence length) ends with ``SystemExit("error:
+    ...")`` before any training.
     """
+    args = task.parse_args(argv)
     accelerator = Accelerator(
         mixed_precision=args.mixed_precision, gradient_accumulation_steps=args.gradient_accumulation_steps
     )
+    setup_logging(accelerator.is_main_process)
+    try:
+        data = task.read(args)
+        tokenizer, model = load_task_model(args, task.model_class, **data.model_kwargs)
+        train, validation = split_train_validation(data.train, args.validation_split, args.seed)
+        records = {
+            "train": first(train, args.max_train_samples),
+            "validation": first(validation, args.max_eval_samples),
+            "test": first(data.test, args.max_eval_samples),
+        }
+        splits = {
+            name: Split(name, subset, task.encode(tokenizer, subset, args, model.config, name == "train"))
+            for name, subset in records.items()
+        }
+    except (ValueError, OSError) as err:
+        raise SystemExit(f"error: {err}") from err
+    counts = {"examples": {name: len(split.records) for name, split in splits.items()}}
+    extra_results = {**data.extra_results, **counts, **task.extra_results(splits)}
+    return fine_tune(accelerator, args, task, model, tokenizer, splits, extra_results)
+
+
+def linear_schedule(optimizer: torch.optim.Optimizer, warmup_ratio: float, updates: int, processes: int) -> Any:
+    """Linear warm-up and decay to 0 over ``updates`` optimizer updates (of each process).
+
+    A scheduler passed through ``accelerator.prepare`` steps ``processes`` times per update (accelerate's
+    ``AcceleratedScheduler``, as batches grow with the processes), and not at all on the micro-batches of gradient
+    accumulation, so its length is counted in updates times processes.
+    """
+    return get_linear_schedule_with_warmup(
+        optimizer, math.ceil(warmup_ratio * updates) * processes, updates * processes
+    )
+
+
+def fine_tune(
+    accelerator: Accelerator,
+    args: argparse.Namespace,
+    task: Task,
+    model: nn.Module,
+    tokenizer: Any,
+    splits: dict[str, Split],
+    extra_results: dict[str, Any],
+) -> dict[str, Any]:
+    """Train on ``splits["train"]``, keep the epoch best on the task's primary metric on ``splits["validation"]``,
+    test it once on ``splits["test"]``, write ``results.json`` (main process only).
+
+    ``results.json`` holds the test metrics, the validation history (metrics and learning rate after each epoch),
+    the optimizer updates made, the run's configuration and ``extra_results``.
+    """
     output = Path(args.output)
+    collate = partial(task.collate, tokenizer=tokenizer, with_token_types=takes_token_type_ids(model))
+    train_features = splits["train"].features
     set_seed(args.seed)
     generator = torch.Generator().manual_seed(args.seed)
     # transformers' Trainer option of the same name: batches of similar length, so less padding to compute.
@@ -211,17 +268,24 @@ def fine_tune(
         generator=generator,
     )
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
-    updates_per_epoch = math.ceil(len(loader) / args.gradient_accumulation_steps)
-    total = updates_per_epoch * args.epochs
-    scheduler = get_linear_schedule_with_warmup(
-        optimizer, math.ceil(args.warmup_ratio * total) * accelerator.num_processes, total * accelerator.num_processes
-    )
-    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+    # Counted on the prepared loader, whose length is this process's share of the batches.
+    loader = accelerator.prepare(loader)
+    updates = math.ceil(len(loader) / args.gradient_accumulation_steps) * args.epochs
+    scheduler = linear_schedule(optimizer, args.warmup_ratio, updates, accelerator.num_processes)
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
 
-    logger.info("***** Fine-tuning %s on %s *****", args.model, task)
-    logger.info("  Train features = %d, epochs = %d, optimizer steps = %d", len(train_features), args.epochs, total)
-    best_score, best_epoch, history = -math.inf, 0, []
-    progress = tqdm(total=total, disable=not accelerator.is_local_main_process, desc=task)
+    logger.info("***** Fine-tuning %s on %s *****", args.model, task.name)
+    logger.info(
+        "  Train features = %d, epochs = %d, processes = %d, batch per device = %d, gradient accumulation = %d",
+        len(train_features),
+        args.epochs,
+        accelerator.num_processes,
+        args.batch_size,
+        args.gradient_accumulation_steps,
+    )
+    logger.info("  Optimizer updates = %d", updates)
+    best_score, best_epoch, history, updates_made = -math.inf, 0, [], 0
+    progress = tqdm(total=updates, disable=not accelerator.is_local_main_process, desc=task.name)
     start = time.perf_counter()
     for epoch in range(1, args.epochs + 1):
         model.train()
@@ -235,13 +299,20 @@ def fine_tune(
                 scheduler.step()
                 optimizer.zero_grad()
             if accelerator.sync_gradients:
+                # fp16 skips an update whose gradients overflowed (and accelerate then leaves the scheduler alone).
+                updates_made += int(not accelerator.optimizer_step_was_skipped)
                 progress.update(1)
                 progress.set_postfix(loss=f"{loss.item():.4f}")
-        metrics = {"epoch": epoch, **scalars(evaluate_validation(accelerator, model))}
-        history.append(metrics)
-        logger.info("  epoch %d validation: %s", epoch, {k: round(v, 4) for k, v in metrics.items()})
-        if metrics[primary_metric] > best_score:
-            best_score, best_epoch = metrics[primary_metric], epoch
+        validation = scalars(task.evaluate(accelerator, model, splits["validation"], args, collate))
+        history.append({"epoch": epoch, **validation, "learning_rate": scheduler.get_last_lr()[0]})
+        logger.info(
+            "  epoch %d validation: %s, learning rate %.3g",
+            epoch,
+            {k: round(v, 4) for k, v in validation.items()},
+            history[-1]["learning_rate"],
+        )
+        if validation[task.primary_metric] > best_score:
+            best_score, best_epoch = validation[task.primary_metric], epoch
             save_best(accelerator, model, tokenizer, output / BEST_DIR)
     progress.close()
     train_seconds = time.perf_counter() - start
@@ -250,28 +321,30 @@ def fine_tune(
     best = type(accelerator.unwrap_model(model)).from_pretrained(output / BEST_DIR)
     best = accelerator.prepare(best)
     start = time.perf_counter()
-    test_output = evaluate_test(accelerator, best)
+    test_output = task.evaluate(accelerator, best, splits["test"], args, collate)
     test_metrics = scalars(test_output)
     test_seconds = time.perf_counter() - start
     unwrapped = accelerator.unwrap_model(best)
     results = {
-        "task": task,
+        "task": task.name,
         "metrics": test_metrics,
         "best_epoch": best_epoch,
         "validation": history,
+        "optimizer_steps": updates_made,
+        "processes": accelerator.num_processes,
         "model": args.model,
         "model_dir": str(output / BEST_DIR),
         "params": parameter_count(unwrapped),
         "size_mb": round(size_mb(unwrapped), 1),
         "train_seconds": round(train_seconds, 1),
-        "eval_examples_per_s": round(test_size / test_seconds, 1),
+        "eval_examples_per_s": round(len(splits["test"].records) / test_seconds, 1),
         "config": {k: v for k, v in vars(args).items()},
         **{k: v for k, v in test_output.items() if k not in test_metrics},
-        **(extra_results or {}),
+        **extra_results,
     }
     if accelerator.is_main_process:
         write_results(output / "results.json", results)
-    logger.info("  test: %s (best epoch %d)", test_metrics, best_epoch)
+        logger.info("  test: %s (best epoch %d); wrote %s", test_metrics, best_epoch, output / "results.json")
     return results
 
 

@@ -2,53 +2,45 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import yaml
 
 from finetune.table import build_rows, render
+from finetune.tasks import get_task
 
-# How each fine-tuning task appears in the Hub's model-index.
-TASKS = {
-    "nsmc": {"type": "text-classification", "name": "Sentiment classification", "dataset": ("NSMC", "e9t/nsmc")},
-    "ner": {
-        "type": "token-classification",
-        "name": "Named entity recognition",
-        "dataset": ("Naver NER (NLP Challenge 2018)", "naver-ner"),
-    },
-    "korquad": {
-        "type": "question-answering",
-        "name": "Extractive question answering",
-        "dataset": ("KorQuAD 1.0", "KorQuAD/squad_kor_v1"),
-    },
-}
-METRIC_NAMES = {
-    "accuracy": "Accuracy",
-    "f1": "F1",
-    "precision": "Precision",
-    "recall": "Recall",
-    "exact_match": "Exact match",
-}
+# Prefixes of local folders, never of a Hub id: the recipe writes its models under runs/.
+LOCAL_PREFIXES = (".", "/", "~", "runs/")
+
+
+def is_hub_id(name: str) -> bool:
+    """``namespace/name`` that is no local folder: the only kind of ``base_model`` the Hub accepts."""
+    namespace, _, model = name.partition("/")
+    looks_local = name.startswith(LOCAL_PREFIXES) or "/" in model or os.path.exists(name)
+    return bool(namespace and model) and not looks_local
+
+
+def metric_name(key: str) -> str:
+    """``exact_match`` -> ``Exact match``, ``f1`` -> ``F1``."""
+    return key.replace("_", " ").capitalize()
 
 
 def model_index(name: str, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The ``model-index`` metadata: one entry per results file, its test metrics (in percent)."""
+    """The ``model-index`` metadata: one entry per results file, its test metrics (stored as fractions) in percent."""
     entries = []
     for result in results:
-        task = TASKS[result["task"]]
-        dataset_name, dataset_type = task["dataset"]
+        task = get_task(result["task"])
+        dataset_name, dataset_id = task.dataset
+        task_type, task_name = task.hub_task
         metrics = [
-            {
-                "type": key,
-                "name": METRIC_NAMES.get(key, key),
-                "value": round(value if result["task"] == "korquad" else 100 * value, 2),
-            }
+            {"type": key, "name": metric_name(key), "value": round(100 * value, 2)}
             for key, value in result["metrics"].items()
         ]
         entries.append(
             {
-                "task": {"type": task["type"], "name": task["name"]},
-                "dataset": {"name": dataset_name, "type": dataset_type},
+                "task": {"type": task_type, "name": task_name},
+                "dataset": {"name": dataset_name, "type": dataset_id},
                 "metrics": metrics,
             }
         )
@@ -68,7 +60,7 @@ def metadata(
     if base_model:
         meta["base_model"] = base_model
     if results:
-        meta["datasets"] = sorted({TASKS[r["task"]]["dataset"][1] for r in results})
+        meta["datasets"] = sorted({get_task(r["task"]).dataset[1] for r in results})
         meta["model-index"] = model_index(name, results)
     return meta
 
@@ -88,9 +80,10 @@ def describe_distillation(distillation: dict[str, Any] | None, extraction: dict[
     lines = []
     origin = distillation or extraction or {}
     if origin.get("teacher"):
-        layers = origin.get("student_layers_from_teacher")
+        teacher, layers = origin["teacher"], origin.get("student_layers_from_teacher")
         lines.append(
-            f"- Teacher: `{origin['teacher']}`"
+            f"- Teacher: `{teacher}`"
+            + ("" if is_hub_id(teacher) else " (a local model, not on the Hub)")
             + (f"; the student's layers started as teacher layers {layers} (0-based)." if layers else ".")
         )
     if distillation:
@@ -123,7 +116,9 @@ def build_card(
 ) -> str:
     """README.md: YAML metadata, then what the model is, how to load it, its results and its limits."""
     name = repo_id.split("/")[-1]
-    base_model = (distillation or extraction or {}).get("teacher")
+    teacher = (distillation or extraction or {}).get("teacher")
+    # The Hub takes only a Hub id as base_model; a local teacher is named in the text (describe_distillation).
+    base_model = teacher if teacher and is_hub_id(teacher) else None
     meta = metadata(name, has_mlm_head, base_model, license_id, results)
     auto = "AutoModelForMaskedLM" if has_mlm_head else "AutoModel"
     sections = [

@@ -26,10 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoConfig, AutoModelForMaskedLM, AutoModelForSequenceClassification, BertConfig
+from transformers import AutoConfig, AutoModelForMaskedLM, BertConfig
 
 from common.io import ROOT, machine_description, write_json
 from finetune.data_io import is_local
+from finetune.tasks import get_task
 from modeling.latency import compare_latency
 from modeling.load import load_teacher, load_tokenizer
 from pretrain.checkpoint import latest_checkpoint
@@ -40,6 +41,8 @@ logger = logging.getLogger("reproduce")
 STAGE_FILE = "stage.json"
 STARTED_FILE = "stage.started.json"
 MODELS = ("teacher", "distilled", "baseline")
+# The registered fine-tuning task the three models are compared on, with the preset's nsmc_train and nsmc_test data.
+FINETUNE_TASK = "nsmc"
 # The distilled student keeps the loss weights of its preset; a model trained without a teacher has the MLM term only.
 MLM_ALONE = {"teacher": "", "alpha_ce": 0.0, "alpha_cos": 0.0, "alpha_mse": 0.0, "alpha_mlm": 1.0}
 
@@ -185,9 +188,15 @@ class Recipe:
             [self.distilled, self.data],
         )
         self.pretrained = dict(zip(MODELS, (self.teacher, self.distilled, self.baseline), strict=True))
-        nsmc_files = {"finetune": p.finetune, "nsmc": file_stamps([p.nsmc_train, p.nsmc_test])}
+        finetune_inputs = {"finetune": p.finetune, "nsmc": file_stamps([p.nsmc_train, p.nsmc_test])}
         self.nsmc = {
-            name: Stage(f"nsmc-{name}", output / "nsmc" / name, nsmc_files, self.fine_tune, depends_on=[stage])
+            name: Stage(
+                f"{FINETUNE_TASK}-{name}",
+                output / FINETUNE_TASK / name,
+                finetune_inputs,
+                self.fine_tune,
+                depends_on=[stage],
+            )
             for name, stage in self.pretrained.items()
         }
         self.latency = Stage(
@@ -219,19 +228,21 @@ class Recipe:
         options = {"corpus": self.preset.corpus, "tokenizer": str(self.tokenizer.folder), **self.preset.prepare}
         return as_argv({**options, "output": str(self.data.folder), "overwrite": True})
 
-    def nsmc_argv(self, model: str) -> list[str]:
+    def finetune_argv(self, model: str) -> list[str]:
         options = {"model": str(self.model_dir(model)), "train": self.preset.nsmc_train, "test": self.preset.nsmc_test}
         return as_argv({**options, **self.preset.finetune, "output": str(self.nsmc[model].folder)})
 
     def check(self) -> None:
         """Parse every stage's arguments and every training config now; ValueError names what is wrong."""
-        from finetune.nsmc import parse_args as nsmc_args
         from pretrain.build_tokenizer import parse_args as tokenizer_args
         from pretrain.prepare import build_parser, parse_args
 
         # Until the tokenizer exists, prepare's options can only be checked by name and type.
         prepare_args = parse_args if self.tokenizer.folder.is_dir() else build_parser().parse_args
-        checks = [("prepare", prepare_args, self.prepare_argv()), ("finetune", nsmc_args, self.nsmc_argv("teacher"))]
+        checks = [
+            ("prepare", prepare_args, self.prepare_argv()),
+            ("finetune", get_task(FINETUNE_TASK).parse_args, self.finetune_argv("teacher")),
+        ]
         if "from_pretrained" not in self.preset.tokenizer:
             checks.insert(0, ("tokenizer", tokenizer_args, self.tokenizer_argv()))
         for section, parse, argv in checks:
@@ -323,9 +334,9 @@ class Recipe:
         run_pretraining({**self.baseline_settings(), "student": str(init)}, stage.folder, self.preset.launcher)
 
     def fine_tune(self, stage: Stage) -> None:
-        from finetune.nsmc import main
+        from finetune.trainer import run
 
-        main(self.nsmc_argv(stage.name.removeprefix("nsmc-")))
+        run(get_task(FINETUNE_TASK), self.finetune_argv(stage.folder.name))
 
     def measure_latency(self, stage: Stage) -> None:
         """CPU latency of the three fine-tuned classifiers, side by side (``modeling.latency``)."""
@@ -335,7 +346,7 @@ class Recipe:
         torch.set_num_threads(threads)
         try:
             models = {
-                name: AutoModelForSequenceClassification.from_pretrained(self.nsmc[name].folder / "best")
+                name: get_task(FINETUNE_TASK).model_class.from_pretrained(self.nsmc[name].folder / "best")
                 for name in MODELS
             }
             latencies = compare_latency(models, options["batch_sizes"], options["seq_length"], options["repeats"])

@@ -123,17 +123,14 @@ class TestMetric:
         assert best_over_answers("토지", ["박경리", "토지 1부"]) == (0.0, pytest.approx(2 / 3))
         assert best_over_answers("", ["토지"]) == (0.0, 0.0)
 
-    def test_dataset_scores_are_percentages(self) -> None:
+    def test_dataset_scores_are_fractions(self) -> None:
         examples = [
             {"id": "a", "answers": [{"text": "임수경"}]},
             {"id": "b", "answers": [{"text": "1989년 2월 15일"}]},
             {"id": "c", "answers": [{"text": "평사리"}]},
         ]
         scores = evaluate(examples, {"a": "《임수경》", "b": "1989년 2월"})  # c unanswered: scores 0
-        assert scores == {
-            "exact_match": pytest.approx(100 / 3),
-            "f1": pytest.approx(100 * (1 + 14 / 17 + 0) / 3),
-        }
+        assert scores == {"exact_match": pytest.approx(1 / 3), "f1": pytest.approx((1 + 14 / 17 + 0) / 3)}
 
 
 class TestWindows:
@@ -240,7 +237,7 @@ def test_korquad_end_to_end(kind: str, models: dict[str, Path], tmp_path: Path) 
 
     saved = json.loads((output / "results.json").read_text())
     assert saved["metrics"] == results["metrics"] and set(saved["metrics"]) == {"exact_match", "f1"}
-    assert all(0 <= value <= 100 for value in saved["metrics"].values())
+    assert all(0 <= value <= 1 for value in saved["metrics"].values())
     assert saved["skipped_answers"] == 1
     assert saved["examples"]["train"] + saved["examples"]["validation"] == 17 and saved["examples"]["test"] == 9
     assert all(saved["features"][split] > saved["examples"][split] for split in ("train", "test")), "long contexts"

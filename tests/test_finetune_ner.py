@@ -174,7 +174,7 @@ def test_ner_end_to_end(
     assert set(saved["metrics"]) == {"f1", "precision", "recall"}
     assert all(0 <= value <= 1 for value in saved["metrics"].values())
     assert saved["task"] == "ner" and saved["best_epoch"] == 1
-    assert set(saved["validation"][0]) == {"epoch", "f1", "precision", "recall"}
+    assert set(saved["validation"][0]) == {"epoch", "f1", "precision", "recall", "learning_rate"}
     assert all(0 <= value <= 1 for value in saved["f1_per_type"].values())
     assert saved["examples"] == {"train": 36, "validation": 4, "test": 20}
     assert saved["truncated_words"] == words_without_a_token(tokenizer, test, max_seq_length)

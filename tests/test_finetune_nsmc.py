@@ -150,7 +150,7 @@ def test_table_has_the_published_layout(tmp_path: Path, capsys) -> None:
         [
             result("nsmc", "monologg/kobert", 351.2, {"accuracy": 0.8963}),
             result("ner", "monologg/kobert", 351.3, {"f1": 0.8611}),
-            result("korquad", "monologg/kobert", 351.3, {"exact_match": 52.81, "f1": 80.27}),
+            result("korquad", "monologg/kobert", 351.3, {"exact_match": 0.5281, "f1": 0.8027}),
             result("nsmc", "runs/distilkobert/", 108.1, {"accuracy": 0.88414}),
         ]
     ):

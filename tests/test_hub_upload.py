@@ -15,6 +15,7 @@ from conftest import ROOT
 
 import hub_upload.__main__ as release
 from hub_upload.__main__ import main, validate
+from hub_upload.card import build_card, is_hub_id
 
 TOKEN = "hf_SECRETtoken1234567890"
 
@@ -52,7 +53,7 @@ def student(models: dict[str, Path], tmp_path: Path) -> Path:
 def test_dry_run_builds_a_folder_the_auto_classes_load(student: Path, tmp_path: Path, capsys) -> None:
     results = [
         results_file(tmp_path, "nsmc", student, {"accuracy": 0.8841}),
-        results_file(tmp_path, "korquad", student, {"exact_match": 54.12, "f1": 77.8}),
+        results_file(tmp_path, "korquad", student, {"exact_match": 0.5412, "f1": 0.778}),
     ]
     output = tmp_path / "release"
     main(
@@ -112,6 +113,39 @@ def test_dry_run_builds_a_folder_the_auto_classes_load(student: Path, tmp_path: 
     assert "teacher layers [0, 4]" in card and "12,345 tokens" in card
     assert "| distilkobert | 2 | 88.41 | - | 54.12/77.80 |" in card
     assert 'AutoTokenizer.from_pretrained("me/distilkobert", trust_remote_code=True)' in card
+
+
+@pytest.mark.parametrize(
+    ("name", "hub_id"),
+    [
+        ("monologg/kobert-lm", True),
+        ("runs/mini/teacher/final", False),
+        ("runs/mini", False),
+        ("./teacher/final", False),
+        ("/data/models/teacher", False),
+        ("~/teacher", False),
+        ("teacher/final/export", False),
+        ("kobert", False),
+        ("local/teacher", False),  # an existing folder, made below
+    ],
+)
+def test_only_namespace_name_that_is_no_local_folder_is_a_hub_id(
+    name: str, hub_id: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "local" / "teacher").mkdir(parents=True)
+    assert is_hub_id(name) == hub_id
+
+
+def test_a_local_teacher_is_named_in_the_text_not_as_base_model() -> None:
+    # The demo's release: its teacher is a folder of the run, which the Hub refuses as base_model.
+    teacher = "runs/mini/teacher/final"
+    config = {"model_type": "distilbert", "n_layers": 3, "dim": 128, "n_heads": 2, "vocab_size": 8002}
+    extraction = {"teacher": teacher, "student_layers_from_teacher": [0, 2, 4]}
+    card = build_card("me/distilkobert-mini", config, 1000, 6.3, True, "apache-2.0", [], None, extraction)
+    meta = yaml.safe_load(card.split("---")[1])
+    assert "base_model" not in meta
+    assert f"- Teacher: `{teacher}` (a local model, not on the Hub); the student's layers started as teacher " in card
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,105 @@
+"""The fine-tuning schedule counted on the prepared loader: the learning rate decays to 0 by the last update on one
+process, with gradient accumulation, and on two (DDP over gloo), which make as many updates as one process with twice
+the batch; results.json is written once, with test metrics over every test example."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from conftest import ROOT
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from finetune.data_io import read_nsmc
+from finetune.nsmc import main as nsmc
+
+TRAIN, TEST = ROOT / "data" / "nsmc_train.txt.gz", ROOT / "data" / "nsmc_test.txt.gz"
+# 54 training reviews in batches of 8: 7 updates per epoch, the last batch short.
+TRAIN_SAMPLES, EVAL_SAMPLES, EPOCHS, BATCH = 54, 41, 2, 8
+UPDATES = 7 * EPOCHS
+
+
+def nsmc_args(model: Path, output: Path, batch_size: int, *extra: str) -> list[str]:
+    return [
+        *["--model", str(model), "--train", str(TRAIN), "--test", str(TEST), "--output", str(output)],
+        *["--max-train-samples", str(TRAIN_SAMPLES), "--max-eval-samples", str(EVAL_SAMPLES)],
+        *["--epochs", str(EPOCHS), "--batch-size", str(batch_size), "--eval-batch-size", "8"],
+        *["--max-seq-length", "32", "--learning-rate", "1e-3", *extra],
+    ]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> Iterator[None]:
+    """Tiny models train 10x faster on one thread than on two when other jobs share the cores."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def one_process(models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """An in-process run with batch 8: the reference of the runs below."""
+    output = tmp_path_factory.mktemp("one_process") / "nsmc"
+    nsmc(nsmc_args(models["bert"], output, BATCH))
+    return json.loads((output / "results.json").read_text())
+
+
+def test_the_learning_rate_decays_to_zero_by_the_last_update(one_process: dict[str, Any]) -> None:
+    rates = [entry["learning_rate"] for entry in one_process["validation"]]
+    # Linear decay from 1e-3 without warm-up: half way after the first of two epochs, 0 after the last update.
+    assert rates == [pytest.approx(5e-4), 0.0]
+    assert one_process["optimizer_steps"] == UPDATES and one_process["processes"] == 1
+
+
+def test_gradient_accumulation_counts_updates_not_batches(models: dict[str, Path], tmp_path: Path) -> None:
+    # Batches of 4 accumulated by 2: 14 batches, 7 updates per epoch, as with batches of 8.
+    nsmc(nsmc_args(models["bert"], tmp_path, BATCH // 2, "--gradient-accumulation-steps", "2"))
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["validation"][-1]["learning_rate"] == 0.0
+    assert results["optimizer_steps"] == UPDATES
+
+
+def accuracy_on_every_test_example(model_dir: str) -> float:
+    """Accuracy of a saved classifier on all EVAL_SAMPLES test reviews, computed here in one batch."""
+    records = read_nsmc(str(TEST))[:EVAL_SAMPLES]
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=True)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    inputs = tokenizer([r["document"] for r in records], truncation=True, max_length=32, padding=True)
+    with torch.no_grad():
+        predicted = model(**inputs.convert_to_tensors("pt")).logits.argmax(-1)
+    return (predicted == torch.tensor([r["label"] for r in records])).float().mean().item()
+
+
+def test_two_processes_follow_the_same_schedule_and_write_results_once(
+    one_process: dict[str, Any], models: dict[str, Path], tmp_path: Path
+) -> None:
+    # As in test_pretrain_run: torchrun through --multi_gpu with ACCELERATE_USE_CPU starts two gloo processes.
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
+    launcher += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
+    output = tmp_path / "nsmc"
+    # Half the batch per device: the same 8 reviews per update, so the same 7 updates per epoch.
+    command = [*launcher, "-m", "finetune.nsmc", *nsmc_args(models["bert"], output, BATCH // 2)]
+    result = subprocess.run(
+        command, env={**env, "ACCELERATE_USE_CPU": "true"}, cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    results = json.loads((output / "results.json").read_text())
+    assert results["processes"] == 2
+    assert results["optimizer_steps"] == one_process["optimizer_steps"] == UPDATES
+    assert [e["learning_rate"] for e in results["validation"]] == [pytest.approx(5e-4), 0.0]
+    # Only the main process logs and writes the results; nothing is left beside them.
+    assert result.stderr.count(" test: ") == 1 and result.stderr.count("wrote ") == 1
+    assert sorted(p.name for p in output.iterdir()) == ["best", "results.json"]
+    # The test metrics are gathered from both processes over every test review, each counted once.
+    assert results["examples"]["test"] == EVAL_SAMPLES
+    assert results["metrics"]["accuracy"] == pytest.approx(accuracy_on_every_test_example(results["model_dir"]))
