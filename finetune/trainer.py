@@ -12,7 +12,6 @@ import inspect
 import logging
 import math
 import random
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -28,7 +27,7 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
-from common.io import setup_logging
+from common.io import publish_folder, setup_logging, staging_folder
 from finetune.data_io import write_results
 from finetune.tasks import Split, Task
 from modeling.load import hub_or_local, load_tokenizer
@@ -353,10 +352,11 @@ def scalars(metrics: dict[str, Any]) -> dict[str, float]:
 
 
 def save_best(accelerator: Accelerator, model: nn.Module, tokenizer: Any, folder: Path) -> None:
+    """The model and tokenizer into ``folder``, replacing the previous best whole (a crash leaves one of the two)."""
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        if folder.exists():
-            shutil.rmtree(folder)
-        accelerator.unwrap_model(model).save_pretrained(folder)
-        tokenizer.save_pretrained(folder)
+        staging = staging_folder(folder, "best")
+        accelerator.unwrap_model(model).save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        publish_folder(staging, folder)
     accelerator.wait_for_everyone()
