@@ -24,8 +24,8 @@ for alpha_cos 5 to 20. The teacher is near-deterministic, so its soft targets ca
 give 0.34). ``alpha_mlm 0``: the student never sees a label, so what it knows came from the teacher.
 
 Measured (2 cores): held-out top-1 accuracy of the teacher 0.968; with training seeds 0-3 (data order and masks) the
-distilled student 0.859 / 0.832 / 0.848 / 0.839 against the baseline's 0.554 / 0.326 / 0.347 / 0.385, a margin of 31
-to 52 points, the student agreeing with the teacher on 84-87% of masked tokens; the file takes about 20 s. The
+distilled student 0.859 / 0.832 / 0.848 / 0.839 against the baseline's 0.554 / 0.326 / 0.347 / 0.385, a margin of 30
+to 51 points, the student agreeing with the teacher on 84-87% of masked tokens; the file takes about 20 s. The
 baseline is on the steep part of its curve (0.58-0.80 at 200 steps, 0.95 at 400, 0.97 at 800), so the margin says how
 much sooner the student finds the rule, and, as it never sees a label, that what it found came from the teacher.
 """
