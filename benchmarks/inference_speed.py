@@ -24,17 +24,10 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.report import write_report  # noqa: E402
 from modeling.latency import compare_latency  # noqa: E402
+from modeling.random_teacher import SHAPES  # noqa: E402
 from modeling.student import build_student, parameter_count, select_layers, size_mb  # noqa: E402
 
-KOBERT_SHAPE = {
-    "vocab_size": 8002,
-    "hidden_size": 768,
-    "num_hidden_layers": 12,
-    "num_attention_heads": 12,
-    "intermediate_size": 3072,
-    "max_position_embeddings": 512,
-    "pad_token_id": 1,
-}
+KOBERT_SHAPE = {"vocab_size": 8002, "pad_token_id": 1, **SHAPES["kobert"]}
 
 
 def parse_args() -> argparse.Namespace:

@@ -26,13 +26,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoConfig, AutoModelForMaskedLM, BertConfig
+from transformers import AutoConfig, BertConfig
 
 from common.io import ROOT, machine_description, write_json
 from finetune.data_io import is_local
 from finetune.tasks import get_task
 from modeling.latency import compare_latency
 from modeling.load import load_teacher, load_tokenizer
+from modeling.random_teacher import save_random_model
 from pretrain.checkpoint import latest_checkpoint
 from pretrain.config import config_from_dict, save_config
 from reproduce.preset import Preset
@@ -129,13 +130,6 @@ def as_argv(options: dict[str, Any]) -> list[str]:
         elif value is not None and value is not False:
             argv += [flag, str(value)]
     return argv
-
-
-def save_random_model(config: Any, tokenizer: Any, folder: Path, seed: int) -> None:
-    """A masked LM of ``config`` with fresh weights from ``seed``, saved with ``tokenizer``."""
-    torch.manual_seed(seed)
-    AutoModelForMaskedLM.from_config(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
 
 
 def run_pretraining(settings: dict[str, Any], folder: Path, launcher: str) -> None:
