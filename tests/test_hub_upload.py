@@ -174,6 +174,25 @@ def test_broken_inputs_are_refused(breakage: str, message: str, student: Path, t
         extra = ["--results", str(results_file(tmp_path, "nsmc", tmp_path / "other-model", {"accuracy": 0.5}))]
     with pytest.raises(SystemExit, match=message):
         main(["--model", str(student), "--repo-id", "me/x", *extra, "--dry-run", "--output", str(tmp_path / "o")])
+    # Nothing is left behind, so the same command can simply be run again once the cause is fixed.
+    assert not (tmp_path / "o").exists() and not list(tmp_path.glob(".release-*"))
+
+
+def test_overwrite_replaces_a_release_only_once_the_new_one_is_validated(student: Path, tmp_path: Path) -> None:
+    output = tmp_path / "release"
+    output.mkdir()
+    (output / "previous.txt").write_text("an earlier release")
+    command = ["--model", str(student), "--repo-id", "me/x", "--dry-run", "--output", str(output)]
+    with pytest.raises(SystemExit):  # not empty, and no --overwrite
+        main(command)
+    (student / "model.safetensors").rename(tmp_path / "weights")
+    with pytest.raises(SystemExit, match="no weights"):
+        main([*command, "--overwrite"])
+    assert (output / "previous.txt").read_text() == "an earlier release"
+    (tmp_path / "weights").rename(student / "model.safetensors")
+    main([*command, "--overwrite"])
+    assert not (output / "previous.txt").exists() and (output / "README.md").is_file()
+    assert not list(tmp_path.glob(".release-*"))
 
 
 def test_a_folder_that_does_not_load_fails_validation(student: Path, tmp_path: Path) -> None:
