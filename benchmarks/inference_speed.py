@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.report import write_report  # noqa: E402
+from common.cli import command_parser  # noqa: E402
 from modeling.latency import compare_latency  # noqa: E402
 from modeling.random_teacher import SHAPES  # noqa: E402
 from modeling.student import build_student, parameter_count, select_layers, size_mb  # noqa: E402
@@ -31,13 +32,15 @@ KOBERT_SHAPE = {"vocab_size": 8002, "pad_token_id": 1, **SHAPES["kobert"]}
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = command_parser("python benchmarks/inference_speed.py", __doc__)
     parser.add_argument("--seq-length", type=int, default=128, help="Tokens per sequence.")
     parser.add_argument("--batch-sizes", default="1,32", help="Comma-separated batch sizes.")
     parser.add_argument("--student-layers", default="6,3", help="Comma-separated student depths.")
     parser.add_argument("--repeats", type=int, default=5, help="Timed forward passes per model and batch size.")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch CPU threads.")
-    parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "inference_speed.json"))
+    parser.add_argument(
+        "--output", default=str(ROOT / "benchmarks" / "results" / "inference_speed.json"), help="The figures, as JSON."
+    )
     return parser.parse_args()
 
 

@@ -28,6 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from common.cli import command_parser  # noqa: E402
+
 # Linux carries a process's peak RSS into the children it forks (ru_maxrss survives exec), so a command started
 # straight from this process, which holds the source lines, would report at least our own peak; a small launcher in
 # between starts afresh.
@@ -38,7 +40,7 @@ PEAK_RSS_LAUNCHER = (
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = command_parser("python benchmarks/prepare_throughput.py", __doc__)
     parser.add_argument("--sizes-mb", default="100,1000", help="Comma-separated corpus sizes in MB of text.")
     parser.add_argument("--num-proc", type=int, default=os.cpu_count() or 1, help="--num-proc of pretrain.prepare.")
     parser.add_argument("--max-seq-length", type=int, default=512, help="--max-seq-length of pretrain.prepare.")
@@ -46,7 +48,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--corpus", default=None, help="Source lines (default: ../shared/data, else data/).")
     parser.add_argument("--workdir", default=None, help="Where the temporary corpora go (default: the system's).")
     parser.add_argument("--seed", type=int, default=0, help="Seed of the shuffles.")
-    parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "prepare_throughput.json"))
+    parser.add_argument(
+        "--output",
+        default=str(ROOT / "benchmarks" / "results" / "prepare_throughput.json"),
+        help="The figures, as JSON.",
+    )
     args = parser.parse_args()
     try:
         args.sizes_mb = sorted(float(size) for size in args.sizes_mb.split(","))

@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.inference_speed import KOBERT_SHAPE  # noqa: E402
 from benchmarks.report import write_report  # noqa: E402
+from common.cli import command_parser  # noqa: E402
 from modeling.student import build_student  # noqa: E402
 from pretrain.config import DistillationConfig  # noqa: E402
 from pretrain.distill import (  # noqa: E402
@@ -46,12 +47,16 @@ PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = command_parser("python benchmarks/pretrain_throughput.py", __doc__)
     parser.add_argument("--batch-size", type=int, default=4, help="Blocks per step.")
     parser.add_argument("--seq-length", type=int, default=128, help="Tokens per block.")
     parser.add_argument("--steps", type=int, default=5, help="Timed steps per measurement (median kept).")
     parser.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32", help="Autocast precision.")
-    parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "pretrain_throughput.json"))
+    parser.add_argument(
+        "--output",
+        default=str(ROOT / "benchmarks" / "results" / "pretrain_throughput.json"),
+        help="The figures, as JSON.",
+    )
     return parser.parse_args()
 
 

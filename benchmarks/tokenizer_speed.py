@@ -24,18 +24,23 @@ os.environ["TOKENIZERS_PARALLELISM"] = "false"
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from common.cli import command_parser  # noqa: E402
+
 SHARED_CORPUS = ROOT.parent / "shared" / "data" / "corpus" / "reviews.txt.gz"
 BUNDLED_CORPUS = ROOT / "data" / "reviews.txt.gz"
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = command_parser("python benchmarks/tokenizer_speed.py", __doc__)
     parser.add_argument("--tokenizer", default=str(ROOT / "runs" / "bench" / "tokenizer"), help="Tokenizer folder.")
     parser.add_argument("--corpus", default=None, help="Lines to encode (default: ../shared/data, else data/).")
     parser.add_argument("--lines", type=int, default=30_000, help="How many lines to encode.")
     parser.add_argument("--batch-size", type=int, default=1000, help="Lines per call.")
     parser.add_argument("--repeats", type=int, default=3, help="Timed passes per tokenizer; the best is kept.")
-    parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "tokenizer_speed.json"))
+    parser.add_argument(
+        "--output", default=str(ROOT / "benchmarks" / "results" / "tokenizer_speed.json"), help="The figures, as JSON."
+    )
     return parser.parse_args()
 
 

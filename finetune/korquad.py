@@ -27,6 +27,7 @@ from accelerate import Accelerator
 from torch import nn
 from transformers import AutoModelForQuestionAnswering
 
+from common.cli import command_parser
 from common.io import write_json
 from finetune import korquad_metric
 from finetune.data_io import read_squad
@@ -40,7 +41,7 @@ Span = tuple[int, int]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = command_parser("python -m finetune.korquad", __doc__)
     parser.add_argument("--train", required=True, help="SQuAD v1 JSON file or Hub dataset (name or name:split).")
     parser.add_argument("--dev", required=True, help="The test set: SQuAD v1 JSON file or Hub dataset.")
     parser.add_argument("--doc-stride", type=int, default=128, help="Tokens shared by consecutive context windows.")

@@ -30,6 +30,7 @@ from seqeval.metrics import classification_report
 from torch import nn
 from transformers import AutoModelForTokenClassification
 
+from common.cli import command_parser
 from finetune.data_io import read_labels, read_ner
 from finetune.tasks import Split, Task, TaskData
 from finetune.trainer import add_common_args, check_common_args, pad_inputs, predicted_labels, run
@@ -40,7 +41,7 @@ OUTSIDE = "O"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = command_parser("python -m finetune.ner", __doc__)
     parser.add_argument("--train", required=True, help="Training file or Hub dataset (name or name:split).")
     parser.add_argument("--test", required=True, help="Test file or Hub dataset (name or name:split).")
     parser.add_argument("--labels", required=True, help="label.txt: one label per line, in id order.")

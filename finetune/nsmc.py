@@ -18,13 +18,14 @@ from accelerate import Accelerator
 from torch import nn
 from transformers import AutoModelForSequenceClassification
 
+from common.cli import command_parser
 from finetune.data_io import read_nsmc
 from finetune.tasks import Split, Task, TaskData
 from finetune.trainer import add_common_args, check_common_args, pad_inputs, predicted_labels, run
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = command_parser("python -m finetune.nsmc", __doc__)
     parser.add_argument("--train", required=True, help="Training file or Hub dataset (name or name:split).")
     parser.add_argument("--test", required=True, help="Test file or Hub dataset (name or name:split).")
     add_common_args(parser, max_seq_length=50, batch_size=32, learning_rate=5e-5, epochs=5)

@@ -16,11 +16,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from common.cli import command_parser
 from finetune.tasks import Task, all_tasks, get_task
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = command_parser("python -m finetune.table", __doc__)
     parser.add_argument("results", nargs="+", help="results.json files written by the finetune.TASK commands.")
     parser.add_argument(
         "--name",
@@ -42,16 +43,23 @@ def task_cell(task: Task, metrics: dict[str, float]) -> str:
 
 
 def build_rows(results: list[dict[str, Any]], names: dict[str, str]) -> list[list[str]]:
-    """Rows in first-seen model order; a task a model has no results for shows '-'."""
+    """Rows in first-seen model order; a task a model has no results for shows '-'. ``names`` maps a model path or
+    id (``runs/x`` or ``runs/x/``) to its row name; one that matches no model is a ValueError (a typo would otherwise
+    leave the row under its default name unnoticed)."""
     rows: dict[str, dict[str, str]] = {}
     for result in results:
         row = rows.setdefault(result["model"], {"size": f"{result['size_mb']:.0f}"})
         if result["task"] in row:
             raise ValueError(f"two {result['task']} results for {result['model']}")
         row[result["task"]] = task_cell(get_task(result["task"]), result["metrics"])
+    names = {os.path.normpath(model): name for model, name in names.items()}
+    if unmatched := sorted(set(names) - {os.path.normpath(model) for model in rows}):
+        raise ValueError(
+            f"--name {', '.join(unmatched)}: matches none of the models of the results files ({', '.join(rows)})"
+        )
     return [
         [
-            names.get(model, os.path.basename(model.rstrip("/")) or model),
+            names.get(os.path.normpath(model), os.path.basename(model.rstrip("/")) or model),
             row["size"],
             *(row.get(task.name, "-") for task in all_tasks()),
         ]

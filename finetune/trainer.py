@@ -30,7 +30,7 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 from common.io import publish_folder, setup_logging, staging_folder
 from finetune.data_io import write_results
 from finetune.tasks import Split, Task
-from modeling.load import hub_or_local, load_tokenizer
+from modeling.load import hub_or_local, load_tokenizer, load_with_new_head
 from modeling.student import parameter_count, size_mb
 
 logger = logging.getLogger("finetune")
@@ -51,7 +51,9 @@ def add_common_args(parser: argparse.ArgumentParser, **defaults: Any) -> None:
     )
     parser.add_argument("--batch-size", type=int, default=defaults.get("batch_size", 32), help="Per device.")
     parser.add_argument("--eval-batch-size", type=int, default=defaults.get("eval_batch_size", 64), help="Per device.")
-    parser.add_argument("--learning-rate", type=float, default=defaults.get("learning_rate", 5e-5))
+    parser.add_argument(
+        "--learning-rate", type=float, default=defaults.get("learning_rate", 5e-5), help="Peak learning rate of AdamW."
+    )
     parser.add_argument("--epochs", type=int, default=defaults.get("epochs", 3), help="Training epochs.")
     parser.add_argument(
         "--warmup-ratio",
@@ -60,7 +62,9 @@ def add_common_args(parser: argparse.ArgumentParser, **defaults: Any) -> None:
         help="Share of steps with linear warm-up.",
     )
     parser.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay.")
-    parser.add_argument("--gradient-accumulation-steps", type=int, default=1)
+    parser.add_argument(
+        "--gradient-accumulation-steps", type=int, default=1, help="Batches whose gradients make one optimizer update."
+    )
     parser.add_argument("--max-grad-norm", type=float, default=1.0, help="Gradient clipping; 0 disables it.")
     parser.add_argument(
         "--validation-split",
@@ -72,13 +76,20 @@ def add_common_args(parser: argparse.ArgumentParser, **defaults: Any) -> None:
     parser.add_argument(
         "--max-eval-samples", type=int, default=None, help="Validate and test on at most this many examples."
     )
-    parser.add_argument("--mixed-precision", choices=["no", "fp16", "bf16"], default="no")
+    parser.add_argument(
+        "--mixed-precision",
+        choices=["no", "fp16", "bf16"],
+        default="no",
+        help="Compute in bf16 or fp16 (GPUs), or in float32 (no).",
+    )
     parser.add_argument(
         "--group-by-length",
         action="store_true",
         help="Batch training examples of similar length (less padding, faster; the order is still random).",
     )
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--seed", type=int, default=42, help="Seeds the new head, the validation split, the data order and dropout."
+    )
 
 
 def check_common_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -120,11 +131,12 @@ def check_max_seq_length(model: nn.Module, max_seq_length: int) -> None:
 
 
 def load_task_model(args: argparse.Namespace, model_class: Any, **model_kwargs: Any) -> tuple[Any, nn.Module]:
-    """The tokenizer and task model of ``args.model``: seeded before the new head is initialised, and checked
-    to take ``--max-seq-length`` tokens. Raises ValueError/OSError for the task's start-up error handling."""
+    """The tokenizer and task model of ``args.model``: seeded before the new head is initialised (and the head
+    and the checkpoint's unused one named in one line), and checked to take ``--max-seq-length`` tokens. Raises
+    ValueError/OSError for the task's start-up error handling."""
     tokenizer = load_tokenizer(args.model)
     set_seed(args.seed)
-    model = hub_or_local(model_class.from_pretrained, args.model, "model", **model_kwargs)
+    model = hub_or_local(partial(load_with_new_head, model_class), args.model, "model", **model_kwargs)
     check_max_seq_length(model, args.max_seq_length)
     return tokenizer, model
 
@@ -343,8 +355,15 @@ def fine_tune(
     }
     if accelerator.is_main_process:
         write_results(output / "results.json", results)
-        logger.info("  test: %s (best epoch %d); wrote %s", test_metrics, best_epoch, output / "results.json")
+        accelerator.print(result_summary(test_metrics, best_epoch, output / "results.json"))
     return results
+
+
+def result_summary(metrics: dict[str, float], best_epoch: int, results_file: Path) -> str:
+    """What a fine-tuning command prints when done, metrics as fractions rounded to 4 places:
+    ``test accuracy 0.5300 (best epoch 2); results in runs/x/results.json``."""
+    scores = ", ".join(f"{name} {value:.4f}" for name, value in metrics.items())
+    return f"test {scores} (best epoch {best_epoch}); results in {results_file}"
 
 
 def scalars(metrics: dict[str, Any]) -> dict[str, float]:

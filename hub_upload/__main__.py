@@ -27,6 +27,7 @@ from typing import Any
 
 from huggingface_hub import HfApi, get_token
 
+from common.cli import command_parser
 from common.io import check_output_folder, publish_folder, staging_folder
 from hub_upload.card import build_card
 from hub_upload.validate import has_mlm_head
@@ -38,7 +39,7 @@ WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.b
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = command_parser("python -m hub_upload", __doc__)
     parser.add_argument("--model", required=True, help="Model folder (save_pretrained), with its tokenizer.")
     parser.add_argument("--repo-id", required=True, help="Hub repository, namespace/name.")
     parser.add_argument("--results", nargs="*", default=[], help="results.json files of fine-tuning this model.")

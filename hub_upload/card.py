@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import yaml
 
 from finetune.table import build_rows, render
 from finetune.tasks import get_task
-
-# Prefixes of local folders, never of a Hub id: the recipe writes its models under runs/.
-LOCAL_PREFIXES = (".", "/", "~", "runs/")
+from modeling.load import looks_local
 
 
 def is_hub_id(name: str) -> bool:
-    """``namespace/name`` that is no local folder: the only kind of ``base_model`` the Hub accepts."""
+    """``namespace/name`` that is no local path: the only kind of ``base_model`` the Hub accepts."""
     namespace, _, model = name.partition("/")
-    looks_local = name.startswith(LOCAL_PREFIXES) or "/" in model or os.path.exists(name)
-    return bool(namespace and model) and not looks_local
+    return bool(namespace and model) and not looks_local(name)
 
 
 def metric_name(key: str) -> str:

@@ -14,11 +14,13 @@ import json
 import sys
 from pathlib import Path
 
+from common.cli import command_parser
+
 SENTENCE = "한국어 모델을 공유합니다."
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = command_parser("python -m hub_upload.validate", __doc__)
     parser.add_argument("folder", help="The release folder.")
     return parser.parse_args(argv)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from common.cli import command_parser
 from common.io import check_output_folder, publish_folder, staging_folder, write_json
 from modeling.load import load_teacher, load_tokenizer
 from modeling.student import build_student, parameter_count, select_layers, size_mb
@@ -28,7 +29,7 @@ def parse_layer_list(text: str) -> list[int]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = command_parser("python -m modeling.extract", __doc__)
     parser.add_argument("--teacher", required=True, help="BertForMaskedLM folder or Hub id (e.g. monologg/kobert-lm).")
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--layers", type=parse_layer_list, help="Teacher layer indices, 0-based, e.g. 0,4,8.")

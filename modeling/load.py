@@ -9,8 +9,10 @@ tokenizer = get_tokenizer()                         # KoBertTokenizerFast for mo
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from huggingface_hub import constants as hub_constants
@@ -32,10 +34,30 @@ KOBERT_LM = "monologg/kobert-lm"
 DISTILKOBERT = "monologg/distilkobert"
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
+# The logger of transformers' from_pretrained, which writes the LOAD REPORT table (utils/loading_report.py).
+REPORT_LOGGER = logging.getLogger("transformers.modeling_utils")
+# Prefixes of local paths, never of a Hub id: the recipe and the examples write their models under runs/.
+LOCAL_PREFIXES = (".", "/", "~", "runs/")
+
+
+def looks_local(name_or_path: str) -> bool:
+    """Whether ``name_or_path`` is meant as a local path rather than a Hub id (``namespace/name``): it exists, starts
+    like a path (``.``, ``/``, ``~``, ``runs/``), has more than one ``/``, or names an entry of an existing folder."""
+    parent = os.path.dirname(name_or_path)
+    return (
+        os.path.exists(name_or_path)
+        or name_or_path.startswith(LOCAL_PREFIXES)
+        or name_or_path.count("/") > 1
+        or (bool(parent) and os.path.isdir(parent))
+    )
 
 
 def hub_or_local(loader: Callable[..., T], name_or_path: str, what: str, **kwargs: Any) -> T:
-    """Call ``loader(name_or_path)``; when a Hub id cannot be fetched, say why and how to use a local folder."""
+    """Call ``loader(name_or_path)``; when a Hub id cannot be fetched, say why and how to use a local folder. A
+    mistyped local path is never looked up on the Hub."""
+    if looks_local(name_or_path) and not os.path.exists(name_or_path):
+        raise unavailable(name_or_path, what)
     try:
         return loader(name_or_path, **kwargs)
     except OSError as err:
@@ -45,6 +67,11 @@ def hub_or_local(loader: Callable[..., T], name_or_path: str, what: str, **kwarg
 
 
 def unavailable(name_or_path: str, what: str, cause: Exception | None = None) -> OSError:
+    """The error for a model or tokenizer that cannot be loaded: a missing local path is named as such (a download
+    hint would be wrong), a Hub id gets why it could not be fetched and how to pass a local folder instead."""
+    if looks_local(name_or_path):
+        problem = "not a folder" if os.path.exists(name_or_path) else "no such folder"
+        return OSError(f"{problem}: {name_or_path}")
     offline = hub_constants.HF_HUB_OFFLINE or os.environ.get("TRANSFORMERS_OFFLINE") == "1"
     reason = "the Hub is switched off (HF_HUB_OFFLINE=1)" if offline else "it could not be fetched from the Hub"
     hint = {"tokenizer": "get_tokenizer", "KoBERT masked LM": "get_kobert_lm"}.get(what, "get_kobert_model")
@@ -87,7 +114,7 @@ def get_tokenizer(name_or_path: str = KOBERT, use_fast: bool = True, **kwargs: A
 def has_kobert_tokenizer(name_or_path: str) -> bool:
     """Whether a folder or Hub repo holds KoBERT's SentencePiece model (checked in the cache when offline)."""
     sp_model = VOCAB_FILES_NAMES["vocab_file"]
-    if os.path.isdir(name_or_path):
+    if looks_local(name_or_path):
         return os.path.isfile(os.path.join(name_or_path, sp_model))
     found = cached_file(
         name_or_path,
@@ -123,3 +150,76 @@ def load_teacher(name_or_path: str) -> BertForMaskedLM:
             "use a BertForMaskedLM checkpoint such as monologg/kobert-lm, not a BertModel such as monologg/kobert"
         )
     return teacher.eval()
+
+
+@contextmanager
+def held_load_report() -> Iterator[None]:
+    """Hold back the LOAD REPORT that transformers' ``from_pretrained`` logs, for the caller to restate from the
+    loading info. If loading fails (transformers raises after the report on mismatched shapes or failed conversions,
+    pointing at it), the report is let through as it was."""
+    held: list[logging.LogRecord] = []
+
+    def hold(record: logging.LogRecord) -> bool:
+        if record.funcName == "log_state_dict_report":
+            held.append(record)
+            return False
+        return True
+
+    REPORT_LOGGER.addFilter(hold)
+    try:
+        yield
+    except BaseException:
+        REPORT_LOGGER.removeFilter(hold)
+        for record in held:
+            REPORT_LOGGER.handle(record)
+        raise
+    finally:
+        REPORT_LOGGER.removeFilter(hold)
+
+
+def is_head_weight(key: str, base_prefix: str) -> bool:
+    """Whether a weight belongs to a task head rather than to the encoder: it lies outside the base model (e.g.
+    ``classifier.*``, ``cls.*``), or in BERT's pooler, which only next-sentence prediction trains (a masked LM has
+    none, a classifier needs one)."""
+    return not key.startswith(f"{base_prefix}.") or key.startswith(f"{base_prefix}.pooler.")
+
+
+def summarise_weights(keys: set[str], base_prefix: str) -> str:
+    """Weight names grouped by top-level module: ``classifier.bias, classifier.weight`` in full, ``cls.*`` for a
+    module of more than two weights."""
+    groups: dict[str, list[str]] = {}
+    for key in sorted(keys):
+        parts = key.split(".")
+        groups.setdefault(".".join(parts[: 2 if parts[0] == base_prefix else 1]), []).append(key)
+    return ", ".join(", ".join(names) if len(names) <= 2 else f"{module}.*" for module, names in groups.items())
+
+
+def load_with_new_head(model_class: Any, name_or_path: str, **kwargs: Any) -> PreTrainedModel:
+    """``model_class.from_pretrained`` for a task model (classifier, tagger, span extractor) made from an encoder
+    checkpoint such as a masked LM. Its new task head and the checkpoint's unused head are expected: one INFO line
+    names them. Any other weight missing, unused or of another shape is a WARNING that names it.
+
+    transformers reports both kinds alike, in a table with terminal colour codes even when written to a file; that
+    report is held back and replaced by these lines (or let through when loading fails).
+    """
+    with held_load_report():
+        model, info = model_class.from_pretrained(name_or_path, output_loading_info=True, **kwargs)
+    prefix = model.base_model_prefix
+    new = {key for key in info["missing_keys"] if is_head_weight(key, prefix)}
+    dropped = {key for key in info["unexpected_keys"] if is_head_weight(key, prefix)}
+    if new or dropped:
+        source = (model.config.architectures or ["checkpoint's"])[0]
+        parts = [f"initialised a new {type(model).__name__} head ({summarise_weights(new, prefix)})"] if new else []
+        parts += [f"dropped the {source} head ({summarise_weights(dropped, prefix)})"] if dropped else []
+        logger.info("%s: %s", name_or_path, "; ".join(parts))
+    problems = {
+        "missing from the checkpoint (initialised at random)": info["missing_keys"] - new,
+        "in the checkpoint but not in the model (unused)": info["unexpected_keys"] - dropped,
+        "of another shape in the checkpoint (initialised at random)": {key for key, *_ in info["mismatched_keys"]},
+    }
+    for what, keys in problems.items():
+        if keys:
+            logger.warning(
+                "%s does not fit %s: weights %s: %s", name_or_path, type(model).__name__, what, ", ".join(sorted(keys))
+            )
+    return model

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from transformers import AutoModelForMaskedLM, BertConfig, PretrainedConfig
 
+from common.cli import command_parser
 from common.io import check_output_folder, publish_folder, staging_folder
 from modeling.load import load_tokenizer
 from modeling.student import parameter_count, size_mb
@@ -41,9 +42,7 @@ SHAPES: dict[str, dict[str, int]] = {
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m modeling.random_teacher", description=__doc__.split("\n\n")[0], allow_abbrev=False
-    )
+    parser = command_parser("python -m modeling.random_teacher", __doc__)
     parser.add_argument("--shape", choices=sorted(SHAPES), required=True, help="Layers and widths (see SHAPES).")
     parser.add_argument("--tokenizer", required=True, help="Tokenizer folder (python -m pretrain.build_tokenizer).")
     parser.add_argument("--output", required=True, help="Folder to write; refused if it exists and is not empty.")

@@ -23,6 +23,7 @@ from dataclasses import asdict
 import sentencepiece as spm
 from sentencepiece import sentencepiece_model_pb2
 
+from common.cli import command_parser
 from common.io import check_output_folder, publish_folder, setup_logging, staging_folder, write_json
 from pretrain.corpus import CorpusStats, expand_corpus_paths, iter_lines
 from tokenization_kobert import SCORE_GRID, VOCAB_FILES_NAMES, KoBertTokenizerFast
@@ -34,7 +35,7 @@ STATS_FILE = "tokenizer_build.json"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = command_parser("python -m pretrain.build_tokenizer", __doc__)
     parser.add_argument("--corpus", nargs="+", required=True, help="Text files or globs (plain or .gz), one line each.")
     parser.add_argument("--vocab-size", type=int, default=8002, help="Vocabulary size, the 5 special tokens included.")
     parser.add_argument("--output", required=True, help="Folder to write; refused if it exists and is not empty.")

@@ -9,6 +9,7 @@ named ``checkpoint-STEP`` is always complete: a crash mid-save leaves only a ``.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import shutil
 from pathlib import Path
@@ -19,6 +20,15 @@ from common.io import publish_folder, write_json
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 TRAINER_STATE = "trainer_state.json"
 TRAINING_STATE_DIR = "training_state"
+# accelerate's loggers of save_state and load_state, which log a line at INFO for each file of each checkpoint
+# ("Saving current state to ...", "Model weights saved in ...", "All random states loaded successfully").
+ACCELERATE_CHECKPOINT_LOGGERS = ("accelerate.accelerator", "accelerate.checkpointing")
+
+
+def quiet_accelerate_checkpoint_logs() -> None:
+    """Only warnings from accelerate's checkpoint loggers: run.py logs one line per checkpoint itself."""
+    for name in ACCELERATE_CHECKPOINT_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def checkpoint_path(output_dir: str | Path, step: int) -> Path:

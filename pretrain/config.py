@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
 import yaml
 from transformers import HfArgumentParser
+
+from common.cli import closest, parser_options
 
 
 def key(default: Any, help: str) -> Any:
@@ -80,6 +81,7 @@ class DistillationConfig:
     save_steps: int = key(1000, "Checkpoint every N optimizer steps (and at the end).")
     save_total_limit: int = key(3, "Keep the newest N checkpoints.")
     resume: bool = key(False, "Continue from the newest complete checkpoint in output_dir.")
+    overwrite: bool = key(False, "Delete an earlier run's outputs in output_dir and start afresh.")
     report_to: str = key("tensorboard", "Accelerate tracker, or 'none'.")
     # Performance
     mixed_precision: str = key("no", "'no', 'fp16' or 'bf16' (teacher and student alike).")
@@ -122,6 +124,8 @@ class DistillationConfig:
         for name in ("per_device_train_batch_size", "gradient_accumulation_steps", "save_steps", "logging_steps"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.resume and self.overwrite:
+            problems.append("resume continues the run in output_dir and overwrite deletes it: choose one")
         if self.mixed_precision not in ("no", "fp16", "bf16"):
             problems.append(f"mixed_precision must be no, fp16 or bf16, got {self.mixed_precision!r}")
         if problems:
@@ -133,7 +137,7 @@ class ConfigParser(HfArgumentParser):
     recipe's preset checks, the run's start-up errors) report bad values their own way."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(DistillationConfig, allow_abbrev=False, **kwargs)
+        super().__init__(DistillationConfig, **{"allow_abbrev": False, **kwargs})
 
     def error(self, message: str) -> NoReturn:
         raise ValueError(message)
@@ -155,8 +159,8 @@ def parse(parser: ConfigParser, argv: list[str]) -> DistillationConfig:
     if unknown:
         names = [f.name for f in dataclasses.fields(DistillationConfig)]
         keys = [arg.split("=")[0].lstrip("-").replace("-", "_") for arg in unknown if arg.startswith("--")] or unknown
-        close = [n for n in names if n.startswith(keys[0])] or difflib.get_close_matches(keys[0], names, n=1)
-        hint = f"; did you mean --{close[0]}?" if close else f"; known keys: {', '.join(names)}"
+        close = closest(keys[0], names)
+        hint = f"; did you mean --{close}?" if close else f"; known keys: {', '.join(names)}"
         raise ValueError(f"unknown config keys {keys}{hint}")
     return outputs[0]
 
@@ -193,9 +197,9 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
     return config
 
 
-def build_parser(description: str) -> argparse.ArgumentParser:
+def build_parser(prog: str, doc: str | None) -> argparse.ArgumentParser:
     """The command line of a run, for ``--help``: ``--config PRESET`` and every config key with its default."""
-    parser = ConfigParser(description=description)
+    parser = ConfigParser(**parser_options(prog, doc))
     parser.add_argument("--config", default=None, help="YAML preset, e.g. pretrain/configs/distilkobert_3layer.yaml.")
     return parser
 

@@ -19,6 +19,7 @@ from accelerate import Accelerator
 from torch import nn
 from torch.utils.data import DataLoader
 from transformers import PreTrainedModel
+from transformers.modeling_utils import remove_tied_weights_from_state_dict
 
 from pretrain.config import DistillationConfig
 from pretrain.losses import hidden_cosine, logit_mse, masked_lm_cross_entropy, soft_target_kl
@@ -51,6 +52,16 @@ class DistillationStudent(nn.Module):
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         return masked_lm_outputs(self.student, input_ids, attention_mask, positions)
+
+
+def without_tied_copies(models: list[nn.Module], weights: list[dict[str, torch.Tensor]], output_dir: str) -> None:
+    """accelerate's ``save_state`` hook: drop from each state dict the copies of the weights its transformers models
+    declare tied (``_tied_weights_keys``: the student's output projection is its word embeddings), as
+    ``save_pretrained`` does. accelerate would drop them anyway, warning at every checkpoint; ``load_state`` ties them
+    back (safetensors' ``load_model``). Shared weights that no model declares still raise."""
+    # No state dicts under FSDP and DeepSpeed, which save the models themselves.
+    for i, (model, state) in enumerate(zip(models, weights, strict=False)):
+        weights[i] = remove_tied_weights_from_state_dict(state, model)
 
 
 @torch.no_grad()

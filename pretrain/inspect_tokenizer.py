@@ -11,11 +11,13 @@ import sys
 
 from transformers import AutoTokenizer
 
+from common.cli import command_parser
+from modeling.load import hub_or_local
 from tokenization_kobert import KoBertTokenizer
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = command_parser("python -m pretrain.inspect_tokenizer", __doc__)
     parser.add_argument("tokenizer", help="A tokenizer folder (for example one written by pretrain.build_tokenizer).")
     parser.add_argument("texts", nargs="+", help="Texts to encode.")
     parser.add_argument("--pair", default=None, help="A second segment encoded with each text.")
@@ -47,8 +49,11 @@ def describe(fast: object, slow: KoBertTokenizer, text: str, pair: str | None) -
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    fast = AutoTokenizer.from_pretrained(args.tokenizer, trust_remote_code=True)
-    slow = KoBertTokenizer.from_pretrained(args.tokenizer)
+    try:
+        fast = hub_or_local(AutoTokenizer.from_pretrained, args.tokenizer, "tokenizer", trust_remote_code=True)
+        slow = hub_or_local(KoBertTokenizer.from_pretrained, args.tokenizer, "tokenizer")
+    except (OSError, ValueError) as err:  # a folder that holds no tokenizer fails with ValueError
+        raise SystemExit(f"error: {err}") from err
     print(f"{type(fast).__name__} from {args.tokenizer}: {fast.vocab_size} tokens")
     for text in args.texts:
         print()

@@ -49,6 +49,7 @@ from typing import IO, Any
 import numpy as np
 from tqdm import tqdm
 
+from common.cli import command_parser
 from common.io import publish_folder, setup_logging, staging_folder, write_json
 from pretrain.corpus import CorpusStats, expand_corpus_paths, iter_lines
 from tokenization_kobert import KoBertTokenizerFast
@@ -84,7 +85,7 @@ class TokenizerInfo:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = command_parser("python -m pretrain.prepare", __doc__)
     parser.add_argument("--corpus", nargs="+", required=True, help="Text files or globs (plain or .gz), one line each.")
     parser.add_argument("--tokenizer", required=True, help="Tokenizer folder (written by pretrain.build_tokenizer).")
     parser.add_argument("--output", required=True, help="Folder to write; refused if it holds other data.")

@@ -7,12 +7,14 @@
     accelerate launch --config_file pretrain/accelerate_configs/multi_gpu.yaml pretrain/run.py \
         --config pretrain/configs/distilkobert_3layer.yaml --data_dir runs/data --output_dir runs/distilkobert
     accelerate launch --config_file pretrain/accelerate_configs/multi_node.yaml --machine_rank 0 pretrain/run.py ...
-    # continue after an interruption, from the newest complete checkpoint
+    # continue after an interruption, from the newest complete checkpoint; or delete that run and start again
     accelerate launch ... pretrain/run.py --config ... --resume true
+    python pretrain/run.py --config ... --overwrite true
     # no teacher: masked LM alone, from a (random) BERT or DistilBERT folder - a teacher, or a baseline student
     python pretrain/run.py --config ... --teacher "" --student runs/init --alpha_ce 0 --alpha_cos 0 --alpha_mlm 1
 
-Any key of ``DistillationConfig`` (see ``--help``) can be overridden as ``--key value``. Writes
+Any key of ``DistillationConfig`` (see ``--help``) can be overridden as ``--key value``. An output_dir that holds an
+earlier run is refused unless ``--resume`` or ``--overwrite`` says what to do with it. Writes
 ``OUTPUT_DIR/metrics.jsonl``, TensorBoard logs, ``OUTPUT_DIR/checkpoint-STEP/`` and the student in
 ``OUTPUT_DIR/final``, each loadable with ``AutoModelForMaskedLM`` and ``AutoTokenizer(..., trust_remote_code=True)``.
 """
@@ -47,6 +49,7 @@ from pretrain.checkpoint import (
     checkpoint_path,
     latest_checkpoint,
     publish,
+    quiet_accelerate_checkpoint_logs,
     read_trainer_state,
     rotate,
     staging_path,
@@ -60,19 +63,23 @@ from pretrain.distill import (
     distillation_step,
     evaluate,
     mask_seed,
+    without_tied_copies,
 )
 from pretrain.masking import token_weights
 
 logger = logging.getLogger("pretrain")
 METRICS_FILE = "metrics.jsonl"
 DISTILLATION_FILE = "distillation.json"
+CONFIG_FILE = "distillation_config.yaml"
+FINAL_DIR = "final"
+TRACKER_PROJECT = "distillation"  # accelerate's trackers log under OUTPUT_DIR/distillation
 
 
 def parse_args(argv: list[str] | None = None) -> DistillationConfig:
     """``--config PRESET``, then any config key as ``--key value`` over it; ``--help`` lists every key.
 
     Raises ValueError naming a bad key or value (and the preset file, when the value is the preset's)."""
-    build_parser(__doc__.split("\n\n")[0]).parse_known_args(argv)  # answers --help
+    build_parser("python pretrain/run.py", __doc__).parse_known_args(argv)  # answers --help
     preset = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     preset.add_argument("--config", default=None)
     known, overrides = preset.parse_known_args(argv)
@@ -155,14 +162,41 @@ def read_data_stats(data_dir: str) -> dict[str, Any] | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
+def earlier_outputs(output_dir: Path) -> list[Path]:
+    """What an earlier run wrote in ``output_dir``: checkpoints (complete or not), final/, metrics, logs, config.
+    Anything else there (the recipe keeps the student's initial weights beside them) is not the run's."""
+    if not output_dir.is_dir():
+        return []
+    names = {METRICS_FILE, CONFIG_FILE, FINAL_DIR, TRACKER_PROJECT}
+    return sorted(
+        p for p in output_dir.iterdir() if p.name in names or p.name.startswith(("checkpoint-", ".checkpoint-"))
+    )
+
+
+def delete_earlier_outputs(output_dir: Path) -> None:
+    """``overwrite``: start afresh, as if the earlier run had never been (its metrics are not appended to)."""
+    for path in earlier_outputs(output_dir):
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+
+
 def validate_inputs(config: DistillationConfig) -> tuple[dict[str, Any], Path | None]:
-    """Start-up checks that need no model: prepared data, and a checkpoint to resume from."""
+    """Start-up checks that need no model: prepared data, a checkpoint to resume from, and an output_dir that holds
+    no earlier run unless the run continues it (``resume``) or replaces it (``overwrite``)."""
     meta = load_meta(config.data_dir)
     resume_from = latest_checkpoint(config.output_dir) if config.resume else None
     if config.resume and resume_from is None:
         raise ValueError(
             f"resume: no complete checkpoint in {config.output_dir!r} (complete ones are checkpoint-STEP folders "
             "with a trainer_state.json); drop --resume to start afresh"
+        )
+    earlier = earlier_outputs(Path(config.output_dir))
+    if earlier and not (config.resume or config.overwrite):
+        raise ValueError(
+            f"output_dir {config.output_dir!r} holds an earlier run ({', '.join(p.name for p in earlier)}): pass "
+            "--resume to continue it, --overwrite to delete it and start afresh, or choose another output_dir"
         )
     return meta, resume_from
 
@@ -235,6 +269,7 @@ def save_checkpoint(
         save_config(config, staging / "distillation_config.yaml")
         publish(staging, final, state)
         rotate(config.output_dir, config.save_total_limit)
+        logger.info("Checkpoint saved: %s", final)
     accelerator.wait_for_everyone()
     return final
 
@@ -267,6 +302,8 @@ def main(argv: list[str] | None = None) -> None:
         project_dir=config.output_dir,
     )
     setup_logging(accelerator.is_main_process)
+    quiet_accelerate_checkpoint_logs()
+    accelerator.register_save_state_pre_hook(without_tied_copies)
     set_seed(config.seed)
 
     try:
@@ -313,9 +350,11 @@ def main(argv: list[str] | None = None) -> None:
             trim_metrics(metrics_path, state["step"])
         logger.info("Resuming from %s (step %d)", resume_from, state["step"])
     if accelerator.is_main_process:
+        if config.overwrite:  # only now: a run that fails to start leaves the earlier one whole
+            delete_earlier_outputs(output_dir)
         output_dir.mkdir(parents=True, exist_ok=True)
-        save_config(config, output_dir / "distillation_config.yaml")
-    accelerator.init_trackers("distillation", config={k: str(v) for k, v in dataclasses.asdict(config).items()})
+        save_config(config, output_dir / CONFIG_FILE)
+    accelerator.init_trackers(TRACKER_PROJECT, config={k: str(v) for k, v in dataclasses.asdict(config).items()})
     info = {
         "teacher": config.teacher or None,
         "student_layers_from_teacher": layers_from_teacher(config),
@@ -386,7 +425,7 @@ def main(argv: list[str] | None = None) -> None:
             state["batch_in_epoch"] = 0
 
     progress.close()
-    final = output_dir / "final"
+    final = output_dir / FINAL_DIR
     export_student(accelerator, module, tokenizer, final, info)
     accelerator.wait_for_everyone()
     logger.info("Student saved to %s", final)

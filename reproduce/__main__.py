@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from common.cli import command_parser
 from common.io import setup_logging, write_json
 from reproduce.preset import load_preset
 from reproduce.report import write_results
@@ -34,9 +35,7 @@ MARKER = "reproduce.json"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = command_parser("python -m reproduce", __doc__)
     parser.add_argument("--preset", default="mini", help="smoke, mini, small, full, or a path to a preset YAML file.")
     parser.add_argument("--output", required=True, help="Run folder; every stage writes a folder inside it.")
     parser.add_argument(

@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from common.cli import closest
+
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
 # Keys of the distilled student's training that fix how many tokens it sees; the baseline must see as many.
 TOKEN_BUDGET_KEYS = ("max_steps", "num_train_epochs", "per_device_train_batch_size", "gradient_accumulation_steps")
@@ -90,16 +92,24 @@ def preset_path(name_or_path: str) -> Path:
 
 
 def apply_override(values: dict[str, Any], assignment: str) -> None:
-    """``"teacher.train.max_steps=2000"`` sets ``values["teacher"]["train"]["max_steps"] = 2000`` (YAML value)."""
+    """``"teacher.train.max_steps=2000"`` sets ``values["teacher"]["train"]["max_steps"] = 2000`` (YAML value).
+
+    An unknown preset key is named here, as the ``--set`` that gave it, not as a key of the preset file."""
     key, sep, text = assignment.partition("=")
     if not sep or not key:
-        raise ValueError(f"--set {assignment!r}: expected KEY=VALUE, e.g. teacher.train.max_steps=2000")
+        raise ValueError(f"--set {assignment}: expected KEY=VALUE, e.g. teacher.train.max_steps=2000")
     *parents, leaf = key.split(".")
+    known = [f.name for f in dataclasses.fields(Preset)]
+    top = key.split(".")[0]
+    if top not in known:
+        guess = closest(top, known)
+        hint = f"did you mean {guess!r}?" if guess else f"known keys: {', '.join(sorted(known))}"
+        raise ValueError(f"--set {assignment}: unknown {'section' if parents else 'key'} {top!r}; {hint}")
     target = values
     for part in parents:
         target = target.setdefault(part, {})
         if not isinstance(target, dict):
-            raise ValueError(f"--set {assignment!r}: {part!r} is not a section")
+            raise ValueError(f"--set {assignment}: {part!r} is not a section")
     target[leaf] = yaml.safe_load(text)
 
 

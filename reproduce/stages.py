@@ -134,8 +134,9 @@ def as_argv(options: dict[str, Any]) -> list[str]:
 
 def run_pretraining(settings: dict[str, Any], folder: Path, launcher: str) -> None:
     """``pretrain/run.py`` with ``settings`` saved as its config file: in this process, or through ``launcher``."""
+    # Without a checkpoint to continue from, whatever an interrupted attempt logged is started over.
     resume = latest_checkpoint(folder) is not None
-    config = config_from_dict({**settings, "output_dir": str(folder), "resume": resume})
+    config = config_from_dict({**settings, "output_dir": str(folder), "resume": resume, "overwrite": not resume})
     config_file = folder / "pretrain_config.yaml"
     save_config(config, config_file)
     if launcher:

@@ -13,6 +13,7 @@ from conftest import BUNDLED_REVIEWS, read_lines
 
 from pretrain.build_tokenizer import main
 from pretrain.corpus import CorpusStats, expand_corpus_paths, iter_lines
+from pretrain.inspect_tokenizer import main as inspect
 from tokenization_kobert import SCORE_GRID, KoBertTokenizer, KoBertTokenizerFast
 
 
@@ -109,6 +110,20 @@ def test_missing_corpus_is_a_clear_error(tmp_path: Path, capsys) -> None:
     with pytest.raises(SystemExit):
         main(["--corpus", str(tmp_path / "nope.txt"), "--output", str(tmp_path / "out")])
     assert "nope.txt" in capsys.readouterr().err
+
+
+def test_inspect_tokenizer_shows_a_folder(built: Path, capsys) -> None:
+    inspect([str(built), "[CLS] 한국어 모델 [SEP]", "--pair", "둘째 문장"])
+    out = capsys.readouterr().out
+    assert out.startswith(f"KoBertTokenizerFast from {built}: 1000 tokens")
+    assert "slow == fast:   True" in out
+
+
+def test_inspect_tokenizer_names_a_missing_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A mistyped path is one line naming it: not a traceback about connecting to the Hub.
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit, match=r"^error: no such folder: runs/nope$"):
+        inspect(["runs/nope", "안녕"])
 
 
 def test_expand_corpus_paths_sorts_globs(small_corpus: list[Path]) -> None:

@@ -33,7 +33,7 @@ def write_nsmc(path: Path, n: int, seed: int) -> Path:
 
 
 @pytest.mark.parametrize("kind", ["bert", "distilbert"])
-def test_nsmc_end_to_end(kind: str, models: dict[str, Path], tmp_path: Path) -> None:
+def test_nsmc_end_to_end(kind: str, models: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     train, test = write_nsmc(tmp_path / "train.txt", 200, 1), write_nsmc(tmp_path / "test.txt", 60, 2)
     output = tmp_path / "out"
     results = nsmc(
@@ -56,6 +56,10 @@ def test_nsmc_end_to_end(kind: str, models: dict[str, Path], tmp_path: Path) -> 
     )
     saved = json.loads((output / "results.json").read_text())
     assert saved["metrics"] == results["metrics"]
+    # The command's answer on stdout: the test metrics, rounded, and where the rest is.
+    accuracy, best_epoch = saved["metrics"]["accuracy"], saved["best_epoch"]
+    summary = f"test accuracy {accuracy:.4f} (best epoch {best_epoch}); results in {output / 'results.json'}\n"
+    assert capsys.readouterr().out == summary
     assert saved["metrics"]["accuracy"] > 0.9, "two word lists must be learnable"
     assert {
         "task",
@@ -165,6 +169,13 @@ def test_table_has_the_published_layout(tmp_path: Path, capsys) -> None:
         "| distilkobert | 108 | 88.41 | - | - |\n"
     )
     assert out.read_text() == rendered and capsys.readouterr().out == rendered
+    # Model paths match with or without a trailing slash; a name that matches no model is an error, not ignored.
+    assert "| DistilKoBERT | 108 |" in table([*map(str, files), "--name", "runs/distilkobert=DistilKoBERT"])
+    unmatched = (
+        r"--name runs/distil: matches none of the models of the results files \(monologg/kobert, runs/distilkobert/\)"
+    )
+    with pytest.raises(SystemExit, match=unmatched):
+        table([*map(str, files), "--name", "runs/distil=DistilKoBERT"])
     files.append(tmp_path / "dup.json")
     files[-1].write_text(json.dumps(result("nsmc", "monologg/kobert", 351, {"accuracy": 0.5})))
     with pytest.raises(SystemExit, match="two nsmc results"):

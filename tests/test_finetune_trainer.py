@@ -1,11 +1,15 @@
 """The fine-tuning schedule counted on the prepared loader: the learning rate decays to 0 by the last update on one
 process, with gradient accumulation, and on two (DDP over gloo), which make as many updates as one process with twice
-the batch; results.json is written once, with test metrics over every test example."""
+the batch; results.json is written once, with test metrics over every test example. Loading a masked LM as the task
+model says in one plain line which heads are new and dropped, and warns about any other weight."""
 
 from __future__ import annotations
 
+import argparse
 import json
+import logging
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,10 +19,12 @@ from typing import Any
 import pytest
 import torch
 from conftest import ROOT
+from safetensors.torch import load_file, save_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from finetune.data_io import read_nsmc
 from finetune.nsmc import main as nsmc
+from finetune.trainer import load_task_model
 
 TRAIN, TEST = ROOT / "data" / "nsmc_train.txt.gz", ROOT / "data" / "nsmc_test.txt.gz"
 # 54 training reviews in batches of 8: 7 updates per epoch, the last batch short.
@@ -97,9 +103,79 @@ def test_two_processes_follow_the_same_schedule_and_write_results_once(
     assert results["processes"] == 2
     assert results["optimizer_steps"] == one_process["optimizer_steps"] == UPDATES
     assert [e["learning_rate"] for e in results["validation"]] == [pytest.approx(5e-4), 0.0]
-    # Only the main process logs and writes the results; nothing is left beside them.
-    assert result.stderr.count(" test: ") == 1 and result.stderr.count("wrote ") == 1
+    # Only the main process prints the test metrics and writes the results; nothing is left beside them.
+    assert result.stdout.count("test accuracy ") == 1 and result.stdout.count("; results in ") == 1
     assert sorted(p.name for p in output.iterdir()) == ["best", "results.json"]
     # The test metrics are gathered from both processes over every test review, each counted once.
     assert results["examples"]["test"] == EVAL_SAMPLES
     assert results["metrics"]["accuracy"] == pytest.approx(accuracy_on_every_test_example(results["model_dir"]))
+
+
+@pytest.fixture
+def all_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """caplog at INFO, with transformers' records too (its loggers do not propagate to the root logger)."""
+    library = logging.getLogger("transformers")
+    library.addHandler(caplog.handler)
+    with caplog.at_level(logging.INFO):
+        yield caplog
+    library.removeHandler(caplog.handler)
+
+
+def load_classifier(model_dir: Path, **model_kwargs: Any) -> torch.nn.Module:
+    args = argparse.Namespace(model=str(model_dir), seed=0, max_seq_length=32)
+    return load_task_model(args, AutoModelForSequenceClassification, num_labels=2, **model_kwargs)[1]
+
+
+@pytest.mark.parametrize(
+    ("name", "line"),
+    [
+        (
+            "distilbert",
+            "initialised a new DistilBertForSequenceClassification head (classifier.bias, classifier.weight, "
+            "pre_classifier.bias, pre_classifier.weight); dropped the DistilBertForMaskedLM head "
+            "(vocab_layer_norm.bias, vocab_layer_norm.weight, vocab_projector.bias, vocab_transform.bias, "
+            "vocab_transform.weight)",
+        ),
+        (
+            # A masked LM has no pooler: a BERT classifier's is new.
+            "bert",
+            "initialised a new BertForSequenceClassification head (bert.pooler.dense.bias, bert.pooler.dense.weight, "
+            "classifier.bias, classifier.weight); dropped the BertForMaskedLM head (cls.*)",
+        ),
+    ],
+)
+def test_a_masked_lm_loads_as_a_classifier_with_one_plain_line(
+    name: str, line: str, models: dict[str, Path], all_logs: pytest.LogCaptureFixture
+) -> None:
+    load_classifier(models[name])
+    # transformers would log a LOAD REPORT table, with terminal colour codes even in a file, as a warning.
+    assert [(r.levelname, r.getMessage()) for r in all_logs.records] == [("INFO", f"{models[name]}: {line}")]
+
+
+def test_a_weight_missing_beyond_the_head_is_a_warning_that_names_it(
+    models: dict[str, Path], tmp_path: Path, all_logs: pytest.LogCaptureFixture
+) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(models["distilbert"], broken)
+    weights = load_file(broken / "model.safetensors")
+    del weights["distilbert.transformer.layer.1.ffn.lin1.weight"]
+    save_file(weights, broken / "model.safetensors", metadata={"format": "pt"})
+    load_classifier(broken)
+    assert [r.getMessage() for r in all_logs.records if r.levelno >= logging.WARNING] == [
+        f"{broken} does not fit DistilBertForSequenceClassification: weights missing from the checkpoint (initialised "
+        "at random): distilbert.transformer.layer.1.ffn.lin1.weight"
+    ]
+
+
+def test_a_failed_load_keeps_the_report_it_points_to(
+    models: dict[str, Path], tmp_path: Path, all_logs: pytest.LogCaptureFixture
+) -> None:
+    # A weight of another shape: transformers raises and refers to "the above report", which must be there.
+    broken = tmp_path / "broken"
+    shutil.copytree(models["distilbert"], broken)
+    weights = load_file(broken / "model.safetensors")
+    weights["distilbert.transformer.layer.1.ffn.lin1.weight"] = torch.zeros(3, 3)
+    save_file(weights, broken / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(RuntimeError, match="above report"):
+        load_classifier(broken)
+    assert any("LOAD REPORT" in r.getMessage() and "MISMATCH" in r.getMessage() for r in all_logs.records)

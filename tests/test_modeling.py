@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from modeling import (
     select_layers,
 )
 from modeling.extract import main as extract
+from modeling.load import load_teacher, load_tokenizer, looks_local
 from tokenization_kobert import KoBertTokenizer, KoBertTokenizerFast
 
 VOCAB_SIZE = 8002
@@ -294,9 +296,40 @@ class TestLoadingApi:
         with pytest.raises(OSError, match=r"not in the Hugging Face cache.*HF_HUB_OFFLINE=1.*local folder"):
             loader()
 
-    def test_missing_local_folder(self, tmp_path: Path) -> None:
-        with pytest.raises(OSError, match="not a local folder"):
-            get_kobert_model(str(tmp_path / "nowhere"))
+    @pytest.mark.parametrize(
+        ("name", "local"),
+        [
+            ("monologg/kobert-lm", False),
+            ("kobert", False),  # a Hub id without namespace, or a folder here: only its existence tells
+            ("missing/teacher", False),
+            ("runs/teacher", True),
+            ("./teacher", True),
+            ("/data/teacher", True),
+            ("~/teacher", True),
+            ("teacher/final/export", True),
+            ("here/teacher", True),  # an entry of an existing folder
+            ("here", True),
+        ],
+    )
+    def test_looks_local(self, name: str, local: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.chdir(tmp_path)
+        (tmp_path / "here").mkdir()
+        assert looks_local(name) == local
+
+    @pytest.mark.parametrize("name", ["runs/tiny-teacher", "./nowhere", "here/nowhere", "a/b/c"])
+    @pytest.mark.parametrize("loader", [get_kobert_model, get_kobert_lm, get_tokenizer, load_teacher, load_tokenizer])
+    def test_a_missing_local_path_is_named_not_looked_up_on_the_hub(
+        self, name: str, loader, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.chdir(tmp_path)
+        (tmp_path / "here").mkdir()
+        with pytest.raises(OSError, match=rf"^no such folder: {re.escape(name)}$"):  # no `hf download` hint
+            loader(name)
+
+    def test_a_file_is_not_a_model_folder(self, tmp_path: Path) -> None:
+        (tmp_path / "model.safetensors").write_bytes(b"")
+        with pytest.raises(OSError, match=r"^not a folder: .*model\.safetensors$"):
+            get_kobert_model(str(tmp_path / "model.safetensors"))
 
 
 def test_saved_teacher_folder_copy_is_self_contained(teacher_dir: Path, tmp_path: Path) -> None:

@@ -103,9 +103,19 @@ def without_timing(metrics: list[dict]) -> list[dict]:
     return [{k: v for k, v in m.items() if k != "tokens_per_s"} for m in metrics]
 
 
-def test_one_process_trains_logs_checkpoints_and_exports(teacher_dir: Path, data_dir: Path, tmp_path: Path) -> None:
-    output = tmp_path / "run"
-    result = train(run_args(teacher_dir, data_dir, output, "--max_steps", "20"))
+@pytest.fixture(scope="module")
+def one_process_run(
+    teacher_dir: Path, data_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, subprocess.CompletedProcess]:
+    """tiny.yaml's 20 steps in one process (checkpoints at 10 and 20): its output folder and what it printed."""
+    output = tmp_path_factory.mktemp("one_process") / "run"
+    return output, train(run_args(teacher_dir, data_dir, output, "--max_steps", "20"))
+
+
+def test_one_process_trains_logs_checkpoints_and_exports(
+    one_process_run: tuple[Path, subprocess.CompletedProcess],
+) -> None:
+    output, result = one_process_run
     assert "Running training" in result.stderr
     metrics = read_metrics(output)
     train_rows = [m for m in metrics if "loss" in m]
@@ -130,6 +140,20 @@ def test_one_process_trains_logs_checkpoints_and_exports(teacher_dir: Path, data
     assert list((output / "runs" if (output / "runs").exists() else output).rglob("events.out.tfevents.*"))
     distillation = json.loads((output / "final" / "distillation.json").read_text())
     assert distillation["student_layers_from_teacher"] == [0, 2]
+
+
+def test_each_checkpoint_is_one_line_without_warnings(
+    one_process_run: tuple[Path, subprocess.CompletedProcess],
+) -> None:
+    # Left to itself, accelerate logs seven INFO lines per checkpoint, and warns that it removed the student's output
+    # projection (tied to its word embeddings) from the saved state.
+    output, result = one_process_run
+    assert "Removed shared tensor" not in result.stderr
+    mentions = [line for line in result.stderr.splitlines() if "checkpoint" in line.lower()]
+    assert [line.split(" pretrain: ", 1)[-1] for line in mentions] == [
+        f"Checkpoint saved: {output / 'checkpoint-10'}",
+        f"Checkpoint saved: {output / 'checkpoint-20'}",
+    ]
 
 
 def test_killed_run_resumes_to_the_same_losses(teacher_dir: Path, data_dir: Path, tmp_path: Path) -> None:
@@ -217,7 +241,40 @@ def test_masked_lm_alone_pretrains_a_bert_from_a_folder(teacher_dir: Path, data_
     assert distillation["teacher"] is None and distillation["student_layers_from_teacher"] is None
 
 
+def test_overwrite_replaces_an_earlier_run_and_keeps_other_files(
+    teacher_dir: Path, data_dir: Path, tmp_path: Path
+) -> None:
+    output = tmp_path / "run"
+    steps = ["--max_steps", "10", "--save_steps", "5", "--eval_steps", "0", "--report_to", "none"]
+    run(run_args(teacher_dir, data_dir, output, *steps))
+    first = read_metrics(output)
+    (output / "init").mkdir()  # not the run's: the recipe keeps the student's initial weights beside its outputs
+    (output / "checkpoint-99").mkdir()  # an earlier run's checkpoint that this one would never overwrite
+
+    run(run_args(teacher_dir, data_dir, output, *steps, "--overwrite"))
+    # One run's metrics, not a second copy of every step appended to the first.
+    assert [m["step"] for m in read_metrics(output)] == [m["step"] for m in first] == [5, 10]
+    assert sorted(p.name for p in output.glob("checkpoint-*")) == ["checkpoint-10", "checkpoint-5"]
+    assert (output / "init").is_dir() and (output / "final" / "model.safetensors").is_file()
+
+
 class TestStartupErrors:
+    def test_earlier_run_without_resume_or_overwrite(
+        self, teacher_dir: Path, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        output = tmp_path / "o"
+        (output / "final").mkdir(parents=True)
+        (output / "metrics.jsonl").write_text('{"step": 5, "loss": 1.0}\n')
+        monkeypatch.setattr("pretrain.run.load_teacher", lambda name: pytest.fail("refused only after loading"))
+        message = r"holds an earlier run \(final, metrics.jsonl\): pass --resume to continue it, --overwrite"
+        with pytest.raises(SystemExit, match=message):
+            run(run_args(teacher_dir, data_dir, output))
+        assert (output / "metrics.jsonl").read_text() == '{"step": 5, "loss": 1.0}\n'
+
+    def test_resume_and_overwrite_together(self, teacher_dir: Path, data_dir: Path, tmp_path: Path) -> None:
+        with pytest.raises(SystemExit, match="choose one"):
+            run(run_args(teacher_dir, data_dir, tmp_path / "o", "--resume", "--overwrite"))
+
     def test_teacher_losses_without_teacher(self, teacher_dir: Path, data_dir: Path, tmp_path: Path) -> None:
         with pytest.raises(SystemExit, match="alpha_ce, alpha_cos and alpha_mse need a teacher"):
             run(run_args(teacher_dir, data_dir, tmp_path / "o", "--teacher", "", "--student", str(teacher_dir)))

@@ -169,7 +169,12 @@ class TestStartupErrors:
     @pytest.mark.parametrize(
         ("overrides", "message"),
         [
-            (["colour=blue"], r"unknown preset keys \['colour'\]"),
+            # A mistyped --set is named as the --set, not blamed on the preset file.
+            (["colour=blue"], r"^error: --set colour=blue: unknown key 'colour'; known keys: baseline, corpus"),
+            (
+                ["finetun.epochs=2"],
+                r"^error: --set finetun.epochs=2: unknown section 'finetun'; did you mean 'finetune'\?",
+            ),
             (["tokenizer.vocab_sizes=100"], r"preset section 'tokenizer'"),
             (["baseline.train.max_steps=99"], r"baseline.train cannot change \['max_steps'\]"),
             (["student.train.alpha_kd=1"], r"student.train.*unknown config keys \['alpha_kd'\]"),
@@ -187,6 +192,12 @@ class TestStartupErrors:
         with pytest.raises(SystemExit, match=message):
             run_in_root(argv)
         assert not output.exists()
+
+    def test_unknown_key_in_a_preset_file_names_the_file(self, tmp_path: Path) -> None:
+        preset = tmp_path / "mine.yaml"
+        preset.write_text((PRESETS_DIR / "smoke.yaml").read_text() + "colour: blue\n")
+        with pytest.raises(SystemExit, match=r"mine\.yaml: unknown preset keys \['colour'\]"):
+            run_in_root(["--preset", str(preset), "--output", str(tmp_path / "run")])
 
     def test_unknown_preset(self, tmp_path: Path) -> None:
         with pytest.raises(SystemExit, match="unknown preset; known presets: full, mini, small, smoke"):
@@ -227,4 +238,5 @@ def test_a_launcher_runs_pretraining_in_its_own_processes(tmp_path: Path, monkey
         ]
     ]
     saved = yaml.safe_load(config_file.read_text())
-    assert (saved["max_steps"], saved["output_dir"], saved["resume"]) == (7, str(tmp_path), False)
+    assert (saved["max_steps"], saved["output_dir"]) == (7, str(tmp_path))
+    assert (saved["resume"], saved["overwrite"]) == (False, True), "no checkpoint: start afresh"

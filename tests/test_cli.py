@@ -1,0 +1,200 @@
+"""Every command's command line (common.cli): --help shows the command as typed, help on every option and the
+defaults; an abbreviated option is refused with the option it might mean."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import sys
+from collections.abc import Iterator
+from typing import NamedTuple
+
+import pytest
+
+from common.cli import first_paragraph
+
+
+class Command(NamedTuple):
+    module: str  # whose main() is the command
+    typed: str  # the command as a user types it, which the usage line must show
+    required: list[str]  # arguments that satisfy the required ones (never used: parsing stops before)
+    abbreviation: str  # an option spelled short, which argparse would silently take for...
+    option: str  # ...this one
+    default: tuple[str, str] | None  # an option and the default its help must show
+
+
+COMMANDS = [
+    Command(
+        "pretrain.build_tokenizer",
+        "python -m pretrain.build_tokenizer",
+        ["--corpus", "c.txt", "--output", "o"],
+        "--vocab",
+        "--vocab-size",
+        ("--vocab-size", "8002"),
+    ),
+    Command(
+        "pretrain.prepare",
+        "python -m pretrain.prepare",
+        ["--corpus", "c.txt", "--tokenizer", "t", "--output", "o"],
+        "--max-seq",
+        "--max-seq-length",
+        ("--max-seq-length", "512"),
+    ),
+    Command(
+        "pretrain.inspect_tokenizer", "python -m pretrain.inspect_tokenizer", ["t", "text"], "--pa", "--pair", None
+    ),
+    Command("pretrain.run", "python pretrain/run.py", [], "--temp", "--temperature", ("--temperature", "2.0")),
+    Command(
+        "modeling.extract",
+        "python -m modeling.extract",
+        ["--teacher", "t", "--layers", "0", "--output", "o"],
+        "--over",
+        "--overwrite",
+        None,
+    ),
+    Command(
+        "modeling.random_teacher",
+        "python -m modeling.random_teacher",
+        ["--shape", "tiny", "--tokenizer", "t", "--output", "o"],
+        "--over",
+        "--overwrite",
+        ("--seed", "0"),
+    ),
+    Command(
+        "finetune.nsmc",
+        "python -m finetune.nsmc",
+        ["--model", "m", "--train", "a", "--test", "b", "--output", "o"],
+        "--epoch",
+        "--epochs",
+        ("--epochs", "5"),
+    ),
+    Command(
+        "finetune.ner",
+        "python -m finetune.ner",
+        ["--model", "m", "--train", "a", "--test", "b", "--labels", "l", "--output", "o"],
+        "--epoch",
+        "--epochs",
+        ("--epochs", "20"),
+    ),
+    Command(
+        "finetune.korquad",
+        "python -m finetune.korquad",
+        ["--model", "m", "--train", "a", "--dev", "b", "--output", "o"],
+        "--doc",
+        "--doc-stride",
+        ("--doc-stride", "128"),
+    ),
+    Command("finetune.table", "python -m finetune.table", ["r.json"], "--out", "--output", None),
+    Command(
+        "hub_upload.__main__",
+        "python -m hub_upload",
+        ["--model", "m", "--repo-id", "me/m"],
+        "--dry",
+        "--dry-run",
+        ("--license", "apache-2.0"),
+    ),
+    Command("hub_upload.validate", "python -m hub_upload.validate", ["folder"], "--he", "--help", None),
+    Command("reproduce.__main__", "python -m reproduce", ["--output", "o"], "--pre", "--preset", ("--preset", "mini")),
+    Command(
+        "benchmarks.inference_speed",
+        "python benchmarks/inference_speed.py",
+        [],
+        "--rep",
+        "--repeats",
+        ("--seq-length", "128"),
+    ),
+    Command(
+        "benchmarks.prepare_throughput",
+        "python benchmarks/prepare_throughput.py",
+        [],
+        "--sizes",
+        "--sizes-mb",
+        ("--sizes-mb", "100,1000"),
+    ),
+    Command(
+        "benchmarks.pretrain_throughput",
+        "python benchmarks/pretrain_throughput.py",
+        [],
+        "--dt",
+        "--dtype",
+        ("--dtype", "fp32"),
+    ),
+    Command(
+        "benchmarks.tokenizer_speed",
+        "python benchmarks/tokenizer_speed.py",
+        [],
+        "--line",
+        "--lines",
+        ("--lines", "30000"),
+    ),
+]
+
+
+@pytest.fixture(autouse=True)
+def same_environment() -> Iterator[None]:
+    """The environment as it was: benchmarks/tokenizer_speed.py sets its thread variables when imported."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def run_command(
+    module: str, argv: list[str], capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> tuple[SystemExit, str]:
+    """The exit of ``module``'s main() run with ``argv`` (which must stop it while parsing) and all it wrote."""
+    main = importlib.import_module(module).main
+    # main() reads sys.argv, as from a shell; argparse would show argv[0] ("__main__.py" for python -m) as usage.
+    monkeypatch.setattr(sys, "argv", ["__main__.py", *argv])
+    with pytest.raises(SystemExit) as stopped:
+        main()
+    shown = capsys.readouterr()
+    return stopped.value, shown.out + shown.err
+
+
+def help_entries(text: str) -> dict[str, str]:
+    """Each argument of a ``--help`` text (``--epochs EPOCHS``) and its help, on one line (wrapping undone)."""
+    entries: dict[str, list[str]] = {}
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if re.fullmatch(r"(positional arguments|options):", line))
+    for line in lines[start:]:
+        if re.match(r"  \S", line):  # an argument: its invocation, then its help after two spaces or on the next line
+            invocation, _, help_text = line.strip().partition("  ")
+            current = entries.setdefault(invocation, [])
+            current.append(help_text)
+        elif line.startswith("   "):
+            current.append(line)
+    return {invocation: " ".join(" ".join(parts).split()) for invocation, parts in entries.items()}
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c.typed)
+def test_help(command: Command, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    stopped, shown = run_command(command.module, ["--help"], capsys, monkeypatch)
+    assert stopped.code == 0
+    assert shown.startswith(f"usage: {command.typed} ")
+    description = first_paragraph(importlib.import_module(command.module).__doc__)
+    assert description and description in " ".join(shown.split())
+    entries = help_entries(shown)
+    assert entries, "no arguments found in the help"
+    for invocation, help_text in entries.items():
+        assert help_text, f"{command.typed}: {invocation} has no help"
+    # Defaults are shown where there is one; never a meaningless "(default: None)".
+    assert not re.search(r"\(default: (None|\[\])?\)", shown)
+    if command.default:
+        option, value = command.default
+        [help_text] = [h for i, h in entries.items() if re.search(rf"(^|, ){re.escape(option)}\b", i)]
+        assert help_text.endswith(f"(default: {value})")
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c.typed)
+def test_an_abbreviated_option_is_refused(
+    command: Command, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # argparse's default would read the abbreviation as the option it begins, without a word.
+    argv = [*command.required, command.abbreviation, "2"]
+    stopped, shown = run_command(command.module, argv, capsys, monkeypatch)
+    message = f"{stopped.code if isinstance(stopped.code, str) else ''}{shown}"
+    assert stopped.code != 0
+    assert command.abbreviation.lstrip("-") in message
+    assert f"did you mean {command.option}?" in message
