@@ -173,8 +173,7 @@ def held_load_report() -> Iterator[None]:
         for record in held:
             REPORT_LOGGER.handle(record)
         raise
-    finally:
-        REPORT_LOGGER.removeFilter(hold)
+    REPORT_LOGGER.removeFilter(hold)
 
 
 def is_head_weight(key: str, base_prefix: str) -> bool:

@@ -266,7 +266,7 @@ def save_checkpoint(
     export_student(accelerator, module, tokenizer, staging, info)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        save_config(config, staging / "distillation_config.yaml")
+        save_config(config, staging / CONFIG_FILE)
         publish(staging, final, state)
         rotate(config.output_dir, config.save_total_limit)
         logger.info("Checkpoint saved: %s", final)

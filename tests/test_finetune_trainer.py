@@ -12,7 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -152,18 +152,26 @@ def test_a_masked_lm_loads_as_a_classifier_with_one_plain_line(
     assert [(r.levelname, r.getMessage()) for r in all_logs.records] == [("INFO", f"{models[name]}: {line}")]
 
 
+FFN_WEIGHT = "distilbert.transformer.layer.1.ffn.lin1.weight"
+
+
+def with_changed_weights(source: Path, folder: Path, change: Callable[[dict[str, torch.Tensor]], object]) -> Path:
+    """A copy of the model folder ``source`` whose weights ``change`` has edited in place."""
+    shutil.copytree(source, folder)
+    weights = load_file(folder / "model.safetensors")
+    change(weights)
+    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+    return folder
+
+
 def test_a_weight_missing_beyond_the_head_is_a_warning_that_names_it(
     models: dict[str, Path], tmp_path: Path, all_logs: pytest.LogCaptureFixture
 ) -> None:
-    broken = tmp_path / "broken"
-    shutil.copytree(models["distilbert"], broken)
-    weights = load_file(broken / "model.safetensors")
-    del weights["distilbert.transformer.layer.1.ffn.lin1.weight"]
-    save_file(weights, broken / "model.safetensors", metadata={"format": "pt"})
+    broken = with_changed_weights(models["distilbert"], tmp_path / "broken", lambda w: w.pop(FFN_WEIGHT))
     load_classifier(broken)
     assert [r.getMessage() for r in all_logs.records if r.levelno >= logging.WARNING] == [
         f"{broken} does not fit DistilBertForSequenceClassification: weights missing from the checkpoint (initialised "
-        "at random): distilbert.transformer.layer.1.ffn.lin1.weight"
+        f"at random): {FFN_WEIGHT}"
     ]
 
 
@@ -171,11 +179,9 @@ def test_a_failed_load_keeps_the_report_it_points_to(
     models: dict[str, Path], tmp_path: Path, all_logs: pytest.LogCaptureFixture
 ) -> None:
     # A weight of another shape: transformers raises and refers to "the above report", which must be there.
-    broken = tmp_path / "broken"
-    shutil.copytree(models["distilbert"], broken)
-    weights = load_file(broken / "model.safetensors")
-    weights["distilbert.transformer.layer.1.ffn.lin1.weight"] = torch.zeros(3, 3)
-    save_file(weights, broken / "model.safetensors", metadata={"format": "pt"})
+    broken = with_changed_weights(
+        models["distilbert"], tmp_path / "broken", lambda w: w.update({FFN_WEIGHT: torch.zeros(3, 3)})
+    )
     with pytest.raises(RuntimeError, match="above report"):
         load_classifier(broken)
     assert any("LOAD REPORT" in r.getMessage() and "MISMATCH" in r.getMessage() for r in all_logs.records)
