@@ -4,8 +4,8 @@ no ../shared beside it, succeeds and prints what the README shows.
 Conventions the README follows so that this test can read it:
 - ```console blocks: lines starting with ``$ `` are commands (a trailing ``\\`` continues one); the lines after a
   command, up to the next, are what it prints. Each printed line must appear in the command's output (stdout and
-  stderr), in that order; other output lines may come between. Numbers match any number (timings, sizes and scores
-  vary from machine to machine); ``...`` matches anything.
+  stderr interleaved, as a terminal shows them), in that order; other output lines may come between. Numbers match
+  any number (timings, sizes and scores vary from machine to machine); ``...`` matches anything.
 - ```python blocks run as a script; a comment line right after a ``print(...)`` line (``# [2, 4958, ...]``) is what
   that print shows, matched the same way.
 - Commands that cannot run on a fresh clone (several GPUs, the Hub, data you bring) are in ```bash blocks, which are
@@ -128,10 +128,17 @@ def test_readme_step(step: Step, newcomer: dict[str, object]) -> None:
         pytest.skip(f"an earlier step failed ({newcomer['failed']})")
     newcomer["failed"] = step
     command = ["bash", "-c", step.source] if step.kind == "console" else [sys.executable, "-c", step.source]
+    # stderr into stdout, interleaved as a terminal shows them
     result = subprocess.run(
-        command, cwd=newcomer["dir"], env=newcomer["env"], capture_output=True, text=True, timeout=STEP_SECONDS
+        command,
+        cwd=newcomer["dir"],
+        env=newcomer["env"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=STEP_SECONDS,
     )
-    output = result.stdout + result.stderr
+    output = result.stdout
     assert result.returncode == 0, f"{step}: {step.source}\nexited {result.returncode}:\n{output[-3000:]}"
     missing = missing_lines(step.expected, output)
     assert not missing, f"{step}: {step.source}\ndoes not print {missing[0]!r}; it printed:\n{output[-3000:]}"
