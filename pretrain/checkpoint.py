@@ -10,10 +10,16 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import re
 import shutil
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+import torch
+from accelerate.utils import load as load_accelerate_file
+from accelerate.utils.constants import RNG_STATE_NAME
 
 from common.io import publish_folder, write_json
 
@@ -26,9 +32,50 @@ ACCELERATE_CHECKPOINT_LOGGERS = ("accelerate.accelerator", "accelerate.checkpoin
 
 
 def quiet_accelerate_checkpoint_logs() -> None:
-    """Only warnings from accelerate's checkpoint loggers: run.py logs one line per checkpoint itself."""
+    """Only warnings from accelerate's checkpoint loggers: run.py logs one line per checkpoint itself.
+
+    This also hides the INFO line with which ``load_state`` reports that it could not restore the random states
+    ("Could not load random states"), so run.py checks them itself (``unrestored_random_states``).
+    """
     for name in ACCELERATE_CHECKPOINT_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def differing_random_states(saved: dict[str, Any]) -> list[str]:
+    """The generators whose current state is not the one in ``saved`` (a ``random_states_N.pkl`` of accelerate's
+    ``save_state``: Python's, NumPy's, torch's CPU and CUDA generators); a generator missing from it differs."""
+    differing = []
+    if saved.get("random_state") != random.getstate():
+        differing.append("random")
+    numpy_saved, numpy_now = saved.get("numpy_random_seed"), np.random.get_state()
+    if (
+        numpy_saved is None
+        or len(numpy_saved) != len(numpy_now)
+        or not all(np.array_equal(a, b) for a, b in zip(numpy_saved, numpy_now, strict=True))
+    ):
+        differing.append("numpy")
+    torch_saved = saved.get("torch_manual_seed")
+    if torch_saved is None or not torch.equal(torch_saved, torch.get_rng_state()):
+        differing.append("torch")
+    if torch.cuda.is_available():
+        cuda_saved, cuda_now = saved.get("torch_cuda_manual_seed"), torch.cuda.get_rng_state_all()
+        if cuda_saved is None or len(cuda_saved) != len(cuda_now) or not all(map(torch.equal, cuda_saved, cuda_now)):
+            differing.append("torch.cuda")
+    return differing
+
+
+def unrestored_random_states(training_state: Path, process_index: int) -> str | None:
+    """Called right after ``accelerator.load_state(training_state)``: what keeps this process's random states from
+    being the saved ones, or None when they are. Without them a resumed run draws other dropout masks than the
+    uninterrupted run, and accelerate says so only at INFO, which ``quiet_accelerate_checkpoint_logs`` hides."""
+    path = Path(training_state) / f"{RNG_STATE_NAME}_{process_index}.pkl"
+    try:
+        saved = load_accelerate_file(path)  # as load_state reads it
+    except Exception as err:  # load_state swallows any error here too
+        first_line = next(iter(str(err).splitlines()), "")
+        return f"{path.name} could not be read ({type(err).__name__}: {first_line})"
+    differing = differing_random_states(saved)
+    return f"{path.name} did not restore the {', '.join(differing)} generator states" if differing else None
 
 
 def checkpoint_path(output_dir: str | Path, step: int) -> Path:

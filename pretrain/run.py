@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import set_seed
+from accelerate.utils import gather_object, set_seed
 from torch import nn
 from torch.utils.data import DataLoader, RandomSampler
 from tqdm.auto import tqdm
@@ -53,6 +53,7 @@ from pretrain.checkpoint import (
     read_trainer_state,
     rotate,
     staging_path,
+    unrestored_random_states,
 )
 from pretrain.config import DistillationConfig, build_parser, load_config, save_config
 from pretrain.data import PackedBlocks, check_compatible, load_meta, load_token_counts, vocab_sha256
@@ -274,6 +275,21 @@ def save_checkpoint(
     return final
 
 
+def resume_state(accelerator: Accelerator, checkpoint: Path) -> dict[str, Any]:
+    """Restore the model, optimizer, scheduler and random states of ``checkpoint``; returns its trainer state (step,
+    epoch, batch in epoch). Stops every process when a process's random states were not restored, which accelerate
+    reports only in a log line we hide: the run would go on, but no longer as the uninterrupted one would."""
+    training_state = checkpoint / TRAINING_STATE_DIR
+    accelerator.load_state(str(training_state))
+    problems = gather_object([unrestored_random_states(training_state, accelerator.process_index)])
+    if problem := next((p for p in problems if p), None):
+        raise SystemExit(
+            f"error: cannot resume from {checkpoint} exactly: {problem}. Delete {checkpoint} to resume from the "
+            "checkpoint before it, or pass --overwrite to start afresh"
+        )
+    return read_trainer_state(checkpoint)
+
+
 def trim_metrics(path: Path, step: int) -> None:
     """Drop lines logged after ``step`` by an interrupted run, so a resumed run's log reads as one run's."""
     if path.exists():
@@ -344,8 +360,7 @@ def main(argv: list[str] | None = None) -> None:
     output_dir, state = Path(config.output_dir), {"step": 0, "epoch": 0, "batch_in_epoch": 0}
     metrics_path = output_dir / METRICS_FILE
     if resume_from is not None:
-        accelerator.load_state(str(resume_from / TRAINING_STATE_DIR))
-        state = read_trainer_state(resume_from)
+        state = resume_state(accelerator, resume_from)
         if accelerator.is_main_process:
             trim_metrics(metrics_path, state["step"])
         logger.info("Resuming from %s (step %d)", resume_from, state["step"])

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import math
+import random
+import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +14,14 @@ import pytest
 import torch
 from conftest import ImplicitDeviceFactories
 
-from pretrain.checkpoint import complete_checkpoints, latest_checkpoint, publish, rotate, staging_path
+from pretrain.checkpoint import (
+    complete_checkpoints,
+    latest_checkpoint,
+    publish,
+    rotate,
+    staging_path,
+    unrestored_random_states,
+)
 from pretrain.config import DistillationConfig, load_config
 from pretrain.distill import distillation_losses, masked_batch
 from pretrain.losses import hidden_cosine, logit_mse, masked_lm_cross_entropy, soft_target_kl
@@ -321,6 +331,38 @@ class TestCheckpoints:
             self.make(tmp_path, step)
         rotate(tmp_path, 2)
         assert [p.name for p in complete_checkpoints(tmp_path)] == ["checkpoint-15", "checkpoint-100"]
+
+
+@pytest.fixture
+def global_random_states() -> Iterator[None]:
+    """Python's, NumPy's and torch's global generators as they were: the test below moves them."""
+    saved = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    yield
+    random.setstate(saved[0])
+    np.random.set_state(saved[1])
+    torch.set_rng_state(saved[2])
+
+
+def test_random_states_not_restored_by_load_state_are_named(tmp_path: Path, global_random_states: None) -> None:
+    from accelerate import PartialState
+    from accelerate.checkpointing import load_accelerator_state, save_accelerator_state
+
+    PartialState()  # what Accelerator() sets up before its save_state and load_state
+    save_accelerator_state(str(tmp_path), [], [], [], [], process_index=0, step=0)
+    assert unrestored_random_states(tmp_path, 0) is None  # nothing drawn since
+    torch.rand(3)
+    assert unrestored_random_states(tmp_path, 0) == "random_states_0.pkl did not restore the torch generator states"
+    random.random(), np.random.rand()
+    assert unrestored_random_states(tmp_path, 0) == (
+        "random_states_0.pkl did not restore the random, numpy, torch generator states"
+    )
+    load_accelerator_state(str(tmp_path), [], [], [], [], process_index=0)
+    assert unrestored_random_states(tmp_path, 0) is None
+    # A damaged file: load_state goes on without a word above INFO, the states stay as they were; we name it.
+    (tmp_path / "random_states_0.pkl").write_bytes(b"not a pickle")
+    load_accelerator_state(str(tmp_path), [], [], [], [], process_index=0)
+    assert re.fullmatch(r"random_states_0\.pkl could not be read \(\w+: .*\)", unrestored_random_states(tmp_path, 0))
+    assert unrestored_random_states(tmp_path, 1).startswith("random_states_1.pkl could not be read (FileNotFoundError")
 
 
 def test_mask_seeds_are_a_stable_digest_of_the_place_in_training() -> None:

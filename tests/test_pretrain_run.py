@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -256,6 +258,28 @@ def test_overwrite_replaces_an_earlier_run_and_keeps_other_files(
     assert [m["step"] for m in read_metrics(output)] == [m["step"] for m in first] == [5, 10]
     assert sorted(p.name for p in output.glob("checkpoint-*")) == ["checkpoint-10", "checkpoint-5"]
     assert (output / "init").is_dir() and (output / "final" / "model.safetensors").is_file()
+
+
+def test_a_resume_whose_random_states_are_not_restored_stops(teacher_dir: Path, data_dir: Path, tmp_path: Path) -> None:
+    # accelerate's load_state reports such a failure at INFO only ("Could not load random states"), and we hide its
+    # INFO lines: without a check of ours the run would go on, with other dropout masks than the uninterrupted one.
+    output = tmp_path / "run"
+    steps = ["--save_steps", "2", "--logging_steps", "2", "--eval_steps", "0", "--report_to", "none"]
+    run(run_args(teacher_dir, data_dir, output, *steps, "--max_steps", "4"))
+    metrics = (output / "metrics.jsonl").read_text()
+    (output / "checkpoint-4" / "training_state" / "random_states_0.pkl").write_bytes(b"damaged")
+    message = (
+        rf"^error: cannot resume from {re.escape(str(output / 'checkpoint-4'))} exactly: random_states_0.pkl could "
+        r"not be read \(UnpicklingError: .*\)\. Delete .*checkpoint-4 to resume from the checkpoint before it, or "
+        r"pass --overwrite to start afresh$"
+    )
+    with pytest.raises(SystemExit, match=message):
+        run(run_args(teacher_dir, data_dir, output, *steps, "--max_steps", "6", "--resume"))
+    assert (output / "metrics.jsonl").read_text() == metrics
+    # The checkpoint before it resumes.
+    shutil.rmtree(output / "checkpoint-4")
+    run(run_args(teacher_dir, data_dir, output, *steps, "--max_steps", "6", "--resume"))
+    assert [m["step"] for m in read_metrics(output)] == [2, 4, 6]
 
 
 class TestStartupErrors:
