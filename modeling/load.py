@@ -125,11 +125,12 @@ def has_kobert_tokenizer(name_or_path: str) -> bool:
     return found is not None
 
 
-def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
-    """KoBERT's tokenizer when the folder has one, else whatever ``AutoTokenizer`` finds there."""
+def load_tokenizer(name_or_path: str, **kwargs: Any) -> PreTrainedTokenizerBase:
+    """KoBERT's tokenizer when the folder has one (its two files are enough), else whatever ``AutoTokenizer`` finds
+    there; ``kwargs`` go to ``from_pretrained`` (e.g. ``model_max_length=512``)."""
     if has_kobert_tokenizer(name_or_path):
-        return get_tokenizer(name_or_path)
-    return hub_or_local(AutoTokenizer.from_pretrained, name_or_path, "tokenizer")
+        return get_tokenizer(name_or_path, **kwargs)
+    return hub_or_local(AutoTokenizer.from_pretrained, name_or_path, "tokenizer", **kwargs)
 
 
 def load_teacher(name_or_path: str) -> BertForMaskedLM:

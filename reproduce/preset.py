@@ -30,9 +30,11 @@ class Preset:
     corpus: list[str] = field(default_factory=list)  # pretraining text: files or globs, plain or .gz, a line each
     nsmc_train: str = ""  # NSMC-format training file (or Hub dataset name:split)
     nsmc_test: str = ""  # NSMC-format test file (or Hub dataset name:split)
-    tokenizer: dict[str, Any] = field(default_factory=dict)  # pretrain.build_tokenizer options, or from_pretrained
+    # pretrain.build_tokenizer options, or from_pretrained (a folder or Hub id) and optionally model_max_length
+    tokenizer: dict[str, Any] = field(default_factory=dict)
     prepare: dict[str, Any] = field(default_factory=dict)  # pretrain.prepare options
-    teacher: dict[str, Any] = field(default_factory=dict)  # from_pretrained, or model (BertConfig) + train
+    # from_pretrained, or model (BertConfig) + train (masked LM from random weights); model alone: random weights
+    teacher: dict[str, Any] = field(default_factory=dict)
     student: dict[str, Any] = field(default_factory=dict)  # layers (teacher layers, 0-based) + train (distillation)
     baseline: dict[str, Any] = field(default_factory=dict)  # train: the student's schedule with these changes
     finetune: dict[str, Any] = field(default_factory=dict)  # finetune.nsmc options
@@ -47,12 +49,20 @@ class Preset:
         for name in ("corpus", "nsmc_train", "nsmc_test"):
             if not getattr(self, name):
                 problems.append(f"{name} is required")
+        loaded_tokenizer_extras = set(self.tokenizer) - {"from_pretrained", "model_max_length"}
+        if "from_pretrained" in self.tokenizer and loaded_tokenizer_extras:
+            problems.append(
+                f"tokenizer: with from_pretrained only model_max_length may be given, not "
+                f"{sorted(loaded_tokenizer_extras)} (pretrain.build_tokenizer options apply to a tokenizer built from "
+                "the corpus)"
+            )
         teacher_keys = set(self.teacher)
         if "from_pretrained" in teacher_keys and teacher_keys & {"model", "train"}:
             problems.append("teacher: give from_pretrained, or model and train, not both")
-        if "from_pretrained" not in teacher_keys and not {"model", "train"} <= teacher_keys:
+        if "from_pretrained" not in teacher_keys and "model" not in teacher_keys:
             problems.append(
-                "teacher: give model (BertConfig keys) and train (pretrain/run.py keys), or from_pretrained"
+                "teacher: give model (BertConfig keys) and train (pretrain/run.py keys; without it the teacher keeps "
+                "its random weights), or from_pretrained"
             )
         if unknown := teacher_keys - {"from_pretrained", "model", "train"}:
             problems.append(f"teacher: unknown keys {sorted(unknown)}")

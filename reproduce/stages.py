@@ -85,6 +85,12 @@ def file_stamps(patterns: list[str]) -> dict[str, list[int]]:
     return stamps
 
 
+def tokenizer_files(section: dict[str, Any]) -> dict[str, list[int]]:
+    """The stamps of a local ``from_pretrained`` tokenizer folder's files (a Hub id or a built tokenizer: none)."""
+    folder = section.get("from_pretrained", "")
+    return file_stamps([os.path.join(folder, "*")]) if folder and os.path.isdir(folder) else {}
+
+
 def run_stages(stages: list[Stage]) -> dict[str, float]:
     """Run or skip every stage in order; the seconds each one took (now, or when it last ran)."""
     seconds = {}
@@ -158,7 +164,7 @@ class Recipe:
         self.tokenizer = Stage(
             "tokenizer",
             output / "tokenizer",
-            {"tokenizer": p.tokenizer, "corpus": file_stamps(p.corpus)},
+            {"tokenizer": p.tokenizer, "corpus": file_stamps(p.corpus), "files": tokenizer_files(p.tokenizer)},
             self.build_tokenizer,
         )
         self.data = Stage(
@@ -267,7 +273,9 @@ class Recipe:
     # The stages' work.
     def build_tokenizer(self, stage: Stage) -> None:
         if "from_pretrained" in self.preset.tokenizer:
-            load_tokenizer(self.preset.tokenizer["from_pretrained"]).save_pretrained(stage.folder)
+            # A Hub id, a saved folder, or a folder of KoBERT's two files (SentencePiece model and vocab.txt) alone.
+            options = dict(self.preset.tokenizer)
+            load_tokenizer(options.pop("from_pretrained"), **options).save_pretrained(stage.folder)
             return
         from pretrain.build_tokenizer import main
 
@@ -279,20 +287,20 @@ class Recipe:
         main(self.prepare_argv())
 
     def make_teacher(self, stage: Stage) -> None:
-        """Pretrain a BERT masked LM from random weights (masked LM alone), or copy one, into teacher/final."""
+        """Pretrain a BERT masked LM from random weights (masked LM alone), or copy one, into teacher/final; with
+        ``model`` and no ``train``, teacher/final keeps the random weights (a stand-in of that shape)."""
         if "from_pretrained" in self.preset.teacher:
             teacher = load_teacher(self.preset.teacher["from_pretrained"])
             teacher.save_pretrained(stage.folder / "final")
             load_tokenizer(self.preset.teacher["from_pretrained"]).save_pretrained(stage.folder / "final")
             return
         tokenizer = load_tokenizer(str(self.tokenizer.folder))
+        shape = {"vocab_size": len(tokenizer), "pad_token_id": tokenizer.pad_token_id, **self.preset.teacher["model"]}
+        if "train" not in self.preset.teacher:
+            save_random_model(BertConfig(**shape), tokenizer, self.model_dir("teacher"), self.preset.seed)
+            return
         init = stage.folder / "init"
         if not init.is_dir():
-            shape = {
-                "vocab_size": len(tokenizer),
-                "pad_token_id": tokenizer.pad_token_id,
-                **self.preset.teacher["model"],
-            }
             save_random_model(BertConfig(**shape), tokenizer, init, self.preset.seed)
         settings = {
             **self.preset.teacher["train"],

@@ -181,6 +181,7 @@ class TestStartupErrors:
             (["latency.batch_sizes=[1, 8]"], "must include 1 and 32"),
             (["nsmc_test=data/missing.txt"], "does not exist"),
             (["teacher.from_pretrained=x/y"], "from_pretrained, or model and train, not both"),
+            (["tokenizer.from_pretrained=data/kobert"], r"only model_max_length may be given, not \['input_sentence"),
             (["finetune"], "expected KEY=VALUE"),
         ],
     )
@@ -200,7 +201,7 @@ class TestStartupErrors:
             run_in_root(["--preset", str(preset), "--output", str(tmp_path / "run")])
 
     def test_unknown_preset(self, tmp_path: Path) -> None:
-        with pytest.raises(SystemExit, match="unknown preset; known presets: full, mini, small, smoke"):
+        with pytest.raises(SystemExit, match="unknown preset; known presets: full, kobert-local, mini, small, smoke"):
             run_in_root(["--preset", "huge", "--output", str(tmp_path / "run")])
 
     def test_output_written_by_something_else(self, tmp_path: Path, capsys) -> None:
@@ -210,7 +211,7 @@ class TestStartupErrors:
         assert "was not written by this command" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("name", ["smoke", "mini", "small", "full"])
+@pytest.mark.parametrize("name", ["smoke", "mini", "small", "full", "kobert-local"])
 def test_every_preset_parses(name: str) -> None:
     overrides = ["corpus=[data/reviews.txt.gz]"] if name == "full" else []
     preset = load_preset(name, overrides)
