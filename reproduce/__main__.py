@@ -6,6 +6,7 @@ table and plots, and the student's release folder.
     python -m reproduce --preset smoke --output runs/smoke   # every stage in about a minute (the test suite's)
     python -m reproduce --preset small --output runs/small   # one GPU
     python -m reproduce --preset full --output runs/full --set corpus='[/data/ko/*.txt.gz]'   # KoBERT, your corpus
+    python -m reproduce --preset kobert-local --output runs/kobert-local   # full's shapes on a CPU, offline
     python -m reproduce --preset mini --output runs/mini-long --set teacher.train.max_steps=4000
 
 Presets are YAML files in reproduce/presets/ (or a path to your own); ``--set KEY=VALUE`` changes one value. Each
@@ -36,7 +37,9 @@ MARKER = "reproduce.json"
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = command_parser("python -m reproduce", __doc__)
-    parser.add_argument("--preset", default="mini", help="smoke, mini, small, full, or a path to a preset YAML file.")
+    parser.add_argument(
+        "--preset", default="mini", help="smoke, mini, small, full, kobert-local, or a path to a preset YAML file."
+    )
     parser.add_argument("--output", required=True, help="Run folder; every stage writes a folder inside it.")
     parser.add_argument(
         "--set",
