@@ -18,6 +18,14 @@ def is_local(path_or_name: str) -> bool:
     return os.path.isfile(path_or_name)
 
 
+def data_source(source: str) -> dict[str, str | None]:
+    """What results.json and the model card say about a ``--train`` or ``--test``: the argument as given, and the
+    Hub dataset it names (``e9t/nsmc:test`` -> ``e9t/nsmc``), None for a local file or folder."""
+    name = source.split(":", 1)[0]
+    local = os.path.exists(source) or os.path.exists(name)
+    return {"source": source, "hub_id": None if local else name}
+
+
 def load_hub_split(name: str, split: str) -> list[dict[str, Any]]:
     """A Hub dataset (``name`` or ``name:split``) through the datasets library, as a list of dicts."""
     import datasets

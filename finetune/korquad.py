@@ -266,6 +266,7 @@ TASK = Task(
     collate=collate,
     evaluate=evaluate,
     extra_results=window_counts,
+    test_option="dev",
 )
 
 

@@ -74,6 +74,8 @@ class Task:
     evaluate: Callable[[Any, Any, Split, argparse.Namespace, Callable[..., Any]], dict[str, Any]]
     # The encoded splits -> extra results.json entries (words cut off by truncation, windows per split).
     extra_results: Callable[[dict[str, Split]], dict[str, Any]] = no_extra_results
+    # The option naming the test data, beside --train (results.json's "data" records both): --test, KorQuAD's --dev.
+    test_option: str = "test"
 
 
 @cache

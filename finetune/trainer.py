@@ -28,7 +28,7 @@ from transformers import get_linear_schedule_with_warmup
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from common.io import publish_folder, setup_logging, staging_folder
-from finetune.data_io import write_results
+from finetune.data_io import data_source, write_results
 from finetune.tasks import Split, Task
 from modeling.load import hub_or_local, load_tokenizer, load_with_new_head
 from modeling.student import parameter_count, size_mb
@@ -226,7 +226,8 @@ def run(task: Task, argv: list[str] | None = None) -> dict[str, Any]:
     except (ValueError, OSError) as err:
         raise SystemExit(f"error: {err}") from err
     counts = {"examples": {name: len(split.records) for name, split in splits.items()}}
-    extra_results = {**data.extra_results, **counts, **task.extra_results(splits)}
+    sources = {"data": {"train": data_source(args.train), "test": data_source(getattr(args, task.test_option))}}
+    extra_results = {**data.extra_results, **sources, **counts, **task.extra_results(splits)}
     return fine_tune(accelerator, args, task, model, tokenizer, splits, extra_results)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import yaml
@@ -22,23 +23,70 @@ def metric_name(key: str) -> str:
     return key.replace("_", " ").capitalize()
 
 
+def file_name(source: str) -> str:
+    """A local file or folder by its name alone: the card does not show where it sat on the machine."""
+    return os.path.basename(source.rstrip("/")) or source
+
+
+def used_hub_datasets(results: list[dict[str, Any]]) -> list[str]:
+    """The Hub datasets the results were trained or tested on (none for local files such as the bundled NSMC
+    sample); for a results.json written before it recorded its data, its task's dataset."""
+    ids = set()
+    for result in results:
+        if "data" in result:
+            ids |= {split["hub_id"] for split in result["data"].values() if split["hub_id"]}
+        else:
+            ids.add(get_task(result["task"]).dataset[1])
+    return sorted(ids)
+
+
+def evaluation_dataset(result: dict[str, Any]) -> dict[str, str]:
+    """The ``model-index`` dataset of a result: the Hub dataset it was tested on, with its split when named; for a
+    local file, the file and its size, so that a score on a sample is not shown as one on the task's Hub dataset."""
+    name, dataset_id = get_task(result["task"]).dataset
+    test = result.get("data", {}).get("test")
+    if test is None:
+        return {"name": name, "type": dataset_id}
+    if test["hub_id"]:
+        split = test["source"].partition(":")[2]
+        return {"name": name, "type": test["hub_id"], **({"split": split} if split else {})}
+    file, count = file_name(test["source"]), result.get("examples", {}).get("test")
+    return {"name": f"{name}, local file {file}" + (f" ({count:,} examples)" if count else ""), "type": file}
+
+
+def describe_source(split: dict[str, Any], count: int | None) -> str:
+    """``e9t/nsmc:train`` (Hub dataset, 1,800 examples) or ``nsmc_train.txt.gz`` (local file, 1,800 examples)."""
+    shown = f"`{split['source']}` (Hub dataset" if split["hub_id"] else f"`{file_name(split['source'])}` (local file"
+    return shown + (f", {count:,} examples)" if count is not None else ")")
+
+
+def describe_data(results: list[dict[str, Any]]) -> list[str]:
+    """One line per result that recorded its data: what it was trained, validated and tested on."""
+    lines = []
+    for result in results:
+        if "data" not in result:
+            continue
+        examples, data = result.get("examples", {}), result["data"]
+        parts = [f"trained on {describe_source(data['train'], examples.get('train'))}"]
+        if examples.get("validation"):
+            parts.append(f"best epoch picked on {examples['validation']:,} held-out examples")
+        parts.append(f"tested on {describe_source(data['test'], examples.get('test'))}")
+        lines.append(f"- {get_task(result['task']).dataset[0]}: {'; '.join(parts)}.")
+    return lines
+
+
 def model_index(name: str, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The ``model-index`` metadata: one entry per results file, its test metrics (stored as fractions) in percent."""
     entries = []
     for result in results:
         task = get_task(result["task"])
-        dataset_name, dataset_id = task.dataset
         task_type, task_name = task.hub_task
         metrics = [
             {"type": key, "name": metric_name(key), "value": round(100 * value, 2)}
             for key, value in result["metrics"].items()
         ]
         entries.append(
-            {
-                "task": {"type": task_type, "name": task_name},
-                "dataset": {"name": dataset_name, "type": dataset_id},
-                "metrics": metrics,
-            }
+            {"task": {"type": task_type, "name": task_name}, "dataset": evaluation_dataset(result), "metrics": metrics}
         )
     return [{"name": name, "results": entries}]
 
@@ -56,7 +104,8 @@ def metadata(
     if base_model:
         meta["base_model"] = base_model
     if results:
-        meta["datasets"] = sorted({get_task(r["task"]).dataset[1] for r in results})
+        if datasets := used_hub_datasets(results):
+            meta["datasets"] = datasets
         meta["model-index"] = model_index(name, results)
     return meta
 
@@ -135,9 +184,10 @@ def build_card(
     ]
     if results:
         table = render(build_rows([{**r, "model": repo_id} for r in results], {repo_id: name}))
+        data = describe_data(results)
         sections.append(
             "## Results\n\nTest-set scores after fine-tuning (the best epoch chosen on a validation "
-            "split of the training data):\n\n" + table.strip()
+            "split of the training data):\n\n" + table.strip() + ("\n\nData:\n\n" + "\n".join(data) if data else "")
         )
     sections.append(
         "## Limitations\n\nTrained on Korean text only; its tokenizer normalises text with NFKD as KoBERT's does, "

@@ -240,6 +240,7 @@ def test_korquad_end_to_end(kind: str, models: dict[str, Path], tmp_path: Path) 
     assert all(0 <= value <= 1 for value in saved["metrics"].values())
     assert saved["skipped_answers"] == 1
     assert saved["examples"]["train"] + saved["examples"]["validation"] == 17 and saved["examples"]["test"] == 9
+    assert saved["data"]["test"] == {"source": str(dev), "hub_id": None}  # --dev is KorQuAD's test data
     assert all(saved["features"][split] > saved["examples"][split] for split in ("train", "test")), "long contexts"
     predictions = json.loads((output / "predictions.json").read_text())
     dev_examples, _ = read_squad(str(dev))

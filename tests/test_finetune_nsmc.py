@@ -12,7 +12,7 @@ from transformers import (
     AutoModelForSequenceClassification,
 )
 
-from finetune.data_io import read_nsmc
+from finetune.data_io import data_source, read_nsmc
 from finetune.nsmc import main as nsmc
 from finetune.table import main as table
 from finetune.trainer import first, pad_cat, split_train_validation, takes_token_type_ids
@@ -76,6 +76,11 @@ def test_nsmc_end_to_end(kind: str, models: dict[str, Path], tmp_path: Path, cap
         "validation",
     } <= set(saved)
     assert saved["examples"] == {"train": 180, "validation": 20, "test": 60}
+    # What the data was, for the model card: local files here, no Hub dataset.
+    assert saved["data"] == {
+        "train": {"source": str(train), "hub_id": None},
+        "test": {"source": str(test), "hub_id": None},
+    }
     assert len(saved["validation"]) == 3 and 1 <= saved["best_epoch"] <= 3
     best = AutoModelForSequenceClassification.from_pretrained(saved["model_dir"])
     assert best.num_labels == 2
@@ -107,6 +112,17 @@ def test_nsmc_reads_a_datasets_folder(models: dict[str, Path], tmp_path: Path) -
         ]
     )
     assert results["examples"]["test"] == 20
+    assert results["data"]["test"] == {"source": f"{folder}:test", "hub_id": None}  # a local folder, not the Hub's
+
+
+def test_data_source_names_the_hub_dataset_only_for_a_hub_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "nsmc_test.txt.gz").touch()
+    assert data_source("data/nsmc_test.txt.gz") == {"source": "data/nsmc_test.txt.gz", "hub_id": None}
+    assert data_source("data:test") == {"source": "data:test", "hub_id": None}  # a local dataset folder
+    assert data_source("e9t/nsmc:test") == {"source": "e9t/nsmc:test", "hub_id": "e9t/nsmc"}
+    assert data_source("e9t/nsmc") == {"source": "e9t/nsmc", "hub_id": "e9t/nsmc"}
 
 
 @pytest.mark.parametrize(

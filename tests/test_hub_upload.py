@@ -148,6 +148,42 @@ def test_a_local_teacher_is_named_in_the_text_not_as_base_model() -> None:
     assert f"- Teacher: `{teacher}` (a local model, not on the Hub); the student's layers started as teacher " in card
 
 
+def nsmc_result(train: str, train_hub: str | None, test: str, test_hub: str | None) -> dict:
+    """A results.json of finetune.nsmc, as the trainer writes it, with the data it was run on."""
+    return {
+        "task": "nsmc",
+        "model": "runs/distil-tiny/final",
+        "size_mb": 2.4,
+        "metrics": {"accuracy": 0.6},
+        "data": {"train": {"source": train, "hub_id": train_hub}, "test": {"source": test, "hub_id": test_hub}},
+        "examples": {"train": 1800, "validation": 200, "test": 1000},
+    }
+
+
+def test_the_card_of_a_model_fine_tuned_on_the_bundled_sample_names_that_sample() -> None:
+    # The README's release: NSMC on the bundled files, which are a sample of e9t/nsmc, not e9t/nsmc.
+    config = {"model_type": "distilbert", "n_layers": 2, "dim": 64, "n_heads": 2, "vocab_size": 8002}
+    result = nsmc_result("data/nsmc_train.txt.gz", None, "data/nsmc_test.txt.gz", None)
+    card = build_card("me/distil-tiny", config, 1000, 2.4, True, "apache-2.0", [result], None, None)
+    meta = yaml.safe_load(card.split("---")[1])
+    assert "datasets" not in meta
+    assert meta["model-index"][0]["results"][0]["dataset"] == {
+        "name": "NSMC, local file nsmc_test.txt.gz (1,000 examples)",
+        "type": "nsmc_test.txt.gz",
+    }
+    assert (
+        "- NSMC: trained on `nsmc_train.txt.gz` (local file, 1,800 examples); best epoch picked on 200 held-out "
+        "examples; tested on `nsmc_test.txt.gz` (local file, 1,000 examples)."
+    ) in card
+    # From the Hub, the card names the Hub dataset and the split tested on.
+    result = nsmc_result("e9t/nsmc:train", "e9t/nsmc", "e9t/nsmc:test", "e9t/nsmc")
+    card = build_card("me/distil-tiny", config, 1000, 2.4, True, "apache-2.0", [result], None, None)
+    meta = yaml.safe_load(card.split("---")[1])
+    assert meta["datasets"] == ["e9t/nsmc"]
+    assert meta["model-index"][0]["results"][0]["dataset"] == {"name": "NSMC", "type": "e9t/nsmc", "split": "test"}
+    assert "trained on `e9t/nsmc:train` (Hub dataset, 1,800 examples)" in card
+
+
 @pytest.mark.parametrize(
     ("breakage", "message"),
     [
