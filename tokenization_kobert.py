@@ -1,8 +1,19 @@
 """KoBERT tokenizers: a SentencePiece unigram model whose ids come from a separate ``vocab.txt``.
 
-``KoBertTokenizer`` reproduces the tokens and ids of the ``KoBertTokenizer`` in kobert-transformers 0.6.0 /
-DistilKoBERT for every text, and works under transformers 5. ``KoBertTokenizerFast`` gives the same ids from a
-``tokenizers`` pipeline and adds offsets and ``word_ids()``.
+Both classes give the tokens and ids of the ``KoBertTokenizer`` in kobert-transformers 0.6.0 / DistilKoBERT for every
+text, and work under transformers 5. Their ids come from one engine, ``KoBertSegmenter``: KoBERT's preprocessing,
+then SentencePiece's own encoder (its normalisation and its float32 Viterbi, whose tie-breaking between equally
+scored segmentations is what KoBERT was trained with), then KoBERT's number rule.
+
+- ``KoBertTokenizer`` (slow) runs it text by text.
+- ``KoBertTokenizerFast`` (what ``AutoTokenizer`` returns) runs it over a whole batch through SentencePiece's batch
+  encoder, and gives offsets, ``word_ids()``, overflow and the rest of a fast tokenizer from a ``tokenizers``
+  pipeline whose pre-tokenizer hands every word the engine's pieces, so its Unigram model never decides a split.
+- ``tokenizer.json`` is that pipeline with tokenizers' own pre-tokenizer, so that non-Python consumers (and
+  transformers without ``trust_remote_code``) can load it. Its Unigram model adds scores in float64, so on models
+  whose scores are not multiples of 1/64, such as KoBERT's own, it may order equally likely pieces of runs of
+  repeated characters differently (``....`` -> ``['.', '...']`` instead of ``['...', '.']``; about 0.2% of real
+  lines), and it does not apply the number rule when the vocabulary has pieces like ``▁1,``.
 
 Special-token layout (BERT's)::
 
@@ -22,14 +33,30 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import shutil
 import sys
+import threading
 import unicodedata
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import sentencepiece as spm
-from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
-from transformers import PreTrainedTokenizer, PreTrainedTokenizerFast
+from tokenizers import (
+    AddedToken,
+    NormalizedString,
+    PreTokenizedString,
+    Regex,
+    Token,
+    Tokenizer,
+    decoders,
+    models,
+    normalizers,
+    pre_tokenizers,
+    processors,
+)
+from transformers import BatchEncoding, PreTrainedTokenizer, PreTrainedTokenizerFast
+from transformers.tokenization_utils_base import PaddingStrategy, TruncationStrategy
 from transformers.utils import logging
 
 logger = logging.get_logger(__name__)
@@ -42,9 +69,10 @@ MODEL_INPUT_NAMES = ["input_ids", "token_type_ids", "attention_mask"]
 AUTO_MAP = {"AutoTokenizer": ["tokenization_kobert.KoBertTokenizer", "tokenization_kobert.KoBertTokenizerFast"]}
 _SP_PIECE_TYPES_IN_VOCAB = (1, 4)  # sentencepiece ModelProto piece types NORMAL and USER_DEFINED
 # SentencePiece adds path scores in float32, tokenizers in float64. Scores that are multiples of 1/64 make both exact
-# (for |path score| < 2**18), so both break ties between equal segmentations alike; pretrain.build_tokenizer
-# writes such models.
+# (for |path score| < 2**18), so both break ties between equal segmentations alike: then tokenizer.json's Unigram
+# pipeline gives the engine's ids too. pretrain.build_tokenizer writes such models; KoBERT's own is not one.
 SCORE_GRID = 64
+_LAST_BMP_CODE_POINT = 0xFFFF
 
 
 def load_vocab(vocab_txt: str, required_tokens: list[str]) -> list[str]:
@@ -97,15 +125,54 @@ def check_pieces_in_vocab(sp_model: spm.SentencePieceProcessor, vocab: dict[str,
         )
 
 
+def code_point_ranges(predicate: Callable[[str], bool], last: int = sys.maxunicode) -> list[tuple[int, int]]:
+    """The code points up to ``last`` that ``predicate`` accepts, as inclusive ``(first, last)`` ranges."""
+    ranges: list[tuple[int, int]] = []
+    for cp in range(last + 1):
+        if predicate(chr(cp)):
+            if ranges and ranges[-1][1] == cp - 1:
+                ranges[-1] = (ranges[-1][0], cp)
+            else:
+                ranges.append((cp, cp))
+    return ranges
+
+
+def _is_combining(char: str) -> bool:
+    return unicodedata.combining(char) != 0
+
+
+def _decomposes_to_a_mark(char: str) -> bool:
+    return any(_is_combining(c) for c in unicodedata.normalize("NFKD", char))
+
+
+@functools.cache
+def _may_leave_a_mark() -> re.Pattern[str]:
+    """Matches every BMP character whose NFKD has a combining mark, and every astral character.
+
+    Text without a match has no mark after NFKD, so nothing to strip: the usual case, found by one ``re`` scan (a
+    class of BMP ranges compiles to a bitmap tested in constant time per character) instead of a loop in Python.
+    """
+    ranges = code_point_ranges(_decomposes_to_a_mark, _LAST_BMP_CODE_POINT)
+    ranges.append((_LAST_BMP_CODE_POINT + 1, sys.maxunicode))
+    return re.compile("[" + "".join(f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges) + "]")
+
+
+def nfkd_without_marks(text: str) -> str:
+    """NFKD, then every combining mark removed."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    if _may_leave_a_mark().search(text) is None:
+        return decomposed
+    return "".join(c for c in decomposed if not _is_combining(c))
+
+
 def preprocess_text(text: str, remove_space: bool, keep_accents: bool, do_lower_case: bool) -> str:
     """KoBERT's text normalisation before SentencePiece (the order matters and is the original's)."""
     if remove_space:
-        text = " ".join(text.strip().split())
+        text = " ".join(text.split())  # split() drops leading and trailing whitespace too
     text = text.replace("``", '"').replace("''", '"')
     if not keep_accents:
         # NFKD also turns the compatibility jamo "ㅋ" into the conjoining "ᄏ", often [UNK]: kept for parity.
-        text = unicodedata.normalize("NFKD", text)
-        text = "".join(c for c in text if not unicodedata.combining(c))
+        text = nfkd_without_marks(text)
     if do_lower_case:
         text = text.lower()
     return text
@@ -130,6 +197,136 @@ def split_digit_comma_pieces(pieces: list[str], encode: Any) -> list[str]:
             sub_pieces = sub_pieces[1:] if len(sub_pieces[0]) == 1 else [sub_pieces[0][1:], *sub_pieces[1:]]
         out.extend([*sub_pieces, piece[-1]])
     return out
+
+
+class KoBertSegmenter:
+    """KoBERT's segmentation of text into ``vocab.txt`` ids: the one engine behind both tokenizer classes.
+
+    ``preprocess_text``, then SentencePiece's own encoder (its normalisation and its float32 Viterbi), then the
+    number rule of ``split_digit_comma_pieces``; pieces are looked up in ``vocab.txt``, anything else is
+    ``unk_token``. ``encode_batch`` gives the same ids for many texts at once: SentencePiece's batch encoder returns
+    its own ids, which a table maps to ``vocab.txt`` ids, and only texts that meet the number rule (or, for an odd
+    vocabulary, an unknown span) go through pieces as strings.
+
+    Args:
+        sp_model: the SentencePiece model.
+        vocab: ``vocab.txt`` as token -> id.
+        unk_token: the token of pieces that have no id.
+        remove_space, keep_accents, do_lower_case: ``preprocess_text``'s options.
+    """
+
+    def __init__(
+        self,
+        sp_model: spm.SentencePieceProcessor,
+        vocab: dict[str, int],
+        unk_token: str,
+        remove_space: bool = True,
+        keep_accents: bool = False,
+        do_lower_case: bool = False,
+    ) -> None:
+        self.sp_model = sp_model
+        self.vocab = vocab
+        self.unk_token = unk_token
+        self.unk_id = vocab[unk_token]
+        self.remove_space, self.keep_accents, self.do_lower_case = remove_space, keep_accents, do_lower_case
+        self.number_rule_ids = frozenset(i for piece, i in vocab.items() if ends_with_digit_comma(piece))
+        # SentencePiece returns its unknown id for a span it has no piece for; the reference looks the span up in
+        # vocab.txt, which can only find it in a token of vocab.txt's own made of such characters (KoBERT has none).
+        sp_unk = sp_model.unk_id()
+        self.unknown_spans_may_have_ids = any(
+            all(sp_model.piece_to_id(char) == sp_unk for char in token)
+            for token in vocab
+            if sp_model.piece_to_id(token) == sp_unk
+        )
+
+    def _derived_model(self, in_vocab_order: bool, normalize: bool) -> spm.SentencePieceProcessor:
+        """The same pieces and scores, so the same Viterbi: in ``vocab.txt``'s id order, or without normalisation.
+
+        In ``vocab.txt``'s order SentencePiece returns ``vocab.txt`` ids itself, with no table to map them through;
+        its tokens that are no SentencePiece piece become control pieces (never matched in text), ``unk_token``
+        the unknown piece.
+        """
+        from sentencepiece import sentencepiece_model_pb2
+
+        proto = sentencepiece_model_pb2.ModelProto()
+        proto.ParseFromString(self.sp_model.serialized_model_proto())
+        if in_vocab_order:
+            piece_type = sentencepiece_model_pb2.ModelProto.SentencePiece
+            by_piece = {p.piece: p for p in proto.pieces if p.type in _SP_PIECE_TYPES_IN_VOCAB}
+            pieces = []
+            for token in sorted(self.vocab, key=self.vocab.__getitem__):
+                if token in by_piece:
+                    pieces.append(by_piece[token])
+                else:
+                    kind = piece_type.UNKNOWN if token == self.unk_token else piece_type.CONTROL
+                    pieces.append(piece_type(piece=token, score=0.0, type=kind))
+            del proto.pieces[:]
+            proto.pieces.extend(pieces)
+            proto.trainer_spec.unk_id, proto.trainer_spec.unk_piece = self.unk_id, self.unk_token
+            proto.trainer_spec.bos_id = proto.trainer_spec.eos_id = proto.trainer_spec.pad_id = -1
+        if not normalize:
+            proto.normalizer_spec.name = "identity"
+            proto.normalizer_spec.precompiled_charsmap = b""
+            proto.normalizer_spec.remove_extra_whitespaces = False
+        model = spm.SentencePieceProcessor()
+        model.LoadFromSerializedProto(proto.SerializeToString())
+        return model
+
+    @functools.cached_property
+    def vocab_model(self) -> spm.SentencePieceProcessor:
+        """The model in ``vocab.txt``'s id order, for ``encode_batch``."""
+        return self._derived_model(in_vocab_order=True, normalize=True)
+
+    @functools.cached_property
+    def normalized_model(self) -> spm.SentencePieceProcessor:
+        """The model without its normalisation, for text the tokenizers pipeline has normalised."""
+        return self._derived_model(in_vocab_order=False, normalize=False)
+
+    def preprocess(self, text: str) -> str:
+        return preprocess_text(text, self.remove_space, self.keep_accents, self.do_lower_case)
+
+    def _encode_pieces(self, text: str) -> list[str]:
+        return self.sp_model.encode(text, out_type=str)
+
+    def pieces(self, text: str) -> list[str]:
+        """The pieces of one text, as kobert-transformers' ``KoBertTokenizer._tokenize`` gives them."""
+        return self._segment(self.preprocess(text))
+
+    def _segment(self, preprocessed: str) -> list[str]:
+        return split_digit_comma_pieces(self._encode_pieces(preprocessed), self._encode_pieces)
+
+    def pieces_of_normalized(self, normalized: str) -> list[str]:
+        """The pieces of a text already through KoBERT's preprocessing and SentencePiece's normalisation."""
+
+        def encode(text: str) -> list[str]:
+            return self.normalized_model.encode(text, out_type=str)
+
+        return split_digit_comma_pieces(encode(normalized), encode)
+
+    def ids_of_pieces(self, pieces: list[str]) -> list[int]:
+        return [self.vocab.get(piece, self.unk_id) for piece in pieces]
+
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        """The ids of each text (no special tokens), exactly ``ids_of_pieces(pieces(text))``."""
+        preprocessed = [self.preprocess(text) for text in texts]
+        rows = self.vocab_model.encode(preprocessed, num_threads=1)
+        for i, ids in enumerate(rows):
+            if (self.number_rule_ids and not self.number_rule_ids.isdisjoint(ids)) or (
+                self.unknown_spans_may_have_ids and self.unk_id in ids
+            ):
+                rows[i] = self.ids_of_pieces(self._segment(preprocessed[i]))
+        return rows
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = {**self.__dict__, "sp_model": self.sp_model.serialized_model_proto()}
+        for derived in ("vocab_model", "normalized_model"):  # rebuilt on use
+            state.pop(derived, None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        sp_model = spm.SentencePieceProcessor()
+        sp_model.LoadFromSerializedProto(state["sp_model"])
+        self.__dict__ = {**state, "sp_model": sp_model}
 
 
 def join_pieces(tokens: list[str], special_tokens: set[str]) -> str:
@@ -273,6 +470,9 @@ class KoBertTokenizer(_KoBertLayout, PreTrainedTokenizer):
         self.token2idx = {token: i for i, token in enumerate(self.idx2token)}
         self.sp_model = load_sentencepiece(vocab_file)
         check_pieces_in_vocab(self.sp_model, self.token2idx, vocab_txt)
+        self.segmenter = KoBertSegmenter(
+            self.sp_model, self.token2idx, str(unk_token), remove_space, keep_accents, do_lower_case
+        )
         self.vocab_file = vocab_file
         self.vocab_txt = vocab_txt
         self.do_lower_case = do_lower_case
@@ -298,9 +498,7 @@ class KoBertTokenizer(_KoBertLayout, PreTrainedTokenizer):
         return {**self.token2idx, **self.added_tokens_encoder}
 
     def _tokenize(self, text: str, **kwargs: Any) -> list[str]:
-        text = preprocess_text(text, self.remove_space, self.keep_accents, self.do_lower_case)
-        pieces = self.sp_model.encode(text, out_type=str)
-        return split_digit_comma_pieces(pieces, lambda s: self.sp_model.encode(s, out_type=str))
+        return self.segmenter.pieces(text)
 
     def _convert_token_to_id(self, token: str) -> int:
         return self.token2idx.get(token, self.token2idx[str(self.unk_token)])
@@ -319,31 +517,19 @@ class KoBertTokenizer(_KoBertLayout, PreTrainedTokenizer):
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["sp_model"] = self.sp_model.serialized_model_proto()
+        del state["sp_model"]  # the segmenter pickles it
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        serialized = state.pop("sp_model")
         self.__dict__ = state
-        self.sp_model = spm.SentencePieceProcessor()
-        self.sp_model.LoadFromSerializedProto(serialized)
+        self.sp_model = self.segmenter.sp_model
 
 
 @functools.cache
 def _char_class(predicate_name: str) -> str:
     """An Oniguruma character class of every code point Python's ``predicate`` accepts, as ranges."""
-    predicate = {
-        "isspace": str.isspace,
-        "combining": lambda c: unicodedata.combining(c) != 0,
-    }[predicate_name]
-    ranges: list[tuple[int, int]] = []
-    for cp in range(sys.maxunicode + 1):
-        if predicate(chr(cp)):
-            if ranges and ranges[-1][1] == cp - 1:
-                ranges[-1] = (ranges[-1][0], cp)
-            else:
-                ranges.append((cp, cp))
-    parts = [f"\\x{{{a:X}}}" if a == b else f"\\x{{{a:X}}}-\\x{{{b:X}}}" for a, b in ranges]
+    predicate = {"isspace": str.isspace, "combining": _is_combining}[predicate_name]
+    parts = [f"\\x{{{a:X}}}" if a == b else f"\\x{{{a:X}}}-\\x{{{b:X}}}" for a, b in code_point_ranges(predicate)]
     return "[" + "".join(parts) + "]"
 
 
@@ -379,21 +565,97 @@ def _strip_spaces() -> normalizers.Normalizer:
     return normalizers.Replace(Regex(r"\A +| +\z"), "")
 
 
-def fast_parity_warnings(scores: dict[str, float]) -> list[str]:
-    """Why a fast tokenizer built from these SentencePiece scores could differ from the slow one, if it could."""
-    warnings = []
+def metaspace() -> pre_tokenizers.PreTokenizer:
+    """SentencePiece's word split as a tokenizers pre-tokenizer: spaces become ``▁``, which starts every word."""
+    return pre_tokenizers.Metaspace(replacement=SPIECE_UNDERLINE, prepend_scheme="always")
+
+
+def metaspace_words(normalized: str) -> list[str]:
+    """The words ``metaspace()`` cuts a normalised text into."""
+    if not normalized:
+        return []
+    text = normalized.replace(" ", SPIECE_UNDERLINE)
+    if not text.startswith(SPIECE_UNDERLINE):
+        text = SPIECE_UNDERLINE + text
+    return [SPIECE_UNDERLINE + word for word in text[1:].split(SPIECE_UNDERLINE)]
+
+
+def word_tokens(pieces: list[str], ids: list[int], normalized: str) -> list[list[Token]]:
+    """The tokens of each word of ``normalized``, with byte offsets inside the word, from the engine's pieces.
+
+    SentencePiece pieces never cross a ``▁``, so a new word starts at each piece that begins with one. When the
+    pipeline's normalised text is not the one SentencePiece segmented (``keep_accents=True`` on text that is not
+    NFC: see the README), the ids stay the engine's and every token spans the first word.
+    """
+    words = metaspace_words(normalized)
+    groups: list[list[tuple[str, int]]] = []
+    for piece, token_id in zip(pieces, ids, strict=True):
+        if piece.startswith(SPIECE_UNDERLINE) or not groups:
+            groups.append([])
+        groups[-1].append((piece, token_id))
+    if ["".join(piece for piece, _ in group) for group in groups] != words:
+        whole_first_word = (0, len(words[0].encode("utf-8")) if words else 0)
+        everything = [Token(token_id, piece, whole_first_word) for piece, token_id in zip(pieces, ids, strict=True)]
+        return [everything] + [[] for _ in words[1:]]
+    tokens = []
+    for group in groups:
+        start, word = 0, []
+        for piece, token_id in group:
+            end = start + len(piece.encode("utf-8"))
+            word.append(Token(token_id, piece, (start, end)))
+            start = end
+        tokens.append(word)
+    return tokens
+
+
+class ExactWords:
+    """A tokenizers pre-tokenizer that gives every word the ``KoBertSegmenter``'s tokens.
+
+    Each text segment between added tokens, as the pipeline has normalised it, is segmented by the engine's model
+    (``KoBertSegmenter.pieces_of_normalized``: the normalisation the pipeline reproduces, then the same Viterbi and
+    number rule; the normalised text is all a pre-tokenizer gets reliably, since a composed character's alignment
+    to its original characters is partial), cut into words as
+    ``metaspace()`` cuts it (so offsets and ``word_ids()`` are the pipeline's own), and each word receives its
+    tokens, which leaves nothing for the Unigram model.
+    Use it as ``Tokenizer.pre_tokenizer = PreTokenizer.custom(ExactWords(segmenter))``; a custom pre-tokenizer
+    cannot be serialised, which is why ``tokenizer.json`` keeps ``metaspace()``.
+    """
+
+    def __init__(self, segmenter: KoBertSegmenter) -> None:
+        self.segmenter = segmenter
+
+    def pre_tokenize(self, pretokenized: PreTokenizedString) -> None:
+        words: list[list[Token]] = []
+
+        def segment(_: int, text: NormalizedString) -> list[NormalizedString]:
+            pieces = self.segmenter.pieces_of_normalized(text.normalized)
+            words.extend(word_tokens(pieces, self.segmenter.ids_of_pieces(pieces), text.normalized))
+            # metaspace(), step by step: a custom pre-tokenizer cannot call a built-in one.
+            text.replace(" ", SPIECE_UNDERLINE)
+            if text.normalized and not text.normalized.startswith(SPIECE_UNDERLINE):
+                text.prepend(SPIECE_UNDERLINE)
+            return text.split(SPIECE_UNDERLINE, "merged_with_next")
+
+        pretokenized.split(segment)
+        queue = iter(words)
+        pretokenized.tokenize(lambda _word: next(queue))
+
+
+def portable_pipeline_differences(scores: dict[str, float]) -> list[str]:
+    """When ``tokenizer.json``'s Unigram pipeline, built from these SentencePiece scores, can differ from the engine."""
+    differences = []
     digit_comma = [piece for piece in scores if ends_with_digit_comma(piece)]
     if digit_comma:
-        warnings.append(
-            f"pieces such as {digit_comma[:3]} are re-split by KoBERT's number rule in the slow tokenizer only: "
-            "the fast tokenizer may split numbers with commas differently (use KoBertTokenizer for exact ids)"
+        differences.append(
+            f"pieces such as {digit_comma[:3]} are re-split by KoBERT's number rule, which tokenizer.json cannot "
+            "express: loaded without this file's classes, it may split numbers with commas differently"
         )
     if any(not (score * SCORE_GRID).is_integer() for score in scores.values()):
-        warnings.append(
-            f"piece scores are not multiples of 1/{SCORE_GRID}: on runs of repeated characters ('ㅋㅋㅋㅋ', '....') "
-            "the fast tokenizer may order equally likely pieces differently (use KoBertTokenizer for exact ids)"
+        differences.append(
+            f"piece scores are not multiples of 1/{SCORE_GRID}: loaded without this file's classes, tokenizer.json "
+            "may order equally likely pieces of runs of repeated characters ('ㅋㅋㅋㅋ', '....') differently"
         )
-    return warnings
+    return differences
 
 
 def build_backend(
@@ -405,6 +667,9 @@ def build_backend(
     do_lower_case: bool = False,
 ) -> Tokenizer:
     """Convert a SentencePiece model plus ``vocab.txt`` into a ``tokenizers.Tokenizer`` with ``vocab.txt`` ids.
+
+    This is the portable pipeline that ``tokenizer.json`` holds; ``KoBertTokenizerFast`` replaces its pre-tokenizer
+    with ``ExactWords`` when it encodes.
 
     The unigram vocabulary is ``vocab.txt`` in order, scored with SentencePiece's scores; ``vocab.txt`` entries that
     are not SentencePiece pieces (the special tokens) get score 0 and are matched as added tokens only.
@@ -418,8 +683,8 @@ def build_backend(
     proto = sentencepiece_model_pb2.ModelProto()
     proto.ParseFromString(sp_model.serialized_model_proto())
     scores = {p.piece: p.score for p in proto.pieces if p.type in _SP_PIECE_TYPES_IN_VOCAB}
-    for warning in fast_parity_warnings(scores):
-        logger.warning("%s: %s", vocab_file, warning)
+    for difference in portable_pipeline_differences(scores):
+        logger.info("%s: %s", vocab_file, difference)
 
     unk_token = special_tokens["unk_token"]
     backend = Tokenizer(models.Unigram([(t, scores.get(t, 0.0)) for t in tokens], unk_id=vocab[unk_token]))
@@ -430,7 +695,7 @@ def build_backend(
         keep_accents,
         do_lower_case,
     )
-    backend.pre_tokenizer = pre_tokenizers.Metaspace(replacement=SPIECE_UNDERLINE, prepend_scheme="always")
+    backend.pre_tokenizer = metaspace()
     backend.decoder = decoders.Metaspace(replacement=SPIECE_UNDERLINE, prepend_scheme="always")
     cls, sep = special_tokens["cls_token"], special_tokens["sep_token"]
     backend.post_processor = processors.TemplateProcessing(
@@ -442,11 +707,59 @@ def build_backend(
     return backend
 
 
-class KoBertTokenizerFast(_KoBertLayout, PreTrainedTokenizerFast):
-    """The ``tokenizers``-backed KoBERT tokenizer: same ids as ``KoBertTokenizer``, plus offsets and ``word_ids()``.
+class LazyEncodings(Sequence):
+    """The ``tokenizers.Encoding`` objects of a batch, computed by ``compute`` the first time one is needed.
 
-    Loads ``tokenizer.json`` when the folder has one, otherwise converts the SentencePiece model and ``vocab.txt``
-    on the fly. Takes the same constructor arguments as ``KoBertTokenizer``.
+    ``KoBertTokenizerFast`` computes ids in bulk without them; ``word_ids()``, ``tokens()``, ``char_to_token()`` and
+    the other ``BatchEncoding`` methods then get them from the pipeline, for the same inputs and options.
+    """
+
+    def __init__(self, compute: Callable[[], list[Any]], length: int) -> None:
+        self._compute = compute
+        self._length = length
+        self._encodings: list[Any] | None = None
+
+    def _all(self) -> list[Any]:
+        if self._encodings is None:
+            self._encodings = self._compute()
+        return self._encodings
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._all()[index]
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._all())
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return list, (self._all(),)
+
+
+# Options only the tokenizers pipeline serves.
+_NEEDS_THE_PIPELINE = (
+    "is_split_into_words",
+    "return_offsets_mapping",
+    "return_overflowing_tokens",
+    "sanitize_control_tokens",
+)
+
+
+def _is_text_batch(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value)
+
+
+class KoBertTokenizerFast(_KoBertLayout, PreTrainedTokenizerFast):
+    """The KoBERT tokenizer ``AutoTokenizer`` returns: ``KoBertTokenizer``'s ids for every text, fast, plus offsets.
+
+    Plain calls (texts or pairs, padding, truncation of single texts, ``return_tensors``) are encoded in bulk by
+    ``KoBertSegmenter.encode_batch``; ``word_ids()``, ``tokens()`` and the other ``BatchEncoding`` methods work on
+    the result as on any fast tokenizer's. Calls that need the pipeline (offsets, overflow with stride, words given
+    as lists, truncation of pairs, ``split_special_tokens``) run through the ``tokenizers`` backend, whose
+    pre-tokenizer (``ExactWords``) gives it the same ids. Loads ``tokenizer.json`` when the folder has one, otherwise
+    converts the SentencePiece model and ``vocab.txt`` on the fly; either way it needs the SentencePiece model. Takes
+    the same constructor arguments as ``KoBertTokenizer``.
     """
 
     vocab_files_names = FAST_VOCAB_FILES_NAMES
@@ -484,6 +797,7 @@ class KoBertTokenizerFast(_KoBertLayout, PreTrainedTokenizerFast):
             raise ValueError(
                 "KoBertTokenizerFast needs tokenizer.json, or both the SentencePiece model (vocab_file) and vocab.txt"
             )
+        sp_model = load_sentencepiece(vocab_file)  # the engine of the ids: tokenizer.json alone cannot be exact
         self.vocab_txt = vocab_txt
         self.do_lower_case = do_lower_case
         self.remove_space = remove_space
@@ -497,22 +811,206 @@ class KoBertTokenizerFast(_KoBertLayout, PreTrainedTokenizerFast):
             **special_tokens,
             **kwargs,
         )
+        vocab = self._tokenizer.get_vocab(with_added_tokens=False)
+        check_pieces_in_vocab(sp_model, vocab, vocab_txt or str(tokenizer_file))
+        self.segmenter = KoBertSegmenter(
+            sp_model, vocab, special_tokens["unk_token"], remove_space, keep_accents, do_lower_case
+        )
+        self._attach_segmenter()
+
+    def _attach_segmenter(self) -> None:
+        # One lock for the backend: saving swaps its pre-tokenizer for a moment, and no encoding may see that.
+        self._backend_lock = threading.Lock()
+        self._tokenizer.pre_tokenizer = pre_tokenizers.PreTokenizer.custom(ExactWords(self.segmenter))
+
+    def portable_backend(self) -> Tokenizer:
+        """The pipeline as ``tokenizer.json`` stores it: tokenizers' own pre-tokenizer, the Unigram model splits."""
+        with self._backend_lock:
+            exact = self._tokenizer.pre_tokenizer
+            self._tokenizer.pre_tokenizer = metaspace()
+            try:
+                return Tokenizer.from_str(self._tokenizer.to_str())
+            finally:
+                self._tokenizer.pre_tokenizer = exact
 
     @classmethod
     def convert_to_native_format(cls, trust_remote_code: bool = False, **kwargs: Any) -> dict[str, Any]:
         # Our __init__ builds the backend itself; transformers' generic conversion would guess wrongly.
         return kwargs
 
-    def _encode_plus(self, text: Any, text_pair: Any = None, *args: Any, **kwargs: Any) -> Any:
+    def _encode_plus(self, text: Any, text_pair: Any = None, **kwargs: Any) -> BatchEncoding:
         # transformers drops an empty single text_pair (`[(text, text_pair)] if text_pair else [text]`); a blank one
         # normalises to the same empty segment, giving [CLS] A [SEP] [SEP] like the slow tokenizer.
         if isinstance(text, str) and text_pair == "":
             text_pair = " "
-        return super()._encode_plus(text, text_pair, *args, **kwargs)
+        if self._bulk_can_encode(text, text_pair, kwargs):
+            return self._encode_in_bulk(text, text_pair, **kwargs)
+        return self._encode_with_backend(text, text_pair, **kwargs)
+
+    def _encode_with_backend(self, text: Any, text_pair: Any = None, **kwargs: Any) -> BatchEncoding:
+        with self._backend_lock:
+            return super()._encode_plus(text, text_pair, **kwargs)
+
+    def _bulk_can_encode(self, text: Any, text_pair: Any, options: dict[str, Any]) -> bool:
+        """Whether ``_encode_in_bulk`` gives what the backend would: plain texts, no offsets, no overflow."""
+        if any(options.get(flag) for flag in _NEEDS_THE_PIPELINE):
+            return False
+        if options.get("split_special_tokens", self.split_special_tokens):
+            return False
+        batched = not isinstance(text, str)
+        if batched and not (_is_text_batch(text) and (text_pair is None or _is_text_batch(text_pair))):
+            return False
+        if not batched and not (text_pair is None or isinstance(text_pair, str)):
+            return False
+        truncation = options.get("truncation_strategy", TruncationStrategy.DO_NOT_TRUNCATE)
+        if truncation != TruncationStrategy.DO_NOT_TRUNCATE:
+            max_length = options.get("max_length")
+            single = truncation in (TruncationStrategy.LONGEST_FIRST, TruncationStrategy.ONLY_FIRST)
+            specials = 2 if options.get("add_special_tokens", True) else 0
+            if text_pair is not None or not single or self.truncation_side != "right":
+                return False
+            if max_length is None or max_length < specials:
+                return False
+        return self._added_tokens_are_plain()
+
+    def _added_tokens_are_plain(self) -> bool:
+        """Added tokens matched on the raw text as they are (no stripping, whole words or normalisation)."""
+        return all(
+            not (token.normalized or token.lstrip or token.rstrip or token.single_word)
+            for token in self._tokenizer.get_added_tokens_decoder().values()
+        )
+
+    def _added_tokens_pattern(self) -> re.Pattern[str]:
+        contents = sorted(self._tokenizer.get_added_tokens_decoder().values(), key=lambda t: -len(t.content))
+        key = tuple(token.content for token in contents)
+        if getattr(self, "_added_pattern_key", None) != key:
+            self._added_pattern = re.compile("(" + "|".join(re.escape(content) for content in key) + ")")
+            self._added_pattern_key = key
+        return self._added_pattern
+
+    def _ids_without_specials(self, texts: Sequence[str]) -> list[list[int]]:
+        """Each text's ids: added tokens where the text has them, the engine's ids between them."""
+        pattern = self._added_tokens_pattern()
+        rows = self.segmenter.encode_batch(texts)
+        if pattern.search("\n".join(texts)) is None:  # one scan for the usual batch, which has none
+            return rows
+        for row, text in enumerate(texts):
+            if pattern.search(text) is None:
+                continue
+            parts = pattern.split(text)  # text, token, text, token, ..., text
+            encoded = self.segmenter.encode_batch(parts[0::2])
+            ids: list[int] = []
+            for i, part in enumerate(parts):
+                ids.extend(encoded[i // 2] if i % 2 == 0 else [self._tokenizer.token_to_id(part)])
+            rows[row] = ids
+        return rows
+
+    def _bulk_columns(
+        self,
+        firsts: list[list[int]],
+        seconds: list[list[int]] | None,
+        add_special_tokens: bool,
+        keys: set[str],
+    ) -> dict[str, list[list[int]]]:
+        """``input_ids`` of each text or pair, and those of ``token_type_ids``, ``attention_mask`` and
+        ``special_tokens_mask`` that ``keys`` names."""
+        cls, sep = self.cls_token_id, self.sep_token_id
+        pairs = list(zip(firsts, seconds or [[]] * len(firsts), strict=True))
+        if not add_special_tokens:
+            columns = {"input_ids": firsts if seconds is None else [a + b for a, b in pairs]}
+        elif seconds is None:
+            columns = {"input_ids": [[cls, *a, sep] for a in firsts]}
+        else:
+            columns = {"input_ids": [[cls, *a, sep, *b, sep] for a, b in pairs]}
+        if "token_type_ids" in keys:
+            a_specials = 2 if add_special_tokens else 0  # [CLS] A [SEP]
+            b_specials = 1 if add_special_tokens and seconds is not None else 0  # B [SEP]
+            columns["token_type_ids"] = [[0] * (len(a) + a_specials) + [1] * (len(b) + b_specials) for a, b in pairs]
+        if "attention_mask" in keys:
+            columns["attention_mask"] = [[1] * len(ids) for ids in columns["input_ids"]]
+        if "special_tokens_mask" in keys:
+            if seconds is not None and add_special_tokens:
+                columns["special_tokens_mask"] = [[1, *[0] * len(a), 1, *[0] * len(b), 1] for a, b in pairs]
+            elif add_special_tokens:
+                columns["special_tokens_mask"] = [[1, *[0] * len(a), 1] for a in firsts]
+            else:
+                columns["special_tokens_mask"] = [[0] * len(ids) for ids in columns["input_ids"]]
+        return columns
+
+    def _encode_in_bulk(
+        self,
+        text: str | Sequence[str],
+        text_pair: str | Sequence[str] | None = None,
+        add_special_tokens: bool = True,
+        padding_strategy: PaddingStrategy = PaddingStrategy.DO_NOT_PAD,
+        truncation_strategy: TruncationStrategy = TruncationStrategy.DO_NOT_TRUNCATE,
+        max_length: int | None = None,
+        pad_to_multiple_of: int | None = None,
+        padding_side: str | None = None,
+        return_tensors: Any = None,
+        return_token_type_ids: bool | None = None,
+        return_attention_mask: bool | None = None,
+        return_special_tokens_mask: bool = False,
+        return_length: bool = False,
+        verbose: bool = True,
+        **kwargs: Any,
+    ) -> BatchEncoding:
+        batched = not isinstance(text, str)
+        firsts = self._ids_without_specials(list(text) if batched else [text])
+        seconds = None
+        if text_pair is not None:
+            seconds = self._ids_without_specials(list(text_pair) if batched else [text_pair])
+        if truncation_strategy != TruncationStrategy.DO_NOT_TRUNCATE:
+            keep = max_length - (2 if add_special_tokens else 0)
+            firsts = [ids[:keep] for ids in firsts]
+        if return_token_type_ids is None:
+            return_token_type_ids = "token_type_ids" in self.model_input_names
+        if return_attention_mask is None:
+            return_attention_mask = "attention_mask" in self.model_input_names
+
+        keys = {"input_ids"}
+        keys |= {"token_type_ids"} if return_token_type_ids else set()
+        keys |= {"attention_mask"} if return_attention_mask else set()
+        keys |= {"special_tokens_mask"} if return_special_tokens_mask else set()
+        data = self._bulk_columns(firsts, seconds, add_special_tokens, keys)
+        self._eventual_warn_about_too_long_sequence(max(data["input_ids"], key=len), max_length, verbose)
+        if padding_strategy != PaddingStrategy.DO_NOT_PAD:
+            target = max_length
+            if padding_strategy == PaddingStrategy.LONGEST:
+                target = max(len(ids) for ids in data["input_ids"])
+            rows = [
+                self._pad(
+                    dict(zip(data, row, strict=True)),
+                    max_length=target,
+                    padding_strategy=PaddingStrategy.MAX_LENGTH,
+                    pad_to_multiple_of=pad_to_multiple_of,
+                    padding_side=padding_side,
+                    return_attention_mask=return_attention_mask,
+                )
+                for row in zip(*data.values(), strict=True)
+            ]
+            data = {key: [row[key] for row in rows] for key in data}
+        if return_length:
+            data["length"] = [len(ids) for ids in data["input_ids"]]
+        if not batched and return_tensors is None:  # as the pipeline's path unbatches: lists of lists only
+            data = {key: value[0] if isinstance(value[0], list) else value for key, value in data.items()}
+
+        options = {
+            "add_special_tokens": add_special_tokens,
+            "padding_strategy": padding_strategy,
+            "truncation_strategy": truncation_strategy,
+            "max_length": max_length,
+            "pad_to_multiple_of": pad_to_multiple_of,
+            "padding_side": padding_side,
+            "verbose": False,
+            **kwargs,
+        }
+        encodings = LazyEncodings(lambda: self._encode_with_backend(text, text_pair, **options).encodings, len(firsts))
+        return BatchEncoding(data, encodings, tensor_type=return_tensors, n_sequences=1 if seconds is None else 2)
 
     @property
     def can_save_slow_tokenizer(self) -> bool:
-        return bool(self.vocab_file) and os.path.isfile(self.vocab_file)
+        return True  # the engine holds the SentencePiece model
 
     def _decode(
         self,
@@ -525,16 +1023,18 @@ class KoBertTokenizerFast(_KoBertLayout, PreTrainedTokenizerFast):
         return self.convert_tokens_to_string(self.convert_ids_to_tokens(ids, skip_special_tokens=skip_special_tokens))
 
     def save_vocabulary(self, save_directory: str, filename_prefix: str | None = None) -> tuple[str, ...]:
-        """Write ``vocab.txt`` from the backend's ids, and copy the SentencePiece model when we have it."""
+        """Write ``vocab.txt`` from the backend's ids, and copy the SentencePiece model."""
         prefix = f"{filename_prefix}-" if filename_prefix else ""
         out_txt = os.path.join(save_directory, prefix + VOCAB_FILES_NAMES["vocab_txt"])
-        id_to_token = {i: t for t, i in self.backend_tokenizer.get_vocab(with_added_tokens=False).items()}
+        id_to_token = {i: t for t, i in self._tokenizer.get_vocab(with_added_tokens=False).items()}
         write_vocab_txt([id_to_token[i] for i in range(len(id_to_token))], out_txt)
-        if not self.can_save_slow_tokenizer:
-            return (out_txt,)
         out_model = os.path.join(save_directory, prefix + VOCAB_FILES_NAMES["vocab_file"])
-        if os.path.abspath(self.vocab_file) != os.path.abspath(out_model):
-            shutil.copyfile(self.vocab_file, out_model)
+        if self.vocab_file and os.path.isfile(self.vocab_file):
+            if os.path.abspath(self.vocab_file) != os.path.abspath(out_model):
+                shutil.copyfile(self.vocab_file, out_model)
+        else:  # unpickled far from its folder
+            with open(out_model, "wb") as f:
+                f.write(self.segmenter.sp_model.serialized_model_proto())
         return out_model, out_txt
 
     def _save_pretrained(
@@ -544,7 +1044,19 @@ class KoBertTokenizerFast(_KoBertLayout, PreTrainedTokenizerFast):
         legacy_format: bool | None = None,
         filename_prefix: str | None = None,
     ) -> tuple[str, ...]:
-        # transformers 5 writes only tokenizer.json for fast tokenizers; the slow files keep the folder a drop-in
-        # for kobert-transformers users and loadable by KoBertTokenizer.
-        files = super()._save_pretrained(save_directory, file_names, legacy_format, filename_prefix)
-        return (*files, *self.save_vocabulary(str(save_directory), filename_prefix))
+        # tokenizer.json holds the portable pipeline; the slow files keep the folder a drop-in for kobert-transformers
+        # users, loadable by KoBertTokenizer, and give this class its engine.
+        prefix = f"{filename_prefix}-" if filename_prefix else ""
+        tokenizer_file = os.path.join(str(save_directory), prefix + "tokenizer.json")
+        self.portable_backend().save(tokenizer_file)
+        return (*file_names, tokenizer_file, *self.save_vocabulary(str(save_directory), filename_prefix))
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_tokenizer"] = self.portable_backend().to_str()
+        del state["_backend_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__ = {**state, "_tokenizer": Tokenizer.from_str(state["_tokenizer"])}
+        self._attach_segmenter()

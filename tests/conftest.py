@@ -13,6 +13,11 @@ ROOT = Path(__file__).resolve().parent.parent
 BUNDLED_REVIEWS = ROOT / "data" / "reviews.txt.gz"
 SHARED_DATA = Path(os.environ.get("DISTILKOBERT_SHARED_DATA", ROOT.parent / "shared" / "data"))
 SHARED_CORPUS = SHARED_DATA / "corpus" / "reviews.txt.gz"
+# The real KoBERT tokenizer (SKTBrain/KoBERT, Apache-2.0), shipped so that a fresh clone tests against it.
+KOBERT_FILES = {
+    "vocab_file": str(ROOT / "data" / "kobert" / "tokenizer_78b3253a26.model"),
+    "vocab_txt": str(ROOT / "data" / "kobert" / "vocab.txt"),
+}
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
