@@ -138,6 +138,11 @@ class ConfigParser(HfArgumentParser):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(DistillationConfig, **{"allow_abbrev": False, **kwargs})
+        # HfArgumentParser gives the --no_X flag of a boolean that defaults to true the help of X, which then reads as
+        # the opposite of what the flag does.
+        for action in self._actions:
+            if action.option_strings and action.option_strings[0].startswith("--no_"):
+                action.help = f"Turn {action.option_strings[0].replace('--no_', '--', 1)} off."
 
     def error(self, message: str) -> NoReturn:
         raise ValueError(message)

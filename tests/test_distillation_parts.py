@@ -306,7 +306,8 @@ class TestConfig:
         assert exit_info.value.code == 0
         text = " ".join(capsys.readouterr().out.split())
         assert "--temperature TEMPERATURE Softmax temperature of the KL term. (default: 2.0)" in text
-        assert "--config CONFIG" in text and "--no_fold_token_type" in text
+        assert "--config CONFIG" in text
+        assert "--no_fold_token_type, --no-fold-token-type Turn --fold_token_type off." in text
 
 
 class TestCheckpoints:
