@@ -67,7 +67,7 @@ SANE_MODEL_MAX_LENGTH = 1_000_000
 WINDOW_PER_PROCESS = 4  # batches in flight per worker: keeps every worker busy, bounds memory
 _UP_TO_LAST_SPACE = re.compile(r".*\s", re.DOTALL)
 
-_backend: Any = None  # the worker's tokenizers.Tokenizer, set by init_worker
+_tokenizer: Any = None  # the worker's KoBertTokenizerFast, set by init_worker
 
 
 @dataclass(frozen=True)
@@ -225,11 +225,11 @@ def split_long_line(line: str, max_chars: int) -> list[str]:
 
 
 def init_worker(tokenizer_dir: str) -> None:
-    """Load the tokenizer backend in a worker, held to one thread: the processes are the parallelism."""
-    global _backend
+    """Load the tokenizer in a worker; it encodes on one thread: the processes are the parallelism."""
+    global _tokenizer
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     os.environ["RAYON_NUM_THREADS"] = "1"
-    _backend = KoBertTokenizerFast.from_pretrained(tokenizer_dir).backend_tokenizer
+    _tokenizer = KoBertTokenizerFast.from_pretrained(tokenizer_dir)
 
 
 def encode_lines(lines: list[str], sep_token_id: int, max_line_chars: int) -> tuple[np.ndarray, int]:
@@ -247,8 +247,9 @@ def encode_lines(lines: list[str], sep_token_id: int, max_line_chars: int) -> tu
         pieces.extend(parts)
         ends_line.extend([False] * (len(parts) - 1) + [True])
     stream: list[int] = []
-    for encoding, last in zip(_backend.encode_batch_fast(pieces, add_special_tokens=False), ends_line, strict=True):
-        stream.extend(encoding.ids)
+    encoded = _tokenizer(pieces, add_special_tokens=False, return_token_type_ids=False, return_attention_mask=False)
+    for ids, last in zip(encoded["input_ids"], ends_line, strict=True):
+        stream.extend(ids)
         if last:
             stream.append(sep_token_id)
     return np.array(stream, dtype=np.int32), split
