@@ -78,9 +78,25 @@ def check_output_folder(parser: argparse.ArgumentParser, path: str, overwrite: b
         parser.error(f"{flag} {path!r} exists and is not empty; pass --overwrite to replace it, or choose another")
 
 
+# transformers' progress bars over a model's own files, one per from_pretrained and per save_pretrained: a blink of
+# work, but a line each in a log (with cursor codes when under the training bar). Downloads keep theirs.
+QUIET_PROGRESS_BARS = ("Loading weights", "Writing model shards")
+
+
+def without_file_progress_bars(factory: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """A transformers tqdm hook (``set_tqdm_hook``): the bars named in ``QUIET_PROGRESS_BARS`` off, others kept."""
+    if kwargs.get("desc") in QUIET_PROGRESS_BARS:
+        kwargs = {**kwargs, "disable": True}
+    return factory(*args, **kwargs)
+
+
 def setup_logging(main_process: bool = True) -> None:
-    """INFO-level logs with time and logger name; WARNING and above only on processes other than the main one."""
+    """INFO-level logs with time and logger name; WARNING and above only on processes other than the main one.
+    transformers' progress bars of loading and saving a model's files are left out (``QUIET_PROGRESS_BARS``)."""
+    from transformers.utils import logging as transformers_logging
+
     logging.basicConfig(format=LOG_FORMAT, level=logging.INFO if main_process else logging.WARNING)
+    transformers_logging.set_tqdm_hook(without_file_progress_bars)
 
 
 def library_versions() -> dict[str, str]:
