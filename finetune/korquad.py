@@ -1,7 +1,8 @@
 """Fine-tune and evaluate on KorQuAD 1.0 (extractive question answering): exact match and character F1 on dev.
 
-    python -m finetune.korquad --model runs/distilkobert --train ../shared/data/korquad/KorQuAD_v1.0_train.json \
-        --dev ../shared/data/korquad/KorQuAD_v1.0_dev.json --output runs/korquad/distilkobert
+    # DATA: where you keep the KorQuAD 1.0 files (CC BY-ND, so not bundled); or the Hub dataset, below
+    python -m finetune.korquad --model runs/distil-tiny/final --train DATA/korquad/KorQuAD_v1.0_train.json \
+        --dev DATA/korquad/KorQuAD_v1.0_dev.json --output runs/korquad/distil-tiny
     accelerate launch -m finetune.korquad --model monologg/kobert --train KorQuAD/squad_kor_v1:train \
         --dev KorQuAD/squad_kor_v1:validation --output runs/korquad/kobert
 

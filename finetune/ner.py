@@ -1,11 +1,10 @@
 """Fine-tune and evaluate on Naver NER: token classification, entity-level F1 (seqeval).
 
-    python -m finetune.ner --model runs/distilkobert --train ../shared/data/naver_ner/train.tsv \
-        --test ../shared/data/naver_ner/test.tsv --labels ../shared/data/naver_ner/label.txt \
-        --output runs/ner/distilkobert
-    accelerate launch -m finetune.ner --model monologg/kobert --train ../shared/data/naver_ner/train.tsv \
-        --test ../shared/data/naver_ner/test.tsv --labels ../shared/data/naver_ner/label.txt \
-        --output runs/ner/kobert
+    # DATA: where you keep the Naver NLP Challenge 2018 files (not redistributable, so not bundled)
+    python -m finetune.ner --model runs/distil-tiny/final --train DATA/naver_ner/train.tsv \
+        --test DATA/naver_ner/test.tsv --labels DATA/naver_ner/label.txt --output runs/ner/distil-tiny
+    accelerate launch -m finetune.ner --model monologg/kobert --train DATA/naver_ner/train.tsv \
+        --test DATA/naver_ner/test.tsv --labels DATA/naver_ner/label.txt --output runs/ner/kobert
 
 Files are ``sentence<TAB>labels``, one label per space-separated word; ``label.txt`` lists the labels in id order
 (``UNK``, ``O``, ``PER-B``, ``PER-I``, ...: the B/I tag follows the type). A Hub dataset (``name`` or ``name:split``)

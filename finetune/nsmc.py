@@ -1,7 +1,8 @@
 """Fine-tune and evaluate on NSMC (Naver movie-review sentiment): binary classification, accuracy.
 
-    python -m finetune.nsmc --model runs/distilkobert --train ../shared/data/nsmc/ratings_train.txt \
-        --test ../shared/data/nsmc/ratings_test.txt --output runs/nsmc/distilkobert
+    # the bundled sample (data/), on a CPU; the whole NSMC from the Hub, on several GPUs
+    python -m finetune.nsmc --model runs/distil-tiny/final --train data/nsmc_train.txt.gz \
+        --test data/nsmc_test.txt.gz --output runs/nsmc/distil-tiny
     accelerate launch -m finetune.nsmc --model monologg/kobert --train e9t/nsmc:train --test e9t/nsmc:test --output ...
 
 Files are ``id<TAB>document<TAB>label`` with a header; a Hub dataset name (``name`` or ``name:split``) works too.

@@ -1,11 +1,12 @@
 """Distil a BERT masked-LM teacher into a DistilBERT student: DistilKoBERT's pretraining.
 
     # CPU, or one GPU
-    python pretrain/run.py --config pretrain/configs/tiny.yaml --teacher runs/teacher --data_dir runs/data \
-        --output_dir runs/distil
+    python pretrain/run.py --config pretrain/configs/tiny.yaml --teacher runs/tiny-teacher \
+        --data_dir runs/data/reviews-128 --output_dir runs/distil-tiny
     # several GPUs on one node (DDP, bf16), then on two nodes
     accelerate launch --config_file pretrain/accelerate_configs/multi_gpu.yaml pretrain/run.py \
-        --config pretrain/configs/distilkobert_3layer.yaml --data_dir runs/data --output_dir runs/distilkobert
+        --config pretrain/configs/distilkobert_3layer.yaml --data_dir runs/data/kobert-512 \
+        --output_dir runs/distilkobert
     accelerate launch --config_file pretrain/accelerate_configs/multi_node.yaml --machine_rank 0 pretrain/run.py ...
     # continue after an interruption, from the newest complete checkpoint; or delete that run and start again
     accelerate launch ... pretrain/run.py --config ... --resume true

@@ -6,11 +6,14 @@ from __future__ import annotations
 import importlib
 import os
 import re
+import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import NamedTuple
 
 import pytest
+from conftest import ROOT
 
 from common.cli import first_paragraph
 
@@ -198,3 +201,42 @@ def test_an_abbreviated_option_is_refused(
     assert stopped.code != 0
     assert command.abbreviation.lstrip("-") in message
     assert f"did you mean {command.option}?" in message
+
+
+def runnable_modules() -> set[str]:
+    """Every module of the repository a user can run: a package's ``__main__.py`` or a file with a main guard."""
+    listed = subprocess.run(["git", "ls-files", "*.py"], cwd=ROOT, capture_output=True, text=True, check=True)
+    modules = set()
+    for name in listed.stdout.split():
+        path = ROOT / name
+        if name.startswith("tests/") or not path.is_file():
+            continue
+        if path.name == "__main__.py" or 'if __name__ == "__main__":' in path.read_text(encoding="utf-8"):
+            modules.add(name.removesuffix(".py").replace("/", "."))
+    return modules
+
+
+def test_every_runnable_module_is_a_command_here() -> None:
+    # So that each one's --help is checked above; a module without a command line has no main guard.
+    assert runnable_modules() == {command.module for command in COMMANDS}
+
+
+def test_every_command_the_readme_shows_is_one_of_them() -> None:
+    # python -m modeling.latency would print nothing: a module with no command line is not shown as a command.
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    shown = {f"python -m {name}" for name in re.findall(r"(?:python|launch) -m ([a-z_][a-z_.]*)(?![\w.])", readme)}
+    shown |= {f"python {path}" for path in re.findall(r"python ([\w/]+\.py)\b", readme)}
+    assert shown <= {command.typed for command in COMMANDS}
+    assert "python -m finetune.nsmc" in shown and "python pretrain/run.py" in shown
+
+
+def test_an_abbreviation_in_a_recipe_setting_is_refused(
+    capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # --set finetune.epoch=2 reaches finetune.nsmc's parser, which would once have taken it for --epochs.
+    monkeypatch.chdir(ROOT)
+    argv = ["--preset", "smoke", "--output", str(tmp_path / "run"), "--set", "finetune.epoch=2"]
+    stopped, shown = run_command("reproduce.__main__", argv, capsys, monkeypatch)
+    assert "preset section 'finetune'" in str(stopped.code)
+    assert "unrecognized arguments: --epoch 2; did you mean --epochs?" in shown
+    assert not (tmp_path / "run").exists()
