@@ -284,10 +284,11 @@ def resume_state(accelerator: Accelerator, checkpoint: Path) -> dict[str, Any]:
     accelerator.load_state(str(training_state))
     problems = gather_object([unrestored_random_states(training_state, accelerator.process_index)])
     if problem := next((p for p in problems if p), None):
-        raise SystemExit(
+        message = (
             f"error: cannot resume from {checkpoint} exactly: {problem}. Delete {checkpoint} to resume from the "
             "checkpoint before it, or pass --overwrite to start afresh"
         )
+        raise SystemExit(message if accelerator.is_main_process else 1)  # said once, every process stops
     return read_trainer_state(checkpoint)
 
 
