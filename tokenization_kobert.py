@@ -604,24 +604,23 @@ def word_tokens(pieces: list[str], ids: list[int], normalized: str) -> list[list
     NFC: see the README), the ids stay the engine's and every token spans the first word.
     """
     words = metaspace_words(normalized)
-    groups: list[list[tuple[str, int]]] = []
+    tokens: list[list[Token]] = []
+    surfaces: list[str] = []
+    start = 0
     for piece, token_id in zip(pieces, ids, strict=True):
-        if piece.startswith(SPIECE_UNDERLINE) or not groups:
-            groups.append([])
-        groups[-1].append((piece, token_id))
-    if ["".join(piece for piece, _ in group) for group in groups] != words:
-        whole_first_word = (0, len(words[0].encode("utf-8")) if words else 0)
-        everything = [Token(token_id, piece, whole_first_word) for piece, token_id in zip(pieces, ids, strict=True)]
-        return [everything] + [[] for _ in words[1:]]
-    tokens = []
-    for group in groups:
-        start, word = 0, []
-        for piece, token_id in group:
-            end = start + len(piece.encode("utf-8"))
-            word.append(Token(token_id, piece, (start, end)))
-            start = end
-        tokens.append(word)
-    return tokens
+        if piece.startswith(SPIECE_UNDERLINE) or not tokens:
+            tokens.append([])
+            surfaces.append("")
+            start = 0
+        end = start + len(piece.encode("utf-8"))
+        tokens[-1].append(Token(token_id, piece, (start, end)))
+        surfaces[-1] += piece
+        start = end
+    if surfaces == words:
+        return tokens
+    whole_first_word = (0, len(words[0].encode("utf-8")) if words else 0)
+    everything = [Token(token_id, piece, whole_first_word) for piece, token_id in zip(pieces, ids, strict=True)]
+    return [everything] + [[] for _ in words[1:]]
 
 
 class ExactWords:

@@ -80,6 +80,11 @@ EDGE_CASES = [
     "영화" * 5000,
     "1" * 3000 + ",",
     "ㅋ" * 3000,
+    # Real reviews where equally scored splits of the dots tie: float32 sums (SentencePiece) and float64 sums
+    # (tokenizers' Unigram model) pick differently with KoBERT's vocabulary.
+    "포스터가... 80년대야....",
+    "대한민국 여권이..... ㅎㅎ",
+    "밥말리...........",
 ]
 
 
