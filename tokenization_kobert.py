@@ -67,6 +67,7 @@ VOCAB_FILES_NAMES = {"vocab_file": "tokenizer_78b3253a26.model", "vocab_txt": "v
 FAST_VOCAB_FILES_NAMES = {**VOCAB_FILES_NAMES, "tokenizer_file": "tokenizer.json"}
 SPIECE_UNDERLINE = "▁"
 MODEL_INPUT_NAMES = ["input_ids", "token_type_ids", "attention_mask"]
+NOTICE_FILE = "NOTICE"  # the origin and licence of the SentencePiece model, copied along wherever it is saved
 # Written into every saved tokenizer_config.json, so AutoTokenizer can never fall back to a WordPiece BertTokenizer.
 AUTO_MAP = {"AutoTokenizer": ["tokenization_kobert.KoBertTokenizer", "tokenization_kobert.KoBertTokenizerFast"]}
 _SP_PIECE_TYPES_IN_VOCAB = (1, 4)  # sentencepiece ModelProto piece types NORMAL and USER_DEFINED
@@ -442,6 +443,10 @@ class _KoBertLayout:
     def save_pretrained(self, save_directory: str | os.PathLike, *args: Any, **kwargs: Any) -> tuple[str, ...]:
         files = super().save_pretrained(save_directory, *args, **kwargs)
         copy_remote_code(str(save_directory))
+        notice = os.path.join(os.path.dirname(self.vocab_file or ""), NOTICE_FILE)
+        if self.vocab_file and os.path.isfile(notice):  # the licence's attribution travels with the model files
+            shutil.copyfile(notice, os.path.join(str(save_directory), NOTICE_FILE))
+            files = (*files, os.path.join(str(save_directory), NOTICE_FILE))
         return files
 
 

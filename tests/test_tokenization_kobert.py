@@ -117,6 +117,10 @@ def test_the_published_example_on_the_real_vocabulary(tmp_path: Path) -> None:
     for tokenizer in (KoBertTokenizer(**KOBERT_FILES), auto):
         assert tokenizer.convert_tokens_to_ids(tokenizer.tokenize("[CLS] 한국어 모델을 공유합니다. [SEP]")) == expected
         assert tokenizer("한국어 모델을 공유합니다.")["input_ids"] == expected
+    # Apache-2.0's attribution goes wherever the files go, saved and saved again.
+    auto.save_pretrained(tmp_path / "again")
+    notice = (ROOT / "data" / "kobert" / "NOTICE").read_text()
+    assert (tmp_path / "NOTICE").read_text() == (tmp_path / "again" / "NOTICE").read_text() == notice
 
 
 def test_special_token_ids_follow_kobert(slow_tokenizer, fast_tokenizer) -> None:
