@@ -293,3 +293,22 @@ def test_memory_stays_flat_as_the_corpus_grows(tokenizer_dir: Path, tmp_path: Pa
     peaks = {size: r["peak_rss_mb"] for size, r in results.items()}
     # Flat means within a few MB (measured: under 1); keeping every id of 30 MB as int32 would add 23 MB.
     assert peaks[30.0] - peaks[3.0] < 20, peaks
+
+
+def test_real_kobert_blocks_match_kobert_transformers(tmp_path: Path) -> None:
+    # With KoBERT's own vocabulary, the lines whose dots tie (float32 against float64 sums) get the reference's ids.
+    from kobert_transformers.tokenization_kobert import KoBertTokenizer as ReferenceKoBertTokenizer
+
+    kobert = ROOT / "data" / "kobert"
+    lines = [
+        "포스터가... 80년대야....",
+        "대한민국 여권이..... ㅎㅎ",
+        "밥말리...........",
+        *read_lines(BUNDLED_REVIEWS, 500),
+    ]
+    lines = [line for line in lines if line.strip()]
+    corpus = write_corpus(tmp_path / "tie.txt", [line.encode() for line in lines])
+    main(prepare_args([corpus], kobert, tmp_path / "data", "--validation-ratio", "0"))
+    reference = ReferenceKoBertTokenizer(str(kobert / "tokenizer_78b3253a26.model"), str(kobert / "vocab.txt"))
+    blocks, _ = expected_blocks([reference.encode(line, add_special_tokens=False) for line in lines], LENGTH)
+    assert read_split(tmp_path / "data", "train").tolist() == blocks
