@@ -1,5 +1,7 @@
-"""Models: DistilBERT students built from BERT teacher layers, and the kobert-transformers loading API."""
+"""Models: DistilBERT students built from BERT teacher layers, tiny BiLSTM students, and the kobert-transformers
+loading API."""
 
+from modeling.bilstm import KoBiLstmConfig, KoBiLstmForSequenceClassification, bilstm_config
 from modeling.load import (
     get_distilkobert_lm,
     get_distilkobert_model,
@@ -12,6 +14,9 @@ from modeling.load import (
 from modeling.student import build_student, parameter_count, select_layers, size_mb, student_state_dict
 
 __all__ = [
+    "KoBiLstmConfig",
+    "KoBiLstmForSequenceClassification",
+    "bilstm_config",
     "build_student",
     "get_distilkobert_lm",
     "get_distilkobert_model",
