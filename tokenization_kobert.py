@@ -160,8 +160,37 @@ def _may_leave_a_mark() -> re.Pattern[str]:
     return re.compile("[" + "".join(f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges) + "]")
 
 
+_HANGUL_SYLLABLES = (0xAC00, 0xD7A3)
+_CONJOINING_JAMO = ((0x1100, 0x11FF), (0xA960, 0xA97F), (0xD7B0, 0xD7FF))
+
+
+def _composed_is_as_good(char: str) -> bool:
+    """A Hangul syllable, or a character that NFKD and the mark stripping leave alone and that no jamo joins."""
+    cp = ord(char)
+    if _HANGUL_SYLLABLES[0] <= cp <= _HANGUL_SYLLABLES[1]:
+        return True
+    if any(first <= cp <= last for first, last in _CONJOINING_JAMO):
+        return False
+    return unicodedata.normalize("NFKD", char) == char and not _is_combining(char)
+
+
+@functools.cache
+def _needs_nfkd() -> re.Pattern[str]:
+    """Matches every character that ``_composed_is_as_good`` refuses, every astral character included."""
+    ranges = code_point_ranges(lambda c: not _composed_is_as_good(c), _LAST_BMP_CODE_POINT)
+    ranges.append((_LAST_BMP_CODE_POINT + 1, sys.maxunicode))
+    return re.compile("[" + "".join(f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges) + "]")
+
+
 def nfkd_without_marks(text: str) -> str:
-    """NFKD, then every combining mark removed."""
+    """NFKD, then every combining mark removed; Hangul syllables stay composed when nothing else would change.
+
+    SentencePiece's NFKC composes a syllable's jamo back into the syllable, so it segments a text of syllables and
+    NFKD-stable characters the same whether or not they were decomposed, and the composed text is half as long. A
+    syllable next to a conjoining jamo, or any other character NFKD changes, takes the whole path.
+    """
+    if _needs_nfkd().search(text) is None:
+        return text
     decomposed = unicodedata.normalize("NFKD", text)
     if _may_leave_a_mark().search(text) is None:
         return decomposed
