@@ -97,8 +97,8 @@ def train_sentencepiece(lines: object, args: argparse.Namespace) -> bytes:
 
 
 def quantize_scores(serialized_model: bytes, grid: int = SCORE_GRID) -> bytes:
-    """Round every piece score to a multiple of ``1 / grid``, so the slow and fast tokenizers agree on every input
-    (see ``tokenization_kobert.SCORE_GRID``)."""
+    """Round every piece score to a multiple of ``1 / grid``, so that ``tokenizer.json`` read without our classes
+    (tokenizers' Unigram model) gives SentencePiece's ids on every input too (``tokenization_kobert.SCORE_GRID``)."""
     proto = sentencepiece_model_pb2.ModelProto()
     proto.ParseFromString(serialized_model)
     for piece in proto.pieces:

@@ -153,31 +153,35 @@ def first_mismatch(expected: list[list[int]], actual: list[list[int]]) -> int | 
     return next((i for i, (a, b) in enumerate(zip(expected, actual, strict=True)) if a != b), None)
 
 
-def test_parity_on_real_korean_lines(files, reference_tokenizer, slow_tokenizer, fast_tokenizer) -> None:
-    # 100,000 lines on the real vocabulary (78,928 bundled ones on a fresh clone) for the class AutoTokenizer
-    # returns, 20,000 for the others, which share its engine, and for the vocabulary built by build_tokenizer.
-    real = files is KOBERT_FILES
-    lines, source = parity_lines(100_000 if real else 20_000)
-    assert len(lines) >= (100_000 if source == str(SHARED_CORPUS) and real else 20_000)
-    expected = [reference_tokenizer(line)["input_ids"] for line in lines]
+def test_parity_on_real_korean_lines() -> None:
+    # The real vocabulary on 100,000 lines (78,928 bundled ones on a fresh clone) for the class AutoTokenizer returns,
+    # 20,000 for the slow class and the pipeline path, which share its engine. (The built vocabulary shares the
+    # engine too: the edge cases and properties cover it.)
+    from kobert_transformers.tokenization_kobert import KoBertTokenizer as ReferenceKoBertTokenizer
+
+    reference, slow, fast = (
+        cls(**KOBERT_FILES) for cls in (ReferenceKoBertTokenizer, KoBertTokenizer, KoBertTokenizerFast)
+    )
+    lines, source = parity_lines(100_000)
+    assert len(lines) >= (100_000 if source == str(SHARED_CORPUS) else 78_000)
+    expected = [reference(line)["input_ids"] for line in lines]
     checks = {
-        "KoBertTokenizer": lambda: slow_tokenizer(lines[:20_000])["input_ids"],
-        "KoBertTokenizerFast": lambda: fast_tokenizer(lines)["input_ids"],
-        "KoBertTokenizerFast through its pipeline": lambda: with_backend(fast_tokenizer, lines[:20_000])["input_ids"],
+        "KoBertTokenizerFast": lambda: fast(lines)["input_ids"],
+        "KoBertTokenizer": lambda: slow(lines[:20_000])["input_ids"],
+        "KoBertTokenizerFast through its pipeline": lambda: with_backend(fast, lines[:20_000])["input_ids"],
     }
     for name, encode in checks.items():
         actual = encode()
         line = first_mismatch(expected[: len(actual)], actual)
         assert line is None, (
             f"{name} differs from kobert-transformers on {source} line {line}: {lines[line]!r}\n"
-            f"expected {reference_tokenizer.convert_ids_to_tokens(expected[line])}\n"
-            f"got      {fast_tokenizer.convert_ids_to_tokens(actual[line])}"
+            f"expected {reference.convert_ids_to_tokens(expected[line])}\n"
+            f"got      {fast.convert_ids_to_tokens(actual[line])}"
         )
-    if real:
-        # The test can see the difference it guards against: tokenizers' own Unigram model (tokenizer.json) breaks
-        # ties in float64 and differs on about 0.2% of these lines.
-        portable = [e.ids for e in fast_tokenizer.portable_backend().encode_batch(lines)]
-        assert 0 < sum(a != b for a, b in zip(expected, portable, strict=True)) < len(lines) // 100
+    # The test can see the difference it guards against: tokenizers' own Unigram model (tokenizer.json) breaks ties
+    # in float64 and differs on about 0.2% of these lines.
+    portable = [e.ids for e in fast.portable_backend().encode_batch(lines)]
+    assert 0 < sum(a != b for a, b in zip(expected, portable, strict=True)) < len(lines) // 100
 
 
 def test_offsets_word_ids_and_tokens_are_the_pipelines(fast_tokenizer) -> None:

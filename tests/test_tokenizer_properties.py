@@ -50,7 +50,7 @@ def tokenizers(request, tokenizer_files):
 def test_random_unicode_gives_the_same_ids(tokenizers) -> None:
     reference, slow, fast = tokenizers
 
-    @settings(max_examples=300)
+    @settings(max_examples=200)
     @given(TEXT, st.one_of(st.none(), TEXT))
     def check(text: str, pair: str | None) -> None:
         expected = slow(text, pair)
