@@ -27,9 +27,11 @@ PRESET ?= mini
 demo: $(STAMP)
 	$(BIN)/python -m reproduce --preset $(PRESET) --output runs/$(PRESET)
 
+# The suite on every core: each test file runs whole in one worker (the README walk is in order).
+TEST_WORKERS ?= 2
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/tokenizer_speed.py

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import itertools
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,13 @@ KOBERT_FILES = {
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if "PYTEST_XDIST_WORKER" in os.environ:
+    # transformers copies remote code (our tokenizer, the BiLSTM) into one module cache; each worker gets its own,
+    # so two workers never write the same file at once. Subprocesses inherit it.
+    os.environ.setdefault(
+        "HF_MODULES_CACHE",
+        os.path.join(tempfile.gettempdir(), f"distilkobert-modules-{os.getpid()}-{os.environ['PYTEST_XDIST_WORKER']}"),
+    )
 
 
 def read_lines(path: Path, limit: int | None = None) -> list[str]:
