@@ -1018,10 +1018,12 @@ class KoBertTokenizerFast(_KoBertLayout, PreTrainedTokenizerFast):
         **kwargs: Any,
     ) -> BatchEncoding:
         batched = not isinstance(text, str)
-        firsts = self._ids_without_specials(list(text) if batched else [text])
+        if batched:  # copies: the encodings computed later must see the texts as they are now
+            text, text_pair = list(text), None if text_pair is None else list(text_pair)
+        firsts = self._ids_without_specials(text if batched else [text])
         seconds = None
         if text_pair is not None:
-            seconds = self._ids_without_specials(list(text_pair) if batched else [text_pair])
+            seconds = self._ids_without_specials(text_pair if batched else [text_pair])
         if truncation_strategy != TruncationStrategy.DO_NOT_TRUNCATE:
             keep = max_length - (2 if add_special_tokens else 0)
             firsts = [ids[:keep] for ids in firsts]

@@ -246,6 +246,11 @@ def test_word_ids_and_tokens_of_a_plain_call(fast_tokenizer) -> None:
     assert single.sequence_ids() == fast_tokenizer("두 문장의", "짝", return_offsets_mapping=True).sequence_ids()
     clone = pickle.loads(pickle.dumps(plain))
     assert clone.word_ids(1) == plain.word_ids(1) and dict(clone) == dict(plain)
+    # The encodings are computed on first use, from the texts as they were at the call.
+    texts = ["가나", "다라"]
+    later = fast_tokenizer(texts)
+    texts[0] = "완전히 다른 문장입니다"
+    assert later.tokens(0) == fast_tokenizer.convert_ids_to_tokens(later["input_ids"][0])
 
 
 def test_words_given_as_lists_match_the_slow_tokenizer(slow_tokenizer, fast_tokenizer) -> None:
