@@ -951,20 +951,21 @@ class KoBertTokenizerFast(_KoBertLayout, PreTrainedTokenizerFast):
         return self._added_pattern
 
     def _ids_without_specials(self, texts: Sequence[str]) -> list[list[int]]:
-        """Each text's ids: added tokens where the text has them, the engine's ids between them."""
+        """Each text's ids: added tokens where the text has them, the engine's ids between them.
+
+        Every stretch of text, of every row, goes through one ``encode_batch`` call, once.
+        """
         pattern = self._added_tokens_pattern()
-        rows = self.segmenter.encode_batch(texts)
         if pattern.search("\n".join(texts)) is None:  # one scan for the usual batch, which has none
-            return rows
-        for row, text in enumerate(texts):
-            if pattern.search(text) is None:
-                continue
-            parts = pattern.split(text)  # text, token, text, token, ..., text
-            encoded = self.segmenter.encode_batch(parts[0::2])
+            return self.segmenter.encode_batch(texts)
+        split = [pattern.split(text) for text in texts]  # text, token, text, ..., text (one text without a token)
+        encoded = iter(self.segmenter.encode_batch([part for parts in split for part in parts[0::2]]))
+        rows = []
+        for parts in split:
             ids: list[int] = []
             for i, part in enumerate(parts):
-                ids.extend(encoded[i // 2] if i % 2 == 0 else [self._tokenizer.token_to_id(part)])
-            rows[row] = ids
+                ids.extend(next(encoded) if i % 2 == 0 else [self._tokenizer.token_to_id(part)])
+            rows.append(ids)
         return rows
 
     def _bulk_columns(
