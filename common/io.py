@@ -1,5 +1,5 @@
-"""What every package shares: atomic files and folders, JSON, text opening, output-folder checks, logging set-up
-and run metadata. Imports nothing of ours, so any package may use it.
+"""What every package shares: atomic files and folders (PNG figures too), JSON, a run's metrics.jsonl, text opening,
+output-folder checks, logging set-up and run metadata. Imports nothing of ours, so any package may use it.
 
 Atomic means a reader (a resumed run, a recipe stage, a user) never sees half a file or half a folder: everything is
 written under a temporary name beside its destination and renamed into place, which is atomic on one filesystem.
@@ -46,6 +46,37 @@ def write_json(path: str | Path, data: Any) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     write_atomic(path, lambda staging: staging.write_text(text, encoding="utf-8"))
+
+
+def save_figure(figure: Any, path: str | Path, dpi: int = 120) -> None:
+    """A matplotlib ``Figure`` as a PNG file, written atomically."""
+    write_atomic(path, lambda staging: figure.savefig(staging, format="png", dpi=dpi))
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The records of a run's ``metrics.jsonl`` (blank lines skipped); ``[]`` if the file does not exist."""
+    if not path.exists():
+        return []
+    records = []
+    with path.open(encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{path}, line {number}: not valid JSON ({error})") from error
+            if not isinstance(record, dict) or "step" not in record:
+                raise ValueError(f"{path}, line {number}: expected a JSON object with a 'step'")
+            records.append(record)
+    return records
+
+
+def metric_series(records: list[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
+    """Steps and values of ``key``, sorted by step; a step logged twice (a resumed run) keeps its last value."""
+    by_step = {record["step"]: record[key] for record in records if key in record}
+    steps = sorted(by_step)
+    return steps, [by_step[step] for step in steps]
 
 
 def staging_folder(final: str | Path, prefix: str) -> Path:

@@ -17,14 +17,13 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from common.io import write_atomic
+from common.io import metric_series, read_metrics, save_figure, write_atomic
 
 TEACHER = "teacher"
 RESULTS_JSON = "results.json"
 RESULTS_MD = "results.md"
 ACCURACY_PLOT = "accuracy_vs_latency.png"
 CURVES_PLOT = "training_curves.png"
-DPI = 120
 # Context keys shown under the heading, in this order, with their labels.
 CONTEXT_LABELS = {
     "preset": "preset",
@@ -104,10 +103,6 @@ def render_markdown(rows: list[dict[str, Any]], context: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def save_figure(figure: Figure, path: Path) -> None:
-    write_atomic(path, lambda staging: figure.savefig(staging, format="png", dpi=DPI))
-
-
 def plot_accuracy_latency(rows: list[dict[str, Any]], path: Path) -> None:
     """PNG scatter of NSMC accuracy (%) against CPU latency at batch 32 (ms), each point labelled by model."""
     figure = Figure(figsize=(6, 4.5), layout="constrained")
@@ -122,32 +117,6 @@ def plot_accuracy_latency(rows: list[dict[str, Any]], path: Path) -> None:
     ax.set_title("NSMC accuracy against CPU latency")
     ax.grid(alpha=0.3)
     save_figure(figure, path)
-
-
-def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """The records of a pretraining ``metrics.jsonl`` (blank lines skipped); ``[]`` if the file does not exist."""
-    if not path.exists():
-        return []
-    records = []
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path}, line {number}: not valid JSON ({error})") from error
-            if not isinstance(record, dict) or "step" not in record:
-                raise ValueError(f"{path}, line {number}: expected a JSON object with a 'step'")
-            records.append(record)
-    return records
-
-
-def metric_series(records: list[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
-    """Steps and values of ``key``, sorted by step; a step logged twice (a resumed run) keeps its last value."""
-    by_step = {record["step"]: record[key] for record in records if key in record}
-    steps = sorted(by_step)
-    return steps, [by_step[step] for step in steps]
 
 
 def plot_training_curves(curves: dict[str, Path], path: Path) -> None:
