@@ -1,4 +1,5 @@
-"""Checkpoint folders: atomic publication, the newest complete one, rotation.
+"""What makes a training run resumable: checkpoint folders (atomic publication, the newest complete one, rotation,
+restoring one exactly), a data order fixed by seed and epoch, and a metrics log trimmed back to the resumed step.
 
 A checkpoint is ``OUTPUT_DIR/checkpoint-STEP/``: the exported student (``save_pretrained`` + tokenizer, loadable by
 ``AutoModelForMaskedLM``), ``training_state/`` (accelerate's ``save_state``: weights, optimizer, scheduler, RNG
@@ -13,13 +14,17 @@ import logging
 import random
 import re
 import shutil
+from collections.abc import Sized
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from accelerate import Accelerator
+from accelerate.utils import gather_object
 from accelerate.utils import load as load_accelerate_file
 from accelerate.utils.constants import RNG_STATE_NAME
+from torch.utils.data import RandomSampler
 
 from common.io import publish_folder, write_json
 
@@ -122,3 +127,50 @@ def rotate(output_dir: str | Path, keep: int) -> list[Path]:
 
 def read_trainer_state(checkpoint: Path) -> dict[str, Any]:
     return json.loads((checkpoint / TRAINER_STATE).read_text(encoding="utf-8"))
+
+
+class EpochSampler(RandomSampler):
+    """A random order that depends only on (seed, epoch), so a resumed run sees the same batches."""
+
+    def __init__(self, data_source: Sized, seed: int) -> None:
+        super().__init__(data_source, generator=torch.Generator())
+        self.seed = seed
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.generator.manual_seed(self.seed + epoch)
+
+
+def due(step: int, every: int, total: int) -> bool:
+    """Whether a periodic action (log, evaluation, checkpoint) runs after ``step``: every N steps and at the end."""
+    return step == total or step % every == 0
+
+
+def resume_state(accelerator: Accelerator, checkpoint: Path) -> dict[str, Any]:
+    """Restore the model, optimizer, scheduler and random states of ``checkpoint``; returns its trainer state (step,
+    epoch, batch in epoch). Stops every process when a process's random states were not restored, which accelerate
+    reports only in a log line we hide: the run would go on, but no longer as the uninterrupted one would."""
+    training_state = checkpoint / TRAINING_STATE_DIR
+    accelerator.load_state(str(training_state))
+    problems = gather_object([unrestored_random_states(training_state, accelerator.process_index)])
+    if problem := next((p for p in problems if p), None):
+        message = (
+            f"error: cannot resume from {checkpoint} exactly: {problem}. Delete {checkpoint} to resume from the "
+            "checkpoint before it, or pass --overwrite to start afresh"
+        )
+        raise SystemExit(message if accelerator.is_main_process else 1)  # said once, every process stops
+    return read_trainer_state(checkpoint)
+
+
+def trim_metrics(path: Path, step: int) -> None:
+    """Drop lines logged after ``step`` by an interrupted run, so a resumed run's log reads as one run's."""
+    if path.exists():
+        kept = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= step]
+        path.write_text("".join(f"{line}\n" for line in kept))
+
+
+def log_metrics(accelerator: Accelerator, path: Path, metrics: dict[str, Any], step: int) -> None:
+    if accelerator.is_main_process:
+        with path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps({"step": step, **metrics}) + "\n")
+    accelerator.log({k: v for k, v in metrics.items() if isinstance(v, (int, float))}, step=step)

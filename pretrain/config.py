@@ -1,32 +1,20 @@
-"""Distillation configuration: a YAML preset loaded into a typed dataclass, with ``--key value`` overrides.
+"""Distillation configuration: a YAML preset loaded into ``DistillationConfig``, with ``--key value`` overrides.
 
     config = load_config("pretrain/configs/distilkobert_3layer.yaml", ["--max_steps", "100", "--seed", "1"])
 
-Parsing is transformers' ``HfArgumentParser`` over the dataclass (lists as ``--student_layers 0 4 8``, booleans as
-``--resume``, ``--resume true`` or ``--no_fold_token_type``); a preset's values become the defaults the command line
-overrides. Unknown keys, in the file or on the command line, are errors; the resolved config is saved with every
-checkpoint.
+The parsing is ``common.config``'s (unknown keys are errors); the resolved config is saved with every checkpoint.
 """
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
-import yaml
-from transformers import HfArgumentParser
+from common import config as configs
+from common.config import key, save_config
 
-from common.cli import closest, parser_options
-
-
-def key(default: Any, help: str) -> Any:
-    """A config field with its ``--help`` text (a list default gets its own copy per instance)."""
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata={"help": help})
-    return field(default=default, metadata={"help": help})
+__all__ = ["DistillationConfig", "config_from_dict", "load_config", "parse_args", "save_config"]
 
 
 @dataclass
@@ -132,83 +120,16 @@ class DistillationConfig:
             raise ValueError("invalid configuration:\n  - " + "\n  - ".join(problems))
 
 
-class ConfigParser(HfArgumentParser):
-    """``HfArgumentParser`` over ``DistillationConfig`` that raises ValueError instead of exiting, so callers (the
-    recipe's preset checks, the run's start-up errors) report bad values their own way."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(DistillationConfig, **{"allow_abbrev": False, **kwargs})
-        # HfArgumentParser gives the --no_X flag of a boolean that defaults to true the help of X, which then reads as
-        # the opposite of what the flag does.
-        for action in self._actions:
-            if action.option_strings and action.option_strings[0].startswith("--no_"):
-                action.help = f"Turn {action.option_strings[0].replace('--no_', '--', 1)} off."
-
-    def error(self, message: str) -> NoReturn:
-        raise ValueError(message)
-
-
-def as_argv(values: dict[str, Any]) -> list[str]:
-    """Preset values as the command line would give them: ``{"student_layers": [0, 4]}`` -> ``--student_layers 0 4``."""
-    argv = []
-    for name, value in values.items():
-        if value is None:
-            continue
-        argv += [f"--{name}", *(map(str, value) if isinstance(value, list) else [str(value)])]
-    return argv
-
-
-def parse(parser: ConfigParser, argv: list[str]) -> DistillationConfig:
-    """The config ``argv`` gives over the parser's defaults; an unknown ``--key`` is an error."""
-    *outputs, unknown = parser.parse_args_into_dataclasses(argv, return_remaining_strings=True)
-    if unknown:
-        names = [f.name for f in dataclasses.fields(DistillationConfig)]
-        keys = [arg.split("=")[0].lstrip("-").replace("-", "_") for arg in unknown if arg.startswith("--")] or unknown
-        close = closest(keys[0], names)
-        hint = f"; did you mean --{close}?" if close else f"; known keys: {', '.join(names)}"
-        raise ValueError(f"unknown config keys {keys}{hint}")
-    return outputs[0]
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> DistillationConfig:
+    """A YAML preset (optional) with command-line ``--key value`` overrides on top, every key and value checked."""
+    return configs.load_config(DistillationConfig, path, overrides)
 
 
 def config_from_dict(values: dict[str, Any], where: str = "") -> DistillationConfig:
     """A checked ``DistillationConfig`` from plain values (a preset's YAML types, or strings)."""
-    try:
-        config = parse(ConfigParser(), as_argv(values))
-    except ValueError as err:
-        raise ValueError(f"{where}: {err}" if where else str(err)) from None
-    config.validate()
-    return config
+    return configs.config_from_dict(DistillationConfig, values, where)
 
 
-def read_preset(path: str | Path) -> dict[str, Any]:
-    with open(path, encoding="utf-8") as f:
-        values = yaml.safe_load(f) or {}
-    if not isinstance(values, dict):
-        raise ValueError(f"{path}: expected a mapping of config keys to values")
-    return values
-
-
-def load_config(path: str | Path | None, overrides: list[str] | None = None) -> DistillationConfig:
-    """A YAML preset (optional) with command-line ``--key value`` overrides on top, every key and value checked."""
-    parser = ConfigParser()
-    if path is not None:
-        try:
-            preset = parse(parser, as_argv(read_preset(path)))
-        except ValueError as err:
-            raise ValueError(f"{path}: {err}") from None
-        parser.set_defaults(**dataclasses.asdict(preset))
-    config = parse(parser, overrides or [])
-    config.validate()
-    return config
-
-
-def build_parser(prog: str, doc: str | None) -> argparse.ArgumentParser:
-    """The command line of a run, for ``--help``: ``--config PRESET`` and every config key with its default."""
-    parser = ConfigParser(**parser_options(prog, doc))
-    parser.add_argument("--config", default=None, help="YAML preset, e.g. pretrain/configs/distilkobert_3layer.yaml.")
-    return parser
-
-
-def save_config(config: DistillationConfig, path: str | Path) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        yaml.safe_dump(dataclasses.asdict(config), f, sort_keys=False, allow_unicode=True)
+def parse_args(prog: str, doc: str | None, argv: list[str] | None) -> DistillationConfig:
+    """The command line of pretrain/run.py: ``--config PRESET`` and ``--key value`` overrides (``--help``)."""
+    return configs.parse_command_line(DistillationConfig, prog, doc, "pretrain/configs/distilkobert_3layer.yaml", argv)

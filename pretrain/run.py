@@ -22,7 +22,6 @@ earlier run is refused unless ``--resume`` or ``--overwrite`` says what to do wi
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import logging
@@ -35,9 +34,9 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import gather_object, set_seed
+from accelerate.utils import set_seed
 from torch import nn
-from torch.utils.data import DataLoader, RandomSampler
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import AutoModelForMaskedLM, PreTrainedModel, get_linear_schedule_with_warmup
 
@@ -47,16 +46,19 @@ from modeling.load import hub_or_local, load_teacher, load_tokenizer
 from modeling.student import build_student, parameter_count
 from pretrain.checkpoint import (
     TRAINING_STATE_DIR,
+    EpochSampler,
     checkpoint_path,
+    due,
     latest_checkpoint,
+    log_metrics,
     publish,
     quiet_accelerate_checkpoint_logs,
-    read_trainer_state,
+    resume_state,
     rotate,
     staging_path,
-    unrestored_random_states,
+    trim_metrics,
 )
-from pretrain.config import DistillationConfig, build_parser, load_config, save_config
+from pretrain.config import DistillationConfig, parse_args, save_config
 from pretrain.data import PackedBlocks, check_compatible, load_meta, load_token_counts, vocab_sha256
 from pretrain.distill import (
     DistillationStudent,
@@ -75,29 +77,6 @@ DISTILLATION_FILE = "distillation.json"
 CONFIG_FILE = "distillation_config.yaml"
 FINAL_DIR = "final"
 TRACKER_PROJECT = "distillation"  # accelerate's trackers log under OUTPUT_DIR/distillation
-
-
-def parse_args(argv: list[str] | None = None) -> DistillationConfig:
-    """``--config PRESET``, then any config key as ``--key value`` over it; ``--help`` lists every key.
-
-    Raises ValueError naming a bad key or value (and the preset file, when the value is the preset's)."""
-    build_parser("python pretrain/run.py", __doc__).parse_known_args(argv)  # answers --help
-    preset = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    preset.add_argument("--config", default=None)
-    known, overrides = preset.parse_known_args(argv)
-    return load_config(known.config, overrides)
-
-
-class EpochSampler(RandomSampler):
-    """A random order that depends only on (seed, epoch), so a resumed run sees the same batches."""
-
-    def __init__(self, data_source: PackedBlocks, seed: int) -> None:
-        super().__init__(data_source, generator=torch.Generator())
-        self.seed = seed
-        self.set_epoch(0)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.generator.manual_seed(self.seed + epoch)
 
 
 def build_loaders(
@@ -130,11 +109,6 @@ def prepare_models(config: DistillationConfig, student: PreTrainedModel, teacher
         teacher.config._attn_implementation = config.attn_implementation
         teacher.requires_grad_(False).eval()
     return DistillationStudent(student).train()
-
-
-def due(step: int, every: int, total: int) -> bool:
-    """Whether a periodic action (log, evaluation, checkpoint) runs after ``step``: every N steps and at the end."""
-    return step == total or step % every == 0
 
 
 class RunningLosses:
@@ -276,39 +250,9 @@ def save_checkpoint(
     return final
 
 
-def resume_state(accelerator: Accelerator, checkpoint: Path) -> dict[str, Any]:
-    """Restore the model, optimizer, scheduler and random states of ``checkpoint``; returns its trainer state (step,
-    epoch, batch in epoch). Stops every process when a process's random states were not restored, which accelerate
-    reports only in a log line we hide: the run would go on, but no longer as the uninterrupted one would."""
-    training_state = checkpoint / TRAINING_STATE_DIR
-    accelerator.load_state(str(training_state))
-    problems = gather_object([unrestored_random_states(training_state, accelerator.process_index)])
-    if problem := next((p for p in problems if p), None):
-        message = (
-            f"error: cannot resume from {checkpoint} exactly: {problem}. Delete {checkpoint} to resume from the "
-            "checkpoint before it, or pass --overwrite to start afresh"
-        )
-        raise SystemExit(message if accelerator.is_main_process else 1)  # said once, every process stops
-    return read_trainer_state(checkpoint)
-
-
-def trim_metrics(path: Path, step: int) -> None:
-    """Drop lines logged after ``step`` by an interrupted run, so a resumed run's log reads as one run's."""
-    if path.exists():
-        kept = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= step]
-        path.write_text("".join(f"{line}\n" for line in kept))
-
-
-def log_metrics(accelerator: Accelerator, path: Path, metrics: dict[str, Any], step: int) -> None:
-    if accelerator.is_main_process:
-        with path.open("a", encoding="utf-8") as f:
-            f.write(json.dumps({"step": step, **metrics}) + "\n")
-    accelerator.log({k: v for k, v in metrics.items() if isinstance(v, (int, float))}, step=step)
-
-
 def main(argv: list[str] | None = None) -> None:
     try:
-        config = parse_args(argv)
+        config = parse_args("python pretrain/run.py", __doc__, argv)
         meta, resume_from = validate_inputs(config)
     except (ValueError, OSError) as err:
         raise SystemExit(f"error: {err}") from err

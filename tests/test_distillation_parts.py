@@ -299,10 +299,10 @@ class TestConfig:
             load_config(CONFIGS / "distilkobert_3layer.yaml", ["--temp", "3"])
 
     def test_help_lists_every_key_with_its_default(self, capsys: pytest.CaptureFixture[str]) -> None:
-        from pretrain.run import parse_args
+        from pretrain.run import main
 
         with pytest.raises(SystemExit) as exit_info:
-            parse_args(["--help"])
+            main(["--help"])
         assert exit_info.value.code == 0
         text = " ".join(capsys.readouterr().out.split())
         assert "--temperature TEMPERATURE Softmax temperature of the KL term. (default: 2.0)" in text
