@@ -1,0 +1,405 @@
+"""Run fine-tuned teachers once over the transfer set and store their logits: the cache distill.train reads.
+
+    # CPU: the bundled labelled and unlabelled reviews
+    python -m distill.cache_logits --teacher runs/nsmc/kobert/best \
+        --data data/nsmc_train.txt.gz data/reviews.txt.gz --output runs/distill/cache
+    # an ensemble teacher (the mean of its members' logits) on several GPUs, each process its share of the rows
+    accelerate launch -m distill.cache_logits --teacher runs/nsmc/a/best --teacher runs/nsmc/b/best \
+        --data ../shared/data/nsmc_train.txt ../shared/data/corpus/reviews.txt.gz --output runs/distill/cache \
+        --mixed-precision bf16 --batch-size 256
+
+Data files are labelled (``id<TAB>document<TAB>label`` with that header) or unlabelled (one text per line); see
+``distill.data`` for the cache's files. A teacher is a local folder that loads with
+``AutoModelForSequenceClassification`` (e.g. the ``best/`` folder of ``python -m finetune.nsmc``).
+
+cache.json records the fingerprints of the teachers, the data and the sequence length (``distill.fingerprint``).
+Run again with an existing ``--output``: a finished cache of the same inputs is up to date (nothing runs), an
+interrupted one is resumed from its last finished block, and a cache of other inputs is refused, saying what
+differs, unless ``--overwrite``. Everything is checked (teachers, labels, every data line) before a teacher runs,
+and a failed run leaves an existing cache as it was.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.utils import broadcast_object_list
+from tqdm.auto import tqdm
+from transformers import AutoModelForSequenceClassification, PreTrainedModel, PreTrainedTokenizerBase
+
+from common.cli import command_parser
+from common.io import publish_folder, setup_logging, staging_folder, write_json
+from distill.data import (
+    CACHE_FORMAT,
+    CachedExamples,
+    CacheWriter,
+    create_logits,
+    open_logits,
+    read_cache_info,
+    read_examples,
+    write_cache_info,
+)
+from distill.fingerprint import cache_differences, file_fingerprint, teacher_fingerprint
+from distill.losses import IGNORE_INDEX
+from modeling.load import held_load_report, hub_or_local, load_tokenizer
+
+logger = logging.getLogger("distill.cache_logits")
+PROGRESS_DIR = "progress"  # one JSON file per process: the blocks whose logits are on disk
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = command_parser("python -m distill.cache_logits", __doc__)
+    parser.add_argument(
+        "--teacher",
+        action="append",
+        required=True,
+        help="A fine-tuned sequence classifier's folder; repeat the flag for an ensemble (logits averaged).",
+    )
+    parser.add_argument("--data", nargs="+", required=True, help="Labelled (NSMC-format) or unlabelled text files.")
+    parser.add_argument("--output", required=True, help="The cache folder.")
+    parser.add_argument("--max-seq-length", type=int, default=128, help="Tokens per input, special tokens included.")
+    parser.add_argument("--batch-size", type=int, default=64, help="Texts per teacher call, per process.")
+    parser.add_argument(
+        "--block-rows",
+        type=int,
+        default=4096,
+        help="Rows per unit of work: blocks go round-robin to the processes, and progress is saved after each "
+        "(a resumed cache keeps the value it was started with).",
+    )
+    parser.add_argument(
+        "--mixed-precision",
+        choices=["no", "fp16", "bf16"],
+        default="no",
+        help="Run the teachers in bf16 or fp16 (GPUs), or in float32 (no); logits are stored as float32.",
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="Replace an existing cache of other inputs (or any other folder)."
+    )
+    args = parser.parse_args(argv)
+    if args.max_seq_length < 8:
+        parser.error("--max-seq-length must be at least 8")
+    if args.batch_size < 1 or args.block_rows < 1:
+        parser.error("--batch-size and --block-rows must be at least 1")
+    return args
+
+
+@dataclass
+class Teacher:
+    path: str
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+
+
+def stop(accelerator: Accelerator, err: Exception) -> NoReturn:
+    """End every process on a bad input; only the main one says why (once, not once per process)."""
+    raise SystemExit(f"error: {err}" if accelerator.is_main_process else 1) from err
+
+
+def check_data_files(paths: list[str]) -> None:
+    """Each file exists, and no two share a name: keys are ``FILE_NAME:LINE``, so theirs would collide."""
+    seen: dict[str, str] = {}
+    for path in paths:
+        if not Path(path).is_file():
+            raise OSError(f"--data {path}: no such file")
+        name = Path(path).name
+        if name in seen:
+            raise ValueError(
+                f"--data {seen[name]} and {path} have the same file name {name!r}: example keys (FILE_NAME:LINE) "
+                "would collide; rename one"
+            )
+        seen[name] = path
+
+
+def planned_info(args: argparse.Namespace) -> dict[str, Any]:
+    """The cache.json of the cache these arguments ask for, as far as it is known before any model is loaded:
+    the fingerprints of teachers and data, the augmentation and the sequence length."""
+    check_data_files(args.data)
+    return {
+        "teachers": [{"path": path, "fingerprint": teacher_fingerprint(path)} for path in args.teacher],
+        "data": [{"path": path, "name": Path(path).name, "fingerprint": file_fingerprint(path)} for path in args.data],
+        "augmentation": None,
+        "max_seq_length": args.max_seq_length,
+    }
+
+
+def existing_cache_action(
+    output: Path, existing: dict[str, Any] | None, wanted: dict[str, Any], overwrite: bool
+) -> str:
+    """What to do with ``output``: "write" a new cache, "resume" an interrupted one of the same inputs, or leave a
+    finished one of the same inputs alone ("done"). Raises ValueError for a folder that must not be replaced."""
+    if existing is None:
+        if output.exists() and not output.is_dir():
+            raise ValueError(f"--output {output} is a file, not a folder")
+        if output.is_dir() and any(output.iterdir()) and not overwrite:
+            raise ValueError(
+                f"--output {output} is not empty and holds no logits cache; pass --overwrite to replace it, "
+                "or choose another folder"
+            )
+        return "write"
+    if overwrite:
+        return "write"
+    if existing.get("format") != CACHE_FORMAT:
+        raise ValueError(
+            f"--output {output} holds a cache of format {existing.get('format')!r}, this version writes "
+            f"{CACHE_FORMAT}; pass --overwrite to replace it"
+        )
+    differences = cache_differences(existing, wanted)
+    if differences:
+        raise ValueError(
+            f"--output {output} holds a cache of other inputs ({'; '.join(differences)}); pass --overwrite to "
+            "replace it, or choose another folder"
+        )
+    return "done" if existing.get("complete") else "resume"
+
+
+def load_classifier(path: str) -> PreTrainedModel:
+    """A fine-tuned sequence classifier; a folder without a trained head (a masked LM, an encoder) is a ValueError,
+    where ``from_pretrained`` would give it a random head without a word."""
+    with held_load_report():
+        model, info = hub_or_local(
+            AutoModelForSequenceClassification.from_pretrained, path, "teacher", output_loading_info=True
+        )
+    if info["missing_keys"]:
+        raise ValueError(
+            f"teacher {path} is not a fine-tuned sequence classifier: its checkpoint has no "
+            f"{', '.join(sorted(info['missing_keys']))}; fine-tune it first (e.g. python -m finetune.nsmc) and pass "
+            "that run's best/ folder"
+        )
+    return model.eval()
+
+
+def load_teachers(paths: list[str], max_seq_length: int) -> list[Teacher]:
+    """Every teacher with its own tokenizer, checked to share one label count and to take ``max_seq_length``."""
+    teachers = [Teacher(path, load_classifier(path), load_tokenizer(path)) for path in paths]
+    first = teachers[0]
+    for teacher in teachers:
+        if teacher.model.config.num_labels != first.model.config.num_labels:
+            raise ValueError(
+                f"teacher {teacher.path} has {teacher.model.config.num_labels} labels, teacher {first.path} "
+                f"{first.model.config.num_labels}: an ensemble averages logits label by label, so its teachers "
+                "must share their labels"
+            )
+        positions = getattr(teacher.model.config, "max_position_embeddings", None)
+        if positions is not None and max_seq_length > positions:
+            raise ValueError(
+                f"--max-seq-length {max_seq_length} is longer than the {positions} position embeddings of teacher "
+                f"{teacher.path}; pass --max-seq-length {positions} or less"
+            )
+    return teachers
+
+
+def with_teacher_labels(info: dict[str, Any], teachers: list[Teacher]) -> dict[str, Any]:
+    """``info`` with each teacher's label count and names, and the cache's (the first teacher's names)."""
+    config = teachers[0].model.config
+    described = [
+        {**record, "num_labels": t.model.config.num_labels, "id2label": label_names(t.model.config)}
+        for record, t in zip(info["teachers"], teachers, strict=True)
+    ]
+    return {**info, "teachers": described, "num_labels": config.num_labels, "id2label": label_names(config)}
+
+
+def label_names(config: Any) -> dict[str, str]:
+    return {str(i): name for i, name in sorted(config.id2label.items())}
+
+
+def check_label(label: int, num_labels: int, path: str, key: str, teacher: str) -> None:
+    """A gold label must be one of the teacher's: its logits have ``num_labels`` columns."""
+    if label != IGNORE_INDEX and label >= num_labels:
+        line = key.rsplit(":", 1)[1]
+        raise ValueError(
+            f"{path}:{line}: label {label}, but teacher {teacher} has {num_labels} labels (0 to {num_labels - 1}); "
+            "use a teacher fine-tuned on this data's labels"
+        )
+
+
+def write_examples(folder: Path, info: dict[str, Any]) -> dict[str, Any]:
+    """Read every data file once, checking each line and label, into examples.tsv and offsets.npy of ``folder``;
+    returns ``info`` with the rows read per file, their total and the count per source."""
+    sources = {"labelled": 0, "unlabelled": 0, "augmented": 0}
+    data = []
+    with CacheWriter(folder) as writer:
+        for record in info["data"]:
+            rows, labelled = 0, False
+            for example in read_examples(record["path"]):
+                check_label(example.label, info["num_labels"], record["path"], example.key, info["teachers"][0]["path"])
+                writer.add(example)
+                rows += 1
+                labelled |= example.label != IGNORE_INDEX
+                sources["labelled" if example.label != IGNORE_INDEX else "unlabelled"] += 1
+            data.append({**record, "rows": rows, "labelled": labelled})
+        total = writer.rows
+    return {**info, "data": data, "rows": total, "sources": sources}
+
+
+def start_cache(output: Path, info: dict[str, Any], block_rows: int) -> dict[str, Any]:
+    """Write a new cache's examples and its (zero) logits into a folder beside ``output``, then put it in place of
+    whatever was there: a bad data line stops the run before an existing cache is touched."""
+    staging = staging_folder(output, "cache")
+    try:
+        info = write_examples(staging, info)
+        create_logits(staging, info["rows"], info["num_labels"]).flush()
+        info = {**info, "block_rows": block_rows, "complete": False}
+        write_cache_info(staging, info)
+        publish_folder(staging, output)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return read_cache_info(output)
+
+
+def prepared_cache(accelerator: Accelerator, output: Path, info: dict[str, Any], block_rows: int) -> dict[str, Any]:
+    """The main process writes the new cache's examples; the others wait and stop with it if it fails."""
+    outcome: list[Any] = [None]
+    if accelerator.is_main_process:
+        try:
+            outcome = [start_cache(output, info, block_rows)]
+        except (ValueError, OSError) as err:
+            outcome = [err]
+    broadcast_object_list(outcome)
+    if isinstance(outcome[0], Exception):
+        stop(accelerator, outcome[0])
+    return outcome[0]
+
+
+def progress_file(folder: Path, process: int) -> Path:
+    return folder / PROGRESS_DIR / f"process-{process}.json"
+
+
+def done_blocks(folder: Path) -> set[int]:
+    """The blocks whose logits are on disk, recorded by the processes of every earlier run (of any process count)."""
+    done: set[int] = set()
+    for path in (folder / PROGRESS_DIR).glob("process-*.json"):
+        done.update(recorded_blocks(path))
+    return done
+
+
+def recorded_blocks(path: Path) -> list[int]:
+    return json.loads(path.read_text(encoding="utf-8"))["done"]
+
+
+def block_range(block: int, block_rows: int, rows: int) -> range:
+    return range(block * block_rows, min(rows, (block + 1) * block_rows))
+
+
+def my_blocks(blocks: int, done: set[int], process: int, processes: int) -> list[int]:
+    """This process's share of the blocks still to do: every ``processes``-th, so each gets as many rows."""
+    return [block for block in range(blocks) if block not in done][process::processes]
+
+
+def batch_logits(teachers: list[Teacher], texts: list[str], max_seq_length: int, device: torch.device) -> torch.Tensor:
+    """The mean over ``teachers`` of their logits for ``texts`` (float32, on ``device``), each teacher reading the
+    texts through its own tokenizer."""
+    total = None
+    for teacher in teachers:
+        # token_type_ids left out: DistilBERT takes none, and BERT's default (all zeros) is a single sentence's.
+        inputs = teacher.tokenizer(
+            texts,
+            truncation=True,
+            max_length=max_seq_length,
+            padding=True,
+            return_token_type_ids=False,
+            return_tensors="pt",
+        )
+        logits = teacher.model(**{key: value.to(device) for key, value in inputs.items()}).logits.float()
+        total = logits if total is None else total + logits
+    return total / len(teachers)
+
+
+def block_logits(
+    accelerator: Accelerator, teachers: list[Teacher], texts: list[str], batch_size: int, max_seq_length: int
+) -> np.ndarray:
+    """The ensemble's logits for one block of texts, in their order. Texts run shortest first, so that a batch
+    holds texts of similar length and little padding."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    out = np.empty((len(texts), teachers[0].model.config.num_labels), dtype=np.float32)
+    with torch.inference_mode(), accelerator.autocast():
+        for start in range(0, len(order), batch_size):
+            batch = order[start : start + batch_size]
+            logits = batch_logits(teachers, [texts[i] for i in batch], max_seq_length, accelerator.device)
+            out[batch] = logits.cpu().numpy()
+    return out
+
+
+def compute_logits(
+    accelerator: Accelerator, teachers: list[Teacher], folder: Path, info: dict[str, Any], batch_size: int
+) -> None:
+    """Fill logits.npy block by block, this process's blocks only, recording each block once it is on disk."""
+    rows, block_rows = info["rows"], info["block_rows"]
+    done = done_blocks(folder)
+    mine = my_blocks(math.ceil(rows / block_rows), done, accelerator.process_index, accelerator.num_processes)
+    record = progress_file(folder, accelerator.process_index)
+    recorded = set(recorded_blocks(record)) if record.is_file() else set()
+    # Every process has read the progress files before any writes to them: all agree on the blocks left.
+    accelerator.wait_for_everyone()
+    logger.info(
+        "***** Caching the logits of %d teacher(s): %d rows, %d blocks of %d, %d done, %d processes *****",
+        len(teachers),
+        rows,
+        math.ceil(rows / block_rows),
+        block_rows,
+        len(done),
+        accelerator.num_processes,
+    )
+    examples = CachedExamples(folder, with_logits=False)
+    logits = open_logits(folder, "r+")
+    progress = tqdm(
+        total=sum(len(block_range(b, block_rows, rows)) for b in mine),
+        disable=not accelerator.is_main_process,
+        desc="teacher logits",
+        unit="rows",
+    )
+    for block in mine:
+        span = block_range(block, block_rows, rows)
+        texts = [examples.example(i).text for i in span]
+        logits[span.start : span.stop] = block_logits(accelerator, teachers, texts, batch_size, info["max_seq_length"])
+        logits.flush()
+        recorded.add(block)
+        write_json(record, {"done": sorted(recorded)})
+        progress.update(len(span))
+    progress.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    accelerator = Accelerator(mixed_precision=args.mixed_precision)
+    setup_logging(accelerator.is_main_process)
+    started = time.perf_counter()
+    output = Path(args.output)
+    try:
+        wanted = planned_info(args)
+        existing = read_cache_info(output)
+        action = existing_cache_action(output, existing, wanted, args.overwrite)
+        if action == "done":
+            accelerator.print(f"{output} is up to date ({existing['rows']} rows); nothing to do")
+            return
+        teachers = load_teachers(args.teacher, args.max_seq_length)
+    except (ValueError, OSError) as err:
+        stop(accelerator, err)
+    for teacher in teachers:
+        teacher.model.to(accelerator.device)
+    if action == "write":
+        info = prepared_cache(accelerator, output, with_teacher_labels(wanted, teachers), args.block_rows)
+    else:
+        info = existing
+        logger.info("Resuming the unfinished cache in %s", output)
+    compute_logits(accelerator, teachers, output, info, args.batch_size)
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        write_cache_info(output, {**info, "complete": True})
+        shutil.rmtree(output / PROGRESS_DIR, ignore_errors=True)
+        seconds = time.perf_counter() - started
+        accelerator.print(f"{info['rows']} rows, {len(teachers)} teacher(s), {seconds:.1f} s: {output}")
+
+
+if __name__ == "__main__":
+    main()
