@@ -1,8 +1,9 @@
 """Run fine-tuned teachers once over the transfer set and store their logits: the cache distill.train reads.
 
-    # CPU: the bundled labelled and unlabelled reviews
+    # CPU: the bundled labelled and unlabelled reviews, each followed by a masked and a POS-replaced copy
     python -m distill.cache_logits --teacher runs/nsmc/kobert/best \
-        --data data/nsmc_train.txt.gz data/reviews.txt.gz --output runs/distill/cache
+        --data data/nsmc_train.txt.gz data/reviews.txt.gz --output runs/distill/cache \
+        --mask-per-example 1 --pos-per-example 1
     # an ensemble teacher (the mean of its members' logits) on several GPUs, each process its share of the rows
     accelerate launch -m distill.cache_logits --teacher runs/nsmc/a/best --teacher runs/nsmc/b/best \
         --data ../shared/data/nsmc_train.txt ../shared/data/corpus/reviews.txt.gz --output runs/distill/cache \
@@ -10,23 +11,28 @@
 
 Data files are labelled (``id<TAB>document<TAB>label`` with that header) or unlabelled (one text per line); see
 ``distill.data`` for the cache's files. A teacher is a local folder that loads with
-``AutoModelForSequenceClassification`` (e.g. the ``best/`` folder of ``python -m finetune.nsmc``).
+``AutoModelForSequenceClassification`` (e.g. the ``best/`` folder of ``python -m finetune.nsmc``). With
+augmentation (``distill.augment``: the ``--mask-*``, ``--pos-*`` and ``--ngram-*`` flags), each example is followed
+by its copies, keyed ``FILE_NAME:LINE#augN`` (N from 1), without a gold label (the teacher's logits are their
+target) and with the example's key as their origin.
 
-cache.json records the fingerprints of the teachers, the data and the sequence length (``distill.fingerprint``).
-Run again with an existing ``--output``: a finished cache of the same inputs is up to date (nothing runs), an
-interrupted one is resumed from its last finished block, and a cache of other inputs is refused, saying what
-differs, unless ``--overwrite``. Everything is checked (teachers, labels, every data line) before a teacher runs,
-and a failed run leaves an existing cache as it was.
+cache.json records the fingerprints of the teachers and the data, the augmentation settings and engine (null
+without augmentation) and the sequence length (``distill.fingerprint``). Run again with an existing ``--output``: a
+finished cache of the same inputs is up to date (nothing runs), an interrupted one is resumed from its last finished
+block, and a cache of other inputs is refused, saying what differs, unless ``--overwrite``. Everything is checked
+(teachers, labels, every data line) before a teacher runs, and a failed run leaves an existing cache as it was.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import math
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -40,10 +46,12 @@ from transformers import AutoModelForSequenceClassification, PreTrainedModel, Pr
 
 from common.cli import command_parser
 from common.io import publish_folder, setup_logging, staging_folder, write_json
+from distill.augment import FALLBACK_ENGINE, Augmenter, AugmentSettings, field_problem, kiwi_version
 from distill.data import (
     CACHE_FORMAT,
     CachedExamples,
     CacheWriter,
+    Example,
     create_logits,
     open_logits,
     read_cache_info,
@@ -56,6 +64,8 @@ from modeling.load import held_load_report, hub_or_local, load_tokenizer
 
 logger = logging.getLogger("distill.cache_logits")
 PROGRESS_DIR = "progress"  # one JSON file per process: the blocks whose logits are on disk
+# AugmentSettings fields whose flag is not "--" + the field's name with dashes: "--seed" would read as the teachers'.
+AUGMENT_FLAGS = {"seed": "--augment-seed", "use_kiwi": "--no-kiwi"}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -86,12 +96,50 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--overwrite", action="store_true", help="Replace an existing cache of other inputs (or any other folder)."
     )
+    add_augment_args(parser.add_argument_group("augmentation (distill.augment; off while every count is 0)"))
     args = parser.parse_args(argv)
+    for spec in dataclasses.fields(AugmentSettings):
+        if problem := field_problem(spec.metadata["kind"], getattr(args, spec.name)):
+            parser.error(f"{augment_flag(spec.name)} {problem}")
     if args.max_seq_length < 8:
         parser.error("--max-seq-length must be at least 8")
     if args.batch_size < 1 or args.block_rows < 1:
         parser.error("--batch-size and --block-rows must be at least 1")
     return args
+
+
+def augment_flag(name: str) -> str:
+    return AUGMENT_FLAGS.get(name, "--" + name.replace("_", "-"))
+
+
+def add_augment_args(group: argparse._ArgumentGroup) -> None:
+    """A flag for each ``AugmentSettings`` field, with its default and help; ``dest`` is the field's name."""
+    for spec in dataclasses.fields(AugmentSettings):
+        if isinstance(spec.default, bool):
+            help = "Replace eojeols by others of the same final syllable, not Kiwi morphemes by same-tag ones."
+            group.add_argument(augment_flag(spec.name), dest=spec.name, action="store_false", help=help)
+        else:
+            group.add_argument(
+                augment_flag(spec.name),
+                dest=spec.name,
+                type=type(spec.default),
+                default=spec.default,
+                metavar="RATE" if spec.metadata["kind"] == "rate" else "N",
+                help=spec.metadata["help"],
+            )
+
+
+def augment_settings(args: argparse.Namespace) -> AugmentSettings:
+    return AugmentSettings(**{spec.name: getattr(args, spec.name) for spec in dataclasses.fields(AugmentSettings)})
+
+
+def augmentation_record(settings: AugmentSettings) -> dict[str, Any] | None:
+    """What decides the augmented copies, for cache.json: the settings and the replacement engine (the engine only
+    when words are replaced); None without augmentation, whatever the rates, since no copy is made."""
+    if not settings.enabled:
+        return None
+    engine = ((kiwi_version() if settings.use_kiwi else None) or FALLBACK_ENGINE) if settings.pos_per_example else None
+    return {**settings.as_dict(), "pos_engine": engine}
 
 
 @dataclass
@@ -128,7 +176,7 @@ def planned_info(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "teachers": [{"path": path, "fingerprint": teacher_fingerprint(path)} for path in args.teacher],
         "data": [{"path": path, "name": Path(path).name, "fingerprint": file_fingerprint(path)} for path in args.data],
-        "augmentation": None,
+        "augmentation": augmentation_record(augment_settings(args)),
         "max_seq_length": args.max_seq_length,
     }
 
@@ -223,31 +271,51 @@ def check_label(label: int, num_labels: int, path: str, key: str, teacher: str) 
         )
 
 
-def write_examples(folder: Path, info: dict[str, Any]) -> dict[str, Any]:
-    """Read every data file once, checking each line and label, into examples.tsv and offsets.npy of ``folder``;
-    returns ``info`` with the rows read per file, their total and the count per source."""
+def corpus_texts(paths: list[str]) -> Iterator[str]:
+    """The texts of every data file, streamed: the corpus the augmenter draws replacement words from."""
+    return (example.text for path in paths for example in read_examples(path))
+
+
+def copies(example: Example, augmenter: Augmenter | None, example_index: int) -> list[Example]:
+    """The augmented copies of ``example``: no gold label, the example as their origin."""
+    if augmenter is None:
+        return []
+    texts = augmenter.augment(example.text, example_index)
+    return [Example(f"{example.key}#aug{n}", text, IGNORE_INDEX, example.key) for n, text in enumerate(texts, 1)]
+
+
+def write_examples(folder: Path, info: dict[str, Any], settings: AugmentSettings) -> dict[str, Any]:
+    """Read every data file once, checking each line and label, into examples.tsv and offsets.npy of ``folder``,
+    each example followed by its copies; returns ``info`` with the rows read per file, the rows of the cache and
+    their count per source."""
+    paths = [record["path"] for record in info["data"]]
+    augmenter = Augmenter(settings, corpus_texts(paths)) if settings.enabled else None
     sources = {"labelled": 0, "unlabelled": 0, "augmented": 0}
     data = []
     with CacheWriter(folder) as writer:
         for record in info["data"]:
             rows, labelled = 0, False
-            for example in read_examples(record["path"]):
+            # Numbered within the file, as python -m distill.augment does: the same copies as that command's.
+            for example_index, example in enumerate(read_examples(record["path"])):
                 check_label(example.label, info["num_labels"], record["path"], example.key, info["teachers"][0]["path"])
-                writer.add(example)
                 rows += 1
                 labelled |= example.label != IGNORE_INDEX
                 sources["labelled" if example.label != IGNORE_INDEX else "unlabelled"] += 1
+                writer.add(example)
+                for copy in copies(example, augmenter, example_index):
+                    writer.add(copy)
+                    sources["augmented"] += 1
             data.append({**record, "rows": rows, "labelled": labelled})
         total = writer.rows
     return {**info, "data": data, "rows": total, "sources": sources}
 
 
-def start_cache(output: Path, info: dict[str, Any], block_rows: int) -> dict[str, Any]:
+def start_cache(output: Path, info: dict[str, Any], settings: AugmentSettings, block_rows: int) -> dict[str, Any]:
     """Write a new cache's examples and its (zero) logits into a folder beside ``output``, then put it in place of
     whatever was there: a bad data line stops the run before an existing cache is touched."""
     staging = staging_folder(output, "cache")
     try:
-        info = write_examples(staging, info)
+        info = write_examples(staging, info, settings)
         create_logits(staging, info["rows"], info["num_labels"]).flush()
         info = {**info, "block_rows": block_rows, "complete": False}
         write_cache_info(staging, info)
@@ -257,12 +325,14 @@ def start_cache(output: Path, info: dict[str, Any], block_rows: int) -> dict[str
     return read_cache_info(output)
 
 
-def prepared_cache(accelerator: Accelerator, output: Path, info: dict[str, Any], block_rows: int) -> dict[str, Any]:
+def prepared_cache(
+    accelerator: Accelerator, output: Path, info: dict[str, Any], settings: AugmentSettings, block_rows: int
+) -> dict[str, Any]:
     """The main process writes the new cache's examples; the others wait and stop with it if it fails."""
     outcome: list[Any] = [None]
     if accelerator.is_main_process:
         try:
-            outcome = [start_cache(output, info, block_rows)]
+            outcome = [start_cache(output, info, settings, block_rows)]
         except (ValueError, OSError) as err:
             outcome = [err]
     broadcast_object_list(outcome)
@@ -388,7 +458,8 @@ def main(argv: list[str] | None = None) -> None:
     for teacher in teachers:
         teacher.model.to(accelerator.device)
     if action == "write":
-        info = prepared_cache(accelerator, output, with_teacher_labels(wanted, teachers), args.block_rows)
+        info = with_teacher_labels(wanted, teachers)
+        info = prepared_cache(accelerator, output, info, augment_settings(args), args.block_rows)
     else:
         info = existing
         logger.info("Resuming the unfinished cache in %s", output)

@@ -96,15 +96,22 @@ def describe(part: str, info: dict[str, Any]) -> str:
         return ", ".join(f"{t['path']} ({t['fingerprint'][:12]})" for t in info["teachers"])
     if part == "data":
         return ", ".join(f"{d['name']} ({d['fingerprint'][:12]})" for d in info["data"])
-    return str(info[part])
+    return "none" if info[part] is None else str(info[part])
+
+
+def difference(part: str, recorded: dict[str, Any], wanted: dict[str, Any]) -> str:
+    """What differs in one part of two cache records; of two augmentation settings, only the settings that differ."""
+    found, expected = recorded[part], wanted[part]
+    if isinstance(found, dict) and isinstance(expected, dict):
+        changed = sorted(key for key in found.keys() | expected.keys() if found.get(key) != expected.get(key))
+        found = ", ".join(f"{key} {found.get(key)!r}" for key in changed)
+        expected = ", ".join(f"{key} {expected.get(key)!r}" for key in changed)
+        return f"{part}: the cache has {found}, not {expected}"
+    return f"{part}: the cache has {describe(part, recorded)}, not {describe(part, wanted)}"
 
 
 def cache_differences(recorded: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
     """What differs between the cache record ``recorded`` and the one ``wanted`` (both cache.json-shaped), one line
     per part: ``teachers: the cache has runs/a/best (1a2b3c4d5e6f), not runs/b/best (9f8e7d6c5b4a)``."""
     found, expected = cache_identity(recorded), cache_identity(wanted)
-    return [
-        f"{part}: the cache has {describe(part, recorded)}, not {describe(part, wanted)}"
-        for part in expected
-        if found[part] != expected[part]
-    ]
+    return [difference(part, recorded, wanted) for part in expected if found[part] != expected[part]]
