@@ -334,13 +334,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--output", required=True, help="Text file of the augmented copies, one per line.")
     for spec in dataclasses.fields(AugmentSettings):
         if spec.name == "use_kiwi":
-            help = "Replace eojeols by others of the same final syllable, not Kiwi morphemes by same-tag ones."
-            parser.add_argument("--no-kiwi", dest="use_kiwi", action="store_false", help=help)
+            fallback = "Replace eojeols by others of the same final syllable, not Kiwi morphemes by same-tag ones."
+            parser.add_argument("--no-kiwi", dest="use_kiwi", action="store_false", help=fallback)
         else:
-            kind, help = spec.metadata["kind"], spec.metadata["help"]
-            metavar = "RATE" if kind == "rate" else "N"
+            metavar = "RATE" if spec.metadata["kind"] == "rate" else "N"
             parser.add_argument(
-                flag(spec.name), type=type(spec.default), default=spec.default, metavar=metavar, help=help
+                flag(spec.name),
+                type=type(spec.default),
+                default=spec.default,
+                metavar=metavar,
+                help=spec.metadata["help"],
             )
     args = parser.parse_args(argv)
     for spec in dataclasses.fields(AugmentSettings):
