@@ -13,9 +13,10 @@ an axis). Each run trains in its own folder under output_dir, named after its ax
     OUTPUT/alpha-0.5_bilstm_preset-base/results.json     written by distill.train when the run is done
     OUTPUT/grid.json                                     every run's folder, axis values and results
 
-The grid is resumable: a run whose folder holds a results.json is skipped, and one whose recorded config differs
-from the grid's is an error (another output_dir keeps both). A failed run stops the grid; the runs before it stay
-done, and running the grid again continues with it.
+The grid is resumable: a run whose folder holds a results.json is skipped, and a run that stopped part-way is taken
+up from its newest checkpoint (``--resume true``), or afresh if it had none. A run (finished or not) whose recorded
+config differs from the grid's is an error: another output_dir keeps both. A failed run stops the grid; the runs
+before it stay done, and running the grid again continues with it.
 """
 
 from __future__ import annotations
@@ -225,30 +226,64 @@ def grid_output_dir(values: dict[str, Any], where: str) -> Path:
     return Path(values[OUTPUT_DIR])
 
 
-def finished_results(run: Run, folder: Path) -> dict[str, Any] | None:
-    """The results of ``run`` if its folder holds them, None if it is still to run. ValueError if they were recorded
-    by a run with another config: skipping it would pass off another run's results as this one's."""
-    path = folder / RESULTS
-    if not path.is_file():
-        return None
-    try:
-        results = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from None
-    recorded = results.get("config") if isinstance(results, dict) else None
-    if not isinstance(recorded, dict):
-        raise ValueError(f"{path}: records no config, so it is not distill.train's; use another output_dir")
-    differences = [
+def config_differences(recorded: dict[str, Any], run: Run) -> list[str]:
+    """The keys of ``run`` whose recorded value is another (or missing), with both values."""
+    return [
         f"{key} (recorded {recorded[key]!r}, grid {value!r})" if key in recorded else f"{key} (not recorded)"
         for key, value in run.values.items()
         if key not in recorded or recorded[key] != value
     ]
-    if differences:
+
+
+def holds_run_outputs(folder: Path) -> bool:
+    """Whether a run's folder holds anything besides the config the grid wrote (a run that started)."""
+    return folder.is_dir() and any(path.name != RUN_CONFIG for path in folder.iterdir())
+
+
+def recorded_config(folder: Path) -> tuple[Path, dict[str, Any] | None, dict[str, Any]] | None:
+    """What an earlier grid left in a run's folder: the file, the results (None if the run did not finish) and the
+    config they record; None for a folder the grid has not written."""
+    path = folder / RESULTS
+    if path.is_file():
+        try:
+            results = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}: not valid JSON ({err})") from None
+        recorded = results.get("config") if isinstance(results, dict) else None
+        if not isinstance(recorded, dict):
+            raise ValueError(f"{path}: records no config, so it is not distill.train's; use another output_dir")
+        return path, results, recorded
+    path = folder / RUN_CONFIG
+    if holds_run_outputs(folder):  # a run that started and did not finish
+        return path, None, read_grid(path) if path.is_file() else {}
+    return None
+
+
+def finished_results(run: Run, folder: Path) -> dict[str, Any] | None:
+    """The results of ``run`` if its folder holds them, None if it is still to run. ValueError if the folder holds a
+    run (finished or not) of another config: skipping or continuing it would pass off another run as this one."""
+    found = recorded_config(folder)
+    if found is None:
+        return None
+    path, results, recorded = found
+    if differences := config_differences(recorded, run):
+        state = "finished" if results is not None else "started"
         raise ValueError(
-            f"{path}: finished with another config than the grid's run {run.name}: {'; '.join(differences)}. Use "
-            f"another output_dir for this grid (or delete {folder} to run it again)"
+            f"{path}: {state} with another config than the grid's run {run.name}: {'; '.join(differences)}. "
+            f"Use another output_dir for this grid (or delete {folder} to run it again)"
         )
     return results
+
+
+def continue_arguments(run: Run, folder: Path) -> list[str]:
+    """How distill.train takes up a run that did not finish (it refuses a folder with an earlier run's outputs
+    otherwise): from its newest complete checkpoint (``--resume true``), or afresh (``--overwrite true``) when it
+    stopped before its first one. Nothing for a new folder, or when the grid sets resume or overwrite itself."""
+    if "resume" in run.values or "overwrite" in run.values or not holds_run_outputs(folder):
+        return []
+    from pretrain.checkpoint import latest_checkpoint  # imports torch: only for a run about to train
+
+    return ["--resume", "true"] if latest_checkpoint(folder) else ["--overwrite", "true"]
 
 
 def write_run_config(run: Run, folder: Path) -> Path:
@@ -261,10 +296,11 @@ def write_run_config(run: Run, folder: Path) -> Path:
 
 
 def train_run(run: Run, folder: Path, train: Train) -> dict[str, Any]:
+    taking_up = continue_arguments(run, folder)
     config = write_run_config(run, folder)
-    logger.info("Run %s: training in %s", run.name, folder)
+    logger.info("Run %s: training in %s %s", run.name, folder, " ".join(taking_up))
     try:
-        return train(["--config", str(config)])
+        return train(["--config", str(config), *taking_up])
     except (SystemExit, ValueError, OSError) as err:  # a clean error of the run: say which run it was
         message = str(err).removeprefix("error: ")
         raise ValueError(

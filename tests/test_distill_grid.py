@@ -41,13 +41,15 @@ class FakeTrain:
 
     def __init__(self, fail_on: str | None = None) -> None:
         self.folders: list[str] = []
+        self.extra_arguments: list[list[str]] = []  # what each call passed after --config FILE
         self.fail_on = fail_on
 
     def __call__(self, argv: list[str]) -> dict[str, Any]:
-        assert argv[0] == "--config" and len(argv) == 2
+        assert argv[0] == "--config"
         values = yaml.safe_load(Path(argv[1]).read_text(encoding="utf-8"))
         folder = Path(values["output_dir"])
         self.folders.append(folder.name)
+        self.extra_arguments.append(argv[2:])
         if folder.name == self.fail_on:
             raise SystemExit("error: the teacher cache is missing")
         config = {**dataclasses.asdict(StandInConfig()), **values}
@@ -205,6 +207,36 @@ def test_a_failed_run_stops_the_grid_and_the_next_call_continues(tmp_path: Path,
     run([config, "--output_dir", str(output)], resumed)
     assert resumed.folders == ["alpha-0.5", "alpha-1.0"]
     assert len(json.loads((output / "grid.json").read_text(encoding="utf-8"))) == 3
+
+
+def test_a_run_that_stopped_part_way_is_taken_up(tmp_path: Path) -> None:
+    config = write_grid(tmp_path, "alpha: [0.0, 0.5, 1.0]\n")
+    output = tmp_path / "out"
+    for name, alpha in (("alpha-0.0", 0.0), ("alpha-0.5", 0.5)):  # as the grid left them, then training stopped
+        (output / name).mkdir(parents=True)
+        (output / name / "grid_run.yaml").write_text(f"output_dir: {output / name}\nalpha: {alpha}\n")
+        (output / name / "metrics.jsonl").write_text('{"step": 2, "epoch": 0, "loss": 0.5}\n')
+    (output / "alpha-0.0" / "checkpoint-4").mkdir()  # a complete checkpoint: its trainer_state.json is written last
+    (output / "alpha-0.0" / "checkpoint-4" / "trainer_state.json").write_text("{}")
+    (output / "alpha-0.5" / ".checkpoint-4.tmp").mkdir()  # a checkpoint cut short while saving
+    train = FakeTrain()
+    run([config, "--output_dir", str(output)], train)
+    assert train.folders == ["alpha-0.0", "alpha-0.5", "alpha-1.0"]
+    assert train.extra_arguments == [["--resume", "true"], ["--overwrite", "true"], []]
+
+
+def test_a_started_run_with_another_config_is_an_error(tmp_path: Path) -> None:
+    output = tmp_path / "out"
+    (output / "alpha-0.5").mkdir(parents=True)
+    (output / "alpha-0.5" / "grid_run.yaml").write_text(f"output_dir: {output / 'alpha-0.5'}\nalpha: 0.5\nseed: 1\n")
+    (output / "alpha-0.5" / "metrics.jsonl").write_text("")
+    train = FakeTrain()
+    with pytest.raises(SystemExit) as stopped:
+        run([write_grid(tmp_path, "alpha: [0.5, 1.0]\nseed: 2\n"), "--output_dir", str(output)], train)
+    assert "grid_run.yaml: started with another config than the grid's run alpha-0.5: seed (recorded 1, grid 2)" in str(
+        stopped.value
+    )
+    assert train.folders == []
 
 
 def test_output_dir_is_required(tmp_path: Path) -> None:
