@@ -100,8 +100,16 @@ def describe(part: str, info: dict[str, Any]) -> str:
 
 
 def difference(part: str, recorded: dict[str, Any], wanted: dict[str, Any]) -> str:
-    """What differs in one part of two cache records; of two augmentation settings, only the settings that differ."""
+    """What differs in one part of two cache records: of the same data files, those whose contents changed; of two
+    augmentation settings, the settings that differ."""
     found, expected = recorded[part], wanted[part]
+    if part == "data" and [d["name"] for d in found] == [d["name"] for d in expected]:
+        changed = [(a, b) for a, b in zip(found, expected, strict=True) if a["fingerprint"] != b["fingerprint"]]
+        return "; ".join(
+            f"data: {b['path']} is not the {a['name']} the cache was made from (sha256 {b['fingerprint'][:12]}, "
+            f"not {a['fingerprint'][:12]})"
+            for a, b in changed
+        )
     if isinstance(found, dict) and isinstance(expected, dict):
         changed = sorted(key for key in found.keys() | expected.keys() if found.get(key) != expected.get(key))
         found = ", ".join(f"{key} {found.get(key)!r}" for key in changed)
