@@ -269,18 +269,22 @@ class Augmenter:
 
     def __init__(self, settings: AugmentSettings, corpus: Iterable[str]) -> None:
         self.settings = settings
+        self.pos_engine: str | None = None  # what replaces words: kiwipiepy's version, the fallback, or nothing
+        self.kiwi = None
+        self.index: ReplacementIndex = {}
+        if not settings.pos_per_example:
+            return
         kiwi = kiwi_version() if settings.use_kiwi else None
         if settings.use_kiwi and kiwi is None:
             logger.warning("kiwipiepy cannot be imported: words are replaced by %s", FALLBACK_ENGINE)
         self.pos_engine = kiwi or FALLBACK_ENGINE
-        self.kiwi = shared_kiwi() if kiwi and settings.pos_per_example else None
-        self.index: ReplacementIndex = {}
-        if settings.pos_per_example:
-            texts = itertools.islice(corpus, settings.pos_index_lines)
-            self.index = build_index(self.index_entries(texts), settings.pos_index_words)
+        self.kiwi = shared_kiwi() if kiwi else None
+        texts = itertools.islice(corpus, settings.pos_index_lines)
+        self.index = build_index(self.index_entries(texts), settings.pos_index_words)
 
     def describe(self) -> dict[str, Any]:
-        """The settings and the replacement engine (kiwipiepy's version, or the fallback): what decides the copies."""
+        """What decides the copies: the settings and the replacement engine (kiwipiepy's and its model's versions, the
+        fallback, or None without replaced copies, so that a cache without them outlives a kiwipiepy upgrade)."""
         return {**self.settings.as_dict(), "pos_engine": self.pos_engine}
 
     def index_entries(self, texts: Iterable[str]) -> Iterator[tuple[str, Hashable]]:
@@ -384,7 +388,8 @@ def main(argv: list[str] | None = None) -> int:
         written = write_augmented(args.data, args.output, augmenter)
     except (OSError, ValueError) as err:
         raise SystemExit(f"error: {err}") from err
-    logger.info("wrote %d augmented texts of %s to %s (%s)", written, args.data, args.output, augmenter.pos_engine)
+    replacement = augmenter.pos_engine or "none"
+    logger.info("wrote %d augmented texts of %s to %s (replacement: %s)", written, args.data, args.output, replacement)
     return written
 
 

@@ -256,6 +256,7 @@ def test_bad_settings_are_refused_naming_the_field(field: str, value: object) ->
 
 
 def test_settings_enabled_and_as_dict() -> None:
+    assert Augmenter(AugmentSettings(mask_per_example=1), []).describe()["pos_engine"] is None  # nothing replaced
     assert not AugmentSettings().enabled
     assert AugmentSettings(ngram_per_example=1).enabled
     settings = AugmentSettings(mask_per_example=2, seed=7)
