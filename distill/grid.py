@@ -40,7 +40,7 @@ import yaml
 from common.cli import closest, command_parser
 from common.io import setup_logging, write_atomic, write_json
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("distill.grid")  # not __main__ under python -m
 
 Train = Callable[[list[str]], dict[str, Any]]
 RUN_CONFIG = "grid_run.yaml"  # a name of its own, apart from the resolved config distill.train saves beside it
@@ -98,8 +98,10 @@ def coerce(value: Any, hint: Any, where: str) -> Any:
     """``value`` as the field of type ``hint`` reads it, so that two spellings of one value compare (and name a
     folder) alike; ValueError naming ``where`` for a value of the wrong type."""
     options = type_options(hint)
-    if value is None and type(None) in options:
-        return None
+    if value is None:  # YAML's null, or a key with nothing after it
+        if type(None) in options:
+            return None
+        raise ValueError(f"{where}: no value; give one, or leave the key out for its default")
     listed = list_type(hint)
     if listed is not None:
         if not isinstance(value, list):
@@ -335,8 +337,8 @@ def run_grid(runs: list[Run], output_dir: Path, train: Train | None = None, dry_
     return entries
 
 
-def markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "| --- |" + " ---: |" * (len(header) - 1)]
+def markdown_table(header: list[str], align: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |"]
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows]) + "\n"
 
 
@@ -346,13 +348,13 @@ def results_table(entries: list[dict]) -> str:
         [entry["name"], f"{100 * entry['results']['accuracy']:.2f}", f"{entry['results']['params']:,}"]
         for entry in entries
     ]
-    return markdown_table(["run", "accuracy (%)", "parameters"], rows)
+    return markdown_table(["run", "accuracy (%)", "parameters"], ["---", "---:", "---:"], rows)
 
 
 def plan_table(entries: list[dict]) -> str:
     """One row per run: name, state (done or to run) and folder."""
     rows = [[entry["name"], "to run" if entry["results"] is None else "done", entry["folder"]] for entry in entries]
-    return markdown_table(["run", "state", "folder"], rows)
+    return markdown_table(["run", "state", "folder"], ["---", "---", "---"], rows)
 
 
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, dict[str, list[Any]]]:

@@ -29,7 +29,7 @@ from matplotlib.figure import Figure
 from common.cli import command_parser
 from common.io import metric_series, read_metrics, save_figure, setup_logging, write_atomic
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("distill.table")  # not __main__ under python -m
 
 RESULTS_FILE = "results.json"
 METRICS_FILE = "metrics.jsonl"

@@ -157,6 +157,7 @@ def test_command_line_values_replace_the_file_and_several_make_an_axis(tmp_path:
         ({"alpha": [0.5, "high"]}, "grid.yaml: alpha[1]: expected float, got 'high'"),
         ({"alpha": True}, "grid.yaml: alpha: expected float, got True"),
         ({"student_layers": [[0], ["x"]]}, "grid.yaml: student_layers[1][0]: expected int, got 'x'"),
+        ({"soft": None}, "grid.yaml: soft: no value; give one, or leave the key out for its default"),
         ({"alpha": []}, "grid.yaml: alpha is an empty list, which makes no runs"),
         ({"output_dir": ["a", "b"]}, "grid.yaml: output_dir is the grid's folder, one value"),
         ({"soft": ["kl", "kl"]}, "grid.yaml: several runs would share the folder 'soft-kl'"),
@@ -197,7 +198,7 @@ def test_a_failed_run_stops_the_grid_and_the_next_call_continues(tmp_path: Path,
     assert [entry["results"] is None for entry in entries] == [False, True, True]
     assert capsys.readouterr().out == (
         "| run | state | folder |\n"
-        "| --- | ---: | ---: |\n"
+        "| --- | --- | --- |\n"
         f"| alpha-0.0 | done | {output / 'alpha-0.0'} |\n"
         f"| alpha-0.5 | to run | {output / 'alpha-0.5'} |\n"
         f"| alpha-1.0 | to run | {output / 'alpha-1.0'} |\n"
