@@ -41,7 +41,7 @@ import itertools
 import logging
 import random
 import re
-from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -193,6 +193,14 @@ def kiwi_version() -> str | None:
     return f"kiwipiepy {kiwipiepy.__version__} (model {kiwipiepy_model.__version__})"
 
 
+def replacement_engine(settings: AugmentSettings) -> str | None:
+    """What replaces words under ``settings``: kiwipiepy's and its model's versions, the fallback, or None without
+    replaced copies (so that a cache without them outlives a kiwipiepy upgrade)."""
+    if not settings.pos_per_example:
+        return None
+    return (kiwi_version() if settings.use_kiwi else None) or FALLBACK_ENGINE
+
+
 @functools.cache
 def shared_kiwi() -> Any:
     """One Kiwi per process (it loads a model, about a second). One thread: shards run as processes. No multi-word
@@ -269,22 +277,20 @@ class Augmenter:
 
     def __init__(self, settings: AugmentSettings, corpus: Iterable[str]) -> None:
         self.settings = settings
-        self.pos_engine: str | None = None  # what replaces words: kiwipiepy's version, the fallback, or nothing
+        self.pos_engine = replacement_engine(settings)
         self.kiwi = None
         self.index: ReplacementIndex = {}
-        if not settings.pos_per_example:
+        if self.pos_engine is None:
             return
-        kiwi = kiwi_version() if settings.use_kiwi else None
-        if settings.use_kiwi and kiwi is None:
+        if self.pos_engine != FALLBACK_ENGINE:
+            self.kiwi = shared_kiwi()
+        elif settings.use_kiwi:
             logger.warning("kiwipiepy cannot be imported: words are replaced by %s", FALLBACK_ENGINE)
-        self.pos_engine = kiwi or FALLBACK_ENGINE
-        self.kiwi = shared_kiwi() if kiwi else None
         texts = itertools.islice(corpus, settings.pos_index_lines)
         self.index = build_index(self.index_entries(texts), settings.pos_index_words)
 
     def describe(self) -> dict[str, Any]:
-        """What decides the copies: the settings and the replacement engine (kiwipiepy's and its model's versions, the
-        fallback, or None without replaced copies, so that a cache without them outlives a kiwipiepy upgrade)."""
+        """What decides the copies: the settings and the replacement engine (``replacement_engine``)."""
         return {**self.settings.as_dict(), "pos_engine": self.pos_engine}
 
     def index_entries(self, texts: Iterable[str]) -> Iterator[tuple[str, Hashable]]:
@@ -328,39 +334,58 @@ class Augmenter:
         return lambda rng: replace_morphemes(text, by_word, self.index, rate, rng, self.kiwi.join)
 
 
-def flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
+# Flags that are not "--" + the field's name with dashes (a command may rename more: "--seed" may be taken).
+SETTINGS_FLAGS = {"use_kiwi": "--no-kiwi"}
+
+
+def settings_flag(name: str, renamed: Mapping[str, str] = SETTINGS_FLAGS) -> str:
+    return renamed.get(name, "--" + name.replace("_", "-"))
+
+
+def add_settings_arguments(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup, renamed: Mapping[str, str] = SETTINGS_FLAGS
+) -> None:
+    """A flag for each ``AugmentSettings`` field (``settings_flag``), with its default and help; ``dest`` is the
+    field's name, so ``settings_from_args`` reads them back."""
+    for spec in dataclasses.fields(AugmentSettings):
+        if spec.name == "use_kiwi":
+            fallback = "Replace eojeols by others of the same final syllable, not Kiwi morphemes by same-tag ones."
+            parser.add_argument(settings_flag(spec.name, renamed), dest=spec.name, action="store_false", help=fallback)
+        else:
+            parser.add_argument(
+                settings_flag(spec.name, renamed),
+                dest=spec.name,
+                type=type(spec.default),
+                default=spec.default,
+                metavar="RATE" if spec.metadata["kind"] == "rate" else "N",
+                help=spec.metadata["help"],
+            )
+
+
+def check_settings_arguments(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, renamed: Mapping[str, str] = SETTINGS_FLAGS
+) -> None:
+    """Refuse (through ``parser.error``, naming the flag) a settings value ``AugmentSettings`` would refuse."""
+    for spec in dataclasses.fields(AugmentSettings):
+        if problem := field_problem(spec.metadata["kind"], getattr(args, spec.name)):
+            parser.error(f"{settings_flag(spec.name, renamed)} {problem}")
+
+
+def settings_from_args(args: argparse.Namespace) -> AugmentSettings:
+    return AugmentSettings(**{spec.name: getattr(args, spec.name) for spec in dataclasses.fields(AugmentSettings)})
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = command_parser("python -m distill.augment", __doc__)
     parser.add_argument("--data", required=True, help="NSMC-format TSV (id, document, label) or plain text; .gz ok.")
     parser.add_argument("--output", required=True, help="Text file of the augmented copies, one per line.")
-    for spec in dataclasses.fields(AugmentSettings):
-        if spec.name == "use_kiwi":
-            fallback = "Replace eojeols by others of the same final syllable, not Kiwi morphemes by same-tag ones."
-            parser.add_argument("--no-kiwi", dest="use_kiwi", action="store_false", help=fallback)
-        else:
-            metavar = "RATE" if spec.metadata["kind"] == "rate" else "N"
-            parser.add_argument(
-                flag(spec.name),
-                type=type(spec.default),
-                default=spec.default,
-                metavar=metavar,
-                help=spec.metadata["help"],
-            )
+    add_settings_arguments(parser)
     args = parser.parse_args(argv)
-    for spec in dataclasses.fields(AugmentSettings):
-        if problem := field_problem(spec.metadata["kind"], getattr(args, spec.name)):
-            parser.error(f"{flag(spec.name)} {problem}")
+    check_settings_arguments(parser, args)
     if not settings_from_args(args).enabled:
-        counts = ", ".join(flag(f"{name}_per_example") for name in AUGMENTATIONS)
+        counts = ", ".join(settings_flag(f"{name}_per_example") for name in AUGMENTATIONS)
         parser.error(f"nothing to write: give at least one of {counts} a count above 0")
     return args
-
-
-def settings_from_args(args: argparse.Namespace) -> AugmentSettings:
-    return AugmentSettings(**{spec.name: getattr(args, spec.name) for spec in dataclasses.fields(AugmentSettings)})
 
 
 def write_augmented(data: str, output: str, augmenter: Augmenter) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import importlib.metadata
+import importlib.util
 import json
 import os
 import random
@@ -15,16 +16,21 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
+from common.cli import command_parser
 from distill.augment import (
     FALLBACK_ENGINE,
     Augmenter,
     AugmentSettings,
     Candidates,
+    add_settings_arguments,
     build_index,
+    check_settings_arguments,
     main,
     mask_words,
     replace_eojeols,
+    replacement_engine,
     sample_ngram,
+    settings_from_args,
 )
 
 WORDS = "어제 본 영화가 정말 재미있었다".split()
@@ -263,6 +269,27 @@ def test_settings_enabled_and_as_dict() -> None:
     recorded = json.loads(json.dumps(settings.as_dict()))
     assert recorded["mask_per_example"] == 2 and recorded["seed"] == 7 and recorded["ngram_max"] == 5
     assert AugmentSettings(**recorded) == settings
+
+
+def test_the_replacement_engine_is_named_only_when_words_are_replaced() -> None:
+    assert replacement_engine(AugmentSettings(mask_per_example=1)) is None
+    assert replacement_engine(AugmentSettings(pos_per_example=1, use_kiwi=False)) == FALLBACK_ENGINE
+    if importlib.util.find_spec("kiwipiepy"):
+        version = importlib.metadata.version("kiwipiepy")
+        assert replacement_engine(AugmentSettings(pos_per_example=1)).startswith(f"kiwipiepy {version} ")
+
+
+def test_another_command_can_take_the_settings_flags_renamed(capsys: pytest.CaptureFixture[str]) -> None:
+    parser = command_parser("python -m distill.other", None)
+    parser.add_argument("--seed", type=int, default=0)  # the command's own seed: the settings' is renamed
+    renamed = {"seed": "--augment-seed", "use_kiwi": "--no-kiwi"}
+    add_settings_arguments(parser.add_argument_group("augmentation"), renamed)
+    args = parser.parse_args(["--seed", "1", "--augment-seed", "7", "--pos-per-example", "2", "--no-kiwi"])
+    check_settings_arguments(parser, args, renamed)
+    assert settings_from_args(args) == AugmentSettings(seed=7, pos_per_example=2, use_kiwi=False)
+    with pytest.raises(SystemExit):
+        check_settings_arguments(parser, parser.parse_args(["--pos-rate", "2"]), renamed)
+    assert "--pos-rate must be a share in [0, 1], got 2.0" in capsys.readouterr().err
 
 
 # The command
