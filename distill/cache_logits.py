@@ -96,7 +96,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--overwrite", action="store_true", help="Replace an existing cache of other inputs (or any other folder)."
     )
-    add_augment_args(parser.add_argument_group("augmentation (distill.augment; off while every count is 0)"))
+    add_augment_args(parser)
     args = parser.parse_args(argv)
     for spec in dataclasses.fields(AugmentSettings):
         if problem := field_problem(spec.metadata["kind"], getattr(args, spec.name)):
@@ -112,8 +112,9 @@ def augment_flag(name: str) -> str:
     return AUGMENT_FLAGS.get(name, "--" + name.replace("_", "-"))
 
 
-def add_augment_args(group: argparse._ArgumentGroup) -> None:
+def add_augment_args(parser: argparse.ArgumentParser) -> None:
     """A flag for each ``AugmentSettings`` field, with its default and help; ``dest`` is the field's name."""
+    group = parser.add_argument_group("augmentation (distill.augment; off while every count is 0)")
     for spec in dataclasses.fields(AugmentSettings):
         if isinstance(spec.default, bool):
             help = "Replace eojeols by others of the same final syllable, not Kiwi morphemes by same-tag ones."
@@ -150,8 +151,8 @@ class Teacher:
 
 
 def stop(accelerator: Accelerator, err: Exception) -> NoReturn:
-    """End every process on a bad input; only the main one says why (once, not once per process)."""
-    raise SystemExit(f"error: {err}" if accelerator.is_main_process else 1) from err
+    """End every process on a bad input; only the main one says why (once, not once per process), on one line."""
+    raise SystemExit(f"error: {' '.join(str(err).split())}" if accelerator.is_main_process else 1) from err
 
 
 def check_data_files(paths: list[str]) -> None:

@@ -1,7 +1,7 @@
 """python -m distill.cache_logits: the cached logits equal the teacher called directly on each text, keyed by
 example (augmented copies included); an ensemble caches the mean of its members; a cache of another teacher, edited
 data or other augmentation is refused and left whole (--overwrite replaces it); a finished cache is up to date; an
-interrupted run resumes without recomputing its done blocks and ends equal to an uninterrupted one; two processes
+run killed (SIGKILL) resumes without recomputing its done blocks and ends equal to an uninterrupted one; two processes
 (gloo) write the same cache as one; bad inputs stop with one error line before a teacher runs."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import filecmp
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -259,39 +260,52 @@ def test_a_finished_cache_is_up_to_date_and_nothing_runs(
     assert folder_snapshot(bert_cache) == before
 
 
-def test_an_interrupted_run_resumes_without_recomputing_done_blocks(
+# A run killed (SIGKILL: no clean-up of any kind) when the teacher is about to start its third block.
+KILLED_AFTER_TWO_BLOCKS = """
+import os, signal, sys
+from distill import cache_logits
+
+real_block_logits, blocks = cache_logits.block_logits, []
+
+def block_logits(*args):
+    if len(blocks) == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+    blocks.append(args)
+    return real_block_logits(*args)
+
+cache_logits.block_logits = block_logits
+cache_logits.main(sys.argv[1:])
+"""
+
+
+def test_a_killed_run_resumes_without_recomputing_done_blocks(
     teachers: dict[str, Path], data: list[Path], bert_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    output, real_block_logits = tmp_path / "cache", cache_logits.block_logits
-    computed: list[str] = []  # the first text of each block the teacher ran on
-
-    def interrupted_after(blocks: int) -> Any:
-        def block_logits(accelerator: Any, teachers: Any, texts: list[str], *args: Any) -> np.ndarray:
-            if len(computed) == blocks:
-                raise RuntimeError("interrupted")
-            computed.append(texts[0])
-            return real_block_logits(accelerator, teachers, texts, *args)
-
-        return block_logits
-
-    monkeypatch.setattr(cache_logits, "block_logits", interrupted_after(2))
-    with pytest.raises(RuntimeError, match="interrupted"):
-        main(argv([teachers["bert"]], data, output, *AUGMENT))
+    output = tmp_path / "cache"
+    command = [sys.executable, "-c", KILLED_AFTER_TWO_BLOCKS, *argv([teachers["bert"]], data, output, *AUGMENT)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
+    killed = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     assert read_cache_info(output)["complete"] is False
-    done = json.loads((output / cache_logits.PROGRESS_DIR / "process-0.json").read_text())["done"]
-    assert done == [0, 1]
+    assert json.loads((output / cache_logits.PROGRESS_DIR / "process-0.json").read_text())["done"] == [0, 1]
 
     rows = read_cache_info(output)["rows"]
-    blocks = -(-rows // BLOCK)
-    assert blocks > 3, "too few blocks to test resuming"
-    first_texts = [example.text for i, example in enumerate(CachedExamples(output)) if i % BLOCK == 0]
-    computed.clear()
-    monkeypatch.setattr(cache_logits, "block_logits", interrupted_after(blocks))
+    assert rows > 4 * BLOCK, "too few blocks to test resuming"
+    block_starts = [example.text for i, example in enumerate(CachedExamples(output)) if i % BLOCK == 0]
+    computed: list[str] = []  # the first text of each block the teacher runs on
+    real_block_logits = cache_logits.block_logits
+
+    def block_logits(accelerator: Any, teachers: Any, texts: list[str], *args: Any) -> np.ndarray:
+        computed.append(texts[0])
+        return real_block_logits(accelerator, teachers, texts, *args)
+
+    monkeypatch.setattr(cache_logits, "block_logits", block_logits)
     main(argv([teachers["bert"]], data, output, *AUGMENT))
-    assert computed == first_texts[2:]  # blocks 2.. only, each once
+    assert computed == block_starts[2:]  # blocks 2.. only, each once
     for name in ["examples.tsv", "offsets.npy", "logits.npy"]:
         assert filecmp.cmp(output / name, bert_cache / name, shallow=False), name
     assert read_cache_info(output) == read_cache_info(bert_cache)
+    assert not (output / cache_logits.PROGRESS_DIR).exists()
 
 
 def test_two_processes_write_the_same_cache_as_one(
@@ -308,6 +322,7 @@ def test_two_processes_write_the_same_cache_as_one(
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count(" rows, 1 teacher(s), ") == 1  # said once, by the main process
+    assert "blocks of 4, 0 done, 2 processes" in result.stderr
     one, two = cached(bert_cache), cached(output)
     assert [e.key for e in CachedExamples(output)] == [e.key for e in CachedExamples(bert_cache)]
     for key, (example, logits) in two.items():
