@@ -1,16 +1,25 @@
 """Run every combination of a distillation config whose values may be lists: one ``distill.train`` run each.
 
-    python -m distill.grid distill/configs/bilstm_grid.yaml --dry-run
-    python -m distill.grid distill/configs/bilstm_grid.yaml --output_dir runs/grid
-    python -m distill.grid distill/configs/bilstm_grid.yaml --seed 1 2 3 --learning_rate 0.001
+    python -m distill.grid grid.yaml --dry-run
+    python -m distill.grid grid.yaml
+    python -m distill.grid grid.yaml --output_dir runs/grid_seeds --seed 1 2 3
+    python -m distill.table runs/grid
+
+with a grid.yaml such as this one, DistilKoBiLSTM's table (two sizes, each distilled and without a teacher)::
+
+    cache_dir: runs/cache/nsmc              # python -m distill.cache_logits
+    test_data: data/nsmc_test.txt.gz
+    output_dir: runs/grid
+    bilstm_preset: [small, base]
+    alpha: [0.0, 1.0]
 
 Every key of CONFIG is a ``distill.config.TrainConfig`` field. A list value is a grid axis (for a list-typed field
 such as ``student_layers`` only a list of lists is one: ``[[0, 6], [0, 4, 8]]``); the runs are every combination,
 in the order of the file's keys. A ``--key value ...`` after CONFIG replaces that key of the file (several values:
 an axis). Each run trains in its own folder under output_dir, named after its axis values::
 
-    OUTPUT/alpha-0.5_bilstm_preset-base/grid_run.yaml    the run's own config, every value single
-    OUTPUT/alpha-0.5_bilstm_preset-base/results.json     written by distill.train when the run is done
+    OUTPUT/bilstm_preset-base_alpha-0.0/grid_run.yaml    the run's own config, every value single
+    OUTPUT/bilstm_preset-base_alpha-0.0/results.json     written by distill.train when the run is done
     OUTPUT/grid.json                                     every run's folder, axis values and results
 
 The grid is resumable: a run whose folder holds a results.json is skipped, and a run that stopped part-way is taken
@@ -168,10 +177,13 @@ def parse_overrides(argv: list[str]) -> dict[str, list[Any]]:
     return overrides
 
 
+def check_options(overrides: dict[str, list[Any]], fields: dict[str, Any]) -> None:
+    check_keys(overrides, [f"--{name}" for name in fields] + [DRY_RUN], "command line")
+
+
 def with_overrides(values: dict[str, Any], overrides: dict[str, list[Any]], fields: dict[str, Any]) -> dict[str, Any]:
     """The grid file's values with the command line's on top: one value replaces, several make an axis; all the
-    values of a list-typed field make one list."""
-    check_keys(overrides, [f"--{name}" for name in fields] + [DRY_RUN], "command line")
+    values of a list-typed field make one list. The command line's keys are checked (``check_options``)."""
     merged = dict(values)
     for option, items in overrides.items():
         name = option.removeprefix("--")
@@ -379,6 +391,7 @@ def main(argv: list[str] | None = None, train: Train | None = None, config_class
         from distill.config import TrainConfig as config_class
     try:
         fields = field_types(config_class)
+        check_options(overrides, fields)  # a mistyped option is the first thing said, as argparse would
         values = with_overrides(read_grid(args.config), overrides, fields)
         if args.output_dir:
             values[OUTPUT_DIR] = args.output_dir

@@ -245,6 +245,12 @@ def test_output_dir_is_required(tmp_path: Path) -> None:
         run([write_grid(tmp_path, "alpha: [0.5, 1.0]\n")], FakeTrain())
 
 
+def test_an_abbreviated_option_is_refused_before_the_file_is_read(tmp_path: Path) -> None:
+    # argparse is told not to take --output for --output_dir; the grid's own check says what it might mean.
+    with pytest.raises(SystemExit, match=r"unknown config key --output; did you mean --output_dir\?"):
+        run([str(tmp_path / "missing.yaml"), "--output", "out"], FakeTrain())
+
+
 def test_help(capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit) as stopped:
         main(["--help"])

@@ -154,6 +154,13 @@ def test_errors_name_the_folder_or_file(tmp_path: Path) -> None:
         main([str(tmp_path)])
 
 
+def test_an_abbreviated_option_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main([str(tmp_path), "--out", "report"])
+    assert stopped.value.code == 2 and "did you mean --output?" in capsys.readouterr().err
+    assert not (tmp_path / "report").exists()
+
+
 def test_help(capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit) as stopped:
         main(["--help"])
