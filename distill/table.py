@@ -83,11 +83,11 @@ def find_results(runs_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
 
 def student_name(results: dict[str, Any]) -> str:
     """``DistilKoBiLSTM-Base`` for a distilled BiLSTM of preset base, ``BiLSTM-Base (no teacher)`` for its baseline;
-    a DistilBERT without a preset is named by its layer count (``DistilKoBERT-3L``)."""
+    ``DistilKoBERT`` and ``DistilBERT (no teacher)`` for a DistilBERT student (its size is its folder's: the run
+    column tells them apart)."""
     distilled_name, baseline_name = STUDENT_NAMES[results["student"]]
-    layers = results["config"].get("student_layers")
-    size = (results.get("preset") or "").title() or (f"{len(layers)}L" if isinstance(layers, list) else "")
-    name = (distilled_name if results["distilled"] else baseline_name) + (f"-{size}" if size else "")
+    preset = (results.get("preset") or "").title()
+    name = (distilled_name if results["distilled"] else baseline_name) + (f"-{preset}" if preset else "")
     return name if results["distilled"] else f"{name} (no teacher)"
 
 

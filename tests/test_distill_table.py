@@ -89,7 +89,7 @@ EXPECTED = """\
 | Teacher (ensemble of 2) | `runs/t1, runs/t2` | 184,373,760 | 1.37 GB | 91.00 |
 | DistilKoBiLSTM-Small | `small-distilled` | 146,434 | 572 KB | 87.17 |
 | DistilKoBiLSTM-Base | `base-distilled` | 391,170 | 1.49 MB | 88.20 |
-| DistilKoBERT-3L | `distilbert` | 28,000,000 | 107 MB | 88.50 |
+| DistilKoBERT | `distilbert` | 28,000,000 | 107 MB | 88.50 |
 | BiLSTM-Small (no teacher) | `small-baseline` | 146,434 | 572 KB | 85.54 |
 | BiLSTM-Base (no teacher) | `base-baseline` | 391,170 | 1.49 MB | 87.08 |
 
