@@ -26,7 +26,6 @@ block, and a cache of other inputs is refused, saying what differs, unless ``--o
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import math
@@ -46,7 +45,15 @@ from transformers import AutoModelForSequenceClassification, PreTrainedModel, Pr
 
 from common.cli import command_parser
 from common.io import publish_folder, setup_logging, staging_folder, write_json
-from distill.augment import FALLBACK_ENGINE, Augmenter, AugmentSettings, field_problem, kiwi_version
+from distill.augment import (
+    SETTINGS_FLAGS,
+    Augmenter,
+    AugmentSettings,
+    add_settings_arguments,
+    check_settings_arguments,
+    replacement_engine,
+    settings_from_args,
+)
 from distill.data import (
     CACHE_FORMAT,
     CachedExamples,
@@ -64,8 +71,8 @@ from modeling.load import held_load_report, hub_or_local, load_tokenizer
 
 logger = logging.getLogger("distill.cache_logits")
 PROGRESS_DIR = "progress"  # one JSON file per process: the blocks whose logits are on disk
-# AugmentSettings fields whose flag is not "--" + the field's name with dashes: "--seed" would read as the teachers'.
-AUGMENT_FLAGS = {"seed": "--augment-seed", "use_kiwi": "--no-kiwi"}
+# The augmentation's seed flag renamed: here "--seed" would read as the teachers'.
+AUGMENT_FLAGS = {**SETTINGS_FLAGS, "seed": "--augment-seed"}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -96,11 +103,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--overwrite", action="store_true", help="Replace an existing cache of other inputs (or any other folder)."
     )
-    add_augment_args(parser)
+    add_settings_arguments(
+        parser.add_argument_group("augmentation (distill.augment; off while every count is 0)"), AUGMENT_FLAGS
+    )
     args = parser.parse_args(argv)
-    for spec in dataclasses.fields(AugmentSettings):
-        if problem := field_problem(spec.metadata["kind"], getattr(args, spec.name)):
-            parser.error(f"{augment_flag(spec.name)} {problem}")
+    check_settings_arguments(parser, args, AUGMENT_FLAGS)
     if args.max_seq_length < 8:
         parser.error("--max-seq-length must be at least 8")
     if args.batch_size < 1 or args.block_rows < 1:
@@ -108,39 +115,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def augment_flag(name: str) -> str:
-    return AUGMENT_FLAGS.get(name, "--" + name.replace("_", "-"))
-
-
-def add_augment_args(parser: argparse.ArgumentParser) -> None:
-    """A flag for each ``AugmentSettings`` field, with its default and help; ``dest`` is the field's name."""
-    group = parser.add_argument_group("augmentation (distill.augment; off while every count is 0)")
-    for spec in dataclasses.fields(AugmentSettings):
-        if isinstance(spec.default, bool):
-            help = "Replace eojeols by others of the same final syllable, not Kiwi morphemes by same-tag ones."
-            group.add_argument(augment_flag(spec.name), dest=spec.name, action="store_false", help=help)
-        else:
-            group.add_argument(
-                augment_flag(spec.name),
-                dest=spec.name,
-                type=type(spec.default),
-                default=spec.default,
-                metavar="RATE" if spec.metadata["kind"] == "rate" else "N",
-                help=spec.metadata["help"],
-            )
-
-
-def augment_settings(args: argparse.Namespace) -> AugmentSettings:
-    return AugmentSettings(**{spec.name: getattr(args, spec.name) for spec in dataclasses.fields(AugmentSettings)})
-
-
 def augmentation_record(settings: AugmentSettings) -> dict[str, Any] | None:
     """What decides the augmented copies, for cache.json: the settings and the replacement engine (the engine only
     when words are replaced); None without augmentation, whatever the rates, since no copy is made."""
-    if not settings.enabled:
-        return None
-    engine = ((kiwi_version() if settings.use_kiwi else None) or FALLBACK_ENGINE) if settings.pos_per_example else None
-    return {**settings.as_dict(), "pos_engine": engine}
+    return {**settings.as_dict(), "pos_engine": replacement_engine(settings)} if settings.enabled else None
 
 
 @dataclass
@@ -177,7 +155,7 @@ def planned_info(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "teachers": [{"path": path, "fingerprint": teacher_fingerprint(path)} for path in args.teacher],
         "data": [{"path": path, "name": Path(path).name, "fingerprint": file_fingerprint(path)} for path in args.data],
-        "augmentation": augmentation_record(augment_settings(args)),
+        "augmentation": augmentation_record(settings_from_args(args)),
         "max_seq_length": args.max_seq_length,
     }
 
@@ -460,7 +438,7 @@ def main(argv: list[str] | None = None) -> None:
         teacher.model.to(accelerator.device)
     if action == "write":
         info = with_teacher_labels(wanted, teachers)
-        info = prepared_cache(accelerator, output, info, augment_settings(args), args.block_rows)
+        info = prepared_cache(accelerator, output, info, settings_from_args(args), args.block_rows)
     else:
         info = existing
         logger.info("Resuming the unfinished cache in %s", output)
