@@ -1,0 +1,138 @@
+"""The configuration of ``distill.train``: a YAML preset (``distill/configs/*.yaml``) with ``--key value`` overrides.
+
+    config = load_config("distill/configs/bilstm_base.yaml", ["--alpha", "1", "--output_dir", "runs/baseline"])
+
+Parsing is ``common.config``'s: unknown keys are errors naming the closest one, and the resolved config is saved with
+the run and every checkpoint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from common import config as configs
+from common.config import key
+from distill.losses import SOFT_LOSSES
+from modeling.bilstm import POOLINGS, PRESETS
+
+STUDENTS = ("bilstm", "distilbert")
+TOKENIZER_KINDS = ("wordpiece", "unigram")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a task-specific distillation run reads. The loss of a batch of N examples is
+
+        loss = (1 / N) * sum_i [ alpha * CE(student_i, gold_i) * has_gold_i + (1 - alpha) * soft(student_i, teacher_i) ]
+
+    with ``soft`` T^2 * KL at temperature T, or the squared distance of the logits (``mse``, Tang et al. 2019). The
+    teacher's logits come from a cache (``python -m distill.cache_logits``); ``alpha = 1`` is the same student
+    trained on the gold labels alone, without a teacher.
+    """
+
+    # Student
+    student: str = key("bilstm", "bilstm (modeling/bilstm.py) or distilbert.")
+    bilstm_preset: str = key("base", "BiLSTM sizes: tiny, mini, small, base or large (modeling/bilstm.py).")
+    pooling: str = key("max", "BiLSTM pooling over tokens: max, mean or last.")
+    dropout: float = key(0.2, "BiLSTM dropout (embeddings and classifier).")
+    distilbert_from: str = key("", "distilbert: a DistilBERT folder, or a BERT-shaped one whose layers are copied.")
+    student_layers: list[int] = key([0, 4, 8], "distilbert from a BERT: the teacher layers the student starts from.")  # noqa: RUF009
+    # Student tokenizer (bilstm)
+    tokenizer: str = key("", "bilstm: a tokenizer folder; empty: train one on the training texts.")
+    tokenizer_kind: str = key("wordpiece", "Trained tokenizer: wordpiece or unigram.")
+    vocab_size: int = key(3000, "Trained tokenizer's vocabulary size (it sets most of a tiny BiLSTM's size).")
+    # Data
+    cache_dir: str = key("", "Transfer set with the teacher's logits (python -m distill.cache_logits).")
+    train_data: list[str] = key([], "Labelled training files; with a cache, checked to be the cache's.")  # noqa: RUF009
+    test_data: str = key("", "Labelled test file, evaluated once with the best model.")
+    teacher: list[str] = key([], "Teacher folders the cache must come from (checked by fingerprint).")  # noqa: RUF009
+    use_unlabelled: bool = key(True, "Train on the cache's examples without a gold label (soft term alone).")
+    use_augmented: bool = key(True, "Train on the cache's augmented examples (soft term alone).")
+    validation_split: float = key(0.1, "Share of the labelled examples held out (seeded) to pick the best model.")
+    max_seq_length: int = key(64, "Student tokens per example.")
+    max_train_examples: int = key(0, "Train on the first N selected examples; 0: all.")
+    output_dir: str = key("", "Best model, checkpoints, metrics.jsonl, TensorBoard logs and results.json.")
+    # Loss
+    alpha: float = key(0.0, "Weight of the gold-label cross-entropy; 1 - alpha weighs the soft term.")
+    soft: str = key("mse", "Soft term: mse (logits, Tang et al.) or kl (T^2 * KL at temperature T).")
+    temperature: float = key(1.0, "Softmax temperature of the kl soft term.")
+    # Schedule
+    num_train_epochs: int = key(3, "Passes over the training examples, unless max_steps > 0.")
+    max_steps: int = key(-1, "Optimizer steps; > 0 overrides num_train_epochs.")
+    per_device_train_batch_size: int = key(64, "Examples per device per step.")
+    per_device_eval_batch_size: int = key(256, "Examples per device in evaluation.")
+    learning_rate: float = key(2e-3, "Peak learning rate of AdamW.")
+    weight_decay: float = key(0.0, "AdamW weight decay.")
+    warmup_ratio: float = key(0.0, "Share of the steps with linear warm-up, then linear decay to 0.")
+    max_grad_norm: float = key(1.0, "Gradient clipping; 0 disables it.")
+    seed: int = key(42, "One seed for the model, the validation split, the data order and dropout.")
+    # Evaluation, logging, checkpoints
+    eval_steps: int = key(0, "Validate every N steps as well as after each epoch; 0: after each epoch only.")
+    logging_steps: int = key(50, "Write training metrics every N steps.")
+    save_steps: int = key(500, "Checkpoint every N steps (and at the end).")
+    save_total_limit: int = key(2, "Keep the newest N checkpoints.")
+    resume: bool = key(False, "Continue from the newest complete checkpoint in output_dir.")
+    overwrite: bool = key(False, "Delete an earlier run's outputs in output_dir and start afresh.")
+    report_to: str = key("tensorboard", "Accelerate tracker, or 'none'.")
+    mixed_precision: str = key("no", "'no', 'fp16' or 'bf16'.")
+    dataloader_num_workers: int = key(0, "DataLoader worker processes.")
+
+    def validate(self) -> None:
+        """Raise ValueError for values that cannot work, saying how to fix them."""
+        problems = []
+        choices = {
+            "student": STUDENTS,
+            "bilstm_preset": tuple(PRESETS),
+            "pooling": POOLINGS,
+            "tokenizer_kind": TOKENIZER_KINDS,
+            "soft": tuple(SOFT_LOSSES),
+            "mixed_precision": ("no", "fp16", "bf16"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                problems.append(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        if self.student == "distilbert" and not self.distilbert_from:
+            problems.append("student distilbert needs distilbert_from (a DistilBERT folder or a BERT-shaped one)")
+        if not 0 <= self.alpha <= 1:
+            problems.append(f"alpha must be in [0, 1] (1: no teacher), got {self.alpha}")
+        if self.alpha < 1 and not self.cache_dir:
+            problems.append(
+                f"alpha {self.alpha} < 1 learns from the teacher: give cache_dir (python -m distill.cache_logits), "
+                "or alpha 1 to train on the labels alone"
+            )
+        if not self.cache_dir and not self.train_data:
+            problems.append("give cache_dir, or train_data (labelled files) for alpha 1")
+        if not self.test_data:
+            problems.append("test_data is required (a labelled file, evaluated once with the best model)")
+        if not self.output_dir:
+            problems.append("output_dir is required")
+        if self.temperature <= 0:
+            problems.append(f"temperature must be > 0, got {self.temperature}")
+        if not 0 < self.validation_split < 1:
+            problems.append(f"validation_split must be in (0, 1), got {self.validation_split}")
+        if self.max_steps <= 0 and self.num_train_epochs <= 0:
+            problems.append("set max_steps > 0 or num_train_epochs > 0")
+        minimums = {"vocab_size": 10, "max_seq_length": 2}
+        for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "save_steps", "logging_steps"):
+            minimums[name] = 1
+        for name, minimum in minimums.items():
+            if getattr(self, name) < minimum:
+                problems.append(f"{name} must be >= {minimum}, got {getattr(self, name)}")
+        if self.resume and self.overwrite:
+            problems.append("resume continues the run in output_dir and overwrite deletes it: choose one")
+        if problems:
+            raise ValueError("invalid configuration:\n  - " + "\n  - ".join(problems))
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainConfig:
+    return configs.load_config(TrainConfig, path, overrides)
+
+
+def config_from_dict(values: dict[str, Any], where: str = "") -> TrainConfig:
+    return configs.config_from_dict(TrainConfig, values, where)
+
+
+def parse_args(prog: str, doc: str | None, argv: list[str] | None) -> TrainConfig:
+    return configs.parse_command_line(TrainConfig, prog, doc, "distill/configs/bilstm_base.yaml", argv)
