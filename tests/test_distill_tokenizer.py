@@ -251,3 +251,22 @@ def test_the_command_trains_on_tsv_and_plain_text(tmp_path: Path, capsys: pytest
     assert capsys.readouterr().out == f"wrote {output / 'tokenizer.json'}: 800 tokens (wordpiece)\n"
     assert len(AutoTokenizer.from_pretrained(output)) == 800
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging folder left
+
+
+def test_the_command_refuses_bad_input_with_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    bad = tmp_path / "bad.tsv"
+    write_nsmc(bad, ["좋은 영화", "별로"])
+    bad.write_text(bad.read_text(encoding="utf-8") + "7\t둘째 열만\n", encoding="utf-8")
+    output = tmp_path / "out"
+    with pytest.raises(SystemExit, match=rf"^error: {re.escape(str(bad))}:4: "):
+        main(["--data", str(bad), "--vocab-size", "100", "--output", str(output)])
+    small = tmp_path / "small.txt"
+    small.write_text("좋은 영화\n별로\n", encoding="utf-8")
+    with pytest.raises(SystemExit, match=r"^error: the wordpiece vocabulary reached only \d+ of the 3,000 tokens"):
+        main(["--data", str(small), "--output", str(output)])
+    assert not output.exists()
+    output.mkdir()
+    (output / "tokenizer.json").write_text("{}")
+    with pytest.raises(SystemExit):
+        main(["--data", str(small), "--output", str(output)])
+    assert "exists and is not empty; pass --overwrite" in capsys.readouterr().err
