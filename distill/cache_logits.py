@@ -20,7 +20,9 @@ cache.json records the fingerprints of the teachers and the data, the augmentati
 without augmentation) and the sequence length (``distill.fingerprint``). Run again with an existing ``--output``: a
 finished cache of the same inputs is up to date (nothing runs), an interrupted one is resumed from its last finished
 block, and a cache of other inputs is refused, saying what differs, unless ``--overwrite``. Everything is checked
-(teachers, labels, every data line) before a teacher runs, and a failed run leaves an existing cache as it was.
+(teachers, labels, every data line) before a teacher runs, and bad input leaves an existing cache as it was; with
+``--overwrite`` the old cache gives way only once the new one's examples are written (a run interrupted after that
+leaves the new cache, to be resumed).
 """
 
 from __future__ import annotations
