@@ -14,7 +14,7 @@ The folder holds ``tokenizer.json`` and ``tokenizer_config.json`` and loads with
 
 In Python::
 
-    tokenizer = train_student_tokenizer(texts, vocab_size=3000)   # texts: any iterable of str, read once
+    tokenizer = train_student_tokenizer(lambda: texts, vocab_size=3000)   # a function giving the texts
     model = KoBiLstmForSequenceClassification(bilstm_config("base", len(tokenizer), tokenizer.pad_token_id))
 """
 
@@ -23,7 +23,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
@@ -86,17 +88,47 @@ def untrained_tokenizer(kind: str) -> Tokenizer:
     return tokenizer
 
 
-def trainer_for(kind: str, vocab_size: int) -> trainers.Trainer:
+def alphabet(texts: Iterable[str], normalizer: normalizers.Normalizer, size: int) -> list[str]:
+    """The ``size`` most frequent characters of the normalized texts, ties broken by code point.
+
+    The WordPiece trainer's own ``limit_alphabet`` breaks ties between equally frequent characters in hash order,
+    which changes from one process to the next: two runs on the same text would keep different characters."""
+    counts: Counter[str] = Counter()
+    for text in texts:
+        counts.update(normalizer.normalize_str(text))
+    for space in " \t\n\r":
+        counts.pop(space, None)
+    return sorted(counts, key=lambda char: (-counts[char], ord(char)))[:size]
+
+
+def trainer_for(kind: str, vocab_size: int, kept_characters: list[str]) -> trainers.Trainer:
     if kind == "wordpiece":
+        # The kept characters, and only they, start the vocabulary: forced in, and the limit leaves room for no other.
         return trainers.WordPieceTrainer(
             vocab_size=vocab_size,
             special_tokens=SPECIAL_TOKENS,
-            limit_alphabet=wordpiece_alphabet_size(vocab_size),
+            initial_alphabet=kept_characters,
+            limit_alphabet=len(kept_characters),
             continuing_subword_prefix=CONTINUATION_PREFIX,
             show_progress=False,
         )
     return trainers.UnigramTrainer(
         vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, unk_token="[UNK]", show_progress=False
+    )
+
+
+def renumbered(vocab: dict[str, int], model: models.WordPiece) -> models.WordPiece:
+    """The same WordPiece vocabulary with ids in a fixed order: the special tokens, then by length, then by string.
+
+    The trainer numbers the continuation pieces (``##가``) in hash order, which changes from one process to the next;
+    greedy longest-match segmentation depends on the vocabulary alone, so renumbering changes ids, never pieces."""
+    ordinary = sorted((t for t in vocab if t not in SPECIAL_TOKENS), key=lambda t: (len(t.removeprefix("##")), t))
+    ids = {token: i for i, token in enumerate([*SPECIAL_TOKENS, *ordinary])}
+    return models.WordPiece(
+        vocab=ids,
+        unk_token=model.unk_token,
+        continuing_subword_prefix=model.continuing_subword_prefix,
+        max_input_chars_per_word=model.max_input_chars_per_word,
     )
 
 
@@ -121,18 +153,28 @@ def check_vocabulary_size(reached: int, vocab_size: int, kind: str) -> None:
 
 
 def train_student_tokenizer(
-    texts: Iterable[str], vocab_size: int, kind: str = "wordpiece", model_max_length: int = 512
+    texts: Callable[[], Iterable[str]], vocab_size: int, kind: str = "wordpiece", model_max_length: int = 512
 ) -> PreTrainedTokenizerFast:
-    """A ``kind`` tokenizer of exactly ``vocab_size`` tokens (special tokens included) trained on ``texts``.
+    """A ``kind`` tokenizer of exactly ``vocab_size`` tokens (special tokens included) trained on ``texts()``.
 
-    ``texts`` is iterated once and streamed to the trainer (a generator over a file is fine). Raises ValueError for
-    an unknown kind, a size not above the special tokens, or text too small to reach ``vocab_size``."""
+    ``texts`` gives the training texts each time it is called (a generator over a file is fine), streamed: WordPiece
+    reads them twice (the characters it keeps, then the training), unigram once. The same texts give the same
+    WordPiece tokenizer in any process; the unigram trainer's scores vary between processes in the second decimal
+    (it sums in hash order), so two unigram tokenizers of the same text may split a few words differently (a
+    resumed distill.train run reuses its saved tokenizer either way). Raises ValueError for an unknown kind, a size
+    not above the special tokens, or text too small to reach ``vocab_size``."""
     if kind not in KINDS:
         raise ValueError(f"unknown tokenizer kind {kind!r}; choose one of {', '.join(KINDS)}")
     if vocab_size <= len(SPECIAL_TOKENS):
         raise ValueError(f"the vocabulary size must be larger than the {len(SPECIAL_TOKENS)} special tokens")
     tokenizer = untrained_tokenizer(kind)
-    tokenizer.train_from_iterator(iter(texts), trainer_for(kind, vocab_size))
+    kept = alphabet(texts(), tokenizer.normalizer, wordpiece_alphabet_size(vocab_size)) if kind == "wordpiece" else []
+    try:
+        tokenizer.train_from_iterator(iter(texts()), trainer_for(kind, vocab_size, kept))
+    except Exception as err:  # the Rust trainers raise plain Exceptions
+        raise ValueError(f"training the {kind} tokenizer failed: {err}; give more text or a larger vocabulary") from err
+    if kind == "wordpiece":
+        tokenizer.model = renumbered(tokenizer.get_vocab(with_added_tokens=False), tokenizer.model)
     check_vocabulary_size(tokenizer.get_vocab_size(), vocab_size, kind)
     tokenizer.post_processor = bert_template()
     pad, unk, cls, sep, mask = SPECIAL_TOKENS
@@ -183,7 +225,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     try:
-        texts = example_texts(args.data)
+        texts = partial(example_texts, args.data)
         tokenizer = train_student_tokenizer(texts, args.vocab_size, args.kind, args.model_max_length)
     except (ValueError, OSError) as err:
         raise SystemExit(f"error: {err}") from err

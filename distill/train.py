@@ -224,6 +224,15 @@ def select_rows(examples: CachedExamples, config: TrainConfig) -> tuple[np.ndarr
     return rows, validation, counts
 
 
+def texts_of_rows(examples: CachedExamples, rows: np.ndarray) -> Iterator[str]:
+    """The texts of the given rows (ascending), in one sequential read of the transfer set."""
+    wanted = np.zeros(len(examples), dtype=bool)
+    wanted[rows] = True
+    for row, example in enumerate(examples):
+        if wanted[row]:
+            yield example.text
+
+
 class TrainingRows(Dataset):
     """The selected rows of a transfer set: (text, gold label or -100, teacher logits or None)."""
 
@@ -286,7 +295,7 @@ def student_tokenizer(config: TrainConfig, examples: CachedExamples, rows: np.nd
         if accelerator.is_main_process and not (folder / "tokenizer.json").is_file():
             from distill.tokenizer import train_student_tokenizer
 
-            texts = (examples.example(int(row)).text for row in rows)
+            texts = partial(texts_of_rows, examples, rows)
             train_student_tokenizer(texts, config.vocab_size, config.tokenizer_kind).save_pretrained(folder)
         accelerator.wait_for_everyone()
         tokenizer = load_tokenizer(str(folder))

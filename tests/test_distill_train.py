@@ -1,0 +1,395 @@
+"""python -m distill.train: a BiLSTM (or DistilBERT) student trained on cached teacher logits, the teacher never
+called; the no-teacher baseline from the labelled files alone; the seeded validation split holds out labelled
+examples with their augmented copies; a cache of another teacher or other data is refused; a run killed with SIGKILL
+resumes to the same model and metrics; the best model loads through the Auto classes in a fresh process; bad
+inputs stop before training with one error line."""
+
+from __future__ import annotations
+
+import gzip
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from conftest import ROOT
+from safetensors.torch import load_file
+from transformers import BertConfig, BertForMaskedLM, BertForSequenceClassification
+
+from distill.cache_logits import main as cache_logits
+from distill.config import config_from_dict
+from distill.data import CachedExamples, CacheWriter, Example
+from distill.losses import IGNORE_INDEX
+from distill.train import held_out, main, select_rows
+from tokenization_kobert import KoBertTokenizerFast
+
+KOBERT_DIR = ROOT / "data" / "kobert"
+TRAIN_LINES, TEST_LINES, UNLABELLED_LINES = 240, 80, 120
+STUDENT = ["--bilstm_preset", "tiny", "--vocab_size", "400", "--max_seq_length", "32", "--report_to", "none"]
+SCHEDULE = ["--per_device_train_batch_size", "16", "--num_train_epochs", "2", "--logging_steps", "5"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> Iterator[None]:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def head(source: Path, target: Path, lines: int) -> Path:
+    with gzip.open(source, "rt", encoding="utf-8") as f:
+        target.write_text("".join(itertools.islice(f, lines)), encoding="utf-8")
+    return target
+
+
+def random_teacher(folder: Path, seed: int) -> Path:
+    torch.manual_seed(seed)
+    tokenizer = KoBertTokenizerFast.from_pretrained(KOBERT_DIR)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        pad_token_id=tokenizer.pad_token_id,
+        num_labels=2,
+    )
+    BertForSequenceClassification(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def task(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Labelled, unlabelled and test files of real reviews, a random teacher, and its cache over both files."""
+    root = tmp_path_factory.mktemp("distill")
+    files = {
+        "train": head(ROOT / "data" / "nsmc_train.txt.gz", root / "train.tsv", TRAIN_LINES + 1),
+        "test": head(ROOT / "data" / "nsmc_test.txt.gz", root / "test.tsv", TEST_LINES + 1),
+        "unlabelled": head(ROOT / "data" / "reviews.txt.gz", root / "reviews.txt", UNLABELLED_LINES),
+        "teacher": random_teacher(root / "teacher", seed=0),
+        "cache": root / "cache",
+    }
+    cache_logits(
+        [
+            "--teacher",
+            str(files["teacher"]),
+            "--data",
+            str(files["train"]),
+            str(files["unlabelled"]),
+            "--output",
+            str(files["cache"]),
+            "--max-seq-length",
+            "32",
+            "--mask-per-example",
+            "1",
+        ]
+    )
+    return files
+
+
+def train_args(task: dict[str, Path], output: Path, *extra: str) -> list[str]:
+    return [
+        "--cache_dir",
+        str(task["cache"]),
+        "--test_data",
+        str(task["test"]),
+        "--output_dir",
+        str(output),
+        *STUDENT,
+        *SCHEDULE,
+        *extra,
+    ]
+
+
+def test_a_distilled_run_reads_the_cache_and_never_runs_the_teacher(
+    task: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the teacher ran during training")
+
+    monkeypatch.setattr(BertForSequenceClassification, "forward", refuse)
+    monkeypatch.setattr(BertForSequenceClassification, "from_pretrained", refuse)
+    output = tmp_path / "distilled"
+    results = main(train_args(task, output))
+
+    cache = CachedExamples(task["cache"], with_logits=False)
+    held = sum(
+        held_out(e.key, 0.1, 42) for e in cache if e.key == e.origin and e.label != IGNORE_INDEX
+    )  # the split by its definition: a seeded hash of each labelled key
+    assert results["examples"]["validation"] == held
+    assert results["examples"]["labelled"] == TRAIN_LINES - held
+    assert results["examples"]["unlabelled"] == UNLABELLED_LINES
+    assert results["examples"]["augmented"] > 0 and results["examples"]["test"] == TEST_LINES
+    assert results["distilled"] and results["params"] == sum(
+        p.numel() for p in torch.nn.Module.parameters(load_bilstm(output / "best"))
+    )
+    assert 0 <= results["accuracy"] <= 1 and results["teacher"]["models"] == [str(task["teacher"])]
+    written = json.loads((output / "results.json").read_text())
+    assert written["accuracy"] == results["accuracy"] and "git_commit" in written
+    metrics = [json.loads(line) for line in (output / "metrics.jsonl").read_text().splitlines()]
+    validations = [m for m in metrics if "validation_accuracy" in m]
+    assert [m["epoch"] for m in validations] == [1, 2]  # after each epoch
+    assert results["best_validation_accuracy"] == max(m["validation_accuracy"] for m in validations)
+
+
+def load_bilstm(folder: Path) -> torch.nn.Module:
+    from transformers import AutoModelForSequenceClassification
+
+    return AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True)
+
+
+def test_the_best_model_loads_with_the_auto_classes_in_a_fresh_process(task: dict[str, Path], tmp_path: Path) -> None:
+    output = tmp_path / "run"
+    main(train_args(task, output, "--num_train_epochs", "1"))
+    texts = ["정말 재미있는 영화", "시간 낭비였다 최악"]
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(output / "best", trust_remote_code=True)
+    model = load_bilstm(output / "best").eval()
+    with torch.no_grad():
+        expected = model(**tokenizer(texts, padding=True, return_tensors="pt")).logits.tolist()
+    script = (
+        "import json, sys, torch\n"
+        "from transformers import AutoModelForSequenceClassification, AutoTokenizer\n"
+        "folder, texts = sys.argv[1], json.loads(sys.argv[2])\n"
+        "tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=True)\n"
+        "model = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True).eval()\n"
+        "with torch.no_grad():\n"
+        "    print(json.dumps(model(**tokenizer(texts, padding=True, return_tensors='pt')).logits.tolist()))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(output / "best"), json.dumps(texts)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd="/",
+    )
+    got = json.loads(result.stdout)
+    assert len(got) == len(expected) and all(
+        g == pytest.approx(e, abs=1e-6) for g, e in zip(got, expected, strict=True)
+    )
+
+
+def test_the_baseline_trains_on_the_labelled_files_alone(task: dict[str, Path], tmp_path: Path) -> None:
+    output = tmp_path / "baseline"
+    args = [
+        "--alpha",
+        "1",
+        "--train_data",
+        str(task["train"]),
+        "--test_data",
+        str(task["test"]),
+        "--output_dir",
+        str(output),
+        *STUDENT,
+        *SCHEDULE,
+        "--num_train_epochs",
+        "1",
+    ]
+    results = main(args)
+    assert not results["distilled"] and results["teacher"] is None
+    assert results["examples"]["unlabelled"] == 0 and results["examples"]["augmented"] == 0
+    assert results["examples"]["labelled"] + results["examples"]["validation"] == TRAIN_LINES
+
+
+def handmade_cache(folder: Path) -> Path:
+    """Labelled examples a0..a39 with one copy each, unlabelled u0..u9 with one copy each."""
+    with CacheWriter(folder) as writer:
+        for i in range(40):
+            writer.add(Example(f"a{i}", f"text {i}", i % 2, f"a{i}"))
+            writer.add(Example(f"a{i}#aug1", f"copy {i}", IGNORE_INDEX, f"a{i}"))
+        for i in range(10):
+            writer.add(Example(f"u{i}", f"review {i}", IGNORE_INDEX, f"u{i}"))
+            writer.add(Example(f"u{i}#aug1", f"review copy {i}", IGNORE_INDEX, f"u{i}"))
+    return folder
+
+
+def test_the_validation_split_holds_out_examples_with_their_copies(tmp_path: Path) -> None:
+    cache = CachedExamples(handmade_cache(tmp_path / "cache"), with_logits=False)
+    values = {"cache_dir": str(tmp_path), "test_data": "t", "output_dir": "o", "validation_split": 0.3, "seed": 3}
+    rows, validation, counts = select_rows(cache, config_from_dict(values))
+    keys = [cache.example(int(row)).key for row in rows]
+    held = {e.key for e in validation}
+    assert held == {f"a{i}" for i in range(40) if held_out(f"a{i}", 0.3, 3)} and 0 < len(held) < 40
+    expected = [f"a{i}{copy}" for i in range(40) if f"a{i}" not in held for copy in ("", "#aug1")]
+    expected += [f"u{i}{copy}" for i in range(10) for copy in ("", "#aug1")]
+    assert sorted(keys) == sorted(expected)
+    assert counts == {
+        "labelled": 40 - len(held),
+        "unlabelled": 10,
+        "augmented": 50 - len(held),
+        "validation": len(held),
+    }
+    # Without a teacher, only the labelled examples are trained on; another seed holds out others.
+    baseline_rows, _, _ = select_rows(cache, config_from_dict({**values, "alpha": 1.0}))
+    assert sorted(cache.example(int(r)).key for r in baseline_rows) == sorted(
+        k for k in expected if k.startswith("a") and "#" not in k
+    )
+    _, other, _ = select_rows(cache, config_from_dict({**values, "seed": 4}))
+    assert {e.key for e in other} != held
+
+
+def test_a_distilbert_student_starts_from_the_copied_layers(task: dict[str, Path], tmp_path: Path) -> None:
+    torch.manual_seed(1)
+    tokenizer = KoBertTokenizerFast.from_pretrained(KOBERT_DIR)
+    bert = BertForMaskedLM(
+        BertConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            num_hidden_layers=3,
+            num_attention_heads=4,
+            intermediate_size=64,
+            max_position_embeddings=64,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    )
+    bert.save_pretrained(tmp_path / "bert")
+    tokenizer.save_pretrained(tmp_path / "bert")
+    from distill.train import distilbert_student
+
+    config = config_from_dict(
+        {
+            "student": "distilbert",
+            "distilbert_from": str(tmp_path / "bert"),
+            "student_layers": [0, 2],
+            "cache_dir": "c",
+            "test_data": "t",
+            "output_dir": "o",
+        }
+    )
+    student = distilbert_student(config, 2, None)
+    assert student.config.n_layers == 2 and student.config.num_labels == 2
+    for j, i in enumerate([0, 2]):
+        teacher_q = bert.bert.encoder.layer[i].attention.self.query.weight
+        assert torch.equal(student.distilbert.transformer.layer[j].attention.q_lin.weight, teacher_q)
+    results = main(
+        train_args(
+            task,
+            tmp_path / "run",
+            "--student",
+            "distilbert",
+            "--distilbert_from",
+            str(tmp_path / "bert"),
+            "--student_layers",
+            "0",
+            "2",
+            "--max_steps",
+            "4",
+            "--learning_rate",
+            "1e-4",
+        )
+    )
+    assert results["student"] == "distilbert" and results["steps"] == 4
+
+
+def command(args: list[str]) -> list[str]:
+    return [sys.executable, "-m", "distill.train", *args]
+
+
+# One thread in every run, so that the killed, resumed and uninterrupted runs compute alike.
+ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def without_timing(path: Path) -> list[dict[str, Any]]:
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    return [{k: v for k, v in row.items() if k != "examples_per_s"} for row in rows]
+
+
+def test_a_killed_run_resumes_to_the_same_model(task: dict[str, Path], tmp_path: Path) -> None:
+    steps = ["--num_train_epochs", "3", "--save_steps", "5", "--save_total_limit", "20"]
+    reference = tmp_path / "uninterrupted"
+    subprocess.run(
+        command(train_args(task, reference, *steps)), cwd=ROOT, env=ONE_THREAD, check=True, capture_output=True
+    )
+
+    interrupted = tmp_path / "interrupted"
+    process = subprocess.Popen(
+        command(train_args(task, interrupted, *steps)),
+        cwd=ROOT,
+        env=ONE_THREAD,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 300
+    while not (interrupted / "checkpoint-10").exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    killed_at = max(int(p.name.split("-")[1]) for p in interrupted.glob("checkpoint-*"))
+    total = json.loads((reference / "results.json").read_text())["steps"]
+    assert killed_at < total, "the run finished before it could be killed"
+
+    resumed = subprocess.run(
+        command(train_args(task, interrupted, *steps, "--resume", "true")),
+        cwd=ROOT,
+        env=ONE_THREAD,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    assert f"Resuming from {interrupted / f'checkpoint-{killed_at}'}" in resumed.stderr
+    assert without_timing(interrupted / "metrics.jsonl") == without_timing(reference / "metrics.jsonl")
+    expected, got = (
+        load_file(reference / "best" / "model.safetensors"),
+        load_file(interrupted / "best" / "model.safetensors"),
+    )
+    assert expected.keys() == got.keys() and all(torch.equal(expected[k], got[k]) for k in expected)
+    accuracies = [json.loads((run / "results.json").read_text())["accuracy"] for run in (reference, interrupted)]
+    assert accuracies[0] == accuracies[1]
+
+
+def error_of(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    return str(exit_info.value)
+
+
+def test_bad_inputs_stop_before_training(
+    task: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    other_teacher = random_teacher(tmp_path / "other-teacher", seed=5)
+    message = error_of(train_args(task, tmp_path / "a", "--teacher", str(other_teacher)), capsys)
+    assert (
+        message.startswith("error: ") and "was not made with the teacher" in message and str(other_teacher) in message
+    )
+
+    edited = tmp_path / "train.tsv"
+    edited.write_text(task["train"].read_text().replace("\t1\n", "\t0\n", 1), encoding="utf-8")
+    message = error_of(train_args(task, tmp_path / "b", "--train_data", str(edited)), capsys)
+    assert "was not made from" in message and str(edited) in message
+
+    three_labels = tmp_path / "test.tsv"
+    three_labels.write_text("id\tdocument\tlabel\n1\t좋다\t1\n2\t별로\t2\n", encoding="utf-8")
+    message = error_of(train_args(task, tmp_path / "c", "--test_data", str(three_labels)), capsys)
+    assert f"{three_labels}:3: label 2" in message and "2 labels" in message
+
+    malformed = tmp_path / "malformed.tsv"
+    malformed.write_text("id\tdocument\tlabel\n1\t좋다\t1\n2\t별로 0\n", encoding="utf-8")
+    args = [
+        "--alpha",
+        "1",
+        "--train_data",
+        str(malformed),
+        "--test_data",
+        str(task["test"]),
+        "--output_dir",
+        str(tmp_path / "d"),
+        *STUDENT,
+    ]
+    assert f"{malformed}:3: expected 3 tab-separated columns" in error_of(args, capsys)
+
+    message = error_of(train_args(task, tmp_path / "e", "--alpah", "0.5"), capsys)
+    assert "did you mean --alpha?" in message
+    for folder in "abce":
+        assert not (tmp_path / folder / "best").exists()
