@@ -28,6 +28,7 @@ leaves the new cache, to be resumed).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import math
@@ -90,6 +91,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-seq-length", type=int, default=128, help="Tokens per input, special tokens included.")
     parser.add_argument("--batch-size", type=int, default=64, help="Texts per teacher call, per process.")
     parser.add_argument(
+        "--max-examples-per-file",
+        type=int,
+        default=0,
+        help="Read at most the first N examples of each data file (a quick run); 0 reads them all.",
+    )
+    parser.add_argument(
         "--block-rows",
         type=int,
         default=4096,
@@ -114,6 +121,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--max-seq-length must be at least 8")
     if args.batch_size < 1 or args.block_rows < 1:
         parser.error("--batch-size and --block-rows must be at least 1")
+    if args.max_examples_per_file < 0:
+        parser.error("--max-examples-per-file must be 0 (all) or more")
     return args
 
 
@@ -159,6 +168,7 @@ def planned_info(args: argparse.Namespace) -> dict[str, Any]:
         "data": [{"path": path, "name": Path(path).name, "fingerprint": file_fingerprint(path)} for path in args.data],
         "augmentation": augmentation_record(settings_from_args(args)),
         "max_seq_length": args.max_seq_length,
+        "max_examples_per_file": args.max_examples_per_file,
     }
 
 
@@ -277,7 +287,8 @@ def write_examples(folder: Path, info: dict[str, Any], settings: AugmentSettings
         for record in info["data"]:
             rows, labelled = 0, False
             # Numbered within the file, as python -m distill.augment does: the same copies as that command's.
-            for example_index, example in enumerate(read_examples(record["path"])):
+            examples = itertools.islice(read_examples(record["path"]), info["max_examples_per_file"] or None)
+            for example_index, example in enumerate(examples):
                 check_label(example.label, info["num_labels"], record["path"], example.key, info["teachers"][0]["path"])
                 rows += 1
                 labelled |= example.label != IGNORE_INDEX

@@ -87,6 +87,7 @@ def cache_identity(info: dict[str, Any]) -> dict[str, Any]:
         "data": [(data["name"], data["fingerprint"]) for data in info["data"]],
         "augmentation": info["augmentation"],
         "max_seq_length": info["max_seq_length"],
+        "max_examples_per_file": info["max_examples_per_file"],
     }
 
 

@@ -228,6 +228,11 @@ def test_a_stale_cache_is_refused_and_left_whole_and_overwrite_replaces_it(
             "--max-seq-length",
             "16",
         ],
+        "max_examples_per_file: the cache has 0, not 3": [
+            *argv([teachers["bert"]], data, output, *AUGMENT),
+            "--max-examples-per-file",
+            "3",
+        ],
     }
     for difference, args in refusals.items():
         message = stopped(args)
@@ -240,6 +245,11 @@ def test_a_stale_cache_is_refused_and_left_whole_and_overwrite_replaces_it(
     assert info["complete"] and info["teachers"][0]["path"] == str(teachers["distilbert"])
     assert info["augmentation"] is None and info["rows"] == len(originals())
     assert "별로에요" in {example.text for example in CachedExamples(output)}
+
+    # The first N examples of each file, for a quick run: by line order, before any augmentation.
+    main([*argv([teachers["distilbert"]], edited, output), "--overwrite", "--max-examples-per-file", "3"])
+    keys = [example.key for example in CachedExamples(output)]
+    assert keys == ["train.tsv:2", "train.tsv:3", "train.tsv:4", "reviews.txt:1", "reviews.txt:3", "reviews.txt:4"]
 
 
 def test_a_finished_cache_is_up_to_date_and_nothing_runs(
