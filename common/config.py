@@ -53,7 +53,7 @@ def as_argv(values: dict[str, Any]) -> list[str]:
     """Preset values as the command line would give them: ``{"student_layers": [0, 4]}`` -> ``--student_layers 0 4``."""
     argv = []
     for name, value in values.items():
-        if value is None:
+        if value is None or value == []:  # argparse has no spelling of an empty list: the default stands
             continue
         argv += [f"--{name}", *(map(str, value) if isinstance(value, list) else [str(value)])]
     return argv

@@ -29,7 +29,7 @@ from common.cli import command_parser
 from common.io import setup_logging, write_json
 from reproduce.preset import load_preset
 from reproduce.report import write_results
-from reproduce.stages import MODELS, Recipe, StageFailed, run_stages
+from reproduce.stages import BILSTMS, MODELS, Recipe, StageFailed, run_stages
 
 logger = logging.getLogger("reproduce")
 MARKER = "reproduce.json"
@@ -57,10 +57,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def result_rows(recipe: Recipe, latency: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per model for the results table, from the fine-tuning results and the latency measurements."""
+    """One row per model for the results table, from the fine-tuning (or BiLSTM training) results and the latency
+    measurements."""
     rows = []
-    for name in MODELS:
-        results = json.loads((recipe.nsmc[name].folder / "results.json").read_text())
+    for name in recipe.compared:
+        results = json.loads(recipe.results_file(name).read_text())
+        accuracy = results["accuracy"] if name in BILSTMS else results["metrics"]["accuracy"]
         rows.append(
             {
                 "name": name,
@@ -68,7 +70,7 @@ def result_rows(recipe: Recipe, latency: dict[str, Any]) -> list[dict[str, Any]]
                 "size_mb": results["size_mb"],
                 "latency_ms_b1": round(latency["latency_ms"][name]["1"], 2),
                 "latency_ms_b32": round(latency["latency_ms"][name]["32"], 2),
-                "nsmc_accuracy": results["metrics"]["accuracy"],
+                "nsmc_accuracy": accuracy,
                 "nsmc_model_dir": results["model_dir"],
             }
         )
@@ -105,6 +107,7 @@ def main(argv: list[str] | None = None) -> str:
         "wall_time_s": sum(seconds.values()),
     }
     curves = {name: recipe.model_dir(name).parent / "metrics.jsonl" for name in MODELS}
+    curves |= {name: recipe.results_file(name).parent / "metrics.jsonl" for name in recipe.compared if name in BILSTMS}
     table = write_results(result_rows(recipe, latency), context, curves, output)
     print(table)
     return table

@@ -38,6 +38,10 @@ class Preset:
     student: dict[str, Any] = field(default_factory=dict)  # layers (teacher layers, 0-based) + train (distillation)
     baseline: dict[str, Any] = field(default_factory=dict)  # train: the student's schedule with these changes
     finetune: dict[str, Any] = field(default_factory=dict)  # finetune.nsmc options
+    # Task-specific distillation of the fine-tuned teacher into a BiLSTM (optional): transfer (unlabelled files beside
+    # nsmc_train), cache (distill.cache_logits options), train (distill.train keys of both BiLSTMs) and distilled
+    # (keys of the distilled one alone, e.g. alpha); the baseline is the same BiLSTM with alpha 1 on nsmc_train.
+    bilstm: dict[str, Any] = field(default_factory=dict)
     latency: dict[str, Any] = field(default_factory=dict)  # seq_length, batch_sizes, repeats, threads
     release: dict[str, Any] = field(default_factory=dict)  # repo_id (and other hub_upload options)
     launcher: str = ""  # e.g. "accelerate launch --config_file cfg.yaml": pretraining runs through it, else in-process
@@ -77,6 +81,8 @@ class Preset:
                 f"baseline.train cannot change {sorted(fixed)}: the baseline sees as many tokens as the distilled "
                 "student, so set them in student.train"
             )
+        if unknown := set(self.bilstm) - {"transfer", "cache", "train", "distilled"}:
+            problems.append(f"bilstm: unknown keys {sorted(unknown)}")
         if unknown := set(self.latency) - {"seq_length", "batch_sizes", "repeats", "threads"}:
             problems.append(f"latency: unknown keys {sorted(unknown)}")
         if not {1, 32} <= set(self.latency.get("batch_sizes", [1, 32])):

@@ -39,8 +39,12 @@ TABLE_HEADER = (
     "| NSMC accuracy (%) | retained (%) |"
 )
 TABLE_ALIGN = "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-# Panels of the training-curves plot: (metrics.jsonl key, panel title).
-CURVE_PANELS = (("loss_mlm", "training masked-LM loss"), ("eval_mlm_loss", "validation masked-LM loss"))
+# Panels of the training-curves plot: (metrics.jsonl key, panel title, y-axis label). The third is the BiLSTMs'.
+CURVE_PANELS = (
+    ("loss_mlm", "training masked-LM loss", "masked-LM loss"),
+    ("eval_mlm_loss", "validation masked-LM loss", "masked-LM loss"),
+    ("validation_accuracy", "BiLSTM validation accuracy", "NSMC accuracy (validation)"),
+)
 
 
 def add_comparisons(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -120,14 +124,18 @@ def plot_accuracy_latency(rows: list[dict[str, Any]], path: Path) -> None:
 
 
 def plot_training_curves(curves: dict[str, Path], path: Path) -> None:
-    """PNG of training and validation masked-LM loss against step, one line per run.
+    """PNG of training and validation masked-LM loss against step, one line per run, and the BiLSTMs' validation
+    accuracy when a run has it.
 
     ``curves`` maps a run name to its ``metrics.jsonl``; a missing file, or one without the key of a panel, leaves
-    that run out of the panel. A malformed line raises ``ValueError`` naming the file and line.
+    that run out of the panel (the BiLSTM panel is left out when no run has its key). A malformed line raises
+    ``ValueError`` naming the file and line.
     """
     records = {name: read_metrics(Path(metrics)) for name, metrics in curves.items()}
-    figure = Figure(figsize=(11, 4.2), layout="constrained")
-    for ax, (key, title) in zip(figure.subplots(1, 2), CURVE_PANELS, strict=True):
+    panels = [panel for panel in CURVE_PANELS if any(metric_series(run, panel[0])[0] for run in records.values())]
+    panels = panels or list(CURVE_PANELS[:2])
+    figure = Figure(figsize=(5.5 * len(panels), 4.2), layout="constrained")
+    for ax, (key, title, ylabel) in zip(figure.subplots(1, len(panels), squeeze=False)[0], panels, strict=True):
         for index, (name, run) in enumerate(records.items()):
             steps, values = metric_series(run, key)
             if steps:  # one colour per run in both panels, even where a run has only one of the keys
@@ -137,7 +145,7 @@ def plot_training_curves(curves: dict[str, Path], path: Path) -> None:
         else:
             ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", va="center")
         ax.set_xlabel("step")
-        ax.set_ylabel("masked-LM loss")
+        ax.set_ylabel(ylabel)
         ax.set_title(title)
         ax.grid(alpha=0.3)
     save_figure(figure, path)

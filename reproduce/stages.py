@@ -42,6 +42,8 @@ logger = logging.getLogger("reproduce")
 STAGE_FILE = "stage.json"
 STARTED_FILE = "stage.started.json"
 MODELS = ("teacher", "distilled", "baseline")
+# The BiLSTMs of task-specific distillation (a preset's bilstm section): from the fine-tuned teacher, and without it.
+BILSTMS = ("bilstm-distilled", "bilstm-baseline")
 # The registered fine-tuning task the three models are compared on, with the preset's nsmc_train and nsmc_test data.
 FINETUNE_TASK = "nsmc"
 # The distilled student keeps the loss weights of its preset; a model trained without a teacher has the MLM term only.
@@ -200,12 +202,34 @@ class Recipe:
             )
             for name, stage in self.pretrained.items()
         }
+        self.bilstm_cache = Stage(
+            "bilstm-cache",
+            output / "bilstm" / "cache",
+            {"cache": p.bilstm.get("cache", {}), "data": file_stamps([p.nsmc_train, *self.transfer_files])},
+            self.cache_teacher_logits,
+            True,
+            [self.nsmc["teacher"]],
+        )
+        bilstm_inputs = {"train": p.bilstm.get("train", {}), "nsmc": file_stamps([p.nsmc_train, p.nsmc_test])}
+        self.bilstm = {
+            "bilstm-distilled": Stage(
+                "bilstm-distilled",
+                output / "bilstm" / "distilled",
+                {**bilstm_inputs, "distilled": p.bilstm.get("distilled", {})},
+                self.train_bilstm,
+                True,
+                [self.bilstm_cache],
+            ),
+            "bilstm-baseline": Stage(
+                "bilstm-baseline", output / "bilstm" / "baseline", bilstm_inputs, self.train_bilstm, True
+            ),
+        }
         self.latency = Stage(
             "latency",
             output / "latency",
             {"latency": p.latency},
             self.measure_latency,
-            depends_on=[*self.nsmc.values()],
+            depends_on=[*self.nsmc.values(), *self.bilstm_stages[1:]],
         )
         self.release = Stage(
             "release",
@@ -216,9 +240,23 @@ class Recipe:
         )
 
     @property
+    def transfer_files(self) -> list[str]:
+        return list(self.preset.bilstm.get("transfer", []))
+
+    @property
+    def bilstm_stages(self) -> list[Stage]:
+        """The cache and the two BiLSTMs, when the preset has a bilstm section."""
+        return [self.bilstm_cache, *self.bilstm.values()] if self.preset.bilstm else []
+
+    @property
+    def compared(self) -> tuple[str, ...]:
+        """The models of the results table: the three of the recipe, and the BiLSTMs when there are any."""
+        return (*MODELS, *BILSTMS) if self.preset.bilstm else MODELS
+
+    @property
     def stages(self) -> list[Stage]:
         pretraining = [self.tokenizer, self.data, self.teacher, self.distilled, self.baseline]
-        return [*pretraining, *self.nsmc.values(), self.latency, self.release]
+        return [*pretraining, *self.nsmc.values(), *self.bilstm_stages, self.latency, self.release]
 
     # Argument lists, also parsed at start-up to catch unknown options before any work.
     def tokenizer_argv(self) -> list[str]:
@@ -232,6 +270,29 @@ class Recipe:
     def finetune_argv(self, model: str) -> list[str]:
         options = {"model": str(self.model_dir(model)), "train": self.preset.nsmc_train, "test": self.preset.nsmc_test}
         return as_argv({**options, **self.preset.finetune, "output": str(self.nsmc[model].folder)})
+
+    def cache_argv(self) -> list[str]:
+        options = {
+            "teacher": str(self.nsmc["teacher"].folder / "best"),
+            "data": [self.preset.nsmc_train, *self.transfer_files],
+            **self.preset.bilstm.get("cache", {}),
+        }
+        return as_argv({**options, "output": str(self.bilstm_cache.folder / "logits")})
+
+    def bilstm_settings(self, name: str) -> dict[str, Any]:
+        """distill.train keys of one BiLSTM: the distilled one reads the cache, the baseline nsmc_train alone."""
+        settings = {
+            **self.preset.bilstm.get("train", {}),
+            "test_data": self.preset.nsmc_test,
+            "output_dir": str(self.bilstm[name].folder / "run"),
+        }
+        if name == "bilstm-baseline":
+            return {**settings, "alpha": 1.0, "train_data": [self.preset.nsmc_train]}
+        return {
+            **settings,
+            **self.preset.bilstm.get("distilled", {}),
+            "cache_dir": str(self.bilstm_cache.folder / "logits"),
+        }
 
     def check(self) -> None:
         """Parse every stage's arguments and every training config now; ValueError names what is wrong."""
@@ -266,6 +327,22 @@ class Recipe:
                 config_from_dict({**settings, **placeholders})
             except ValueError as err:
                 raise ValueError(f"preset section {section!r}: {err}") from err
+        if self.preset.bilstm:
+            self.check_bilstm()
+
+    def check_bilstm(self) -> None:
+        from distill.cache_logits import parse_args as cache_args
+        from distill.config import config_from_dict as train_config
+
+        try:
+            cache_args(self.cache_argv())
+        except SystemExit as err:
+            raise ValueError("preset section 'bilstm.cache': rejected by distill.cache_logits (message above)") from err
+        for name in BILSTMS:
+            try:
+                train_config(self.bilstm_settings(name))
+            except ValueError as err:
+                raise ValueError(f"preset section 'bilstm' ({name}): {err}") from err
 
     def model_dir(self, model: str) -> Path:
         return self.pretrained[model].folder / "final"
@@ -341,16 +418,46 @@ class Recipe:
 
         run(get_task(FINETUNE_TASK), self.finetune_argv(stage.folder.name))
 
+    def cache_teacher_logits(self, stage: Stage) -> None:
+        """The fine-tuned teacher's logits over nsmc_train and the transfer set (``distill.cache_logits``)."""
+        from distill.cache_logits import main as cache_logits
+
+        cache_logits(self.cache_argv())
+
+    def train_bilstm(self, stage: Stage) -> None:
+        """``distill.train``: continued from its newest checkpoint when an interrupted attempt left one."""
+        from distill.config import config_from_dict as train_config
+        from distill.train import main as train
+
+        settings = self.bilstm_settings(stage.name)
+        resume = latest_checkpoint(settings["output_dir"]) is not None
+        config = train_config({**settings, "resume": resume, "overwrite": not resume})
+        config_file = stage.folder / "train_config.yaml"
+        save_config(config, config_file)
+        train(["--config", str(config_file)])
+
+    def classifier_dir(self, name: str) -> Path:
+        """The fine-tuned classifier of a compared model (a BiLSTM's best model, or a fine-tuning's)."""
+        return self.bilstm[name].folder / "run" / "best" if name in BILSTMS else self.nsmc[name].folder / "best"
+
+    def results_file(self, name: str) -> Path:
+        return (
+            self.bilstm[name].folder / "run" / "results.json"
+            if name in BILSTMS
+            else self.nsmc[name].folder / "results.json"
+        )
+
     def measure_latency(self, stage: Stage) -> None:
-        """CPU latency of the three fine-tuned classifiers, side by side (``modeling.latency``)."""
+        """CPU latency of the fine-tuned classifiers, side by side (``modeling.latency``)."""
         options = {"seq_length": 128, "batch_sizes": [1, 32], "repeats": 10, **self.preset.latency}
         threads = options.pop("threads", torch.get_num_threads())
         previous = torch.get_num_threads()
         torch.set_num_threads(threads)
         try:
+            model_class = get_task(FINETUNE_TASK).model_class
             models = {
-                name: get_task(FINETUNE_TASK).model_class.from_pretrained(self.nsmc[name].folder / "best")
-                for name in MODELS
+                name: model_class.from_pretrained(self.classifier_dir(name), trust_remote_code=True)
+                for name in self.compared
             }
             latencies = compare_latency(models, options["batch_sizes"], options["seq_length"], options["repeats"])
         finally:

@@ -22,7 +22,7 @@ from reproduce.preset import PRESETS_DIR, load_preset
 from reproduce.stages import STAGE_FILE
 
 STAGES = ["tokenizer", "data", "teacher", "distilled", "baseline", "nsmc/teacher", "nsmc/distilled", "nsmc/baseline"]
-STAGES += ["latency", "release"]
+STAGES += ["bilstm/cache", "bilstm/distilled", "bilstm/baseline", "latency", "release"]
 RESULT_KEYS = {"name", "params", "size_mb", "latency_ms_b1", "latency_ms_b32", "nsmc_accuracy", "nsmc_model_dir"}
 
 
@@ -53,11 +53,12 @@ def run_in_root(argv: list[str]) -> str:
 
 def test_every_artefact_exists_and_loads(smoke_run: Path) -> None:
     rows = json.loads((smoke_run / "results.json").read_text())
-    assert [row["name"] for row in rows] == ["teacher", "distilled", "baseline"]
+    names = ["teacher", "distilled", "baseline", "bilstm-distilled", "bilstm-baseline"]
+    assert [row["name"] for row in rows] == names
     for row in rows:
         assert set(row) >= RESULT_KEYS
         assert 0 <= row["nsmc_accuracy"] <= 1 and row["latency_ms_b1"] > 0 and row["latency_ms_b32"] > 0
-        model = AutoModelForSequenceClassification.from_pretrained(row["nsmc_model_dir"])
+        model = AutoModelForSequenceClassification.from_pretrained(row["nsmc_model_dir"], trust_remote_code=True)
         tokenizer = AutoTokenizer.from_pretrained(row["nsmc_model_dir"], trust_remote_code=True)
         inputs = tokenizer(["재밌는 영화", "지루했다"], padding=True, return_tensors="pt")
         if model.config.model_type == "distilbert":
@@ -103,6 +104,17 @@ def test_every_artefact_exists_and_loads(smoke_run: Path) -> None:
     card = (release / "README.md").read_text()
     assert yaml.safe_load(card.split("---")[1])["model-index"]
 
+    # The BiLSTMs: the distilled one trained on the fine-tuned teacher's cached logits, the baseline on labels alone.
+    cache = json.loads((smoke_run / "bilstm" / "cache" / "logits" / "cache.json").read_text())
+    assert cache["complete"] and cache["teachers"][0]["path"].endswith("nsmc/teacher/best")
+    distilled_bilstm, baseline_bilstm = (
+        json.loads((smoke_run / "bilstm" / name / "run" / "results.json").read_text())
+        for name in ("distilled", "baseline")
+    )
+    assert distilled_bilstm["distilled"] and distilled_bilstm["cache_dir"].endswith("bilstm/cache/logits")
+    assert not baseline_bilstm["distilled"] and baseline_bilstm["examples"]["unlabelled"] == 0
+    assert distilled_bilstm["params"] == baseline_bilstm["params"] == rows[3]["params"] == rows[4]["params"]
+
 
 def teacher_layer_2_start(run: Path) -> torch.Tensor:
     """The teacher's layer 2 feed-forward weight as the distillation began (teacher/final is never changed by it)."""
@@ -128,7 +140,11 @@ def test_a_changed_input_reruns_only_what_depends_on_it(smoke_run: Path, tmp_pat
         run_in_root(["--preset", "smoke", "--output", str(run), "--set", "finetune.learning_rate=2e-3"])
     after = stage_records(run)
     rerun = {stage for stage in STAGES if after[stage] != before[stage]}
-    assert rerun == {"nsmc/teacher", "nsmc/distilled", "nsmc/baseline", "latency", "release"}
+    # The distilled BiLSTM learns from the fine-tuned teacher's logits; its baseline from the labels alone.
+    assert rerun == {"nsmc/teacher", "nsmc/distilled", "nsmc/baseline", "bilstm/cache", "bilstm/distilled"} | {
+        "latency",
+        "release",
+    }
     assert json.loads((run / "nsmc" / "teacher" / "results.json").read_text())["config"]["learning_rate"] == 2e-3
 
 
