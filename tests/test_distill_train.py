@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +36,7 @@ STUDENT = ["--bilstm_preset", "tiny", "--vocab_size", "400", "--max_seq_length",
 SCHEDULE = ["--per_device_train_batch_size", "16", "--num_train_epochs", "2", "--logging_steps", "5"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def head(source: Path, target: Path, lines: int) -> Path:
