@@ -36,6 +36,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/tokenizer_speed.py
 	$(BIN)/python benchmarks/inference_speed.py
+	$(BIN)/python benchmarks/distill_speed.py
 	$(BIN)/python benchmarks/pretrain_throughput.py
 	$(BIN)/python benchmarks/prepare_throughput.py
 

@@ -135,6 +135,14 @@ COMMANDS = [
         None,
     ),
     Command(
+        "benchmarks.distill_speed",
+        "python benchmarks/distill_speed.py",
+        [],
+        "--rev",
+        "--reviews",
+        ("--reviews", "300"),
+    ),
+    Command(
         "benchmarks.inference_speed",
         "python benchmarks/inference_speed.py",
         [],

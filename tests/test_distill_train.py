@@ -387,3 +387,33 @@ def test_bad_inputs_stop_before_training(
     assert "did you mean --alpha?" in message
     for folder in "abce":
         assert not (tmp_path / folder / "best").exists()
+
+
+def test_a_two_value_grid_trains_both_runs_and_skips_them_when_finished(
+    task: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import yaml
+
+    from distill import grid
+
+    grid_file = tmp_path / "grid.yaml"
+    values = {
+        "alpha": 1.0,
+        "train_data": [str(task["train"])],
+        "test_data": str(task["test"]),
+        "output_dir": str(tmp_path / "grid"),
+        "bilstm_preset": ["tiny", "mini"],
+        "vocab_size": 400,
+        "max_steps": 3,
+        "report_to": "none",
+    }
+    grid_file.write_text(yaml.safe_dump(values), encoding="utf-8")
+    entries = grid.main([str(grid_file)])
+    params = {Path(e["folder"]).name: e["results"]["params"] for e in entries}
+    assert (
+        sorted(params) == ["bilstm_preset-mini", "bilstm_preset-tiny"]
+        and params["bilstm_preset-tiny"] < params["bilstm_preset-mini"]
+    )
+    monkeypatch.setattr("distill.train.main", lambda argv: pytest.fail(f"a finished run was trained again: {argv}"))
+    again = grid.main([str(grid_file)])
+    assert [e["results"]["accuracy"] for e in again] == [e["results"]["accuracy"] for e in entries]
