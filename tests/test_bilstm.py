@@ -276,3 +276,28 @@ def test_save_pretrained_round_trips_through_the_auto_classes_in_a_fresh_process
     assert loaded["class"].endswith("bilstm.KoBiLstmForSequenceClassification")
     assert (loaded["config"], loaded["pooling"], loaded["pad"]) == ("KoBiLstmConfig", "mean", PAD)
     assert loaded["logits"] == expected.tolist()
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_the_states_equal_pytorchs_packed_sequences(layers: int) -> None:
+    # The oracle: nn.LSTM over a PackedSequence, PyTorch's own way of skipping padding in both directions.
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    model = tiny_model(num_hidden_layers=layers).eval()
+    generator = torch.Generator().manual_seed(3)
+    lengths = torch.tensor([9, 1, 5, 9, 3])
+    ids = torch.randint(5, 50, (5, 9), generator=generator)
+    mask = (torch.arange(9)[None] < lengths[:, None]).long()
+    with torch.no_grad():
+        embedded = model.bilstm.embeddings(ids)
+        packed, (final, _) = model.bilstm.lstm(pack_padded_sequence(embedded, lengths, True, enforce_sorted=False))
+        expected, _ = pad_packed_sequence(packed, batch_first=True, total_length=9)
+        valid = mask.bool()[:, :, None]
+        pooled = {
+            "max": expected.masked_fill(~valid, float("-inf")).amax(1),
+            "mean": (expected * valid).sum(1) / lengths[:, None],
+            "last": torch.cat([final[-2], final[-1]], dim=-1),
+        }
+        for pooling, vector in pooled.items():
+            model.bilstm.config.pooling = pooling
+            assert torch.allclose(model.bilstm(ids, mask), vector, atol=1e-6), pooling
