@@ -53,6 +53,9 @@ class TrainConfig:
     validation_split: float = key(0.1, "Share of the labelled examples held out (seeded) to pick the best model.")
     max_seq_length: int = key(64, "Student tokens per example.")
     max_train_examples: int = key(0, "Train on the first N selected examples; 0: all.")
+    group_by_length: bool = key(
+        True, "Batch examples of similar length (less padding: a BiLSTM on short reviews trains ~2x faster)."
+    )
     output_dir: str = key("", "Best model, checkpoints, metrics.jsonl, TensorBoard logs and results.json.")
     # Loss
     alpha: float = key(0.0, "Weight of the gold-label cross-entropy; 1 - alpha weighs the soft term.")

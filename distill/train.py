@@ -20,6 +20,7 @@ from the newest), ``metrics.jsonl``, TensorBoard logs and ``results.json``.
 
 from __future__ import annotations
 
+import array
 import dataclasses
 import hashlib
 import json
@@ -45,6 +46,7 @@ from transformers import (
     BertForMaskedLM,
     DistilBertForSequenceClassification,
 )
+from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from common.config import save_config
 from common.io import setup_logging
@@ -180,12 +182,15 @@ def held_out(origin: str, share: float, seed: int) -> bool:
     return int.from_bytes(digest[:8], "big") / 2**64 < share
 
 
-def select_rows(examples: CachedExamples, config: TrainConfig) -> tuple[np.ndarray, list[Example], dict[str, int]]:
-    """Row numbers of the training examples, the validation examples, and how many of each kind were taken.
+def select_rows(
+    examples: CachedExamples, config: TrainConfig
+) -> tuple[np.ndarray, np.ndarray, list[Example], dict[str, int]]:
+    """Row numbers of the training examples and their text lengths (characters), the validation examples, and how
+    many of each kind were taken.
 
     Training takes the labelled examples outside the validation split, and (unless the config leaves them out, and
     always for alpha 1, which has no teacher) the unlabelled ones and the augmented copies of examples outside it.
-    The row numbers are the one thing kept per training example (8 bytes each).
+    The row number and the length are all that is kept per training example (12 bytes).
     """
     validation: list[Example] = []
     held_out_labelled: set[str] = set()  # labelled keys in the validation split: their copies are left out too
@@ -211,17 +216,20 @@ def select_rows(examples: CachedExamples, config: TrainConfig) -> tuple[np.ndarr
             if kind is None:
                 continue
             counts[kind] += 1
+            lengths.append(len(example.text))
             yield row
 
+    lengths = array.array("i")
     rows = np.fromiter(training_rows(), dtype=np.int64)
+    text_lengths = np.frombuffer(lengths, dtype=np.int32)
     if config.max_train_examples > 0:
-        rows = rows[: config.max_train_examples]
+        rows, text_lengths = rows[: config.max_train_examples], text_lengths[: config.max_train_examples]
     if len(rows) == 0 or not validation:
         raise ValueError(
             f"{len(rows)} training and {len(validation)} validation examples: the transfer set needs labelled "
             "examples (a file with the header id<TAB>document<TAB>label)"
         )
-    return rows, validation, counts
+    return rows, text_lengths, validation, counts
 
 
 def texts_of_rows(examples: CachedExamples, rows: np.ndarray) -> Iterator[str]:
@@ -231,6 +239,20 @@ def texts_of_rows(examples: CachedExamples, rows: np.ndarray) -> Iterator[str]:
     for row, example in enumerate(examples):
         if wanted[row]:
             yield example.text
+
+
+class EpochLengthGroupedSampler(LengthGroupedSampler):
+    """transformers' length-grouped order (random megabatches, each sorted by length) that depends only on (seed,
+    epoch), as ``pretrain.checkpoint.EpochSampler`` does for a plain random order: a resumed run sees the same
+    batches."""
+
+    def __init__(self, batch_size: int, lengths: np.ndarray, seed: int) -> None:
+        super().__init__(batch_size, lengths=lengths.tolist(), generator=torch.Generator())
+        self.seed = seed
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.generator.manual_seed(self.seed + epoch)
 
 
 class TrainingRows(Dataset):
@@ -424,7 +446,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     try:
         transfer = open_transfer_set(config, accelerator)
-        rows, validation_examples, counts = select_rows(transfer.examples, config)
+        rows, text_lengths, validation_examples, counts = select_rows(transfer.examples, config)
         test_examples = read_test_examples(config.test_data, transfer.num_labels)
         tokenizer = student_tokenizer(config, transfer.examples, rows, accelerator)
         set_seed(config.seed)
@@ -440,7 +462,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     loader = DataLoader(
         train_set,
         batch_size=config.per_device_train_batch_size,
-        sampler=EpochSampler(train_set, config.seed),
+        sampler=(
+            EpochLengthGroupedSampler(config.per_device_train_batch_size, text_lengths, config.seed)
+            if config.group_by_length
+            else EpochSampler(train_set, config.seed)
+        ),
         collate_fn=partial(
             collate_rows, tokenizer=tokenizer, max_length=config.max_seq_length, with_token_types=with_token_types
         ),

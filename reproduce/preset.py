@@ -39,8 +39,9 @@ class Preset:
     baseline: dict[str, Any] = field(default_factory=dict)  # train: the student's schedule with these changes
     finetune: dict[str, Any] = field(default_factory=dict)  # finetune.nsmc options
     # Task-specific distillation of the fine-tuned teacher into a BiLSTM (optional): transfer (unlabelled files beside
-    # nsmc_train), cache (distill.cache_logits options), train (distill.train keys of both BiLSTMs) and distilled
-    # (keys of the distilled one alone, e.g. alpha); the baseline is the same BiLSTM with alpha 1 on nsmc_train.
+    # nsmc_train) and transfer_examples (their first N lines only), cache (distill.cache_logits options), train
+    # (distill.train keys of both BiLSTMs) and distilled (keys of the distilled one alone, e.g. alpha); the baseline
+    # is the same BiLSTM with alpha 1 on nsmc_train.
     bilstm: dict[str, Any] = field(default_factory=dict)
     latency: dict[str, Any] = field(default_factory=dict)  # seq_length, batch_sizes, repeats, threads
     release: dict[str, Any] = field(default_factory=dict)  # repo_id (and other hub_upload options)
@@ -81,7 +82,7 @@ class Preset:
                 f"baseline.train cannot change {sorted(fixed)}: the baseline sees as many tokens as the distilled "
                 "student, so set them in student.train"
             )
-        if unknown := set(self.bilstm) - {"transfer", "cache", "train", "distilled"}:
+        if unknown := set(self.bilstm) - {"transfer", "transfer_examples", "cache", "train", "distilled"}:
             problems.append(f"bilstm: unknown keys {sorted(unknown)}")
         if unknown := set(self.latency) - {"seq_length", "batch_sizes", "repeats", "threads"}:
             problems.append(f"latency: unknown keys {sorted(unknown)}")

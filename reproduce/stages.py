@@ -11,7 +11,9 @@ checkpoint.
 from __future__ import annotations
 
 import glob
+import gzip
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -28,7 +30,7 @@ from typing import Any
 import torch
 from transformers import AutoConfig, BertConfig
 
-from common.io import ROOT, machine_description, write_json
+from common.io import ROOT, machine_description, open_text, write_atomic, write_json
 from finetune.data_io import is_local
 from finetune.tasks import get_task
 from modeling.latency import compare_latency
@@ -91,6 +93,15 @@ def tokenizer_files(section: dict[str, Any]) -> dict[str, list[int]]:
     """The stamps of a local ``from_pretrained`` tokenizer folder's files (a Hub id or a built tokenizer: none)."""
     folder = section.get("from_pretrained", "")
     return file_stamps([os.path.join(folder, "*")]) if folder and os.path.isdir(folder) else {}
+
+
+def write_text_file(path: Path, text: str, compressed: bool) -> None:
+    """``text`` into ``path``, gzip-compressed or not (``open_text`` reads a name ending in .gz as gzip)."""
+    if compressed:
+        with gzip.open(path, "wt", encoding="utf-8") as f:
+            f.write(text)
+    else:
+        path.write_text(text, encoding="utf-8")
 
 
 def run_stages(stages: list[Stage]) -> dict[str, float]:
@@ -205,7 +216,11 @@ class Recipe:
         self.bilstm_cache = Stage(
             "bilstm-cache",
             output / "bilstm" / "cache",
-            {"cache": p.bilstm.get("cache", {}), "data": file_stamps([p.nsmc_train, *self.transfer_files])},
+            {
+                "cache": p.bilstm.get("cache", {}),
+                "transfer_examples": p.bilstm.get("transfer_examples"),
+                "data": file_stamps([p.nsmc_train, *p.bilstm.get("transfer", [])]),
+            },
             self.cache_teacher_logits,
             True,
             [self.nsmc["teacher"]],
@@ -241,7 +256,23 @@ class Recipe:
 
     @property
     def transfer_files(self) -> list[str]:
-        return list(self.preset.bilstm.get("transfer", []))
+        """The unlabelled files the teacher labels: the preset's ``transfer``, cut to their first
+        ``transfer_examples`` lines (written into the cache stage's folder) when the preset sets it."""
+        files = list(self.preset.bilstm.get("transfer", []))
+        if "transfer_examples" not in self.preset.bilstm:
+            return files
+        return [str(self.bilstm_cache.folder / "transfer" / Path(path).name) for path in files]
+
+    def write_transfer_files(self) -> None:
+        limit = self.preset.bilstm.get("transfer_examples")
+        if limit is None:
+            return
+        for source, target in zip(self.preset.bilstm.get("transfer", []), self.transfer_files, strict=True):
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+            with open_text(source) as f:
+                head = "".join(itertools.islice(f, limit))
+            compressed = target.endswith(".gz")
+            write_atomic(target, lambda staging, text=head, gz=compressed: write_text_file(staging, text, gz))
 
     @property
     def bilstm_stages(self) -> list[Stage]:
@@ -422,6 +453,7 @@ class Recipe:
         """The fine-tuned teacher's logits over nsmc_train and the transfer set (``distill.cache_logits``)."""
         from distill.cache_logits import main as cache_logits
 
+        self.write_transfer_files()
         cache_logits(self.cache_argv())
 
     def train_bilstm(self, stage: Stage) -> None:

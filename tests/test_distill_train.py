@@ -212,8 +212,9 @@ def handmade_cache(folder: Path) -> Path:
 def test_the_validation_split_holds_out_examples_with_their_copies(tmp_path: Path) -> None:
     cache = CachedExamples(handmade_cache(tmp_path / "cache"), with_logits=False)
     values = {"cache_dir": str(tmp_path), "test_data": "t", "output_dir": "o", "validation_split": 0.3, "seed": 3}
-    rows, validation, counts = select_rows(cache, config_from_dict(values))
+    rows, lengths, validation, counts = select_rows(cache, config_from_dict(values))
     keys = [cache.example(int(row)).key for row in rows]
+    assert lengths.tolist() == [len(cache.example(int(row)).text) for row in rows]  # for batching by length
     held = {e.key for e in validation}
     assert held == {f"a{i}" for i in range(40) if held_out(f"a{i}", 0.3, 3)} and 0 < len(held) < 40
     expected = [f"a{i}{copy}" for i in range(40) if f"a{i}" not in held for copy in ("", "#aug1")]
@@ -226,11 +227,11 @@ def test_the_validation_split_holds_out_examples_with_their_copies(tmp_path: Pat
         "validation": len(held),
     }
     # Without a teacher, only the labelled examples are trained on; another seed holds out others.
-    baseline_rows, _, _ = select_rows(cache, config_from_dict({**values, "alpha": 1.0}))
+    baseline_rows, _, _, _ = select_rows(cache, config_from_dict({**values, "alpha": 1.0}))
     assert sorted(cache.example(int(r)).key for r in baseline_rows) == sorted(
         k for k in expected if k.startswith("a") and "#" not in k
     )
-    _, other, _ = select_rows(cache, config_from_dict({**values, "seed": 4}))
+    _, _, other, _ = select_rows(cache, config_from_dict({**values, "seed": 4}))
     assert {e.key for e in other} != held
 
 
