@@ -186,7 +186,7 @@ class TestStartupErrors:
         ("overrides", "message"),
         [
             # A mistyped --set is named as the --set, not blamed on the preset file.
-            (["colour=blue"], r"^error: --set colour=blue: unknown key 'colour'; known keys: baseline, corpus"),
+            (["colour=blue"], r"^error: --set colour=blue: unknown key 'colour'; known keys: baseline, bilstm, corpus"),
             (
                 ["finetun.epochs=2"],
                 r"^error: --set finetun.epochs=2: unknown section 'finetun'; did you mean 'finetune'\?",
