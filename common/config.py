@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from dataclasses import field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -130,3 +130,22 @@ def parse_command_line(
 def save_config(config: Any, path: str | Path) -> None:
     with open(path, "w", encoding="utf-8") as f:
         yaml.safe_dump(dataclasses.asdict(config), f, sort_keys=False, allow_unicode=True)
+
+
+@dataclass(frozen=True)
+class ConfigCommand:
+    """The three ways a run reads one config class, bound to it: ``PRETRAIN = ConfigCommand(DistillationConfig,
+    "pretrain/configs/tiny.yaml")`` gives ``PRETRAIN.load(path, overrides)``, ``PRETRAIN.from_dict(values)`` and
+    ``PRETRAIN.parse_args(prog, doc, argv)``; ``example`` is the preset ``--help`` names."""
+
+    config_class: type
+    example: str
+
+    def load(self, path: str | Path | None, overrides: list[str] | None = None) -> Any:
+        return load_config(self.config_class, path, overrides)
+
+    def from_dict(self, values: dict[str, Any], where: str = "") -> Any:
+        return config_from_dict(self.config_class, values, where)
+
+    def parse_args(self, prog: str, doc: str | None, argv: list[str] | None) -> Any:
+        return parse_command_line(self.config_class, prog, doc, self.example, argv)

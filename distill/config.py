@@ -9,11 +9,8 @@ the run and every checkpoint.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
-from common import config as configs
-from common.config import key
+from common.config import ConfigCommand, key
 from distill.losses import SOFT_LOSSES
 from modeling.bilstm import POOLINGS, PRESETS
 
@@ -129,13 +126,8 @@ class TrainConfig:
             raise ValueError("invalid configuration:\n  - " + "\n  - ".join(problems))
 
 
-def load_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainConfig:
-    return configs.load_config(TrainConfig, path, overrides)
-
-
-def config_from_dict(values: dict[str, Any], where: str = "") -> TrainConfig:
-    return configs.config_from_dict(TrainConfig, values, where)
-
-
-def parse_args(prog: str, doc: str | None, argv: list[str] | None) -> TrainConfig:
-    return configs.parse_command_line(TrainConfig, prog, doc, "distill/configs/bilstm_base.yaml", argv)
+# The config's YAML preset, plain-values and command-line readers (common.config).
+COMMAND = ConfigCommand(TrainConfig, "distill/configs/bilstm_base.yaml")
+load_config = COMMAND.load
+config_from_dict = COMMAND.from_dict
+parse_args = COMMAND.parse_args

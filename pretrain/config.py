@@ -8,11 +8,8 @@ The parsing is ``common.config``'s (unknown keys are errors); the resolved confi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
-from common import config as configs
-from common.config import key, save_config
+from common.config import ConfigCommand, key, save_config
 
 __all__ = ["DistillationConfig", "config_from_dict", "load_config", "parse_args", "save_config"]
 
@@ -120,16 +117,8 @@ class DistillationConfig:
             raise ValueError("invalid configuration:\n  - " + "\n  - ".join(problems))
 
 
-def load_config(path: str | Path | None, overrides: list[str] | None = None) -> DistillationConfig:
-    """A YAML preset (optional) with command-line ``--key value`` overrides on top, every key and value checked."""
-    return configs.load_config(DistillationConfig, path, overrides)
-
-
-def config_from_dict(values: dict[str, Any], where: str = "") -> DistillationConfig:
-    """A checked ``DistillationConfig`` from plain values (a preset's YAML types, or strings)."""
-    return configs.config_from_dict(DistillationConfig, values, where)
-
-
-def parse_args(prog: str, doc: str | None, argv: list[str] | None) -> DistillationConfig:
-    """The command line of pretrain/run.py: ``--config PRESET`` and ``--key value`` overrides (``--help``)."""
-    return configs.parse_command_line(DistillationConfig, prog, doc, "pretrain/configs/distilkobert_3layer.yaml", argv)
+# The config's YAML preset, plain-values and command-line readers (common.config).
+COMMAND = ConfigCommand(DistillationConfig, "pretrain/configs/distilkobert_3layer.yaml")
+load_config = COMMAND.load
+config_from_dict = COMMAND.from_dict
+parse_args = COMMAND.parse_args

@@ -45,20 +45,24 @@ def head(source: Path, target: Path, lines: int) -> Path:
     return target
 
 
-def random_teacher(folder: Path, seed: int) -> Path:
-    torch.manual_seed(seed)
-    tokenizer = KoBertTokenizerFast.from_pretrained(KOBERT_DIR)
-    config = BertConfig(
+def tiny_bert_config(tokenizer: KoBertTokenizerFast, layers: int, **extra: Any) -> BertConfig:
+    """A BERT of hidden size 32 on the real KoBERT vocabulary."""
+    return BertConfig(
         vocab_size=len(tokenizer),
         hidden_size=32,
-        num_hidden_layers=2,
+        num_hidden_layers=layers,
         num_attention_heads=4,
         intermediate_size=64,
         max_position_embeddings=64,
         pad_token_id=tokenizer.pad_token_id,
-        num_labels=2,
+        **extra,
     )
-    BertForSequenceClassification(config).save_pretrained(folder)
+
+
+def random_teacher(folder: Path, seed: int) -> Path:
+    torch.manual_seed(seed)
+    tokenizer = KoBertTokenizerFast.from_pretrained(KOBERT_DIR)
+    BertForSequenceClassification(tiny_bert_config(tokenizer, 2, num_labels=2)).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
 
@@ -238,17 +242,7 @@ def test_the_validation_split_holds_out_examples_with_their_copies(tmp_path: Pat
 def test_a_distilbert_student_starts_from_the_copied_layers(task: dict[str, Path], tmp_path: Path) -> None:
     torch.manual_seed(1)
     tokenizer = KoBertTokenizerFast.from_pretrained(KOBERT_DIR)
-    bert = BertForMaskedLM(
-        BertConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=32,
-            num_hidden_layers=3,
-            num_attention_heads=4,
-            intermediate_size=64,
-            max_position_embeddings=64,
-            pad_token_id=tokenizer.pad_token_id,
-        )
-    )
+    bert = BertForMaskedLM(tiny_bert_config(tokenizer, 3))
     bert.save_pretrained(tmp_path / "bert")
     tokenizer.save_pretrained(tmp_path / "bert")
     from distill.train import distilbert_student
