@@ -104,9 +104,13 @@ def alphabet(texts: Iterable[str], normalizer: normalizers.Normalizer, size: int
 def trainer_for(kind: str, vocab_size: int, kept_characters: list[str]) -> trainers.Trainer:
     if kind == "wordpiece":
         # The kept characters, and only they, start the vocabulary: forced in, and the limit leaves room for no other.
+        # Their continuation pieces are registered first too, in our order: the trainer otherwise numbers them as it
+        # meets them in its (per-process hash-ordered) word table, and breaks ties between equally frequent merges
+        # by those numbers, so two processes chose different merges. Registered as the trainer's special tokens only
+        # to fix their ids: the saved tokenizer is rebuilt without them (see wordpiece_tokenizer).
         return trainers.WordPieceTrainer(
             vocab_size=vocab_size,
-            special_tokens=SPECIAL_TOKENS,
+            special_tokens=SPECIAL_TOKENS + [CONTINUATION_PREFIX + char for char in kept_characters],
             initial_alphabet=kept_characters,
             limit_alphabet=len(kept_characters),
             continuing_subword_prefix=CONTINUATION_PREFIX,
@@ -117,19 +121,24 @@ def trainer_for(kind: str, vocab_size: int, kept_characters: list[str]) -> train
     )
 
 
-def renumbered(vocab: dict[str, int], model: models.WordPiece) -> models.WordPiece:
-    """The same WordPiece vocabulary with ids in a fixed order: the special tokens, then by length, then by string.
+def wordpiece_tokenizer(trained: Tokenizer) -> Tokenizer:
+    """The trained WordPiece pipeline rebuilt with ids in a fixed order (the special tokens, then by length, then by
+    string) and only the real special tokens as added tokens.
 
-    The trainer numbers the continuation pieces (``##가``) in hash order, which changes from one process to the next;
-    greedy longest-match segmentation depends on the vocabulary alone, so renumbering changes ids, never pieces."""
+    Greedy longest-match segmentation depends on the vocabulary alone, so renumbering changes ids, never pieces; the
+    continuation pieces the trainer held as special tokens (see trainer_for) become ordinary pieces again."""
+    vocab, model = trained.get_vocab(with_added_tokens=True), trained.model
     ordinary = sorted((t for t in vocab if t not in SPECIAL_TOKENS), key=lambda t: (len(t.removeprefix("##")), t))
     ids = {token: i for i, token in enumerate([*SPECIAL_TOKENS, *ordinary])}
-    return models.WordPiece(
+    rebuilt = untrained_tokenizer("wordpiece")
+    rebuilt.model = models.WordPiece(
         vocab=ids,
         unk_token=model.unk_token,
         continuing_subword_prefix=model.continuing_subword_prefix,
         max_input_chars_per_word=model.max_input_chars_per_word,
     )
+    rebuilt.add_special_tokens(SPECIAL_TOKENS)
+    return rebuilt
 
 
 def bert_template() -> processors.TemplateProcessing:
@@ -174,7 +183,7 @@ def train_student_tokenizer(
     except Exception as err:  # the Rust trainers raise plain Exceptions
         raise ValueError(f"training the {kind} tokenizer failed: {err}; give more text or a larger vocabulary") from err
     if kind == "wordpiece":
-        tokenizer.model = renumbered(tokenizer.get_vocab(with_added_tokens=False), tokenizer.model)
+        tokenizer = wordpiece_tokenizer(tokenizer)
     check_vocabulary_size(tokenizer.get_vocab_size(), vocab_size, kind)
     tokenizer.post_processor = bert_template()
     pad, unk, cls, sep, mask = SPECIAL_TOKENS
