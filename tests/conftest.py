@@ -24,6 +24,11 @@ KOBERT_FILES = {
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 if "PYTEST_XDIST_WORKER" in os.environ:
+    # The workers share the cores: torch's default (a thread per core in each worker, and in each subprocess, which
+    # inherits this) has OpenMP threads spinning against each other, and a BiLSTM training step took ten times as
+    # long as on one thread. Set before any test module imports torch.
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
     # transformers copies remote code (our tokenizer, the BiLSTM) into one module cache; each worker gets its own,
     # so two workers never write the same file at once. Subprocesses inherit it.
     os.environ.setdefault(

@@ -11,7 +11,6 @@ from typing import ClassVar
 
 import pytest
 import yaml
-from conftest import ROOT
 
 import hub_upload.__main__ as release
 from hub_upload.__main__ import main, validate
@@ -310,8 +309,3 @@ def test_upload_sends_one_commit_and_never_shows_the_token(
     shown = capsys.readouterr()
     assert TOKEN not in shown.out + shown.err + caplog.text
     assert not any(TOKEN in p.read_bytes().decode("utf-8", "ignore") for p in output.iterdir())
-
-
-def test_help_runs() -> None:
-    out = subprocess.run([sys.executable, "-m", "hub_upload", "--help"], capture_output=True, text=True, cwd=ROOT)
-    assert out.returncode == 0 and "--dry-run" in out.stdout
