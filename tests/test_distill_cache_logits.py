@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT
+from conftest import ROOT, read_lines
 from transformers import (
     AutoModelForSequenceClassification,
     AutoTokenizer,
@@ -35,6 +35,8 @@ from distill import cache_logits
 from distill.augment import Augmenter, AugmentSettings
 from distill.cache_logits import main
 from distill.data import CachedExamples, read_cache_info
+from distill.tokenizer import train_student_tokenizer
+from modeling.bilstm import KoBiLstmForSequenceClassification, bilstm_config
 from tokenization_kobert import KoBertTokenizerFast
 
 KOBERT_DIR = ROOT / "data" / "kobert"
@@ -76,7 +78,15 @@ def teachers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for name, model in built.items():
         model.save_pretrained(root / name)
         tokenizer.save_pretrained(root / name)
-    return {name: root / name for name in built}
+    # A BiLSTM with a tokenizer of its own, as distill.train saves one (a BiLSTM teacher, or an ensemble member).
+    texts = [line.split("\t")[1] for line in read_lines(ROOT / "data" / "nsmc_train.txt.gz", 301)[1:]]
+    bilstm_tokenizer = train_student_tokenizer(lambda: iter(texts), 300)
+    bilstm = KoBiLstmForSequenceClassification(
+        bilstm_config("tiny", len(bilstm_tokenizer), bilstm_tokenizer.pad_token_id)
+    )
+    bilstm.save_pretrained(root / "bilstm")
+    bilstm_tokenizer.save_pretrained(root / "bilstm")
+    return {name: root / name for name in [*built, "bilstm"]}
 
 
 def write_data(folder: Path) -> list[Path]:
@@ -186,6 +196,20 @@ def test_an_ensemble_caches_the_mean_of_its_teachers(
     for key, (_, logits) in ensemble.items():
         np.testing.assert_allclose(logits, (bert[key][1] + distilbert[key][1]) / 2, atol=1e-6)
     assert len(read_cache_info(tmp_path / "ensemble")["teachers"]) == 2
+
+
+def test_a_bilstm_teacher_loads_without_remote_code_and_joins_an_ensemble_of_another_tokenizer(
+    teachers: dict[str, Path], data: list[Path], bert_cache: Path, tmp_path: Path
+) -> None:
+    # A BiLSTM trained by distill.train (e.g. on all the labels) is a teacher too; it right-pads its own tokens.
+    main(argv([teachers["bilstm"]], data, tmp_path / "bilstm"))
+    main(argv([teachers["bert"], teachers["bilstm"]], data, tmp_path / "ensemble"))
+    bilstm, ensemble, bert = cached(tmp_path / "bilstm"), cached(tmp_path / "ensemble"), cached(bert_cache)
+    teacher = direct_logits(teachers["bilstm"])
+    assert set(bilstm) == set(originals())
+    for key, (example, logits) in bilstm.items():
+        np.testing.assert_allclose(logits, teacher(example.text), atol=1e-5)
+        np.testing.assert_allclose(ensemble[key][1], (bert[key][1] + logits) / 2, atol=1e-6)
 
 
 def folder_snapshot(folder: Path) -> dict[str, bytes]:
