@@ -34,6 +34,7 @@ import logging
 import math
 import shutil
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -431,6 +432,22 @@ def compute_logits(
     progress.close()
 
 
+def teacher_accuracy(output: Path) -> dict[str, float]:
+    """The teachers' accuracy (the argmax of the cached, averaged logits against the gold label) on the examples of
+    each labelled file, by file name: a check of the teachers on their training data and, for a test file cached on
+    its own, an ensemble's test accuracy (which no single member's results.json holds)."""
+    rows = CachedExamples(output)
+    correct: Counter[str] = Counter()
+    total: Counter[str] = Counter()
+    for index in range(len(rows)):
+        example, logits = rows[index]
+        if example.label != IGNORE_INDEX and example.origin == example.key:
+            name = example.key.rsplit(":", 1)[0]
+            total[name] += 1
+            correct[name] += int(np.argmax(logits)) == example.label
+    return {name: correct[name] / total[name] for name in total}
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     accelerator = Accelerator(mixed_precision=args.mixed_precision)
@@ -458,9 +475,12 @@ def main(argv: list[str] | None = None) -> None:
     compute_logits(accelerator, teachers, output, info, args.batch_size)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        write_cache_info(output, {**info, "complete": True})
+        accuracy = teacher_accuracy(output)
+        write_cache_info(output, {**info, "teacher_accuracy": accuracy, "complete": True})
         shutil.rmtree(output / PROGRESS_DIR, ignore_errors=True)
         seconds = time.perf_counter() - started
+        for name, value in accuracy.items():
+            accelerator.print(f"teacher accuracy on {name}: {100 * value:.2f}%")
         accelerator.print(f"{info['rows']} rows, {len(teachers)} teacher(s), {seconds:.1f} s: {output}")
 
 

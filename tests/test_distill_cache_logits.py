@@ -183,6 +183,9 @@ def test_the_logits_are_the_teachers_own_for_each_keyed_example(bert_cache: Path
         ("reviews.txt", 4, False),
     ]
     assert info["augmentation"]["mask_per_example"] == 1 and info["augmentation"]["pos_engine"] is None
+    # Accuracy on the labelled file's own examples (copies have no gold label), from the teacher called directly.
+    right = sum(int(np.argmax(teacher(text))) == label for text, label in LABELLED)
+    assert info["teacher_accuracy"] == {"train.tsv": right / len(LABELLED)}
     assert not (bert_cache / cache_logits.PROGRESS_DIR).exists()
 
 
