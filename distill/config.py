@@ -45,6 +45,11 @@ class TrainConfig:
     train_data: list[str] = key([], "Labelled training files; with a cache, checked to be the cache's.")  # noqa: RUF009
     test_data: str = key("", "Labelled test file, evaluated once with the best model.")
     teacher: list[str] = key([], "Teacher folders the cache must come from (checked by fingerprint).")  # noqa: RUF009
+    teacher_test_cache: str = key(
+        "",
+        "A cache of test_data by the same teachers (distill.cache_logits --data TEST): their test accuracy for "
+        "results.json, which an ensemble has nowhere else.",
+    )
     use_unlabelled: bool = key(True, "Train on the cache's examples without a gold label (soft term alone).")
     use_augmented: bool = key(True, "Train on the cache's augmented examples (soft term alone).")
     validation_split: float = key(0.1, "Share of the labelled examples held out (seeded) to pick the best model.")

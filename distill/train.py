@@ -156,10 +156,34 @@ def labelled_files_as_examples(paths: list[str], folder: Path) -> None:
                 writer.add(example)
 
 
+def teacher_test_accuracy(config: TrainConfig, info: dict[str, Any]) -> float:
+    """The teachers' accuracy on test_data, from ``teacher_test_cache``: checked (by fingerprint) to be the training
+    cache's teachers on that very file, so that the results never pair a student with another teacher's score."""
+    from distill.fingerprint import file_fingerprint
+
+    test_info = complete_cache_info(config.teacher_test_cache)
+    teachers = sorted(t["fingerprint"] for t in info["teachers"])
+    if sorted(t["fingerprint"] for t in test_info["teachers"]) != teachers:
+        raise ValueError(
+            f"teacher_test_cache {config.teacher_test_cache} was made with other teachers than the cache "
+            f"{config.cache_dir}: write it with the same --teacher flags"
+        )
+    wanted = file_fingerprint(config.test_data)
+    names = [d["name"] for d in test_info["data"] if d["fingerprint"] == wanted]
+    if not names or names[0] not in test_info.get("teacher_accuracy", {}):
+        raise ValueError(
+            f"teacher_test_cache {config.teacher_test_cache} holds no labelled test_data {config.test_data} (or "
+            "the file has changed since): write it with python -m distill.cache_logits --data TEST_DATA"
+        )
+    return test_info["teacher_accuracy"][names[0]]
+
+
 def open_transfer_set(config: TrainConfig, accelerator: Accelerator) -> TransferSet:
     if config.cache_dir:
         info = complete_cache_info(config.cache_dir)
         check_cache_sources(config, info)
+        if config.teacher_test_cache:
+            info = {**info, "teacher_test_accuracy": teacher_test_accuracy(config, info)}
         id2label = {int(k): v for k, v in info["id2label"].items()} if info.get("id2label") else None
         examples = CachedExamples(config.cache_dir, with_logits=config.alpha < 1)
         return TransferSet(examples, info["num_labels"], id2label, info)
@@ -396,8 +420,9 @@ def save_checkpoint(
 
 
 def teacher_summary(info: dict[str, Any]) -> dict[str, Any] | None:
-    """The teachers of a cache, with the test accuracy, parameters and size its fine-tuning recorded beside it
-    (``python -m finetune.nsmc`` writes results.json next to its best/ folder) when there is one teacher."""
+    """The teachers of a cache, with the test accuracy, parameters and size its training recorded beside it
+    (``finetune.nsmc`` and ``distill.train`` write results.json next to best/) when there is one teacher; the
+    accuracy from ``teacher_test_cache`` when the config names one."""
     teachers = info.get("teachers")
     if not teachers:
         return None
@@ -411,10 +436,13 @@ def teacher_summary(info: dict[str, Any]) -> dict[str, Any] | None:
     if len(teachers) == 1 and results_file.is_file():
         recorded = json.loads(results_file.read_text(encoding="utf-8"))
         summary.update(
-            accuracy=recorded.get("metrics", {}).get("accuracy"),
+            # finetune.nsmc keeps the test accuracy under "metrics", distill.train (a BiLSTM teacher) at the top
+            accuracy=recorded.get("metrics", {}).get("accuracy", recorded.get("accuracy")),
             params=recorded.get("params"),
             size_mb=recorded.get("size_mb"),
         )
+    if "teacher_test_accuracy" in info:
+        summary["accuracy"] = info["teacher_test_accuracy"]
     return summary
 
 

@@ -21,11 +21,11 @@ import pytest
 import torch
 from conftest import ROOT
 from safetensors.torch import load_file
-from transformers import BertConfig, BertForMaskedLM, BertForSequenceClassification
+from transformers import AutoModelForSequenceClassification, BertConfig, BertForMaskedLM, BertForSequenceClassification
 
 from distill.cache_logits import main as cache_logits
 from distill.config import config_from_dict
-from distill.data import CachedExamples, CacheWriter, Example
+from distill.data import CachedExamples, CacheWriter, Example, read_examples
 from distill.losses import IGNORE_INDEX
 from distill.train import held_out, main, select_rows
 from tokenization_kobert import KoBertTokenizerFast
@@ -139,6 +139,40 @@ def test_a_distilled_run_reads_the_cache_and_never_runs_the_teacher(
     validations = [m for m in metrics if "validation_accuracy" in m]
     assert [m["epoch"] for m in validations] == [1, 2]  # after each epoch
     assert results["best_validation_accuracy"] == max(m["validation_accuracy"] for m in validations)
+
+
+def test_the_teachers_test_accuracy_comes_from_their_cache_of_the_test_file(
+    task: dict[str, Path], tmp_path: Path
+) -> None:
+    # An ensemble has no results.json of its own: its test accuracy is that of its logits on the test file.
+
+    def test_cache(teacher: Path, output: Path) -> Path:
+        cache_logits(
+            ["--teacher", str(teacher), "--data", str(task["test"]), "--output", str(output), "--max-seq-length", "32"]
+        )
+        return output
+
+    own = test_cache(task["teacher"], tmp_path / "test-cache")  # the training cache's teacher
+    steps = ["--max_steps", "2"]
+    results = main(train_args(task, tmp_path / "run", *steps, "--teacher_test_cache", str(own)))
+    teacher = AutoModelForSequenceClassification.from_pretrained(task["teacher"]).eval()
+    tokenizer = KoBertTokenizerFast.from_pretrained(task["teacher"])
+    examples = list(read_examples(str(task["test"])))
+    with torch.no_grad():
+        logits = teacher(
+            **tokenizer([e.text for e in examples], padding=True, truncation=True, max_length=32, return_tensors="pt")
+        ).logits
+    right = sum(int(p) == e.label for p, e in zip(logits.argmax(-1).tolist(), examples, strict=True))
+    assert results["teacher"]["accuracy"] == pytest.approx(right / len(examples))
+
+    other_teacher = test_cache(random_teacher(tmp_path / "other", seed=1), tmp_path / "other-cache")
+    for cache, says in [(other_teacher, "other teachers"), (task["cache"], "holds no labelled test_data")]:
+        with pytest.raises(SystemExit, match=says):
+            main(
+                train_args(
+                    task, tmp_path / "refused", *steps, "--teacher_test_cache", str(cache), "--overwrite", "true"
+                )
+            )
 
 
 def load_bilstm(folder: Path) -> torch.nn.Module:
