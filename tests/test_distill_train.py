@@ -21,7 +21,13 @@ import pytest
 import torch
 from conftest import ROOT
 from safetensors.torch import load_file
-from transformers import AutoModelForSequenceClassification, BertConfig, BertForMaskedLM, BertForSequenceClassification
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    BertConfig,
+    BertForMaskedLM,
+    BertForSequenceClassification,
+)
 
 from distill.cache_logits import main as cache_logits
 from distill.config import config_from_dict
@@ -185,7 +191,6 @@ def test_the_best_model_loads_with_the_auto_classes_in_a_fresh_process(task: dic
     output = tmp_path / "run"
     main(train_args(task, output, "--num_train_epochs", "1"))
     texts = ["정말 재미있는 영화", "시간 낭비였다 최악"]
-    from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(output / "best", trust_remote_code=True)
     model = load_bilstm(output / "best").eval()
@@ -327,6 +332,41 @@ ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
 def without_timing(path: Path) -> list[dict[str, Any]]:
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     return [{k: v for k, v in row.items() if k != "examples_per_s"} for row in rows]
+
+
+def test_two_processes_take_the_same_steps_and_score_every_test_example_once(
+    task: dict[str, Path], tmp_path: Path
+) -> None:
+    # As in test_pretrain_run: torchrun through --multi_gpu with ACCELERATE_USE_CPU starts two gloo processes. Half
+    # the batch per process: the same examples per update, so as many updates as one process takes.
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
+    launcher += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0"]
+    epoch = ["--num_train_epochs", "1", "--per_device_train_batch_size"]
+    one = main(train_args(task, tmp_path / "one", *epoch, "16"))
+    output = tmp_path / "two"
+    result = subprocess.run(
+        [*launcher, "-m", "distill.train", *train_args(task, output, *epoch, "8")],
+        env={**ONE_THREAD, "ACCELERATE_USE_CPU": "true"},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    two = json.loads((output / "results.json").read_text())
+    assert two["steps"] == one["steps"] and two["examples"] == one["examples"]
+    assert result.stdout.count("test accuracy ") == 1  # said, and written, by the main process alone
+    # The test accuracy is gathered over every test review, each counted once: the best model on the whole file.
+    tokenizer = AutoTokenizer.from_pretrained(output / "best")
+    model = load_bilstm(output / "best").eval()
+    examples = list(read_examples(str(task["test"])))
+    with torch.no_grad():
+        inputs = tokenizer(
+            [e.text for e in examples], padding=True, truncation=True, max_length=32, return_tensors="pt"
+        )
+        predicted = model(**inputs).logits.argmax(-1).tolist()
+    right = sum(p == e.label for p, e in zip(predicted, examples, strict=True))
+    assert two["accuracy"] == pytest.approx(right / len(examples))
 
 
 def test_a_killed_run_resumes_to_the_same_model(task: dict[str, Path], tmp_path: Path) -> None:
