@@ -30,10 +30,11 @@ from transformers import (
 )
 
 from distill.cache_logits import main as cache_logits
-from distill.config import config_from_dict
+from distill.config import config_from_dict, load_config
 from distill.data import CachedExamples, CacheWriter, Example, read_examples
 from distill.losses import IGNORE_INDEX
 from distill.train import held_out, main, select_rows
+from modeling.bilstm import KoBiLstmForSequenceClassification, bilstm_config
 from tokenization_kobert import KoBertTokenizerFast
 
 KOBERT_DIR = ROOT / "data" / "kobert"
@@ -114,6 +115,22 @@ def train_args(task: dict[str, Path], output: Path, *extra: str) -> list[str]:
         *SCHEDULE,
         *extra,
     ]
+
+
+# DistilKoBiLSTM's table at a 3,000-token vocabulary and 2 labels (modeling/bilstm.py counts them by hand).
+SHIPPED = {"tiny": 27_394, "mini": 52_418, "small": 146_434, "base": 391_170, "large": 1_175_554}
+
+
+@pytest.mark.parametrize("preset", [*SHIPPED, "teacher"])
+def test_every_shipped_config_loads_and_builds_its_student(preset: str) -> None:
+    required = ["--cache_dir", "cache", "--train_data", "train.tsv", "--test_data", "test.tsv", "--output_dir", "out"]
+    config = load_config(ROOT / "distill" / "configs" / f"bilstm_{preset}.yaml", required)
+    model = KoBiLstmForSequenceClassification(bilstm_config(config.bilstm_preset, config.vocab_size, 0, num_labels=2))
+    params = sum(p.numel() for p in torch.nn.Module.parameters(model))
+    if preset == "teacher":  # the large preset at 8,000 tokens: 5,000 more rows of 128 embedding weights
+        assert (config.bilstm_preset, config.alpha, params) == ("large", 1.0, SHIPPED["large"] + 5000 * 128)
+    else:
+        assert (config.bilstm_preset, config.vocab_size, params) == (preset, 3000, SHIPPED[preset])
 
 
 def test_a_distilled_run_reads_the_cache_and_never_runs_the_teacher(
