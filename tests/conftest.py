@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import itertools
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,6 +48,21 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+# Two gloo processes on a CPU-only machine: accelerate 1.x runs `launch --cpu --num_processes 2` as one process unless
+# MPI is installed; torchrun through --multi_gpu with ACCELERATE_USE_CPU=true (in the environment) starts two.
+TWO_CPU_PROCESSES = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
+TWO_CPU_PROCESSES += [
+    "--num_machines",
+    "1",
+    "--mixed_precision",
+    "no",
+    "--dynamo_backend",
+    "no",
+    "--main_process_port",
+    "0",
+]
 
 
 def read_lines(path: Path, limit: int | None = None) -> list[str]:

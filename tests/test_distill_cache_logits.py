@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, read_lines
+from conftest import ROOT, TWO_CPU_PROCESSES, read_lines
 from transformers import (
     AutoModelForSequenceClassification,
     AutoTokenizer,
@@ -343,11 +343,9 @@ def test_two_processes_write_the_same_cache_as_one(
     teachers: dict[str, Path], data: list[Path], bert_cache: Path, tmp_path: Path
 ) -> None:
     # As in test_finetune_trainer: torchrun through --multi_gpu with ACCELERATE_USE_CPU starts two gloo processes.
-    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
-    launcher += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
     output = tmp_path / "cache"
-    command = [*launcher, "-m", "distill.cache_logits", *argv([teachers["bert"]], data, output, *AUGMENT)]
+    command = [*TWO_CPU_PROCESSES, "-m", "distill.cache_logits", *argv([teachers["bert"]], data, output, *AUGMENT)]
     result = subprocess.run(
         command, env={**env, "ACCELERATE_USE_CPU": "true"}, cwd=ROOT, capture_output=True, text=True, timeout=600
     )

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 import torch
-from conftest import ROOT
+from conftest import ROOT, TWO_CPU_PROCESSES
 from safetensors.torch import load_file
 from transformers import (
     AutoModelForSequenceClassification,
@@ -356,13 +356,11 @@ def test_two_processes_take_the_same_steps_and_score_every_test_example_once(
 ) -> None:
     # As in test_pretrain_run: torchrun through --multi_gpu with ACCELERATE_USE_CPU starts two gloo processes. Half
     # the batch per process: the same examples per update, so as many updates as one process takes.
-    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
-    launcher += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0"]
     epoch = ["--num_train_epochs", "1", "--per_device_train_batch_size"]
     one = main(train_args(task, tmp_path / "one", *epoch, "16"))
     output = tmp_path / "two"
     result = subprocess.run(
-        [*launcher, "-m", "distill.train", *train_args(task, output, *epoch, "8")],
+        [*TWO_CPU_PROCESSES, "-m", "distill.train", *train_args(task, output, *epoch, "8")],
         env={**ONE_THREAD, "ACCELERATE_USE_CPU": "true"},
         cwd=ROOT,
         capture_output=True,

@@ -11,14 +11,13 @@ import logging
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-from conftest import ROOT
+from conftest import ROOT, TWO_CPU_PROCESSES
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -82,12 +81,10 @@ def test_two_processes_follow_the_same_schedule_and_write_results_once(
     one_process: dict[str, Any], models: dict[str, Path], tmp_path: Path
 ) -> None:
     # As in test_pretrain_run: torchrun through --multi_gpu with ACCELERATE_USE_CPU starts two gloo processes.
-    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
-    launcher += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
     output = tmp_path / "nsmc"
     # Half the batch per device: the same 8 reviews per update, so the same 7 updates per epoch.
-    command = [*launcher, "-m", "finetune.nsmc", *nsmc_args(models["bert"], output, BATCH // 2)]
+    command = [*TWO_CPU_PROCESSES, "-m", "finetune.nsmc", *nsmc_args(models["bert"], output, BATCH // 2)]
     result = subprocess.run(
         command, env={**env, "ACCELERATE_USE_CPU": "true"}, cwd=ROOT, capture_output=True, text=True, timeout=600
     )

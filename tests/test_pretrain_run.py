@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import BUNDLED_REVIEWS, ROOT, read_lines
+from conftest import BUNDLED_REVIEWS, ROOT, TWO_CPU_PROCESSES, read_lines
 from safetensors.torch import load_file
 from transformers import AutoModelForMaskedLM, AutoTokenizer, BertConfig, BertForMaskedLM
 
@@ -190,28 +190,10 @@ def test_killed_run_resumes_to_the_same_losses(teacher_dir: Path, data_dir: Path
 
 
 def test_two_processes_with_accelerate_launch(teacher_dir: Path, data_dir: Path, tmp_path: Path) -> None:
-    # accelerate 1.x runs `launch --cpu --num_processes 2` as one process unless MPI is installed; torchrun via
-    # --multi_gpu with ACCELERATE_USE_CPU starts two gloo processes on a CPU-only machine.
     output = tmp_path / "ddp"
-    launcher = [
-        sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        "--multi_gpu",
-        "--num_processes",
-        "2",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-        "--main_process_port",
-        "0",
-    ]
     result = train(
         run_args(teacher_dir, data_dir, output, "--max_steps", "6", "--logging_steps", "3"),
-        launcher,
+        TWO_CPU_PROCESSES,
         {"ACCELERATE_USE_CPU": "true"},
     )
     assert "Processes = 2" in result.stderr
