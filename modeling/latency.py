@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 
 import torch
 from torch import nn
@@ -22,6 +23,19 @@ def random_inputs(vocab_size: int, batch_size: int, seq_length: int, seed: int =
     generator = torch.Generator().manual_seed(seed)
     input_ids = torch.randint(5, vocab_size, (batch_size, seq_length), generator=generator)
     return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
+
+
+def interleaved_medians(calls: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median seconds of each call, after one warm-up call each; the calls take turns within every repeat."""
+    for call in calls.values():
+        call()  # warm-up: first-call allocations and kernel selection
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(repeats):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 @torch.inference_mode()
@@ -35,14 +49,7 @@ def compare_latency(
     latencies: dict[str, dict[int, float]] = {name: {} for name in models}
     for batch_size in batch_sizes:
         inputs = random_inputs(vocab_size, batch_size, seq_length)
-        times: dict[str, list[float]] = {name: [] for name in models}
-        for model in models.values():
-            model(**inputs)  # warm-up: first-call allocations and kernel selection
-        for _ in range(repeats):
-            for name, model in models.items():
-                start = time.perf_counter()
-                model(**inputs)
-                times[name].append(time.perf_counter() - start)
-        for name in models:
-            latencies[name][batch_size] = statistics.median(times[name]) * 1000
+        calls = {name: partial(model, **inputs) for name, model in models.items()}
+        for name, seconds in interleaved_medians(calls, repeats).items():
+            latencies[name][batch_size] = seconds * 1000
     return latencies
