@@ -69,8 +69,9 @@ from distill.data import (
     read_examples,
     write_cache_info,
 )
-from distill.fingerprint import cache_differences, file_fingerprint, teacher_fingerprint
+from distill.fingerprint import cache_differences
 from distill.losses import IGNORE_INDEX
+from modeling.fingerprint import file_fingerprint, model_fingerprint
 from modeling.load import held_load_report, hub_or_local, load_tokenizer
 
 logger = logging.getLogger("distill.cache_logits")
@@ -165,7 +166,7 @@ def planned_info(args: argparse.Namespace) -> dict[str, Any]:
     the fingerprints of teachers and data, the augmentation and the sequence length."""
     check_data_files(args.data)
     return {
-        "teachers": [{"path": path, "fingerprint": teacher_fingerprint(path)} for path in args.teacher],
+        "teachers": [{"path": path, "fingerprint": model_fingerprint(path)} for path in args.teacher],
         "data": [{"path": path, "name": Path(path).name, "fingerprint": file_fingerprint(path)} for path in args.data],
         "augmentation": augmentation_record(settings_from_args(args)),
         "max_seq_length": args.max_seq_length,

@@ -1,83 +1,16 @@
 """Fingerprints of what a logits cache was made from: teachers, data files, augmentation and sequence length.
 
-    file_fingerprint("data/nsmc_train.txt.gz")          # sha256 of the file's bytes, streamed
-    teacher_fingerprint("runs/nsmc/kobert/best")        # sha256 over its config, weights and tokenizer files
     cache_differences(recorded_info, wanted_info)       # [] when two cache.json records describe the same cache
 
-``distill.cache_logits`` writes the fingerprints into cache.json; ``distill.train`` checks a cache against its own
-configuration with ``cache_differences``, so that a cache of another teacher or other data is refused, never
-silently reused. Paths are recorded for the reader but not compared: a moved folder is the same teacher.
+``distill.cache_logits`` writes the fingerprints of teachers and data files (``modeling.fingerprint``) into
+cache.json; ``distill.train`` checks a cache against its own configuration with ``cache_differences``, so that a
+cache of another teacher or other data is refused, never silently reused.
+Paths are recorded for the reader but not compared: a moved folder is the same teacher.
 """
 
 from __future__ import annotations
 
-import fnmatch
-import hashlib
-from pathlib import Path
 from typing import Any
-
-from modeling.load import looks_local
-
-CHUNK = 1 << 20
-# The files of a model folder that decide its outputs: config, weights (safetensors or PyTorch, sharded or not),
-# tokenizer files and remote code. Logs, cards and results beside them are left out.
-MODEL_FILES = (
-    "config.json",
-    "*.safetensors",
-    "*.safetensors.index.json",
-    "pytorch_model*.bin",
-    "pytorch_model.bin.index.json",
-    "tokenizer*",
-    "special_tokens_map.json",
-    "added_tokens.json",
-    "vocab.*",
-    "merges.txt",
-    "*.model",
-    "*.py",
-)
-WEIGHT_FILES = ("*.safetensors", "pytorch_model*.bin")
-
-
-def file_fingerprint(path: str | Path) -> str:
-    """The sha256 of a file's bytes (hex), read in 1 MiB chunks: memory stays flat for any file size."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def matches(name: str, patterns: tuple[str, ...]) -> bool:
-    return any(fnmatch.fnmatch(name, pattern) for pattern in patterns)
-
-
-def model_files(folder: Path) -> list[Path]:
-    """The files of ``folder`` that ``teacher_fingerprint`` covers, by name (a stable order)."""
-    return sorted((p for p in folder.iterdir() if p.is_file() and matches(p.name, MODEL_FILES)), key=lambda p: p.name)
-
-
-def teacher_fingerprint(folder: str | Path) -> str:
-    """The sha256 over the names and contents of a model folder's config, weights and tokenizer files.
-
-    Raises OSError for a missing folder or a Hub id (offline nothing can be fingerprinted but a local folder), and
-    ValueError for a folder without config.json or weights.
-    """
-    path = Path(folder)
-    if not path.is_dir():
-        if looks_local(str(folder)):
-            raise OSError(f"{'not a folder' if path.exists() else 'no such folder'}: {folder}")
-        raise OSError(
-            f"{folder!r} is not a local folder: a teacher must be one (a Hub model cannot be fingerprinted offline); "
-            f"download it first (hf download {folder} --local-dir DIR) and pass --teacher DIR"
-        )
-    files = model_files(path)
-    names = [p.name for p in files]
-    if "config.json" not in names or not any(matches(name, WEIGHT_FILES) for name in names):
-        raise ValueError(f"{folder}: not a model folder (config.json and a weights file are needed)")
-    digest = hashlib.sha256()
-    for file in files:
-        digest.update(f"{file.name}\t{file_fingerprint(file)}\n".encode())
-    return digest.hexdigest()
 
 
 def cache_identity(info: dict[str, Any]) -> dict[str, Any]:

@@ -124,11 +124,11 @@ def check_output_dir(config: TrainConfig) -> Path | None:
 def check_cache_sources(config: TrainConfig, info: dict[str, Any]) -> None:
     """The cache must come from the config's teachers and training files, when the config names them: a cache of
     another teacher or other data is refused, never silently used."""
-    from distill.fingerprint import file_fingerprint, teacher_fingerprint
+    from modeling.fingerprint import file_fingerprint, model_fingerprint
 
     cached_teachers = {teacher["fingerprint"] for teacher in info["teachers"]}
     for teacher in config.teacher:
-        if teacher_fingerprint(teacher) not in cached_teachers:
+        if model_fingerprint(teacher) not in cached_teachers:
             names = ", ".join(t["path"] for t in info["teachers"])
             raise ValueError(
                 f"the cache {config.cache_dir} was not made with the teacher {teacher} (it was made with {names}): "
@@ -159,7 +159,7 @@ def labelled_files_as_examples(paths: list[str], folder: Path) -> None:
 def teacher_test_accuracy(config: TrainConfig, info: dict[str, Any]) -> float:
     """The teachers' accuracy on test_data, from ``teacher_test_cache``: checked (by fingerprint) to be the training
     cache's teachers on that very file, so that the results never pair a student with another teacher's score."""
-    from distill.fingerprint import file_fingerprint
+    from modeling.fingerprint import file_fingerprint
 
     test_info = complete_cache_info(config.teacher_test_cache)
     teachers = sorted(t["fingerprint"] for t in info["teachers"])
