@@ -1,12 +1,15 @@
-"""Reading the task files (NSMC, Naver NER, KorQuAD / SQuAD v1) or Hub datasets, and writing results.json.
+"""Reading the task files (NSMC, Naver NER, KorQuAD / SQuAD v1, KorNLI / KLUE-NLI, KorSTS / KLUE-STS) or Hub
+datasets, and writing results.json.
 
-Every reader gives plain dicts and names the file and line (or question id) of anything malformed.
+Every reader gives plain dicts and names the file and line (or JSON item, question id, Hub row) of anything malformed.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +30,32 @@ def data_source(source: str) -> dict[str, str | None]:
 
 
 def load_hub_split(name: str, split: str) -> list[dict[str, Any]]:
-    """A Hub dataset (``name`` or ``name:split``) through the datasets library, as a list of dicts."""
+    """A Hub dataset (``name`` or ``name:split``) through the datasets library, as a list of dicts.
+
+    No config name is passed: one of a dataset with several (klue/klue's ``nli``) is read from a local dataset folder
+    it was saved to (``load_dataset("klue/klue", "nli")["train"].to_parquet("klue_nli/train.parquet")``).
+    """
     import datasets
 
     if ":" in name:
         name, split = name.split(":", 1)
     return [dict(row) for row in datasets.load_dataset(name, split=split)]
+
+
+def tsv_rows(path: str, header: list[str]) -> Iterator[tuple[str, list[str]]]:
+    """The rows of a tab-separated file whose first line is ``header``, each with ``FILE:LINE`` for its errors.
+
+    Fields are split on tabs alone, with no csv quoting: KorNLI's training files have sentences with a stray quote.
+    """
+    with open_text(path) as f:
+        found = f.readline().rstrip("\n").split("\t")
+        if found != header:
+            raise ValueError(f"{path}:1: expected the header {'<TAB>'.join(header)!r}, got {found}")
+        for line_no, line in enumerate(f, start=2):
+            fields = line.rstrip("\n").split("\t")
+            if len(fields) != len(header):
+                raise ValueError(f"{path}:{line_no}: expected {len(header)} tab-separated columns, got {len(fields)}")
+            yield f"{path}:{line_no}", fields
 
 
 def read_nsmc(path_or_name: str, split: str = "train") -> list[dict[str, Any]]:
@@ -41,17 +64,10 @@ def read_nsmc(path_or_name: str, split: str = "train") -> list[dict[str, Any]]:
         rows = load_hub_split(path_or_name, split)
         return [{"id": str(r["id"]), "document": r["document"] or "", "label": int(r["label"])} for r in rows]
     records = []
-    with open_text(path_or_name) as f:
-        header = f.readline().rstrip("\n").split("\t")
-        if header != ["id", "document", "label"]:
-            raise ValueError(f"{path_or_name}:1: expected the header 'id<TAB>document<TAB>label', got {header}")
-        for line_no, line in enumerate(f, start=2):
-            fields = line.rstrip("\n").split("\t")
-            if len(fields) != 3:
-                raise ValueError(f"{path_or_name}:{line_no}: expected 3 tab-separated columns, got {len(fields)}")
-            if fields[2] not in ("0", "1"):
-                raise ValueError(f"{path_or_name}:{line_no}: label must be 0 or 1, got {fields[2]!r}")
-            records.append({"id": fields[0], "document": fields[1], "label": int(fields[2])})
+    for where, (review_id, document, label) in tsv_rows(path_or_name, ["id", "document", "label"]):
+        if label not in ("0", "1"):
+            raise ValueError(f"{where}: label must be 0 or 1, got {label!r}")
+        records.append({"id": review_id, "document": document, "label": int(label)})
     return records
 
 
@@ -145,6 +161,133 @@ def keep_valid_answers(examples: list[dict[str, Any]], source: str) -> tuple[lis
         if answers or not example["answers"]:
             kept.append({**example, "answers": answers})
     return kept, skipped
+
+
+# The NLI label ids, in this order: klue's and kor_nlu's Hub datasets number their labels so.
+NLI_LABELS = ("entailment", "neutral", "contradiction")
+KORNLI_HEADER = ["sentence1", "sentence2", "gold_label"]
+KORSTS_HEADER = ["genre", "filename", "year", "id", "score", "sentence1", "sentence2"]
+
+
+def is_json(path: str) -> bool:
+    """A KLUE JSON list rather than a KorNLUDatasets TSV: by its extension, or else by its first character."""
+    if path.removesuffix(".gz").endswith(".json"):
+        return True
+    with open_text(path) as f:
+        return f.read(64).lstrip().startswith("[")
+
+
+def json_items(path: str) -> list[Any]:
+    """The items of a file holding one JSON list (KLUE's format)."""
+    with open_text(path) as f:
+        try:
+            items = json.load(f)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}: not valid JSON: {err}") from err
+    if not isinstance(items, list):
+        raise ValueError(f"{path}: expected a JSON list of objects, got a {type(items).__name__}")
+    return items
+
+
+def value_at(item: Any, key: str, where: str) -> Any:
+    """``item[key]``, a dotted key going into nested objects (``labels.label``); ValueError naming a missing key."""
+    value = item
+    for part in key.split("."):
+        if not isinstance(value, dict) or part not in value:
+            raise ValueError(f"{where}: missing key {key!r}")
+        value = value[part]
+    return value
+
+
+def sentence(text: Any, name: str, where: str) -> str:
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"{where}: {name} must be a non-empty sentence, got {text!r}")
+    return text
+
+
+def nli_record(premise: Any, hypothesis: Any, label: Any, where: str) -> dict[str, Any]:
+    """A checked NLI record: two non-empty sentences and a label name of ``NLI_LABELS``."""
+    if label not in NLI_LABELS:
+        raise ValueError(f"{where}: unknown label {label!r}; expected one of {', '.join(NLI_LABELS)}")
+    return {
+        "premise": sentence(premise, "premise", where),
+        "hypothesis": sentence(hypothesis, "hypothesis", where),
+        "label": label,
+    }
+
+
+def nli_item(item: Any, where: str, hub_row: bool) -> dict[str, Any]:
+    """The NLI record of a KLUE JSON item (``gold_label``, a name) or of a Hub row (``label``, an id)."""
+    if hub_row:
+        label_id = value_at(item, "label", where)
+        # -1 is the datasets' "no gold label" (SNLI's "-"): not a label to train or score on.
+        if isinstance(label_id, bool) or not isinstance(label_id, int) or not 0 <= label_id < len(NLI_LABELS):
+            raise ValueError(f"{where}: label must be an id from 0 to {len(NLI_LABELS) - 1}, got {label_id!r}")
+        label = NLI_LABELS[label_id]
+    else:
+        label = value_at(item, "gold_label", where)
+    return nli_record(value_at(item, "premise", where), value_at(item, "hypothesis", where), label, where)
+
+
+def read_nli(path_or_name: str, split: str = "train") -> list[dict[str, Any]]:
+    """Sentence pairs with their NLI label: ``{"premise", "hypothesis", "label"}``, the label one of ``NLI_LABELS``.
+
+    Files are KorNLI TSV (kakaobrain/KorNLUDatasets: ``sentence1<TAB>sentence2<TAB>gold_label`` with that header) or
+    KLUE-NLI JSON (a list of objects with ``premise``, ``hypothesis`` and ``gold_label``), told apart by extension or
+    content; gzip-compressed ones too. A Hub dataset (``name`` or ``name:split``) needs ``premise``, ``hypothesis``
+    and ``label`` columns, the label an id into ``NLI_LABELS``, as klue's ``nli`` and kor_nlu's ``nli`` have. An
+    error names the file and line, the JSON item (counted from 0) or the Hub row.
+    """
+    if not is_local(path_or_name):
+        rows = load_hub_split(path_or_name, split)
+        return [nli_item(row, f"{path_or_name}: row {i}", hub_row=True) for i, row in enumerate(rows)]
+    if is_json(path_or_name):
+        items = json_items(path_or_name)
+        return [nli_item(item, f"{path_or_name}: item {i}", hub_row=False) for i, item in enumerate(items)]
+    return [nli_record(*fields, where) for where, fields in tsv_rows(path_or_name, KORNLI_HEADER)]
+
+
+def sts_record(sentence1: Any, sentence2: Any, score: Any, where: str) -> dict[str, Any]:
+    """A checked STS record: two non-empty sentences and a similarity score from 0 to 5."""
+    try:
+        value = float(score)
+    except (TypeError, ValueError):
+        value = math.nan  # fails the range check below, which also catches nan and inf in the data
+    if isinstance(score, bool) or not 0 <= value <= 5:
+        raise ValueError(f"{where}: score must be a number from 0 to 5, got {score!r}")
+    return {
+        "sentence1": sentence(sentence1, "sentence1", where),
+        "sentence2": sentence(sentence2, "sentence2", where),
+        "score": value,
+    }
+
+
+def sts_item(item: Any, where: str) -> dict[str, Any]:
+    """The STS record of a KLUE JSON item or a Hub row: the score under ``score`` (kor_nlu) or ``labels.label``."""
+    score_key = "score" if isinstance(item, dict) and "score" in item else "labels.label"
+    return sts_record(
+        value_at(item, "sentence1", where), value_at(item, "sentence2", where), value_at(item, score_key, where), where
+    )
+
+
+def read_sts(path_or_name: str, split: str = "train") -> list[dict[str, Any]]:
+    """Sentence pairs with their similarity: ``{"sentence1", "sentence2", "score"}``, the score a float from 0 to 5.
+
+    Files are KorSTS TSV (kakaobrain/KorNLUDatasets: ``genre<TAB>filename<TAB>year<TAB>id<TAB>score<TAB>sentence1<TAB>
+    sentence2`` with that header) or KLUE-STS JSON (a list of objects with ``sentence1``, ``sentence2`` and
+    ``labels: {"label": score, ...}``), told apart by extension or content; gzip-compressed ones too. A Hub dataset
+    (``name`` or ``name:split``) needs ``sentence1``, ``sentence2`` and ``score`` or ``labels.label`` columns. An
+    error names the file and line, the JSON item (counted from 0) or the Hub row.
+    """
+    if not is_local(path_or_name):
+        rows = load_hub_split(path_or_name, split)
+        return [sts_item(row, f"{path_or_name}: row {i}") for i, row in enumerate(rows)]
+    if is_json(path_or_name):
+        return [sts_item(item, f"{path_or_name}: item {i}") for i, item in enumerate(json_items(path_or_name))]
+    return [
+        sts_record(sentence1, sentence2, score, where)
+        for where, (*_, score, sentence1, sentence2) in tsv_rows(path_or_name, KORSTS_HEADER)
+    ]
 
 
 def write_results(path: str | Path, results: dict[str, Any]) -> None:
