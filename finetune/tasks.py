@@ -22,7 +22,7 @@ from functools import cache
 from typing import Any
 
 # The registration: one module per task, each defining TASK. Their order is the order of the table's columns.
-TASK_MODULES = ("finetune.nsmc", "finetune.ner", "finetune.korquad")
+TASK_MODULES = ("finetune.nsmc", "finetune.ner", "finetune.korquad", "finetune.nli")
 
 Records = list[dict[str, Any]]
 

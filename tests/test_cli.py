@@ -88,6 +88,14 @@ COMMANDS = [
         "--doc-stride",
         ("--doc-stride", "128"),
     ),
+    Command(
+        "finetune.nli",
+        "python -m finetune.nli",
+        ["--model", "m", "--train", "a", "--test", "b", "--output", "o"],
+        "--max-seq",
+        "--max-seq-length",
+        ("--max-seq-length", "128"),
+    ),
     Command("finetune.table", "python -m finetune.table", ["r.json"], "--out", "--output", None),
     Command(
         "hub_upload.__main__",

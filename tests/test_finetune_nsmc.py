@@ -181,10 +181,10 @@ def test_table_has_the_published_layout(tmp_path: Path, capsys) -> None:
     out = tmp_path / "table.md"
     rendered = table([*map(str, files), "--name", "monologg/kobert=KoBERT", "--output", str(out)])
     assert rendered == (
-        "| | Model Size (MB) | NSMC (acc) | Naver NER (F1) | KorQuAD (Dev) (EM/F1) |\n"
-        "| --- | ---: | ---: | ---: | ---: |\n"
-        "| KoBERT | 351 | 89.63 | 86.11 | 52.81/80.27 |\n"
-        "| distilkobert | 108 | 88.41 | - | - |\n"
+        "| | Model Size (MB) | NSMC (acc) | Naver NER (F1) | KorQuAD (Dev) (EM/F1) | NLI (acc) |\n"
+        "| --- | ---: | ---: | ---: | ---: | ---: |\n"
+        "| KoBERT | 351 | 89.63 | 86.11 | 52.81/80.27 | - |\n"
+        "| distilkobert | 108 | 88.41 | - | - | - |\n"
     )
     assert out.read_text() == rendered and capsys.readouterr().out == rendered
     # Model paths match with or without a trailing slash; a name that matches no model is an error, not ignored.

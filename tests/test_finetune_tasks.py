@@ -17,12 +17,12 @@ CONFIG = {"model_type": "distilbert", "n_layers": 3, "dim": 768, "n_heads": 12, 
 
 
 def test_each_command_module_registers_its_task_in_column_order() -> None:
-    assert [task.name for task in all_tasks()] == ["nsmc", "ner", "korquad"]
+    assert [task.name for task in all_tasks()] == ["nsmc", "ner", "korquad", "nli"]
     for module_name, task in zip(TASK_MODULES, all_tasks(), strict=True):
         module = importlib.import_module(module_name)
         assert module.TASK is get_task(task.name) and module_name == f"finetune.{task.name}"
         assert task.parse_args is module.parse_args, "the command keeps its own arguments"
-    with pytest.raises(ValueError, match="unknown task 'sts'; known tasks: nsmc, ner, korquad"):
+    with pytest.raises(ValueError, match="unknown task 'sts'; known tasks: nsmc, ner, korquad, nli"):
         get_task("sts")
 
 
@@ -42,9 +42,9 @@ def test_a_registered_task_reaches_the_table_and_the_model_card(monkeypatch: pyt
         {"task": "sts", "model": "me/m", "size_mb": 108.4, "metrics": {"spearman": 0.81234, "pearson": 0.8}},
     ]
     assert render(build_rows(results, {"me/m": "mine"})) == (
-        "| | Model Size (MB) | NSMC (acc) | Naver NER (F1) | KorQuAD (Dev) (EM/F1) | KorSTS (Spearman) |\n"
-        "| --- | ---: | ---: | ---: | ---: | ---: |\n"
-        "| mine | 108 | - | - | 54.12/77.80 | 81.23 |\n"
+        "| | Model Size (MB) | NSMC (acc) | Naver NER (F1) | KorQuAD (Dev) (EM/F1) | NLI (acc) | KorSTS (Spearman) |\n"
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n"
+        "| mine | 108 | - | - | 54.12/77.80 | - | 81.23 |\n"
     )
     card = build_card("me/m", CONFIG, 1000, 108.4, True, "apache-2.0", results, None, None)
     meta = yaml.safe_load(card.split("---")[1])
