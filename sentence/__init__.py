@@ -1,0 +1,1 @@
+"""Sentence encoders: SimCSE on NLI, cosine regression on STS, embedding distillation, KorSTS evaluation."""

@@ -1,0 +1,253 @@
+"""Distil a sentence encoder into a smaller one: the student learns to give every sentence the teacher's embedding.
+
+    python -m sentence.distill --teacher runs/sentence/sts/best --student runs/mini/distilled/final \
+        --sentences ../shared/data/korsts/sts-train.tsv ../shared/data/corpus/reviews.txt.gz \
+        --dev ../shared/data/korsts/sts-dev.tsv --output runs/sentence/distilled
+
+The student is --student (any model folder, wrapped with --pooling, or a sentence-transformers folder) or, with
+--student-layers 0 4 8, a DistilBERT made of those layers of a BERT teacher (``modeling.build_student``) with the
+teacher's pooling. Sentences: an STS or NLI file gives the sentences of its pairs, any other file one sentence per
+line (.gz too); --max-sentences caps them. The teacher embeds them once, into OUTPUT/teacher-embeddings (or
+--cache DIR), a memory-mapped array with the fingerprints of the teacher and the files: a later run reuses it
+without loading the teacher, and refuses one made by another teacher or from other files. The loss is the MSE (or
+1 - cosine) to the teacher's embedding, through a trained projection when the dimensions differ. The best checkpoint
+by that loss on a seeded hold-out of the sentences becomes OUTPUT/best; --dev (STS) is scored once at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from datasets import Dataset, Features, Sequence, Value
+from sentence_transformers import SentenceTransformer
+from transformers import AutoConfig, BertForMaskedLM
+
+from common.cli import command_parser
+from common.io import open_text, publish_folder, staging_folder, write_json
+from finetune.data_io import KORNLI_HEADER, KORSTS_HEADER, is_json, read_nli, read_sts
+from modeling.fingerprint import file_fingerprint, model_fingerprint
+from modeling.student import build_student
+from sentence.evaluate import sts_correlations
+from sentence.losses import DISTANCES, embedding_distillation_loss
+from sentence.model import load_encoder, pooling_mode
+from sentence.training import Selection, add_training_args, check_training_args, fit, write_results
+
+logger = logging.getLogger(__name__)
+SELECTION = Selection("eval_loss", greater_is_better=False)
+CACHE_INFO = "cache.json"
+EMBEDDINGS = "embeddings.npy"
+ENCODE_CHUNK = 4096  # sentences handed to the teacher at a time: memory stays flat for any corpus
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = command_parser("python -m sentence.distill", __doc__)
+    parser.add_argument("--teacher", required=True, help="The teacher: a sentence-transformers folder.")
+    student = parser.add_mutually_exclusive_group(required=True)
+    student.add_argument("--student", help="The student: a model folder or a sentence-transformers folder.")
+    student.add_argument(
+        "--student-layers",
+        type=int,
+        nargs="+",
+        help="Build the student from these layers (0-based) of the teacher's BERT, e.g. 0 4 8.",
+    )
+    parser.add_argument(
+        "--sentences", nargs="+", required=True, help="Text files (one sentence per line), STS or NLI files."
+    )
+    parser.add_argument("--max-sentences", type=int, default=None, help="Use at most this many sentences.")
+    parser.add_argument(
+        "--cache", default=None, help="Teacher-embedding cache folder (default OUTPUT/teacher-embeddings)."
+    )
+    parser.add_argument("--distance", choices=DISTANCES, default="mse", help="Student-to-teacher embedding distance.")
+    parser.add_argument(
+        "--max-validation-sentences", type=int, default=2000, help="Cap on the hold-out that picks the best checkpoint."
+    )
+    parser.add_argument("--teacher-batch-size", type=int, default=64, help="Sentences per teacher call.")
+    parser.add_argument("--dev", default=None, help="STS pairs scored once at the end (KorSTS TSV or KLUE-STS JSON).")
+    # Reimers and Gurevych (2020), distilling sentence embeddings: MSE, learning rate 2e-5, batch 64.
+    add_training_args(parser, epochs=3, batch_size=64, learning_rate=5e-5)
+    args = parser.parse_args(argv)
+    check_training_args(parser, args)
+    missing = [path for path in args.sentences if not os.path.isfile(path)]
+    if missing:
+        parser.error(f"--sentences: no such file: {missing[0]}")
+    args.cache = args.cache or os.path.join(args.output, "teacher-embeddings")
+    return args
+
+
+# --- sentences ----------------------------------------------------------------------------------------------------
+
+
+def pair_format(path: str) -> str | None:
+    """``"sts"`` or ``"nli"`` for a file of sentence pairs (by its header, or its JSON items' keys), else None."""
+    with open_text(path) as f:
+        head = f.read(4096)
+    if is_json(path):
+        return "sts" if '"sentence1"' in head else "nli"
+    headers = {"\t".join(KORSTS_HEADER): "sts", "\t".join(KORNLI_HEADER): "nli"}
+    return headers.get(head.split("\n", 1)[0].rstrip("\r"))
+
+
+def file_sentences(path: str) -> Iterator[str]:
+    """The sentences of one file: both sides of every STS or NLI pair, or each non-empty line of a text file."""
+    kind = pair_format(path)
+    if kind == "sts":
+        yield from itertools.chain.from_iterable((r["sentence1"], r["sentence2"]) for r in read_sts(path))
+    elif kind == "nli":
+        yield from itertools.chain.from_iterable((r["premise"], r["hypothesis"]) for r in read_nli(path))
+    else:
+        with open_text(path) as f:
+            yield from (line.strip() for line in f if line.strip())
+
+
+def sentences(paths: list[str], limit: int | None) -> Iterator[str]:
+    """Every file's sentences in order, at most ``limit`` of them."""
+    return itertools.islice(itertools.chain.from_iterable(file_sentences(path) for path in paths), limit)
+
+
+# --- the teacher-embedding cache ----------------------------------------------------------------------------------
+
+
+def cache_identity(teacher: str, paths: list[str], limit: int | None, max_seq_length: int) -> dict[str, Any]:
+    """What decides the cached embeddings; two caches with the same identity hold the same numbers."""
+    return {
+        "teacher": model_fingerprint(teacher),
+        "sentences": [file_fingerprint(path) for path in paths],
+        "max_sentences": limit,
+        "max_seq_length": max_seq_length,
+    }
+
+
+def read_cache_info(cache: Path) -> dict[str, Any] | None:
+    info = cache / CACHE_INFO
+    return json.loads(info.read_text(encoding="utf-8")) if info.is_file() else None
+
+
+def check_cache(cache: Path, info: dict[str, Any], identity: dict[str, Any]) -> None:
+    """Refuse a cache made by another teacher, from other files or with other settings, naming what differs."""
+    differing = [key for key in identity if info["identity"].get(key) != identity[key]]
+    if differing:
+        raise ValueError(
+            f"{cache}: these teacher embeddings were made with another {', '.join(differing)} (teacher "
+            f"{info['teacher']}, sentences {', '.join(info['files'])}); pass another --cache, or delete this one"
+        )
+
+
+def teacher_embeddings(args: argparse.Namespace, identity: dict[str, Any], cache: Path) -> None:
+    """Embed every sentence with the teacher into ``cache`` (written whole, under a temporary name first)."""
+    teacher = load_encoder(args.teacher, max_seq_length=identity["max_seq_length"])
+    count = sum(1 for _ in sentences(args.sentences, args.max_sentences))
+    staging = staging_folder(cache, cache.name)
+    vectors = np.lib.format.open_memmap(
+        staging / EMBEDDINGS, mode="w+", dtype=np.float32, shape=(count, teacher.get_embedding_dimension())
+    )
+    stream = sentences(args.sentences, args.max_sentences)
+    done = 0
+    while chunk := list(itertools.islice(stream, ENCODE_CHUNK)):
+        vectors[done : done + len(chunk)] = teacher.encode(
+            chunk, batch_size=args.teacher_batch_size, convert_to_numpy=True, show_progress_bar=False
+        )
+        done += len(chunk)
+        logger.info("teacher embeddings: %d of %d sentences", done, count)
+    vectors.flush()
+    del vectors
+    write_json(
+        staging / CACHE_INFO,
+        {
+            "identity": identity,
+            "teacher": args.teacher,
+            "files": args.sentences,
+            "count": count,
+            "dimension": teacher.get_embedding_dimension(),
+        },
+    )
+    publish_folder(staging, cache)
+
+
+def cached_embeddings(args: argparse.Namespace) -> tuple[Path, dict[str, Any]]:
+    """The cache folder and its record: reused when it matches, made (running the teacher) when there is none."""
+    cache = Path(args.cache)
+    identity = cache_identity(args.teacher, args.sentences, args.max_sentences, args.max_seq_length)
+    info = read_cache_info(cache)
+    if info is None:
+        teacher_embeddings(args, identity, cache)
+        info = read_cache_info(cache)
+    else:
+        check_cache(cache, info, identity)
+        logger.info("reusing the teacher embeddings of %d sentences in %s", info["count"], cache)
+    return cache, info
+
+
+def embedding_rows(paths: list[str], limit: int | None, embeddings: str) -> Iterator[dict[str, Any]]:
+    """``{"sentence", "label"}`` rows: each sentence with its teacher embedding (read from the memory map)."""
+    vectors = np.load(embeddings, mmap_mode="r")
+    for index, text in enumerate(sentences(paths, limit)):
+        yield {"sentence": text, "label": vectors[index]}
+
+
+def distillation_dataset(args: argparse.Namespace, cache: Path, info: dict[str, Any]) -> Dataset:
+    """The sentences and their teacher embeddings as a datasets table on disk (memory-mapped, never all in RAM)."""
+    features = Features({"sentence": Value("string"), "label": Sequence(Value("float32"), length=info["dimension"])})
+    return Dataset.from_generator(
+        embedding_rows,
+        features=features,
+        gen_kwargs={"paths": args.sentences, "limit": args.max_sentences, "embeddings": str(cache / EMBEDDINGS)},
+        cache_dir=str(Path(args.output) / "dataset"),
+    )
+
+
+# --- the student --------------------------------------------------------------------------------------------------
+
+
+def layer_copied_student(args: argparse.Namespace) -> SentenceTransformer:
+    """A DistilBERT of ``--student-layers`` of the teacher's BERT, with the teacher's tokenizer and pooling."""
+    model_type = AutoConfig.from_pretrained(args.teacher).model_type
+    if model_type != "bert":
+        raise ValueError(
+            f"--student-layers copies the layers of a BERT, but the teacher {args.teacher} is a "
+            f"{model_type}; pass a student folder with --student instead"
+        )
+    teacher = load_encoder(args.teacher, max_seq_length=args.max_seq_length)
+    folder = Path(args.output) / "student-init"
+    bert = BertForMaskedLM.from_pretrained(args.teacher)  # the teacher folder's BertModel; the unused head is new
+    build_student(bert, args.student_layers).save_pretrained(folder)
+    teacher.tokenizer.save_pretrained(folder)
+    return load_encoder(str(folder), pooling_mode(teacher), args.max_seq_length)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    try:
+        dev = read_sts(args.dev) if args.dev else None
+        if args.student_layers:
+            student = layer_copied_student(args)
+        else:
+            student = load_encoder(args.student, args.pooling, args.max_seq_length)
+        cache, info = cached_embeddings(args)
+    except (ValueError, OSError) as err:
+        raise SystemExit(f"error: {err}") from err
+    dataset = distillation_dataset(args, cache, info)
+    held_out = min(args.max_validation_sentences, max(1, round(args.validation_split * len(dataset))))
+    parts = dataset.train_test_split(test_size=held_out, seed=args.seed)
+    train = parts["train"]
+    if args.max_train_samples is not None:
+        train = train.select(range(min(args.max_train_samples, len(train))))
+    loss = embedding_distillation_loss(student, info["dimension"], args.distance)
+    training = fit(student, loss, train, parts["test"], args, SELECTION)
+    scores = sts_correlations(student, dev, "dev") if dev else None
+    examples = {"sentences": info["count"], "train": len(train), "validation": held_out}
+    write_results(args, "sentence.distill", student, examples=examples, dev=scores, teacher=args.teacher, **training)
+    summary = f"dev Spearman {scores['spearman']:.2f}; " if scores else ""
+    print(f"{summary}the student: {args.output}/best")  # noqa: T201
+    return {"dev": scores, **training}
+
+
+if __name__ == "__main__":
+    main()

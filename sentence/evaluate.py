@@ -1,0 +1,133 @@
+"""Score sentence encoders on STS: Spearman and Pearson x 100 between cosine similarity and the gold scores, and
+their encoding speed on CPU, in the layout of the published KorSTS tables.
+
+    python -m sentence.evaluate --model runs/sentence-mini/distilled/best runs/sentence-mini/teacher/best \
+        --data ../shared/data/korsts/sts-dev.tsv --output runs/sentence-mini/evaluation.json
+
+Data: KorSTS TSV (``genre filename year id score sentence1 sentence2``) or KLUE-STS JSON. The correlations are
+sentence-transformers' ``EmbeddingSimilarityEvaluator`` (scipy's ``spearmanr`` and ``pearsonr`` of the cosines),
+the evaluator the training commands select checkpoints with. Speed: ``encode`` (tokenising included) of the
+data's first sentences, the models taking turns, median of ``--repeats``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from sentence_transformers import SentenceTransformer
+from sentence_transformers.sentence_transformer.evaluation import EmbeddingSimilarityEvaluator
+
+from common.cli import command_parser
+from common.io import run_metadata, write_json
+from finetune.data_io import read_sts
+from modeling.latency import interleaved_medians
+from sentence.losses import STS_MAX_SCORE
+from sentence.model import encoder_summary, load_encoder
+
+SPEED_BATCH_SIZES = (1, 64)
+
+
+def sts_evaluator(records: list[dict[str, Any]], name: str, batch_size: int = 64) -> EmbeddingSimilarityEvaluator:
+    """The cosine-similarity evaluator of STS records; its metrics are ``{name}_spearman_cosine`` and
+    ``{name}_pearson_cosine`` (fractions)."""
+    return EmbeddingSimilarityEvaluator(
+        [r["sentence1"] for r in records],
+        [r["sentence2"] for r in records],
+        [r["score"] / STS_MAX_SCORE for r in records],
+        batch_size=batch_size,
+        main_similarity="cosine",
+        similarity_fn_names=["cosine"],
+        name=name,
+        write_csv=False,
+    )
+
+
+def sts_correlations(encoder: SentenceTransformer, records: list[dict[str, Any]], name: str) -> dict[str, float]:
+    """Spearman and Pearson x 100 (rounded to 2 places) of the encoder's cosines against the gold scores."""
+    metrics = sts_evaluator(records, name)(encoder)
+    return {kind: round(100 * metrics[f"{name}_{kind}_cosine"], 2) for kind in ("spearman", "pearson")}
+
+
+def sentences_per_second(
+    encoders: dict[str, SentenceTransformer], sentences: list[str], batch_sizes: Sequence[int], repeats: int
+) -> dict[str, dict[int, float]]:
+    """Sentences encoded per second on CPU by each encoder at each batch size, measured side by side."""
+    speeds: dict[str, dict[int, float]] = {name: {} for name in encoders}
+    for batch_size in batch_sizes:
+        batch = (sentences * (batch_size // len(sentences) + 1))[:batch_size]
+        calls = {
+            name: partial(encoder.encode, batch, batch_size=batch_size, device="cpu", convert_to_numpy=True)
+            for name, encoder in encoders.items()
+        }
+        for name, seconds in interleaved_medians(calls, repeats).items():
+            speeds[name][batch_size] = round(batch_size / seconds, 1)
+    return speeds
+
+
+def evaluate_encoders(
+    paths: list[str], data: list[str], repeats: int, batch_sizes: Sequence[int] = SPEED_BATCH_SIZES
+) -> list[dict[str, Any]]:
+    """One row per encoder: its size and pooling, the correlations on every data file, and its speed."""
+    records = {path: read_sts(path) for path in data}
+    encoders = {path: load_encoder(path, max_seq_length=None) for path in paths}
+    sentences = [r["sentence1"] for r in next(iter(records.values()))]
+    speeds = sentences_per_second(encoders, sentences, batch_sizes, repeats)
+    rows = []
+    for path, encoder in encoders.items():
+        scores = {data_name(file): sts_correlations(encoder, pairs, "sts") for file, pairs in records.items()}
+        speed = {f"sentences_per_s_b{size}": speeds[path][size] for size in batch_sizes}
+        rows.append({"model_dir": path, **encoder_summary(encoder), "scores": scores, **speed})
+    return rows
+
+
+def data_name(path: str) -> str:
+    return Path(path).stem
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    """model | parameters | encoding | Spearman / Pearson per data file | sentences/s at each batch size."""
+    files = list(rows[0]["scores"])
+    speeds = [key for key in rows[0] if key.startswith("sentences_per_s_b")]
+    header = ["model", "parameters", "encoding", *(f"{name} Spearman / Pearson" for name in files)]
+    header += [f"sentences/s (batch {key.removeprefix('sentences_per_s_b')})" for key in speeds]
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for row in rows:
+        scores = [f"{row['scores'][name]['spearman']:.2f} / {row['scores'][name]['pearson']:.2f}" for name in files]
+        cells = [row["model_dir"], f"{row['params'] / 1e6:.1f}M", f"{row['pooling']} pooling", *scores]
+        lines.append("| " + " | ".join(cells + [f"{row[key]:,.0f}" for key in speeds]) + " |")
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None) -> Any:
+    parser = command_parser("python -m sentence.evaluate", __doc__)
+    parser.add_argument(
+        "--model", nargs="+", required=True, help="Sentence encoder folders (or model folders, then mean-pooled)."
+    )
+    parser.add_argument("--data", nargs="+", required=True, help="STS files: KorSTS TSV or KLUE-STS JSON.")
+    parser.add_argument("--output", default=None, help="Write the rows as JSON here too.")
+    parser.add_argument("--repeats", type=int, default=5, help="Timed encodings per model and batch size.")
+    args = parser.parse_args(argv)
+    missing = [path for path in args.data if not os.path.isfile(path)]
+    if missing:
+        parser.error(f"--data: no such file: {missing[0]}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    args = parse_args(argv)
+    try:
+        rows = evaluate_encoders(args.model, args.data, args.repeats)
+    except (ValueError, OSError) as err:
+        raise SystemExit(f"error: {err}") from err
+    if args.output:
+        write_json(args.output, {"rows": rows, **run_metadata()})
+    print(markdown_table(rows))  # noqa: T201
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""Sentence encoders as sentence-transformers models: load one, or wrap any transformers folder with pooling.
+
+    encoder = load_encoder("runs/mini/distilled/final", pooling="mean")   # a DistilBERT + mean pooling
+    encoder = load_encoder("runs/sentence/sts/best")                      # a sentence-transformers folder as saved
+
+A saved encoder is a plain sentence-transformers folder: ``SentenceTransformer(folder)`` loads it offline. An encoder
+with KoBERT's tokenizer uses our ``KoBertTokenizerFast`` (sentence-transformers alone would read the folder's
+``tokenizer.json`` into a generic tokenizer and save that alone), so the folder it saves has the SentencePiece model,
+the vocabulary and ``tokenization_kobert.py``: ``SentenceTransformer(folder, trust_remote_code=True)`` loads our
+tokenizer, and without remote code ``tokenizer.json`` gives the same ids.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from sentence_transformers import SentenceTransformer
+from sentence_transformers.base.modules.transformer import Transformer
+from sentence_transformers.sentence_transformer.modules.pooling import Pooling
+
+from modeling.load import has_kobert_tokenizer, hub_or_local, load_tokenizer
+from modeling.student import parameter_count
+
+POOLING_MODES = ("mean", "cls")
+# What sentence-transformers writes into every folder it saves; a transformers model folder has none of it.
+MODULES_FILE = "modules.json"
+
+
+def is_sentence_transformer(path: str) -> bool:
+    return os.path.isfile(os.path.join(path, MODULES_FILE))
+
+
+def wrap_transformer(path: str, pooling: str, max_seq_length: int) -> SentenceTransformer:
+    """A transformers encoder (BERT, DistilBERT, ...; a masked-LM head is left out) with a pooling layer on top."""
+    if pooling not in POOLING_MODES:
+        raise ValueError(f"unknown pooling {pooling!r}; choose one of {', '.join(POOLING_MODES)}")
+    transformer = hub_or_local(Transformer, path, "encoder", max_seq_length=max_seq_length)
+    return SentenceTransformer(modules=[transformer, Pooling(transformer.get_embedding_dimension(), pooling)])
+
+
+def with_kobert_tokenizer(encoder: SentenceTransformer, path: str) -> SentenceTransformer:
+    """The encoder with our KoBERT tokenizer when ``path`` has KoBERT's tokenizer files (the same ids as the generic
+    one sentence-transformers reads, measured in the tests), else as it is."""
+    if has_kobert_tokenizer(path):
+        encoder[0].processor = load_tokenizer(path, model_max_length=encoder.max_seq_length)
+    return encoder
+
+
+def load_encoder(path: str, pooling: str = "mean", max_seq_length: int | None = 128) -> SentenceTransformer:
+    """The sentence-transformers folder ``path`` as saved (its own pooling), or any other model folder or Hub id
+    wrapped with ``pooling``; ``max_seq_length`` (tokens, special tokens included) replaces the folder's when given."""
+    if not is_sentence_transformer(path):
+        return with_kobert_tokenizer(wrap_transformer(path, pooling, max_seq_length or 128), path)
+    encoder = SentenceTransformer(path)
+    if max_seq_length is not None:
+        encoder.max_seq_length = max_seq_length
+    return with_kobert_tokenizer(encoder, path)
+
+
+def pooling_mode(encoder: SentenceTransformer) -> str:
+    """How the encoder turns token vectors into one sentence vector, as the published tables name it."""
+    modes = [module.pooling_mode for module in encoder if isinstance(module, Pooling)]
+    return "+".join(str(mode) for mode in modes) or "none"
+
+
+def encoder_summary(encoder: SentenceTransformer) -> dict[str, Any]:
+    """What results.json records about an encoder: its size, output dimension and pooling."""
+    return {
+        "params": parameter_count(encoder),
+        "embedding_dimension": encoder.get_embedding_dimension(),
+        "pooling": pooling_mode(encoder),
+        "max_seq_length": encoder.max_seq_length,
+    }

@@ -1,0 +1,77 @@
+"""Fine-tune a sentence encoder on STS: the cosine similarity of each pair regressed on its gold score (0-5) / 5.
+
+    python -m sentence.sts --model runs/sentence/simcse/best --train ../shared/data/korsts/sts-train.tsv \
+        --dev ../shared/data/korsts/sts-dev.tsv --output runs/sentence/sts
+
+The best checkpoint by Spearman on a seeded hold-out of --train becomes OUTPUT/best (a sentence-transformers
+folder); --dev is scored once, at the end, and is what results.json reports. KorSTS TSV or KLUE-STS JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from datasets import Dataset
+
+from common.cli import command_parser
+from finetune.data_io import read_sts
+from finetune.trainer import first, split_train_validation
+from sentence.evaluate import sts_correlations, sts_evaluator
+from sentence.losses import STS_MAX_SCORE, sts_loss
+from sentence.model import load_encoder
+from sentence.training import MODEL_HELP, Selection, add_training_args, check_training_args, fit, write_results
+
+SELECTION = Selection("eval_validation_spearman_cosine", greater_is_better=True)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = command_parser("python -m sentence.sts", __doc__)
+    parser.add_argument("--model", required=True, help=MODEL_HELP)
+    parser.add_argument("--train", required=True, help="STS training pairs (KorSTS TSV or KLUE-STS JSON).")
+    parser.add_argument("--dev", required=True, help="STS pairs scored once at the end (not used for selection).")
+    # Reimers and Gurevych (2019): batch 16, 4 epochs, learning rate 2e-5, 10% warm-up.
+    add_training_args(parser, epochs=4, batch_size=16, learning_rate=2e-5)
+    args = parser.parse_args(argv)
+    check_training_args(parser, args)
+    return args
+
+
+def pair_dataset(records: list[dict[str, Any]]) -> Dataset:
+    """Columns sentence1, sentence2 and label (the score / 5, the cosine the loss aims at)."""
+    return Dataset.from_dict(
+        {
+            "sentence1": [r["sentence1"] for r in records],
+            "sentence2": [r["sentence2"] for r in records],
+            "label": [r["score"] / STS_MAX_SCORE for r in records],
+        }
+    )
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    try:
+        records, dev = read_sts(args.train), read_sts(args.dev)
+        encoder = load_encoder(args.model, args.pooling, args.max_seq_length)
+    except (ValueError, OSError) as err:
+        raise SystemExit(f"error: {err}") from err
+    train, validation = split_train_validation(records, args.validation_split, args.seed)
+    train = first(train, args.max_train_samples)
+    training = fit(
+        encoder,
+        sts_loss(encoder),
+        pair_dataset(train),
+        pair_dataset(validation),
+        args,
+        SELECTION,
+        evaluator=sts_evaluator(validation, "validation"),
+    )
+    scores = sts_correlations(encoder, dev, "dev")
+    examples = {"train": len(train), "validation": len(validation), "dev": len(dev)}
+    write_results(args, "sentence.sts", encoder, examples=examples, dev=scores, **training)
+    print(f"dev Spearman {scores['spearman']:.2f}, Pearson {scores['pearson']:.2f}; the encoder: {args.output}/best")  # noqa: T201
+    return scores
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,174 @@
+"""What every sentence-encoder training command shares: its flags, the trainer, the saved best encoder, results.json.
+
+Training is sentence-transformers' ``SentenceTransformerTrainer`` (transformers' Trainer underneath): ``accelerate
+launch`` or ``torchrun`` for several processes, a progress bar, TensorBoard logs, checkpoints every ``--eval-steps``
+and ``--resume`` from the last one. The best checkpoint by the command's validation metric (on a seeded hold-out of
+the training data, never on the data reported) becomes ``OUTPUT/best``, a sentence-transformers folder, written
+whole or not at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from datasets import Dataset
+from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
+from sentence_transformers.base.evaluation.evaluator import BaseEvaluator
+from sentence_transformers.sentence_transformer.training_args import SentenceTransformerTrainingArguments
+from torch import nn
+from transformers.trainer_utils import get_last_checkpoint
+
+from common.io import check_output_folder, publish_folder, run_metadata, staging_folder, write_json
+from sentence.model import POOLING_MODES, encoder_summary
+
+BEST = "best"
+CHECKPOINTS = "checkpoints"
+RESULTS = "results.json"
+MODEL_HELP = (
+    "Encoder to start from: any model folder or Hub id (with --pooling on top), or a sentence-transformers "
+    "folder (its own pooling)."
+)
+
+
+def add_training_args(parser: argparse.ArgumentParser, *, epochs: int, batch_size: int, learning_rate: float) -> None:
+    """The flags of every training command but the model's; the defaults given are the command's (its paper's)."""
+    parser.add_argument("--output", required=True, help="Folder for best/ (the encoder), results.json, checkpoints.")
+    parser.add_argument("--pooling", choices=POOLING_MODES, default="mean", help="Token vectors -> sentence vector.")
+    parser.add_argument("--max-seq-length", type=int, default=128, help="Tokens per sentence, special tokens included.")
+    parser.add_argument("--batch-size", type=int, default=batch_size, help="Examples per step, per process.")
+    parser.add_argument("--learning-rate", type=float, default=learning_rate, help="Peak learning rate of AdamW.")
+    parser.add_argument("--epochs", type=float, default=epochs, help="Passes over the training data.")
+    parser.add_argument("--warmup-ratio", type=float, default=0.1, help="Share of steps with linear warm-up.")
+    parser.add_argument(
+        "--validation-split",
+        type=float,
+        default=0.1,
+        help="Share of the training data held out (seeded) to pick the best checkpoint.",
+    )
+    parser.add_argument("--eval-steps", type=int, default=500, help="Validate and checkpoint every this many steps.")
+    parser.add_argument("--max-train-samples", type=int, default=None, help="Train on at most this many examples.")
+    parser.add_argument(
+        "--mixed-precision",
+        choices=["no", "fp16", "bf16"],
+        default="no",
+        help="Compute in bf16 or fp16 (GPUs), or in float32 (no).",
+    )
+    parser.add_argument("--seed", type=int, default=42, help="Seeds the hold-out, the data order and dropout.")
+    parser.add_argument("--resume", action="store_true", help="Continue from the last checkpoint in OUTPUT.")
+    parser.add_argument("--overwrite", action="store_true", help="Replace a non-empty OUTPUT.")
+
+
+def check_training_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse what cannot work before anything is read (through ``parser.error``, naming the flag)."""
+    if not 0 < args.validation_split < 1:
+        parser.error("--validation-split must be in (0, 1)")
+    if args.epochs <= 0 or args.batch_size < 1 or args.eval_steps < 1:
+        parser.error("--epochs, --batch-size and --eval-steps must be positive")
+    if args.max_seq_length < 8:
+        parser.error("--max-seq-length must be at least 8")
+    if args.resume:
+        if not os.path.isdir(os.path.join(args.output, CHECKPOINTS)):
+            parser.error(f"--resume: {args.output!r} has no {CHECKPOINTS}/ folder to resume from")
+    else:
+        check_output_folder(parser, args.output, args.overwrite)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """How the best checkpoint is chosen: a key of the Trainer's evaluation metrics and its direction."""
+
+    metric: str  # e.g. "eval_loss" or "eval_validation_spearman_cosine"
+    greater_is_better: bool
+
+
+def training_arguments(args: argparse.Namespace, selection: Selection, in_batch_negatives: bool) -> Any:
+    return SentenceTransformerTrainingArguments(
+        output_dir=str(Path(args.output) / CHECKPOINTS),
+        num_train_epochs=args.epochs,
+        per_device_train_batch_size=args.batch_size,
+        per_device_eval_batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        warmup_steps=args.warmup_ratio,  # a float below 1 is a share of the steps (transformers 5)
+        eval_strategy="steps",
+        eval_steps=args.eval_steps,
+        save_strategy="steps",
+        save_steps=args.eval_steps,
+        save_total_limit=2,  # the best and the last, for --resume
+        load_best_model_at_end=True,
+        metric_for_best_model=selection.metric,
+        greater_is_better=selection.greater_is_better,
+        logging_steps=max(1, min(50, args.eval_steps)),
+        report_to=["tensorboard"],
+        seed=args.seed,
+        data_seed=args.seed,
+        dataloader_pin_memory=torch.cuda.is_available(),  # pinning is for copies to a GPU; on a CPU it only warns
+        fp16=args.mixed_precision == "fp16",
+        bf16=args.mixed_precision == "bf16",
+        # In-batch negatives are wrong when a batch holds one sentence twice (it would be its own negative).
+        batch_sampler="no_duplicates" if in_batch_negatives else "batch_sampler",
+    )
+
+
+def fit(
+    encoder: SentenceTransformer,
+    loss: nn.Module,
+    train: Dataset,
+    validation: Dataset,
+    args: argparse.Namespace,
+    selection: Selection,
+    evaluator: BaseEvaluator | None = None,
+    in_batch_negatives: bool = False,
+) -> dict[str, Any]:
+    """Train, keep the best checkpoint as ``OUTPUT/best``; returns what results.json says about the training."""
+    trainer = SentenceTransformerTrainer(
+        model=encoder,
+        args=training_arguments(args, selection, in_batch_negatives),
+        train_dataset=train,
+        eval_dataset=validation,
+        loss=loss,
+        evaluator=evaluator,
+    )
+    checkpoint = get_last_checkpoint(trainer.args.output_dir) if args.resume else None
+    started = time.perf_counter()
+    trainer.train(resume_from_checkpoint=checkpoint)
+    seconds = time.perf_counter() - started
+    if trainer.is_world_process_zero():
+        save_encoder(encoder, Path(args.output) / BEST)
+    state = trainer.state
+    return {
+        "steps": state.global_step,
+        "best_checkpoint": state.best_model_checkpoint,
+        "validation": {selection.metric: state.best_metric},
+        "training_time_s": round(seconds, 1),
+        "examples_per_s": round(
+            state.global_step * trainer.args.train_batch_size * trainer.args.world_size / seconds, 1
+        ),
+        "resumed_from": checkpoint,
+    }
+
+
+def save_encoder(encoder: SentenceTransformer, folder: Path) -> None:
+    """A sentence-transformers folder at ``folder``, published whole (an old one stays until the new one is in)."""
+    staging = staging_folder(folder, folder.name)
+    encoder.save(str(staging))
+    publish_folder(staging, folder)
+
+
+def write_results(args: argparse.Namespace, command: str, encoder: SentenceTransformer, **results: Any) -> dict:
+    """``OUTPUT/results.json``: the command and its arguments, the encoder, what the run measured, the machine."""
+    record = {
+        "command": command,
+        "arguments": {key: value for key, value in vars(args).items() if key not in ("overwrite", "resume")},
+        "model_dir": str(Path(args.output) / BEST),
+        **encoder_summary(encoder),
+        **results,
+        **run_metadata(),
+    }
+    write_json(Path(args.output) / RESULTS, record)
+    return record
