@@ -31,10 +31,11 @@ from sentence_transformers import SentenceTransformer
 from transformers import AutoConfig, BertForMaskedLM
 
 from common.cli import command_parser
-from common.io import open_text, publish_folder, staging_folder, write_json
-from finetune.data_io import KORNLI_HEADER, KORSTS_HEADER, is_json, read_nli, read_sts
+from common.io import publish_folder, staging_folder, write_json
+from finetune.data_io import read_sts
 from modeling.fingerprint import file_fingerprint, model_fingerprint
 from modeling.student import build_student
+from sentence.data import sentences
 from sentence.evaluate import sts_correlations
 from sentence.losses import DISTANCES, embedding_distillation_loss
 from sentence.model import load_encoder, pooling_mode
@@ -80,36 +81,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--sentences: no such file: {missing[0]}")
     args.cache = args.cache or os.path.join(args.output, "teacher-embeddings")
     return args
-
-
-# --- sentences ----------------------------------------------------------------------------------------------------
-
-
-def pair_format(path: str) -> str | None:
-    """``"sts"`` or ``"nli"`` for a file of sentence pairs (by its header, or its JSON items' keys), else None."""
-    with open_text(path) as f:
-        head = f.read(4096)
-    if is_json(path):
-        return "sts" if '"sentence1"' in head else "nli"
-    headers = {"\t".join(KORSTS_HEADER): "sts", "\t".join(KORNLI_HEADER): "nli"}
-    return headers.get(head.split("\n", 1)[0].rstrip("\r"))
-
-
-def file_sentences(path: str) -> Iterator[str]:
-    """The sentences of one file: both sides of every STS or NLI pair, or each non-empty line of a text file."""
-    kind = pair_format(path)
-    if kind == "sts":
-        yield from itertools.chain.from_iterable((r["sentence1"], r["sentence2"]) for r in read_sts(path))
-    elif kind == "nli":
-        yield from itertools.chain.from_iterable((r["premise"], r["hypothesis"]) for r in read_nli(path))
-    else:
-        with open_text(path) as f:
-            yield from (line.strip() for line in f if line.strip())
-
-
-def sentences(paths: list[str], limit: int | None) -> Iterator[str]:
-    """Every file's sentences in order, at most ``limit`` of them."""
-    return itertools.islice(itertools.chain.from_iterable(file_sentences(path) for path in paths), limit)
 
 
 # --- the teacher-embedding cache ----------------------------------------------------------------------------------
@@ -245,7 +216,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     examples = {"sentences": info["count"], "train": len(train), "validation": held_out}
     write_results(args, "sentence.distill", student, examples=examples, dev=scores, teacher=args.teacher, **training)
     summary = f"dev Spearman {scores['spearman']:.2f}; " if scores else ""
-    print(f"{summary}the student: {args.output}/best")  # noqa: T201
+    print(f"{summary}the student: {args.output}/best")
     return {"dev": scores, **training}
 
 

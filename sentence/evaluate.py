@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         raise SystemExit(f"error: {err}") from err
     if args.output:
         write_json(args.output, {"rows": rows, **run_metadata()})
-    print(markdown_table(rows))  # noqa: T201
+    print(markdown_table(rows))
     return rows
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from sentence_transformers import SentenceTransformer
+from sentence_transformers import CrossEncoder, SentenceTransformer
 from sentence_transformers.base.modules.transformer import Transformer
 from sentence_transformers.sentence_transformer.modules.pooling import Pooling
 
@@ -39,7 +39,14 @@ def wrap_transformer(path: str, pooling: str, max_seq_length: int) -> SentenceTr
     return SentenceTransformer(modules=[transformer, Pooling(transformer.get_embedding_dimension(), pooling)])
 
 
-def with_kobert_tokenizer(encoder: SentenceTransformer, path: str) -> SentenceTransformer:
+def load_cross_encoder(path: str, max_seq_length: int) -> CrossEncoder:
+    """A cross-encoder folder as saved, or any model folder with a new one-output head: both sentences in one input,
+    scored in [0, 1] (a sigmoid) as STS score / 5."""
+    model = hub_or_local(CrossEncoder, path, "cross-encoder", num_labels=1, max_length=max_seq_length)
+    return with_kobert_tokenizer(model, path)
+
+
+def with_kobert_tokenizer(encoder: Any, path: str) -> Any:
     """The encoder with our KoBERT tokenizer when ``path`` has KoBERT's tokenizer files (the same ids as the generic
     one sentence-transformers reads, measured in the tests), else as it is."""
     if has_kobert_tokenizer(path):
@@ -58,17 +65,20 @@ def load_encoder(path: str, pooling: str = "mean", max_seq_length: int | None = 
     return with_kobert_tokenizer(encoder, path)
 
 
-def pooling_mode(encoder: SentenceTransformer) -> str:
+def pooling_mode(encoder: SentenceTransformer | CrossEncoder) -> str:
     """How the encoder turns token vectors into one sentence vector, as the published tables name it."""
+    if isinstance(encoder, CrossEncoder):
+        return "cross-encoder"
     modes = [module.pooling_mode for module in encoder if isinstance(module, Pooling)]
     return "+".join(str(mode) for mode in modes) or "none"
 
 
-def encoder_summary(encoder: SentenceTransformer) -> dict[str, Any]:
-    """What results.json records about an encoder: its size, output dimension and pooling."""
+def encoder_summary(encoder: SentenceTransformer | CrossEncoder) -> dict[str, Any]:
+    """What results.json records about an encoder: its size, output dimension (none for a cross-encoder) and
+    pooling."""
     return {
         "params": parameter_count(encoder),
-        "embedding_dimension": encoder.get_embedding_dimension(),
+        "embedding_dimension": None if isinstance(encoder, CrossEncoder) else encoder.get_embedding_dimension(),
         "pooling": pooling_mode(encoder),
         "max_seq_length": encoder.max_seq_length,
     }

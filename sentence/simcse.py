@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     write_results(args, "sentence.simcse", encoder, examples=examples, dev=scores, **training)
     summary = f"dev Spearman {scores['spearman']:.2f}; " if scores else ""
-    print(f"{summary}the encoder: {args.output}/best")  # noqa: T201
+    print(f"{summary}the encoder: {args.output}/best")
     return {"dev": scores, **training}
 
 

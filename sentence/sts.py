@@ -4,7 +4,8 @@
         --dev ../shared/data/korsts/sts-dev.tsv --output runs/sentence/sts
 
 The best checkpoint by Spearman on a seeded hold-out of --train becomes OUTPUT/best (a sentence-transformers
-folder); --dev is scored once, at the end, and is what results.json reports. KorSTS TSV or KLUE-STS JSON.
+folder); --dev is scored once, at the end, and is what results.json reports. --silver adds pairs a cross-encoder
+labelled (``sentence.silver``) to the training part. Files are KorSTS TSV or KLUE-STS JSON.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--model", required=True, help=MODEL_HELP)
     parser.add_argument("--train", required=True, help="STS training pairs (KorSTS TSV or KLUE-STS JSON).")
     parser.add_argument("--dev", required=True, help="STS pairs scored once at the end (not used for selection).")
+    parser.add_argument(
+        "--silver", nargs="+", default=[], help="More training pairs (sentence.silver's), never in the hold-out."
+    )
     # Reimers and Gurevych (2019): batch 16, 4 epochs, learning rate 2e-5, 10% warm-up.
     add_training_args(parser, epochs=4, batch_size=16, learning_rate=2e-5)
     args = parser.parse_args(argv)
@@ -52,11 +56,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     try:
         records, dev = read_sts(args.train), read_sts(args.dev)
+        silver = [record for path in args.silver for record in read_sts(path)]
         encoder = load_encoder(args.model, args.pooling, args.max_seq_length)
     except (ValueError, OSError) as err:
         raise SystemExit(f"error: {err}") from err
     train, validation = split_train_validation(records, args.validation_split, args.seed)
-    train = first(train, args.max_train_samples)
+    train = first(train, args.max_train_samples) + silver
     training = fit(
         encoder,
         sts_loss(encoder),
@@ -67,9 +72,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         evaluator=sts_evaluator(validation, "validation"),
     )
     scores = sts_correlations(encoder, dev, "dev")
-    examples = {"train": len(train), "validation": len(validation), "dev": len(dev)}
+    examples = {"train": len(train), "silver": len(silver), "validation": len(validation), "dev": len(dev)}
     write_results(args, "sentence.sts", encoder, examples=examples, dev=scores, **training)
-    print(f"dev Spearman {scores['spearman']:.2f}, Pearson {scores['pearson']:.2f}; the encoder: {args.output}/best")  # noqa: T201
+    print(f"dev Spearman {scores['spearman']:.2f}, Pearson {scores['pearson']:.2f}; the encoder: {args.output}/best")
     return scores
 
 

@@ -18,7 +18,13 @@ from typing import Any
 
 import torch
 from datasets import Dataset
-from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
+from sentence_transformers import (
+    CrossEncoder,
+    CrossEncoderTrainer,
+    CrossEncoderTrainingArguments,
+    SentenceTransformer,
+    SentenceTransformerTrainer,
+)
 from sentence_transformers.base.evaluation.evaluator import BaseEvaluator
 from sentence_transformers.sentence_transformer.training_args import SentenceTransformerTrainingArguments
 from torch import nn
@@ -36,10 +42,15 @@ MODEL_HELP = (
 )
 
 
-def add_training_args(parser: argparse.ArgumentParser, *, epochs: int, batch_size: int, learning_rate: float) -> None:
+def add_training_args(
+    parser: argparse.ArgumentParser, *, epochs: float, batch_size: int, learning_rate: float, pooling: bool = True
+) -> None:
     """The flags of every training command but the model's; the defaults given are the command's (its paper's)."""
     parser.add_argument("--output", required=True, help="Folder for best/ (the encoder), results.json, checkpoints.")
-    parser.add_argument("--pooling", choices=POOLING_MODES, default="mean", help="Token vectors -> sentence vector.")
+    if pooling:  # a bi-encoder's; a cross-encoder has none
+        parser.add_argument(
+            "--pooling", choices=POOLING_MODES, default="mean", help="Token vectors -> sentence vector."
+        )
     parser.add_argument("--max-seq-length", type=int, default=128, help="Tokens per sentence, special tokens included.")
     parser.add_argument("--batch-size", type=int, default=batch_size, help="Examples per step, per process.")
     parser.add_argument("--learning-rate", type=float, default=learning_rate, help="Peak learning rate of AdamW.")
@@ -87,8 +98,17 @@ class Selection:
     greater_is_better: bool
 
 
-def training_arguments(args: argparse.Namespace, selection: Selection, in_batch_negatives: bool) -> Any:
-    return SentenceTransformerTrainingArguments(
+def trainer_classes(model: SentenceTransformer | CrossEncoder) -> tuple[type, type]:
+    """sentence-transformers' trainer and its arguments for a bi-encoder or a cross-encoder."""
+    if isinstance(model, CrossEncoder):
+        return CrossEncoderTrainer, CrossEncoderTrainingArguments
+    return SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+
+
+def training_arguments(
+    arguments_class: type, args: argparse.Namespace, selection: Selection, in_batch_negatives: bool
+) -> Any:
+    return arguments_class(
         output_dir=str(Path(args.output) / CHECKPOINTS),
         num_train_epochs=args.epochs,
         per_device_train_batch_size=args.batch_size,
@@ -116,7 +136,7 @@ def training_arguments(args: argparse.Namespace, selection: Selection, in_batch_
 
 
 def fit(
-    encoder: SentenceTransformer,
+    encoder: SentenceTransformer | CrossEncoder,
     loss: nn.Module,
     train: Dataset,
     validation: Dataset,
@@ -126,9 +146,10 @@ def fit(
     in_batch_negatives: bool = False,
 ) -> dict[str, Any]:
     """Train, keep the best checkpoint as ``OUTPUT/best``; returns what results.json says about the training."""
-    trainer = SentenceTransformerTrainer(
+    trainer_class, arguments_class = trainer_classes(encoder)
+    trainer = trainer_class(
         model=encoder,
-        args=training_arguments(args, selection, in_batch_negatives),
+        args=training_arguments(arguments_class, args, selection, in_batch_negatives),
         train_dataset=train,
         eval_dataset=validation,
         loss=loss,
@@ -153,14 +174,16 @@ def fit(
     }
 
 
-def save_encoder(encoder: SentenceTransformer, folder: Path) -> None:
+def save_encoder(encoder: SentenceTransformer | CrossEncoder, folder: Path) -> None:
     """A sentence-transformers folder at ``folder``, published whole (an old one stays until the new one is in)."""
     staging = staging_folder(folder, folder.name)
     encoder.save(str(staging))
     publish_folder(staging, folder)
 
 
-def write_results(args: argparse.Namespace, command: str, encoder: SentenceTransformer, **results: Any) -> dict:
+def write_results(
+    args: argparse.Namespace, command: str, encoder: SentenceTransformer | CrossEncoder, **results: Any
+) -> dict:
     """``OUTPUT/results.json``: the command and its arguments, the encoder, what the run measured, the machine."""
     record = {
         "command": command,

@@ -122,6 +122,22 @@ COMMANDS = [
         ("--distance", "mse"),
     ),
     Command(
+        "sentence.cross_encoder",
+        "python -m sentence.cross_encoder",
+        ["--model", "m", "--train", "a", "--dev", "b", "--output", "o"],
+        "--batch",
+        "--batch-size",
+        ("--batch-size", "16"),
+    ),
+    Command(
+        "sentence.silver",
+        "python -m sentence.silver",
+        ["--cross-encoder", "c", "--sentences", "s.tsv", "--output", "o.tsv", "--encoder", "e"],
+        "--pairs",
+        "--pairs-per-sentence",
+        ("--pairs-per-sentence", "3"),
+    ),
+    Command(
         "sentence.evaluate",
         "python -m sentence.evaluate",
         ["--model", "m", "--data", "d.tsv"],

@@ -176,7 +176,7 @@ def test_sts_training_writes_the_best_encoder_and_results(sts_run: dict) -> None
     output = sts_run["output"]
     results = json.loads((output / "results.json").read_text(encoding="utf-8"))
     assert results["command"] == "sentence.sts"
-    assert results["examples"] == {"train": 29, "validation": 3, "dev": 11}
+    assert results["examples"] == {"train": 29, "silver": 0, "validation": 3, "dev": 11}
     assert results["pooling"] == "mean" and results["embedding_dimension"] == 32
     assert set(results["dev"]) == {"spearman", "pearson"}
     assert -100 <= results["dev"]["spearman"] <= 100
@@ -378,3 +378,76 @@ def test_distill_caches_the_teacher_once_and_trains_the_student_towards_it(
                 str(tmp_path / "fourth"),
             ]
         )
+
+
+def test_a_cross_encoder_teacher_labels_silver_pairs_the_bi_encoder_trains_on_beside_the_gold(
+    sts_run: dict, models: dict[str, Path], tmp_path: Path
+) -> None:
+    from sentence import cross_encoder, silver
+    from sentence.model import load_cross_encoder
+
+    train = write_korsts(tmp_path / "train.tsv", sts_pairs())
+    teacher = tmp_path / "cross-encoder"
+    cross_encoder.main(
+        [
+            "--model",
+            str(models["bert"]),
+            "--train",
+            str(train),
+            "--dev",
+            str(sts_run["dev"]),
+            "--output",
+            str(teacher),
+            *TINY_TRAINING,
+        ]
+    )
+    results = json.loads((teacher / "results.json").read_text(encoding="utf-8"))
+    assert results["pooling"] == "cross-encoder" and list(results["validation"]) == ["eval_validation_spearman"]
+
+    for sampler in ("random", "neighbours"):
+        output = tmp_path / f"silver-{sampler}.tsv"
+        silver.main(
+            [
+                "--cross-encoder",
+                str(teacher / "best"),
+                "--sentences",
+                str(train),
+                "--sampler",
+                sampler,
+                "--encoder",
+                str(sts_run["output"] / "best"),
+                "--pairs-per-sentence",
+                "2",
+                "--output",
+                str(output),
+            ]
+        )
+        pairs = read_sts(str(output))
+        keys = {frozenset((p["sentence1"], p["sentence2"])) for p in pairs}
+        assert len(keys) == len(pairs) and all(p["sentence1"] != p["sentence2"] for p in pairs)
+        # The silver scores are the cross-encoder's, times 5.
+        predicted = load_cross_encoder(str(teacher / "best"), 32).predict(
+            [(p["sentence1"], p["sentence2"]) for p in pairs]
+        )
+        np.testing.assert_allclose([p["score"] for p in pairs], 5 * predicted, atol=1e-3)
+
+    student = tmp_path / "augmented"
+    sts.main(
+        [
+            "--model",
+            str(models["distilbert"]),
+            "--train",
+            str(train),
+            "--silver",
+            str(output),
+            "--dev",
+            str(sts_run["dev"]),
+            "--output",
+            str(student),
+            *TINY_TRAINING,
+            "--epochs",
+            "1",
+        ]
+    )
+    examples = json.loads((student / "results.json").read_text(encoding="utf-8"))["examples"]
+    assert examples == {"train": 29 + len(pairs), "silver": len(pairs), "validation": 3, "dev": 11}

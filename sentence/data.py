@@ -1,0 +1,43 @@
+"""The sentences of data files, for the commands that need sentences rather than labelled pairs.
+
+    sentences(["../shared/data/korsts/sts-train.tsv", "../shared/data/corpus/reviews.txt.gz"], limit=50000)
+
+An STS or NLI file (KorSTS / KorNLI TSV by their headers, KLUE JSON by its keys) gives both sentences of every
+pair, read with ``finetune.data_io``'s checked readers; any other file one sentence per non-empty line (.gz too).
+A text corpus is streamed, never held in memory (pair files, small, are read whole).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+
+from common.io import open_text
+from finetune.data_io import KORNLI_HEADER, KORSTS_HEADER, is_json, read_nli, read_sts
+
+
+def pair_format(path: str) -> str | None:
+    """``"sts"`` or ``"nli"`` for a file of sentence pairs (by its header, or its JSON items' keys), else None."""
+    with open_text(path) as f:
+        head = f.read(4096)
+    if is_json(path):
+        return "sts" if '"sentence1"' in head else "nli"
+    headers = {"\t".join(KORSTS_HEADER): "sts", "\t".join(KORNLI_HEADER): "nli"}
+    return headers.get(head.split("\n", 1)[0].rstrip("\r"))
+
+
+def file_sentences(path: str) -> Iterator[str]:
+    """The sentences of one file: both sides of every STS or NLI pair, or each non-empty line of a text file."""
+    kind = pair_format(path)
+    if kind == "sts":
+        yield from itertools.chain.from_iterable((r["sentence1"], r["sentence2"]) for r in read_sts(path))
+    elif kind == "nli":
+        yield from itertools.chain.from_iterable((r["premise"], r["hypothesis"]) for r in read_nli(path))
+    else:
+        with open_text(path) as f:
+            yield from (line.strip() for line in f if line.strip())
+
+
+def sentences(paths: list[str], limit: int | None) -> Iterator[str]:
+    """Every file's sentences in order, at most ``limit`` of them."""
+    return itertools.islice(itertools.chain.from_iterable(file_sentences(path) for path in paths), limit)
