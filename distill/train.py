@@ -206,6 +206,21 @@ def held_out(origin: str, share: float, seed: int) -> bool:
     return int.from_bytes(digest[:8], "big") / 2**64 < share
 
 
+def text_digest(text: str) -> bytes:
+    return hashlib.blake2b(text.encode(), digest_size=8).digest()
+
+
+def validation_text_digests(examples: CachedExamples, config: TrainConfig) -> set[bytes]:
+    """Digests of the texts of the labelled examples in the validation split (one pass over the transfer set)."""
+    return {
+        text_digest(example.text)
+        for example in examples
+        if example.key == example.origin
+        and example.label != IGNORE_INDEX
+        and held_out(example.key, config.validation_split, config.seed)
+    }
+
+
 def select_rows(
     examples: CachedExamples, config: TrainConfig
 ) -> tuple[np.ndarray, np.ndarray, list[Example], dict[str, int]]:
@@ -214,12 +229,18 @@ def select_rows(
 
     Training takes the labelled examples outside the validation split, and (unless the config leaves them out, and
     always for alpha 1, which has no teacher) the unlabelled ones and the augmented copies of examples outside it.
+    An unlabelled example with the text of a validation example is left out, with its copies: an unlabelled corpus
+    often holds the labelled reviews too (../shared's holds 161,256 lines of NSMC's training reviews), and the
+    student would otherwise train on the validation reviews that pick its best model (``in_validation`` counts them).
     The row number and the length are all that is kept per training example (12 bytes).
     """
     validation: list[Example] = []
     held_out_labelled: set[str] = set()  # labelled keys in the validation split: their copies are left out too
-    counts = {"labelled": 0, "unlabelled": 0, "augmented": 0, "validation": 0}
+    counts = {"labelled": 0, "unlabelled": 0, "augmented": 0, "validation": 0, "in_validation": 0}
     with_teacher = config.alpha < 1
+    take_unlabelled = with_teacher and config.use_unlabelled
+    validation_texts = validation_text_digests(examples, config) if take_unlabelled else set()
+    left_out: set[str] = set()  # unlabelled keys left out for their validation text, whose copies are left out too
 
     def training_rows() -> Iterator[int]:
         for row, example in enumerate(examples):
@@ -232,8 +253,12 @@ def select_rows(
                     continue
                 kind = "labelled"
             elif original:
-                kind = "unlabelled" if with_teacher and config.use_unlabelled else None
-            elif example.origin in held_out_labelled:
+                if take_unlabelled and text_digest(example.text) in validation_texts:
+                    left_out.add(example.key)
+                    counts["in_validation"] += 1
+                    continue
+                kind = "unlabelled" if take_unlabelled else None
+            elif example.origin in held_out_labelled or example.origin in left_out:
                 kind = None
             else:
                 kind = "augmented" if with_teacher and config.use_augmented else None

@@ -285,6 +285,7 @@ def test_the_validation_split_holds_out_examples_with_their_copies(tmp_path: Pat
         "unlabelled": 10,
         "augmented": 50 - len(held),
         "validation": len(held),
+        "in_validation": 0,
     }
     # Without a teacher, only the labelled examples are trained on; another seed holds out others.
     baseline_rows, _, _, _ = select_rows(cache, config_from_dict({**values, "alpha": 1.0}))
@@ -293,6 +294,28 @@ def test_the_validation_split_holds_out_examples_with_their_copies(tmp_path: Pat
     )
     _, _, other, _ = select_rows(cache, config_from_dict({**values, "seed": 4}))
     assert {e.key for e in other} != held
+
+
+def test_unlabelled_copies_of_validation_reviews_are_not_trained_on(tmp_path: Path) -> None:
+    # The review corpus holds the labelled reviews too: an unlabelled row with a validation example's text (and its
+    # augmented copies) would train the student on what picks its best model; one with a training text stays.
+    with CacheWriter(tmp_path / "cache") as writer:
+        for i in range(20):
+            writer.add(Example(f"u{i}", f"text {i}", IGNORE_INDEX, f"u{i}"))  # unlabelled first: the order is free
+            writer.add(Example(f"u{i}#aug1", f"copy {i}", IGNORE_INDEX, f"u{i}"))
+        for i in range(20):
+            writer.add(Example(f"a{i}", f"text {i}", i % 2, f"a{i}"))
+    cache = CachedExamples(tmp_path / "cache", with_logits=False)
+    values = {"cache_dir": str(tmp_path), "test_data": "t", "output_dir": "o", "validation_split": 0.3, "seed": 3}
+    rows, _, validation, counts = select_rows(cache, config_from_dict(values))
+    held = {int(e.key[1:]) for e in validation}
+    assert 0 < len(held) < 20
+    keys = sorted(cache.example(int(row)).key for row in rows)
+    assert keys == sorted(
+        [f"a{i}" for i in range(20) if i not in held]
+        + [f"u{i}{c}" for i in range(20) if i not in held for c in ("", "#aug1")]
+    )
+    assert counts["in_validation"] == len(held) and counts["unlabelled"] == 20 - len(held)
 
 
 def test_a_distilbert_student_starts_from_the_copied_layers(task: dict[str, Path], tmp_path: Path) -> None:
