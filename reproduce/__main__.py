@@ -8,6 +8,7 @@ table and plots, and the student's release folder.
     python -m reproduce --preset full --output runs/full --set corpus='[/data/ko/*.txt.gz]'   # KoBERT, your corpus
     python -m reproduce --preset kobert-local --output runs/kobert-local   # full's shapes on a CPU, offline
     python -m reproduce --preset mini --output runs/mini-long --set teacher.train.max_steps=4000
+    python -m reproduce --preset sentence-mini --output runs/mini   # the sentence-encoder recipe (reproduce.sentence)
 
 Presets are YAML files in reproduce/presets/ (or a path to your own); ``--set KEY=VALUE`` changes one value. Each
 stage writes its own folder under --output; running the same command again skips the stages whose inputs have not
@@ -27,8 +28,9 @@ from typing import Any
 
 from common.cli import command_parser
 from common.io import setup_logging, write_json
-from reproduce.preset import load_preset
+from reproduce.preset import load_preset, preset_path
 from reproduce.report import write_results
+from reproduce.sentence import SentenceRecipe, is_sentence_preset, load_sentence_preset, write_sentence_results
 from reproduce.stages import BILSTMS, MODELS, Recipe, StageFailed, run_stages
 
 logger = logging.getLogger("reproduce")
@@ -38,7 +40,9 @@ MARKER = "reproduce.json"
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = command_parser("python -m reproduce", __doc__)
     parser.add_argument(
-        "--preset", default="mini", help="smoke, mini, small, full, kobert-local, or a path to a preset YAML file."
+        "--preset",
+        default="mini",
+        help="smoke, mini, small, full, kobert-local, sentence-mini, or a path to a preset YAML file.",
     )
     parser.add_argument("--output", required=True, help="Run folder; every stage writes a folder inside it.")
     parser.add_argument(
@@ -77,11 +81,29 @@ def result_rows(recipe: Recipe, latency: dict[str, Any]) -> list[dict[str, Any]]
     return rows
 
 
+def run_sentence_recipe(args: argparse.Namespace, output: Path) -> str:
+    """The sentence-encoder recipe (``reproduce.sentence``): its stages, then results.json and results.md."""
+    recipe = SentenceRecipe(load_sentence_preset(preset_path(args.preset), args.overrides), output)
+    recipe.check()
+    output.mkdir(parents=True, exist_ok=True)
+    write_json(output / MARKER, {"preset": args.preset, "overrides": args.overrides})
+    logger.info("Sentence-encoder preset %r in %s: %d stages", recipe.preset.name, output, len(recipe.stages))
+    try:
+        run_stages(recipe.stages)
+    except StageFailed as err:
+        raise SystemExit(f"error: {err}") from err
+    table = write_sentence_results(recipe)
+    print(table)
+    return table
+
+
 def main(argv: list[str] | None = None) -> str:
     args = parse_args(argv)
     setup_logging()
     output = Path(args.output)
     try:
+        if is_sentence_preset(preset_path(args.preset)):
+            return run_sentence_recipe(args, output)
         preset = load_preset(args.preset, args.overrides)
         recipe = Recipe(preset, output)
         recipe.check()

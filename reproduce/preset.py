@@ -108,7 +108,7 @@ def preset_path(name_or_path: str) -> Path:
     return path
 
 
-def apply_override(values: dict[str, Any], assignment: str) -> None:
+def apply_override(values: dict[str, Any], assignment: str, preset_class: type = Preset) -> None:
     """``"teacher.train.max_steps=2000"`` sets ``values["teacher"]["train"]["max_steps"] = 2000`` (YAML value).
 
     An unknown preset key is named here, as the ``--set`` that gave it, not as a key of the preset file."""
@@ -116,7 +116,7 @@ def apply_override(values: dict[str, Any], assignment: str) -> None:
     if not sep or not key:
         raise ValueError(f"--set {assignment}: expected KEY=VALUE, e.g. teacher.train.max_steps=2000")
     *parents, leaf = key.split(".")
-    known = [f.name for f in dataclasses.fields(Preset)]
+    known = [f.name for f in dataclasses.fields(preset_class)]
     top = key.split(".")[0]
     if top not in known:
         guess = closest(top, known)
