@@ -217,7 +217,9 @@ class TestStartupErrors:
             run_in_root(["--preset", str(preset), "--output", str(tmp_path / "run")])
 
     def test_unknown_preset(self, tmp_path: Path) -> None:
-        with pytest.raises(SystemExit, match="unknown preset; known presets: full, kobert-local, mini, sentence-mini, small, smoke"):
+        with pytest.raises(
+            SystemExit, match="unknown preset; known presets: full, kobert-local, mini, sentence-mini, small, smoke"
+        ):
             run_in_root(["--preset", "huge", "--output", str(tmp_path / "run")])
 
     def test_output_written_by_something_else(self, tmp_path: Path, capsys) -> None:
