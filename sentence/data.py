@@ -10,7 +10,7 @@ A text corpus is streamed, never held in memory (pair files, small, are read who
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from common.io import open_text
 from finetune.data_io import KORNLI_HEADER, KORSTS_HEADER, is_json, read_nli, read_sts
@@ -38,6 +38,6 @@ def file_sentences(path: str) -> Iterator[str]:
             yield from (line.strip() for line in f if line.strip())
 
 
-def sentences(paths: list[str], limit: int | None) -> Iterator[str]:
+def sentences(paths: Sequence[str], limit: int | None) -> Iterator[str]:
     """Every file's sentences in order, at most ``limit`` of them."""
     return itertools.islice(itertools.chain.from_iterable(file_sentences(path) for path in paths), limit)

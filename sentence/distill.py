@@ -156,7 +156,7 @@ def cached_embeddings(args: argparse.Namespace) -> tuple[Path, dict[str, Any]]:
     return cache, info
 
 
-def embedding_rows(paths: list[str], limit: int | None, embeddings: str) -> Iterator[dict[str, Any]]:
+def embedding_rows(paths: tuple[str, ...], limit: int | None, embeddings: str) -> Iterator[dict[str, Any]]:
     """``{"sentence", "label"}`` rows: each sentence with its teacher embedding (read from the memory map)."""
     vectors = np.load(embeddings, mmap_mode="r")
     for index, text in enumerate(sentences(paths, limit)):
@@ -169,7 +169,9 @@ def distillation_dataset(args: argparse.Namespace, cache: Path, info: dict[str, 
     return Dataset.from_generator(
         embedding_rows,
         features=features,
-        gen_kwargs={"paths": args.sentences, "limit": args.max_sentences, "embeddings": str(cache / EMBEDDINGS)},
+        # A tuple, not a list: datasets splits a list in gen_kwargs into shards, one generator call per file, and
+        # each would restart the row count the embeddings are looked up by.
+        gen_kwargs={"paths": tuple(args.sentences), "limit": args.max_sentences, "embeddings": str(cache / EMBEDDINGS)},
         cache_dir=str(Path(args.output) / "dataset"),
     )
 

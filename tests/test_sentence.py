@@ -334,6 +334,11 @@ def test_distill_caches_the_teacher_once_and_trains_the_student_towards_it(
     texts = [t for _, a, b in sts_pairs()[::3] for t in (a, b)] + [f"{a} 정말 재밌어요" for _, a, _ in sts_pairs()]
     expected = load_encoder(teacher, max_seq_length=32).encode(texts)
     np.testing.assert_allclose(np.load(cache / "embeddings.npy"), expected, atol=1e-5)
+    # Each training row pairs a sentence with its own teacher embedding, across files and under --max-sentences.
+    limited = distill.parse_args([*argv, "--student", "s", "--max-sentences", "40", "--output", str(tmp_path / "x")])
+    rows = distill.distillation_dataset(limited, cache, info)
+    assert rows["sentence"] == texts[:40]
+    np.testing.assert_allclose(np.array(rows["label"]), expected[:40], atol=1e-5)
 
     # A second student from the same cache: the teacher is never run again.
     def no_teacher(*args: object) -> None:
