@@ -61,8 +61,10 @@ def distinct(texts: Any, limit: int | None) -> list[str]:
 
 
 def random_partners(count: int, per_sentence: int, seed: int) -> list[tuple[int, int]]:
+    """Each sentence with ``per_sentence`` distinct others at random: drawn from the ``count - 1`` others by shifting
+    the draws at or above ``i`` by one (no list of the others per sentence, which would cost count² steps)."""
     generator = random.Random(seed)
-    return [(i, j) for i in range(count) for j in generator.sample([k for k in range(count) if k != i], per_sentence)]
+    return [(i, j + (j >= i)) for i in range(count) for j in generator.sample(range(count - 1), per_sentence)]
 
 
 def neighbour_partners(encoder_path: str, texts: list[str], per_sentence: int, args: Any) -> list[tuple[int, int]]:
