@@ -1,15 +1,19 @@
 """The sentence-encoder recipe: a teacher bi-encoder (SimCSE on NLI, then STS), a student distilled from its
-embeddings and then fine-tuned on STS, and the same student on STS alone, scored and timed side by side.
+embeddings and then fine-tuned on STS, and the same student on STS alone, scored and timed side by side; with
+``teacher_type: [bi-encoder, cross-encoder]``, also a cross-encoder teacher trained on the gold pairs and a student
+trained on the gold pairs plus the silver pairs it scored (Augmented SBERT).
 
     python -m reproduce --preset sentence-mini --output runs/sentence-mini
 
 A preset with ``pipeline: sentence`` (``reproduce/presets/sentence-mini.yaml``) names where the teacher and the
 student start: folders or Hub ids (``teacher``, ``student``), or ``base: PRESET``, the main recipe's preset whose
 pretrained teacher and distilled student they are (its tokenizer, data, teacher and distilled stages run first,
-into the same output folder, and are skipped when already done). The stages run through ``reproduce.stages``'
+into the same output folder, and are skipped when already done; ``base_set`` changes the base preset as ``--set``
+does). The stages run through ``reproduce.stages``'
 runner: a stage whose inputs are unchanged is skipped, a failing one is named and the ones before it are kept.
 Its stages write under OUTPUT/sentence/, beside the base recipe's folders; it ends with OUTPUT/sentence/results.json
-(one object per model: ``teacher``, ``distilled``, ``baseline``) and results.md.
+(one object per model: ``teacher``, ``distilled``, ``cross_encoder``, ``augmented``, ``baseline``, those the teacher
+types make) and results.md.
 """
 
 from __future__ import annotations
@@ -26,8 +30,16 @@ from common.io import write_atomic, write_json
 from reproduce.preset import apply_override, load_preset
 from reproduce.stages import Recipe, Stage, as_argv, file_stamps
 
-SECTIONS = ("simcse", "sts", "distill", "evaluate")
-MODELS = ("teacher", "distilled", "baseline")
+TEACHER_TYPES = ("bi-encoder", "cross-encoder")
+SPEED_KEYS = ("sentences_per_s_b1", "sentences_per_s_b64")
+# Each model of the results: its teacher type (None: the baseline, in every run) and the row it learned from.
+MODELS = {
+    "teacher": ("bi-encoder", None),
+    "distilled": ("bi-encoder", "teacher"),
+    "cross_encoder": ("cross-encoder", None),
+    "augmented": ("cross-encoder", "cross_encoder"),
+    "baseline": (None, None),
+}
 
 
 @dataclass
@@ -37,19 +49,29 @@ class SentencePreset:
     name: str = ""
     pipeline: str = "sentence"
     base: str = ""  # a main-recipe preset whose teacher/final and distilled/final are the starting points
+    base_set: list[str] = field(default_factory=list)  # KEY=VALUE changes to the base preset, as --set makes them
     teacher: str = ""  # or a folder or Hub id the teacher starts from ...
     student: str = ""  # ... and one the student starts from
     nli: list[str] = field(default_factory=list)  # sentence.simcse --nli files
     sts_train: str = ""  # KorSTS (or KLUE-STS) training pairs
     sts_dev: str = ""  # the pairs every model is scored on
     sentences: list[str] = field(default_factory=list)  # sentence.distill --sentences
+    teacher_type: list[str] = field(default_factory=lambda: ["bi-encoder"])  # bi-encoder, cross-encoder or both
     simcse: dict[str, Any] = field(default_factory=dict)  # sentence.simcse options
     sts: dict[str, Any] = field(default_factory=dict)  # sentence.sts options (all three STS stages)
     distill: dict[str, Any] = field(default_factory=dict)  # sentence.distill options
     evaluate: dict[str, Any] = field(default_factory=dict)  # sentence.evaluate options (repeats)
+    cross_encoder: dict[str, Any] = field(default_factory=dict)  # sentence.cross_encoder options
+    silver: dict[str, Any] = field(default_factory=dict)  # sentence.silver options (the sts_train sentences paired)
 
     def check(self) -> None:
         problems = []
+        if isinstance(self.teacher_type, str):
+            self.teacher_type = [self.teacher_type]
+        if not self.teacher_type or set(self.teacher_type) - set(TEACHER_TYPES):
+            problems.append(f"teacher_type {self.teacher_type!r}: expected one or both of {', '.join(TEACHER_TYPES)}")
+        if self.base_set and not self.base:
+            problems.append("base_set changes the base preset: give base too")
         if bool(self.base) == bool(self.teacher or self.student):
             problems.append("give base (a main-recipe preset), or teacher and student, not both")
         elif not self.base and not (self.teacher and self.student):
@@ -87,11 +109,12 @@ class SentenceRecipe:
         self.preset, self.output = preset, output
         p = preset
         sentence = output / "sentence"  # beside the base recipe's own teacher/, distilled/ and baseline/
-        self.base = Recipe(load_preset(p.base), output) if p.base else None
+        self.base = Recipe(load_preset(p.base, p.base_set), output) if p.base else None
         upstream = [self.base.teacher, self.base.distilled] if self.base else []
         # Starting folders are inputs by their files' stamps; the base recipe's models, by their stages' fingerprints.
         starts = {} if p.base else {"starts": file_stamps([f"{p.teacher}/*", f"{p.student}/*"])}
         sts_data = file_stamps([p.sts_train, p.sts_dev])
+        # The bi-encoder teacher and its distilled student.
         self.simcse = Stage(
             "sentence-simcse",
             sentence / "simcse",
@@ -120,6 +143,28 @@ class SentenceRecipe:
             self.run_sts,
             depends_on=[self.distill],
         )
+        # The cross-encoder teacher, its silver pairs and the student trained on gold and silver.
+        self.cross_encoder = Stage(
+            "sentence-cross-encoder",
+            sentence / "cross_encoder",
+            {"cross_encoder": p.cross_encoder, "data": sts_data, **starts},
+            self.run_cross_encoder,
+            depends_on=upstream,
+        )
+        self.silver = Stage(
+            "sentence-silver",
+            sentence / "silver",
+            {"silver": p.silver},
+            self.run_silver,
+            depends_on=[self.cross_encoder],
+        )
+        self.augmented = Stage(
+            "sentence-augmented",
+            sentence / "augmented",
+            {"sts": p.sts, "data": sts_data, **starts},
+            self.run_sts,
+            depends_on=[self.silver, *upstream],
+        )
         self.baseline = Stage(
             "sentence-baseline",
             sentence / "baseline",
@@ -132,13 +177,29 @@ class SentenceRecipe:
             sentence / "evaluate",
             {"evaluate": p.evaluate},
             self.run_evaluate,
-            depends_on=[self.teacher, self.distilled, self.baseline],
+            depends_on=[self.model_stage(name) for name in self.models],
         )
+
+    @property
+    def models(self) -> list[str]:
+        """The results' rows, those the preset's teacher types make."""
+        return [name for name, (kind, _) in MODELS.items() if kind is None or kind in self.preset.teacher_type]
+
+    def model_stage(self, name: str) -> Stage:
+        return getattr(self, name)
+
+    @property
+    def bi_encoders(self) -> list[str]:
+        """The models sentence.evaluate scores and times (the cross-encoder scores pairs: its own results count)."""
+        return [name for name in self.models if name != "cross_encoder"]
 
     @property
     def stages(self) -> list[Stage]:
         base = [self.base.tokenizer, self.base.data, self.base.teacher, self.base.distilled] if self.base else []
-        return [*base, self.simcse, self.teacher, self.distill, self.distilled, self.baseline, self.evaluation]
+        kinds = self.preset.teacher_type
+        bi = [self.simcse, self.teacher, self.distill, self.distilled] if "bi-encoder" in kinds else []
+        cross = [self.cross_encoder, self.silver, self.augmented] if "cross-encoder" in kinds else []
+        return [*base, *bi, *cross, self.baseline, self.evaluation]
 
     def start(self, model: str) -> str:
         """Where the teacher or the student starts: the preset's folder, or the base recipe's pretrained model."""
@@ -149,6 +210,10 @@ class SentenceRecipe:
     def encoder(self, stage: Stage) -> str:
         return str(stage.folder / "best")
 
+    @property
+    def silver_file(self) -> Path:
+        return self.silver.folder / "silver.tsv"
+
     # Argument lists, also parsed at start-up to catch unknown options before any work.
     def simcse_argv(self) -> list[str]:
         options = {"model": self.start("teacher"), "nli": self.preset.nli, "dev": self.preset.sts_dev}
@@ -157,22 +222,38 @@ class SentenceRecipe:
     def sts_argv(self, name: str) -> list[str]:
         start = {"teacher": self.encoder(self.simcse), "distilled": self.encoder(self.distill)}
         options = {"model": start.get(name, self.start("student")), "train": self.preset.sts_train}
+        if name == "augmented":
+            options["silver"] = [str(self.silver_file)]
         options |= {"dev": self.preset.sts_dev, **self.preset.sts}
-        return as_argv({**options, "output": str(getattr(self, name).folder), "overwrite": True})
+        return as_argv({**options, "output": str(self.model_stage(name).folder), "overwrite": True})
 
     def distill_argv(self) -> list[str]:
         options = {"teacher": self.encoder(self.teacher), "student": self.start("student")}
         options |= {"sentences": self.preset.sentences, "dev": self.preset.sts_dev, **self.preset.distill}
         return as_argv({**options, "output": str(self.distill.folder), "overwrite": True})
 
+    def cross_encoder_argv(self) -> list[str]:
+        options = {"model": self.start("teacher"), "train": self.preset.sts_train, "dev": self.preset.sts_dev}
+        options |= self.preset.cross_encoder
+        return as_argv({**options, "output": str(self.cross_encoder.folder), "overwrite": True})
+
+    def silver_argv(self) -> list[str]:
+        """The gold training pairs' sentences, paired anew and scored by the cross-encoder; a sentence's nearest
+        neighbours (the default sampler) by the pretrained teacher's mean-pooled embeddings."""
+        options = {"cross_encoder": self.encoder(self.cross_encoder), "sentences": [self.preset.sts_train]}
+        options |= self.preset.silver
+        if options.get("sampler", "neighbours") == "neighbours":
+            options.setdefault("encoder", self.start("teacher"))
+        return as_argv({**options, "output": str(self.silver_file)})
+
     def evaluate_argv(self) -> list[str]:
-        models = [self.encoder(getattr(self, name)) for name in MODELS]
+        models = [self.encoder(self.model_stage(name)) for name in self.bi_encoders]
         options = {"model": models, "data": [self.preset.sts_dev], **self.preset.evaluate}
         return as_argv({**options, "output": str(self.evaluation.folder / "evaluation.json")})
 
     def check(self) -> None:
         """Parse every stage's arguments now; ValueError names the preset section a command rejects."""
-        from sentence import distill, evaluate, simcse, sts
+        from sentence import cross_encoder, distill, evaluate, silver, simcse, sts
 
         if self.base:
             self.base.check()
@@ -180,6 +261,8 @@ class SentenceRecipe:
             ("simcse", simcse.parse_args, self.simcse_argv()),
             ("sts", sts.parse_args, self.sts_argv("baseline")),
             ("distill", distill.parse_args, self.distill_argv()),
+            ("cross_encoder", cross_encoder.parse_args, self.cross_encoder_argv()),
+            ("silver", silver.parse_args, self.silver_argv()),
             ("evaluate", evaluate.parse_args, self.evaluate_argv()),
         ]
         for section, parse, argv in checks:
@@ -204,46 +287,77 @@ class SentenceRecipe:
 
         main(self.distill_argv())
 
+    def run_cross_encoder(self, stage: Stage) -> None:
+        from sentence.cross_encoder import main
+
+        main(self.cross_encoder_argv())
+
+    def run_silver(self, stage: Stage) -> None:
+        from sentence.silver import main
+
+        main(self.silver_argv())
+
     def run_evaluate(self, stage: Stage) -> None:
         from sentence.evaluate import main
 
         main(self.evaluate_argv())
 
     def result_rows(self) -> list[dict[str, Any]]:
-        """results.json: one object per model, from the evaluation (dev scores and speed) and its training."""
-        rows = json.loads((self.evaluation.folder / "evaluation.json").read_text(encoding="utf-8"))["rows"]
+        """results.json: one object per model: the evaluation's dev scores and speed for the bi-encoders, the
+        cross-encoder's own dev scores (it scores pairs, so no sentences/s)."""
+        evaluated = json.loads((self.evaluation.folder / "evaluation.json").read_text(encoding="utf-8"))["rows"]
+        by_name = dict(zip(self.bi_encoders, evaluated, strict=True))
         dev = Path(self.preset.sts_dev).stem
-        return [
-            {
-                "name": name,
-                "params": row["params"],
-                "korsts_dev_spearman": row["scores"][dev]["spearman"],
-                "korsts_dev_pearson": row["scores"][dev]["pearson"],
-                "sentences_per_s_b1": row["sentences_per_s_b1"],
-                "sentences_per_s_b64": row["sentences_per_s_b64"],
-                "model_dir": row["model_dir"],
-            }
-            for name, row in zip(MODELS, rows, strict=True)
-        ]
+        rows = []
+        for name in self.models:
+            kind = "cross-encoder" if name == "cross_encoder" else "bi-encoder"
+            common = {"name": name, "kind": kind, "teacher": MODELS[name][1]}
+            if name in by_name:
+                row = by_name[name]
+                measured = {
+                    "params": row["params"],
+                    "korsts_dev_spearman": row["scores"][dev]["spearman"],
+                    "korsts_dev_pearson": row["scores"][dev]["pearson"],
+                    "sentences_per_s_b1": row["sentences_per_s_b1"],
+                    "sentences_per_s_b64": row["sentences_per_s_b64"],
+                    "model_dir": row["model_dir"],
+                }
+            else:
+                trained = json.loads((self.cross_encoder.folder / "results.json").read_text(encoding="utf-8"))
+                measured = {
+                    "params": trained["params"],
+                    "korsts_dev_spearman": trained["dev"]["spearman"],
+                    "korsts_dev_pearson": trained["dev"]["pearson"],
+                    "sentences_per_s_b1": None,
+                    "sentences_per_s_b64": None,
+                    "model_dir": trained["model_dir"],
+                }
+            rows.append(common | measured)
+        return rows
 
 
 def markdown(rows: list[dict[str, Any]], preset: str) -> str:
-    """The results table: each model's dev correlations, and its speed and Spearman against the teacher's."""
-    teacher = rows[0]
+    """The results table: each model's dev correlations and speed, its Spearman against its own teacher's and its
+    speed against the bi-encoder teacher's (the baseline's against both)."""
+    by_name = {row["name"]: row for row in rows}
+    reference = by_name.get("teacher")
     lines = [
         f"# Sentence-encoder recipe: preset {preset}",
         "",
-        "| model | parameters | KorSTS dev Spearman | Pearson | sentences/s b1 | sentences/s b64 | speed-up b64 "
-        "| Spearman retained (%) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| model | kind | teacher | parameters | KorSTS dev Spearman | Pearson | sentences/s b1 | sentences/s b64 "
+        "| speed-up b64 | Spearman retained (%) |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row in rows:
-        speedup = row["sentences_per_s_b64"] / teacher["sentences_per_s_b64"]
-        retained = 100 * row["korsts_dev_spearman"] / teacher["korsts_dev_spearman"]
+        fast = row["sentences_per_s_b64"] is not None and reference is not None
+        speedup = f"{row['sentences_per_s_b64'] / reference['sentences_per_s_b64']:.2f}×" if fast else "–"
+        teacher = by_name.get(row["teacher"]) if row["teacher"] else None
+        retained = f"{100 * row['korsts_dev_spearman'] / teacher['korsts_dev_spearman']:.1f}" if teacher else "–"
+        speeds = [f"{row[key]:,.0f}" if row[key] is not None else "–" for key in SPEED_KEYS]
         lines.append(
-            f"| {row['name']} | {row['params']:,} | {row['korsts_dev_spearman']:.2f} | {row['korsts_dev_pearson']:.2f} "
-            f"| {row['sentences_per_s_b1']:,.0f} | {row['sentences_per_s_b64']:,.0f} | {speedup:.2f}× "
-            f"| {retained:.1f} |"
+            f"| {row['name']} | {row['kind']} | {row['teacher'] or '–'} | {row['params']:,} "
+            f"| {row['korsts_dev_spearman']:.2f} | {row['korsts_dev_pearson']:.2f} | {' | '.join(speeds)} "
+            f"| {speedup} | {retained} |"
         )
     return "\n".join(lines) + "\n"
 

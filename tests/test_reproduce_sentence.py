@@ -1,6 +1,6 @@
-"""The sentence-encoder recipe (reproduce.sentence) end to end on tiny made-up pairs: every stage runs, the results
-list names teacher, distilled and baseline with their scores and a folder sentence-transformers loads, and a second
-run skips every stage."""
+"""The sentence-encoder recipe (reproduce.sentence) end to end on tiny made-up pairs, with both teacher types: every
+stage runs, the results list names teacher, distilled, cross_encoder, augmented and baseline with their scores and a
+folder sentence-transformers loads, and a second run skips every stage."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from sentence_transformers import SentenceTransformer
 from test_sentence import sts_pairs, write_kornli, write_korsts
 
 from reproduce.__main__ import main
+from reproduce.preset import preset_path
+from reproduce.sentence import SentenceRecipe, load_sentence_preset
 
 TINY = {"max_seq_length": 32, "epochs": 1, "batch_size": 8, "eval_steps": 4}
 
@@ -32,6 +34,9 @@ def write_preset(root: Path, models: dict[str, Path]) -> Path:
         "sts": TINY,
         "distill": TINY,
         "evaluate": {"repeats": 1},
+        "teacher_type": ["bi-encoder", "cross-encoder"],
+        "cross_encoder": TINY,
+        "silver": {"pairs_per_sentence": 1, "max_seq_length": 32},
     }
     path = root / "tiny-sentence.yaml"
     path.write_text(yaml.safe_dump(preset), encoding="utf-8")
@@ -43,22 +48,29 @@ def test_the_sentence_recipe_runs_every_stage_then_skips_them(
 ) -> None:
     preset, output = write_preset(tmp_path, models), tmp_path / "run"
     table = main(["--preset", str(preset), "--output", str(output)])
-    rows = json.loads((output / "sentence" / "results.json").read_text(encoding="utf-8"))
-    assert [row["name"] for row in rows] == ["teacher", "distilled", "baseline"]
-    for row in rows:
+    rows = {row["name"]: row for row in json.loads((output / "sentence" / "results.json").read_text("utf-8"))}
+    assert list(rows) == ["teacher", "distilled", "cross_encoder", "augmented", "baseline"]
+    bi_encoders = [row for row in rows.values() if row["kind"] == "bi-encoder"]
+    for row in bi_encoders:
         assert set(row) >= {"params", "korsts_dev_spearman", "sentences_per_s_b64", "model_dir"}
         assert SentenceTransformer(row["model_dir"], device="cpu").encode(["한 남자가 춤을 춘다."]).shape == (1, 32)
-    assert rows[0]["params"] > rows[1]["params"] == rows[2]["params"]  # a BERT teacher, DistilBERT students
-    assert rows[1]["model_dir"].endswith("sentence/distilled/best")
+    assert rows["teacher"]["params"] > rows["distilled"]["params"] == rows["baseline"]["params"]  # BERT, DistilBERTs
+    assert rows["distilled"]["model_dir"].endswith("sentence/distilled/best")
+    assert [rows["distilled"]["teacher"], rows["augmented"]["teacher"]] == ["teacher", "cross_encoder"]
+    assert rows["cross_encoder"]["sentences_per_s_b64"] is None and rows["cross_encoder"]["params"] > 0
     assert "| teacher |" in table and (output / "sentence" / "results.md").read_text(encoding="utf-8") == table
-    # The distilled student learned from the STS-trained teacher's embeddings.
+    # The distilled student learned from the STS-trained teacher's embeddings ...
     distill = json.loads((output / "sentence" / "distill" / "results.json").read_text(encoding="utf-8"))
     assert distill["teacher"] == str(output / "sentence" / "teacher" / "best")
+    # ... and the augmented one from the gold pairs and the cross-encoder's silver pairs.
+    augmented = json.loads((output / "sentence" / "augmented" / "results.json").read_text(encoding="utf-8"))
+    assert augmented["arguments"]["silver"] == [str(output / "sentence" / "silver" / "silver.tsv")]
+    assert augmented["examples"]["silver"] > 0
 
     caplog.clear()
     caplog.set_level(logging.INFO, logger="reproduce")
     main(["--preset", str(preset), "--output", str(output)])
-    assert caplog.text.count("up to date, skipped") == 6
+    assert caplog.text.count("up to date, skipped") == 9
 
 
 def test_a_sentence_preset_with_an_unknown_option_stops_before_any_stage(
@@ -70,3 +82,27 @@ def test_a_sentence_preset_with_an_unknown_option_stops_before_any_stage(
     assert not (output / "sentence").exists()
     with pytest.raises(SystemExit, match="unknown section 'stss'; did you mean 'sts'"):
         main(["--preset", str(preset), "--output", str(output), "--set", "stss.epochs=3"])
+
+
+@pytest.mark.parametrize(
+    ("assignment", "message"),
+    [
+        ("teacher_type=[bi-encoder, cross]", "teacher_type .*expected one or both of bi-encoder, cross-encoder"),
+        ("teacher_type=[]", "teacher_type"),
+        ("base_set=[teacher.model.num_hidden_layers=12]", "base_set changes the base preset: give base too"),
+    ],
+)
+def test_a_sentence_preset_with_bad_teacher_types_or_base_changes_is_refused(
+    models: dict[str, Path], tmp_path: Path, assignment: str, message: str
+) -> None:
+    with pytest.raises(SystemExit, match=message):
+        main(["--preset", str(write_preset(tmp_path, models)), "--output", str(tmp_path / "run"), "--set", assignment])
+
+
+def test_sentence_mini_starts_from_a_twelve_layer_teacher_and_its_layers_0_4_8(tmp_path: Path) -> None:
+    """base_set reaches the base recipe: the student has a quarter of the teacher's layers (the speed target)."""
+    recipe = SentenceRecipe(load_sentence_preset(preset_path("sentence-mini"), []), tmp_path)
+    assert recipe.base is not None
+    assert recipe.base.preset.teacher["model"]["num_hidden_layers"] == 12
+    assert recipe.base.preset.student["layers"] == [0, 4, 8]
+    assert recipe.models == ["teacher", "distilled", "cross_encoder", "augmented", "baseline"]
