@@ -7,7 +7,10 @@
 
 The release folder holds the weights (safetensors) and config, the tokenizer files (SentencePiece model, vocab.txt,
 tokenizer.json, tokenizer_config.json with an auto_map to both classes), ``tokenization_kobert.py`` as remote code,
-and README.md, a model card built from the saved config, pretraining records and results files. It is validated in a
+and README.md, a model card built from the saved config, pretraining records and results files. A sentence encoder
+(a sentence-transformers folder, as ``sentence.*`` write) keeps its modules and pooling and gets a card of its own:
+pipeline tag sentence-similarity, the STS table of ``sentence.evaluate --output`` files given as --results, usage
+with sentence-transformers and with plain transformers. It is validated in a
 fresh offline process before anything is sent; ``--dry-run`` stops there and leaves it in ``--output``. The token
 comes from HF_TOKEN or the stored login and is never printed or written.
 """
@@ -30,6 +33,7 @@ from huggingface_hub import HfApi, get_token
 from common.cli import command_parser
 from common.io import check_output_folder, publish_folder, staging_folder
 from hub_upload.card import build_card
+from hub_upload.sentence_card import build_sentence_card, read_evaluation_rows
 from hub_upload.validate import has_mlm_head
 from modeling.load import get_tokenizer
 from modeling.student import parameter_count, size_mb
@@ -42,7 +46,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = command_parser("python -m hub_upload", __doc__)
     parser.add_argument("--model", required=True, help="Model folder (save_pretrained), with its tokenizer.")
     parser.add_argument("--repo-id", required=True, help="Hub repository, namespace/name.")
-    parser.add_argument("--results", nargs="*", default=[], help="results.json files of fine-tuning this model.")
+    parser.add_argument(
+        "--results",
+        nargs="*",
+        default=[],
+        help="results.json files of fine-tuning this model; for a sentence encoder, sentence.evaluate --output files.",
+    )
     parser.add_argument("--private", action="store_true", help="Create the repository as private.")
     parser.add_argument("--revision", default=None, help="Branch to push to (created if missing).")
     parser.add_argument("--tag", default=None, help="Tag the pushed commit.")
@@ -84,19 +93,43 @@ def read_optional_json(path: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
+def check_tokenizer_size(source: Path, tokens: int, embeddings: int) -> None:
+    if tokens != embeddings:
+        raise ValueError(
+            f"{source}: the tokenizer has {tokens} tokens but the model has {embeddings} embeddings; "
+            "they do not belong together"
+        )
+
+
+def build_sentence_release(args: argparse.Namespace, folder: Path) -> None:
+    """A sentence-transformers folder as saved (modules, pooling, our tokenizer) and its card into ``folder``."""
+    from sentence.model import encoder_summary, load_encoder
+
+    encoder = load_encoder(args.model, max_seq_length=None)
+    transformer = encoder[0].auto_model
+    check_tokenizer_size(Path(args.model), len(encoder.tokenizer), transformer.config.vocab_size)
+    row, rows = read_evaluation_rows(args.results, args.model)
+    encoder.save(str(folder))
+    card = build_sentence_card(
+        args.repo_id, folder, encoder_summary(encoder), size_mb(transformer), args.license, row, rows, args.model
+    )
+    (folder / "README.md").write_text(card, encoding="utf-8")  # replaces the card sentence-transformers wrote
+
+
 def build_release(args: argparse.Namespace, folder: Path) -> None:
     """Weights, tokenizer, remote code and model card into ``folder``."""
     from transformers import AutoModel, AutoModelForMaskedLM
 
+    from sentence.model import is_sentence_transformer
+
+    if is_sentence_transformer(args.model):
+        build_sentence_release(args, folder)
+        return
     source = Path(args.model)
     has_head = has_mlm_head(source)
     model = (AutoModelForMaskedLM if has_head else AutoModel).from_pretrained(source)
     tokenizer = get_tokenizer(str(source))
-    if len(tokenizer) != model.config.vocab_size:
-        raise ValueError(
-            f"{source}: the tokenizer has {len(tokenizer)} tokens but the model has {model.config.vocab_size} "
-            "embeddings; they do not belong together"
-        )
+    check_tokenizer_size(source, len(tokenizer), model.config.vocab_size)
     results = read_results(args.results, args.model, args.repo_id)
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)

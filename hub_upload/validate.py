@@ -4,7 +4,9 @@
 
 Loads ``AutoModel``, ``AutoModelForMaskedLM`` (when the weights have the head) and
 ``AutoTokenizer(..., trust_remote_code=True)``, runs a forward pass, and checks that the tokenizer round-trips a
-Korean sentence and keeps special tokens whole. Exits 1 naming the first check that failed.
+Korean sentence and keeps special tokens whole. A sentence encoder (``modules.json``) must also load with
+``SentenceTransformer`` and give the vectors its card's plain-transformers code computes (the pooling of
+``1_Pooling/config.json`` over ``AutoModel``'s last layer). Exits 1 naming the first check that failed.
 """
 
 from __future__ import annotations
@@ -13,10 +15,16 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from common.cli import command_parser
 
+if TYPE_CHECKING:
+    import torch
+
 SENTENCE = "한국어 모델을 공유합니다."
+SENTENCES = [SENTENCE, "두 문장의 뜻이 비슷하다."]
+SENTENCE_TOLERANCE = 1e-5  # largest difference allowed between the two ways of computing a normalised vector
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -37,6 +45,32 @@ def require(condition: bool, detail: str) -> None:
 def has_mlm_head(folder: Path) -> bool:
     architectures = json.loads((folder / "config.json").read_text()).get("architectures") or []
     return any(name.endswith("ForMaskedLM") for name in architectures)
+
+
+def plain_transformers_vectors(folder: Path, tokenizer: Any, model: Any) -> torch.Tensor:
+    """The sentence vectors with transformers alone: the folder's pooling over the last layer, normalised."""
+    import torch
+
+    pooling = json.loads((folder / "1_Pooling" / "config.json").read_text(encoding="utf-8"))["pooling_mode"]
+    batch = tokenizer(
+        SENTENCES, padding=True, return_tensors="pt", return_token_type_ids=model.config.model_type == "bert"
+    )
+    with torch.no_grad():
+        tokens = model(**batch).last_hidden_state
+    mask = batch["attention_mask"].unsqueeze(-1).to(tokens.dtype)
+    vectors = tokens[:, 0] if pooling == "cls" else (tokens * mask).sum(1) / mask.sum(1)
+    return torch.nn.functional.normalize(vectors, dim=-1)
+
+
+def check_sentence_encoder(folder: Path, tokenizer: Any, model: Any) -> None:
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    encoder = SentenceTransformer(str(folder), device="cpu", trust_remote_code=True)
+    vectors = encoder.encode(SENTENCES, convert_to_tensor=True, normalize_embeddings=True)
+    difference = (vectors - plain_transformers_vectors(folder, tokenizer, model)).abs().max().item()
+    require(difference <= SENTENCE_TOLERANCE, f"largest difference {difference:.2e} > {SENTENCE_TOLERANCE}")
+    require(torch.isfinite(vectors).all().item(), "non-finite vectors")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -67,12 +101,13 @@ def main(argv: list[str] | None = None) -> None:
                 model.config.vocab_size == len(tokenizer),
                 f"{len(tokenizer)} tokens, {model.config.vocab_size} embeddings",
             )
+        if is_sentence_encoder := (folder / "modules.json").is_file():
+            check = "SentenceTransformer loads it and gives the plain-transformers vectors"
+            check_sentence_encoder(folder, tokenizer, model)
     except Exception as err:  # any failure at all means the release is not usable: report which check failed
         sys.exit(f"validation failed at '{check}': {type(err).__name__}: {err}")
-    print(
-        f"validated {folder}: {', '.join(loader.__name__ for loader in loaders)} and AutoTokenizer load; "
-        "forward pass and tokenizer round trip work"
-    )
+    loaded = [loader.__name__ for loader in loaders] + (["SentenceTransformer"] if is_sentence_encoder else [])
+    print(f"validated {folder}: {', '.join(loaded)} and AutoTokenizer load; forward pass and tokenizer round trip work")
 
 
 if __name__ == "__main__":
