@@ -29,17 +29,27 @@ def data_source(source: str) -> dict[str, str | None]:
     return {"source": source, "hub_id": None if local else name}
 
 
-def load_hub_split(name: str, split: str) -> list[dict[str, Any]]:
-    """A Hub dataset (``name`` or ``name:split``) through the datasets library, as a list of dicts.
+def hub_spec(name: str, split: str) -> tuple[str, str | None, str]:
+    """``NAME``, ``NAME:SPLIT`` or ``NAME:CONFIG:SPLIT`` as (name, config or None, split); ``split`` when none is given.
 
-    No config name is passed: one of a dataset with several (klue/klue's ``nli``) is read from a local dataset folder
-    it was saved to (``load_dataset("klue/klue", "nli")["train"].to_parquet("klue_nli/train.parquet")``).
+    >>> hub_spec("kakaobrain/kor_nlu:sts:validation", "train")
+    ('kakaobrain/kor_nlu', 'sts', 'validation')
     """
+    parts = name.split(":")
+    if len(parts) > 3 or not all(parts):
+        raise ValueError(f"{name}: expected a Hub dataset as NAME, NAME:SPLIT or NAME:CONFIG:SPLIT")
+    if len(parts) == 3:
+        return parts[0], parts[1], parts[2]
+    return parts[0], None, parts[1] if len(parts) == 2 else split
+
+
+def load_hub_split(name: str, split: str) -> list[dict[str, Any]]:
+    """A Hub dataset (``NAME``, ``NAME:SPLIT`` or ``NAME:CONFIG:SPLIT``, e.g. ``klue/klue:nli:train``) through the
+    datasets library, as a list of dicts; a local dataset folder it was saved to works the same way."""
     import datasets
 
-    if ":" in name:
-        name, split = name.split(":", 1)
-    return [dict(row) for row in datasets.load_dataset(name, split=split)]
+    dataset, config, split = hub_spec(name, split)
+    return [dict(row) for row in datasets.load_dataset(dataset, config, split=split)]
 
 
 def tsv_rows(path: str, header: list[str]) -> Iterator[tuple[str, list[str]]]:

@@ -32,7 +32,11 @@ SELECTION = Selection("eval_validation_spearman", greater_is_better=True)
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = command_parser("python -m sentence.cross_encoder", __doc__)
     parser.add_argument("--model", required=True, help="Model folder or Hub id (a new head), or a cross-encoder.")
-    parser.add_argument("--train", required=True, help="STS training pairs (KorSTS TSV or KLUE-STS JSON).")
+    parser.add_argument(
+        "--train",
+        required=True,
+        help="STS training pairs (KorSTS TSV, KLUE-STS JSON, or a Hub dataset NAME[:CONFIG]:SPLIT).",
+    )
     parser.add_argument("--dev", required=True, help="STS pairs scored once at the end (not used for selection).")
     add_training_args(parser, epochs=4, batch_size=16, learning_rate=2e-5, pooling=False)
     args = parser.parse_args(argv)

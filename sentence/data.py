@@ -4,20 +4,46 @@
 
 An STS or NLI file (KorSTS / KorNLI TSV by their headers, KLUE JSON by its keys) gives both sentences of every
 pair, read with ``finetune.data_io``'s checked readers; any other file one sentence per non-empty line (.gz too).
+A Hub dataset (``NAME[:CONFIG]:SPLIT``, e.g. ``kakaobrain/kor_nlu:sts:train``) gives its pairs' sentences, as an STS
+set by its ``sentence1`` column or an NLI set by its ``premise`` column.
 A text corpus is streamed, never held in memory (pair files, small, are read whole).
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Iterator, Sequence
 
 from common.io import open_text
-from finetune.data_io import KORNLI_HEADER, KORSTS_HEADER, is_json, read_nli, read_sts
+from finetune.data_io import KORNLI_HEADER, KORSTS_HEADER, is_json, is_local, load_hub_split, read_nli, read_sts
+from modeling.load import looks_local
+
+# The column that tells a Hub dataset's kind of pairs.
+HUB_PAIR_COLUMNS = {"sentence1": "sts", "premise": "nli"}
+
+
+def is_missing_file(data: str) -> bool:
+    """A data argument meant as a file that is not there (a Hub dataset or a dataset folder, ``NAME:CONFIG:SPLIT``,
+    is not checked here: datasets says what is wrong with it when it is read)."""
+    name = data.split(":", 1)[0]
+    return looks_local(name) and not os.path.isfile(data) and not os.path.isdir(name)
+
+
+def hub_pair_format(name: str) -> str:
+    """``"sts"`` or ``"nli"`` for a Hub dataset, by its columns."""
+    rows = load_hub_split(name, "train")
+    columns = set(rows[0]) if rows else set()
+    for column, kind in HUB_PAIR_COLUMNS.items():
+        if column in columns:
+            return kind
+    raise ValueError(f"{name}: a Hub dataset of neither STS (sentence1, sentence2) nor NLI (premise, hypothesis) pairs")
 
 
 def pair_format(path: str) -> str | None:
     """``"sts"`` or ``"nli"`` for a file of sentence pairs (by its header, or its JSON items' keys), else None."""
+    if not is_local(path):
+        return hub_pair_format(path)
     with open_text(path) as f:
         head = f.read(4096)
     if is_json(path):

@@ -17,6 +17,7 @@ by that loss on a seeded hold-out of the sentences becomes OUTPUT/best; --dev (S
 from __future__ import annotations
 
 import argparse
+import hashlib
 import itertools
 import json
 import logging
@@ -32,10 +33,10 @@ from transformers import AutoConfig, BertForMaskedLM
 
 from common.cli import command_parser
 from common.io import publish_folder, staging_folder, write_json
-from finetune.data_io import read_sts
+from finetune.data_io import is_local, read_sts
 from modeling.fingerprint import file_fingerprint, model_fingerprint
 from modeling.student import build_student
-from sentence.data import sentences
+from sentence.data import file_sentences, is_missing_file, sentences
 from sentence.evaluate import sts_correlations
 from sentence.losses import DISTANCES, embedding_distillation_loss
 from sentence.model import load_encoder, pooling_mode
@@ -60,7 +61,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="Build the student from these layers (0-based) of the teacher's BERT, e.g. 0 4 8.",
     )
     parser.add_argument(
-        "--sentences", nargs="+", required=True, help="Text files (one sentence per line), STS or NLI files."
+        "--sentences",
+        nargs="+",
+        required=True,
+        help="Text files (one sentence per line), STS or NLI files, or Hub STS or NLI datasets.",
     )
     parser.add_argument("--max-sentences", type=int, default=None, help="Use at most this many sentences.")
     parser.add_argument(
@@ -71,12 +75,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--max-validation-sentences", type=int, default=2000, help="Cap on the hold-out that picks the best checkpoint."
     )
     parser.add_argument("--teacher-batch-size", type=int, default=64, help="Sentences per teacher call.")
-    parser.add_argument("--dev", default=None, help="STS pairs scored once at the end (KorSTS TSV or KLUE-STS JSON).")
+    parser.add_argument(
+        "--dev",
+        default=None,
+        help="STS pairs scored once at the end (KorSTS TSV, KLUE-STS JSON, or a Hub dataset NAME[:CONFIG]:SPLIT).",
+    )
     # Reimers and Gurevych (2020), distilling sentence embeddings: MSE, learning rate 2e-5, batch 64.
     add_training_args(parser, epochs=3, batch_size=64, learning_rate=5e-5)
     args = parser.parse_args(argv)
     check_training_args(parser, args)
-    missing = [path for path in args.sentences if not os.path.isfile(path)]
+    missing = [path for path in args.sentences if is_missing_file(path)]
     if missing:
         parser.error(f"--sentences: no such file: {missing[0]}")
     args.cache = args.cache or os.path.join(args.output, "teacher-embeddings")
@@ -86,11 +94,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 # --- the teacher-embedding cache ----------------------------------------------------------------------------------
 
 
+def source_fingerprint(path: str) -> str:
+    """A sentence file's sha256; a Hub dataset's, the sha256 of its sentences in order (nothing else names its
+    contents offline)."""
+    if is_local(path):
+        return file_fingerprint(path)
+    digest = hashlib.sha256()
+    for sentence in file_sentences(path):
+        digest.update(sentence.encode("utf-8") + b"\n")
+    return digest.hexdigest()
+
+
 def cache_identity(teacher: str, paths: list[str], limit: int | None, max_seq_length: int) -> dict[str, Any]:
     """What decides the cached embeddings; two caches with the same identity hold the same numbers."""
     return {
         "teacher": model_fingerprint(teacher),
-        "sentences": [file_fingerprint(path) for path in paths],
+        "sentences": [source_fingerprint(path) for path in paths],
         "max_sentences": limit,
         "max_seq_length": max_seq_length,
     }

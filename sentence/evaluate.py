@@ -4,7 +4,8 @@ their encoding speed on CPU, in the layout of the published KorSTS tables.
     python -m sentence.evaluate --model runs/sentence-mini/distilled/best runs/sentence-mini/teacher/best \
         --data ../shared/data/korsts/sts-dev.tsv --output runs/sentence-mini/evaluation.json
 
-Data: KorSTS TSV (``genre filename year id score sentence1 sentence2``) or KLUE-STS JSON. The correlations are
+Data: KorSTS TSV (``genre filename year id score sentence1 sentence2``), KLUE-STS JSON, or a Hub dataset
+(``NAME[:CONFIG]:SPLIT``, e.g. ``kakaobrain/kor_nlu:sts:validation``). The correlations are
 sentence-transformers' ``EmbeddingSimilarityEvaluator`` (scipy's ``spearmanr`` and ``pearsonr`` of the cosines),
 the evaluator the training commands select checkpoints with. Speed: ``encode`` (tokenising included) of the
 data's first sentences, the models taking turns, median of ``--repeats``.
@@ -12,7 +13,6 @@ data's first sentences, the models taking turns, median of ``--repeats``.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
@@ -25,6 +25,7 @@ from common.cli import command_parser
 from common.io import run_metadata, write_json
 from finetune.data_io import read_sts
 from modeling.latency import interleaved_medians
+from sentence.data import is_missing_file
 from sentence.losses import STS_MAX_SCORE
 from sentence.model import encoder_summary, load_encoder
 
@@ -107,11 +108,16 @@ def parse_args(argv: list[str] | None) -> Any:
     parser.add_argument(
         "--model", nargs="+", required=True, help="Sentence encoder folders (or model folders, then mean-pooled)."
     )
-    parser.add_argument("--data", nargs="+", required=True, help="STS files: KorSTS TSV or KLUE-STS JSON.")
+    parser.add_argument(
+        "--data",
+        nargs="+",
+        required=True,
+        help="STS data: KorSTS TSV, KLUE-STS JSON, or Hub datasets NAME[:CONFIG]:SPLIT.",
+    )
     parser.add_argument("--output", default=None, help="Write the rows as JSON here too.")
     parser.add_argument("--repeats", type=int, default=5, help="Timed encodings per model and batch size.")
     args = parser.parse_args(argv)
-    missing = [path for path in args.data if not os.path.isfile(path)]
+    missing = [path for path in args.data if is_missing_file(path)]
     if missing:
         parser.error(f"--data: no such file: {missing[0]}")
     return args

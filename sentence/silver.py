@@ -36,7 +36,12 @@ SAMPLERS = ("random", "neighbours")
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = command_parser("python -m sentence.silver", __doc__)
     parser.add_argument("--cross-encoder", required=True, help="The teacher: a sentence.cross_encoder folder.")
-    parser.add_argument("--sentences", nargs="+", required=True, help="STS, NLI or text files of sentences to pair.")
+    parser.add_argument(
+        "--sentences",
+        nargs="+",
+        required=True,
+        help="STS, NLI or text files (or Hub STS or NLI datasets) of sentences to pair.",
+    )
     parser.add_argument("--output", required=True, help="The silver pairs: a KorSTS TSV file.")
     parser.add_argument(
         "--sampler", choices=SAMPLERS, default="neighbours", help="How a sentence's partners are chosen."

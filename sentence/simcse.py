@@ -37,8 +37,17 @@ SELECTION = Selection("eval_loss", greater_is_better=False)
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = command_parser("python -m sentence.simcse", __doc__)
     parser.add_argument("--model", required=True, help=MODEL_HELP)
-    parser.add_argument("--nli", nargs="+", required=True, help="NLI files: KorNLI TSV or KLUE-NLI JSON.")
-    parser.add_argument("--dev", default=None, help="STS pairs scored once at the end (KorSTS TSV or KLUE-STS JSON).")
+    parser.add_argument(
+        "--nli",
+        nargs="+",
+        required=True,
+        help="NLI data: KorNLI TSV, KLUE-NLI JSON, or Hub datasets NAME[:CONFIG]:SPLIT.",
+    )
+    parser.add_argument(
+        "--dev",
+        default=None,
+        help="STS pairs scored once at the end (KorSTS TSV, KLUE-STS JSON, or a Hub dataset NAME[:CONFIG]:SPLIT).",
+    )
     parser.add_argument("--temperature", type=float, default=0.05, help="Cosine similarities are divided by it.")
     add_training_args(parser, epochs=3, batch_size=64, learning_rate=5e-5)
     args = parser.parse_args(argv)

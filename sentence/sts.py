@@ -29,7 +29,11 @@ SELECTION = Selection("eval_validation_spearman_cosine", greater_is_better=True)
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = command_parser("python -m sentence.sts", __doc__)
     parser.add_argument("--model", required=True, help=MODEL_HELP)
-    parser.add_argument("--train", required=True, help="STS training pairs (KorSTS TSV or KLUE-STS JSON).")
+    parser.add_argument(
+        "--train",
+        required=True,
+        help="STS training pairs (KorSTS TSV, KLUE-STS JSON, or a Hub dataset NAME[:CONFIG]:SPLIT).",
+    )
     parser.add_argument("--dev", required=True, help="STS pairs scored once at the end (not used for selection).")
     parser.add_argument(
         "--silver", nargs="+", default=[], help="More training pairs (sentence.silver's), never in the hold-out."

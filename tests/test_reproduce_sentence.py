@@ -106,3 +106,12 @@ def test_sentence_mini_starts_from_a_twelve_layer_teacher_and_its_layers_0_4_8(t
     assert recipe.base.preset.teacher["model"]["num_hidden_layers"] == 12
     assert recipe.base.preset.student["layers"] == [0, 4, 8]
     assert recipe.models == ["teacher", "distilled", "cross_encoder", "augmented", "baseline"]
+
+
+def test_sentence_full_names_hub_models_and_data_and_every_command_accepts_its_options(tmp_path: Path) -> None:
+    """The GPU preset cannot run here (no Hub): its stages and their arguments are checked without running them."""
+    recipe = SentenceRecipe(load_sentence_preset(preset_path("sentence-full"), []), tmp_path)
+    recipe.check()
+    assert recipe.base is None and recipe.start("teacher") == "klue/roberta-large"
+    assert "kakaobrain/kor_nlu:sts:validation" in recipe.evaluate_argv()
+    assert [stage.name for stage in recipe.stages][-1] == "sentence-evaluate" and len(recipe.stages) == 9

@@ -3,6 +3,7 @@ commands end to end on tiny made-up pairs, and the saved folder loaded by senten
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import subprocess
@@ -456,3 +457,39 @@ def test_a_cross_encoder_teacher_labels_silver_pairs_the_bi_encoder_trains_on_be
     )
     examples = json.loads((student / "results.json").read_text(encoding="utf-8"))["examples"]
     assert examples == {"train": 29 + len(pairs), "silver": len(pairs), "validation": 3, "dev": 11}
+
+
+def test_hub_datasets_with_configs_give_their_pairs_and_sentences(tmp_path: Path) -> None:
+    """A dataset with an ``sts`` and an ``nli`` config (as kakaobrain/kor_nlu and klue/klue have), in a local folder
+    laid out as on the Hub (parquet files named by the README's ``configs``), read as NAME:CONFIG:SPLIT."""
+    import datasets
+    import yaml
+
+    from finetune.data_io import read_nli
+    from sentence.data import sentences
+    from sentence.distill import source_fingerprint
+
+    folder = tmp_path / "kor_nlu"
+    (folder / "sts").mkdir(parents=True)
+    (folder / "nli").mkdir()
+    sts_file, nli_file = write_korsts(tmp_path / "sts.tsv", sts_pairs()), write_kornli(tmp_path / "nli.tsv")
+    datasets.Dataset.from_list(read_sts(str(sts_file))).to_parquet(folder / "sts" / "validation.parquet")
+    nli_rows = [
+        {**r, "label": ["entailment", "neutral", "contradiction"].index(r["label"])} for r in read_nli(str(nli_file))
+    ]
+    datasets.Dataset.from_list(nli_rows).to_parquet(folder / "nli" / "train.parquet")
+    configs = [
+        {"config_name": "sts", "data_files": [{"split": "validation", "path": "sts/validation.parquet"}]},
+        {"config_name": "nli", "data_files": [{"split": "train", "path": "nli/train.parquet"}]},
+    ]
+    (folder / "README.md").write_text("---\n" + yaml.safe_dump({"configs": configs}) + "---\n", encoding="utf-8")
+
+    assert read_sts(f"{folder}:sts:validation") == read_sts(str(sts_file))
+    assert read_nli(f"{folder}:nli:train") == read_nli(str(nli_file))
+    assert list(sentences([f"{folder}:sts:validation"], None)) == list(sentences([str(sts_file)], None))
+    assert list(sentences([f"{folder}:nli:train"], 4)) == list(sentences([str(nli_file)], 4))
+    with pytest.raises(ValueError, match="NAME, NAME:SPLIT or NAME:CONFIG:SPLIT"):
+        read_sts(f"{folder}:sts:validation:extra")
+    # The teacher-embedding cache knows a Hub dataset by the sentences it gives.
+    expected = hashlib.sha256("".join(f"{s}\n" for s in sentences([str(sts_file)], None)).encode()).hexdigest()
+    assert source_fingerprint(f"{folder}:sts:validation") == expected != source_fingerprint(f"{folder}:nli:train")
