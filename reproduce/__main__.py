@@ -42,7 +42,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--preset",
         default="mini",
-        help="smoke, mini, small, full, kobert-local, sentence-mini, or a path to a preset YAML file.",
+        help="smoke, mini, small, full, kobert-local, sentence-mini, sentence-full, or a path to a preset YAML file.",
     )
     parser.add_argument("--output", required=True, help="Run folder; every stage writes a folder inside it.")
     parser.add_argument(

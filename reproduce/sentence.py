@@ -19,7 +19,11 @@ types make) and results.md.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
+import logging
+import shlex
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +33,8 @@ import yaml
 from common.io import write_atomic, write_json
 from reproduce.preset import apply_override, load_preset
 from reproduce.stages import Recipe, Stage, as_argv, file_stamps
+
+logger = logging.getLogger("reproduce")
 
 TEACHER_TYPES = ("bi-encoder", "cross-encoder")
 SPEED_KEYS = ("sentences_per_s_b1", "sentences_per_s_b64")
@@ -63,6 +69,7 @@ class SentencePreset:
     evaluate: dict[str, Any] = field(default_factory=dict)  # sentence.evaluate options (repeats)
     cross_encoder: dict[str, Any] = field(default_factory=dict)  # sentence.cross_encoder options
     silver: dict[str, Any] = field(default_factory=dict)  # sentence.silver options (the sts_train sentences paired)
+    launcher: str = ""  # e.g. "accelerate launch --config_file cfg.yaml": training commands run through it
 
     def check(self) -> None:
         problems = []
@@ -119,28 +126,28 @@ class SentenceRecipe:
             "sentence-simcse",
             sentence / "simcse",
             {"simcse": p.simcse, "nli": file_stamps(p.nli), **starts},
-            self.run_simcse,
+            self.run_stage,
             depends_on=upstream,
         )
         self.teacher = Stage(
             "sentence-teacher",
             sentence / "teacher",
             {"sts": p.sts, "data": sts_data},
-            self.run_sts,
+            self.run_stage,
             depends_on=[self.simcse],
         )
         self.distill = Stage(
             "sentence-distill",
             sentence / "distill",
             {"distill": p.distill, "sentences": file_stamps(p.sentences), **starts},
-            self.run_distill,
+            self.run_stage,
             depends_on=[self.teacher, *upstream],
         )
         self.distilled = Stage(
             "sentence-distilled",
             sentence / "distilled",
             {"sts": p.sts, "data": sts_data},
-            self.run_sts,
+            self.run_stage,
             depends_on=[self.distill],
         )
         # The cross-encoder teacher, its silver pairs and the student trained on gold and silver.
@@ -148,35 +155,35 @@ class SentenceRecipe:
             "sentence-cross-encoder",
             sentence / "cross_encoder",
             {"cross_encoder": p.cross_encoder, "data": sts_data, **starts},
-            self.run_cross_encoder,
+            self.run_stage,
             depends_on=upstream,
         )
         self.silver = Stage(
             "sentence-silver",
             sentence / "silver",
             {"silver": p.silver},
-            self.run_silver,
+            self.run_stage,
             depends_on=[self.cross_encoder],
         )
         self.augmented = Stage(
             "sentence-augmented",
             sentence / "augmented",
             {"sts": p.sts, "data": sts_data, **starts},
-            self.run_sts,
+            self.run_stage,
             depends_on=[self.silver, *upstream],
         )
         self.baseline = Stage(
             "sentence-baseline",
             sentence / "baseline",
             {"sts": p.sts, "data": sts_data, **starts},
-            self.run_sts,
+            self.run_stage,
             depends_on=upstream,
         )
         self.evaluation = Stage(
             "sentence-evaluate",
             sentence / "evaluate",
             {"evaluate": p.evaluate},
-            self.run_evaluate,
+            self.run_stage,
             depends_on=[self.model_stage(name) for name in self.models],
         )
 
@@ -271,43 +278,39 @@ class SentenceRecipe:
             except SystemExit as err:
                 raise ValueError(f"preset section {section!r}: rejected by its command (message above)") from err
 
-    # The stages' work.
-    def run_simcse(self, stage: Stage) -> None:
-        from sentence.simcse import main
+    # The stages' work: each stage is one command, run in this process or through the preset's launcher.
+    def stage_command(self, stage: Stage) -> tuple[str, list[str]]:
+        name = stage.folder.name
+        if name in ("teacher", "distilled", "augmented", "baseline"):
+            return "sentence.sts", self.sts_argv(name)
+        argv = {
+            "simcse": self.simcse_argv,
+            "distill": self.distill_argv,
+            "cross_encoder": self.cross_encoder_argv,
+            "silver": self.silver_argv,
+            "evaluate": self.evaluate_argv,
+        }[name]
+        return f"sentence.{name}", argv()
 
-        main(self.simcse_argv())
-
-    def run_sts(self, stage: Stage) -> None:
-        from sentence.sts import main
-
-        main(self.sts_argv(stage.folder.name))
-
-    def run_distill(self, stage: Stage) -> None:
-        from sentence.distill import main
-
-        main(self.distill_argv())
-
-    def run_cross_encoder(self, stage: Stage) -> None:
-        from sentence.cross_encoder import main
-
-        main(self.cross_encoder_argv())
-
-    def run_silver(self, stage: Stage) -> None:
-        from sentence.silver import main
-
-        main(self.silver_argv())
-
-    def run_evaluate(self, stage: Stage) -> None:
-        from sentence.evaluate import main
-
-        main(self.evaluate_argv())
+    def run_stage(self, stage: Stage) -> None:
+        """The stage's command; training ones through ``launcher`` when the preset has one (the evaluation times the
+        models on this process's CPU, so it never is)."""
+        module, argv = self.stage_command(stage)
+        if self.preset.launcher and module != "sentence.evaluate":
+            command = [*shlex.split(self.preset.launcher), "-m", module, *argv]
+            logger.info("running %s", shlex.join(command))
+            subprocess.run(command, check=True)
+        else:
+            importlib.import_module(module).main(argv)
 
     def result_rows(self) -> list[dict[str, Any]]:
         """results.json: one object per model: the evaluation's dev scores and speed for the bi-encoders, the
         cross-encoder's own dev scores (it scores pairs, so no sentences/s)."""
+        from sentence.evaluate import data_name
+
         evaluated = json.loads((self.evaluation.folder / "evaluation.json").read_text(encoding="utf-8"))["rows"]
         by_name = dict(zip(self.bi_encoders, evaluated, strict=True))
-        dev = Path(self.preset.sts_dev).stem
+        dev = data_name(self.preset.sts_dev)
         rows = []
         for name in self.models:
             kind = "cross-encoder" if name == "cross_encoder" else "bi-encoder"

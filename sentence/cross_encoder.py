@@ -24,7 +24,15 @@ from finetune.trainer import first, split_train_validation
 from sentence.losses import STS_MAX_SCORE
 from sentence.model import load_cross_encoder
 from sentence.sts import pair_dataset
-from sentence.training import Selection, add_training_args, check_training_args, fit, write_results
+from sentence.training import (
+    Selection,
+    add_training_args,
+    announce,
+    check_training_args,
+    fit,
+    setup_command_logging,
+    write_results,
+)
 
 SELECTION = Selection("eval_validation_spearman", greater_is_better=True)
 
@@ -57,6 +65,7 @@ def cross_encoder_correlations(model: CrossEncoder, records: list[dict[str, Any]
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
+    setup_command_logging()
     try:
         records, dev = read_sts(args.train), read_sts(args.dev)
         model = load_cross_encoder(args.model, args.max_seq_length)
@@ -78,7 +87,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     write_results(
         args, "sentence.cross_encoder", model, examples=examples, dev=scores, max_score=STS_MAX_SCORE, **training
     )
-    print(
+    announce(
         f"dev Spearman {scores['spearman']:.2f}, Pearson {scores['pearson']:.2f}; the cross-encoder: {args.output}/best"
     )
     return scores

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 from datasets import Dataset, Features, Sequence, Value
-from sentence_transformers import SentenceTransformer
+from sentence_transformers import SentenceTransformer, SentenceTransformerTrainingArguments
 from transformers import AutoConfig, BertForMaskedLM
 
 from common.cli import command_parser
@@ -40,7 +40,16 @@ from sentence.data import file_sentences, is_missing_file, sentences
 from sentence.evaluate import sts_correlations
 from sentence.losses import DISTANCES, embedding_distillation_loss
 from sentence.model import load_encoder, pooling_mode
-from sentence.training import Selection, add_training_args, check_training_args, fit, write_results
+from sentence.training import (
+    Selection,
+    add_training_args,
+    announce,
+    check_training_args,
+    fit,
+    setup_command_logging,
+    training_arguments,
+    write_results,
+)
 
 logger = logging.getLogger(__name__)
 SELECTION = Selection("eval_loss", greater_is_better=False)
@@ -216,28 +225,34 @@ def layer_copied_student(args: argparse.Namespace) -> SentenceTransformer:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
-    try:
-        dev = read_sts(args.dev) if args.dev else None
-        if args.student_layers:
-            student = layer_copied_student(args)
-        else:
-            student = load_encoder(args.student, args.pooling, args.max_seq_length)
-        cache, info = cached_embeddings(args)
-    except (ValueError, OSError) as err:
-        raise SystemExit(f"error: {err}") from err
-    dataset = distillation_dataset(args, cache, info)
+    setup_command_logging()
+    # Under several processes the first writes the student's start, the teacher embeddings and the table, and the
+    # others then read them: the teacher runs once, and no two processes write one file. The trainer's arguments
+    # start the process group that orders them.
+    arguments = training_arguments(SentenceTransformerTrainingArguments, args, SELECTION, in_batch_negatives=False)
+    with arguments.main_process_first(local=False, desc="the teacher embeddings"):
+        try:
+            dev = read_sts(args.dev) if args.dev else None
+            if args.student_layers:
+                student = layer_copied_student(args)
+            else:
+                student = load_encoder(args.student, args.pooling, args.max_seq_length)
+            cache, info = cached_embeddings(args)
+        except (ValueError, OSError) as err:
+            raise SystemExit(f"error: {err}") from err
+        dataset = distillation_dataset(args, cache, info)
     held_out = min(args.max_validation_sentences, max(1, round(args.validation_split * len(dataset))))
     parts = dataset.train_test_split(test_size=held_out, seed=args.seed)
     train = parts["train"]
     if args.max_train_samples is not None:
         train = train.select(range(min(args.max_train_samples, len(train))))
     loss = embedding_distillation_loss(student, info["dimension"], args.distance)
-    training = fit(student, loss, train, parts["test"], args, SELECTION)
+    training = fit(student, loss, train, parts["test"], args, SELECTION, arguments=arguments)
     scores = sts_correlations(student, dev, "dev") if dev else None
     examples = {"sentences": info["count"], "train": len(train), "validation": held_out}
     write_results(args, "sentence.distill", student, examples=examples, dev=scores, teacher=args.teacher, **training)
     summary = f"dev Spearman {scores['spearman']:.2f}; " if scores else ""
-    print(f"{summary}the student: {args.output}/best")
+    announce(f"{summary}the student: {args.output}/best")
     return {"dev": scores, **training}
 
 

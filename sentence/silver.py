@@ -29,6 +29,7 @@ from finetune.data_io import KORSTS_HEADER
 from sentence.data import sentences
 from sentence.losses import STS_MAX_SCORE
 from sentence.model import load_cross_encoder, load_encoder
+from sentence.training import setup_command_logging
 
 SAMPLERS = ("random", "neighbours")
 
@@ -96,6 +97,7 @@ def silver_lines(texts: list[str], pairs: list[tuple[int, int]], scores: Any, sa
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
+    setup_command_logging()
     try:
         texts = distinct(sentences(args.sentences, None), args.max_sentences)
         if len(texts) <= args.pairs_per_sentence:

@@ -28,7 +28,16 @@ from finetune.trainer import first, split_train_validation
 from sentence.evaluate import sts_correlations
 from sentence.losses import simcse_loss
 from sentence.model import load_encoder
-from sentence.training import MODEL_HELP, Selection, add_training_args, check_training_args, fit, write_results
+from sentence.training import (
+    MODEL_HELP,
+    Selection,
+    add_training_args,
+    announce,
+    check_training_args,
+    fit,
+    setup_command_logging,
+    write_results,
+)
 
 logger = logging.getLogger(__name__)
 SELECTION = Selection("eval_loss", greater_is_better=False)
@@ -78,6 +87,7 @@ def simcse_rows(records: list[dict[str, Any]]) -> list[dict[str, str]]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
+    setup_command_logging()
     try:
         records = [record for path in args.nli for record in read_nli(path)]
         dev = read_sts(args.dev) if args.dev else None
@@ -106,10 +116,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "train": len(train),
         "validation": len(validation),
         "hard_negatives": "negative" in rows[0],
+        "negatives_across_processes": several_processes,
     }
     write_results(args, "sentence.simcse", encoder, examples=examples, dev=scores, **training)
     summary = f"dev Spearman {scores['spearman']:.2f}; " if scores else ""
-    print(f"{summary}the encoder: {args.output}/best")
+    announce(f"{summary}the encoder: {args.output}/best")
     return {"dev": scores, **training}
 
 

@@ -21,7 +21,16 @@ from finetune.trainer import first, split_train_validation
 from sentence.evaluate import sts_correlations, sts_evaluator
 from sentence.losses import STS_MAX_SCORE, sts_loss
 from sentence.model import load_encoder
-from sentence.training import MODEL_HELP, Selection, add_training_args, check_training_args, fit, write_results
+from sentence.training import (
+    MODEL_HELP,
+    Selection,
+    add_training_args,
+    announce,
+    check_training_args,
+    fit,
+    setup_command_logging,
+    write_results,
+)
 
 SELECTION = Selection("eval_validation_spearman_cosine", greater_is_better=True)
 
@@ -58,6 +67,7 @@ def pair_dataset(records: list[dict[str, Any]]) -> Dataset:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
+    setup_command_logging()
     try:
         records, dev = read_sts(args.train), read_sts(args.dev)
         silver = [record for path in args.silver for record in read_sts(path)]
@@ -78,7 +88,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     scores = sts_correlations(encoder, dev, "dev")
     examples = {"train": len(train), "silver": len(silver), "validation": len(validation), "dev": len(dev)}
     write_results(args, "sentence.sts", encoder, examples=examples, dev=scores, **training)
-    print(f"dev Spearman {scores['spearman']:.2f}, Pearson {scores['pearson']:.2f}; the encoder: {args.output}/best")
+    announce(f"dev Spearman {scores['spearman']:.2f}, Pearson {scores['pearson']:.2f}; the encoder: {args.output}/best")
     return scores
 
 

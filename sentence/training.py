@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from accelerate import PartialState
 from datasets import Dataset
 from sentence_transformers import (
     CrossEncoder,
@@ -30,7 +31,7 @@ from sentence_transformers.sentence_transformer.training_args import SentenceTra
 from torch import nn
 from transformers.trainer_utils import get_last_checkpoint
 
-from common.io import check_output_folder, publish_folder, run_metadata, staging_folder, write_json
+from common.io import check_output_folder, publish_folder, run_metadata, setup_logging, staging_folder, write_json
 from sentence.model import POOLING_MODES, encoder_summary
 
 BEST = "best"
@@ -86,7 +87,8 @@ def check_training_args(parser: argparse.ArgumentParser, args: argparse.Namespac
     if args.resume:
         if not os.path.isdir(os.path.join(args.output, CHECKPOINTS)):
             parser.error(f"--resume: {args.output!r} has no {CHECKPOINTS}/ folder to resume from")
-    else:
+    elif os.environ.get("RANK", "0") == "0":
+        # The first process of a launch alone: the others could find the folder it has begun to fill.
         check_output_folder(parser, args.output, args.overwrite)
 
 
@@ -144,12 +146,14 @@ def fit(
     selection: Selection,
     evaluator: BaseEvaluator | None = None,
     in_batch_negatives: bool = False,
+    arguments: Any = None,
 ) -> dict[str, Any]:
-    """Train, keep the best checkpoint as ``OUTPUT/best``; returns what results.json says about the training."""
+    """Train, keep the best checkpoint as ``OUTPUT/best``; returns what results.json says about the training.
+    ``arguments``: the trainer's arguments when the command made them earlier (``training_arguments``)."""
     trainer_class, arguments_class = trainer_classes(encoder)
     trainer = trainer_class(
         model=encoder,
-        args=training_arguments(arguments_class, args, selection, in_batch_negatives),
+        args=arguments or training_arguments(arguments_class, args, selection, in_batch_negatives),
         train_dataset=train,
         eval_dataset=validation,
         loss=loss,
@@ -171,6 +175,7 @@ def fit(
             state.global_step * trainer.args.train_batch_size * trainer.args.world_size / seconds, 1
         ),
         "resumed_from": checkpoint,
+        "processes": trainer.args.world_size,
     }
 
 
@@ -184,7 +189,8 @@ def save_encoder(encoder: SentenceTransformer | CrossEncoder, folder: Path) -> N
 def write_results(
     args: argparse.Namespace, command: str, encoder: SentenceTransformer | CrossEncoder, **results: Any
 ) -> dict:
-    """``OUTPUT/results.json``: the command and its arguments, the encoder, what the run measured, the machine."""
+    """``OUTPUT/results.json``: the command and its arguments, the encoder, what the run measured, the machine;
+    written by the main process alone."""
     record = {
         "command": command,
         "arguments": {key: value for key, value in vars(args).items() if key not in ("overwrite", "resume")},
@@ -193,5 +199,18 @@ def write_results(
         **results,
         **run_metadata(),
     }
-    write_json(Path(args.output) / RESULTS, record)
+    if PartialState().is_main_process:
+        write_json(Path(args.output) / RESULTS, record)
     return record
+
+
+def announce(message: str) -> None:
+    """Print the command's last line, once however many processes run it."""
+    if PartialState().is_main_process:
+        print(message)
+
+
+def setup_command_logging() -> None:
+    """Our INFO logs (the teacher pass's progress, reused caches) on the main process, warnings on the others (by
+    the launcher's RANK: the process group starts later, inside the trainer)."""
+    setup_logging(os.environ.get("RANK", "0") == "0")
