@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -500,69 +499,3 @@ def test_hub_datasets_with_configs_give_their_pairs_and_sentences(tmp_path: Path
     # The teacher-embedding cache knows a Hub dataset by the sentences it gives.
     expected = hashlib.sha256("".join(f"{s}\n" for s in sentences([str(sts_file)], None)).encode()).hexdigest()
     assert source_fingerprint(f"{folder}:sts:validation") == expected != source_fingerprint(f"{folder}:nli:train")
-
-
-def test_simcse_on_two_processes_gathers_negatives_and_writes_results_once(
-    models: dict[str, Path], tmp_path: Path
-) -> None:
-    """Two gloo processes (torchrun through accelerate, as in test_finetune_trainer): each takes half the batch and
-    sees the other's sentences as negatives; one results.json, one best/, one last line."""
-    from conftest import TWO_CPU_PROCESSES
-
-    # Every sentence distinct: the no-duplicates batch sampler would leave a sentence seen twice out of a batch.
-    lines = ["sentence1\tsentence2\tgold_label"]
-    for subject in SUBJECTS:
-        for action in ACTIONS:
-            premise = f"{subject} {action}"
-            lines += [f"{premise}\t{subject} 무언가 하고 있다: {action}\tentailment"]
-            lines += [f"{premise}\t{subject} {action[:-5]}지 않는다.\tcontradiction"]
-    nli = tmp_path / "nli.tsv"
-    nli.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    output = tmp_path / "simcse"
-    options = ["--max-seq-length", "32", "--epochs", "1", "--batch-size", "4", "--eval-steps", "100"]
-    command = [*TWO_CPU_PROCESSES, "-m", "sentence.simcse", "--model", str(models["bert"]), "--nli", str(nli)]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(
-        [*command, "--output", str(output), *options, "--validation-split", "0.2"],
-        env={**env, "ACCELERATE_USE_CPU": "true"},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    results = json.loads((output / "results.json").read_text(encoding="utf-8"))
-    assert results["processes"] == 2 and results["examples"]["negatives_across_processes"] is True
-    # 32 training triples, 4 per process and step: 4 steps of 8.
-    assert results["examples"]["train"] == 32 and results["steps"] == 4
-    assert result.stdout.count("the encoder: ") == 1
-    assert load_encoder(str(output / "best")).encode(["한 남자가 춤을 춘다."]).shape == (1, 32)
-
-
-def test_distill_on_two_processes_embeds_the_sentences_once_and_writes_results_once(
-    models: dict[str, Path], tmp_path: Path
-) -> None:
-    """The first process writes the teacher embeddings and the table (main_process_first), the other then reads
-    them: the run succeeds with one cache equal to the teacher's embeddings, results and last line written once."""
-    from conftest import TWO_CPU_PROCESSES
-
-    teacher = str(tmp_path / "teacher")
-    load_encoder(str(models["bert"]), max_seq_length=32).save(teacher)
-    texts = [f"{a} 정말 재밌어요" for _, a, _ in sts_pairs()]
-    corpus = tmp_path / "reviews.txt"
-    corpus.write_text("\n".join(texts) + "\n", encoding="utf-8")
-    output = tmp_path / "distill"
-    command = [*TWO_CPU_PROCESSES, "-m", "sentence.distill", "--teacher", teacher, "--sentences", str(corpus)]
-    command += ["--student", str(models["distilbert"]), "--output", str(output), *TINY_TRAINING, "--epochs", "1"]
-    command += ["--validation-split", "0.5"]  # a batch of held-out sentences for each process
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(
-        command, env={**env, "ACCELERATE_USE_CPU": "true"}, cwd=ROOT, capture_output=True, text=True, timeout=600
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stderr.count("teacher embeddings: 32 of 32 sentences") == 1
-    expected = load_encoder(teacher, max_seq_length=32).encode(texts)
-    np.testing.assert_allclose(np.load(output / "teacher-embeddings" / "embeddings.npy"), expected, atol=1e-5)
-    results = json.loads((output / "results.json").read_text(encoding="utf-8"))
-    assert results["processes"] == 2 and results["examples"]["sentences"] == 32
-    assert result.stdout.count("the student: ") == 1
