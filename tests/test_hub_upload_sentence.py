@@ -43,16 +43,23 @@ def release(folder: Path, scores: Path, output: Path) -> None:
     main(["--model", str(folder), "--repo-id", REPO_ID, "--results", str(scores), "--dry-run", "--output", str(output)])
 
 
+@pytest.fixture(scope="module")
+def released(encoder_and_scores: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The dry-run release folder of the encoder and its card."""
+    folder, scores = encoder_and_scores
+    output = tmp_path_factory.mktemp("sentence-released") / "release"
+    release(folder, scores, output)
+    return output, (output / "README.md").read_text(encoding="utf-8")
+
+
 def card_metadata(card: str) -> dict:
     return yaml.safe_load(card.split("---\n")[1])
 
 
 def test_a_sentence_encoder_release_loads_and_its_card_has_the_sts_table(
-    encoder_and_scores: tuple[Path, Path], tmp_path: Path
+    encoder_and_scores: tuple[Path, Path], released: tuple[Path, str]
 ) -> None:
-    folder, scores = encoder_and_scores
-    output = tmp_path / "release"
-    release(folder, scores, output)
+    (folder, scores), (output, card) = encoder_and_scores, released
     assert {"modules.json", "1_Pooling", "tokenization_kobert.py", "tokenizer_78b3253a26.model"} <= {
         p.name for p in output.iterdir()
     }
@@ -60,7 +67,6 @@ def test_a_sentence_encoder_release_loads_and_its_card_has_the_sts_table(
     released = SentenceTransformer(str(output), device="cpu", trust_remote_code=True).encode(SENTENCES)
     np.testing.assert_allclose(released, expected, atol=1e-6)
 
-    card = (output / "README.md").read_text(encoding="utf-8")
     meta = card_metadata(card)
     assert (meta["pipeline_tag"], meta["library_name"]) == ("sentence-similarity", "sentence-transformers")
     row = next(r for r in json.loads(scores.read_text())["rows"] if r["model_dir"] == str(folder))
@@ -73,13 +79,8 @@ def test_a_sentence_encoder_release_loads_and_its_card_has_the_sts_table(
     assert "SentenceTransformer(" in card
 
 
-def test_the_cards_plain_transformers_code_gives_the_sentence_transformers_vectors(
-    encoder_and_scores: tuple[Path, Path], tmp_path: Path
-) -> None:
-    folder, scores = encoder_and_scores
-    output = tmp_path / "release"
-    release(folder, scores, output)
-    card = (output / "README.md").read_text(encoding="utf-8")
+def test_the_cards_plain_transformers_code_gives_the_sentence_transformers_vectors(released: tuple[Path, str]) -> None:
+    output, card = released
     code = re.findall(r"```python\n(.*?)```", card, flags=re.DOTALL)[1].replace(REPO_ID, str(output))
     namespace: dict = {}
     exec(code.replace("print(", "(lambda *a: None)("), namespace)  # the card's code as a user pastes it
