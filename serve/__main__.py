@@ -1,0 +1,103 @@
+"""Serve one or several model folders over HTTP: batched predictions, sentence vectors, a page to try them.
+
+    python -m serve --model runs/mini/nsmc/distilled/best --backend onnx-int8 --port 8000
+    python -m serve --model teacher=runs/mini/nsmc/teacher/best --model student=runs/mini/nsmc/distilled/best
+
+Each ``--model`` is ``DIR`` or ``NAME=DIR`` (the name defaults to the folder's): any model folder this project
+writes. With ``--backend onnx`` or ``onnx-int8`` a folder without its ONNX graph is exported and checked on start-up
+(``serve.export``), and the graph is kept in ``DIR/onnx/`` for the next start. Then open http://HOST:PORT/ for the
+page and http://HOST:PORT/docs for the API.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+from common.cli import command_parser
+from common.io import setup_logging
+from serve.app import ServiceSettings, build_app
+from serve.batching import BatchSettings
+from serve.export import ensure_exported
+from serve.models import load_model
+from serve.predict import Predictor, onnx_backend, torch_backend
+
+logger = logging.getLogger("serve")
+BACKENDS = ("torch", "onnx", "onnx-int8")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = command_parser("python -m serve", __doc__)
+    parser.add_argument("--model", action="append", required=True, help="DIR or NAME=DIR; repeat for several.")
+    parser.add_argument("--backend", choices=BACKENDS, default="torch", help="What runs the models.")
+    parser.add_argument("--host", default="127.0.0.1", help="Address to listen on.")
+    parser.add_argument("--port", type=int, default=8000, help="Port to listen on.")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="CPU threads of inference.")
+    parser.add_argument("--max-length", type=int, help="Tokens per input (default: each model's own limit).")
+    parser.add_argument("--no-batching", action="store_true", help="Run every request alone, as it arrives.")
+    parser.add_argument("--max-batch-size", type=int, default=32, help="Texts per batch.")
+    parser.add_argument("--max-wait-ms", type=float, default=5.0, help="How long a request waits for others.")
+    parser.add_argument("--max-queue", type=int, default=256, help="Texts waiting per model; beyond, 503.")
+    parser.add_argument("--max-chars", type=int, default=2000, help="Characters per text; longer, 422.")
+    parser.add_argument("--max-items", type=int, default=64, help="Texts per request; more, 422.")
+    parser.add_argument("--max-body-bytes", type=int, default=1_000_000, help="Request body size; larger, 413.")
+    args = parser.parse_args(argv)
+    for name in ("threads", "max_batch_size", "max_queue", "max_chars", "max_items", "max_body_bytes", "max_length"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    if args.max_wait_ms < 0:
+        parser.error(f"--max-wait-ms must not be negative, got {args.max_wait_ms}")
+    args.models = model_folders(parser, args.model)
+    return args
+
+
+def model_folders(parser: argparse.ArgumentParser, values: list[str]) -> dict[str, str]:
+    """``["teacher=DIR", "DIR2"]`` -> ``{"teacher": "DIR", "<DIR2's name>": "DIR2"}``; each folder must exist."""
+    folders: dict[str, str] = {}
+    for value in values:
+        name, separator, folder = value.partition("=")
+        if not separator:
+            folder = value
+            name = os.path.basename(os.path.normpath(value))
+        if not os.path.isdir(folder):
+            parser.error(f"--model {value!r}: {folder!r} is not a folder")
+        if name in folders:
+            parser.error(f"--model {value!r}: the name {name!r} is taken; give NAME=DIR")
+        folders[name] = folder
+    return folders
+
+
+def load_predictors(args: argparse.Namespace) -> dict[str, Predictor]:
+    predictors = {}
+    for name, folder in args.models.items():
+        loaded = load_model(folder, args.max_length)
+        if args.backend == "torch":
+            backend = torch_backend(loaded)
+        else:
+            backend = onnx_backend(str(ensure_exported(folder, args.backend == "onnx-int8")), args.threads)
+        predictors[name] = Predictor(loaded, backend, args.max_batch_size)
+        logger.info("%s: %s model from %s on %s", name, loaded.kind, folder, args.backend)
+    return predictors
+
+
+def main(argv: list[str] | None = None) -> None:
+    import torch
+    import uvicorn
+
+    setup_logging()
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    batching = BatchSettings(not args.no_batching, args.max_batch_size, args.max_wait_ms, args.max_queue)
+    settings = ServiceSettings(batching, args.max_chars, args.max_items, args.max_body_bytes, args.backend)
+    try:
+        app = build_app(load_predictors(args), settings)
+    except (OSError, ValueError) as err:
+        raise SystemExit(f"error: {err}") from err
+    print(f"serving {', '.join(args.models)} on http://{args.host}:{args.port}/ (API docs at /docs)")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()
