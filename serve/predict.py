@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from finetune.korquad import best_span, context_spans
-from finetune.ner import OUTSIDE, to_seqeval
+from finetune.ner import OUTSIDE, to_seqeval, word_starts, word_tags
 from serve.models import LoadedModel
 
 Arrays = dict[str, np.ndarray]
@@ -175,16 +175,12 @@ class Predictor:
         answers = []
         for i, (logits,) in enumerate(outputs):
             words = list(WORD.finditer(texts[i]))
-            starts: dict[int, int] = {}
-            for position, word_id in enumerate(encoded.word_ids(i)):
-                if word_id is not None:
-                    starts.setdefault(word_id, position)
-            predicted = logits.argmax(axis=-1)
-            word_tags = [tags[predicted[starts[w]]] if w in starts else OUTSIDE for w in range(len(words))]
+            starts = word_starts(encoded.word_ids(i), len(words))
+            predicted = word_tags(logits.argmax(axis=-1), starts, tags)
             answers.append(
                 {
-                    "words": [{"word": w.group(), "tag": t} for w, t in zip(words, word_tags, strict=True)],
-                    "entities": entities(texts[i], words, word_tags),
+                    "words": [{"word": w.group(), "tag": t} for w, t in zip(words, predicted, strict=True)],
+                    "entities": entities(texts[i], words, predicted),
                 }
             )
         return answers

@@ -185,3 +185,61 @@ class ImplicitDeviceFactories:
 
     def __exit__(self, *exc: object) -> None:
         self.mode.__exit__(*exc)
+
+
+# Label names of the tiny NER model: Naver NER's style (the B/I tag after the type).
+TINY_NER_LABELS = ["UNK", "O", "PER-B", "PER-I", "LOC-B", "LOC-I"]
+
+
+@pytest.fixture(scope="session")
+def served_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tiny random models of every kind the service runs, each saved with the real KoBERT tokenizer: BERT,
+    DistilBERT and KoBiLSTM classifiers, a DistilBERT token classifier, a BERT question-answering model, and two
+    sentence-transformers encoders (mean pooling; CLS pooling with normalisation)."""
+    import torch
+    from sentence_transformers.sentence_transformer.modules import Normalize
+    from transformers import (
+        BertConfig,
+        BertForQuestionAnswering,
+        BertForSequenceClassification,
+        BertModel,
+        DistilBertConfig,
+        DistilBertForSequenceClassification,
+        DistilBertForTokenClassification,
+    )
+
+    from modeling.bilstm import KoBiLstmForSequenceClassification, bilstm_config
+    from sentence.model import load_encoder
+    from tokenization_kobert import KoBertTokenizerFast
+
+    torch.manual_seed(0)
+    root = tmp_path_factory.mktemp("served")
+    tokenizer = KoBertTokenizerFast(**KOBERT_FILES)
+    shape = {"vocab_size": 8002, "pad_token_id": 1, "max_position_embeddings": 128}
+    bert = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64, **shape}
+    distilbert = {"dim": 32, "n_layers": 2, "n_heads": 2, "hidden_dim": 64, **shape}
+    sentiment = {"id2label": {0: "negative", 1: "positive"}, "label2id": {"negative": 0, "positive": 1}}
+    ner = {"id2label": dict(enumerate(TINY_NER_LABELS)), "label2id": {t: i for i, t in enumerate(TINY_NER_LABELS)}}
+    built = {
+        "bert-classify": BertForSequenceClassification(BertConfig(**bert, **sentiment)),
+        "distilbert-classify": DistilBertForSequenceClassification(DistilBertConfig(**distilbert, **sentiment)),
+        "bilstm-classify": KoBiLstmForSequenceClassification(
+            bilstm_config("tiny", vocab_size=8002, pad_token_id=1, **sentiment)
+        ),
+        "distilbert-ner": DistilBertForTokenClassification(DistilBertConfig(**distilbert, **ner)),
+        "bert-qa": BertForQuestionAnswering(BertConfig(**bert)),
+        "bert-encoder": BertModel(BertConfig(**bert)),
+    }
+    for name, model in built.items():
+        model.save_pretrained(root / name)
+        tokenizer.save_pretrained(root / name)
+    load_encoder(str(root / "bert-encoder"), pooling="mean").save(str(root / "sentence-mean"))
+    normalized = load_encoder(str(root / "bert-encoder"), pooling="cls")
+    normalized.append(Normalize())
+    normalized.save(str(root / "sentence-cls-normalized"))
+    folders = {name: root / name for name in built if name != "bert-encoder"}
+    return {
+        **folders,
+        "sentence-mean": root / "sentence-mean",
+        "sentence-cls-normalized": root / "sentence-cls-normalized",
+    }
