@@ -1,0 +1,225 @@
+"""serve.app and serve.batching: bad input answered with the right status and one message, the service staying up;
+dynamic batching handing each caller its own answers; a full queue refused at once; the event loop free while a
+batch runs."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from serve.app import ServiceSettings, build_app
+from serve.batching import Batcher, BatchSettings, QueueFull
+from serve.models import load_model
+from serve.predict import Predictor, torch_backend
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+REVIEWS = ["정말 재미있어요", "배우들 연기가 최고! 스토리는 좀 아쉽지만", "별로", "시간 아까움 ㅡㅡ", "또 보고 싶다"]
+LIMITS = ServiceSettings(max_chars=100, max_items=4, max_body_bytes=2000)
+
+
+@pytest.fixture(scope="module")
+def predictors(served_models: dict[str, Path]) -> dict[str, Predictor]:
+    chosen = {"bert": "bert-classify", "lstm": "bilstm-classify", "ner": "distilbert-ner", "qa": "bert-qa"}
+    chosen["embedder"] = "sentence-mean"
+    predictors = {}
+    for name, folder in chosen.items():
+        loaded = load_model(str(served_models[folder]))
+        predictors[name] = Predictor(loaded, torch_backend(loaded))
+    return predictors
+
+
+@pytest.fixture(scope="module")
+def client(predictors: dict[str, Predictor]) -> Iterator[TestClient]:
+    with TestClient(build_app(predictors, LIMITS)) as client:
+        yield client
+
+
+BAD_INPUTS = [
+    # (what a client sends, status, words of the message)
+    ({"content": b""}, 400, "the body is empty"),
+    ({"content": b'{"texts": ["a"'}, 400, "not valid JSON"),
+    ({"content": '{"texts": ["좋아"]}'.encode("cp949")}, 400, "not valid UTF-8"),
+    ({"content": b'{"texts": ["' + b"x" * 3000 + b'"]}'}, 413, "over 2,000 bytes"),
+    ({"json": ["정말 재미있어요"]}, 422, "must be a JSON object"),
+    ({"json": {"texts": [3]}}, 422, "texts[0]: Input should be a valid string"),
+    ({"json": {"text": None}}, 422, 'give either "text"'),
+    ({"json": {"text": "좋아", "texts": ["좋아"]}}, 422, 'give either "text"'),
+    ({"json": {"texts": []}}, 422, '"texts" is empty'),
+    ({"json": {"texts": ["좋아", "  "]}}, 422, "texts[1] is empty"),
+    ({"json": {"texts": ["가" * 101]}}, 422, "texts[0] has 101 characters; at most 100"),
+    ({"json": {"texts": ["좋아"] * 5}}, 422, "5 texts; at most 4"),
+    ({"json": {"texts": ["좋아"], "txt": 1}}, 422, "unknown field 'txt'"),
+    ({"json": {"texts": ["좋아"], "model": "gpt"}}, 422, "unknown model 'gpt'"),
+    ({"json": {"texts": ["좋아"], "model": "embedder"}}, 422, "is a embed model"),
+    ({"json": {"texts": ["좋아"], "model": "qa"}}, 422, 'needs "questions"'),
+]
+
+
+@pytest.mark.parametrize(("request_kwargs", "status", "message"), BAD_INPUTS)
+def test_bad_input_gets_its_status_and_one_message_and_the_service_stays_up(
+    client: TestClient, request_kwargs: dict[str, Any], status: int, message: str
+) -> None:
+    response = client.post("/predict", **request_kwargs)
+    assert response.status_code == status
+    assert message in response.json()["error"]
+    assert client.post("/predict", json={"text": "정말 재미있어요", "model": "bert"}).status_code == 200
+
+
+def test_answers_of_every_kind(client: TestClient, predictors: dict[str, Predictor]) -> None:
+    answer = client.post("/predict", json={"texts": REVIEWS[:2]}).json()["results"]
+    assert [r["model"] for r in answer] == ["bert", "lstm", "ner"]  # QA needs questions, the encoder is /embed's
+    for result in answer:
+        assert result["predictions"] == predictors[result["model"]].predict(REVIEWS[:2])
+        assert result["latency_ms"] > 0
+    bert = answer[0]["predictions"][0]
+    assert bert["label"] in ("negative", "positive") and sum(bert["probabilities"].values()) == pytest.approx(1.0)
+    qa = client.post("/predict", json={"texts": ["서울은 한국의 수도다"], "questions": ["수도는?"]}).json()
+    assert qa["results"][0]["model"] == "qa"
+    span = qa["results"][0]["predictions"][0]
+    assert "서울은 한국의 수도다"[span["start"] : span["end"]] == span["answer"]
+    vectors = client.post("/embed", json={"text": "좋아요"}).json()["results"][0]["predictions"]
+    assert len(vectors) == 1 and len(vectors[0]) == 32
+    tokens = client.post("/tokenize", json={"text": "좋아요", "model": "bert"}).json()["results"][0]["tokenized"]
+    assert tokens == [{"tokens": ["[CLS]", "▁좋아", "요", "[SEP]"], "input_ids": [2, 4207, 6999, 3]}]
+
+
+def test_health_metrics_and_page(client: TestClient) -> None:
+    health = client.get("/health").json()
+    assert health["status"] == "ok"
+    assert {m["name"]: m["kind"] for m in health["models"]} == {
+        "bert": "classify",
+        "lstm": "classify",
+        "ner": "ner",
+        "qa": "qa",
+        "embedder": "embed",
+    }
+    client.post("/predict", json={"text": "좋아"})
+    metrics = client.get("/metrics").json()
+    assert metrics["requests"]["POST /predict 200"] >= 1
+    assert metrics["latency_ms"]["POST /predict"]["p50"] > 0 and metrics["batch_sizes"]
+    page = client.get("/")
+    assert page.status_code == 200 and 'id="text"' in page.text and "http" not in page.text.split("<script>")[0]
+    assert client.get("/docs").status_code == 200
+
+
+async def submit_together(app: Any, texts: list[str]) -> list[httpx.Response]:
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            requests = [http.post("/predict", json={"text": text, "model": "bert"}) for text in texts]
+            return await asyncio.gather(*requests)
+
+
+def test_batching_returns_each_caller_its_own_answer(predictors: dict[str, Predictor]) -> None:
+    settings = ServiceSettings(batching=BatchSettings(max_batch=8, max_wait_ms=200))
+    app = build_app({"bert": predictors["bert"]}, settings)
+    responses = asyncio.run(submit_together(app, REVIEWS))
+    expected = predictors["bert"].predict(REVIEWS)
+    assert [r.json()["results"][0]["predictions"][0] for r in responses] == expected
+    assert app.state.service.metrics.batch_sizes == {len(REVIEWS): 1}  # one batch of all five
+
+
+class Gate:
+    """A run function that blocks until released: a batch that takes as long as the test wants."""
+
+    def __init__(self) -> None:
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def __call__(self, items: list[str]) -> list[str]:
+        self.entered.set()
+        self.release.wait(10)
+        return [item.upper() for item in items]
+
+
+def test_a_full_queue_refuses_at_once_and_the_loop_stays_free() -> None:
+    async def scenario() -> None:
+        gate = Gate()
+        batcher = Batcher(gate, BatchSettings(max_batch=2, max_wait_ms=0, max_queue=3), ThreadPoolExecutor(1))
+        batcher.start()
+        running = asyncio.ensure_future(batcher.submit(["a", "b"]))  # runs, blocked in the gate
+        await asyncio.get_running_loop().run_in_executor(None, gate.entered.wait, 5)
+        waiting = asyncio.ensure_future(batcher.submit(["c", "d", "e"]))  # fills the queue
+        await asyncio.sleep(0.01)
+        with pytest.raises(QueueFull, match="the queue holds 3"):
+            await asyncio.wait_for(batcher.submit(["f"]), 0.5)  # refused at once, not after the gate opens
+        gate.release.set()
+        assert await running == ["A", "B"]
+        assert await waiting == ["C", "D", "E"]  # more than max_batch in one request: a batch of its own
+        assert await batcher.submit(["g"]) == ["G"]
+        await batcher.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_full_queue_is_a_503_and_health_answers_while_a_batch_runs(predictors: dict[str, Predictor]) -> None:
+    gate = Gate()
+
+    class GatedPredictor:
+        loaded, tokenizer = predictors["bert"].loaded, predictors["bert"].tokenizer
+
+        def predict(self, items: list[str]) -> list[str]:
+            return gate(items)
+
+    settings = ServiceSettings(batching=BatchSettings(max_batch=1, max_wait_ms=0, max_queue=1))
+    app = build_app({"bert": GatedPredictor()}, settings)  # type: ignore[dict-item]
+
+    async def scenario() -> None:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+                first = asyncio.ensure_future(http.post("/predict", json={"text": "하나"}))
+                await asyncio.get_running_loop().run_in_executor(None, gate.entered.wait, 5)
+                second = asyncio.ensure_future(http.post("/predict", json={"text": "둘"}))  # waits in the queue
+                await asyncio.sleep(0.05)
+                third = await asyncio.wait_for(http.post("/predict", json={"text": "셋"}), 2)
+                assert third.status_code == 503 and third.headers["retry-after"] == "1"
+                assert "busy" in third.json()["error"]
+                health = await asyncio.wait_for(http.get("/health"), 2)  # the event loop is not blocked
+                assert health.status_code == 200
+                gate.release.set()
+                assert (await first).json()["results"][0]["predictions"] == ["하나"]
+                assert (await second).json()["results"][0]["predictions"] == ["둘"]
+
+    asyncio.run(scenario())
+
+
+def test_without_batching_every_request_runs_alone() -> None:
+    async def scenario() -> dict[int, int]:
+        sizes: dict[int, int] = {}
+
+        def record(size: int) -> None:
+            sizes[size] = sizes.get(size, 0) + 1
+
+        batcher = Batcher(lambda items: items, BatchSettings(enabled=False), ThreadPoolExecutor(1), record)
+        batcher.start()
+        answers = await asyncio.gather(*(batcher.submit([str(i)] * (1 + i % 2)) for i in range(6)))
+        assert answers == [[str(i)] * (1 + i % 2) for i in range(6)]
+        await batcher.stop()
+        return sizes
+
+    assert asyncio.run(scenario()) == {1: 3, 2: 3}
+
+
+def test_a_failing_batch_fails_its_callers_only() -> None:
+    async def scenario() -> None:
+        def run(items: list[str]) -> list[str]:
+            if "bad" in items:
+                raise RuntimeError("the model failed")
+            return items
+
+        batcher = Batcher(run, BatchSettings(max_wait_ms=0), ThreadPoolExecutor(1))
+        batcher.start()
+        with pytest.raises(RuntimeError, match="the model failed"):
+            await batcher.submit(["bad"])
+        assert await batcher.submit(["good"]) == ["good"]
+        await batcher.stop()
+
+    asyncio.run(scenario())
