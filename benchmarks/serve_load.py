@@ -1,0 +1,406 @@
+"""A bounded load test of the HTTP service on localhost: requests/s and latency with dynamic batching on and off,
+then a burst beyond the queue bound (how many 503s, and whether the service still answers).
+
+    python benchmarks/serve_load.py
+    python benchmarks/serve_load.py --model runs/mini/nsmc/distilled/best --backend onnx --clients 16
+
+The service runs as it is deployed, ``python -m serve`` in a subprocess, started three times: batching on, batching
+off (``--no-batching``), and batching on with a small ``--max-queue`` for the burst. Without ``--model`` the model
+is a classifier of DistilKoBERT's shape (3 layers, hidden 768, 12 heads, FFN 3072, 8,002 tokens) with random
+weights and the real KoBERT tokenizer (``data/kobert``): speed depends on the shape only. Each request is one real
+review of the bundled NSMC test file. ``--clients`` asyncio clients send ``--requests`` requests in all, each client
+one after another; a run stops at ``--time-limit`` seconds (reported as cut short). requests/s counts the 200s over
+the wall time; p50 and p99 are the clients' latencies of the 200s; errors are any other status or a failed request;
+the mean batch comes from the service's ``GET /metrics``. The burst: ``--overload-requests`` (4 x clients) requests
+at once against a server holding ``--overload-queue`` texts, counting 200s and 503s, then whether ``GET /health``
+still answers. An ONNX backend's graph is exported before the servers start (random weights: the int8 check lets
+any drop pass). The clients share the machine's cores with the service: run it on a quiet machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.report import write_report  # noqa: E402
+from common.cli import command_parser  # noqa: E402
+from finetune.data_io import read_nsmc  # noqa: E402
+
+# torch, transformers and serve.export are imported where a model is built or exported: --help answers at once.
+
+REVIEWS = ROOT / "data" / "nsmc_test.txt.gz"
+KOBERT_TOKENIZER = {
+    "vocab_file": str(ROOT / "data" / "kobert" / "tokenizer_78b3253a26.model"),
+    "vocab_txt": str(ROOT / "data" / "kobert" / "vocab.txt"),
+}
+DISTILKOBERT_3 = {
+    "vocab_size": 8002,
+    "pad_token_id": 1,
+    "dim": 768,
+    "n_layers": 3,
+    "n_heads": 12,
+    "hidden_dim": 3072,
+    "max_position_embeddings": 512,
+}
+SENTIMENT = {"id2label": {0: "negative", 1: "positive"}, "label2id": {"negative": 0, "positive": 1}}
+BACKENDS = ("torch", "onnx", "onnx-int8")
+SERVICE_QUEUE = 256  # the service's default --max-queue, for the two measured runs
+REQUEST_TIMEOUT = 60.0  # seconds; far above any latency here, so a timeout is an error worth counting
+STOP_TIMEOUT = 10.0  # seconds a server has to exit after SIGTERM before it is killed
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = command_parser("python benchmarks/serve_load.py", __doc__)
+    parser.add_argument("--model", help="A classifier folder this project wrote (default: random DistilKoBERT-3).")
+    parser.add_argument("--backend", choices=BACKENDS, default="onnx-int8", help="What runs the model in the service.")
+    parser.add_argument("--clients", type=int, default=32, help="Concurrent clients.")
+    parser.add_argument("--requests", type=int, default=640, help="Requests in all per mode, one review each.")
+    parser.add_argument("--time-limit", type=float, default=120.0, help="Seconds per mode before the run is stopped.")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="The service's inference threads.")
+    parser.add_argument("--max-batch-size", type=int, default=32, help="The service's texts per batch.")
+    parser.add_argument("--max-wait-ms", type=float, default=5.0, help="The service's wait for a batch to fill.")
+    parser.add_argument("--overload-queue", type=int, default=8, help="The service's --max-queue in the burst.")
+    parser.add_argument("--overload-requests", type=int, help="Requests sent at once (default 4 x clients).")
+    parser.add_argument("--startup-timeout", type=float, default=300.0, help="Seconds a server has to answer /health.")
+    parser.add_argument(
+        "--output", default=str(ROOT / "benchmarks" / "results" / "serve_load.json"), help="The figures, as JSON."
+    )
+    args = parser.parse_args(argv)
+    for name in ("clients", "requests", "threads", "max_batch_size", "overload_queue", "overload_requests"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    if args.time_limit <= 0 or args.max_wait_ms < 0:
+        parser.error("--time-limit must be positive and --max-wait-ms not negative")
+    if args.model and not os.path.isdir(args.model):
+        parser.error(f"--model {args.model!r} is not a folder")
+    args.overload_requests = args.overload_requests or 4 * args.clients
+    return args
+
+
+# The model
+
+
+def build_classifier(folder: Path, shape: dict[str, int]) -> None:
+    """A random DistilBERT sentiment classifier of ``shape`` saved with the real KoBERT tokenizer."""
+    import torch
+    from transformers import DistilBertConfig, DistilBertForSequenceClassification
+
+    from tokenization_kobert import KoBertTokenizerFast
+
+    torch.manual_seed(0)
+    model = DistilBertForSequenceClassification(DistilBertConfig(**shape, **SENTIMENT))
+    model.eval().save_pretrained(folder)
+    KoBertTokenizerFast(**KOBERT_TOKENIZER).save_pretrained(folder)
+
+
+def prepare_model(args: argparse.Namespace, workspace: Path) -> tuple[Path, str]:
+    """The model folder to serve, its ONNX graph written if the backend needs it, and a description of it."""
+    if args.model:
+        folder, description = Path(args.model), args.model
+    else:
+        folder = workspace / "distilkobert-3-random"
+        build_classifier(folder, DISTILKOBERT_3)
+        description = (
+            "random DistilKoBERT classifier (3 layers, hidden 768, 12 heads, FFN 3072, 8,002 tokens), KoBERT tokenizer"
+        )
+    if args.backend != "torch":
+        export_graph(folder, args.backend == "onnx-int8", random_weights=args.model is None)
+    return folder, f"{description} ({args.backend})"
+
+
+def export_graph(folder: Path, int8: bool, random_weights: bool) -> None:
+    """The folder's ONNX graph, written here once rather than by each of the three servers on start-up (all into
+    the same folder at the same time)."""
+    from serve.export import ensure_exported, export
+    from serve.export import parse_args as export_args
+
+    if not random_weights:
+        ensure_exported(str(folder), int8)  # what the service would do: only when missing, checked by the defaults
+        return
+    # Random weights have no accuracy for int8 to keep: a few examples and any drop pass the check.
+    check = ["--int8", "--check-examples", "32", "--max-metric-drop", "100"] if int8 else []
+    export(export_args(["--model", str(folder), "--output", str(folder), *check]))
+
+
+def review_texts(count: int) -> list[str]:
+    """The first ``count`` non-empty reviews of the bundled NSMC test file (the service refuses empty texts)."""
+    texts = [r["document"] for r in read_nsmc(str(REVIEWS), "test") if r["document"].strip()]
+    return texts[:count]
+
+
+# The server
+
+
+@dataclass
+class Server:
+    name: str
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def server_command(folder: Path, args: argparse.Namespace, port: int, batching: bool, queue: int) -> list[str]:
+    command = [sys.executable, "-m", "serve", "--model", str(folder), "--backend", args.backend]
+    command += ["--port", str(port), "--threads", str(args.threads), "--max-batch-size", str(args.max_batch_size)]
+    command += ["--max-wait-ms", str(args.max_wait_ms), "--max-queue", str(queue)]
+    return command + ([] if batching else ["--no-batching"])
+
+
+def start_server(name: str, command: list[str], port: int, log: Path) -> Server:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    with log.open("wb") as out:  # the child keeps its own handle
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    return Server(name, process, f"http://127.0.0.1:{port}", log)
+
+
+def stop_server(server: Server) -> None:
+    if server.process.poll() is not None:
+        return
+    server.process.terminate()
+    try:
+        server.process.wait(STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait()
+
+
+def log_tail(server: Server, lines: int = 20) -> str:
+    return "\n".join(server.log.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+
+
+def wait_healthy(server: Server, timeout: float) -> None:
+    """Return once ``GET /health`` answers 200; RuntimeError, with the server's last output, if it exits first or
+    the time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"the {server.name} server exited ({server.process.returncode}):\n{log_tail(server)}")
+        try:
+            if httpx.get(f"{server.url}/health", timeout=2.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass  # not listening yet
+        time.sleep(0.2)
+    raise RuntimeError(f"the {server.name} server did not answer /health in {timeout:.0f} s:\n{log_tail(server)}")
+
+
+# The clients
+
+
+@dataclass
+class Outcome:
+    status: int | None  # None: the request failed (connection, timeout)
+    seconds: float
+
+
+async def send(client: httpx.AsyncClient, text: str) -> Outcome:
+    start = time.perf_counter()
+    try:
+        response = await client.post("/predict", json={"texts": [text]})
+        status: int | None = response.status_code
+    except httpx.HTTPError:
+        status = None
+    return Outcome(status, time.perf_counter() - start)
+
+
+def pooled_client(url: str, connections: int) -> httpx.AsyncClient:
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    return httpx.AsyncClient(base_url=url, timeout=REQUEST_TIMEOUT, limits=limits)
+
+
+async def batch_sizes(client: httpx.AsyncClient) -> Counter[int]:
+    sizes = (await client.get("/metrics")).json()["batch_sizes"]
+    return Counter({int(size): count for size, count in sizes.items()})
+
+
+async def closed_loop(client: httpx.AsyncClient, texts: list[str], clients: int, total: int, limit: float) -> dict:
+    """``clients`` clients each sending one request after another until ``total`` are sent or ``limit`` seconds
+    pass; the outcomes, the wall time and whether the limit cut the run short."""
+    numbers = iter(range(total))  # shared: each client takes the next request's number (one event loop, no lock)
+    outcomes: list[Outcome] = []
+
+    async def one_client() -> None:
+        for number in numbers:
+            outcomes.append(await send(client, texts[number % len(texts)]))
+
+    start = time.perf_counter()
+    tasks = [asyncio.create_task(one_client()) for _ in range(clients)]
+    _, pending = await asyncio.wait(tasks, timeout=limit)
+    for task in pending:  # requests in flight at the limit are dropped, not counted
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    return {"outcomes": outcomes, "wall_s": time.perf_counter() - start, "cut_short": bool(pending)}
+
+
+async def measure_mode(url: str, texts: list[str], args: argparse.Namespace) -> dict[str, Any]:
+    async with pooled_client(url, args.clients) as client:
+        # One request per client first: opens the connections and runs the model's first calls (ONNX Runtime
+        # allocates on them), neither of which should count.
+        await asyncio.gather(*(send(client, text) for text in texts[: args.clients]))
+        before = await batch_sizes(client)
+        run = await closed_loop(client, texts, args.clients, args.requests, args.time_limit)
+        batches = await batch_sizes(client) - before
+    return load_figures(run, batches, args.clients)
+
+
+def percentile_ms(values: list[float], q: int) -> float | None:
+    """The ``q``-th percentile, rounded; None without values (JSON has no NaN)."""
+    if len(values) < 2:
+        return round(values[0], 1) if values else None
+    return round(statistics.quantiles(values, n=100, method="inclusive")[q - 1], 1)
+
+
+def load_figures(run: dict, batches: Counter[int], clients: int) -> dict[str, Any]:
+    ok = [o.seconds * 1000 for o in run["outcomes"] if o.status == 200]
+    batched = sum(batches.values())
+    return {
+        "clients": clients,
+        "requests": len(run["outcomes"]),
+        "cut_short": run["cut_short"],
+        "wall_s": round(run["wall_s"], 2),
+        "requests_per_s": round(len(ok) / run["wall_s"], 1),
+        "p50_ms": percentile_ms(ok, 50),
+        "p99_ms": percentile_ms(ok, 99),
+        "errors": len(run["outcomes"]) - len(ok),
+        "statuses": dict(Counter(str(o.status) for o in run["outcomes"])),
+        "mean_batch": round(sum(size * count for size, count in batches.items()) / batched, 2) if batched else 0.0,
+        "batch_sizes": {str(size): count for size, count in sorted(batches.items())},
+    }
+
+
+async def burst(url: str, texts: list[str], count: int) -> dict[str, Any]:
+    """``count`` requests at once, then whether the service still answers /health."""
+    async with pooled_client(url, count) as client:
+        # Connections opened first, so the burst's requests arrive together rather than one TCP handshake apart.
+        await asyncio.gather(*(client.get("/health") for _ in range(count)))
+        outcomes = await asyncio.gather(*(send(client, texts[i % len(texts)]) for i in range(count)))
+        try:
+            alive = (await client.get("/health")).status_code == 200
+        except httpx.HTTPError:
+            alive = False
+    statuses = Counter(o.status for o in outcomes)
+    return {
+        "sent": count,
+        "ok": statuses[200],
+        "refused_503": statuses[503],
+        "other": count - statuses[200] - statuses[503],
+        "alive": alive,
+    }
+
+
+# The benchmark
+
+
+def load_queue(args: argparse.Namespace) -> int:
+    """The measured runs' --max-queue: room for every client's request, so that none is ever refused."""
+    return max(SERVICE_QUEUE, args.clients)
+
+
+def start_servers(folder: Path, args: argparse.Namespace, workspace: Path, stack: ExitStack) -> dict[str, Server]:
+    """The three servers, up and answering; ``stack`` stops them whatever happens."""
+    plans = {"batching on": (True, load_queue(args)), "batching off": (False, load_queue(args))}
+    plans["overload"] = (True, args.overload_queue)
+    servers = {}
+    # All three start together (start-up, mostly imports, is the slow part) and are used one at a time, each
+    # stopped after its phase; a server that is up and idle waits on its socket and takes no CPU.
+    for name, (batching, queue) in plans.items():
+        port = free_port()
+        log = workspace / f"{name.replace(' ', '-')}.log"
+        servers[name] = start_server(name, server_command(folder, args, port, batching, queue), port, log)
+        stack.callback(stop_server, servers[name])
+    for server in servers.values():  # all up before any is measured: one still starting would take CPU
+        wait_healthy(server, args.startup_timeout)
+    return servers
+
+
+def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
+    """Both modes measured and the burst sent, each on its own server; the figures and the settings."""
+    with tempfile.TemporaryDirectory() as workspace, ExitStack() as stack:
+        folder, description = prepare_model(args, Path(workspace))
+        texts = review_texts(max(args.requests, args.overload_requests))
+        servers = start_servers(folder, args, Path(workspace), stack)
+        results = []
+        for name in ("batching on", "batching off"):
+            results.append({"mode": name, **asyncio.run(measure_mode(servers[name].url, texts, args))})
+            stop_server(servers[name])
+        overload = asyncio.run(burst(servers["overload"].url, texts, args.overload_requests))
+        overload["alive"] = overload["alive"] and servers["overload"].process.poll() is None
+    on, off = results[0]["requests_per_s"], results[1]["requests_per_s"]
+    return {
+        "settings": {
+            "model": description,
+            "backend": args.backend,
+            "clients": args.clients,
+            "requests": args.requests,
+            "time_limit_s": args.time_limit,
+            "threads": args.threads,
+            "max_batch_size": args.max_batch_size,
+            "max_wait_ms": args.max_wait_ms,
+            "max_queue": load_queue(args),
+            "texts": f"{os.path.relpath(REVIEWS, ROOT)}, one review per request",
+        },
+        "results": results,
+        "batching_speedup": round(on / off, 2) if off else None,
+        "overload": {"max_queue": args.overload_queue, **overload},
+    }
+
+
+def print_figures(figures: dict[str, Any]) -> None:
+    settings = figures["settings"]
+    print(
+        f"{settings['model']}; {settings['threads']} inference threads, batches of at most "
+        f"{settings['max_batch_size']}, waiting at most {settings['max_wait_ms']} ms"
+    )
+    print("| mode | clients | requests | requests/s | p50 ms | p99 ms | errors | mean batch |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for row in figures["results"]:
+        mode = row["mode"] + (f" (cut short at {settings['time_limit_s']:g} s)" if row["cut_short"] else "")
+        print(
+            f"| {mode} | {row['clients']} | {row['requests']} | {row['requests_per_s']} | {row['p50_ms']} | "
+            f"{row['p99_ms']} | {row['errors']} | {row['mean_batch']} |"
+        )
+    print(f"batching on / off: {figures['batching_speedup']}x requests/s")
+    burst_figures = figures["overload"]
+    print(
+        f"overload (batching on, --max-queue {burst_figures['max_queue']}): sent {burst_figures['sent']} at once, "
+        f"200: {burst_figures['ok']}, 503: {burst_figures['refused_503']}, other: {burst_figures['other']}, "
+        f"alive: {str(burst_figures['alive']).lower()}"
+    )
+
+
+def main() -> None:
+    args = parse_args()
+    try:
+        figures = run_benchmark(args)
+    except RuntimeError as err:  # a server that did not start: its own last words say why
+        raise SystemExit(f"error: {err}") from err
+    write_report(args.output, "serve_load", figures)
+    print_figures(figures)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""benchmarks/serve_load.py: on a tiny random classifier both modes answer every request, the burst beyond the queue
+bound is partly refused with 503s, and the service still answers afterwards; a run stops at its time limit; a server
+that fails to start is reported with its output, one that ignores SIGTERM is killed."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+
+from benchmarks import serve_load
+
+TINY = {"vocab_size": 8002, "pad_token_id": 1, "dim": 32, "n_layers": 2, "n_heads": 2, "hidden_dim": 64}
+
+
+def test_load_both_modes_and_a_burst_beyond_the_queue(tmp_path: Path) -> None:
+    model = tmp_path / "tiny"
+    serve_load.build_classifier(model, {**TINY, "max_position_embeddings": 128})
+    argv = ["--model", str(model), "--backend", "torch", "--clients", "4", "--requests", "16", "--threads", "1"]
+    # A queue of 2 against 16 requests at once: refused ones even when the tiny model answers fast.
+    args = serve_load.parse_args([*argv, "--overload-queue", "2", "--output", str(tmp_path / "report.json")])
+
+    figures = serve_load.run_benchmark(args)
+
+    assert [row["mode"] for row in figures["results"]] == ["batching on", "batching off"]
+    for row in figures["results"]:
+        assert (row["requests"], row["errors"], row["cut_short"]) == (16, 0, False)
+        assert row["requests_per_s"] > 0 and row["p50_ms"] <= row["p99_ms"]
+    assert figures["results"][1]["mean_batch"] == 1.0  # batching off: every request alone
+    overload = figures["overload"]
+    assert overload["sent"] == 16 and overload["refused_503"] >= 1 and overload["other"] == 0
+    assert overload["alive"] is True
+
+
+def test_a_run_stops_at_its_time_limit_and_counts_refusals_as_errors() -> None:
+    async def service(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0.01)
+        return httpx.Response(503 if b"503" in request.content else 200, json={"results": []})
+
+    async def run() -> dict:
+        transport = httpx.MockTransport(service)
+        async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
+            return await serve_load.closed_loop(client, ["좋아", "503"], clients=2, total=10_000, limit=0.3)
+
+    run_outcomes = asyncio.run(run())
+    figures = serve_load.load_figures(run_outcomes, Counter({2: 3, 1: 2}), clients=2)
+    assert figures["cut_short"] is True and 0 < figures["requests"] < 10_000
+    assert figures["errors"] == figures["statuses"]["503"] >= figures["requests"] // 2 - 1
+    assert figures["mean_batch"] == 1.6  # (3 x 2 + 2 x 1) / 5
+
+
+def test_a_server_that_exits_is_reported_with_its_output_and_one_that_ignores_sigterm_is_killed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    failing = [sys.executable, "-c", "print('no model here'); raise SystemExit(3)"]
+    server = serve_load.start_server("failing", failing, serve_load.free_port(), tmp_path / "failing.log")
+    with pytest.raises(RuntimeError, match=r"(?s)exited \(3\).*no model here"):
+        serve_load.wait_healthy(server, timeout=30)
+
+    stubborn = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); "
+    stubborn += "time.sleep(60)"
+    server = serve_load.start_server("stubborn", [sys.executable, "-c", stubborn], 0, tmp_path / "stubborn.log")
+    deadline = time.monotonic() + 30
+    while "up" not in server.log.read_text() and time.monotonic() < deadline:  # SIGTERM ignored from "up" on
+        time.sleep(0.05)
+    monkeypatch.setattr(serve_load, "STOP_TIMEOUT", 0.5)
+    serve_load.stop_server(server)
+    assert server.process.returncode == -signal.SIGKILL
