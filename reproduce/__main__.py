@@ -1,6 +1,6 @@
 """Reproduce the DistilKoBERT recipe end to end: tokenizer, data, a teacher, a layer-subset student distilled from
-it, a same-shape baseline trained without the teacher, NSMC fine-tuning of all three, CPU latency, the results
-table and plots, and the student's release folder.
+it, a same-shape baseline trained without the teacher, NSMC fine-tuning of all three, the distilled classifier as an
+ONNX int8 graph (``serve.export``), CPU latency, the results table and plots, and the student's release folder.
 
     python -m reproduce --preset mini --output runs/mini     # `make demo`: the bundled data, 2 CPU cores
     python -m reproduce --preset smoke --output runs/smoke   # every stage in about a minute (the test suite's)
@@ -31,7 +31,8 @@ from common.io import setup_logging, write_json
 from reproduce.preset import load_preset, preset_path
 from reproduce.report import write_results
 from reproduce.sentence import SentenceRecipe, is_sentence_preset, load_sentence_preset, write_sentence_results
-from reproduce.stages import BILSTMS, MODELS, Recipe, StageFailed, run_stages
+from reproduce.stages import BILSTMS, MODELS, ONNX_INT8, Recipe, StageFailed, run_stages
+from serve.export import INT8_FILE, ONNX_FOLDER, REPORT_FILE
 
 logger = logging.getLogger("reproduce")
 MARKER = "reproduce.json"
@@ -78,7 +79,22 @@ def result_rows(recipe: Recipe, latency: dict[str, Any]) -> list[dict[str, Any]]
                 "nsmc_model_dir": results["model_dir"],
             }
         )
+    rows.append(onnx_row(recipe, rows[MODELS.index("distilled")], latency))
     return rows
+
+
+def onnx_row(recipe: Recipe, distilled: dict[str, Any], latency: dict[str, Any]) -> dict[str, Any]:
+    """The distilled classifier's ONNX int8 graph: its size, latency and accuracy on the whole NSMC test file."""
+    report = json.loads((recipe.onnx_dir / ONNX_FOLDER / REPORT_FILE).read_text())
+    return {
+        "name": ONNX_INT8,
+        "params": distilled["params"],
+        "size_mb": (recipe.onnx_dir / ONNX_FOLDER / INT8_FILE).stat().st_size / 2**20,
+        "latency_ms_b1": round(latency["latency_ms"][ONNX_INT8]["1"], 2),
+        "latency_ms_b32": round(latency["latency_ms"][ONNX_INT8]["32"], 2),
+        "nsmc_accuracy": report["int8"]["int8"] / 100,
+        "nsmc_model_dir": str(recipe.onnx_dir),
+    }
 
 
 def run_sentence_recipe(args: argparse.Namespace, output: Path) -> str:

@@ -44,6 +44,9 @@ class Preset:
     # is the same BiLSTM with alpha 1 on nsmc_train.
     bilstm: dict[str, Any] = field(default_factory=dict)
     latency: dict[str, Any] = field(default_factory=dict)  # seq_length, batch_sizes, repeats, threads
+    # serve.export options of the distilled classifier's ONNX int8 graph (its accuracy on nsmc_test and latency are
+    # a row of the table), e.g. max_metric_drop
+    onnx: dict[str, Any] = field(default_factory=dict)
     release: dict[str, Any] = field(default_factory=dict)  # repo_id (and other hub_upload options)
     launcher: str = ""  # e.g. "accelerate launch --config_file cfg.yaml": pretraining runs through it, else in-process
     seed: int = 56  # random initialisation of the teacher and the baseline

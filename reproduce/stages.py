@@ -39,6 +39,9 @@ from modeling.random_teacher import save_random_model
 from pretrain.checkpoint import latest_checkpoint
 from pretrain.config import config_from_dict, save_config
 from reproduce.preset import Preset
+from serve.export import INT8_FILE, ONNX_FOLDER
+from serve.export import parse_args as export_args
+from serve.predict import OnnxClassifier
 
 logger = logging.getLogger("reproduce")
 STAGE_FILE = "stage.json"
@@ -46,6 +49,8 @@ STARTED_FILE = "stage.started.json"
 MODELS = ("teacher", "distilled", "baseline")
 # The BiLSTMs of task-specific distillation (a preset's bilstm section): from the fine-tuned teacher, and without it.
 BILSTMS = ("bilstm-distilled", "bilstm-baseline")
+# The distilled classifier as an ONNX int8 graph (serve.export): a row of the results table.
+ONNX_INT8 = "distilled-onnx-int8"
 # The registered fine-tuning task the three models are compared on, with the preset's nsmc_train and nsmc_test data.
 FINETUNE_TASK = "nsmc"
 # The distilled student keeps the loss weights of its preset; a model trained without a teacher has the MLM term only.
@@ -239,12 +244,19 @@ class Recipe:
                 "bilstm-baseline", output / "bilstm" / "baseline", bilstm_inputs, self.train_bilstm, True
             ),
         }
+        self.onnx = Stage(
+            "onnx",
+            output / "onnx",
+            {"onnx": p.onnx, "nsmc_test": file_stamps([p.nsmc_test])},
+            self.export_onnx,
+            depends_on=[self.nsmc["distilled"]],
+        )
         self.latency = Stage(
             "latency",
             output / "latency",
             {"latency": p.latency},
             self.measure_latency,
-            depends_on=[*self.nsmc.values(), *self.bilstm_stages[1:]],
+            depends_on=[*self.nsmc.values(), *self.bilstm_stages[1:], self.onnx],
         )
         self.release = Stage(
             "release",
@@ -287,7 +299,7 @@ class Recipe:
     @property
     def stages(self) -> list[Stage]:
         pretraining = [self.tokenizer, self.data, self.teacher, self.distilled, self.baseline]
-        return [*pretraining, *self.nsmc.values(), *self.bilstm_stages, self.latency, self.release]
+        return [*pretraining, *self.nsmc.values(), *self.bilstm_stages, self.onnx, self.latency, self.release]
 
     # Argument lists, also parsed at start-up to catch unknown options before any work.
     def tokenizer_argv(self) -> list[str]:
@@ -336,6 +348,8 @@ class Recipe:
             ("prepare", prepare_args, self.prepare_argv()),
             ("finetune", get_task(FINETUNE_TASK).parse_args, self.finetune_argv("teacher")),
         ]
+        if is_local(self.preset.nsmc_test):  # serve.export checks that its files exist
+            checks.append(("onnx", export_args, self.onnx_argv()))
         if "from_pretrained" not in self.preset.tokenizer:
             checks.insert(0, ("tokenizer", tokenizer_args, self.tokenizer_argv()))
         for section, parse, argv in checks:
@@ -360,6 +374,25 @@ class Recipe:
                 raise ValueError(f"preset section {section!r}: {err}") from err
         if self.preset.bilstm:
             self.check_bilstm()
+
+    def onnx_argv(self) -> list[str]:
+        """serve.export of the distilled classifier into onnx/distilled, int8 checked on the test reviews the
+        fine-tuning scored, cut at the same length, so that the float graph's accuracy is the fine-tuned model's."""
+        finetune = get_task(FINETUNE_TASK).parse_args(self.finetune_argv("distilled"))
+        options = {
+            "model": str(self.classifier_dir("distilled")),
+            "output": str(self.onnx_dir),
+            "int8": True,
+            "check_data": self.preset.nsmc_test,
+            "check_examples": finetune.max_eval_samples or 10**9,  # by default all of it
+            "max_length": finetune.max_seq_length,
+            **self.preset.onnx,
+        }
+        return as_argv({**options, "overwrite": True})
+
+    @property
+    def onnx_dir(self) -> Path:
+        return self.onnx.folder / "distilled"
 
     def check_bilstm(self) -> None:
         from distill.cache_logits import parse_args as cache_args
@@ -479,6 +512,11 @@ class Recipe:
             else self.nsmc[name].folder / "results.json"
         )
 
+    def export_onnx(self, stage: Stage) -> None:
+        from serve.export import main as export
+
+        export(self.onnx_argv())
+
     def measure_latency(self, stage: Stage) -> None:
         """CPU latency of the fine-tuned classifiers, side by side (``modeling.latency``)."""
         options = {"seq_length": 128, "batch_sizes": [1, 32], "repeats": 10, **self.preset.latency}
@@ -491,6 +529,8 @@ class Recipe:
                 name: model_class.from_pretrained(self.classifier_dir(name), trust_remote_code=True)
                 for name in self.compared
             }
+            config = models["distilled"].config
+            models[ONNX_INT8] = OnnxClassifier(str(self.onnx_dir / ONNX_FOLDER / INT8_FILE), config, threads)
             latencies = compare_latency(models, options["batch_sizes"], options["seq_length"], options["repeats"])
         finally:
             torch.set_num_threads(previous)

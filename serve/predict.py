@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from transformers.modeling_outputs import SequenceClassifierOutput
 
 from finetune.korquad import best_span, context_spans
 from finetune.ner import OUTSIDE, to_seqeval, word_starts, word_tags
@@ -65,6 +66,19 @@ def onnx_backend(path: str, threads: int | None = None) -> Backend:
         return session.run(None, {name: arrays[name] for name in input_names})
 
     return run
+
+
+class OnnxClassifier(torch.nn.Module):
+    """A classifier's ONNX graph behind a transformers model's call, ``model(**inputs).logits``, for code that
+    times or scores modules (``modeling.latency``); ``config`` is the model's (its vocabulary size and labels)."""
+
+    def __init__(self, path: str, config: Any, threads: int | None = None) -> None:
+        super().__init__()
+        self.run, self.config = onnx_backend(path, threads), config
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **unused: Any) -> SequenceClassifierOutput:
+        arrays = {"input_ids": input_ids.numpy(), "attention_mask": attention_mask.numpy()}
+        return SequenceClassifierOutput(logits=torch.from_numpy(self.run(arrays)[0]))
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -22,7 +22,7 @@ from reproduce.preset import PRESETS_DIR, load_preset
 from reproduce.stages import STAGE_FILE
 
 STAGES = ["tokenizer", "data", "teacher", "distilled", "baseline", "nsmc/teacher", "nsmc/distilled", "nsmc/baseline"]
-STAGES += ["bilstm/cache", "bilstm/distilled", "bilstm/baseline", "latency", "release"]
+STAGES += ["bilstm/cache", "bilstm/distilled", "bilstm/baseline", "onnx", "latency", "release"]
 RESULT_KEYS = {"name", "params", "size_mb", "latency_ms_b1", "latency_ms_b32", "nsmc_accuracy", "nsmc_model_dir"}
 
 
@@ -53,8 +53,14 @@ def run_in_root(argv: list[str]) -> str:
 
 def test_every_artefact_exists_and_loads(smoke_run: Path) -> None:
     rows = json.loads((smoke_run / "results.json").read_text())
-    names = ["teacher", "distilled", "baseline", "bilstm-distilled", "bilstm-baseline"]
+    names = ["teacher", "distilled", "baseline", "bilstm-distilled", "bilstm-baseline", "distilled-onnx-int8"]
     assert [row["name"] for row in rows] == names
+    onnx = rows.pop()
+    report = json.loads((smoke_run / "onnx" / "distilled" / "onnx" / "export.json").read_text())
+    assert onnx["nsmc_accuracy"] == report["int8"]["int8"] / 100 and report["int8"]["examples"] == 200  # finetune.max_eval_samples
+    # The float graph scores the whole test file as the fine-tuned PyTorch model did.
+    assert report["int8"]["float"] == pytest.approx(100 * rows[1]["nsmc_accuracy"], abs=0.005)
+    assert onnx["latency_ms_b32"] > 0 and onnx["size_mb"] < rows[1]["size_mb"]
     for row in rows:
         assert set(row) >= RESULT_KEYS
         assert 0 <= row["nsmc_accuracy"] <= 1 and row["latency_ms_b1"] > 0 and row["latency_ms_b32"] > 0
@@ -142,6 +148,7 @@ def test_a_changed_input_reruns_only_what_depends_on_it(smoke_run: Path, tmp_pat
     rerun = {stage for stage in STAGES if after[stage] != before[stage]}
     # The distilled BiLSTM learns from the fine-tuned teacher's logits; its baseline from the labels alone.
     assert rerun == {"nsmc/teacher", "nsmc/distilled", "nsmc/baseline", "bilstm/cache", "bilstm/distilled"} | {
+        "onnx",
         "latency",
         "release",
     }
