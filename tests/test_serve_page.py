@@ -25,7 +25,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-SCREENSHOT = ROOT / "benchmarks" / "results" / "serve_page.png"
+# Where to keep a copy of the screenshot (benchmarks/results/serve_page.png, committed for reviewers): a run with
+# SERVE_PAGE_SCREENSHOT set writes it; the suite leaves the repository untouched.
+SCREENSHOT = os.environ.get("SERVE_PAGE_SCREENSHOT")
 REVIEW = "이 영화 정말 재미있어요. 배우들 연기가 최고!"
 MAX_CHARS = 50
 TOO_LONG = "가" * 60  # over MAX_CHARS: the service answers 422 with one message
@@ -208,9 +210,7 @@ def test_page_renders_every_models_answer_as_the_service_gives_it(
     assert re.fullmatch(r"answered in \d+ ms \(round trip\)", status.text), status.text
     assert "error" not in (status.get_attribute("class") or "")
 
-    # Kept in the repository for reviewers; the tmp copy is this run's own.
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    for path in (tmp_path / "serve_page.png", SCREENSHOT):
+    for path in [tmp_path / "serve_page.png", *([Path(SCREENSHOT)] if SCREENSHOT else [])]:
         assert driver.save_screenshot(str(path))
         assert path.read_bytes().startswith(b"\x89PNG") and path.stat().st_size > 0
 
