@@ -57,8 +57,9 @@ def test_every_artefact_exists_and_loads(smoke_run: Path) -> None:
     assert [row["name"] for row in rows] == names
     onnx = rows.pop()
     report = json.loads((smoke_run / "onnx" / "distilled" / "onnx" / "export.json").read_text())
-    assert onnx["nsmc_accuracy"] == report["int8"]["int8"] / 100 and report["int8"]["examples"] == 200  # finetune.max_eval_samples
-    # The float graph scores the whole test file as the fine-tuned PyTorch model did.
+    assert onnx["nsmc_accuracy"] == report["int8"]["int8"] / 100
+    assert report["int8"]["examples"] == 200  # the smoke preset's finetune.max_eval_samples
+    # The float graph scores the test reviews as the fine-tuned PyTorch model did.
     assert report["int8"]["float"] == pytest.approx(100 * rows[1]["nsmc_accuracy"], abs=0.005)
     assert onnx["latency_ms_b32"] > 0 and onnx["size_mb"] < rows[1]["size_mb"]
     for row in rows:

@@ -16,13 +16,10 @@ import pytest
 
 from benchmarks import serve_load
 
-TINY = {"vocab_size": 8002, "pad_token_id": 1, "dim": 32, "n_layers": 2, "n_heads": 2, "hidden_dim": 64}
 
-
-def test_load_both_modes_and_a_burst_beyond_the_queue(tmp_path: Path) -> None:
-    model = tmp_path / "tiny"
-    serve_load.build_classifier(model, {**TINY, "max_position_embeddings": 128})
-    argv = ["--model", str(model), "--backend", "torch", "--clients", "4", "--requests", "16", "--threads", "1"]
+def test_load_both_modes_and_a_burst_beyond_the_queue(served_models: dict[str, Path], tmp_path: Path) -> None:
+    argv = ["--model", str(served_models["distilbert-classify"]), "--backend", "torch", "--threads", "1"]
+    argv += ["--clients", "4", "--requests", "16"]
     # A queue of 2 against 16 requests at once: refused ones even when the tiny model answers fast.
     args = serve_load.parse_args([*argv, "--overload-queue", "2", "--output", str(tmp_path / "report.json")])
 

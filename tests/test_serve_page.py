@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import os
 import re
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+
+from benchmarks import serve_load
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
@@ -32,7 +31,6 @@ REVIEW = "이 영화 정말 재미있어요. 배우들 연기가 최고!"
 MAX_CHARS = 50
 TOO_LONG = "가" * 60  # over MAX_CHARS: the service answers 422 with one message
 MODEL_NAMES = ["teacher", "student"]  # the order of --model, which /predict keeps
-LABELS = {0: "negative", 1: "positive"}
 START_TIMEOUT_S = 60.0
 PAGE_TIMEOUT_S = 20.0
 
@@ -51,89 +49,20 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def model_folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A tiny random BERT classifier (the teacher) and DistilBERT classifier (the student), each saved with the real
-    KoBERT tokenizer."""
-    import torch
-    from transformers import (
-        BertConfig,
-        BertForSequenceClassification,
-        DistilBertConfig,
-        DistilBertForSequenceClassification,
-    )
-
-    from tokenization_kobert import KoBertTokenizerFast
-
-    torch.manual_seed(0)  # the same weights, so the same answers, on every run
-    root = tmp_path_factory.mktemp("page-models")
-    shape = {"vocab_size": 8002, "pad_token_id": 1, "max_position_embeddings": 128}
-    labels = {"num_labels": 2, "id2label": LABELS, "label2id": {name: i for i, name in LABELS.items()}}
-    models = {
-        "teacher": BertForSequenceClassification(
-            BertConfig(
-                hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, **shape, **labels
-            )
-        ),
-        "student": DistilBertForSequenceClassification(
-            DistilBertConfig(dim=32, n_layers=2, n_heads=2, hidden_dim=64, **shape, **labels)
-        ),
-    }
-    tokenizer = KoBertTokenizerFast(
-        vocab_file=str(ROOT / "data" / "kobert" / "tokenizer_78b3253a26.model"),
-        vocab_txt=str(ROOT / "data" / "kobert" / "vocab.txt"),
-    )
-    for name, model in models.items():
-        model.save_pretrained(root / name)
-        tokenizer.save_pretrained(root / name)
-    return {name: root / name for name in models}
-
-
-def free_port() -> int:
-    # The OS picks a port nobody listens on; the service binds it a moment later (a tiny race, fine for a test).
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until_healthy(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
-    """Poll /health until the service answers; fail with its log if it exits or does not answer in time."""
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"the service exited with {process.returncode} before answering:\n{log.read_text()}")
-        try:
-            if httpx.get(f"{url}/health", timeout=2.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass  # not listening yet
-        time.sleep(0.2)
-    pytest.fail(f"the service did not answer /health in {START_TIMEOUT_S:.0f} s:\n{log.read_text()}")
-
-
-@pytest.fixture(scope="module")
-def service_url(model_folders: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``python -m serve`` over both models on a free port, with a 50-character limit per text."""
-    port = free_port()
+def service_url(served_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``python -m serve`` over a tiny BERT classifier (the teacher) and a tiny DistilBERT one (the student) on a
+    free port, with a 50-character limit per text; started and stopped as the load benchmark does."""
+    port = serve_load.free_port()
     command = [sys.executable, "-m", "serve", "--backend", "torch", "--port", str(port), "--threads", "1"]
-    for name in MODEL_NAMES:
-        command += ["--model", f"{name}={model_folders[name]}"]
-    command += ["--max-chars", str(MAX_CHARS)]
-    # A file, not a pipe: a pipe nobody reads would block the service once its buffer fills.
+    command += ["--model", f"teacher={served_models['bert-classify']}"]
+    command += ["--model", f"student={served_models['distilbert-classify']}", "--max-chars", str(MAX_CHARS)]
     log = tmp_path_factory.mktemp("page-service") / "service.log"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    with log.open("wb") as output:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    server = serve_load.start_server("page", command, port, log)
     try:
-        wait_until_healthy(process, url, log)
-        yield url
+        serve_load.wait_healthy(server, START_TIMEOUT_S)
+        yield server.url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        serve_load.stop_server(server)
 
 
 @pytest.fixture(scope="module")
@@ -198,7 +127,7 @@ def test_page_renders_every_models_answer_as_the_service_gives_it(
     assert [row[0] for row in rows] == MODEL_NAMES
     for model, label, probability, latency in rows:
         answer = expected[model]
-        assert label in LABELS.values()
+        assert label in ("negative", "positive")  # the tiny models' label names (conftest.served_models)
         assert label == answer["label"]
         # toFixed(3) of the same double; a tolerance rather than Python's formatting, which breaks exact ties
         # differently (half to even, where toFixed takes the larger).
