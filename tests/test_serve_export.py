@@ -165,4 +165,3 @@ def test_task_metrics_against_hand_computations() -> None:
     assert task_metric("embed", vectors, [5.0, 3.0, 0.0]) == pytest.approx(100.0)
     examples = [{"id": "a", "answers": [{"text": "서울"}]}, {"id": "b", "answers": [{"text": "부산"}]}]
     assert task_metric("qa", [{"answer": "서울"}, {"answer": "대구"}], examples) == 50.0
-
