@@ -59,6 +59,9 @@ def onnx_backend(path: str, threads: int | None = None) -> Backend:
     if threads:
         options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    # ONNX Runtime's threads otherwise spin for a while after every run, taking the cores from whatever runs next
+    # (another model timed beside it, the tokenizer, the event loop): measured, it doubled PyTorch's latency there.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
     input_names = [node.name for node in session.get_inputs()]
 
