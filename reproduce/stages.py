@@ -348,8 +348,6 @@ class Recipe:
             ("prepare", prepare_args, self.prepare_argv()),
             ("finetune", get_task(FINETUNE_TASK).parse_args, self.finetune_argv("teacher")),
         ]
-        if is_local(self.preset.nsmc_test):  # serve.export checks that its files exist
-            checks.append(("onnx", export_args, self.onnx_argv()))
         if "from_pretrained" not in self.preset.tokenizer:
             checks.insert(0, ("tokenizer", tokenizer_args, self.tokenizer_argv()))
         for section, parse, argv in checks:
@@ -357,6 +355,12 @@ class Recipe:
                 parse(argv)
             except SystemExit as err:
                 raise ValueError(f"preset section {section!r}: rejected by its command (message above)") from err
+        # After the fine-tuning's check: the export's arguments take the fine-tuning's length and test count.
+        if is_local(self.preset.nsmc_test):  # serve.export checks that its files exist
+            try:
+                export_args(self.onnx_argv())
+            except SystemExit as err:
+                raise ValueError("preset section 'onnx': rejected by serve.export (message above)") from err
         for local in (self.preset.nsmc_train, self.preset.nsmc_test):
             if local.endswith((".txt", ".gz", ".tsv")) and not is_local(local):
                 raise ValueError(f"NSMC file {local!r} does not exist")

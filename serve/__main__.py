@@ -19,7 +19,6 @@ from common.cli import command_parser
 from common.io import setup_logging
 from serve.app import ServiceSettings, build_app
 from serve.batching import BatchSettings
-from serve.export import ensure_exported
 from serve.models import load_model
 from serve.predict import Predictor, onnx_backend, torch_backend
 
@@ -76,6 +75,8 @@ def load_predictors(args: argparse.Namespace) -> dict[str, Predictor]:
         if args.backend == "torch":
             backend = torch_backend(loaded)
         else:
+            from serve.export import ensure_exported  # the exporter's imports only where a graph may be needed
+
             backend = onnx_backend(str(ensure_exported(folder, args.backend == "onnx-int8")), args.threads)
         predictors[name] = Predictor(loaded, backend, args.max_batch_size)
         logger.info("%s: %s model from %s on %s", name, loaded.kind, folder, args.backend)

@@ -42,7 +42,6 @@ import torch
 from common.cli import command_parser
 from common.io import ROOT, publish_folder, setup_logging, staging_folder, write_json
 from finetune.data_io import read_ner, read_nsmc, read_squad, read_sts
-from finetune.ner import to_seqeval
 from serve.models import LoadedModel, load_model
 from serve.predict import Predictor, onnx_backend, torch_backend
 
@@ -130,6 +129,8 @@ def check_sample(loaded: LoadedModel, path: str | None, count: int) -> Sample:
             [r["sentence1"] for r in records] + [r["sentence2"] for r in records], [r["score"] for r in records]
         )
     if kind == "ner":
+        from finetune.ner import to_seqeval
+
         records = read_ner(path, loaded.labels, "test")[:count]
         return Sample([" ".join(r["words"]) for r in records], [[to_seqeval(t) for t in r["labels"]] for r in records])
     examples, _ = read_squad(path, "test")

@@ -27,13 +27,12 @@ import numpy as np
 import torch
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from finetune.korquad import best_span, context_spans
-from finetune.ner import OUTSIDE, to_seqeval, word_starts, word_tags
 from serve.models import LoadedModel
 
 Arrays = dict[str, np.ndarray]
 Backend = Callable[[Arrays], list[np.ndarray]]
 WORD = re.compile(r"\S+")
+OUTSIDE = "O"  # the seqeval tag of a word outside every entity
 # Question answering: windows overlap by this many tokens, answers are at most this long; finetune.korquad's defaults.
 QA_STRIDE = 128
 QA_MAX_ANSWER_TOKENS = 30
@@ -188,6 +187,9 @@ class Predictor:
         return self.loaded.kind in ("ner", "qa")
 
     def tags(self, texts: Sequence[str], encoded: Any, outputs: list[list[np.ndarray]]) -> list[dict[str, Any]]:
+        # Imported here: finetune.ner brings seqeval and scikit-learn, which a classifier service never needs.
+        from finetune.ner import to_seqeval, word_starts, word_tags
+
         tags = [to_seqeval(label) for label in self.loaded.labels]
         answers = []
         for i, (logits,) in enumerate(outputs):
@@ -205,6 +207,8 @@ class Predictor:
     def answers(
         self, items: Sequence[dict[str, str]], encoded: Any, outputs: list[list[np.ndarray]]
     ) -> list[dict[str, Any]]:
+        from finetune.korquad import best_span, context_spans  # brings the trainer and accelerate: QA models only
+
         best: dict[int, tuple[float, tuple[int, int]]] = {}
         for window, (start_logits, end_logits) in enumerate(outputs):
             item = encoded["overflow_to_sample_mapping"][window]
