@@ -38,6 +38,7 @@ REDUCED = [
     "latency.seq_length=16",
     "latency.repeats=1",
     "onnx.max_metric_drop=100",  # 8 test reviews and a barely trained model: no accuracy for int8 to keep
+    "onnx.parity_examples=4",
 ]
 # The DistilKoBERT README's example in KoBERT's ids (kobert-transformers on the real vocabulary).
 SENTENCE = "한국어 모델을 공유합니다."

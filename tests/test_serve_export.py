@@ -36,8 +36,8 @@ def exported(served_models: dict[str, Path], tmp_path_factory: pytest.TempPathFa
     """Every model exported once (float graphs; the classifiers also int8) into its own output folder."""
     root = tmp_path_factory.mktemp("exported")
     for name, folder in served_models.items():
-        int8 = ["--int8", "--check-examples", "200", "--max-metric-drop", "100"] if "classify" in name else []
-        main(["--model", str(folder), "--output", str(root / name), "--parity-examples", "16", *int8])
+        int8 = ["--int8", "--check-examples", "100", "--max-metric-drop", "100"] if "classify" in name else []
+        main(["--model", str(folder), "--output", str(root / name), "--parity-examples", "8", *int8])
     return {name: root / name for name in served_models}
 
 
@@ -52,7 +52,7 @@ def test_export_writes_a_checked_graph_beside_the_model_files(exported: dict[str
     folder = exported[name]
     report = json.loads((folder / ONNX_FOLDER / REPORT_FILE).read_text())
     assert report["kind"] == KINDS[name]
-    assert report["parity"]["max_abs_difference"] <= 1e-4 and report["parity"]["inputs"] == 16
+    assert report["parity"]["max_abs_difference"] <= 1e-4 and report["parity"]["inputs"] == 8
     assert (folder / "config.json").is_file() and (folder / "tokenizer_config.json").is_file()
     assert load_model(str(folder)).kind == KINDS[name]  # the folder loads with one path
 
@@ -104,7 +104,7 @@ def test_a_padded_length_sorted_batch_answers_each_item_as_alone(exported: dict[
 def test_int8_graphs_are_written_with_both_metrics(exported: dict[str, Path]) -> None:
     for name in ("bert-classify", "bilstm-classify"):
         report = json.loads((exported[name] / ONNX_FOLDER / REPORT_FILE).read_text())["int8"]
-        assert report["metric"] == "accuracy" and report["examples"] == 200
+        assert report["metric"] == "accuracy" and report["examples"] == 100
         assert report["drop"] == pytest.approx(report["float"] - report["int8"], abs=0.011)
         graph = exported[name] / ONNX_FOLDER / INT8_FILE
         assert graph.stat().st_size < (exported[name] / ONNX_FOLDER / "model.onnx").stat().st_size / 2
