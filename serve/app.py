@@ -239,8 +239,9 @@ class Service:
     async def answer(self, request: TextsRequest, kinds: tuple[str, ...]) -> dict[str, Any]:
         texts = self.texts(request)
         names = self.chosen(request, kinds)
-        jobs = [self.timed(name, self.items(request, self.predictors[name].loaded.kind, texts)) for name in names]
-        return {"results": await asyncio.gather(*jobs)}
+        # Every model's items first: a request one of them refuses starts no work in the others.
+        items = {name: self.items(request, self.predictors[name].loaded.kind, texts) for name in names}
+        return {"results": await asyncio.gather(*(self.timed(name, work) for name, work in items.items()))}
 
     async def timed(self, name: str, items: list[Any]) -> dict[str, Any]:
         start = time.perf_counter()
