@@ -169,6 +169,32 @@ class BodyGuard:
         await self.app(scope, replay, send)
 
 
+class Counting:
+    """ASGI middleware: every HTTP request's endpoint, status and time into ``metrics``. Plain ASGI rather than
+    ``@app.middleware("http")``, whose per-request task group and streams took a third of the event loop's time
+    under load."""
+
+    def __init__(self, app: Any, metrics: Metrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable[[], Awaitable[Any]], send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start, status = time.perf_counter(), 500  # an app that fails before answering is counted as a 500
+
+        async def send_counted(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_counted)
+        finally:
+            self.metrics.record(f"{scope['method']} {scope['path']}", status, time.perf_counter() - start)
+
+
 class Service:
     """The models, their batchers and the request checks behind the endpoints."""
 
@@ -296,15 +322,7 @@ def build_app(predictors: dict[str, Predictor], settings: ServiceSettings | None
     app = FastAPI(title="DistilKoBERT service", summary="Korean BERT models, batched, on the CPU", lifespan=lifespan)
     app.state.service = service
     app.add_middleware(BodyGuard, max_bytes=service.settings.max_body_bytes)
-
-    @app.middleware("http")
-    async def count(request: Request, call_next: Callable[[Request], Awaitable[Any]]) -> Any:
-        start = time.perf_counter()
-        response = await call_next(request)
-        service.metrics.record(
-            f"{request.method} {request.url.path}", response.status_code, time.perf_counter() - start
-        )
-        return response
+    app.add_middleware(Counting, metrics=service.metrics)  # outermost: it sees BodyGuard's answers too
 
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, err: ServiceError) -> JSONResponse:

@@ -3,11 +3,13 @@
     batcher = Batcher(predictor.predict, BatchSettings(max_batch=32, max_wait_ms=5), executor)
     answers = await batcher.submit(["첫 리뷰", "둘째 리뷰"])   # QueueFull at once when the queue is full
 
-One asyncio task per model takes the waiting requests in arrival order: once the first is waiting it collects more
-until ``max_batch`` items are waiting or ``max_wait_ms`` have passed, then runs them as one call of ``run`` on the
-executor (a thread: the event loop keeps accepting requests meanwhile) and hands each request its slice of the
-answers. With batching off, every request runs alone and at once. The queue holds at most ``max_queue`` items;
-a request that would overflow it is refused immediately, never left to wait.
+One asyncio task per model takes the waiting requests in arrival order: it collects more until ``max_batch`` items
+are waiting or the first of them has waited ``max_wait_ms``, then runs them as one call of ``run`` on the executor
+(a thread: the event loop keeps accepting requests meanwhile) and hands each request its slice of the answers.
+The wait counts from the first request's arrival, so requests that arrived while the previous batch ran start the
+moment it ends: the model does not idle while the event loop sends the previous batch's answers. With batching off,
+every request runs alone and at once. The queue holds at most ``max_queue`` items; a request that would overflow it
+is refused immediately, never left to wait.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -37,6 +39,7 @@ class BatchSettings:
 class Waiting:
     items: Sequence[Any]
     future: asyncio.Future[list[Any]]
+    arrived: float = field(default_factory=time.monotonic)
 
 
 class Batcher:
@@ -82,8 +85,8 @@ class Batcher:
                 await self.run_batch(batch)
 
     async def gather_more(self) -> None:
-        """Wait until a full batch is waiting or the first request has waited ``max_wait_ms``."""
-        deadline = time.monotonic() + self.settings.max_wait_ms / 1000
+        """Wait until a full batch is waiting or the first request has waited ``max_wait_ms`` since it arrived."""
+        deadline = self.waiting[0].arrived + self.settings.max_wait_ms / 1000
         while self.queued_items < self.settings.max_batch:
             remaining = deadline - time.monotonic()
             if remaining <= 0:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -102,8 +103,12 @@ def test_health_metrics_and_page(client: TestClient) -> None:
         "embedder": "embed",
     }
     client.post("/predict", json={"text": "좋아"})
+    client.post("/predict", content=b"x" * 3000)  # refused by BodyGuard, before FastAPI: counted all the same
+    client.post("/tokenize", json={"texts": []})
     metrics = client.get("/metrics").json()
-    assert metrics["requests"]["POST /predict 200"] >= 1
+    counts = metrics["requests"]
+    assert counts["POST /predict 200"] >= 1 and counts["POST /predict 413"] >= 1 and counts["POST /tokenize 422"] >= 1
+    assert counts["GET /health 200"] >= 1
     assert metrics["latency_ms"]["POST /predict"]["p50"] > 0 and metrics["batch_sizes"]
     page = client.get("/")
     assert page.status_code == 200 and 'id="text"' in page.text and "http" not in page.text.split("<script>")[0]
@@ -154,6 +159,30 @@ def test_a_full_queue_refuses_at_once_and_the_loop_stays_free() -> None:
         assert await running == ["A", "B"]
         assert await waiting == ["C", "D", "E"]  # more than max_batch in one request: a batch of its own
         assert await batcher.submit(["g"]) == ["G"]
+        await batcher.stop()
+
+    asyncio.run(scenario())
+
+
+def test_requests_that_waited_through_a_batch_start_the_moment_it_ends() -> None:
+    """The wait for a batch to fill counts from the first request's arrival: one that arrived while the previous
+    batch ran, and has waited longer than ``max_wait_ms`` by then, runs at once rather than waiting again."""
+
+    async def scenario() -> None:
+        gate = Gate()
+        batcher = Batcher(gate, BatchSettings(max_batch=2, max_wait_ms=600), ThreadPoolExecutor(1))
+        batcher.start()
+        running = asyncio.ensure_future(batcher.submit(["a", "b"]))  # a full batch: runs at once, held in the gate
+        await asyncio.get_running_loop().run_in_executor(None, gate.entered.wait, 5)
+        gate.entered.clear()
+        waiting = asyncio.ensure_future(batcher.submit(["c"]))
+        await asyncio.sleep(0.65)  # "c" has now waited longer than max_wait_ms
+        released = time.monotonic()
+        gate.release.set()
+        assert await running == ["A", "B"]
+        await asyncio.get_running_loop().run_in_executor(None, gate.entered.wait, 5)
+        assert time.monotonic() - released < 0.3  # not another 0.6 s
+        assert await waiting == ["C"]
         await batcher.stop()
 
     asyncio.run(scenario())

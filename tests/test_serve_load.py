@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import statistics
 import sys
 import time
 from collections import Counter
 from pathlib import Path
 
-import httpx
 import pytest
 
 from benchmarks import serve_load
@@ -19,7 +19,7 @@ from benchmarks import serve_load
 
 def test_load_both_modes_and_a_burst_beyond_the_queue(served_models: dict[str, Path], tmp_path: Path) -> None:
     argv = ["--model", str(served_models["distilbert-classify"]), "--backend", "torch", "--threads", "1"]
-    argv += ["--clients", "4", "--requests", "16"]
+    argv += ["--clients", "4", "--requests", "16", "--rounds", "2"]
     # A queue of 2 against 16 requests at once: refused ones even when the tiny model answers fast.
     args = serve_load.parse_args([*argv, "--overload-queue", "2", "--output", str(tmp_path / "report.json")])
 
@@ -27,8 +27,11 @@ def test_load_both_modes_and_a_burst_beyond_the_queue(served_models: dict[str, P
 
     assert [row["mode"] for row in figures["results"]] == ["batching on", "batching off"]
     for row in figures["results"]:
-        assert (row["requests"], row["errors"], row["cut_short"]) == (16, 0, False)
-        assert row["requests_per_s"] > 0 and row["p50_ms"] <= row["p99_ms"]
+        assert (row["rounds"], row["requests"], row["errors"], row["cut_short"]) == (2, 32, 0, False)
+        assert row["requests_per_s"] == pytest.approx(statistics.median(row["rounds_requests_per_s"]), abs=0.1)
+        assert row["requests_per_s"] > 0
+        assert row["p50_ms"] <= row["p99_ms"]
+    assert len(figures["rounds_speedup"]) == 2
     assert figures["results"][1]["mean_batch"] == 1.0  # batching off: every request alone
     overload = figures["overload"]
     assert overload["sent"] == 16 and overload["refused_503"] >= 1 and overload["other"] == 0
@@ -36,20 +39,32 @@ def test_load_both_modes_and_a_burst_beyond_the_queue(served_models: dict[str, P
 
 
 def test_a_run_stops_at_its_time_limit_and_counts_refusals_as_errors() -> None:
-    async def service(request: httpx.Request) -> httpx.Response:
+    async def send(text: str) -> serve_load.Outcome:
         await asyncio.sleep(0.01)
-        return httpx.Response(503 if b"503" in request.content else 200, json={"results": []})
+        return serve_load.Outcome(503 if text == "503" else 200, 0.01)
 
     async def run() -> dict:
-        transport = httpx.MockTransport(service)
-        async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
-            return await serve_load.closed_loop(client, ["좋아", "503"], clients=2, total=10_000, limit=0.3)
+        return await serve_load.closed_loop(send, ["좋아", "503"], clients=2, total=10_000, limit=0.3)
 
     run_outcomes = asyncio.run(run())
-    figures = serve_load.load_figures(run_outcomes, Counter({2: 3, 1: 2}), clients=2)
+    figures = serve_load.load_figures([{**run_outcomes, "batches": Counter({2: 3, 1: 2})}], clients=2)
     assert figures["cut_short"] is True and 0 < figures["requests"] < 10_000
     assert figures["errors"] == figures["statuses"]["503"] >= figures["requests"] // 2 - 1
     assert figures["mean_batch"] == 1.6  # (3 x 2 + 2 x 1) / 5
+
+
+def test_rounds_take_turns_and_a_mode_is_its_median_round() -> None:
+    on, off = serve_load.MODES
+    assert serve_load.turns(3) == [on, off, off, on, on, off]
+    ok, refused = serve_load.Outcome(200, 0.01), serve_load.Outcome(503, 0.01)
+    runs = [
+        {"outcomes": [ok] * 10, "wall_s": 1.0, "cut_short": False, "batches": Counter({1: 10})},  # 10/s
+        {"outcomes": [ok] * 30 + [refused], "wall_s": 1.0, "cut_short": False, "batches": Counter({3: 10})},  # 30/s
+        {"outcomes": [ok] * 40, "wall_s": 2.0, "cut_short": True, "batches": Counter({4: 10})},  # 20/s
+    ]
+    figures = serve_load.load_figures(runs, clients=4)
+    assert figures["rounds_requests_per_s"] == [10.0, 30.0, 20.0] and figures["requests_per_s"] == 20.0
+    assert (figures["requests"], figures["errors"], figures["cut_short"], figures["mean_batch"]) == (81, 1, True, 2.67)
 
 
 def test_a_server_that_exits_is_reported_with_its_output_and_one_that_ignores_sigterm_is_killed(
