@@ -154,16 +154,16 @@ def first_mismatch(expected: list[list[int]], actual: list[list[int]]) -> int | 
 
 
 def test_parity_on_real_korean_lines() -> None:
-    # The real vocabulary on 100,000 lines (83,928 bundled ones on a fresh clone) for the class AutoTokenizer returns,
-    # 20,000 for the slow class and the pipeline path, which share its engine. (The built vocabulary shares the
-    # engine too: the edge cases and properties cover it.)
+    # The real vocabulary on 50,000 lines for the class AutoTokenizer returns, 20,000 for the slow class and the
+    # pipeline path, which share its engine. (The built vocabulary shares the engine too: the edge cases and
+    # properties cover it.) 50,000 rather than 100,000: the reference's pure Python took 21 of this test's 57 s.
     from kobert_transformers.tokenization_kobert import KoBertTokenizer as ReferenceKoBertTokenizer
 
     reference, slow, fast = (
         cls(**KOBERT_FILES) for cls in (ReferenceKoBertTokenizer, KoBertTokenizer, KoBertTokenizerFast)
     )
-    lines, source = parity_lines(100_000)
-    assert len(lines) >= (100_000 if source == str(SHARED_CORPUS) else 83_000)
+    lines, source = parity_lines(50_000)
+    assert len(lines) == 50_000
     expected = [reference(line)["input_ids"] for line in lines]
     checks = {
         "KoBertTokenizerFast": lambda: fast(lines)["input_ids"],
@@ -179,9 +179,10 @@ def test_parity_on_real_korean_lines() -> None:
             f"got      {fast.convert_ids_to_tokens(actual[line])}"
         )
     # The test can see the difference it guards against: tokenizers' own Unigram model (tokenizer.json) breaks ties
-    # in float64 and differs on about 0.2% of these lines.
-    portable = [e.ids for e in fast.portable_backend().encode_batch(lines)]
-    assert 0 < sum(a != b for a, b in zip(expected, portable, strict=True)) < len(lines) // 100
+    # in float64 and differs on about 0.2% of these lines (20,000 of them show it).
+    some = lines[:20_000]
+    portable = [e.ids for e in fast.portable_backend().encode_batch(some)]
+    assert 0 < sum(a != b for a, b in zip(expected, portable, strict=False)) < len(some) // 100
 
 
 def test_offsets_word_ids_and_tokens_are_the_pipelines(fast_tokenizer) -> None:
