@@ -21,6 +21,7 @@ import yaml
 from transformers import HfArgumentParser
 
 from common.cli import closest, parser_options
+from common.io import open_text
 
 Config = TypeVar("Config")
 
@@ -85,11 +86,15 @@ def config_from_dict(config_class: type[Config], values: dict[str, Any], where: 
     return config
 
 
-def read_preset(path: str | Path) -> dict[str, Any]:
-    with open(path, encoding="utf-8") as f:
-        values = yaml.safe_load(f) or {}
+def read_preset(path: str | Path, expected: str = "a mapping of config keys to values") -> dict[str, Any]:
+    """A YAML file's keys and values, in the file's order; a file that is not ``expected`` is a ValueError."""
+    try:
+        with open_text(path) as f:
+            values = yaml.safe_load(f) or {}
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path}: not valid YAML ({err})") from None
     if not isinstance(values, dict):
-        raise ValueError(f"{path}: expected a mapping of config keys to values")
+        raise ValueError(f"{path}: expected {expected}")
     return values
 
 

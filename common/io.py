@@ -13,10 +13,12 @@ import json
 import logging
 import os
 import platform
+import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -24,10 +26,109 @@ ROOT = Path(__file__).resolve().parent.parent
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-def open_text(path: str | Path) -> IO[str]:
-    """A UTF-8 text file, gzip-compressed when its name ends in .gz."""
+HANGUL = re.compile("[\uac00-\ud7a3]")
+SNIFF_BYTES = 1 << 16  # what is read to tell CP949 Korean or a binary file from a few bad bytes
+GZIP_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error)
+BYTE_ORDER_MARK = "\ufeff"
+UNKNOWN_ENCODING = "save it as UTF-8"  # the advice when the bytes look like nothing in particular
+
+
+def open_bytes(path: str | Path) -> IO[bytes]:
+    """A file's bytes, gunzipped when its name ends in .gz."""
     path = str(path)
-    return gzip.open(path, "rt", encoding="utf-8") if path.endswith(".gz") else open(path, encoding="utf-8")
+    return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
+
+
+def encoding_advice(sample: bytes) -> str:
+    """What bytes that are not UTF-8 most likely are, as advice: CP949 (EUC-KR) Korean, which many Korean datasets
+    still use, or a binary file."""
+    if b"\x00" in sample:
+        return "it looks like a binary file, not text"
+    whole_lines = sample[: sample.rfind(b"\n") + 1] or sample  # a cut in the middle of a character is no evidence
+    try:
+        text = whole_lines.decode("cp949")
+    except UnicodeDecodeError:
+        return UNKNOWN_ENCODING
+    if HANGUL.search(text):
+        return "it looks like CP949 (EUC-KR) Korean: convert it to UTF-8, e.g. iconv -f cp949 -t utf-8"
+    return UNKNOWN_ENCODING
+
+
+def not_utf8(path: str) -> ValueError:
+    """The error for a file that is not UTF-8: its first such line and what it looks like."""
+    try:
+        with open_bytes(path) as f:
+            sample = f.read(SNIFF_BYTES)
+            f.seek(0)
+            line_no = next((number for number, raw in enumerate(f, start=1) if not is_utf8(raw)), None)
+    except GZIP_ERRORS as err:
+        return damaged_gzip(path, err)
+    where = f"{path}:{line_no}" if line_no else path
+    return ValueError(f"{where}: not UTF-8 text; {encoding_advice(sample)}")
+
+
+def is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def damaged_gzip(path: str, error: Exception) -> ValueError:
+    return ValueError(
+        f"{path}: the gzip file is truncated or damaged ({error}); `gzip -t` checks it: fetch or compress it again"
+    )
+
+
+class TextFile:
+    """A UTF-8 text file open for reading (gunzipped when its name ends in .gz), its byte-order mark dropped and its
+    line ends read as "\\n" whatever they were; a file that is not UTF-8 or a damaged gzip file is a ValueError that
+    names the file (and line) and says what to do."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        # utf-8-sig: the byte-order mark Windows Notepad and Excel write is not part of the first line.
+        if self.path.endswith(".gz"):
+            self.file: IO[str] = gzip.open(self.path, "rt", encoding="utf-8-sig")
+        else:
+            self.file = open(self.path, encoding="utf-8-sig")
+
+    def __enter__(self) -> TextFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.file.close()
+
+    def close(self) -> None:
+        self.file.close()
+
+    def __iter__(self) -> Iterator[str]:
+        try:
+            yield from self.file
+        except UnicodeDecodeError:
+            raise not_utf8(self.path) from None
+        except GZIP_ERRORS as err:
+            raise damaged_gzip(self.path, err) from None
+
+    def readline(self) -> str:
+        return self.guarded(self.file.readline)
+
+    def read(self, size: int = -1) -> str:
+        return self.guarded(lambda: self.file.read(size))
+
+    def guarded(self, read: Callable[[], str]) -> str:
+        try:
+            return read()
+        except UnicodeDecodeError:
+            raise not_utf8(self.path) from None
+        except GZIP_ERRORS as err:
+            raise damaged_gzip(self.path, err) from None
+
+
+def open_text(path: str | Path) -> TextFile:
+    """A UTF-8 text file to read, gzip-compressed when its name ends in .gz (``TextFile``)."""
+    return TextFile(path)
 
 
 def write_atomic(path: str | Path, write: Callable[[Path], None]) -> None:

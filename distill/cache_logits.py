@@ -150,8 +150,12 @@ def check_data_files(paths: list[str]) -> None:
     """Each file exists, and no two share a name: keys are ``FILE_NAME:LINE``, so theirs would collide."""
     seen: dict[str, str] = {}
     for path in paths:
+        if Path(path).is_dir():
+            raise OSError(f"--data {path} is a folder: give the data files in it")
         if not Path(path).is_file():
             raise OSError(f"--data {path}: no such file")
+        if next(read_examples(path), None) is None:
+            raise ValueError(f"--data {path}: no examples (an empty file, or a header alone)")
         name = Path(path).name
         if name in seen:
             raise ValueError(

@@ -47,6 +47,7 @@ from typing import Any
 import yaml
 
 from common.cli import closest, command_parser
+from common.config import read_preset
 from common.io import setup_logging, write_atomic, write_json
 
 logger = logging.getLogger("distill.grid")  # not __main__ under python -m
@@ -140,14 +141,7 @@ def check_keys(keys: Iterable[str], known: Iterable[str], where: str) -> None:
 
 def read_grid(path: str | Path) -> dict[str, Any]:
     """The grid file's keys and values, in the file's order."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            values = yaml.safe_load(f) or {}
-    except yaml.YAMLError as err:
-        raise ValueError(f"{path}: not valid YAML ({err})") from None
-    if not isinstance(values, dict):
-        raise ValueError(f"{path}: expected a mapping of config keys to values (or to lists of values)")
-    return values
+    return read_preset(path, "a mapping of config keys to values (or to lists of values)")
 
 
 def yaml_value(text: str) -> Any:

@@ -83,7 +83,7 @@ def read_nsmc(path_or_name: str, split: str = "train") -> list[dict[str, Any]]:
 
 def read_labels(path: str) -> list[str]:
     """One label per line (``label.txt``), in id order."""
-    with open(path, encoding="utf-8") as f:
+    with open_text(path) as f:
         labels = [line.strip() for line in f if line.strip()]
     if len(set(labels)) != len(labels):
         raise ValueError(f"{path}: duplicate labels")
@@ -97,7 +97,7 @@ def read_ner(path_or_name: str, labels: list[str], split: str = "train") -> list
         rows = load_hub_split(path_or_name, split)
         return [{"words": list(r["words"]), "labels": list(r["labels"])} for r in rows]
     records = []
-    with open(path_or_name, encoding="utf-8") as f:
+    with open_text(path_or_name) as f:
         for line_no, line in enumerate(f, start=1):
             fields = line.rstrip("\n").split("\t")
             if len(fields) != 2:
@@ -133,9 +133,12 @@ def read_squad(path_or_name: str, split: str = "train") -> tuple[list[dict[str, 
             for r in rows
         ]
         return keep_valid_answers(examples, path_or_name)
-    with open(path_or_name, encoding="utf-8") as f:
-        data = json.load(f)
-    if "data" not in data:
+    with open_text(path_or_name) as f:
+        try:
+            data = json.load(f)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path_or_name}: not valid JSON: {err}") from err
+    if not isinstance(data, dict) or "data" not in data:
         raise ValueError(f"{path_or_name}: not SQuAD v1 JSON (no 'data' key)")
     examples = [
         {"id": qa["id"], "question": qa["question"], "context": paragraph["context"], "answers": qa["answers"]}

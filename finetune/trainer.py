@@ -101,11 +101,19 @@ def check_common_args(parser: argparse.ArgumentParser, args: argparse.Namespace)
         parser.error("--epochs and --batch-size must be at least 1")
 
 
-def split_train_validation(records: list[Any], share: float, seed: int) -> tuple[list[Any], list[Any]]:
-    """A seeded random hold-out of ``share`` of the records (the original repositories picked epochs on test)."""
+def split_train_validation(
+    records: list[Any], share: float, seed: int, min_validation: int = 1, source: str = "the training data"
+) -> tuple[list[Any], list[Any]]:
+    """A seeded random hold-out of ``share`` of the records, at least ``min_validation`` of them (the original
+    repositories picked epochs on test); ValueError when that leaves nothing to train on."""
+    n_validation = max(min_validation, round(share * len(records)))
+    if n_validation >= len(records):
+        raise ValueError(
+            f"{source}: {len(records)} training examples cannot give a hold-out of {n_validation} and keep some to "
+            "train on: give more examples"
+        )
     order = list(range(len(records)))
     random.Random(seed).shuffle(order)
-    n_validation = max(1, round(share * len(records)))
     held_out = set(order[:n_validation])
     train = [r for i, r in enumerate(records) if i not in held_out]
     return train, [records[i] for i in sorted(held_out)]
@@ -213,7 +221,7 @@ def run(task: Task, argv: list[str] | None = None) -> dict[str, Any]:
     try:
         data = task.read(args)
         tokenizer, model = load_task_model(args, task.model_class, **data.model_kwargs)
-        train, validation = split_train_validation(data.train, args.validation_split, args.seed)
+        train, validation = split_train_validation(data.train, args.validation_split, args.seed, source=args.train)
         records = {
             "train": first(train, args.max_train_samples),
             "validation": first(validation, args.max_eval_samples),

@@ -18,6 +18,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict
 
 import sentencepiece as spm
@@ -40,6 +41,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--vocab-size", type=int, default=8002, help="Vocabulary size, the 5 special tokens included.")
     parser.add_argument("--output", required=True, help="Folder to write; refused if it exists and is not empty.")
     parser.add_argument("--overwrite", action="store_true", help="Replace an existing non-empty --output folder.")
+    parser.add_argument(
+        "--allow-smaller-vocab",
+        action="store_true",
+        help="Write the tokenizer even when the corpus gives fewer pieces than --vocab-size (with a warning).",
+    )
     parser.add_argument(
         "--character-coverage", type=float, default=0.9995, help="Share of characters the vocabulary must cover."
     )
@@ -96,6 +102,22 @@ def train_sentencepiece(lines: object, args: argparse.Namespace) -> bytes:
     return model.read()
 
 
+def lines_until_error(paths: list[str], stats: CorpusStats, unreadable: list[ValueError]) -> Iterator[str]:
+    """The corpus's lines, ending early at a file that is not text or not UTF-8 with its error in ``unreadable``:
+    raised inside SentencePiece's training, it would come out as SentencePiece's own error, not ours."""
+    try:
+        yield from iter_lines(paths, stats)
+    except ValueError as err:
+        unreadable.append(err)
+
+
+def check_corpus_read(args: argparse.Namespace, stats: CorpusStats, unreadable: list[ValueError]) -> None:
+    if unreadable:
+        raise SystemExit(f"error: {unreadable[0]}")
+    if stats.lines == 0:
+        raise SystemExit(f"error: --corpus {' '.join(args.corpus)}: no usable lines (empty, or blank lines only)")
+
+
 def quantize_scores(serialized_model: bytes, grid: int = SCORE_GRID) -> bytes:
     """Round every piece score to a multiple of ``1 / grid``, so that ``tokenizer.json`` read without our classes
     (tokenizers' Unigram model) gives SentencePiece's ids on every input too (``tokenization_kobert.SCORE_GRID``)."""
@@ -104,6 +126,26 @@ def quantize_scores(serialized_model: bytes, grid: int = SCORE_GRID) -> bytes:
     for piece in proto.pieces:
         piece.score = round(piece.score * grid) / grid
     return proto.SerializeToString()
+
+
+def piece_count(serialized_model: bytes) -> int:
+    proto = sentencepiece_model_pb2.ModelProto()
+    proto.ParseFromString(serialized_model)
+    return len(proto.pieces)
+
+
+def check_vocab_size(pieces: int, args: argparse.Namespace) -> None:
+    """A vocabulary smaller than asked (a corpus too small for it: SentencePiece then stops early) is an error,
+    unless ``--allow-smaller-vocab`` accepts it; then a warning."""
+    if pieces == args.vocab_size:
+        return
+    found = f"the corpus gave {pieces:,} pieces, not the {args.vocab_size:,} of --vocab-size"
+    if not args.allow_smaller_vocab:
+        raise SystemExit(
+            f"error: {found}: give a larger corpus or a smaller --vocab-size, or --allow-smaller-vocab to keep "
+            f"{pieces:,}; nothing was written"
+        )
+    logger.warning("%s; writing it anyway (--allow-smaller-vocab): a model's embedding must match", found)
 
 
 def write_tokenizer_folder(serialized_model: bytes, output: str, model_max_length: int) -> KoBertTokenizerFast:
@@ -130,12 +172,14 @@ def main(argv: list[str] | None = None) -> None:
     stats = CorpusStats()
     start = time.perf_counter()
     logger.info("Training a %d-piece unigram model on %s", args.vocab_size, ", ".join(args.corpus))
+    unreadable: list[ValueError] = []
     try:
-        serialized = quantize_scores(train_sentencepiece(iter_lines(args.corpus, stats), args))
+        serialized = quantize_scores(train_sentencepiece(lines_until_error(args.corpus, stats, unreadable), args))
     except RuntimeError as err:  # SentencePiece reports bad settings (vocabulary too small, ...) this way
+        check_corpus_read(args, stats, unreadable)
         raise SystemExit(f"error: SentencePiece training failed: {err}") from err
-    if stats.lines == 0:
-        raise SystemExit(f"error: no usable lines in {args.corpus}")
+    check_corpus_read(args, stats, unreadable)
+    check_vocab_size(piece_count(serialized), args)
 
     staging = staging_folder(args.output, "tokenizer")
     tokenizer = write_tokenizer_folder(serialized, str(staging), args.model_max_length)

@@ -416,7 +416,10 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     staging = staging_folder(args.output, "prepare")
     try:
-        stats = pack_corpus(args, str(staging))
+        try:
+            stats = pack_corpus(args, str(staging))
+        except ValueError as err:  # a corpus file that is not text, or not UTF-8 (pretrain.corpus)
+            raise SystemExit(f"error: {err}") from None
         if stats["blocks"]["train"] == 0:
             raise SystemExit(
                 f"error: {stats['tokens']:,} tokens in {args.corpus} fill no training block of {args.max_seq_length}; "

@@ -47,6 +47,17 @@ def sts_evaluator(records: list[dict[str, Any]], name: str, batch_size: int = 64
     )
 
 
+MIN_CORRELATION_PAIRS = 2  # a correlation of fewer is undefined
+
+
+def read_scored_pairs(path: str) -> list[dict[str, Any]]:
+    """``finetune.data_io.read_sts``'s pairs of a file that has enough of them for a correlation."""
+    records = read_sts(path)
+    if len(records) < MIN_CORRELATION_PAIRS:
+        raise ValueError(f"{path}: {len(records)} scored pair(s); a correlation needs at least {MIN_CORRELATION_PAIRS}")
+    return records
+
+
 def sts_correlations(encoder: SentenceTransformer, records: list[dict[str, Any]], name: str) -> dict[str, float]:
     """Spearman and Pearson x 100 (rounded to 2 places) of the encoder's cosines against the gold scores."""
     metrics = sts_evaluator(records, name)(encoder)
@@ -73,7 +84,7 @@ def evaluate_encoders(
     paths: list[str], data: list[str], repeats: int, batch_sizes: Sequence[int] = SPEED_BATCH_SIZES
 ) -> list[dict[str, Any]]:
     """One row per encoder: its size and pooling, the correlations on every data file, and its speed."""
-    records = {path: read_sts(path) for path in data}
+    records = {path: read_scored_pairs(path) for path in data}
     encoders = {path: load_encoder(path, max_seq_length=None) for path in paths}
     sentences = [r["sentence1"] for r in next(iter(records.values()))]
     speeds = sentences_per_second(encoders, sentences, batch_sizes, repeats)

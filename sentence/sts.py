@@ -18,7 +18,7 @@ from datasets import Dataset
 from common.cli import command_parser
 from finetune.data_io import read_sts
 from finetune.trainer import first, split_train_validation
-from sentence.evaluate import sts_correlations, sts_evaluator
+from sentence.evaluate import MIN_CORRELATION_PAIRS, read_scored_pairs, sts_correlations, sts_evaluator
 from sentence.losses import STS_MAX_SCORE, sts_loss
 from sentence.model import load_encoder
 from sentence.training import (
@@ -69,12 +69,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     setup_command_logging()
     try:
-        records, dev = read_sts(args.train), read_sts(args.dev)
+        records, dev = read_sts(args.train), read_scored_pairs(args.dev)
+        # The hold-out picks the best checkpoint by a correlation: it needs two pairs at least.
+        train, validation = split_train_validation(
+            records, args.validation_split, args.seed, MIN_CORRELATION_PAIRS, args.train
+        )
         silver = [record for path in args.silver for record in read_sts(path)]
         encoder = load_encoder(args.model, args.pooling, args.max_seq_length)
     except (ValueError, OSError) as err:
         raise SystemExit(f"error: {err}") from err
-    train, validation = split_train_validation(records, args.validation_split, args.seed)
     train = first(train, args.max_train_samples) + silver
     training = fit(
         encoder,

@@ -106,6 +106,20 @@ def test_too_small_a_vocabulary_is_a_clear_error(small_corpus: list[Path], tmp_p
     assert not (tmp_path / "out").exists()
 
 
+def test_a_corpus_too_small_for_the_vocabulary_is_refused_unless_allowed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    corpus = write_corpus(tmp_path / "tiny.txt", ["가나다 라마바".encode(), "사아자 차카타".encode()] * 20)
+    argv = ["--corpus", str(corpus), "--vocab-size", "8002", "--output", str(tmp_path / "out")]
+    with pytest.raises(SystemExit, match=r"the corpus gave (\d+) pieces, not the 8,002 of --vocab-size.*nothing was"):
+        main(argv)
+    assert not (tmp_path / "out").exists()
+
+    main([*argv, "--allow-smaller-vocab"])
+    pieces = len((tmp_path / "out" / "vocab.txt").read_text(encoding="utf-8").splitlines())
+    assert 5 < pieces < 8002 and f"gave {pieces} pieces" in caplog.text and "--allow-smaller-vocab" in caplog.text
+
+
 def test_missing_corpus_is_a_clear_error(tmp_path: Path, capsys) -> None:
     with pytest.raises(SystemExit):
         main(["--corpus", str(tmp_path / "nope.txt"), "--output", str(tmp_path / "out")])

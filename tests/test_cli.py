@@ -231,6 +231,7 @@ COMMANDS = [
         ("--max-metric-drop", "0.5"),
     ),
     Command("serve.__main__", "python -m serve", ["--model", "m"], "--max-wait", "--max-wait-ms", ("--port", "8000")),
+    Command("benchmarks.bad_inputs", "python benchmarks/bad_inputs.py", [], "--out", "--output", None),
     Command(
         "benchmarks.serve_load",
         "python benchmarks/serve_load.py",
