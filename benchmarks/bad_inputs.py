@@ -22,6 +22,7 @@ import gzip
 import importlib
 import io
 import logging
+import shutil
 import sys
 import tempfile
 import traceback
@@ -65,6 +66,7 @@ class Format:
 
     name: str
     valid: str
+    model: bool = False  # a model folder rather than a file
     header: bool = False  # a header line that must be there
     bad_label: str | None = None  # the valid text with a label outside the label set
     extra_column: str | None = None
@@ -110,6 +112,7 @@ FORMATS = {
         missing_column=rows_with(STS, "main-news\tf\t2017\t9\t3.0\t하나\n", True),
     ),
     "corpus": Format("text corpus", CORPUS, long_line=CORPUS + LONG_TEXT + "\n"),
+    "model": Format("model folder", "", model=True),
 }
 
 
@@ -121,9 +124,10 @@ FORMATS = {
 class Kind:
     name: str
     description: str
-    write: Callable[[Path, Format], Path]  # writes the input at (or beside) the path; the path to give
+    # writes the input at (or beside) the path, from the format or the shared fixtures; the path to give
+    write: Callable[[Path, Format, Path], Path]
     expect_ok: bool = False
-    applies: Callable[[Format], bool] = lambda form: True
+    applies: Callable[[Format], bool] = lambda form: not form.model
 
 
 def write_bytes(path: Path, data: bytes) -> Path:
@@ -131,7 +135,7 @@ def write_bytes(path: Path, data: bytes) -> Path:
     return path
 
 
-def truncated_gzip(path: Path, form: Format) -> Path:
+def truncated_gzip(path: Path, form: Format, fixtures: Path) -> Path:
     data = gzip.compress(form.valid.encode("utf-8"))
     return write_bytes(path.with_name(path.name + ".gz"), data[: len(data) // 2])
 
@@ -139,24 +143,50 @@ def truncated_gzip(path: Path, form: Format) -> Path:
 def variant(name: str, description: str, pick: Callable[[Format], str | None], expect_ok: bool = False) -> Kind:
     """A kind that is a text made from the format's valid one, for the formats where ``pick`` gives one."""
 
-    def write(path: Path, form: Format) -> Path:
+    def write(path: Path, form: Format, fixtures: Path) -> Path:
         return write_bytes(path, str(pick(form)).encode("utf-8"))
 
-    return Kind(name, description, write, expect_ok, applies=lambda form: pick(form) is not None)
+    return Kind(name, description, write, expect_ok, applies=lambda form: not form.model and pick(form) is not None)
 
 
-def folder(path: Path, form: Format) -> Path:
+def folder(path: Path, form: Format, fixtures: Path) -> Path:
     path.mkdir()
     return path
 
 
+def model_copy(
+    source: str, spoil: Callable[[Path], None] = lambda folder: None
+) -> Callable[[Path, Format, Path], Path]:
+    """A kind that is a copy of one of the fixtures' model folders, spoiled by ``spoil``."""
+
+    def write(path: Path, form: Format, fixtures: Path) -> Path:
+        shutil.copytree(fixtures / source, path)
+        spoil(path)
+        return path
+
+    return write
+
+
+def without_weights(folder: Path) -> None:
+    (folder / "model.safetensors").unlink()
+
+
+def cut_config(folder: Path) -> None:
+    config = folder / "config.json"
+    config.write_bytes(config.read_bytes()[: config.stat().st_size // 2])
+
+
+def model_kind(name: str, description: str, write: Callable[[Path, Format, Path], Path]) -> Kind:
+    return Kind(name, description, write, applies=lambda form: form.model)
+
+
 KINDS = [
-    Kind("missing", "no such file", lambda path, form: path),
-    Kind("empty", "an empty file", lambda path, form: write_bytes(path, b"")),
-    Kind("binary", "a binary file", lambda path, form: write_bytes(path, bytes(range(256)) * 64)),
+    Kind("missing", "no such file or folder", lambda path, form, fixtures: path, applies=lambda form: True),
+    Kind("empty", "an empty file", lambda path, form, fixtures: write_bytes(path, b"")),
+    Kind("binary", "a binary file", lambda path, form, fixtures: write_bytes(path, bytes(range(256)) * 64)),
     Kind("folder", "a folder", folder),
     Kind("truncated-gz", "a .gz cut in half", truncated_gzip),
-    Kind("cp949", "CP949 (EUC-KR) Korean", lambda path, form: write_bytes(path, form.valid.encode("cp949"))),
+    Kind("cp949", "CP949 (EUC-KR) Korean", lambda path, form, fixtures: write_bytes(path, form.valid.encode("cp949"))),
     variant("bom", "UTF-8 with a byte-order mark", lambda form: "\ufeff" + form.valid, expect_ok=True),
     variant("crlf", "CRLF line ends", lambda form: form.valid.replace("\n", "\r\n"), expect_ok=True),
     variant("no-header", "the header line missing", lambda form: form.valid.split("\n", 1)[1] if form.header else None),
@@ -164,6 +194,18 @@ KINDS = [
     variant("missing-column", "a row with a column too few", lambda form: form.missing_column),
     variant("bad-label", "a label outside the label set", lambda form: form.bad_label),
     variant("long-line", "a 1 MB line", lambda form: form.long_line, expect_ok=True),
+    model_kind(
+        "model-file", "a file where the folder should be", lambda path, form, fixtures: write_bytes(path, b"{}")
+    ),
+    model_kind("model-empty", "an empty folder", folder),
+    model_kind("other-architecture", "a GPT-2 folder", model_copy("gpt2")),
+    model_kind("vocab-mismatch", "a tokenizer larger than the embedding", model_copy("small-vocab")),
+    model_kind(
+        "no-weights",
+        "config and tokenizer, no weights (an interrupted save)",
+        model_copy("classifier", without_weights),
+    ),
+    model_kind("broken-config", "config.json cut in half", model_copy("classifier", cut_config)),
 ]
 
 
@@ -212,6 +254,28 @@ def cache_logits(fixtures: Path, work: Path) -> list[str]:
     return ["--teacher", str(fixtures / "classifier"), "--output", str(work / "cache"), "--max-seq-length", "16"]
 
 
+def nsmc_without_model(fixtures: Path, work: Path) -> list[str]:
+    data = valid_file(fixtures, "nsmc")
+    return ["--train", data, "--test", data, "--output", str(work / "out"), *TRAINING]
+
+
+def sts_without_model(fixtures: Path, work: Path) -> list[str]:
+    data = valid_file(fixtures, "sts")
+    return ["--train", data, "--dev", data, "--output", str(work / "out"), *TRAINING]
+
+
+def cache_without_teacher(fixtures: Path, work: Path) -> list[str]:
+    return ["--data", valid_file(fixtures, "nsmc"), "--output", str(work / "cache"), "--max-seq-length", "16"]
+
+
+def extract(fixtures: Path, work: Path) -> list[str]:
+    return ["--layers", "0", "--output", str(work / "student")]
+
+
+def export(fixtures: Path, work: Path) -> list[str]:
+    return ["--output", str(work / "exported"), "--parity-examples", "4"]
+
+
 COMMANDS = [
     Command("pretrain.build_tokenizer", "--corpus", "corpus", build_tokenizer),
     Command("pretrain.prepare", "--corpus", "corpus", prepare),
@@ -221,6 +285,12 @@ COMMANDS = [
     Command("sentence.sts", "--train", "sts", fine_tuning("--dev", "sts")),
     # A file without the NSMC header is unlabelled text, one example per line: a valid input here.
     Command("distill.cache_logits", "--data", "nsmc", cache_logits, ok_kinds=frozenset({"no-header"})),
+    Command("finetune.nsmc", "--model", "model", nsmc_without_model),
+    # sentence-transformers wraps any transformers model: a GPT-2 encoder is unusual, not wrong.
+    Command("sentence.sts", "--model", "model", sts_without_model, ok_kinds=frozenset({"other-architecture"})),
+    Command("distill.cache_logits", "--teacher", "model", cache_without_teacher),
+    Command("modeling.extract", "--teacher", "model", extract),
+    Command("serve.export", "--model", "model", export),
 ]
 
 
@@ -229,7 +299,13 @@ def build_fixtures(folder: Path) -> None:
     if (folder / "classifier" / "config.json").exists():
         return
     import torch
-    from transformers import BertConfig, BertForMaskedLM, BertForSequenceClassification
+    from transformers import (
+        BertConfig,
+        BertForMaskedLM,
+        BertForSequenceClassification,
+        GPT2Config,
+        GPT2LMHeadModel,
+    )
 
     from tokenization_kobert import KoBertTokenizerFast
 
@@ -238,9 +314,17 @@ def build_fixtures(folder: Path) -> None:
     tokenizer = KoBertTokenizerFast(str(KOBERT / "tokenizer_78b3253a26.model"), str(KOBERT / "vocab.txt"))
     shape = {"vocab_size": len(tokenizer), "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2}
     config = BertConfig(**shape, intermediate_size=64, max_position_embeddings=64, pad_token_id=1)
+    small = BertConfig(**{**shape, "vocab_size": 100}, intermediate_size=64, max_position_embeddings=64, pad_token_id=1)
+    gpt2 = GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=1, n_head=2, n_positions=64)
     torch.manual_seed(0)
-    for name, model_class in (("model", BertForMaskedLM), ("classifier", BertForSequenceClassification)):
-        model_class(config).save_pretrained(folder / name)
+    models = {
+        "model": BertForMaskedLM(config),
+        "classifier": BertForSequenceClassification(config),
+        "small-vocab": BertForSequenceClassification(small),
+        "gpt2": GPT2LMHeadModel(gpt2),
+    }
+    for name, model in models.items():
+        model.save_pretrained(folder / name)
         tokenizer.save_pretrained(folder / name)
 
 
@@ -254,7 +338,7 @@ class Case:
 
     @property
     def id(self) -> str:
-        return f"{self.command.name}:{self.kind.name}"
+        return f"{self.command.name}{self.command.argument}:{self.kind.name}"
 
     @property
     def expect_ok(self) -> bool:
@@ -297,7 +381,7 @@ def cases(only: list[str] | None = None) -> list[Case]:
 def run_case(case: Case, fixtures: Path, work: Path) -> Outcome:
     """Write the case's input into the empty folder ``work`` and run its command there."""
     work.mkdir(parents=True, exist_ok=True)
-    given = case.kind.write(work / "input.txt", FORMATS[case.command.form])
+    given = case.kind.write(work / "input.txt", FORMATS[case.command.form], fixtures)
     argv = [case.command.argument, str(given), *case.command.argv(fixtures, work)]
     main = importlib.import_module(case.command.name).main
     errors = io.StringIO()

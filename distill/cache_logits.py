@@ -72,7 +72,7 @@ from distill.data import (
 from distill.fingerprint import cache_differences
 from distill.losses import IGNORE_INDEX
 from modeling.fingerprint import file_fingerprint, model_fingerprint
-from modeling.load import held_load_report, hub_or_local, load_tokenizer
+from modeling.load import check_vocabulary_fits, held_load_report, hub_or_local, load_tokenizer
 
 logger = logging.getLogger("distill.cache_logits")
 PROGRESS_DIR = "progress"  # one JSON file per process: the blocks whose logits are on disk
@@ -229,6 +229,7 @@ def load_teachers(paths: list[str], max_seq_length: int) -> list[Teacher]:
     teachers = [Teacher(path, load_classifier(path), load_tokenizer(path)) for path in paths]
     first = teachers[0]
     for teacher in teachers:
+        check_vocabulary_fits(teacher.tokenizer, teacher.model, teacher.path)
         if teacher.model.config.num_labels != first.model.config.num_labels:
             raise ValueError(
                 f"teacher {teacher.path} has {teacher.model.config.num_labels} labels, teacher {first.path} "

@@ -24,13 +24,13 @@ from accelerate.utils import set_seed
 from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
-from transformers import get_linear_schedule_with_warmup
+from transformers import PretrainedConfig, get_linear_schedule_with_warmup
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from common.io import publish_folder, setup_logging, staging_folder
 from finetune.data_io import data_source, write_results
 from finetune.tasks import Split, Task
-from modeling.load import hub_or_local, load_tokenizer, load_with_new_head
+from modeling.load import check_vocabulary_fits, hub_or_local, load_tokenizer, load_with_new_head
 from modeling.student import parameter_count, size_mb
 
 logger = logging.getLogger("finetune")
@@ -138,13 +138,29 @@ def check_max_seq_length(model: nn.Module, max_seq_length: int) -> None:
         )
 
 
+TASK_MODEL_TYPES = ("bert", "distilbert")  # what the tasks' collate functions and heads are written for
+
+
+def check_model_type(name_or_path: str) -> None:
+    """ValueError for a model of another architecture than the tasks take, before its tokenizer is read."""
+    config = hub_or_local(PretrainedConfig.get_config_dict, name_or_path, "model")[0]
+    model_type = config.get("model_type")
+    if model_type not in TASK_MODEL_TYPES:
+        raise ValueError(
+            f"{name_or_path}: a {model_type or 'model of no model_type'} checkpoint; fine-tuning takes BERT or "
+            "DistilBERT (a KoBiLSTM student is trained by distill.train)"
+        )
+
+
 def load_task_model(args: argparse.Namespace, model_class: Any, **model_kwargs: Any) -> tuple[Any, nn.Module]:
     """The tokenizer and task model of ``args.model``: seeded before the new head is initialised (and the head
     and the checkpoint's unused one named in one line), and checked to take ``--max-seq-length`` tokens. Raises
     ValueError/OSError for the task's start-up error handling."""
+    check_model_type(args.model)
     tokenizer = load_tokenizer(args.model)
     set_seed(args.seed)
     model = hub_or_local(partial(load_with_new_head, model_class), args.model, "model", **model_kwargs)
+    check_vocabulary_fits(tokenizer, model, args.model)
     check_max_seq_length(model, args.max_seq_length)
     return tokenizer, model
 

@@ -170,6 +170,12 @@ class KoBiLstmModel(KoBiLstmPreTrainedModel):
         )
         self.post_init()
 
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.embeddings
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.embeddings = value
+
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """``(batch, seq_len)`` ids and right-padded mask (all ones when None) to ``(batch, 2 * hidden_size)``."""
         if attention_mask is None:

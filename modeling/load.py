@@ -133,6 +133,16 @@ def load_tokenizer(name_or_path: str, **kwargs: Any) -> PreTrainedTokenizerBase:
     return hub_or_local(AutoTokenizer.from_pretrained, name_or_path, "tokenizer", **kwargs)
 
 
+def check_vocabulary_fits(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel, name_or_path: str) -> None:
+    """ValueError when the tokenizer has ids the model's embedding has no row for: a tokenizer of another model."""
+    rows = model.get_input_embeddings().num_embeddings
+    if len(tokenizer) > rows:
+        raise ValueError(
+            f"{name_or_path}: the tokenizer has {len(tokenizer):,} tokens but the model's embedding {rows:,} rows "
+            f"(ids from {rows:,} up have none): use the tokenizer the model was trained with"
+        )
+
+
 def load_teacher(name_or_path: str) -> BertForMaskedLM:
     """A ``BertForMaskedLM`` with a trained MLM head; anything else is a ValueError that says what it is."""
     config = hub_or_local(PretrainedConfig.get_config_dict, name_or_path, "KoBERT masked LM")[0]

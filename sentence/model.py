@@ -19,7 +19,7 @@ from sentence_transformers import CrossEncoder, SentenceTransformer
 from sentence_transformers.base.modules.transformer import Transformer
 from sentence_transformers.sentence_transformer.modules.pooling import Pooling
 
-from modeling.load import has_kobert_tokenizer, hub_or_local, load_tokenizer
+from modeling.load import check_vocabulary_fits, has_kobert_tokenizer, hub_or_local, load_tokenizer
 from modeling.student import parameter_count
 
 POOLING_MODES = ("mean", "cls")
@@ -57,12 +57,15 @@ def with_kobert_tokenizer(encoder: Any, path: str) -> Any:
 def load_encoder(path: str, pooling: str = "mean", max_seq_length: int | None = 128) -> SentenceTransformer:
     """The sentence-transformers folder ``path`` as saved (its own pooling), or any other model folder or Hub id
     wrapped with ``pooling``; ``max_seq_length`` (tokens, special tokens included) replaces the folder's when given."""
-    if not is_sentence_transformer(path):
-        return with_kobert_tokenizer(wrap_transformer(path, pooling, max_seq_length or 128), path)
-    encoder = SentenceTransformer(path)
-    if max_seq_length is not None:
-        encoder.max_seq_length = max_seq_length
-    return with_kobert_tokenizer(encoder, path)
+    if is_sentence_transformer(path):
+        encoder = SentenceTransformer(path)
+        if max_seq_length is not None:
+            encoder.max_seq_length = max_seq_length
+    else:
+        encoder = wrap_transformer(path, pooling, max_seq_length or 128)
+    encoder = with_kobert_tokenizer(encoder, path)
+    check_vocabulary_fits(encoder[0].processor, encoder[0].model, path)
+    return encoder
 
 
 def pooling_mode(encoder: SentenceTransformer | CrossEncoder) -> str:

@@ -305,7 +305,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     try:
         report = export(args)
-    except CheckFailed as err:
+    except (CheckFailed, OSError, ValueError) as err:  # a failed check, or a folder that is not a model we serve
         raise SystemExit(f"error: {err}") from err
     parity = report["parity"]
     print(f"{report['kind']} model -> {args.output}/{ONNX_FOLDER}/{FLOAT_FILE} ({report['float_mb']} MB)")

@@ -30,7 +30,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from modeling.load import hub_or_local, load_tokenizer
+from modeling.load import check_vocabulary_fits, hub_or_local, load_tokenizer
 
 KINDS = ("classify", "ner", "qa", "embed")
 HEADS = {
@@ -139,6 +139,7 @@ def load_model(path: str, max_length: int | None = None) -> LoadedModel:
     model_class = next(auto for suffix, (name, auto) in HEADS.items() if name == kind)
     model = hub_or_local(model_class.from_pretrained, path, "model", trust_remote_code=True).eval()
     tokenizer = load_tokenizer(path)
+    check_vocabulary_fits(tokenizer, model, path)
     with_segments = kind == "qa" and getattr(model.config, "type_vocab_size", 0) > 1
     input_names = ("input_ids", "attention_mask", *(["token_type_ids"] if with_segments else []))
     output_names = OUTPUT_NAMES[kind]

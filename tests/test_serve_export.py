@@ -131,14 +131,14 @@ def test_pytorch_and_onnx_predictors_give_the_same_answers(served_models: dict[s
 
 
 def test_command_errors_name_the_problem(served_models: dict[str, Path], models: dict[str, Path], tmp_path: Path):
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(SystemExit, match="error: model folder .*missing' does not exist"):
         main(["--model", str(tmp_path / "missing"), "--output", str(tmp_path / "out")])
-    with pytest.raises(ValueError, match=r"BertForMaskedLM.*fine-tune"):
+    with pytest.raises(SystemExit, match=r"error: .*BertForMaskedLM.*fine-tune"):
         main(["--model", str(models["bert"]), "--output", str(tmp_path / "out")])
     (tmp_path / "taken" / ONNX_FOLDER).mkdir(parents=True)
     with pytest.raises(SystemExit):
         parse_args(["--model", str(served_models["bert-qa"]), "--output", str(tmp_path / "taken")])
-    with pytest.raises(ValueError, match="needs --check-data"):
+    with pytest.raises(SystemExit, match="needs --check-data"):
         main(["--model", str(served_models["bert-qa"]), "--output", str(tmp_path / "qa"), "--int8"])
 
 
