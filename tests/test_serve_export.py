@@ -131,7 +131,7 @@ def test_pytorch_and_onnx_predictors_give_the_same_answers(served_models: dict[s
 
 
 def test_command_errors_name_the_problem(served_models: dict[str, Path], models: dict[str, Path], tmp_path: Path):
-    with pytest.raises(SystemExit, match="error: model folder .*missing' does not exist"):
+    with pytest.raises(SystemExit, match=r"error: model folder .*missing' does not exist"):
         main(["--model", str(tmp_path / "missing"), "--output", str(tmp_path / "out")])
     with pytest.raises(SystemExit, match=r"error: .*BertForMaskedLM.*fine-tune"):
         main(["--model", str(models["bert"]), "--output", str(tmp_path / "out")])
