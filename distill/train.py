@@ -646,6 +646,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"test accuracy {test_accuracy:.4f} (best validation {state['best_accuracy']:.4f} at step "
             f"{state['best_step']}); {results['params']:,} parameters; results in {output_dir / RESULTS_FILE}"
         )
+    # The DDP wrappers go first, while the process group is still registered: released by the last of them, gloo's
+    # group joins its worker threads holding the GIL, which a worker needs to free a gathered tensor (a hang at
+    # exit, seen twice in the two-process test).
+    model = best = None  # (not del: validate() holds model's cell)
+    accelerator.free_memory()
     accelerator.end_training()
     return results
 
