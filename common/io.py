@@ -8,6 +8,7 @@ written under a temporary name beside its destination and renamed into place, wh
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
 import json
 import logging
@@ -104,22 +105,22 @@ class TextFile:
         self.file.close()
 
     def __iter__(self) -> Iterator[str]:
-        try:
+        with self.errors_named():
             yield from self.file
-        except UnicodeDecodeError:
-            raise not_utf8(self.path) from None
-        except GZIP_ERRORS as err:
-            raise damaged_gzip(self.path, err) from None
 
     def readline(self) -> str:
-        return self.guarded(self.file.readline)
+        with self.errors_named():
+            return self.file.readline()
 
     def read(self, size: int = -1) -> str:
-        return self.guarded(lambda: self.file.read(size))
+        with self.errors_named():
+            return self.file.read(size)
 
-    def guarded(self, read: Callable[[], str]) -> str:
+    @contextlib.contextmanager
+    def errors_named(self) -> Iterator[None]:
+        """Undecodable bytes and a damaged gzip stream as the ValueErrors that name this file."""
         try:
-            return read()
+            yield
         except UnicodeDecodeError:
             raise not_utf8(self.path) from None
         except GZIP_ERRORS as err:
