@@ -19,7 +19,20 @@ def fixtures(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("case", bad_inputs.cases(), ids=lambda case: case.id)
+NOT_YET = bad_inputs.recorded_wrong()
+MATRIX = [
+    pytest.param(
+        case,
+        id=case.id,
+        marks=[pytest.mark.xfail(strict=True, reason="marked not yet right in docs/bad_inputs.md (issue 19)")]
+        if case.id in NOT_YET
+        else [],
+    )
+    for case in bad_inputs.cases()
+]
+
+
+@pytest.mark.parametrize("case", MATRIX)
 def test_the_command_answers_as_expected(case: bad_inputs.Case, fixtures: Path, tmp_path: Path) -> None:
     outcome = bad_inputs.run_case(case, fixtures, tmp_path / "case")
     assert outcome.verdict(case) is None, outcome.verdict(case)
@@ -34,5 +47,7 @@ def test_the_matrix_covers_every_kind_and_the_verdicts_can_fail(tmp_path: Path) 
     assert "a traceback" in bad_inputs.Outcome(1, "UnicodeDecodeError: ...", True, given).verdict(case)
     assert "names neither" in bad_inputs.Outcome(1, "error: invalid start byte", False, given).verdict(case)
     assert bad_inputs.Outcome(1, f"error: {given}:1: not UTF-8 text", False, given).verdict(case) is None
+    damaged = bad_inputs.Outcome(1, f"error: {given}: not UTF-8", False, given, ("out/earlier-run.txt",))
+    assert "damaged what was there before" in str(damaged.verdict(case))
     bom = next(case for case in bad_inputs.cases() if case.kind.name == "bom")
     assert "refused a valid input" in bad_inputs.Outcome(1, "error: header", False, given).verdict(bom)
