@@ -736,7 +736,7 @@ def run_case(case: Case, fixtures: Path, work: Path) -> Outcome:
         argv += [command.output, str(output), *command.overwrite]
     before = snapshot(work)
     main = importlib.import_module(command.name).main
-    status, escaped = 0, False
+    status, escaped, escaped_line = 0, False, ""
     with quiet() as errors, files_limited(FULL_DISK_BYTES if kind.limit_writes else None):
         try:
             main(argv)
@@ -744,13 +744,14 @@ def run_case(case: Case, fixtures: Path, work: Path) -> Outcome:
             if isinstance(exit_.code, str):  # what Python prints for SystemExit("error: ...")
                 print(exit_.code, file=errors)
             status = exit_.code if isinstance(exit_.code, int) else 1
-        except Exception:  # what escapes main() is what the matrix is here to find
-            traceback.print_exc(file=errors)
+        except Exception as error:  # what escapes main() is what the matrix is here to find
+            escaped_line = " ".join(traceback.format_exception_only(error)[-1].split())
             status, escaped = 1, True
     after = snapshot(work)
     damaged = tuple(path for path, digest in before.items() if after.get(path) != digest)
     lines = [line for line in errors.getvalue().splitlines() if line.strip()]
-    return Outcome(status, lines[-1] if lines else "", escaped, bad, damaged if status else ())
+    message = escaped_line if escaped else lines[-1] if lines else ""
+    return Outcome(status, message, escaped, bad, damaged if status else ())
 
 
 # The table

@@ -91,8 +91,11 @@ def read_preset(path: str | Path, expected: str = "a mapping of config keys to v
     try:
         with open_text(path) as f:
             values = yaml.safe_load(f) or {}
-    except yaml.YAMLError as err:
-        raise ValueError(f"{path}: not valid YAML ({err})") from None
+    except yaml.YAMLError as err:  # its message runs over several lines: the line and the problem make one
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        problem = getattr(err, "problem", None) or " ".join(str(err).split())
+        raise ValueError(f"{where}: not valid YAML ({problem})") from None
     if not isinstance(values, dict):
         raise ValueError(f"{path}: expected {expected}")
     return values
@@ -102,8 +105,9 @@ def load_config(config_class: type[Config], path: str | Path | None, overrides: 
     """A YAML preset (optional) with command-line ``--key value`` overrides on top, every key and value checked."""
     parser = ConfigParser(config_class)
     if path is not None:
+        values = read_preset(path)  # its errors name the file already
         try:
-            preset = parse(parser, as_argv(read_preset(path)))
+            preset = parse(parser, as_argv(values))
         except ValueError as err:
             raise ValueError(f"{path}: {err}") from None
         parser.set_defaults(**dataclasses.asdict(preset))

@@ -140,13 +140,30 @@ def read_squad(path_or_name: str, split: str = "train") -> tuple[list[dict[str, 
             raise ValueError(f"{path_or_name}: not valid JSON: {err}") from err
     if not isinstance(data, dict) or "data" not in data:
         raise ValueError(f"{path_or_name}: not SQuAD v1 JSON (no 'data' key)")
-    examples = [
-        {"id": qa["id"], "question": qa["question"], "context": paragraph["context"], "answers": qa["answers"]}
-        for article in data["data"]
-        for paragraph in article["paragraphs"]
-        for qa in paragraph["qas"]
-    ]
-    return keep_valid_answers(examples, path_or_name)
+    return keep_valid_answers(squad_examples(data, path_or_name), path_or_name)
+
+
+def squad_examples(data: dict[str, Any], path: str) -> list[dict[str, Any]]:
+    """One dict per question of SQuAD v1 JSON; a missing key or a value of the wrong kind is a ValueError naming
+    the question it follows (SQuAD files run to megabytes on one line, so a line number would not help)."""
+    examples: list[dict[str, Any]] = []
+    try:
+        for article in data["data"]:
+            for paragraph in article["paragraphs"]:
+                for qa in paragraph["qas"]:
+                    examples.append(
+                        {
+                            "id": qa["id"],
+                            "question": qa["question"],
+                            "context": paragraph["context"],
+                            "answers": qa["answers"],
+                        }
+                    )
+    except (KeyError, TypeError) as err:
+        problem = f"no {err} key" if isinstance(err, KeyError) else str(err)
+        after = f" after question {examples[-1]['id']!r}" if examples else ""
+        raise ValueError(f"{path}: not SQuAD v1 JSON ({problem}{after})") from None
+    return examples
 
 
 def keep_valid_answers(examples: list[dict[str, Any]], source: str) -> tuple[list[dict[str, Any]], int]:
@@ -159,6 +176,8 @@ def keep_valid_answers(examples: list[dict[str, Any]], source: str) -> tuple[lis
         answers = []
         for answer in example["answers"]:
             start = answer["answer_start"]
+            if not isinstance(start, int):
+                raise ValueError(f"{source}: question {example['id']!r}: answer_start must be a number, got {start!r}")
             if context[start : start + len(answer["text"])] == answer["text"]:
                 answers.append(answer)
             else:
