@@ -116,6 +116,8 @@ class Format:
     model: bool = False  # a model folder, with the model kinds
     interrupt: Callable[[Path], None] | None = None  # a folder format: spoils a copy as an interrupted write does
 
+    suffix: str = "txt"  # what a file of it is named (reproduce takes a --preset path for a name unless .yaml)
+
     @property
     def folder(self) -> bool:
         return bool(self.fixture)
@@ -143,6 +145,7 @@ def yaml_file(name: str, valid: str, key: str) -> Format:
     return Format(
         name,
         valid,
+        suffix="yaml",
         variants={
             "malformed": valid + f"{key}: [1, 2\n",
             "unknown-key": valid + "no_such_key: 1\n",
@@ -726,7 +729,7 @@ def run_case(case: Case, fixtures: Path, work: Path) -> Outcome:
         output = kind.write(output, case.output_form, fixtures)
         bad = str(output)
     else:
-        name = "input" if case.input_form.folder else "input.txt"
+        name = "input" if case.input_form.folder else f"input.{case.input_form.suffix}"
         given_input = bad = str(kind.write(work / name, case.input_form, fixtures))
         if command.output and command.earlier_output and not case.expect_ok:
             previous_output(output, case.output_form, fixtures)

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from common.cli import closest
+from common.config import read_preset
 
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
 # Keys of the distilled student's training that fix how many tokens it sees; the baseline must see as many.
@@ -136,9 +137,7 @@ def apply_override(values: dict[str, Any], assignment: str, preset_class: type =
 def load_preset(name_or_path: str, overrides: list[str] | None = None) -> Preset:
     """Read a preset, apply ``--set`` overrides, check it."""
     path = preset_path(name_or_path)
-    values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    if not isinstance(values, dict):
-        raise ValueError(f"{path}: expected a mapping of preset keys to values")
+    values = read_preset(path, "a mapping of preset keys to values")
     for assignment in overrides or []:
         apply_override(values, assignment)
     known = {f.name for f in dataclasses.fields(Preset)}

@@ -28,8 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from common.config import read_preset
 from common.io import write_atomic, write_json
 from reproduce.preset import apply_override, load_preset
 from reproduce.stages import Recipe, Stage, as_argv, file_stamps
@@ -91,13 +90,12 @@ class SentencePreset:
 
 
 def is_sentence_preset(path: Path) -> bool:
-    values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    return isinstance(values, dict) and values.get("pipeline") == "sentence"
+    return read_preset(path, "a mapping of preset keys to values").get("pipeline") == "sentence"
 
 
 def load_sentence_preset(path: Path, overrides: list[str]) -> SentencePreset:
     """The preset file with ``--set KEY=VALUE`` overrides on top; unknown keys are errors."""
-    values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    values = read_preset(path, "a mapping of preset keys to values")
     for assignment in overrides:
         apply_override(values, assignment, SentencePreset)
     known = {f.name for f in dataclasses.fields(SentencePreset)}
