@@ -87,15 +87,18 @@ def config_from_dict(config_class: type[Config], values: dict[str, Any], where: 
 
 
 def read_preset(path: str | Path, expected: str = "a mapping of config keys to values") -> dict[str, Any]:
-    """A YAML file's keys and values, in the file's order; a file that is not ``expected`` is a ValueError."""
+    """A YAML file's keys and values, in the file's order; a file that is not ``expected`` (an empty one too) is a
+    ValueError."""
     try:
         with open_text(path) as f:
-            values = yaml.safe_load(f) or {}
+            values = yaml.safe_load(f)
     except yaml.YAMLError as err:  # its message runs over several lines: the line and the problem make one
         mark = getattr(err, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         problem = getattr(err, "problem", None) or " ".join(str(err).split())
         raise ValueError(f"{where}: not valid YAML ({problem})") from None
+    if values is None:  # an empty file, or comments alone: most likely not the file meant
+        raise ValueError(f"{path}: no settings in it (empty, or comments alone); expected {expected}")
     if not isinstance(values, dict):
         raise ValueError(f"{path}: expected {expected}")
     return values

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import gzip
 import json
 import logging
@@ -143,11 +144,15 @@ def write_atomic(path: str | Path, write: Callable[[Path], None]) -> None:
         staging.unlink(missing_ok=True)
 
 
+def write_text(path: str | Path, text: str) -> None:
+    """UTF-8 text, written atomically (its folder made if need be)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, lambda staging: staging.write_text(text, encoding="utf-8"))
+
+
 def write_json(path: str | Path, data: Any) -> None:
     """Indented UTF-8 JSON, written atomically (a record read back later, such as a stage's, is never torn)."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-    write_atomic(path, lambda staging: staging.write_text(text, encoding="utf-8"))
+    write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 def save_figure(figure: Any, path: str | Path, dpi: int = 120) -> None:
@@ -203,10 +208,90 @@ def publish_folder(staging: str | Path, final: str | Path) -> None:
     shutil.rmtree(old)
 
 
+@contextlib.contextmanager
+def new_folder(final: str | Path, prefix: str) -> Iterator[Path]:
+    """A staging folder to write an output folder into, published at ``final`` when the block ends and deleted if it
+    raises: ``final`` is never half-written and a failed run leaves no staging folder behind."""
+    staging = staging_folder(final, prefix)
+    try:
+        yield staging
+        publish_folder(staging, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+# The errors of a place that cannot take what is written to it, whichever library wrote: no space left, a file over
+# the size allowed, a quota, a read-only filesystem.
+PLACE_FULL_OR_READ_ONLY = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS})
+# The Rust writers (safetensors, tokenizers) report the OSError inside their own exception's message, as in
+# "Error while serializing: I/O error: File too large (os error 27)".
+RUST_IO_ERROR = re.compile(r"(?P<reason>[^:]+?) \(os error (?P<errno>\d+)\)")
+
+
+def write_failure(error: BaseException) -> str | None:
+    """Why a write failed, when ``error`` says its place cannot take it (``PLACE_FULL_OR_READ_ONLY``); else None."""
+    if isinstance(error, OSError):
+        return error.strerror if error.errno in PLACE_FULL_OR_READ_ONLY else None
+    match = RUST_IO_ERROR.search(str(error))
+    if match and int(match["errno"]) in PLACE_FULL_OR_READ_ONLY:
+        return match["reason"].strip()
+    return None
+
+
+def not_written(path: str | Path, flag: str, error: BaseException) -> ValueError | None:
+    """The one-line error naming ``flag`` and ``path`` for a write whose place could not take it
+    (``write_failure``); None for any other error. Outputs are published whole (``new_folder``, ``write_atomic``),
+    so what was there before is still there."""
+    reason = write_failure(error)
+    if reason is None:
+        return None
+    return ValueError(
+        f"{flag} {path}: could not write ({reason}); free some space or choose another place (what was there "
+        "before is kept)"
+    )
+
+
+@contextlib.contextmanager
+def output_written(path: str | Path, flag: str = "--output") -> Iterator[None]:
+    """A block of a command that writes to ``path``: a disk that fills up (or refuses the write) ends the command
+    with one line (``not_written``) rather than a traceback."""
+    try:
+        yield
+    except Exception as error:
+        named = not_written(path, flag, error)
+        if named is None:
+            raise
+        raise SystemExit(f"error: {named}") from None
+
+
+def output_place_problem(path: str | Path, folder: bool = True) -> str | None:
+    """What stops an output being written at ``path`` before anything is done: its name taken by a file where a
+    folder goes (or the reverse), or a file where one of its parent folders should be. None: nothing."""
+    path = Path(path)
+    if folder and path.exists() and not path.is_dir():
+        return "is a file, not a folder"
+    if not folder and path.is_dir():
+        return "is a folder, not a file"
+    parent = path.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        return f"cannot be made: {str(parent)!r} is a file, not a folder"
+    return None
+
+
+def check_output_place(parser: argparse.ArgumentParser, path: str, flag: str = "--output", folder: bool = True) -> None:
+    """Refuse (through ``parser.error``) an output that cannot be written where it is asked for
+    (``output_place_problem``)."""
+    problem = output_place_problem(path, folder)
+    if problem:
+        parser.error(f"{flag} {path!r} {problem}")
+
+
 def check_output_folder(parser: argparse.ArgumentParser, path: str, overwrite: bool, flag: str = "--output") -> None:
-    """Refuse (through ``parser.error``) an output that is a file, or a non-empty folder without ``--overwrite``."""
-    if os.path.exists(path) and not os.path.isdir(path):
-        parser.error(f"{flag} {path!r} is a file, not a folder")
+    """Refuse (through ``parser.error``) an output folder that cannot be made (``check_output_place``), or a non-empty
+    folder without ``--overwrite``."""
+    check_output_place(parser, path, flag)
     if os.path.isdir(path) and os.listdir(path) and not overwrite:
         parser.error(f"{flag} {path!r} exists and is not empty; pass --overwrite to replace it, or choose another")
 

@@ -47,8 +47,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from common.cli import command_parser
-from common.io import setup_logging, write_atomic
-from distill.data import read_examples
+from common.io import check_output_place, output_written, setup_logging, write_atomic
+from distill.data import no_examples, read_examples
 
 logger = logging.getLogger(__name__)
 
@@ -385,6 +385,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if not settings_from_args(args).enabled:
         counts = ", ".join(settings_flag(f"{name}_per_example") for name in AUGMENTATIONS)
         parser.error(f"nothing to write: give at least one of {counts} a count above 0")
+    check_output_place(parser, args.output, folder=False)
     return args
 
 
@@ -394,14 +395,19 @@ def write_augmented(data: str, output: str, augmenter: Augmenter) -> int:
 
     def write(staging: Path) -> None:
         nonlocal written
+        examples = 0
         with open(staging, "w", encoding="utf-8") as f:
             for example_index, example in enumerate(read_examples(data)):
+                examples += 1
                 for text in augmenter.augment(example.text, example_index):
                     f.write(text + "\n")
                     written += 1
+        if examples == 0:
+            raise no_examples(data)
 
     Path(output).parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(output, write)
+    with output_written(output):
+        write_atomic(output, write)
     return written
 
 

@@ -48,7 +48,7 @@ from tqdm.auto import tqdm
 from transformers import AutoModelForSequenceClassification, PreTrainedModel, PreTrainedTokenizerBase
 
 from common.cli import command_parser
-from common.io import publish_folder, setup_logging, staging_folder, write_json
+from common.io import check_output_place, new_folder, not_written, output_written, setup_logging, write_json
 from distill.augment import (
     SETTINGS_FLAGS,
     Augmenter,
@@ -64,6 +64,7 @@ from distill.data import (
     CacheWriter,
     Example,
     create_logits,
+    no_examples,
     open_logits,
     read_cache_info,
     read_examples,
@@ -125,6 +126,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--batch-size and --block-rows must be at least 1")
     if args.max_examples_per_file < 0:
         parser.error("--max-examples-per-file must be 0 (all) or more")
+    check_output_place(parser, args.output)
     return args
 
 
@@ -155,7 +157,7 @@ def check_data_files(paths: list[str]) -> None:
         if not Path(path).is_file():
             raise OSError(f"--data {path}: no such file")
         if next(read_examples(path), None) is None:
-            raise ValueError(f"--data {path}: no examples (an empty file, or a header alone)")
+            raise no_examples(path)
         name = Path(path).name
         if name in seen:
             raise ValueError(
@@ -312,15 +314,11 @@ def write_examples(folder: Path, info: dict[str, Any], settings: AugmentSettings
 def start_cache(output: Path, info: dict[str, Any], settings: AugmentSettings, block_rows: int) -> dict[str, Any]:
     """Write a new cache's examples and its (zero) logits into a folder beside ``output``, then put it in place of
     whatever was there: a bad data line stops the run before an existing cache is touched."""
-    staging = staging_folder(output, "cache")
-    try:
+    with new_folder(output, "cache") as staging:
         info = write_examples(staging, info, settings)
         create_logits(staging, info["rows"], info["num_labels"]).flush()
         info = {**info, "block_rows": block_rows, "complete": False}
         write_cache_info(staging, info)
-        publish_folder(staging, output)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return read_cache_info(output)
 
 
@@ -333,7 +331,7 @@ def prepared_cache(
         try:
             outcome = [start_cache(output, info, settings, block_rows)]
         except (ValueError, OSError) as err:
-            outcome = [err]
+            outcome = [not_written(output, "--output", err) or err]
     broadcast_object_list(outcome)
     if isinstance(outcome[0], Exception):
         stop(accelerator, outcome[0])
@@ -421,21 +419,22 @@ def compute_logits(
     )
     examples = CachedExamples(folder, with_logits=False)
     logits = open_logits(folder, "r+")
-    progress = tqdm(
+    with tqdm(
         total=sum(len(block_range(b, block_rows, rows)) for b in mine),
         disable=not accelerator.is_main_process,
         desc="teacher logits",
         unit="rows",
-    )
-    for block in mine:
-        span = block_range(block, block_rows, rows)
-        texts = [examples.example(i).text for i in span]
-        logits[span.start : span.stop] = block_logits(accelerator, teachers, texts, batch_size, info["max_seq_length"])
-        logits.flush()
-        recorded.add(block)
-        write_json(record, {"done": sorted(recorded)})
-        progress.update(len(span))
-    progress.close()
+    ) as progress:
+        for block in mine:
+            span = block_range(block, block_rows, rows)
+            texts = [examples.example(i).text for i in span]
+            logits[span.start : span.stop] = block_logits(
+                accelerator, teachers, texts, batch_size, info["max_seq_length"]
+            )
+            logits.flush()
+            recorded.add(block)
+            write_json(record, {"done": sorted(recorded)})
+            progress.update(len(span))
 
 
 def teacher_accuracy(output: Path) -> dict[str, float]:
@@ -478,12 +477,14 @@ def main(argv: list[str] | None = None) -> None:
     else:
         info = existing
         logger.info("Resuming the unfinished cache in %s", output)
-    compute_logits(accelerator, teachers, output, info, args.batch_size)
-    accelerator.wait_for_everyone()
+    with output_written(output):
+        compute_logits(accelerator, teachers, output, info, args.batch_size)
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            accuracy = teacher_accuracy(output)
+            write_cache_info(output, {**info, "teacher_accuracy": accuracy, "complete": True})
+            shutil.rmtree(output / PROGRESS_DIR, ignore_errors=True)
     if accelerator.is_main_process:
-        accuracy = teacher_accuracy(output)
-        write_cache_info(output, {**info, "teacher_accuracy": accuracy, "complete": True})
-        shutil.rmtree(output / PROGRESS_DIR, ignore_errors=True)
         seconds = time.perf_counter() - started
         for name, value in accuracy.items():
             accelerator.print(f"teacher accuracy on {name}: {100 * value:.2f}%")

@@ -78,6 +78,10 @@ def read_examples(path: str | Path) -> Iterator[Example]:
                 yield Example(key, one_line(line), IGNORE_INDEX, key)
 
 
+def no_examples(path: str | Path, flag: str = "--data") -> ValueError:
+    return ValueError(f"{flag} {path}: no examples (an empty file, or a header alone)")
+
+
 def labelled_example(line: str, key: str, path: str | Path, line_no: int) -> Example:
     fields = line.split("\t")
     if len(fields) != 3:
@@ -135,6 +139,18 @@ def parse_row(row: bytes) -> Example:
     return Example(key, text, int(label), origin)
 
 
+def mapped_array(path: Path, mode: str = "r") -> np.memmap:
+    """A cache's ``.npy`` file, memory-mapped; one cut short or damaged is a ValueError that names it and says what
+    to do (numpy's own names no file)."""
+    try:
+        return np.load(path, mmap_mode=mode)
+    except (ValueError, EOFError) as err:
+        raise ValueError(
+            f"{path}: not a whole .npy array ({err}): the cache is damaged; write it again with python -m "
+            "distill.cache_logits"
+        ) from None
+
+
 class CachedExamples:
     """The rows of a cache folder by index, read from disk on demand; with their logits when the folder has them.
 
@@ -144,9 +160,9 @@ class CachedExamples:
 
     def __init__(self, folder: str | Path, with_logits: bool = True) -> None:
         self.folder = Path(folder)
-        self.offsets = np.load(self.folder / OFFSETS_FILE, mmap_mode="r")
+        self.offsets = mapped_array(self.folder / OFFSETS_FILE)
         logits_file = self.folder / LOGITS_FILE
-        self.logits = np.load(logits_file, mmap_mode="r") if with_logits else None
+        self.logits = mapped_array(logits_file) if with_logits else None
         if self.logits is not None and len(self.logits) != len(self):
             raise ValueError(
                 f"{logits_file}: {len(self.logits)} rows of logits for {len(self)} examples: the cache is damaged; "
@@ -189,7 +205,7 @@ def create_logits(folder: str | Path, rows: int, num_labels: int) -> np.memmap:
 
 
 def open_logits(folder: str | Path, mode: str = "r") -> np.memmap:
-    return np.load(Path(folder) / LOGITS_FILE, mmap_mode=mode)
+    return mapped_array(Path(folder) / LOGITS_FILE, mode)
 
 
 def read_cache_info(folder: str | Path) -> dict[str, Any] | None:

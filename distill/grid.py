@@ -48,7 +48,7 @@ import yaml
 
 from common.cli import closest, command_parser
 from common.config import read_preset
-from common.io import setup_logging, write_atomic, write_json
+from common.io import setup_logging, write_json, write_text
 
 logger = logging.getLogger("distill.grid")  # not __main__ under python -m
 
@@ -299,7 +299,7 @@ def write_run_config(run: Run, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     text = yaml.safe_dump({OUTPUT_DIR: str(folder), **run.values}, sort_keys=False, allow_unicode=True)
     path = folder / RUN_CONFIG
-    write_atomic(path, lambda staging: staging.write_text(text, encoding="utf-8"))
+    write_text(path, text)
     return path
 
 

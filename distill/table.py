@@ -27,7 +27,7 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from common.cli import command_parser
-from common.io import metric_series, read_metrics, save_figure, setup_logging, write_atomic
+from common.io import metric_series, read_metrics, save_figure, setup_logging, write_text
 
 logger = logging.getLogger("distill.table")  # not __main__ under python -m
 
@@ -226,7 +226,7 @@ def write_report(runs_dir: Path, output_dir: Path) -> str:
     output_dir.mkdir(parents=True, exist_ok=True)
     plot_accuracy_size(rows, output_dir / ACCURACY_PLOT)
     plot_learning_curves(rows, output_dir / CURVES_PLOT)
-    write_atomic(output_dir / TABLE_FILE, lambda staging: staging.write_text(markdown, encoding="utf-8"))
+    write_text(output_dir / TABLE_FILE, markdown)
     return markdown
 
 

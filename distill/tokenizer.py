@@ -31,7 +31,7 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 from transformers import PreTrainedTokenizerFast
 
 from common.cli import command_parser
-from common.io import check_output_folder, publish_folder, staging_folder
+from common.io import check_output_folder, new_folder, output_written
 from distill.data import read_examples
 
 # [PAD] first, so that padding_idx is 0; [MASK] is special because the augmentation writes it into texts.
@@ -150,11 +150,11 @@ def bert_template() -> processors.TemplateProcessing:
     )
 
 
-def check_vocabulary_size(reached: int, vocab_size: int, kind: str) -> None:
+def check_vocabulary_size(reached: int, vocab_size: int, kind: str, source: str) -> None:
     """A vocabulary of another size than asked is an error: a student built on it would not be the grid's."""
     if reached < vocab_size:
         raise ValueError(
-            f"the {kind} vocabulary reached only {reached:,} of the {vocab_size:,} tokens asked: the text is too "
+            f"the {kind} vocabulary reached only {reached:,} of the {vocab_size:,} tokens asked: {source} is too "
             "small for that size; give more text or a smaller vocabulary size"
         )
     if reached > vocab_size:
@@ -162,7 +162,11 @@ def check_vocabulary_size(reached: int, vocab_size: int, kind: str) -> None:
 
 
 def train_student_tokenizer(
-    texts: Callable[[], Iterable[str]], vocab_size: int, kind: str = "wordpiece", model_max_length: int = 512
+    texts: Callable[[], Iterable[str]],
+    vocab_size: int,
+    kind: str = "wordpiece",
+    model_max_length: int = 512,
+    source: str = "the text",
 ) -> PreTrainedTokenizerFast:
     """A ``kind`` tokenizer of exactly ``vocab_size`` tokens (special tokens included) trained on ``texts()``.
 
@@ -171,7 +175,7 @@ def train_student_tokenizer(
     WordPiece tokenizer in any process; the unigram trainer's scores vary between processes in the second decimal
     (it sums in hash order), so two unigram tokenizers of the same text may split a few words differently (a
     resumed distill.train run reuses its saved tokenizer either way). Raises ValueError for an unknown kind, a size
-    not above the special tokens, or text too small to reach ``vocab_size``."""
+    not above the special tokens, or text too small to reach ``vocab_size`` (``source`` names the text there)."""
     if kind not in KINDS:
         raise ValueError(f"unknown tokenizer kind {kind!r}; choose one of {', '.join(KINDS)}")
     if vocab_size <= len(SPECIAL_TOKENS):
@@ -184,7 +188,7 @@ def train_student_tokenizer(
         raise ValueError(f"training the {kind} tokenizer failed: {err}; give more text or a larger vocabulary") from err
     if kind == "wordpiece":
         tokenizer = wordpiece_tokenizer(tokenizer)
-    check_vocabulary_size(tokenizer.get_vocab_size(), vocab_size, kind)
+    check_vocabulary_size(tokenizer.get_vocab_size(), vocab_size, kind, source)
     tokenizer.post_processor = bert_template()
     pad, unk, cls, sep, mask = SPECIAL_TOKENS
     return PreTrainedTokenizerFast(
@@ -235,12 +239,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     try:
         texts = partial(example_texts, args.data)
-        tokenizer = train_student_tokenizer(texts, args.vocab_size, args.kind, args.model_max_length)
+        source = f"--data {', '.join(args.data)}"
+        tokenizer = train_student_tokenizer(texts, args.vocab_size, args.kind, args.model_max_length, source)
     except (ValueError, OSError) as err:
         raise SystemExit(f"error: {err}") from err
-    staging = staging_folder(args.output, "student-tokenizer")
-    tokenizer.save_pretrained(staging)
-    publish_folder(staging, args.output)  # an interrupted run never leaves half a tokenizer folder
+    # an interrupted run never leaves half a tokenizer folder
+    with output_written(args.output), new_folder(args.output, "student-tokenizer") as staging:
+        tokenizer.save_pretrained(staging)
     print(f"wrote {os.path.join(args.output, TOKENIZER_FILE)}: {len(tokenizer):,} tokens ({args.kind})")  # noqa: T201
 
 

@@ -49,9 +49,9 @@ from transformers import (
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from common.config import save_config
-from common.io import setup_logging
+from common.io import not_written, output_place_problem, output_written, setup_logging
 from distill.config import TrainConfig, parse_args
-from distill.data import CachedExamples, CacheWriter, Example, complete_cache_info, read_examples
+from distill.data import CachedExamples, CacheWriter, Example, complete_cache_info, no_examples, read_examples
 from distill.losses import IGNORE_INDEX, distillation_loss
 from finetune.data_io import write_results
 from finetune.trainer import linear_schedule, pad_inputs, predict, save_best, takes_token_type_ids
@@ -112,6 +112,9 @@ def check_output_dir(config: TrainConfig) -> Path | None:
     resume_from = latest_checkpoint(config.output_dir) if config.resume else None
     if config.resume and resume_from is None:
         raise ValueError(f"resume: no complete checkpoint in {config.output_dir!r}; drop --resume to start afresh")
+    problem = output_place_problem(config.output_dir)
+    if problem:
+        raise ValueError(f"--output_dir {config.output_dir!r} {problem}")
     earlier = earlier_outputs(Path(config.output_dir))
     if earlier and not (config.resume or config.overwrite):
         raise ValueError(
@@ -148,12 +151,15 @@ def labelled_files_as_examples(paths: list[str], folder: Path) -> None:
     """The labelled training files as a transfer set without logits, for a run without a teacher."""
     with CacheWriter(folder) as writer:
         for path in paths:
+            before = writer.rows
             for example in read_examples(path):
                 if example.label == IGNORE_INDEX:
                     raise ValueError(
                         f"{path}: not a labelled file (header id<TAB>document<TAB>label): alpha 1 needs labels"
                     )
                 writer.add(example)
+            if writer.rows == before:
+                raise no_examples(path, "--train_data")
 
 
 def teacher_test_accuracy(config: TrainConfig, info: dict[str, Any]) -> float:
@@ -367,7 +373,9 @@ def student_tokenizer(config: TrainConfig, examples: CachedExamples, rows: np.nd
             from distill.tokenizer import train_student_tokenizer
 
             texts = partial(texts_of_rows, examples, rows)
-            train_student_tokenizer(texts, config.vocab_size, config.tokenizer_kind).save_pretrained(folder)
+            source = f"the training texts ({config.cache_dir or ', '.join(config.train_data)})"
+            tokenizer = train_student_tokenizer(texts, config.vocab_size, config.tokenizer_kind, source=source)
+            tokenizer.save_pretrained(folder)
         accelerator.wait_for_everyone()
         tokenizer = load_tokenizer(str(folder))
     tokenizer.padding_side = "right"  # the BiLSTM packs right-padded sequences
@@ -482,6 +490,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         resume_from = check_output_dir(config)
     except (ValueError, OSError) as err:
         raise SystemExit(f"error: {err}") from err
+    with output_written(config.output_dir, "--output_dir"):
+        return train(config, resume_from)
+
+
+def train(config: TrainConfig, resume_from: Path | None) -> dict[str, Any]:
+    """Train the student into ``output_dir`` (checkpoints, best/, results), continuing ``resume_from`` if given;
+    returns the results."""
     output_dir = Path(config.output_dir)
     accelerator = Accelerator(
         mixed_precision=config.mixed_precision,
@@ -504,8 +519,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         tokenizer = student_tokenizer(config, transfer.examples, rows, accelerator)
         set_seed(config.seed)
         model = student_model(config, tokenizer, transfer)
-    except (ValueError, OSError) as err:
-        raise SystemExit(f"error: {err}") from err
+    except (ValueError, OSError) as err:  # a full disk too: the examples and the tokenizer go to output_dir
+        raise SystemExit(f"error: {not_written(output_dir, '--output_dir', err) or err}") from err
     validation = encode(tokenizer, validation_examples, config.max_seq_length)
     test = encode(tokenizer, test_examples, config.max_seq_length)
     with_token_types = takes_token_type_ids(model)
@@ -562,54 +577,55 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             state.update(best_accuracy=score, best_step=state["step"])
             save_best(accelerator, model, tokenizer, output_dir / BEST_DIR)
 
-    progress = tqdm(total=total_steps, initial=state["step"], disable=not accelerator.is_main_process, desc="distill")
-    loss_sum, since, examples_seen = torch.zeros((), device=accelerator.device), time.perf_counter(), 0
-    train_seconds, start = state.get("train_seconds", 0.0), time.perf_counter()
-    model.train()
-    while state["step"] < total_steps:
-        loader.set_epoch(state["epoch"])
-        skip = state["batch_in_epoch"]
-        for batch in accelerator.skip_first_batches(loader, skip) if skip else loader:
-            examples_seen += len(batch["labels"]) * accelerator.num_processes
-            loss = training_loss(model, batch, config)
-            accelerator.backward(loss)
-            if config.max_grad_norm > 0:
-                accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
-            loss_sum += loss.detach()
-            state["step"] += 1
-            state["batch_in_epoch"] += 1
-            progress.update(1)
-            if due(state["step"], config.logging_steps, total_steps):
-                steps = (state["step"] - 1) % config.logging_steps + 1
-                mean_loss = accelerator.reduce(loss_sum, "mean").item() / steps
-                seconds = time.perf_counter() - since
-                metrics = {"epoch": state["epoch"], "loss": mean_loss, "learning_rate": scheduler.get_last_lr()[0]}
-                log_metrics(
-                    accelerator, metrics_path, {**metrics, "examples_per_s": examples_seen / seconds}, state["step"]
-                )
-                progress.set_postfix(loss=f"{mean_loss:.4f}")
-                loss_sum.zero_()
-                since, examples_seen = time.perf_counter(), 0
-            epoch_done = state["batch_in_epoch"] == batches_per_epoch
-            if epoch_done:
-                state["epoch"] += 1
-                state["batch_in_epoch"] = 0
-            if (
-                epoch_done
-                or state["step"] == total_steps
-                or (config.eval_steps and state["step"] % config.eval_steps == 0)
-            ):
-                validate()
-                model.train()
-            if due(state["step"], config.save_steps, total_steps):
-                state["train_seconds"] = train_seconds + time.perf_counter() - start
-                save_checkpoint(accelerator, model, tokenizer, state, config)
-            if state["step"] >= total_steps:
-                break
-    progress.close()
+    with tqdm(
+        total=total_steps, initial=state["step"], disable=not accelerator.is_main_process, desc="distill"
+    ) as progress:
+        loss_sum, since, examples_seen = torch.zeros((), device=accelerator.device), time.perf_counter(), 0
+        train_seconds, start = state.get("train_seconds", 0.0), time.perf_counter()
+        model.train()
+        while state["step"] < total_steps:
+            loader.set_epoch(state["epoch"])
+            skip = state["batch_in_epoch"]
+            for batch in accelerator.skip_first_batches(loader, skip) if skip else loader:
+                examples_seen += len(batch["labels"]) * accelerator.num_processes
+                loss = training_loss(model, batch, config)
+                accelerator.backward(loss)
+                if config.max_grad_norm > 0:
+                    accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
+                loss_sum += loss.detach()
+                state["step"] += 1
+                state["batch_in_epoch"] += 1
+                progress.update(1)
+                if due(state["step"], config.logging_steps, total_steps):
+                    steps = (state["step"] - 1) % config.logging_steps + 1
+                    mean_loss = accelerator.reduce(loss_sum, "mean").item() / steps
+                    seconds = time.perf_counter() - since
+                    metrics = {"epoch": state["epoch"], "loss": mean_loss, "learning_rate": scheduler.get_last_lr()[0]}
+                    log_metrics(
+                        accelerator, metrics_path, {**metrics, "examples_per_s": examples_seen / seconds}, state["step"]
+                    )
+                    progress.set_postfix(loss=f"{mean_loss:.4f}")
+                    loss_sum.zero_()
+                    since, examples_seen = time.perf_counter(), 0
+                epoch_done = state["batch_in_epoch"] == batches_per_epoch
+                if epoch_done:
+                    state["epoch"] += 1
+                    state["batch_in_epoch"] = 0
+                if (
+                    epoch_done
+                    or state["step"] == total_steps
+                    or (config.eval_steps and state["step"] % config.eval_steps == 0)
+                ):
+                    validate()
+                    model.train()
+                if due(state["step"], config.save_steps, total_steps):
+                    state["train_seconds"] = train_seconds + time.perf_counter() - start
+                    save_checkpoint(accelerator, model, tokenizer, state, config)
+                if state["step"] >= total_steps:
+                    break
     train_seconds += time.perf_counter() - start
 
     best = accelerator.prepare(type(accelerator.unwrap_model(model)).from_pretrained(output_dir / BEST_DIR))

@@ -24,13 +24,19 @@ from accelerate.utils import set_seed
 from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
-from transformers import PretrainedConfig, get_linear_schedule_with_warmup
+from transformers import get_linear_schedule_with_warmup
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
-from common.io import publish_folder, setup_logging, staging_folder
+from common.io import check_output_place, new_folder, output_written, setup_logging
 from finetune.data_io import data_source, write_results
 from finetune.tasks import Split, Task
-from modeling.load import check_vocabulary_fits, hub_or_local, load_tokenizer, load_with_new_head
+from modeling.load import (
+    check_model_type,
+    check_vocabulary_fits,
+    hub_or_local,
+    load_tokenizer,
+    load_with_new_head,
+)
 from modeling.student import parameter_count, size_mb
 
 logger = logging.getLogger("finetune")
@@ -99,6 +105,7 @@ def check_common_args(parser: argparse.ArgumentParser, args: argparse.Namespace)
         parser.error("--max-seq-length must be at least 8")
     if args.epochs < 1 or args.batch_size < 1:
         parser.error("--epochs and --batch-size must be at least 1")
+    check_output_place(parser, args.output)
 
 
 def split_train_validation(
@@ -141,22 +148,16 @@ def check_max_seq_length(model: nn.Module, max_seq_length: int) -> None:
 TASK_MODEL_TYPES = ("bert", "distilbert")  # what the tasks' collate functions and heads are written for
 
 
-def check_model_type(name_or_path: str) -> None:
-    """ValueError for a model of another architecture than the tasks take, before its tokenizer is read."""
-    config = hub_or_local(PretrainedConfig.get_config_dict, name_or_path, "model")[0]
-    model_type = config.get("model_type")
-    if model_type not in TASK_MODEL_TYPES:
-        raise ValueError(
-            f"{name_or_path}: a {model_type or 'model of no model_type'} checkpoint; fine-tuning takes BERT or "
-            "DistilBERT (a KoBiLSTM student is trained by distill.train)"
-        )
-
-
 def load_task_model(args: argparse.Namespace, model_class: Any, **model_kwargs: Any) -> tuple[Any, nn.Module]:
     """The tokenizer and task model of ``args.model``: seeded before the new head is initialised (and the head
     and the checkpoint's unused one named in one line), and checked to take ``--max-seq-length`` tokens. Raises
     ValueError/OSError for the task's start-up error handling."""
-    check_model_type(args.model)
+    check_model_type(
+        args.model,
+        TASK_MODEL_TYPES,
+        "model",
+        "fine-tuning takes BERT or DistilBERT (a KoBiLSTM student is trained by distill.train)",
+    )
     tokenizer = load_tokenizer(args.model)
     set_seed(args.seed)
     model = hub_or_local(partial(load_with_new_head, model_class), args.model, "model", **model_kwargs)
@@ -252,7 +253,8 @@ def run(task: Task, argv: list[str] | None = None) -> dict[str, Any]:
     counts = {"examples": {name: len(split.records) for name, split in splits.items()}}
     sources = {"data": {"train": data_source(args.train), "test": data_source(getattr(args, task.test_option))}}
     extra_results = {**data.extra_results, **sources, **counts, **task.extra_results(splits)}
-    return fine_tune(accelerator, args, task, model, tokenizer, splits, extra_results)
+    with output_written(args.output):
+        return fine_tune(accelerator, args, task, model, tokenizer, splits, extra_results)
 
 
 def linear_schedule(optimizer: torch.optim.Optimizer, warmup_ratio: float, updates: int, processes: int) -> Any:
@@ -321,36 +323,35 @@ def fine_tune(
     )
     logger.info("  Optimizer updates = %d", updates)
     best_score, best_epoch, history, updates_made = -math.inf, 0, [], 0
-    progress = tqdm(total=updates, disable=not accelerator.is_local_main_process, desc=task.name)
-    start = time.perf_counter()
-    for epoch in range(1, args.epochs + 1):
-        model.train()
-        for batch in loader:
-            with accelerator.accumulate(model):
-                loss = model(**batch).loss
-                accelerator.backward(loss)
-                if accelerator.sync_gradients and args.max_grad_norm > 0:
-                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad()
-            if accelerator.sync_gradients:
-                # fp16 skips an update whose gradients overflowed (and accelerate then leaves the scheduler alone).
-                updates_made += int(not accelerator.optimizer_step_was_skipped)
-                progress.update(1)
-                progress.set_postfix(loss=f"{loss.item():.4f}")
-        validation = scalars(task.evaluate(accelerator, model, splits["validation"], args, collate))
-        history.append({"epoch": epoch, **validation, "learning_rate": scheduler.get_last_lr()[0]})
-        logger.info(
-            "  epoch %d validation: %s, learning rate %.3g",
-            epoch,
-            {k: round(v, 4) for k, v in validation.items()},
-            history[-1]["learning_rate"],
-        )
-        if validation[task.primary_metric] > best_score:
-            best_score, best_epoch = validation[task.primary_metric], epoch
-            save_best(accelerator, model, tokenizer, output / BEST_DIR)
-    progress.close()
+    with tqdm(total=updates, disable=not accelerator.is_local_main_process, desc=task.name) as progress:
+        start = time.perf_counter()
+        for epoch in range(1, args.epochs + 1):
+            model.train()
+            for batch in loader:
+                with accelerator.accumulate(model):
+                    loss = model(**batch).loss
+                    accelerator.backward(loss)
+                    if accelerator.sync_gradients and args.max_grad_norm > 0:
+                        accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+                    optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad()
+                if accelerator.sync_gradients:
+                    # fp16 skips an update whose gradients overflowed (and accelerate then leaves the scheduler alone).
+                    updates_made += int(not accelerator.optimizer_step_was_skipped)
+                    progress.update(1)
+                    progress.set_postfix(loss=f"{loss.item():.4f}")
+            validation = scalars(task.evaluate(accelerator, model, splits["validation"], args, collate))
+            history.append({"epoch": epoch, **validation, "learning_rate": scheduler.get_last_lr()[0]})
+            logger.info(
+                "  epoch %d validation: %s, learning rate %.3g",
+                epoch,
+                {k: round(v, 4) for k, v in validation.items()},
+                history[-1]["learning_rate"],
+            )
+            if validation[task.primary_metric] > best_score:
+                best_score, best_epoch = validation[task.primary_metric], epoch
+                save_best(accelerator, model, tokenizer, output / BEST_DIR)
     train_seconds = time.perf_counter() - start
 
     accelerator.wait_for_everyone()
@@ -399,8 +400,7 @@ def save_best(accelerator: Accelerator, model: nn.Module, tokenizer: Any, folder
     """The model and tokenizer into ``folder``, replacing the previous best whole (a crash leaves one of the two)."""
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        staging = staging_folder(folder, "best")
-        accelerator.unwrap_model(model).save_pretrained(staging)
-        tokenizer.save_pretrained(staging)
-        publish_folder(staging, folder)
+        with new_folder(folder, "best") as staging:
+            accelerator.unwrap_model(model).save_pretrained(staging)
+            tokenizer.save_pretrained(staging)
     accelerator.wait_for_everyone()

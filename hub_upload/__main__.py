@@ -31,15 +31,16 @@ from typing import Any
 from huggingface_hub import HfApi, get_token
 
 from common.cli import command_parser
-from common.io import check_output_folder, publish_folder, staging_folder
+from common.io import check_output_folder, output_written, publish_folder, staging_folder
 from hub_upload.card import build_card
 from hub_upload.sentence_card import build_sentence_card, read_evaluation_rows
 from hub_upload.validate import has_mlm_head
-from modeling.load import get_tokenizer
+from modeling.load import check_model_type, get_tokenizer
 from modeling.student import parameter_count, size_mb
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+RELEASED_MODEL_TYPES = ("bert", "distilbert")  # what the model card, the remote code and the loading API are for
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -75,6 +76,12 @@ def check_model_folder(folder: Path) -> None:
         raise ValueError(f"{folder}: no config.json; pass a folder written by save_pretrained")
     if not any((folder / name).is_file() for name in WEIGHTS):
         raise ValueError(f"{folder}: no weights ({', '.join(WEIGHTS)})")
+    check_model_type(
+        str(folder),
+        RELEASED_MODEL_TYPES,
+        "model",
+        "a release is a BERT or DistilBERT model (or a sentence encoder of one)",
+    )
 
 
 def read_results(paths: list[str], model: str, repo_id: str) -> list[dict[str, Any]]:
@@ -183,12 +190,16 @@ def main(argv: list[str] | None = None) -> None:
     # Built aside and published only once validated, so a failure leaves --output as it was.
     folder = staging_folder(args.output, "release") if args.output else Path(tempfile.mkdtemp(prefix="release-"))
     try:
-        check_model_folder(Path(args.model))
-        build_release(args, folder)
-        print(validate(folder))
-    except (ValueError, OSError) as err:
+        try:
+            with output_written(args.output or folder):
+                check_model_folder(Path(args.model))
+                build_release(args, folder)
+            print(validate(folder))
+        except (ValueError, OSError) as err:
+            raise SystemExit(f"error: {err}; nothing was uploaded") from err
+    except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
-        raise SystemExit(f"error: {err}; nothing was uploaded") from err
+        raise
     if args.output:
         publish_folder(folder, args.output)
         folder = Path(args.output)

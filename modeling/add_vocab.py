@@ -35,10 +35,11 @@ from typing import Any
 import torch
 from tokenizers import AddedToken
 from transformers import AutoModelForMaskedLM, PreTrainedModel
+from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES
 
 from common.cli import command_parser
-from common.io import check_output_folder, open_text, publish_folder, setup_logging, staging_folder, write_json
-from modeling.load import hub_or_local, load_tokenizer
+from common.io import check_output_folder, new_folder, open_text, output_written, setup_logging, write_json
+from modeling.load import check_model_type, hub_or_local, load_tokenizer
 
 RECORD_FILE = "add_vocab.json"
 SHOWN_TOKENS = 10  # tokens named in a printed list before "and N more"
@@ -117,6 +118,12 @@ def add_tokens_with_mean_rows(model: PreTrainedModel, tokenizer: Any, new: list[
 
 def load_masked_lm(name_or_path: str) -> PreTrainedModel:
     """A masked LM with its trained head; a checkpoint without one (a ``BertModel``) is a ValueError."""
+    check_model_type(
+        name_or_path,
+        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+        "masked LM",
+        "add_vocab takes a masked LM (BERT, DistilBERT, ...), such as monologg/kobert-lm",
+    )
     model, info = hub_or_local(
         AutoModelForMaskedLM.from_pretrained, name_or_path, "masked LM", output_loading_info=True
     )
@@ -169,12 +176,11 @@ def main(argv: list[str] | None = None) -> None:
 
     old_size = len(tokenizer)
     add_tokens_with_mean_rows(model, tokenizer, new)
-    staging = staging_folder(args.output, "add-vocab")
-    model.save_pretrained(staging)
-    tokenizer.save_pretrained(staging)
-    record = {"model": args.model, "tokens": args.tokens, "added": [asdict(t) for t in new], "present": present}
-    write_json(staging / RECORD_FILE, record)
-    publish_folder(staging, args.output)
+    with output_written(args.output), new_folder(args.output, "add-vocab") as staging:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        record = {"model": args.model, "tokens": args.tokens, "added": [asdict(t) for t in new], "present": present}
+        write_json(staging / RECORD_FILE, record)
 
     print(f"added {len(new):,} tokens: {listed([t.token for t in new])}")  # noqa: T201
     if present:

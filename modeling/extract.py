@@ -13,7 +13,7 @@ import argparse
 import sys
 
 from common.cli import command_parser
-from common.io import check_output_folder, publish_folder, staging_folder, write_json
+from common.io import check_output_folder, new_folder, output_written, write_json
 from modeling.load import load_teacher, load_tokenizer
 from modeling.student import build_student, parameter_count, select_layers, size_mb
 
@@ -71,21 +71,20 @@ def main(argv: list[str] | None = None) -> None:
     except (ValueError, OSError) as err:
         raise SystemExit(f"error: {err}") from err
 
-    staging = staging_folder(args.output, "extract")
-    student.save_pretrained(staging)
-    tokenizer.save_pretrained(staging)
-    summary = {
-        "teacher": args.teacher,
-        "teacher_layers": teacher.config.num_hidden_layers,
-        "student_layers_from_teacher": layers,
-        "fold_token_type": args.fold_token_type,
-        "teacher_parameters": parameter_count(teacher),
-        "student_parameters": parameter_count(student),
-        "teacher_size_mb": round(size_mb(teacher), 1),
-        "student_size_mb": round(size_mb(student), 1),
-    }
-    write_json(staging / EXTRACTION_FILE, summary)
-    publish_folder(staging, args.output)
+    with output_written(args.output), new_folder(args.output, "extract") as staging:
+        student.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        summary = {
+            "teacher": args.teacher,
+            "teacher_layers": teacher.config.num_hidden_layers,
+            "student_layers_from_teacher": layers,
+            "fold_token_type": args.fold_token_type,
+            "teacher_parameters": parameter_count(teacher),
+            "student_parameters": parameter_count(student),
+            "teacher_size_mb": round(size_mb(teacher), 1),
+            "student_size_mb": round(size_mb(student), 1),
+        }
+        write_json(staging / EXTRACTION_FILE, summary)
 
     print(f"wrote {args.output}: DistilBertForMaskedLM with {len(layers)} layers")
     print(f"teacher layers taken (0-based): {layers} of {summary['teacher_layers']}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -125,9 +125,33 @@ def has_kobert_tokenizer(name_or_path: str) -> bool:
     return found is not None
 
 
+# The files a tokenizer folder is read from, one at least (KoBERT's SentencePiece model, a fast tokenizer's
+# tokenizer.json, WordPiece and BPE vocabularies, other SentencePiece models).
+TOKENIZER_FILES = (
+    VOCAB_FILES_NAMES["vocab_file"],
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.txt",
+    "vocab.json",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+)
+
+
+def check_tokenizer_folder(name_or_path: str) -> None:
+    """ValueError for a local folder with no tokenizer file in it, which transformers would answer with advice to
+    install sentencepiece."""
+    if os.path.isdir(name_or_path) and not any(os.path.isfile(os.path.join(name_or_path, f)) for f in TOKENIZER_FILES):
+        raise ValueError(
+            f"{name_or_path}: no tokenizer in this folder (none of {', '.join(TOKENIZER_FILES)}); give the folder "
+            "of a model with its tokenizer, or one written by python -m pretrain.build_tokenizer"
+        )
+
+
 def load_tokenizer(name_or_path: str, **kwargs: Any) -> PreTrainedTokenizerBase:
     """KoBERT's tokenizer when the folder has one (its two files are enough), else whatever ``AutoTokenizer`` finds
     there; ``kwargs`` go to ``from_pretrained`` (e.g. ``model_max_length=512``)."""
+    check_tokenizer_folder(name_or_path)
     if has_kobert_tokenizer(name_or_path):
         return get_tokenizer(name_or_path, **kwargs)
     return hub_or_local(AutoTokenizer.from_pretrained, name_or_path, "tokenizer", **kwargs)
@@ -143,14 +167,21 @@ def check_vocabulary_fits(tokenizer: PreTrainedTokenizerBase, model: PreTrainedM
         )
 
 
+def check_model_type(name_or_path: str, allowed: Collection[str], what: str, advice: str) -> None:
+    """ValueError naming the folder when its config.json (read alone, before the weights and the tokenizer) has a
+    ``model_type`` not in ``allowed``: transformers would answer with a list of every model type it knows."""
+    config = hub_or_local(PretrainedConfig.get_config_dict, name_or_path, what)[0]
+    model_type = config.get("model_type")
+    if model_type not in allowed:
+        raise ValueError(
+            f"{name_or_path}: a {model_type or 'model of no model_type'} checkpoint "
+            f"(architectures {config.get('architectures')}); {advice}"
+        )
+
+
 def load_teacher(name_or_path: str) -> BertForMaskedLM:
     """A ``BertForMaskedLM`` with a trained MLM head; anything else is a ValueError that says what it is."""
-    config = hub_or_local(PretrainedConfig.get_config_dict, name_or_path, "KoBERT masked LM")[0]
-    if config.get("model_type") != "bert":
-        raise ValueError(
-            f"{name_or_path}: the teacher must be a BERT masked LM, but its config.json says model_type "
-            f"{config.get('model_type')!r} (architectures {config.get('architectures')})"
-        )
+    check_model_type(name_or_path, ["bert"], "KoBERT masked LM", "the teacher must be a BERT masked LM")
     teacher, info = hub_or_local(
         BertForMaskedLM.from_pretrained, name_or_path, "KoBERT masked LM", output_loading_info=True
     )

@@ -18,7 +18,7 @@ import torch
 from transformers import AutoModelForMaskedLM, BertConfig, PretrainedConfig
 
 from common.cli import command_parser
-from common.io import check_output_folder, publish_folder, staging_folder
+from common.io import check_output_folder, new_folder, output_written
 from modeling.load import load_tokenizer
 from modeling.student import parameter_count, size_mb
 
@@ -62,10 +62,9 @@ def save_random_model(config: PretrainedConfig, tokenizer: Any, folder: str | Pa
     """A masked LM of ``config`` with fresh weights from ``seed``, saved with ``tokenizer`` (published whole)."""
     torch.manual_seed(seed)
     model = AutoModelForMaskedLM.from_config(config)
-    staging = staging_folder(folder, "random-model")
-    model.save_pretrained(staging)
-    tokenizer.save_pretrained(staging)
-    publish_folder(staging, folder)
+    with new_folder(folder, "random-model") as staging:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
     return model
 
 
@@ -75,7 +74,8 @@ def main(argv: list[str] | None = None) -> None:
         tokenizer = load_tokenizer(args.tokenizer)
     except (ValueError, OSError) as err:
         raise SystemExit(f"error: {err}") from err
-    model = save_random_model(bert_config(args.shape, tokenizer), tokenizer, args.output, args.seed)
+    with output_written(args.output):
+        model = save_random_model(bert_config(args.shape, tokenizer), tokenizer, args.output, args.seed)
     config = model.config
     print(
         f"wrote {args.output}: BertForMaskedLM ({args.shape}), {config.num_hidden_layers} layers, hidden "

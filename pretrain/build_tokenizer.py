@@ -25,7 +25,7 @@ import sentencepiece as spm
 from sentencepiece import sentencepiece_model_pb2
 
 from common.cli import command_parser
-from common.io import check_output_folder, publish_folder, setup_logging, staging_folder, write_json
+from common.io import check_output_folder, new_folder, output_written, setup_logging, write_json
 from pretrain.corpus import CorpusStats, expand_corpus_paths, iter_lines
 from tokenization_kobert import SCORE_GRID, VOCAB_FILES_NAMES, KoBertTokenizerFast
 
@@ -181,16 +181,16 @@ def main(argv: list[str] | None = None) -> None:
     check_corpus_read(args, stats, unreadable)
     check_vocab_size(piece_count(serialized), args)
 
-    staging = staging_folder(args.output, "tokenizer")
-    tokenizer = write_tokenizer_folder(serialized, str(staging), args.model_max_length)
-    summary = {
-        "vocab_size": tokenizer.vocab_size,
-        "seconds": round(time.perf_counter() - start, 1),
-        "corpus": asdict(stats),
-        "args": {k: v for k, v in vars(args).items() if k != "overwrite"},
-    }
-    write_json(staging / STATS_FILE, summary)
-    publish_folder(staging, args.output)  # an interrupted build never leaves a half-written tokenizer
+    # an interrupted build never leaves a half-written tokenizer
+    with output_written(args.output), new_folder(args.output, "tokenizer") as staging:
+        tokenizer = write_tokenizer_folder(serialized, str(staging), args.model_max_length)
+        summary = {
+            "vocab_size": tokenizer.vocab_size,
+            "seconds": round(time.perf_counter() - start, 1),
+            "corpus": asdict(stats),
+            "args": {k: v for k, v in vars(args).items() if k != "overwrite"},
+        }
+        write_json(staging / STATS_FILE, summary)
 
     sample = "[CLS] 한국어 모델을 공유합니다. [SEP]"
     print(f"wrote {args.output}: {tokenizer.vocab_size} tokens from {stats.lines:,} lines in {summary['seconds']} s")

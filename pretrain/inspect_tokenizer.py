@@ -12,7 +12,7 @@ import sys
 from transformers import AutoTokenizer
 
 from common.cli import command_parser
-from modeling.load import hub_or_local
+from modeling.load import check_tokenizer_folder, hub_or_local
 from tokenization_kobert import KoBertTokenizer
 
 
@@ -50,9 +50,10 @@ def describe(fast: object, slow: KoBertTokenizer, text: str, pair: str | None) -
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     try:
+        check_tokenizer_folder(args.tokenizer)
         fast = hub_or_local(AutoTokenizer.from_pretrained, args.tokenizer, "tokenizer", trust_remote_code=True)
         slow = hub_or_local(KoBertTokenizer.from_pretrained, args.tokenizer, "tokenizer")
-    except (OSError, ValueError) as err:  # a folder that holds no tokenizer fails with ValueError
+    except (OSError, ValueError) as err:
         raise SystemExit(f"error: {err}") from err
     print(f"{type(fast).__name__} from {args.tokenizer}: {fast.vocab_size} tokens")
     for text in args.texts:

@@ -38,7 +38,6 @@ import logging
 import multiprocessing
 import os
 import re
-import shutil
 import sys
 import time
 from collections import deque
@@ -50,7 +49,7 @@ import numpy as np
 from tqdm import tqdm
 
 from common.cli import command_parser
-from common.io import publish_folder, setup_logging, staging_folder, write_json
+from common.io import check_output_place, new_folder, output_written, setup_logging, write_json
 from pretrain.corpus import CorpusStats, expand_corpus_paths, iter_lines
 from tokenization_kobert import KoBertTokenizerFast
 
@@ -144,8 +143,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
     # Derived values travel on args (and are left out of the arguments recorded in stats.json).
     args.fingerprint = fingerprint(args, args.tokenizer_info.vocab_sha256)
-    if os.path.exists(args.output) and not os.path.isdir(args.output):
-        parser.error(f"--output {args.output!r} is a file, not a folder")
+    check_output_place(parser, args.output)
     existing = read_fingerprint(args.output)
     args.already_prepared = existing == args.fingerprint
     if not args.already_prepared and os.path.isdir(args.output) and os.listdir(args.output) and not args.overwrite:
@@ -414,8 +412,8 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     start = time.perf_counter()
-    staging = staging_folder(args.output, "prepare")
-    try:
+    # a folder with a meta.json is never half-written or half-deleted
+    with output_written(args.output), new_folder(args.output, "prepare") as staging:
         try:
             stats = pack_corpus(args, str(staging))
         except ValueError as err:  # a corpus file that is not text, or not UTF-8 (pretrain.corpus)
@@ -435,10 +433,6 @@ def main(argv: list[str] | None = None) -> None:
             args={key: value for key, value in vars(args).items() if key not in hidden},
         )
         write_json(os.path.join(staging, STATS_FILE), stats)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    publish_folder(staging, args.output)  # a folder with a meta.json is never half-written or half-deleted
 
     blocks = ", ".join(f"{count:,} {split}" for split, count in stats["blocks"].items())
     print(

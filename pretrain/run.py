@@ -40,7 +40,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import AutoModelForMaskedLM, PreTrainedModel, get_linear_schedule_with_warmup
 
-from common.io import setup_logging
+from common.io import output_place_problem, output_written, setup_logging
 from modeling.extract import EXTRACTION_FILE
 from modeling.load import hub_or_local, load_teacher, load_tokenizer
 from modeling.student import build_student, parameter_count
@@ -168,6 +168,9 @@ def validate_inputs(config: DistillationConfig) -> tuple[dict[str, Any], Path | 
             f"resume: no complete checkpoint in {config.output_dir!r} (complete ones are checkpoint-STEP folders "
             "with a trainer_state.json); drop --resume to start afresh"
         )
+    problem = output_place_problem(config.output_dir)
+    if problem:
+        raise ValueError(f"--output_dir {config.output_dir!r} {problem}")
     earlier = earlier_outputs(Path(config.output_dir))
     if earlier and not (config.resume or config.overwrite):
         raise ValueError(
@@ -256,7 +259,12 @@ def main(argv: list[str] | None = None) -> None:
         meta, resume_from = validate_inputs(config)
     except (ValueError, OSError) as err:
         raise SystemExit(f"error: {err}") from err
+    with output_written(config.output_dir, "--output_dir"):
+        train(config, meta, resume_from)
 
+
+def train(config: DistillationConfig, meta: dict[str, Any], resume_from: Path | None) -> None:
+    """Distil the student into ``output_dir`` (checkpoints, metrics, final/), continuing ``resume_from`` if given."""
     accelerator = Accelerator(
         mixed_precision=config.mixed_precision,
         gradient_accumulation_steps=config.gradient_accumulation_steps,
@@ -343,49 +351,48 @@ def main(argv: list[str] | None = None) -> None:
     logger.info("  Optimizer steps = %d (%d per epoch)", total_steps, updates_per_epoch)
     logger.info("  Loss terms = %s", ", ".join(loss_terms))
 
-    progress = tqdm(total=total_steps, initial=state["step"], disable=not accelerator.is_main_process)
-    losses = RunningLosses(loss_terms, accelerator.device)
-    while state["step"] < total_steps:
-        train_loader.set_epoch(state["epoch"])
-        skip = state["batch_in_epoch"]
-        loader = accelerator.skip_first_batches(train_loader, skip) if skip else train_loader
-        for blocks in loader:
-            seed = mask_seed(config.seed, state["epoch"], state["batch_in_epoch"], accelerator.process_index)
-            with accelerator.accumulate(module):
-                terms = distillation_step(accelerator, module, teacher, blocks, weights, seed, config, special)
-                accelerator.backward(terms["loss"])
-                if accelerator.sync_gradients and config.max_grad_norm > 0:
-                    accelerator.clip_grad_norm_(module.parameters(), config.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad()
-            losses.add(terms)
-            state["batch_in_epoch"] += 1
-            if not accelerator.sync_gradients:
-                continue
+    with tqdm(total=total_steps, initial=state["step"], disable=not accelerator.is_main_process) as progress:
+        losses = RunningLosses(loss_terms, accelerator.device)
+        while state["step"] < total_steps:
+            train_loader.set_epoch(state["epoch"])
+            skip = state["batch_in_epoch"]
+            loader = accelerator.skip_first_batches(train_loader, skip) if skip else train_loader
+            for blocks in loader:
+                seed = mask_seed(config.seed, state["epoch"], state["batch_in_epoch"], accelerator.process_index)
+                with accelerator.accumulate(module):
+                    terms = distillation_step(accelerator, module, teacher, blocks, weights, seed, config, special)
+                    accelerator.backward(terms["loss"])
+                    if accelerator.sync_gradients and config.max_grad_norm > 0:
+                        accelerator.clip_grad_norm_(module.parameters(), config.max_grad_norm)
+                    optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad()
+                losses.add(terms)
+                state["batch_in_epoch"] += 1
+                if not accelerator.sync_gradients:
+                    continue
 
-            state["step"] += 1
-            progress.update(1)
-            if due(state["step"], config.logging_steps, total_steps):
-                means, micro_batches, seconds = losses.pop(accelerator)
-                metrics = {"epoch": state["epoch"], **means, "learning_rate": scheduler.get_last_lr()[0]}
-                metrics["tokens_per_s"] = (
-                    micro_batches / config.gradient_accumulation_steps * tokens_per_update / seconds
-                )
-                log_metrics(accelerator, metrics_path, metrics, state["step"])
-                progress.set_postfix(loss=f"{means['loss']:.4f}")
-            if eval_loader is not None and due(state["step"], config.eval_steps, total_steps):
-                scores = evaluate(accelerator, module, teacher, eval_loader, weights, config, special)
-                log_metrics(accelerator, metrics_path, scores, state["step"])
-            if due(state["step"], config.save_steps, total_steps):
-                save_checkpoint(accelerator, module, tokenizer, info, state, config)
-            if state["step"] >= total_steps:
-                break
-        else:
-            state["epoch"] += 1
-            state["batch_in_epoch"] = 0
+                state["step"] += 1
+                progress.update(1)
+                if due(state["step"], config.logging_steps, total_steps):
+                    means, micro_batches, seconds = losses.pop(accelerator)
+                    metrics = {"epoch": state["epoch"], **means, "learning_rate": scheduler.get_last_lr()[0]}
+                    metrics["tokens_per_s"] = (
+                        micro_batches / config.gradient_accumulation_steps * tokens_per_update / seconds
+                    )
+                    log_metrics(accelerator, metrics_path, metrics, state["step"])
+                    progress.set_postfix(loss=f"{means['loss']:.4f}")
+                if eval_loader is not None and due(state["step"], config.eval_steps, total_steps):
+                    scores = evaluate(accelerator, module, teacher, eval_loader, weights, config, special)
+                    log_metrics(accelerator, metrics_path, scores, state["step"])
+                if due(state["step"], config.save_steps, total_steps):
+                    save_checkpoint(accelerator, module, tokenizer, info, state, config)
+                if state["step"] >= total_steps:
+                    break
+            else:
+                state["epoch"] += 1
+                state["batch_in_epoch"] = 0
 
-    progress.close()
     final = output_dir / FINAL_DIR
     export_student(accelerator, module, tokenizer, final, info)
     accelerator.wait_for_everyone()

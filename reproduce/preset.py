@@ -19,6 +19,7 @@ from common.cli import closest
 from common.config import read_preset
 
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
+PRESET_MAPPING = "a mapping of preset keys to values"  # what a preset file must hold, as its errors say
 # Keys of the distilled student's training that fix how many tokens it sees; the baseline must see as many.
 TOKEN_BUDGET_KEYS = ("max_steps", "num_train_epochs", "per_device_train_batch_size", "gradient_accumulation_steps")
 
@@ -137,7 +138,7 @@ def apply_override(values: dict[str, Any], assignment: str, preset_class: type =
 def load_preset(name_or_path: str, overrides: list[str] | None = None) -> Preset:
     """Read a preset, apply ``--set`` overrides, check it."""
     path = preset_path(name_or_path)
-    values = read_preset(path, "a mapping of preset keys to values")
+    values = read_preset(path, PRESET_MAPPING)
     for assignment in overrides or []:
         apply_override(values, assignment)
     known = {f.name for f in dataclasses.fields(Preset)}

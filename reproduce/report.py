@@ -17,7 +17,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from common.io import metric_series, read_metrics, save_figure, write_atomic
+from common.io import metric_series, read_metrics, save_figure, write_text
 
 TEACHER = "teacher"
 RESULTS_JSON = "results.json"
@@ -164,6 +164,6 @@ def write_results(
     results = json.dumps(compared, indent=2, ensure_ascii=False) + "\n"
     plot_accuracy_latency(compared, output_dir / ACCURACY_PLOT)
     plot_training_curves(curves, output_dir / CURVES_PLOT)
-    write_atomic(output_dir / RESULTS_MD, lambda staging: staging.write_text(markdown, encoding="utf-8"))
-    write_atomic(output_dir / RESULTS_JSON, lambda staging: staging.write_text(results, encoding="utf-8"))
+    write_text(output_dir / RESULTS_MD, markdown)
+    write_text(output_dir / RESULTS_JSON, results)
     return markdown

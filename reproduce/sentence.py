@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from common.config import read_preset
-from common.io import write_atomic, write_json
-from reproduce.preset import apply_override, load_preset
+from common.io import write_json, write_text
+from reproduce.preset import PRESET_MAPPING, apply_override, load_preset
 from reproduce.stages import Recipe, Stage, as_argv, file_stamps
 
 logger = logging.getLogger("reproduce")
@@ -90,12 +90,12 @@ class SentencePreset:
 
 
 def is_sentence_preset(path: Path) -> bool:
-    return read_preset(path, "a mapping of preset keys to values").get("pipeline") == "sentence"
+    return read_preset(path, PRESET_MAPPING).get("pipeline") == "sentence"
 
 
 def load_sentence_preset(path: Path, overrides: list[str]) -> SentencePreset:
     """The preset file with ``--set KEY=VALUE`` overrides on top; unknown keys are errors."""
-    values = read_preset(path, "a mapping of preset keys to values")
+    values = read_preset(path, PRESET_MAPPING)
     for assignment in overrides:
         apply_override(values, assignment, SentencePreset)
     known = {f.name for f in dataclasses.fields(SentencePreset)}
@@ -368,5 +368,5 @@ def write_sentence_results(recipe: SentenceRecipe) -> str:
     folder = recipe.output / "sentence"
     write_json(folder / "results.json", rows)
     table = markdown(rows, recipe.preset.name)
-    write_atomic(folder / "results.md", lambda staging: staging.write_text(table, encoding="utf-8"))
+    write_text(folder / "results.md", table)
     return table

@@ -32,7 +32,7 @@ from sentence_transformers import SentenceTransformer, SentenceTransformerTraini
 from transformers import AutoConfig, BertForMaskedLM
 
 from common.cli import command_parser
-from common.io import publish_folder, staging_folder, write_json
+from common.io import new_folder, output_written, write_json
 from finetune.data_io import is_local, read_sts
 from modeling.fingerprint import file_fingerprint, model_fingerprint
 from modeling.student import build_student
@@ -143,31 +143,32 @@ def teacher_embeddings(args: argparse.Namespace, identity: dict[str, Any], cache
     """Embed every sentence with the teacher into ``cache`` (written whole, under a temporary name first)."""
     teacher = load_encoder(args.teacher, max_seq_length=identity["max_seq_length"])
     count = sum(1 for _ in sentences(args.sentences, args.max_sentences))
-    staging = staging_folder(cache, cache.name)
-    vectors = np.lib.format.open_memmap(
-        staging / EMBEDDINGS, mode="w+", dtype=np.float32, shape=(count, teacher.get_embedding_dimension())
-    )
-    stream = sentences(args.sentences, args.max_sentences)
-    done = 0
-    while chunk := list(itertools.islice(stream, ENCODE_CHUNK)):
-        vectors[done : done + len(chunk)] = teacher.encode(
-            chunk, batch_size=args.teacher_batch_size, convert_to_numpy=True, show_progress_bar=False
+    if count == 0:
+        raise ValueError(f"--sentences {', '.join(args.sentences)}: no sentences (empty, or blank lines only)")
+    with output_written(cache, "--cache"), new_folder(cache, cache.name) as staging:
+        vectors = np.lib.format.open_memmap(
+            staging / EMBEDDINGS, mode="w+", dtype=np.float32, shape=(count, teacher.get_embedding_dimension())
         )
-        done += len(chunk)
-        logger.info("teacher embeddings: %d of %d sentences", done, count)
-    vectors.flush()
-    del vectors
-    write_json(
-        staging / CACHE_INFO,
-        {
-            "identity": identity,
-            "teacher": args.teacher,
-            "files": args.sentences,
-            "count": count,
-            "dimension": teacher.get_embedding_dimension(),
-        },
-    )
-    publish_folder(staging, cache)
+        stream = sentences(args.sentences, args.max_sentences)
+        done = 0
+        while chunk := list(itertools.islice(stream, ENCODE_CHUNK)):
+            vectors[done : done + len(chunk)] = teacher.encode(
+                chunk, batch_size=args.teacher_batch_size, convert_to_numpy=True, show_progress_bar=False
+            )
+            done += len(chunk)
+            logger.info("teacher embeddings: %d of %d sentences", done, count)
+        vectors.flush()
+        del vectors
+        write_json(
+            staging / CACHE_INFO,
+            {
+                "identity": identity,
+                "teacher": args.teacher,
+                "files": args.sentences,
+                "count": count,
+                "dimension": teacher.get_embedding_dimension(),
+            },
+        )
 
 
 def cached_embeddings(args: argparse.Namespace) -> tuple[Path, dict[str, Any]]:

@@ -22,7 +22,7 @@ from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.evaluation import EmbeddingSimilarityEvaluator
 
 from common.cli import command_parser
-from common.io import run_metadata, write_json
+from common.io import check_output_place, output_written, run_metadata, write_json
 from finetune.data_io import read_sts
 from modeling.latency import interleaved_medians
 from sentence.data import is_missing_file
@@ -131,6 +131,8 @@ def parse_args(argv: list[str] | None) -> Any:
     missing = [path for path in args.data if is_missing_file(path)]
     if missing:
         parser.error(f"--data: no such file: {missing[0]}")
+    if args.output:
+        check_output_place(parser, args.output, folder=False)
     return args
 
 
@@ -141,7 +143,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     except (ValueError, OSError) as err:
         raise SystemExit(f"error: {err}") from err
     if args.output:
-        write_json(args.output, {"rows": rows, **run_metadata()})
+        with output_written(args.output):
+            write_json(args.output, {"rows": rows, **run_metadata()})
     print(markdown_table(rows))
     return rows
 

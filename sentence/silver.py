@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import argparse
 import random
-from pathlib import Path
 from typing import Any
 
 from sentence_transformers import util
 
 from common.cli import command_parser
-from common.io import write_atomic
+from common.io import check_output_place, output_written, write_text
 from finetune.data_io import KORSTS_HEADER
 from sentence.data import sentences
 from sentence.losses import STS_MAX_SCORE
@@ -58,6 +57,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--sampler neighbours needs --encoder (a bi-encoder whose nearest neighbours are the partners)")
     if args.pairs_per_sentence < 1:
         parser.error("--pairs-per-sentence must be at least 1")
+    check_output_place(parser, args.output, folder=False)
     return args
 
 
@@ -115,8 +115,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     pairs = unordered(drawn)
     scores = cross_encoder.predict([(texts[i], texts[j]) for i, j in pairs], batch_size=args.batch_size)
     text = "\n".join(silver_lines(texts, pairs, scores, args.sampler)) + "\n"
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(args.output, lambda staging: staging.write_text(text, encoding="utf-8"))
+    with output_written(args.output):
+        write_text(args.output, text)
     print(f"{len(pairs)} silver pairs of {len(texts)} sentences: {args.output}")
     return {"pairs": len(pairs), "sentences": len(texts)}
 

@@ -67,42 +67,46 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def simcse_rows(records: list[dict[str, Any]]) -> list[dict[str, str]]:
-    """(anchor, positive, negative) rows from NLI records; (anchor, positive) when no premise has a contradiction."""
+    """(anchor, positive, negative) rows from NLI records, a premise's entailments each with one of its
+    contradictions; (anchor, positive) rows of every entailment when no premise has both."""
     by_premise: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
     for record in records:
         by_premise[record["premise"]][record["label"]].append(record["hypothesis"])
-    with_negatives = any(labels["contradiction"] for labels in by_premise.values())
-    rows = []
-    for premise, labels in by_premise.items():
-        positives, negatives = labels["entailment"], labels["contradiction"]
-        if not with_negatives:
-            rows += [{"anchor": premise, "positive": positive} for positive in positives]
-        elif negatives:
-            rows += [
-                {"anchor": premise, "positive": positive, "negative": negative}
-                for positive, negative in zip(positives, cycle(negatives))
-            ]
-    return rows
+    triplets = [
+        {"anchor": premise, "positive": positive, "negative": negative}
+        for premise, labels in by_premise.items()
+        if labels["contradiction"]
+        for positive, negative in zip(labels["entailment"], cycle(labels["contradiction"]))
+    ]
+    if triplets:
+        return triplets
+    return [
+        {"anchor": premise, "positive": positive}
+        for premise, labels in by_premise.items()
+        for positive in labels["entailment"]
+    ]
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     setup_command_logging()
+    nli = ", ".join(args.nli)
     try:
         records = [record for path in args.nli for record in read_nli(path)]
         dev = read_sts(args.dev) if args.dev else None
         encoder = load_encoder(args.model, args.pooling, args.max_seq_length)
+        rows = simcse_rows(records)
+        if not rows:
+            raise ValueError(f"{nli}: no premise has an entailed hypothesis")
+        train, validation = split_train_validation(rows, args.validation_split, args.seed, source=nli)
     except (ValueError, OSError) as err:
         raise SystemExit(f"error: {err}") from err
-    rows = simcse_rows(records)
-    if not rows:
-        raise SystemExit(f"error: {', '.join(args.nli)}: no premise has an entailed hypothesis")
     if "negative" not in rows[0]:
         logger.warning(
-            "no premise in %s has a contradiction: training on entailment pairs, in-batch negatives only",
-            ", ".join(args.nli),
+            "no premise in %s has both an entailment and a contradiction: training on entailment pairs, in-batch "
+            "negatives only",
+            nli,
         )
-    train, validation = split_train_validation(rows, args.validation_split, args.seed)
     train = first(train, args.max_train_samples)
     # Set by accelerate launch and torchrun; the process group itself starts later, inside the Trainer.
     several_processes = int(os.environ.get("WORLD_SIZE", "1")) > 1

@@ -31,7 +31,7 @@ from sentence_transformers.sentence_transformer.training_args import SentenceTra
 from torch import nn
 from transformers.trainer_utils import get_last_checkpoint
 
-from common.io import check_output_folder, publish_folder, run_metadata, setup_logging, staging_folder, write_json
+from common.io import check_output_folder, new_folder, output_written, run_metadata, setup_logging, write_json
 from sentence.model import POOLING_MODES, encoder_summary
 
 BEST = "best"
@@ -161,10 +161,11 @@ def fit(
     )
     checkpoint = get_last_checkpoint(trainer.args.output_dir) if args.resume else None
     started = time.perf_counter()
-    trainer.train(resume_from_checkpoint=checkpoint)
-    seconds = time.perf_counter() - started
-    if trainer.is_world_process_zero():
-        save_encoder(encoder, Path(args.output) / BEST)
+    with output_written(args.output):
+        trainer.train(resume_from_checkpoint=checkpoint)
+        seconds = time.perf_counter() - started
+        if trainer.is_world_process_zero():
+            save_encoder(encoder, Path(args.output) / BEST)
     state = trainer.state
     return {
         "steps": state.global_step,
@@ -181,9 +182,8 @@ def fit(
 
 def save_encoder(encoder: SentenceTransformer | CrossEncoder, folder: Path) -> None:
     """A sentence-transformers folder at ``folder``, published whole (an old one stays until the new one is in)."""
-    staging = staging_folder(folder, folder.name)
-    encoder.save(str(staging))
-    publish_folder(staging, folder)
+    with new_folder(folder, folder.name) as staging:
+        encoder.save(str(staging))
 
 
 def write_results(
@@ -200,7 +200,8 @@ def write_results(
         **run_metadata(),
     }
     if PartialState().is_main_process:
-        write_json(Path(args.output) / RESULTS, record)
+        with output_written(args.output):
+            write_json(Path(args.output) / RESULTS, record)
     return record
 
 

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from common.cli import command_parser
-from common.io import ROOT, publish_folder, setup_logging, staging_folder, write_json
+from common.io import ROOT, new_folder, output_written, setup_logging, write_json
 from finetune.data_io import read_ner, read_nsmc, read_squad, read_sts
 from serve.models import LoadedModel, load_model
 from serve.predict import Predictor, onnx_backend, torch_backend
@@ -217,14 +217,10 @@ def export(args: argparse.Namespace) -> dict[str, Any]:
     loaded = load_model(args.model, args.max_length)
     items = parity_items(loaded.kind, args.parity_data, args.parity_examples)
     output = Path(args.output)
-    staging = staging_folder(output / ONNX_FOLDER, ONNX_FOLDER)
-    try:
+    with new_folder(output / ONNX_FOLDER, ONNX_FOLDER) as staging:
         report = build_graphs(loaded, items, staging, args)
         copy_model_files(args.model, output)
         write_json(staging / REPORT_FILE, report)
-        publish_folder(staging, output / ONNX_FOLDER)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return report
 
 
@@ -304,7 +300,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     setup_logging()
     args = parse_args(argv)
     try:
-        report = export(args)
+        with output_written(args.output):
+            report = export(args)
     except (CheckFailed, OSError, ValueError) as err:  # a failed check, or a folder that is not a model we serve
         raise SystemExit(f"error: {err}") from err
     parity = report["parity"]

@@ -155,6 +155,9 @@ def test_simcse_rows_pair_each_entailment_with_a_contradiction_of_the_same_premi
         {"anchor": "p1", "positive": "e2"},
         {"anchor": "p2", "positive": "e3"},
     ]
+    # contradictions, but never of a premise with an entailment: the entailment pairs still train
+    contradicted_apart = [r for r in records if r["hypothesis"] != "c1"]
+    assert simcse.simcse_rows(contradicted_apart) == simcse.simcse_rows(without_contradictions)
 
 
 # --- the commands, end to end -------------------------------------------------------------------------------------
@@ -271,7 +274,7 @@ def test_simcse_without_contradictions_trains_on_pairs_and_warns(
             "0.25",
         ]
     )
-    assert "has a contradiction" in caplog.text
+    assert "has both an entailment and a contradiction" in caplog.text
     assert json.loads((output / "results.json").read_text(encoding="utf-8"))["examples"]["hard_negatives"] is False
 
 

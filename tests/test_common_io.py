@@ -1,0 +1,69 @@
+"""common.io's output helpers: where an output can go, folders published whole, and failed writes named."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+import pytest
+
+from common.io import new_folder, not_written, output_place_problem, output_written, write_failure
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS])
+def test_a_place_that_cannot_take_the_write_is_a_write_failure(code: int) -> None:
+    assert write_failure(OSError(code, os.strerror(code))) == os.strerror(code)
+
+
+def test_other_errors_are_not_write_failures() -> None:
+    assert write_failure(OSError(errno.ENOENT, "No such file or directory")) is None
+    assert write_failure(ValueError("a bad line")) is None
+    assert write_failure(Exception("something (os error 2)")) is None  # ENOENT, from a Rust library
+
+
+def test_the_rust_writers_messages_are_read_for_their_os_error() -> None:
+    # what safetensors and tokenizers raise when a write fails (their own exception types, the OSError in the text)
+    safetensors = Exception("Error while serializing: I/O error: File too large (os error 27)")
+    tokenizers = Exception("No space left on device (os error 28)")
+    assert write_failure(safetensors) == "File too large"
+    assert write_failure(tokenizers) == "No space left on device"
+
+
+def test_a_failed_write_ends_the_command_with_one_line_naming_the_flag_and_path(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as stopped, output_written(tmp_path / "out", "--output_dir"):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    message = str(stopped.value.code)
+    assert message.startswith(f"error: --output_dir {tmp_path / 'out'}: could not write (No space left on device)")
+    assert "\n" not in message
+    assert not_written(tmp_path, "--output", ValueError("not a write")) is None
+
+
+def test_other_errors_pass_through_output_written(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="a bad line"), output_written(tmp_path):
+        raise ValueError("a bad line")
+
+
+def test_new_folder_publishes_whole_and_a_failure_keeps_the_old_folder_and_leaves_no_staging(tmp_path: Path) -> None:
+    final = tmp_path / "model"
+    with new_folder(final, "model") as staging:
+        (staging / "weights").write_text("first", encoding="utf-8")
+        assert not final.exists()  # nothing at the destination until the block ends
+    assert (final / "weights").read_text(encoding="utf-8") == "first"
+
+    with pytest.raises(OSError), new_folder(final, "model") as staging:
+        (staging / "weights").write_text("half", encoding="utf-8")
+        raise OSError(errno.ENOSPC, "No space left on device")
+    assert (final / "weights").read_text(encoding="utf-8") == "first"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_output_place_problems(tmp_path: Path) -> None:
+    a_file = tmp_path / "taken"
+    a_file.write_text("an earlier file\n", encoding="utf-8")
+    assert output_place_problem(a_file) == "is a file, not a folder"
+    assert output_place_problem(tmp_path, folder=False) == "is a folder, not a file"
+    assert output_place_problem(a_file / "out" / "deeper") == f"cannot be made: {str(a_file)!r} is a file, not a folder"
+    assert output_place_problem(a_file / "out.txt", folder=False) is not None
+    assert output_place_problem(tmp_path / "new" / "deeper") is None  # missing folders are made
+    assert output_place_problem(a_file, folder=False) is None  # a file output replaces a file
