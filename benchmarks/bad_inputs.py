@@ -108,6 +108,9 @@ SQUAD = json.dumps(
     ensure_ascii=False,
 )
 TOKENS = "신조어\n댕댕이\n"
+FINETUNE_RESULTS = json.dumps(
+    {"task": "nsmc", "model": "runs/작은모델", "size_mb": 1.5, "metrics": {"accuracy": 0.85}}, ensure_ascii=False
+)
 
 
 @dataclass(frozen=True)
@@ -215,10 +218,22 @@ FORMATS = {
     "distill-config": yaml_file("YAML config", DISTILL_CONFIG, "bilstm_preset"),
     "grid": yaml_file("YAML grid", GRID, "alpha"),
     "preset": yaml_file("YAML preset", PRESET, "corpus"),
+    "finetune-results": Format(
+        "fine-tuning results JSON",
+        FINETUNE_RESULTS,
+        suffix="json",
+        variants={
+            "malformed": FINETUNE_RESULTS[: len(FINETUNE_RESULTS) // 2],
+            "missing-column": FINETUNE_RESULTS.replace(', "metrics": {"accuracy": 0.85}', ""),
+            "bad-label": FINETUNE_RESULTS.replace('"nsmc"', '"sentiment"'),
+        },
+    ),
     "model": Format("model folder", fixture="model", model=True),
     "classifier": Format("model folder", fixture="classifier", model=True),
     "prepared": Format("prepared data folder", fixture="prepared", interrupt=cut_first("*.bin")),
     "cache": Format("logits cache folder", fixture="cache", interrupt=cut_first("*.npy")),
+    "runs": Format("folder of distill.train runs", fixture="runs", interrupt=cut_first("results.json")),
+    "release": Format("release folder", fixture="release", model=True),
 }
 OUTPUT_FOLDER, OUTPUT_FILE = Format("output folder", fixture="-"), Format("output file")
 
@@ -494,7 +509,9 @@ COMMANDS = [
         given("--model", "{model}", "--dev", "@squad", "--doc-stride", "4", "--max-query-length", "6", *TRAINING),
         overwrite=(),
     ),
+    Command("finetune.table", "RESULTS", "finetune-results", given(), overwrite=(), file_output=True, positional=True),
     Command("hub_upload.__main__", "--model", "classifier", given("--repo-id", "someone/tiny", "--dry-run")),
+    Command("hub_upload.validate", "FOLDER", "release", given(), output=None, positional=True),
     # its --output must be a run folder of its own (it resumes one): no earlier output of another kind is put there
     Command("reproduce.__main__", "--preset", "preset", given(), overwrite=(), errors_only=True, earlier_output=False),
     Command(
@@ -533,6 +550,7 @@ COMMANDS = [
         ]
     ),
     Command("distill.grid", "CONFIG", "grid", given("--dry-run"), output=None, positional=True),
+    Command("distill.table", "RUNS_DIR", "runs", given(), overwrite=(), positional=True),
     Command("sentence.sts", "--train", "sts", given("--model", "{model}", "--dev", "@sts", *TRAINING)),
     # sentence-transformers wraps any transformers model: a GPT-2 encoder is unusual, not wrong.
     Command(
@@ -573,8 +591,8 @@ COMMANDS = [
 
 def build_fixtures(folder: Path) -> None:
     """The tiny random BERT (with its KoBERT tokenizer), a classifier and a regressor of it, the NER label file, a
-    folder prepared for pretraining and a logits cache: once."""
-    if (folder / "cache").exists():
+    folder prepared for pretraining, a logits cache, a distill.train run and a release folder: once."""
+    if (folder / "release").exists():  # the last one made
         return
     import torch
     from transformers import (
@@ -632,6 +650,11 @@ def build_fixtures(folder: Path) -> None:
                 "16",
             ]
         )
+        distill_run = ["--config", valid_file(folder, "distill-config"), "--cache_dir", str(folder / "cache")]
+        distill_run += ["--test_data", valid_file(folder, "nsmc"), "--output_dir", str(folder / "runs" / "tiny")]
+        importlib.import_module("distill.train").main([*distill_run, *SHORT_RUN])
+        release = ["--model", str(folder / "classifier"), "--repo-id", "someone/tiny", "--dry-run"]
+        importlib.import_module("hub_upload.__main__").main([*release, "--output", str(folder / "release")])
 
 
 @contextlib.contextmanager

@@ -133,6 +133,16 @@ def open_text(path: str | Path) -> TextFile:
     return TextFile(path)
 
 
+def read_json(path: str | Path) -> Any:
+    """A JSON file's contents (read as ``open_text`` reads); invalid JSON is a ValueError naming the file."""
+    with open_text(path) as f:
+        text = f.read()
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from None
+
+
 def write_atomic(path: str | Path, write: Callable[[Path], None]) -> None:
     """Call ``write`` on a temporary name beside ``path``, then rename it into place: readers never see half a file."""
     path = Path(path)

@@ -18,7 +18,6 @@ The Markdown is printed too.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
@@ -27,7 +26,16 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from common.cli import command_parser
-from common.io import metric_series, read_metrics, save_figure, setup_logging, write_text
+from common.io import (
+    check_output_place,
+    metric_series,
+    output_written,
+    read_json,
+    read_metrics,
+    save_figure,
+    setup_logging,
+    write_text,
+)
 
 logger = logging.getLogger("distill.table")  # not __main__ under python -m
 
@@ -45,13 +53,6 @@ TABLE_HEADER = "| model | run | total parameters | model size | accuracy (%) |"
 TABLE_ALIGN = "| --- | --- | ---: | ---: | ---: |"
 
 
-def read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from None
-
-
 def is_train_results(results: Any) -> bool:
     """Whether a results.json is distill.train's (fine-tuning and the recipe write results.json files too)."""
     return (
@@ -66,7 +67,7 @@ def find_results(runs_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
     """Every distill.train results.json under ``runs_dir`` with its contents, in path order. Folders whose name
     starts with a dot (a run's staging folder) are not looked into."""
     if not runs_dir.is_dir():
-        raise ValueError(f"{runs_dir}: no such folder")
+        raise ValueError(f"{runs_dir}: {'not a folder' if runs_dir.exists() else 'no such folder'}")
     found = []
     for path in sorted(runs_dir.rglob(RESULTS_FILE)):
         if any(part.startswith(".") for part in path.relative_to(runs_dir).parts):
@@ -234,14 +235,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = command_parser("python -m distill.table", __doc__)
     parser.add_argument("runs_dir", metavar="RUNS_DIR", help="Folder searched for distill.train results.json files.")
     parser.add_argument("--output", default=None, help="Folder of table.md and the two PNGs (default: RUNS_DIR).")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.output:
+        check_output_place(parser, args.output)
+    return args
 
 
 def main(argv: list[str] | None = None) -> str:
     args = parse_args(argv)
     setup_logging()
+    output = Path(args.output or args.runs_dir)
     try:
-        markdown = write_report(Path(args.runs_dir), Path(args.output or args.runs_dir))
+        with output_written(output):
+            markdown = write_report(Path(args.runs_dir), output)
     except (OSError, ValueError) as err:
         raise SystemExit(f"error: {err}") from None
     sys.stdout.write(markdown)

@@ -10,13 +10,12 @@ Naver NER (F1), KorQuAD (Dev) (EM/F1), in percent.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
 from common.cli import command_parser
+from common.io import check_output_place, output_written, read_json, write_text
 from finetune.tasks import Task, all_tasks, get_task
 
 
@@ -32,9 +31,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--output", default=None, help="Also write the table to this file.")
     args = parser.parse_args(argv)
+    for path in args.results:
+        if not os.path.isfile(path):
+            parser.error(f"RESULTS {path!r}: {'not a file' if os.path.exists(path) else 'no such file'}")
     if any("=" not in item for item in args.name):
         parser.error("--name takes MODEL=NAME")
+    if args.output:
+        check_output_place(parser, args.output, folder=False)
     return args
+
+
+RESULT_KEYS = ("task", "model", "size_mb", "metrics")  # what a finetune command's results.json gives the table
+
+
+def read_results(path: str) -> dict[str, Any]:
+    """A finetune command's results.json; ValueError naming the file when it is not one, or of an unknown task."""
+    result = read_json(path)
+    missing = [key for key in RESULT_KEYS if not isinstance(result, dict) or key not in result]
+    if missing:
+        raise ValueError(f"{path}: not a results.json of a finetune command (no {', '.join(missing)})")
+    try:
+        task = get_task(result["task"])
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
+    if absent := [name for name in task.table_metrics if name not in result["metrics"]]:
+        raise ValueError(f"{path}: the {task.name} metrics lack {', '.join(absent)}")
+    return result
 
 
 def task_cell(task: Task, metrics: dict[str, float]) -> str:
@@ -77,12 +99,13 @@ def render(rows: list[list[str]]) -> str:
 def main(argv: list[str] | None = None) -> str:
     args = parse_args(argv)
     try:
-        results = [json.loads(Path(path).read_text(encoding="utf-8")) for path in args.results]
+        results = [read_results(path) for path in args.results]
         table = render(build_rows(results, dict(item.split("=", 1) for item in args.name)))
-    except (OSError, ValueError, KeyError) as err:
+    except (OSError, ValueError) as err:
         raise SystemExit(f"error: {err}") from err
     if args.output:
-        Path(args.output).write_text(table, encoding="utf-8")
+        with output_written(args.output):
+            write_text(args.output, table)
     sys.stdout.write(table)
     return table
 

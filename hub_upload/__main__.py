@@ -34,13 +34,11 @@ from common.cli import command_parser
 from common.io import check_output_folder, output_written, publish_folder, staging_folder
 from hub_upload.card import build_card
 from hub_upload.sentence_card import build_sentence_card, read_evaluation_rows
-from hub_upload.validate import has_mlm_head
-from modeling.load import check_model_type, get_tokenizer
+from hub_upload.validate import check_model_folder, has_mlm_head
+from modeling.load import get_tokenizer
 from modeling.student import parameter_count, size_mb
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
-WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
-RELEASED_MODEL_TYPES = ("bert", "distilbert")  # what the model card, the remote code and the loading API are for
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -69,19 +67,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.output:
         check_output_folder(parser, args.output, args.overwrite)
     return args
-
-
-def check_model_folder(folder: Path) -> None:
-    if not (folder / "config.json").is_file():
-        raise ValueError(f"{folder}: no config.json; pass a folder written by save_pretrained")
-    if not any((folder / name).is_file() for name in WEIGHTS):
-        raise ValueError(f"{folder}: no weights ({', '.join(WEIGHTS)})")
-    check_model_type(
-        str(folder),
-        RELEASED_MODEL_TYPES,
-        "model",
-        "a release is a BERT or DistilBERT model (or a sentence encoder of one)",
-    )
 
 
 def read_results(paths: list[str], model: str, repo_id: str) -> list[dict[str, Any]]:
@@ -161,7 +146,8 @@ def validate(folder: Path) -> str:
         [sys.executable, "-m", "hub_upload.validate", str(folder)], env=env, capture_output=True, text=True
     )
     if result.returncode != 0:
-        raise ValueError(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "validation failed")
+        last = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "validation failed"
+        raise ValueError(last.removeprefix("error: "))
     return result.stdout.strip()
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from common.cli import command_parser
+from modeling.load import check_model_type
 
 if TYPE_CHECKING:
     import torch
@@ -31,6 +32,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = command_parser("python -m hub_upload.validate", __doc__)
     parser.add_argument("folder", help="The release folder.")
     return parser.parse_args(argv)
+
+
+WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+RELEASED_MODEL_TYPES = ("bert", "distilbert")  # what the model card, the remote code and the loading API are for
+
+
+def check_model_folder(folder: Path) -> None:
+    """ValueError naming ``folder`` when it is no model folder we release: not a folder, no config.json or
+    weights, or another architecture than BERT and DistilBERT."""
+    if not folder.is_dir():
+        raise ValueError(f"{folder}: {'not a folder' if folder.exists() else 'no such folder'}")
+    if not (folder / "config.json").is_file():
+        raise ValueError(f"{folder}: no config.json; pass a folder written by save_pretrained")
+    if not any((folder / name).is_file() for name in WEIGHTS):
+        raise ValueError(f"{folder}: no weights ({', '.join(WEIGHTS)})")
+    check_model_type(
+        str(folder),
+        RELEASED_MODEL_TYPES,
+        "model",
+        "a release is a BERT or DistilBERT model (or a sentence encoder of one)",
+    )
 
 
 class CheckFailed(Exception):
@@ -79,6 +101,10 @@ def main(argv: list[str] | None = None) -> None:
     from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer
 
     folder = Path(args.folder)
+    try:
+        check_model_folder(folder)
+    except (ValueError, OSError) as err:
+        raise SystemExit(f"error: {err}") from None
     check = "AutoTokenizer.from_pretrained(trust_remote_code=True)"
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
@@ -91,21 +117,22 @@ def main(argv: list[str] | None = None) -> None:
         require(decoded == SENTENCE, f"decoded {decoded!r}")
         loaders = [AutoModel, *([AutoModelForMaskedLM] if has_mlm_head(folder) else [])]
         for loader in loaders:
-            check = f"{loader.__name__}.from_pretrained and a forward pass"
+            check = f"{loader.__name__}.from_pretrained"
             model = loader.from_pretrained(folder).eval()
-            inputs = tokenizer(SENTENCE, return_tensors="pt", return_token_type_ids=model.config.model_type == "bert")
-            with torch.no_grad():
-                model(**inputs)
-            check = "tokenizer size equals the model's embeddings"
+            check = "tokenizer size equals the model's embeddings"  # before a forward pass trips over a bad id
             require(
                 model.config.vocab_size == len(tokenizer),
                 f"{len(tokenizer)} tokens, {model.config.vocab_size} embeddings",
             )
+            check = f"{loader.__name__} forward pass"
+            inputs = tokenizer(SENTENCE, return_tensors="pt", return_token_type_ids=model.config.model_type == "bert")
+            with torch.no_grad():
+                model(**inputs)
         if is_sentence_encoder := (folder / "modules.json").is_file():
             check = "SentenceTransformer loads it and gives the plain-transformers vectors"
             check_sentence_encoder(folder, tokenizer, model)
     except Exception as err:  # any failure at all means the release is not usable: report which check failed
-        sys.exit(f"validation failed at '{check}': {type(err).__name__}: {err}")
+        sys.exit(f"error: {folder}: validation failed at '{check}': {type(err).__name__}: {' '.join(str(err).split())}")
     loaded = [loader.__name__ for loader in loaders] + (["SentenceTransformer"] if is_sentence_encoder else [])
     print(f"validated {folder}: {', '.join(loaded)} and AutoTokenizer load; forward pass and tokenizer round trip work")
 
