@@ -4,12 +4,14 @@
     python benchmarks/bad_inputs.py --only finetune.nsmc     # one command's row
 
 Each case puts one input of one kind (a missing, empty or binary file, a folder, a truncated .gz, CP949 Korean, a
-byte-order mark, CRLF line ends, a missing header, a row with a column too many or too few, a label outside the label
-set, a 1 MB line) into a command's data argument, beside valid other inputs in a fresh folder, and runs the command's
-``main()`` in this process. It records the exit status and the last line the command wrote to stderr (the line a
-user reads), and whether a traceback escaped. A case passes when the command does what its expectation says: ends
-with an error whose one line names the input, or, for an input that is merely unusual (a byte-order mark, CRLF, a
-1 MB line), succeeds. ``tests/test_bad_inputs.py`` runs every case; this command renders them for reviewers.
+byte-order mark, CRLF line ends, a header missing or one too many, a row with a column too many or too few, a label
+outside the label set, a 1 MB line; a model folder that is broken or of another kind) into a command's data argument,
+or one output place (its name taken, under a file, a disk that fills up, a read-only folder) into its output
+argument, beside valid other inputs in a fresh folder, and runs the command's ``main()`` in this process. It records
+the exit status and the last line the command wrote to stderr (the line a user reads), and whether a traceback
+escaped. A case passes when the command does what its expectation says: ends with an error whose one line names the
+input, or, for an input that is merely unusual (a byte-order mark, CRLF, a 1 MB line), succeeds.
+``tests/test_bad_inputs.py`` runs every case; this command renders them for reviewers.
 
 The model every command gets is a tiny random BERT (one layer, 32 wide) with the real KoBERT tokenizer
 (``data/kobert``): what is tested is the handling of the input, never the model.
@@ -25,9 +27,11 @@ import io
 import itertools
 import json
 import logging
+import os
 import resource
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import traceback
@@ -180,6 +184,7 @@ FORMATS = {
         NER,
         variants={
             "bad-label": NER.replace("LOC-B O", "CITY O", 1),
+            "extra-header": "sentence\tlabels\n" + NER,
             "extra-column": rows_with(NER, "철수 간다\tPER-B O\t덤\n", False),
             "missing-column": rows_with(NER, "철수 간다\n", False),
         },
@@ -252,6 +257,7 @@ class Kind:
     applies: Callable[[Format], bool] = lambda form: not form.folder
     output: bool = False  # the kind is of the output location, written from OUTPUT_FOLDER or OUTPUT_FILE
     limit_writes: bool = False  # the command runs with files limited to FULL_DISK_BYTES
+    read_only: bool = False  # the command runs with the output's folder read-only
 
 
 def write_bytes(path: Path, data: bytes) -> Path:
@@ -337,6 +343,13 @@ def previous_output(path: Path, form: Format, fixtures: Path) -> Path:
     return path
 
 
+def in_read_only_place(path: Path, form: Format, fixtures: Path) -> Path:
+    """An earlier output in a folder of its own, which ``read_only`` makes read-only while the command runs."""
+    place = path.with_name("read-only")
+    place.mkdir()
+    return previous_output(place / path.name, form, fixtures)
+
+
 def output_kind(name: str, description: str, write: Callable[[Path, Format, Path], Path], **limits: bool) -> Kind:
     return Kind(name, description, write, applies=lambda form: True, output=True, **limits)
 
@@ -355,6 +368,11 @@ KINDS = [
     variant("bom", "UTF-8 with a byte-order mark", lambda form: "\ufeff" + form.valid, expect_ok=True),
     variant("crlf", "CRLF line ends", lambda form: form.valid.replace("\n", "\r\n"), expect_ok=True),
     variant("no-header", "the header line missing", lambda form: form.valid.split("\n", 1)[1] if form.header else None),
+    variant(
+        "extra-header",
+        "a header too many (two files joined by cat; a header where none goes)",
+        lambda form: form.valid + form.valid if form.header else form.variants.get("extra-header"),
+    ),
     spoiled("extra-column", "a row with a column too many"),
     spoiled("missing-column", "a row (or question) with a field too few"),
     spoiled("bad-label", "a label outside the label set (or of the wrong type)"),
@@ -389,6 +407,7 @@ KINDS = [
         previous_output,
         limit_writes=True,
     ),
+    output_kind("read-only", "the output's folder read-only", in_read_only_place, read_only=True),
 ]
 
 
@@ -760,6 +779,34 @@ def files_limited(limit: int | None) -> Iterator[None]:
         signal.signal(signal.SIGXFSZ, previous_handler)
 
 
+class ReadOnlyUnavailable(RuntimeError):
+    """Root, whom permissions do not stop, without the mount command or the right to mount."""
+
+
+@contextlib.contextmanager
+def read_only(folder: Path | None) -> Iterator[None]:
+    """``folder`` read-only while the block runs: without write permission for a user, and for root (whom
+    permissions do not stop) bind-mounted read-only over itself. None: nothing."""
+    if folder is None:
+        yield
+        return
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        try:
+            yield
+        finally:
+            folder.chmod(0o755)
+        return
+    mounted = subprocess.run(["mount", "--bind", str(folder), str(folder)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        raise ReadOnlyUnavailable(f"cannot bind-mount {folder}: {mounted.stderr.strip()}")
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)], check=True, capture_output=True)
+        yield
+    finally:
+        subprocess.run(["umount", str(folder)], check=True, capture_output=True)
+
+
 def run_case(case: Case, fixtures: Path, work: Path) -> Outcome:
     """Write the case's input into the empty folder ``work`` (and, where the command is to fail, an earlier output
     where it writes), run its command there, and see that what was there before is unchanged."""
@@ -782,7 +829,8 @@ def run_case(case: Case, fixtures: Path, work: Path) -> Outcome:
     before = snapshot(work)
     main = importlib.import_module(command.name).main
     status, escaped, escaped_line = 0, False, ""
-    with quiet() as errors, files_limited(FULL_DISK_BYTES if kind.limit_writes else None):
+    full_disk = files_limited(FULL_DISK_BYTES if kind.limit_writes else None)
+    with quiet() as errors, full_disk, read_only(output.parent if kind.read_only else None):
         try:
             main(argv)
         except SystemExit as exit_:

@@ -238,13 +238,14 @@ PLACE_FULL_OR_READ_ONLY = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT, er
 RUST_IO_ERROR = re.compile(r"(?P<reason>[^:]+?) \(os error (?P<errno>\d+)\)")
 
 
-def write_failure(error: BaseException) -> str | None:
-    """Why a write failed, when ``error`` says its place cannot take it (``PLACE_FULL_OR_READ_ONLY``); else None."""
+def write_failure(error: BaseException) -> tuple[int, str] | None:
+    """The errno and reason of a failed write, when ``error`` says its place cannot take it
+    (``PLACE_FULL_OR_READ_ONLY``); else None."""
     if isinstance(error, OSError):
-        return error.strerror if error.errno in PLACE_FULL_OR_READ_ONLY else None
+        return (error.errno, error.strerror) if error.errno in PLACE_FULL_OR_READ_ONLY else None
     match = RUST_IO_ERROR.search(str(error))
     if match and int(match["errno"]) in PLACE_FULL_OR_READ_ONLY:
-        return match["reason"].strip()
+        return int(match["errno"]), match["reason"].strip()
     return None
 
 
@@ -252,13 +253,12 @@ def not_written(path: str | Path, flag: str, error: BaseException) -> ValueError
     """The one-line error naming ``flag`` and ``path`` for a write whose place could not take it
     (``write_failure``); None for any other error. Outputs are published whole (``new_folder``, ``write_atomic``),
     so what was there before is still there."""
-    reason = write_failure(error)
-    if reason is None:
+    failure = write_failure(error)
+    if failure is None:
         return None
-    return ValueError(
-        f"{flag} {path}: could not write ({reason}); free some space or choose another place (what was there "
-        "before is kept)"
-    )
+    code, reason = failure
+    advice = "choose another place" if code == errno.EROFS else "free some space or choose another place"
+    return ValueError(f"{flag} {path}: could not write ({reason}); {advice} (what was there before is kept)")
 
 
 @contextlib.contextmanager
@@ -276,17 +276,21 @@ def output_written(path: str | Path, flag: str = "--output") -> Iterator[None]:
 
 def output_place_problem(path: str | Path, folder: bool = True) -> str | None:
     """What stops an output being written at ``path`` before anything is done: its name taken by a file where a
-    folder goes (or the reverse), or a file where one of its parent folders should be. None: nothing."""
-    path = Path(path)
+    folder goes (or the reverse), a file where one of its parent folders should be, or a folder it is written in
+    (the output folder itself, and the one its staging copy goes in) that is read-only. None: nothing."""
+    path = Path(path).absolute()
     if folder and path.exists() and not path.is_dir():
         return "is a file, not a folder"
     if not folder and path.is_dir():
         return "is a folder, not a file"
-    parent = path.absolute().parent
+    parent = path.parent
     while not parent.exists():
         parent = parent.parent
     if not parent.is_dir():
         return f"cannot be made: {str(parent)!r} is a file, not a folder"
+    for place in [parent, *([path] if path.is_dir() else [])]:
+        if not os.access(place, os.W_OK | os.X_OK):  # a read-only filesystem, or no write permission
+            return f"cannot be written: {str(place)!r} is read-only"
     return None
 
 

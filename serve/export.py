@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from common.cli import command_parser
-from common.io import ROOT, new_folder, output_written, setup_logging, write_json
+from common.io import ROOT, check_output_place, new_folder, output_written, setup_logging, write_json
 from finetune.data_io import read_ner, read_nsmc, read_squad, read_sts
 from serve.models import LoadedModel, load_model
 from serve.predict import Predictor, onnx_backend, torch_backend
@@ -97,6 +97,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for path in (args.parity_data, args.check_data):
         if path and not os.path.isfile(path):
             parser.error(f"{path!r} is not a file")
+    check_output_place(parser, args.output)
     if os.path.isdir(os.path.join(args.output, ONNX_FOLDER)) and not args.overwrite:
         parser.error(f"{args.output}/{ONNX_FOLDER} exists; pass --overwrite to replace it")
     return args

@@ -34,7 +34,10 @@ MATRIX = [
 
 @pytest.mark.parametrize("case", MATRIX)
 def test_the_command_answers_as_expected(case: bad_inputs.Case, fixtures: Path, tmp_path: Path) -> None:
-    outcome = bad_inputs.run_case(case, fixtures, tmp_path / "case")
+    try:
+        outcome = bad_inputs.run_case(case, fixtures, tmp_path / "case")
+    except bad_inputs.ReadOnlyUnavailable as why:  # root without the right to mount: nothing makes a place read-only
+        pytest.skip(str(why))
     assert outcome.verdict(case) is None, outcome.verdict(case)
 
 

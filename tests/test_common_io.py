@@ -13,7 +13,7 @@ from common.io import new_folder, not_written, output_place_problem, output_writ
 
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS])
 def test_a_place_that_cannot_take_the_write_is_a_write_failure(code: int) -> None:
-    assert write_failure(OSError(code, os.strerror(code))) == os.strerror(code)
+    assert write_failure(OSError(code, os.strerror(code))) == (code, os.strerror(code))
 
 
 def test_other_errors_are_not_write_failures() -> None:
@@ -26,8 +26,8 @@ def test_the_rust_writers_messages_are_read_for_their_os_error() -> None:
     # what safetensors and tokenizers raise when a write fails (their own exception types, the OSError in the text)
     safetensors = Exception("Error while serializing: I/O error: File too large (os error 27)")
     tokenizers = Exception("No space left on device (os error 28)")
-    assert write_failure(safetensors) == "File too large"
-    assert write_failure(tokenizers) == "No space left on device"
+    assert write_failure(safetensors) == (errno.EFBIG, "File too large")
+    assert write_failure(tokenizers) == (errno.ENOSPC, "No space left on device")
 
 
 def test_a_failed_write_ends_the_command_with_one_line_naming_the_flag_and_path(tmp_path: Path) -> None:
