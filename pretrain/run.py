@@ -40,7 +40,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import AutoModelForMaskedLM, PreTrainedModel, get_linear_schedule_with_warmup
 
-from common.io import output_place_problem, output_written, setup_logging
+from common.io import output_place_problem, output_written, publish_folder, setup_logging
 from modeling.extract import EXTRACTION_FILE
 from modeling.load import hub_or_local, load_teacher, load_tokenizer
 from modeling.student import build_student, parameter_count
@@ -76,6 +76,7 @@ METRICS_FILE = "metrics.jsonl"
 DISTILLATION_FILE = "distillation.json"
 CONFIG_FILE = "distillation_config.yaml"
 FINAL_DIR = "final"
+FINAL_STAGING = f".{FINAL_DIR}.tmp"
 TRACKER_PROJECT = "distillation"  # accelerate's trackers log under OUTPUT_DIR/distillation
 
 
@@ -143,7 +144,7 @@ def earlier_outputs(output_dir: Path) -> list[Path]:
     Anything else there (the recipe keeps the student's initial weights beside them) is not the run's."""
     if not output_dir.is_dir():
         return []
-    names = {METRICS_FILE, CONFIG_FILE, FINAL_DIR, TRACKER_PROJECT}
+    names = {METRICS_FILE, CONFIG_FILE, FINAL_DIR, FINAL_STAGING, TRACKER_PROJECT}
     return sorted(
         p for p in output_dir.iterdir() if p.name in names or p.name.startswith(("checkpoint-", ".checkpoint-"))
     )
@@ -393,9 +394,14 @@ def train(config: DistillationConfig, meta: dict[str, Any], resume_from: Path | 
                 state["epoch"] += 1
                 state["batch_in_epoch"] = 0
 
-    final = output_dir / FINAL_DIR
-    export_student(accelerator, module, tokenizer, final, info)
+    final, staging = output_dir / FINAL_DIR, output_dir / FINAL_STAGING
+    if accelerator.is_main_process:
+        shutil.rmtree(staging, ignore_errors=True)  # left by a run that died while exporting
     accelerator.wait_for_everyone()
+    export_student(accelerator, module, tokenizer, staging, info)
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        publish_folder(staging, final)  # final/ is whole or not there: a reader never loads half a student
     logger.info("Student saved to %s", final)
     accelerator.end_training()
 

@@ -132,6 +132,7 @@ def test_one_process_trains_logs_checkpoints_and_exports(
     assert all(0 <= m["eval_top1_agreement"] <= 1 and m["eval_perplexity"] > 1 for m in eval_rows)
     # save_total_limit 2 keeps checkpoints 10 and 20; each, and final/, loads through the Auto classes.
     assert sorted(p.name for p in output.glob("checkpoint-*")) == ["checkpoint-10", "checkpoint-20"]
+    assert not list(output.glob(".*.tmp"))  # final/ and the checkpoints were published, their staging gone
     for folder in (output / "checkpoint-20", output / "final"):
         model = AutoModelForMaskedLM.from_pretrained(folder)
         assert type(model).__name__ == "DistilBertForMaskedLM" and model.config.n_layers == 2
