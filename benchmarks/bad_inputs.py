@@ -28,6 +28,7 @@ import itertools
 import json
 import logging
 import os
+import re
 import resource
 import shutil
 import signal
@@ -709,6 +710,10 @@ class Case:
         return OUTPUT_FILE if self.command.file_output else OUTPUT_FOLDER
 
 
+# The line a failing command ends with: "error: ..." (SystemExit), or argparse's "python -m NAME: error: ...".
+ERROR_LINE = re.compile(r"(python \S+( \S+)?: )?error: ")
+
+
 @dataclass(frozen=True)
 class Outcome:
     status: int
@@ -727,7 +732,7 @@ class Outcome:
             return "accepted it and succeeded"
         if self.damaged:
             return f"damaged what was there before: {', '.join(self.damaged)}"
-        if "error" not in self.message:
+        if not ERROR_LINE.match(self.message):
             return f"no error line: {self.message!r}"
         argument = case.command.output if case.kind.output else case.command.argument
         if self.input_path not in self.message and str(argument) not in self.message:

@@ -162,7 +162,11 @@ def fit(
     checkpoint = get_last_checkpoint(trainer.args.output_dir) if args.resume else None
     started = time.perf_counter()
     with output_written(args.output):
-        trainer.train(resume_from_checkpoint=checkpoint)
+        try:
+            trainer.train(resume_from_checkpoint=checkpoint)
+        except BaseException:
+            close_progress_bars(trainer)
+            raise
         seconds = time.perf_counter() - started
         if trainer.is_world_process_zero():
             save_encoder(encoder, Path(args.output) / BEST)
@@ -178,6 +182,16 @@ def fit(
         "resumed_from": checkpoint,
         "processes": trainer.args.world_size,
     }
+
+
+def close_progress_bars(trainer: Any) -> None:
+    """Close the bars the trainer's ``ProgressCallback`` holds, which it leaves open when training fails: the error
+    that follows then starts a line of its own."""
+    for callback in trainer.callback_handler.callbacks:
+        # the inner bar first: closing it moves the cursor back up to the training bar, which then ends its line
+        for bar in (getattr(callback, "prediction_bar", None), getattr(callback, "training_bar", None)):
+            if bar is not None:
+                bar.close()
 
 
 def save_encoder(encoder: SentenceTransformer | CrossEncoder, folder: Path) -> None:

@@ -50,6 +50,8 @@ def test_the_matrix_covers_every_kind_and_the_verdicts_can_fail(tmp_path: Path) 
     assert "a traceback" in bad_inputs.Outcome(1, "UnicodeDecodeError: ...", True, given).verdict(case)
     assert "names neither" in bad_inputs.Outcome(1, "error: invalid start byte", False, given).verdict(case)
     assert bad_inputs.Outcome(1, f"error: {given}:1: not UTF-8 text", False, given).verdict(case) is None
+    after_a_bar = bad_inputs.Outcome(1, f"  0%|   | 0/1 \x1b[Aerror: {given}:1: not UTF-8", False, given)
+    assert "no error line" in str(after_a_bar.verdict(case))  # the error must start its line
     damaged = bad_inputs.Outcome(1, f"error: {given}: not UTF-8", False, given, ("out/earlier-run.txt",))
     assert "damaged what was there before" in str(damaged.verdict(case))
     bom = next(case for case in bad_inputs.cases() if case.kind.name == "bom")
