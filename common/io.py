@@ -128,6 +128,13 @@ class TextFile:
             raise damaged_gzip(self.path, err) from None
 
 
+def header_again(where: str) -> ValueError:
+    """The error for a file's header line met again below its first line: two files joined, each with its own."""
+    return ValueError(
+        f"{where}: the header line again (two files joined with their headers?): keep only the first file's header"
+    )
+
+
 def open_text(path: str | Path) -> TextFile:
     """A UTF-8 text file to read, gzip-compressed when its name ends in .gz (``TextFile``)."""
     return TextFile(path)

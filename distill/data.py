@@ -31,7 +31,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from common.io import open_text, write_json
+from common.io import header_again, open_text, write_json
 from distill.losses import IGNORE_INDEX
 
 LABELLED_HEADER = ["id", "document", "label"]
@@ -72,6 +72,8 @@ def read_examples(path: str | Path) -> Iterator[Example]:
         for line_no, line in rows:
             line = line.rstrip("\r\n")
             key = f"{name}:{line_no}"
+            if labelled and line.split("\t") == LABELLED_HEADER:
+                raise header_again(f"{path}:{line_no}")
             if labelled:
                 yield labelled_example(line, key, path, line_no)
             elif line.strip():

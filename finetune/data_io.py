@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from common.io import open_text, run_metadata, write_json
+from common.io import header_again, open_text, run_metadata, write_json
 
 
 def is_local(path_or_name: str) -> bool:
@@ -63,6 +63,8 @@ def tsv_rows(path: str, header: list[str]) -> Iterator[tuple[str, list[str]]]:
             raise ValueError(f"{path}:1: expected the header {'<TAB>'.join(header)!r}, got {found}")
         for line_no, line in enumerate(f, start=2):
             fields = line.rstrip("\n").split("\t")
+            if fields == header:
+                raise header_again(f"{path}:{line_no}")
             if len(fields) != len(header):
                 raise ValueError(f"{path}:{line_no}: expected {len(header)} tab-separated columns, got {len(fields)}")
             yield f"{path}:{line_no}", fields
