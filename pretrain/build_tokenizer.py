@@ -15,10 +15,11 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import random
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict
 
 import sentencepiece as spm
@@ -53,13 +54,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--input-sentence-size",
         type=int,
         default=2_000_000,
-        help="Lines SentencePiece samples from the corpus (reservoir sampling keeps memory bounded); 0 = all lines.",
+        help="Lines sampled from the corpus to train on (seeded reservoir sampling: bounded memory); 0 = all lines.",
     )
     parser.add_argument(
         "--max-sentence-length", type=int, default=4192, help="Longer lines (bytes) are not trained on."
     )
     parser.add_argument("--model-max-length", type=int, default=512, help="model_max_length of the saved tokenizer.")
-    parser.add_argument("--seed", type=int, default=42, help="Seed of SentencePiece's sampling.")
+    parser.add_argument("--seed", type=int, default=42, help="Seed of the sampling of --input-sentence-size lines.")
     parser.add_argument("--num-threads", type=int, default=os.cpu_count() or 1, help="SentencePiece training threads.")
     args = parser.parse_args(argv)
     if args.vocab_size <= len(SPECIAL_TOKENS):
@@ -74,18 +75,37 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def train_sentencepiece(lines: object, args: argparse.Namespace) -> bytes:
-    """Train the unigram model with KoBERT's special tokens at ids 0-4; returns the serialized model."""
+def sampled_lines(lines: Iterable[str], size: int, seed: int) -> Iterator[str]:
+    """``size`` lines drawn uniformly from ``lines`` by seeded reservoir sampling (memory: ``size`` lines, whatever
+    the corpus), in corpus order; every line when ``size`` is 0. SentencePiece's own sampling of an iterator ignores
+    ``set_random_generator_seed``: two runs on one corpus trained different vocabularies."""
+    if size <= 0:
+        yield from lines
+        return
+    generator = random.Random(seed)
+    reservoir: list[tuple[int, str]] = []
+    for index, line in enumerate(lines):
+        if index < size:
+            reservoir.append((index, line))
+        elif (slot := generator.randrange(index + 1)) < size:
+            reservoir[slot] = (index, line)
+    reservoir.sort()
+    yield from (line for _, line in reservoir)
+
+
+def train_sentencepiece(lines: Iterable[str], args: argparse.Namespace) -> bytes:
+    """Train the unigram model with KoBERT's special tokens at ids 0-4 on a seeded sample of ``lines``
+    (``--input-sentence-size``); returns the serialized model."""
     spm.set_random_generator_seed(args.seed)
     model = tempfile.SpooledTemporaryFile()
     spm.SentencePieceTrainer.train(
-        sentence_iterator=lines,
+        sentence_iterator=sampled_lines(lines, args.input_sentence_size, args.seed),
         model_writer=model,
         model_type="unigram",
         vocab_size=args.vocab_size,
         character_coverage=args.character_coverage,
-        input_sentence_size=args.input_sentence_size,
-        shuffle_input_sentence=True,
+        input_sentence_size=0,  # sampled already (sampled_lines)
+        shuffle_input_sentence=False,
         max_sentence_length=args.max_sentence_length,
         unk_id=0,
         unk_piece="[UNK]",
