@@ -143,11 +143,10 @@ def open_text(path: str | Path) -> TextFile:
 def read_json(path: str | Path) -> Any:
     """A JSON file's contents (read as ``open_text`` reads); invalid JSON is a ValueError naming the file."""
     with open_text(path) as f:
-        text = f.read()
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from None
+        try:
+            return json.load(f)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}: not valid JSON ({err})") from None
 
 
 def write_atomic(path: str | Path, write: Callable[[Path], None]) -> None:
@@ -301,12 +300,20 @@ def output_place_problem(path: str | Path, folder: bool = True) -> str | None:
     return None
 
 
-def check_output_place(parser: argparse.ArgumentParser, path: str, flag: str = "--output", folder: bool = True) -> None:
-    """Refuse (through ``parser.error``) an output that cannot be written where it is asked for
+def require_output_place(path: str, flag: str = "--output", folder: bool = True) -> None:
+    """ValueError naming ``flag`` and ``path`` for an output that cannot be written where it is asked for
     (``output_place_problem``)."""
     problem = output_place_problem(path, folder)
     if problem:
-        parser.error(f"{flag} {path!r} {problem}")
+        raise ValueError(f"{flag} {path!r} {problem}")
+
+
+def check_output_place(parser: argparse.ArgumentParser, path: str, flag: str = "--output", folder: bool = True) -> None:
+    """``require_output_place`` through ``parser.error``."""
+    try:
+        require_output_place(path, flag, folder)
+    except ValueError as err:
+        parser.error(str(err))
 
 
 def check_output_folder(parser: argparse.ArgumentParser, path: str, overwrite: bool, flag: str = "--output") -> None:

@@ -484,11 +484,10 @@ def main(argv: list[str] | None = None) -> None:
             accuracy = teacher_accuracy(output)
             write_cache_info(output, {**info, "teacher_accuracy": accuracy, "complete": True})
             shutil.rmtree(output / PROGRESS_DIR, ignore_errors=True)
-    if accelerator.is_main_process:
-        seconds = time.perf_counter() - started
-        for name, value in accuracy.items():
-            accelerator.print(f"teacher accuracy on {name}: {100 * value:.2f}%")
-        accelerator.print(f"{info['rows']} rows, {len(teachers)} teacher(s), {seconds:.1f} s: {output}")
+            seconds = time.perf_counter() - started
+            for name, value in accuracy.items():
+                accelerator.print(f"teacher accuracy on {name}: {100 * value:.2f}%")
+            accelerator.print(f"{info['rows']} rows, {len(teachers)} teacher(s), {seconds:.1f} s: {output}")
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ from transformers import (
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from common.config import save_config
-from common.io import not_written, output_place_problem, output_written, setup_logging
+from common.io import not_written, output_written, require_output_place, setup_logging
 from distill.config import TrainConfig, parse_args
 from distill.data import CachedExamples, CacheWriter, Example, complete_cache_info, no_examples, read_examples
 from distill.losses import IGNORE_INDEX, distillation_loss
@@ -63,6 +63,7 @@ from pretrain.checkpoint import (
     EpochSampler,
     checkpoint_path,
     due,
+    empty_staging,
     latest_checkpoint,
     log_metrics,
     publish,
@@ -112,9 +113,7 @@ def check_output_dir(config: TrainConfig) -> Path | None:
     resume_from = latest_checkpoint(config.output_dir) if config.resume else None
     if config.resume and resume_from is None:
         raise ValueError(f"resume: no complete checkpoint in {config.output_dir!r}; drop --resume to start afresh")
-    problem = output_place_problem(config.output_dir)
-    if problem:
-        raise ValueError(f"--output_dir {config.output_dir!r} {problem}")
+    require_output_place(config.output_dir, "--output_dir")
     earlier = earlier_outputs(Path(config.output_dir))
     if earlier and not (config.resume or config.overwrite):
         raise ValueError(
@@ -437,10 +436,7 @@ def save_checkpoint(
 ) -> None:
     """checkpoint-STEP, written whole or not at all (pretrain.checkpoint), the newest ``save_total_limit`` kept."""
     staging, final = staging_path(config.output_dir, state["step"]), checkpoint_path(config.output_dir, state["step"])
-    if accelerator.is_main_process:
-        shutil.rmtree(staging, ignore_errors=True)  # left by a run that died while saving
-        staging.mkdir(parents=True)
-    accelerator.wait_for_everyone()
+    empty_staging(accelerator, staging)
     accelerator.save_state(str(staging / TRAINING_STATE_DIR))
     if accelerator.is_main_process:
         accelerator.unwrap_model(model).save_pretrained(staging)

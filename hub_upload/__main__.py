@@ -168,6 +168,18 @@ def upload(api: HfApi, folder: Path, args: argparse.Namespace, token: str) -> st
     return str(getattr(commit, "commit_url", commit))
 
 
+def build_checked_release(args: argparse.Namespace, folder: Path) -> None:
+    """The release of ``--model`` in ``folder``, validated in a fresh process; what fails ends the command in one
+    line (a full disk naming the folder written)."""
+    try:
+        with output_written(args.output or folder):
+            check_model_folder(Path(args.model))
+            build_release(args, folder)
+        print(validate(folder))
+    except (ValueError, OSError) as err:
+        raise SystemExit(f"error: {err}; nothing was uploaded") from err
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     token = None if args.dry_run else get_token()
@@ -176,13 +188,7 @@ def main(argv: list[str] | None = None) -> None:
     # Built aside and published only once validated, so a failure leaves --output as it was.
     folder = staging_folder(args.output, "release") if args.output else Path(tempfile.mkdtemp(prefix="release-"))
     try:
-        try:
-            with output_written(args.output or folder):
-                check_model_folder(Path(args.model))
-                build_release(args, folder)
-            print(validate(folder))
-        except (ValueError, OSError) as err:
-            raise SystemExit(f"error: {err}; nothing was uploaded") from err
+        build_checked_release(args, folder)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise

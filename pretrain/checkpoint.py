@@ -91,6 +91,15 @@ def staging_path(output_dir: str | Path, step: int) -> Path:
     return Path(output_dir) / f".checkpoint-{step}.tmp"
 
 
+def empty_staging(accelerator: Accelerator, staging: Path) -> None:
+    """``staging`` made empty by the main process (a run that died while saving may have left one) before any
+    process writes into it."""
+    if accelerator.is_main_process:
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+    accelerator.wait_for_everyone()
+
+
 def complete_checkpoints(output_dir: str | Path) -> list[Path]:
     """Complete checkpoint folders, oldest first."""
     folder = Path(output_dir)

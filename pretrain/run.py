@@ -40,7 +40,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import AutoModelForMaskedLM, PreTrainedModel, get_linear_schedule_with_warmup
 
-from common.io import output_place_problem, output_written, publish_folder, setup_logging
+from common.io import output_written, publish_folder, require_output_place, setup_logging
 from modeling.extract import EXTRACTION_FILE
 from modeling.load import hub_or_local, load_teacher, load_tokenizer
 from modeling.student import build_student, parameter_count
@@ -49,6 +49,7 @@ from pretrain.checkpoint import (
     EpochSampler,
     checkpoint_path,
     due,
+    empty_staging,
     latest_checkpoint,
     log_metrics,
     publish,
@@ -169,9 +170,7 @@ def validate_inputs(config: DistillationConfig) -> tuple[dict[str, Any], Path | 
             f"resume: no complete checkpoint in {config.output_dir!r} (complete ones are checkpoint-STEP folders "
             "with a trainer_state.json); drop --resume to start afresh"
         )
-    problem = output_place_problem(config.output_dir)
-    if problem:
-        raise ValueError(f"--output_dir {config.output_dir!r} {problem}")
+    require_output_place(config.output_dir, "--output_dir")
     earlier = earlier_outputs(Path(config.output_dir))
     if earlier and not (config.resume or config.overwrite):
         raise ValueError(
@@ -237,11 +236,7 @@ def save_checkpoint(
 ) -> Path:
     """Write checkpoint-STEP atomically (see pretrain.checkpoint) and keep the newest ``save_total_limit``."""
     staging, final = staging_path(config.output_dir, state["step"]), checkpoint_path(config.output_dir, state["step"])
-    if accelerator.is_main_process:
-        if staging.exists():  # left by a run that died while saving
-            shutil.rmtree(staging)
-        staging.mkdir(parents=True)
-    accelerator.wait_for_everyone()
+    empty_staging(accelerator, staging)
     accelerator.save_state(str(staging / TRAINING_STATE_DIR))
     export_student(accelerator, module, tokenizer, staging, info)
     accelerator.wait_for_everyone()
@@ -395,9 +390,7 @@ def train(config: DistillationConfig, meta: dict[str, Any], resume_from: Path | 
                 state["batch_in_epoch"] = 0
 
     final, staging = output_dir / FINAL_DIR, output_dir / FINAL_STAGING
-    if accelerator.is_main_process:
-        shutil.rmtree(staging, ignore_errors=True)  # left by a run that died while exporting
-    accelerator.wait_for_everyone()
+    empty_staging(accelerator, staging)
     export_student(accelerator, module, tokenizer, staging, info)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
