@@ -17,8 +17,8 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH)
-	$(BIN)/python -m pip install -q -e ".[test]"
-	$(BIN)/python -m pip install -q --no-deps kobert-transformers==0.6.0
+	$(BIN)/python -m pip install -q -e ".[test,teacher]"
+	$(BIN)/python -m pip install -q --no-deps kobert-transformers==0.6.0 textpruner==1.1.post2
 	touch $@
 
 # The whole recipe on the bundled Korean reviews: tokenizer, teacher, distilled student, baseline, NSMC, release.

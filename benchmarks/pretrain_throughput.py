@@ -111,14 +111,14 @@ def main() -> None:
 
     def student_alone() -> None:
         with autocast():
-            _, logits = module(inputs, attention_mask, positions)
+            _, logits, _ = module(inputs, attention_mask, positions)
         masked_lm_cross_entropy(logits, targets).backward()
         optimizer.zero_grad()
 
     def full_step() -> None:
         with autocast():
-            student_hidden, student_logits = module(inputs, attention_mask, positions)
-            teacher_hidden, teacher_logits = teacher_outputs(teacher, inputs, attention_mask, positions)
+            student_hidden, student_logits, _ = module(inputs, attention_mask, positions)
+            teacher_hidden, teacher_logits, _ = teacher_outputs(teacher, inputs, attention_mask, positions)
         terms = distillation_losses(
             student_hidden, student_logits, teacher_hidden, teacher_logits, targets, attention_mask, config
         )

@@ -316,12 +316,20 @@ def check_output_place(parser: argparse.ArgumentParser, path: str, flag: str = "
         parser.error(str(err))
 
 
-def check_output_folder(parser: argparse.ArgumentParser, path: str, overwrite: bool, flag: str = "--output") -> None:
-    """Refuse (through ``parser.error``) an output folder that cannot be made (``check_output_place``), or a non-empty
-    folder without ``--overwrite``."""
-    check_output_place(parser, path, flag)
+def require_output_folder(path: str, overwrite: bool, flag: str = "--output") -> None:
+    """ValueError for an output folder that cannot be made (``require_output_place``), or a non-empty folder without
+    ``overwrite``."""
+    require_output_place(path, flag)
     if os.path.isdir(path) and os.listdir(path) and not overwrite:
-        parser.error(f"{flag} {path!r} exists and is not empty; pass --overwrite to replace it, or choose another")
+        raise ValueError(f"{flag} {path!r} exists and is not empty; pass --overwrite to replace it, or choose another")
+
+
+def check_output_folder(parser: argparse.ArgumentParser, path: str, overwrite: bool, flag: str = "--output") -> None:
+    """``require_output_folder`` through ``parser.error``."""
+    try:
+        require_output_folder(path, overwrite, flag)
+    except ValueError as err:
+        parser.error(str(err))
 
 
 # transformers' progress bars over a model's own files, one per from_pretrained and per save_pretrained: a blink of

@@ -1,10 +1,12 @@
-"""Extract a DistilBERT student from a BERT masked-LM teacher by copying chosen layers.
+"""Extract a DistilBERT student from a BERT teacher (a masked LM or an encoder) by copying chosen layers.
 
     python -m modeling.extract --teacher monologg/kobert-lm --num-layers 3 --output runs/distilkobert-init
     python -m modeling.extract --teacher runs/teacher --layers 0,4,8 --output runs/student --overwrite
 
 Writes a ``save_pretrained`` folder (safetensors) with the teacher's tokenizer and ``extraction.json`` (teacher,
-layers, token-type folding), loadable with ``AutoModelForMaskedLM`` and ``AutoTokenizer(trust_remote_code=True)``.
+layers, token-type folding, where the MLM head came from), loadable with ``AutoModelForMaskedLM`` and
+``AutoTokenizer(trust_remote_code=True)``. A teacher without a masked-LM head (a ``BertModel`` such as
+multilingual-e5-small) gives a student whose head is new (seed 0): distil it through hidden states.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+import torch
+
 from common.cli import command_parser
 from common.io import check_output_folder, new_folder, output_written, write_json
-from modeling.load import load_teacher, load_tokenizer
+from modeling.load import load_bert_teacher, load_tokenizer
 from modeling.student import build_student, parameter_count, select_layers, size_mb
 
 EXTRACTION_FILE = "extraction.json"
@@ -30,7 +34,9 @@ def parse_layer_list(text: str) -> list[int]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = command_parser("python -m modeling.extract", __doc__)
-    parser.add_argument("--teacher", required=True, help="BertForMaskedLM folder or Hub id (e.g. monologg/kobert-lm).")
+    parser.add_argument(
+        "--teacher", required=True, help="BERT folder or Hub id: a masked LM (monologg/kobert-lm) or an encoder."
+    )
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--layers", type=parse_layer_list, help="Teacher layer indices, 0-based, e.g. 0,4,8.")
     which.add_argument(
@@ -63,7 +69,8 @@ def check_tokenizer_matches(tokenizer: object, vocab_size: int, teacher: str) ->
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     try:
-        teacher = load_teacher(args.teacher)
+        torch.manual_seed(0)  # a teacher without an MLM head gives the student a new one: the same in every run
+        teacher, has_head = load_bert_teacher(args.teacher)
         tokenizer = load_tokenizer(args.teacher)
         check_tokenizer_matches(tokenizer, teacher.config.vocab_size, args.teacher)
         layers = select_layers(teacher.config.num_hidden_layers, num_layers=args.num_layers, layers=args.layers)
@@ -79,6 +86,7 @@ def main(argv: list[str] | None = None) -> None:
             "teacher_layers": teacher.config.num_hidden_layers,
             "student_layers_from_teacher": layers,
             "fold_token_type": args.fold_token_type,
+            "mlm_head": "the teacher's" if has_head else "new (seed 0): the teacher has none",
             "teacher_parameters": parameter_count(teacher),
             "student_parameters": parameter_count(student),
             "teacher_size_mb": round(size_mb(teacher), 1),
@@ -89,6 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"wrote {args.output}: DistilBertForMaskedLM with {len(layers)} layers")
     print(f"teacher layers taken (0-based): {layers} of {summary['teacher_layers']}")
     print(f"token-type embedding folded into positions: {'yes' if args.fold_token_type else 'no'}")
+    print(f"masked-LM head: {summary['mlm_head']}")
     print(f"teacher: {summary['teacher_parameters']:,} parameters, {summary['teacher_size_mb']} MB")
     print(f"student: {summary['student_parameters']:,} parameters, {summary['student_size_mb']} MB")
 

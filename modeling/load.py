@@ -179,19 +179,29 @@ def check_model_type(name_or_path: str, allowed: Collection[str], what: str, adv
         )
 
 
+def load_bert_teacher(name_or_path: str) -> tuple[BertForMaskedLM, bool]:
+    """A BERT teacher as a ``BertForMaskedLM`` and whether its checkpoint has a trained masked-LM head. A ``BertModel``
+    checkpoint (an encoder such as multilingual-e5) loads with a new, untrained head: distil it through its hidden
+    states, not its logits. Anything but a BERT is a ValueError that says what it is."""
+    check_model_type(name_or_path, ["bert"], "teacher", "the teacher must be a BERT (a masked LM or an encoder)")
+    with held_load_report():
+        teacher, info = hub_or_local(BertForMaskedLM.from_pretrained, name_or_path, "teacher", output_loading_info=True)
+    has_head = not any(k.startswith("cls.") for k in info["missing_keys"])
+    others = [k for k in info["missing_keys"] if not k.startswith("cls.")]
+    if others:
+        raise ValueError(f"{name_or_path}: the checkpoint lacks encoder weights ({', '.join(sorted(others)[:3])}, ...)")
+    return teacher.eval(), has_head
+
+
 def load_teacher(name_or_path: str) -> BertForMaskedLM:
     """A ``BertForMaskedLM`` with a trained MLM head; anything else is a ValueError that says what it is."""
-    check_model_type(name_or_path, ["bert"], "KoBERT masked LM", "the teacher must be a BERT masked LM")
-    teacher, info = hub_or_local(
-        BertForMaskedLM.from_pretrained, name_or_path, "KoBERT masked LM", output_loading_info=True
-    )
-    missing_head = [k for k in info["missing_keys"] if k.startswith("cls.")]
-    if missing_head:
+    teacher, has_head = load_bert_teacher(name_or_path)
+    if not has_head:
         raise ValueError(
-            f"{name_or_path}: the checkpoint has no masked-LM head ({missing_head[0]} and others are missing); "
-            "use a BertForMaskedLM checkpoint such as monologg/kobert-lm, not a BertModel such as monologg/kobert"
+            f"{name_or_path}: the checkpoint has no masked-LM head (cls.predictions.* are missing); use a "
+            "BertForMaskedLM checkpoint such as monologg/kobert-lm, not a BertModel such as monologg/kobert"
         )
-    return teacher.eval()
+    return teacher
 
 
 @contextmanager

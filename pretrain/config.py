@@ -22,13 +22,17 @@ class DistillationConfig:
              + alpha_mlm * cross_entropy(student_logits, original_tokens)                        on masked tokens
              + alpha_cos * (1 - cos(student_hidden, teacher_hidden))                            on non-padding tokens
              + alpha_mse * sum((student_logits - teacher_logits)^2) / masked_tokens              on masked tokens
+             + alpha_hidden_mse * mean_i MSE(student_layer_i, teacher_layer_map[i])             on non-padding tokens
 
-    with T = ``temperature``; the defaults are DistilBERT's (Sanh et al., 2019). Without a teacher, only the
-    masked-LM term is left: that pretrains a teacher, or a baseline student, from a ``student`` folder.
+    with T = ``temperature`` and map = ``hidden_layer_map``; the defaults are DistilBERT's (Sanh et al., 2019).
+    Without a teacher, only the masked-LM term is left: that pretrains a teacher, or a baseline student, from a
+    ``student`` folder. A teacher
+    without a masked-LM head (a BertModel such as multilingual-e5-small) has no logits: distil it with alpha_cos and
+    alpha_hidden_mse (alpha_ce and alpha_mse 0); alpha_mlm then trains the student's new head on the labels.
     """
 
     # Models
-    teacher: str = key("", "BertForMaskedLM folder or Hub id (e.g. monologg/kobert-lm); empty: masked LM alone.")
+    teacher: str = key("", "BERT folder or Hub id, a masked LM (monologg/kobert-lm) or an encoder; empty: MLM alone.")
     student: str | None = key(None, "Masked-LM folder to start from (DistilBERT or BERT); empty: from teacher.")
     student_layers: list[int] = key([0, 4, 8], "Teacher layers the student starts from.")  # noqa: RUF009 (a field)
     fold_token_type: bool = key(True, "Add the teacher's segment-0 embedding into the student's positions.")
@@ -52,6 +56,11 @@ class DistillationConfig:
     alpha_mlm: float = key(2.0, "Weight of the masked-LM cross-entropy.")
     alpha_cos: float = key(1.0, "Weight of the hidden-state cosine term.")
     alpha_mse: float = key(0.0, "Weight of the logit MSE term.")
+    alpha_hidden_mse: float = key(0.0, "Weight of the per-layer hidden-state MSE (TinyBERT), through hidden_layer_map.")
+    hidden_layer_map: list[int] = key(  # noqa: RUF009 (a field)
+        [],
+        "Teacher hidden states (0 embeddings, k after layer k) the student's layers 1.. learn; empty: evenly spaced.",
+    )
     temperature: float = key(2.0, "Softmax temperature of the KL term.")
     # Masking
     mlm_probability: float = key(0.15, "Share of non-special tokens chosen for prediction.")
@@ -79,10 +88,10 @@ class DistillationConfig:
         problems = []
         if not self.teacher and not self.student:
             problems.append("teacher is required (a BertForMaskedLM folder or Hub id), or student alone for MLM")
-        if not self.teacher and self.alpha_ce + self.alpha_cos + self.alpha_mse > 0:
+        if not self.teacher and self.alpha_ce + self.alpha_cos + self.alpha_mse + self.alpha_hidden_mse > 0:
             problems.append(
-                "alpha_ce, alpha_cos and alpha_mse need a teacher; set them to 0 to train the student on the "
-                "masked-LM loss alone"
+                "alpha_ce, alpha_cos, alpha_mse and alpha_hidden_mse need a teacher; set them to 0 to train the "
+                "student on the masked-LM loss alone"
             )
         if not self.data_dir:
             problems.append("data_dir is required (run `python -m pretrain.prepare` first)")
@@ -90,9 +99,10 @@ class DistillationConfig:
             problems.append("output_dir is required")
         if self.temperature <= 0:
             problems.append(f"temperature must be > 0, got {self.temperature}")
-        if min(self.alpha_ce, self.alpha_mlm, self.alpha_cos, self.alpha_mse) < 0:
+        weights = (self.alpha_ce, self.alpha_mlm, self.alpha_cos, self.alpha_mse, self.alpha_hidden_mse)
+        if min(weights) < 0:
             problems.append("the alpha_* loss weights must be >= 0")
-        if self.alpha_ce + self.alpha_mlm + self.alpha_cos + self.alpha_mse == 0:
+        if sum(weights) == 0:
             problems.append("at least one alpha_* loss weight must be > 0")
         if not 0 < self.mlm_probability < 1:
             problems.append(f"mlm_probability must be in (0, 1), got {self.mlm_probability}")

@@ -12,7 +12,7 @@ import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from accelerate import Accelerator
@@ -22,36 +22,57 @@ from transformers import PreTrainedModel
 from transformers.modeling_utils import remove_tied_weights_from_state_dict
 
 from pretrain.config import DistillationConfig
-from pretrain.losses import hidden_cosine, logit_mse, masked_lm_cross_entropy, soft_target_kl
+from pretrain.losses import hidden_cosine, hidden_mse, logit_mse, masked_lm_cross_entropy, soft_target_kl
 from pretrain.masking import mask_tokens
 
 
+class EncoderOutputs(NamedTuple):
+    """What one forward pass gives the loss terms; a part not asked for (or without a teacher) is None."""
+
+    hidden: torch.Tensor | None  # (B, L, H): the last layer, every token
+    logits: torch.Tensor | None  # (N, V): vocabulary logits at the N masked positions only
+    layers: tuple[torch.Tensor, ...] | None  # (B, L, H) each: the embeddings, then every layer's output
+
+
 def masked_lm_outputs(
-    model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Last hidden states for every token and vocabulary logits only at ``positions`` (the projection to 8,002
-    tokens is the costly part), for a ``BertForMaskedLM`` (segment 0 throughout) or a ``DistilBertForMaskedLM``."""
+    model: PreTrainedModel,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    positions: torch.Tensor,
+    with_logits: bool = True,
+    with_layers: bool = False,
+) -> EncoderOutputs:
+    """Last hidden states for every token, vocabulary logits only at ``positions`` (the projection to the vocabulary
+    is the costly part) and, if asked, every layer's hidden states, for a ``BertForMaskedLM`` (segment 0 throughout)
+    or a ``DistilBertForMaskedLM``. ``with_logits=False`` for a teacher whose head was never trained."""
     if model.config.model_type == "bert":
-        hidden = model.bert(
-            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=torch.zeros_like(input_ids)
-        ).last_hidden_state
-        return hidden, model.cls(hidden[positions])
-    hidden = model.distilbert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-    head = model.vocab_layer_norm(model.activation(model.vocab_transform(hidden[positions])))
-    return hidden, model.vocab_projector(head)
+        encoded = model.bert(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=torch.zeros_like(input_ids),
+            output_hidden_states=with_layers,
+        )
+        hidden = encoded.last_hidden_state
+        logits = model.cls(hidden[positions]) if with_logits else None
+    else:
+        encoded = model.distilbert(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=with_layers)
+        hidden = encoded.last_hidden_state
+        head = model.vocab_layer_norm(model.activation(model.vocab_transform(hidden[positions])))
+        logits = model.vocab_projector(head) if with_logits else None
+    return EncoderOutputs(hidden, logits, tuple(encoded.hidden_states) if with_layers else None)
 
 
 class DistillationStudent(nn.Module):
-    """The student as one module, so DDP/FSDP see a single forward (``masked_lm_outputs``)."""
+    """The student as one module, so DDP/FSDP see a single forward (``masked_lm_outputs``, with every layer's hidden
+    states when ``with_layers``)."""
 
-    def __init__(self, student: PreTrainedModel) -> None:
+    def __init__(self, student: PreTrainedModel, with_layers: bool = False) -> None:
         super().__init__()
         self.student = student
+        self.with_layers = with_layers
 
-    def forward(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        return masked_lm_outputs(self.student, input_ids, attention_mask, positions)
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor) -> EncoderOutputs:
+        return masked_lm_outputs(self.student, input_ids, attention_mask, positions, with_layers=self.with_layers)
 
 
 def without_tied_copies(models: list[nn.Module], weights: list[dict[str, torch.Tensor]], output_dir: str) -> None:
@@ -66,18 +87,50 @@ def without_tied_copies(models: list[nn.Module], weights: list[dict[str, torch.T
 
 @torch.no_grad()
 def teacher_outputs(
-    teacher: nn.Module | None, input_ids: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor
-) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """The teacher's ``masked_lm_outputs``, or ``(None, None)`` when training without one."""
+    teacher: nn.Module | None,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    positions: torch.Tensor,
+    with_logits: bool = True,
+    with_layers: bool = False,
+) -> EncoderOutputs:
+    """The teacher's ``masked_lm_outputs``; all None when training without one."""
     if teacher is None:
-        return None, None
-    return masked_lm_outputs(teacher, input_ids, attention_mask, positions)
+        return EncoderOutputs(None, None, None)
+    return masked_lm_outputs(teacher, input_ids, attention_mask, positions, with_logits, with_layers)
+
+
+def uses_teacher_logits(config: DistillationConfig) -> bool:
+    """Whether a loss term reads the teacher's vocabulary logits (a teacher without a trained head has none)."""
+    return config.alpha_ce > 0 or config.alpha_mse > 0
+
+
+def default_layer_map(num_student_layers: int, num_teacher_layers: int) -> list[int]:
+    """Evenly spaced teacher hidden states for the student's layers, the last on the last: 3 of 12 gives
+    [4, 8, 12] (TinyBERT's uniform mapping)."""
+    return [(i + 1) * num_teacher_layers // num_student_layers for i in range(num_student_layers)]
+
+
+def check_layer_map(layer_map: list[int], num_student_layers: int, num_teacher_layers: int) -> None:
+    if len(layer_map) != num_student_layers:
+        raise ValueError(
+            f"hidden_layer_map {layer_map} has {len(layer_map)} entries; the student has {num_student_layers} layers, "
+            "one teacher hidden state each"
+        )
+    outside = [k for k in layer_map if not 0 <= k <= num_teacher_layers]
+    if outside:
+        raise ValueError(
+            f"hidden_layer_map {layer_map}: {outside} out of range; the teacher's hidden states are 0 (embeddings) "
+            f"to {num_teacher_layers}"
+        )
 
 
 @dataclass(frozen=True)
 class StepOutputs:
     """What the loss terms read. Shapes: hidden (B, L, H), logits (N, V) at the N masked positions, targets (N,),
-    attention_mask (B, L); the teacher's are None when training on the masked LM alone."""
+    attention_mask (B, L), layers the paired hidden states (B, L, H) each, student layer i with the teacher's
+    ``hidden_layer_map[i]``; the teacher's are None when training on the masked LM alone (and logits when the
+    teacher has no trained head)."""
 
     student_hidden: torch.Tensor
     student_logits: torch.Tensor
@@ -85,6 +138,8 @@ class StepOutputs:
     teacher_logits: torch.Tensor | None
     targets: torch.Tensor
     attention_mask: torch.Tensor
+    student_layers: tuple[torch.Tensor, ...] | None = None
+    teacher_layers: tuple[torch.Tensor, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -99,11 +154,17 @@ def non_padding_cosine(out: StepOutputs, config: DistillationConfig) -> torch.Te
     return hidden_cosine(out.student_hidden[keep], out.teacher_hidden[keep])
 
 
+def non_padding_hidden_mse(out: StepOutputs, config: DistillationConfig) -> torch.Tensor:
+    keep = out.attention_mask.bool()
+    return hidden_mse([s[keep] for s in out.student_layers], [t[keep] for t in out.teacher_layers])
+
+
 LOSS_TERMS: dict[str, LossTerm] = {
     "loss_ce": LossTerm("alpha_ce", lambda o, c: soft_target_kl(o.student_logits, o.teacher_logits, c.temperature)),
     "loss_mlm": LossTerm("alpha_mlm", lambda o, c: masked_lm_cross_entropy(o.student_logits, o.targets), False),
     "loss_cos": LossTerm("alpha_cos", non_padding_cosine),
     "loss_mse": LossTerm("alpha_mse", lambda o, c: logit_mse(o.student_logits, o.teacher_logits)),
+    "loss_hidden_mse": LossTerm("alpha_hidden_mse", non_padding_hidden_mse),
 }
 
 
@@ -124,10 +185,22 @@ def distillation_losses(
     targets: torch.Tensor,
     attention_mask: torch.Tensor,
     config: DistillationConfig,
+    student_layers: tuple[torch.Tensor, ...] | None = None,
+    teacher_layers: tuple[torch.Tensor, ...] | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Every active loss term (``active_terms``) and their weighted sum ``loss`` (formula in ``DistillationConfig``)."""
-    out = StepOutputs(student_hidden, student_logits, teacher_hidden, teacher_logits, targets, attention_mask)
-    terms = {name: LOSS_TERMS[name].compute(out, config) for name in active_terms(config, teacher_logits is not None)}
+    """Every active loss term (``active_terms``) and their weighted sum ``loss`` (formula in ``DistillationConfig``).
+    The layers are the paired hidden states the per-layer term compares (``paired_layers``)."""
+    out = StepOutputs(
+        student_hidden,
+        student_logits,
+        teacher_hidden,
+        teacher_logits,
+        targets,
+        attention_mask,
+        student_layers,
+        teacher_layers,
+    )
+    terms = {name: LOSS_TERMS[name].compute(out, config) for name in active_terms(config, teacher_hidden is not None)}
     terms["loss"] = sum(getattr(config, LOSS_TERMS[name].weight) * value for name, value in terms.items())
     return terms
 
@@ -162,6 +235,15 @@ def masked_batch(
     return inputs, labels, (blocks != special["pad"]).long(), labels != -100
 
 
+def paired_layers(
+    student: EncoderOutputs, teacher: EncoderOutputs, config: DistillationConfig
+) -> tuple[tuple[torch.Tensor, ...] | None, tuple[torch.Tensor, ...] | None]:
+    """The student's layer outputs and the teacher hidden states ``hidden_layer_map`` pairs them with."""
+    if student.layers is None or teacher.layers is None:
+        return None, None
+    return student.layers[1:], tuple(teacher.layers[k] for k in config.hidden_layer_map)
+
+
 def distillation_step(
     accelerator: Accelerator,
     module: nn.Module,
@@ -175,10 +257,20 @@ def distillation_step(
     """Mask ``blocks``, run student and teacher under autocast, return ``distillation_losses`` (no backward)."""
     inputs, labels, attention_mask, positions = masked_batch(blocks, weights, seed, config, special)
     with accelerator.autocast():
-        student_hidden, student_logits = module(inputs, attention_mask, positions)
-        teacher_hidden, teacher_logits = teacher_outputs(teacher, inputs, attention_mask, positions)
+        student = module(inputs, attention_mask, positions)
+        with_layers = config.alpha_hidden_mse > 0
+        taught = teacher_outputs(teacher, inputs, attention_mask, positions, uses_teacher_logits(config), with_layers)
+    student_layers, teacher_layers = paired_layers(student, taught, config)
     return distillation_losses(
-        student_hidden, student_logits, teacher_hidden, teacher_logits, labels[positions], attention_mask, config
+        student.hidden,
+        student.logits,
+        taught.hidden,
+        taught.logits,
+        labels[positions],
+        attention_mask,
+        config,
+        student_layers,
+        teacher_layers,
     )
 
 
@@ -203,13 +295,15 @@ def evaluate(
     config: DistillationConfig,
     special: dict[str, int],
 ) -> dict[str, Any]:
-    """Student MLM loss, perplexity and top-1 accuracy, and (with a teacher) teacher-student top-1 agreement, on
-    masked validation tokens.
+    """Student MLM loss, perplexity and top-1 accuracy, and with a teacher the mean cosine of the two last hidden
+    states on non-padding tokens and (with the teacher's logits) their top-1 agreement, on masked validation tokens.
 
     The masks are the same at every evaluation, so the numbers are comparable along a run.
     """
     module.eval()
-    totals = torch.zeros(4, dtype=torch.float64, device=accelerator.device)  # loss, correct, agreements, tokens
+    # loss, correct, agreements, masked tokens, hidden-state cosine sum, non-padding tokens
+    totals = torch.zeros(6, dtype=torch.float64, device=accelerator.device)
+    with_logits = uses_teacher_logits(config)
     for i, blocks in enumerate(loader):
         if i >= config.eval_max_batches:
             break
@@ -217,8 +311,9 @@ def evaluate(
             blocks, weights, mask_seed(config.seed, -1, i, 0), config, special
         )
         with accelerator.autocast():
-            _, student_logits = module(inputs, attention_mask, positions)
-            _, teacher_logits = teacher_outputs(teacher, inputs, attention_mask, positions)
+            student = module(inputs, attention_mask, positions)
+            taught = teacher_outputs(teacher, inputs, attention_mask, positions, with_logits)
+        student_logits, teacher_logits = student.logits, taught.logits
         predicted, targets = student_logits.argmax(-1), labels[positions]
         per_token = (
             nn.functional.cross_entropy(student_logits.float(), targets, reduction="none"),
@@ -234,9 +329,17 @@ def evaluate(
             ],
             dim=1,
         )
+        cosine_per_block = torch.zeros(len(blocks), 2, dtype=torch.float64, device=blocks.device)
+        if taught.hidden is not None:
+            keep = attention_mask.bool()
+            cosine = nn.functional.cosine_similarity(student.hidden[keep].float(), taught.hidden[keep].float(), dim=-1)
+            cosine_per_block.index_add_(
+                0, keep.nonzero()[:, 0], torch.stack([cosine, torch.ones_like(cosine)], 1).double()
+            )
+        per_block = torch.cat([per_block, cosine_per_block], dim=1)
         totals += accelerator.gather_for_metrics(per_block).sum(0)
     module.train()
-    loss_sum, correct, agreements, tokens = totals.tolist()
+    loss_sum, correct, agreements, tokens, cosine_sum, hidden_tokens = totals.tolist()
     tokens = max(tokens, 1.0)
     metrics = {
         "eval_mlm_loss": loss_sum / tokens,
@@ -245,5 +348,7 @@ def evaluate(
         "eval_tokens": int(tokens),
     }
     if teacher is not None:
+        metrics["eval_hidden_cosine"] = cosine_sum / max(hidden_tokens, 1.0)
+    if teacher is not None and with_logits:
         metrics["eval_top1_agreement"] = agreements / tokens
     return metrics

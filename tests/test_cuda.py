@@ -59,8 +59,8 @@ def test_distillation_step_in_bf16_on_cuda_matches_cpu() -> None:
         student.to(device)
         inputs, labels, attention_mask, positions = masked_batch(blocks(device), weights(), 5, config, SPECIAL)
         with torch.autocast(device, dtype=torch.bfloat16, enabled=autocast):
-            student_hidden, student_logits = student(inputs, attention_mask, positions)
-            teacher_hidden, teacher_logits = teacher_outputs(teacher, inputs, attention_mask, positions)
+            student_hidden, student_logits, _ = student(inputs, attention_mask, positions)
+            teacher_hidden, teacher_logits, _ = teacher_outputs(teacher, inputs, attention_mask, positions)
         terms = distillation_losses(
             student_hidden, student_logits, teacher_hidden, teacher_logits, labels[positions], attention_mask, config
         )

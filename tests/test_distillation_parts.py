@@ -385,3 +385,22 @@ def test_a_random_replacement_by_pad_keeps_its_attention() -> None:
     inputs, _, attention_mask, positions = masked_batch(blocks, weights, 0, config, {"mask": 4, "pad": 1})
     assert (inputs[positions] == 1).any(), "no replacement drew [PAD]: pick another seed"
     assert attention_mask.all()
+
+
+def test_hidden_mse_by_hand() -> None:
+    """Two layer pairs: errors (1 - 0)^2 + (3 - 1)^2 over 2 values = 2.5, and 0; their mean 1.25."""
+    from pretrain.losses import hidden_mse
+
+    student = [torch.tensor([[1.0, 3.0]]), torch.tensor([[2.0, 2.0]])]
+    teacher = [torch.tensor([[0.0, 1.0]]), torch.tensor([[2.0, 2.0]])]
+    assert hidden_mse(student, teacher).item() == pytest.approx(1.25)
+
+
+def test_layer_maps() -> None:
+    from pretrain.distill import check_layer_map, default_layer_map
+
+    assert default_layer_map(3, 12) == [4, 8, 12]
+    assert default_layer_map(6, 12) == [2, 4, 6, 8, 10, 12]
+    assert default_layer_map(2, 4) == [2, 4]
+    with pytest.raises(ValueError, match=r"\[13\] out of range"):
+        check_layer_map([4, 8, 13], 3, 12)

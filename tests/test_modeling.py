@@ -252,15 +252,29 @@ class TestExtractCli:
     def test_teacher_that_is_not_a_bert(self, teacher_dir: Path, tmp_path: Path) -> None:
         student_dir = tmp_path / "distilbert"
         extract(["--teacher", str(teacher_dir), "--num-layers", "1", "--output", str(student_dir)])
-        with pytest.raises(SystemExit, match=r"a distilbert checkpoint.*the teacher must be a BERT masked LM"):
+        with pytest.raises(SystemExit, match=r"a distilbert checkpoint.*the teacher must be a BERT"):
             extract(["--teacher", str(student_dir), "--num-layers", "1", "--output", str(tmp_path / "out")])
         assert not (tmp_path / "out").exists()
 
     def test_teacher_without_mlm_head(self, tokenizer_dir: Path, tmp_path: Path) -> None:
-        folder = save_with_tokenizer(BertModel(tiny_bert_config(2)), tmp_path / "bert-model", tokenizer_dir)
-        with pytest.raises(SystemExit, match="no masked-LM head"):
-            extract(["--teacher", str(folder), "--num-layers", "1", "--output", str(tmp_path / "out")])
-        assert not (tmp_path / "out").exists()
+        """An encoder (BertModel) teacher: its layers are copied exactly, the student's MLM head is new and the
+        same in every run; the masked-LM loader still refuses it."""
+        torch.manual_seed(3)
+        encoder = BertModel(tiny_bert_config(2)).eval()
+        folder = save_with_tokenizer(encoder, tmp_path / "bert-model", tokenizer_dir)
+        for name in ("a", "b"):
+            extract(["--teacher", str(folder), "--layers", "0,1", "--output", str(tmp_path / name)])
+        record = json.loads((tmp_path / "a" / "extraction.json").read_text(encoding="utf-8"))
+        assert record["mlm_head"].startswith("new")
+        first, second = (DistilBertForMaskedLM.from_pretrained(tmp_path / name).eval() for name in ("a", "b"))
+        assert torch.equal(first.vocab_transform.weight, second.vocab_transform.weight)
+        ids = torch.tensor([[2, 100, 200, 300, 3]])
+        with torch.no_grad():
+            expected = encoder(ids, token_type_ids=torch.zeros_like(ids)).last_hidden_state
+            got = first.distilbert(ids).last_hidden_state
+        assert torch.allclose(got, expected, atol=1e-5)
+        with pytest.raises(ValueError, match="no masked-LM head"):
+            load_teacher(str(folder))
 
     def test_tokenizer_of_another_size(self, tokenizer_dir: Path, tmp_path: Path) -> None:
         wrong = BertForMaskedLM(tiny_bert_config(2, vocab_size=9000))

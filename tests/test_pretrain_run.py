@@ -316,3 +316,54 @@ class TestStartupErrors:
         (other / "tokenizer.json").unlink()
         with pytest.raises(SystemExit, match="another vocabulary"):
             run(run_args(other, data_dir, tmp_path / "o"))
+
+
+@pytest.fixture(scope="module")
+def encoder_teacher_dir(teacher_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny teacher's encoder alone (a BertModel, as multilingual-e5-small is): no masked-LM head."""
+    folder = tmp_path_factory.mktemp("encoder") / "bert-model"
+    BertForMaskedLM.from_pretrained(teacher_dir).bert.save_pretrained(folder)
+    AutoTokenizer.from_pretrained(teacher_dir, trust_remote_code=True).save_pretrained(folder)
+    return folder
+
+
+def test_a_teacher_without_a_head_is_distilled_through_hidden_states(
+    encoder_teacher_dir: Path, data_dir: Path, tmp_path: Path
+) -> None:
+    output = tmp_path / "run"
+    hidden = ["--alpha_ce", "0", "--alpha_cos", "1", "--alpha_hidden_mse", "1", "--alpha_mlm", "1", "--max_steps", "10"]
+    result = train(run_args(encoder_teacher_dir, data_dir, output, *hidden))
+    assert "Loss terms = loss_mlm, loss_cos, loss_hidden_mse" in result.stderr
+    metrics = read_metrics(output)
+    losses = [m for m in metrics if "loss_hidden_mse" in m]
+    assert losses and all(m["loss_hidden_mse"] > 0 and m["loss_cos"] > 0 for m in losses)
+    eval_rows = [m for m in metrics if "eval_hidden_cosine" in m]
+    assert eval_rows and all(-1 <= m["eval_hidden_cosine"] <= 1 and "eval_top1_agreement" not in m for m in eval_rows)
+    info = json.loads((output / "final" / "distillation.json").read_text(encoding="utf-8"))
+    assert info["teacher_mlm_head"] is False
+    assert info["config"]["hidden_layer_map"] == [2, 4]  # 2 student layers of 4: evenly spaced, the last on the last
+    assert AutoModelForMaskedLM.from_pretrained(output / "final").config.n_layers == 2
+
+
+def test_a_teacher_without_a_head_refuses_the_logit_terms(
+    encoder_teacher_dir: Path, data_dir: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(SystemExit, match=r"has no masked-LM head .* set --alpha_ce 0 --alpha_mse 0"):
+        run(run_args(encoder_teacher_dir, data_dir, tmp_path / "run"))
+    with pytest.raises(SystemExit, match=r"hidden_layer_map \[1, 2, 3\] has 3 entries; the student has 2 layers"):
+        run(
+            run_args(
+                encoder_teacher_dir,
+                data_dir,
+                tmp_path / "run",
+                "--alpha_ce",
+                "0",
+                "--alpha_hidden_mse",
+                "1",
+                "--hidden_layer_map",
+                "1",
+                "2",
+                "3",
+            )
+        )
+    assert not (tmp_path / "run").exists()
