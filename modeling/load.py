@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -37,6 +38,7 @@ T = TypeVar("T")
 logger = logging.getLogger(__name__)
 # The logger of transformers' from_pretrained, which writes the LOAD REPORT table (utils/loading_report.py).
 REPORT_LOGGER = logging.getLogger("transformers.modeling_utils")
+NEW_HEAD_TIE = re.compile(r"This checkpoint seem corrupted\. .* to tie cls\.predictions\.")
 # Prefixes of local paths, never of a Hub id: the recipe and the examples write their models under runs/.
 LOCAL_PREFIXES = (".", "/", "~", "runs/")
 
@@ -190,6 +192,8 @@ def load_bert_teacher(name_or_path: str) -> tuple[BertForMaskedLM, bool]:
     others = [k for k in info["missing_keys"] if not k.startswith("cls.")]
     if others:
         raise ValueError(f"{name_or_path}: the checkpoint lacks encoder weights ({', '.join(sorted(others)[:3])}, ...)")
+    if not has_head:
+        logger.info("%s: an encoder without a masked-LM head (its logits are not used)", name_or_path)
     return teacher.eval(), has_head
 
 
@@ -206,13 +210,15 @@ def load_teacher(name_or_path: str) -> BertForMaskedLM:
 
 @contextmanager
 def held_load_report() -> Iterator[None]:
-    """Hold back the LOAD REPORT that transformers' ``from_pretrained`` logs, for the caller to restate from the
-    loading info. If loading fails (transformers raises after the report on mismatched shapes or failed conversions,
-    pointing at it), the report is let through as it was."""
+    """Hold back the LOAD REPORT that transformers' ``from_pretrained`` logs (and its warning about a new head's tied
+    bias), for the caller to restate from the loading info. If loading fails (transformers raises after the report on
+    mismatched shapes or failed conversions, pointing at it), the report is let through as it was."""
     held: list[logging.LogRecord] = []
 
     def hold(record: logging.LogRecord) -> bool:
-        if record.funcName == "log_state_dict_report":
+        # The report, and the warning that a masked-LM head's tied bias is missing from the checkpoint: a BertModel
+        # loaded with a new head (which the report's caller restates) has none.
+        if record.funcName == "log_state_dict_report" or NEW_HEAD_TIE.match(record.getMessage()):
             held.append(record)
             return False
         return True

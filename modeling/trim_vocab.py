@@ -45,11 +45,12 @@ from common.io import (
     write_json,
     write_text,
 )
-from modeling.load import hub_or_local, load_tokenizer
+from modeling.load import check_vocabulary_fits, hub_or_local, load_tokenizer
 from modeling.student import parameter_count, size_mb
 
 TRIM_FILE = "trim.json"
 NSMC_HEADER = ["id", "document", "label"]
+TRIMMED_MODELS = ("Unigram", "WordPiece")
 KEPT_TOKENS_FILE = "kept_tokens.txt"
 BATCH_LINES = 2000  # lines tokenized at once: the corpus is streamed, never held whole
 # Files a model folder's tokenizer and weights are written anew from; everything else is copied as it is.
@@ -120,8 +121,9 @@ class TrimReport:
 
 def text_lines(paths: Iterable[str]) -> Iterator[str]:
     """The non-empty texts of the files, streamed: a line each, or the document column of an NSMC file (one that
-    starts with NSMC's header ``id<TAB>document<TAB>label``)."""
+    starts with NSMC's header ``id<TAB>document<TAB>label``). A file without any text is a ValueError naming it."""
     for path in paths:
+        texts = 0
         with open_text(path) as f:
             first = f.readline()
             nsmc = first.rstrip("\n").split("\t") == NSMC_HEADER
@@ -134,7 +136,10 @@ def text_lines(paths: Iterable[str]) -> Iterator[str]:
                         raise ValueError(f"{path}:{number}: {len(fields)} columns where the header has 3")
                     text = fields[1]
                 if text.strip():
+                    texts += 1
                     yield text
+        if not texts:
+            raise ValueError(f"{path}: no text in it (empty, or blank lines alone)")
 
 
 def batches(lines: Iterable[str], size: int = BATCH_LINES) -> Iterator[list[str]]:
@@ -214,7 +219,7 @@ def trim_tokenizer_json(data: dict[str, Any], kept_ids: list[int]) -> dict[str, 
     elif model["type"] == "WordPiece":
         model["vocab"] = {token: new_id[i] for token, i in model["vocab"].items() if i in new_id}
     else:
-        raise ValueError(f"a {model['type']} tokenizer: trimming knows Unigram and WordPiece models")
+        raise ValueError(f"a {model['type']} tokenizer: trimming knows {' and '.join(TRIMMED_MODELS)} models")
     for token in data.get("added_tokens") or []:
         token["id"] = new_id[token["id"]]
     remap_post_processor(data.get("post_processor"), new_id)
@@ -298,9 +303,27 @@ def check_same_outputs(
     return {"lines": len(lines), "lines_with_other_ids": ids_differ, "max_abs_difference": largest}
 
 
+def tokenizer_json(tokenizer: PreTrainedTokenizerBase, name_or_path: str) -> dict[str, Any]:
+    """The tokenizer as ``tokenizer.json`` holds it; a tokenizer that has none is a ValueError naming the folder."""
+    problem = "it is not a fast (tokenizers) tokenizer"
+    if getattr(tokenizer, "is_fast", False):
+        try:
+            data = json.loads(tokenizer.backend_tokenizer.to_str())
+        except Exception as err:  # tokenizers raises its own Exception for parts it cannot write (custom Python ones)
+            problem = f"tokenizers cannot write it ({err})"
+        else:
+            if data["model"]["type"] in TRIMMED_MODELS:
+                return data
+            problem = f"its model is {data['model']['type']}"
+    raise ValueError(
+        f"{name_or_path}: the tokenizer cannot be trimmed: {problem}; trimming takes a tokenizer.json with a "
+        f"{' or '.join(TRIMMED_MODELS)} model"
+    )
+
+
 def trimmed_tokenizer(tokenizer: PreTrainedTokenizerBase, kept_ids: list[int], folder: Path) -> None:
     """Write the trimmed tokenizer into ``folder`` in the tokenizer's own class."""
-    data = json.loads(tokenizer.backend_tokenizer.to_str())
+    data = tokenizer_json(tokenizer, str(folder))
     backend = Tokenizer.from_str(json.dumps(trim_tokenizer_json(data, kept_ids)))
     kwargs = {
         name: getattr(tokenizer, name) for name in tokenizer.SPECIAL_TOKENS_ATTRIBUTES if getattr(tokenizer, name, None)
@@ -335,9 +358,9 @@ with the pieces that are left. Details in `trim.json`.
 def trim_vocab(args: TrimArguments) -> TrimReport:
     """Write the trimmed copy of ``args.model_name_or_path`` to ``args.output_dir``; return what it measured."""
     tokenizer = load_tokenizer(args.model_name_or_path)
-    if not getattr(tokenizer, "is_fast", False):
-        raise ValueError(f"{args.model_name_or_path}: trimming needs a tokenizer.json (a fast tokenizer)")
     model = load_model(args.model_name_or_path)
+    check_vocabulary_fits(tokenizer, model, args.model_name_or_path)
+    tokenizer_json(tokenizer, args.model_name_or_path)  # refused now rather than after the corpus
     counts, corpus_lines = count_token_ids(tokenizer, text_lines(args.corpus))
     extra = read_kept_tokens(args.keep_tokens_file, tokenizer) if args.keep_tokens_file else set()
     kept_ids = kept_token_ids(counts, args.min_count, extra, tokenizer)

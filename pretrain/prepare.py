@@ -50,8 +50,8 @@ from tqdm import tqdm
 
 from common.cli import command_parser
 from common.io import check_output_place, new_folder, output_written, setup_logging, write_json
+from modeling.load import load_tokenizer
 from pretrain.corpus import CorpusStats, expand_corpus_paths, iter_lines
-from tokenization_kobert import KoBertTokenizerFast
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ SANE_MODEL_MAX_LENGTH = 1_000_000
 WINDOW_PER_PROCESS = 4  # batches in flight per worker: keeps every worker busy, bounds memory
 _UP_TO_LAST_SPACE = re.compile(r".*\s", re.DOTALL)
 
-_tokenizer: Any = None  # the worker's KoBertTokenizerFast, set by init_worker
+_tokenizer: Any = None  # the worker's fast tokenizer, set by init_worker
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     try:
         args.tokenizer_info = read_tokenizer_info(args.tokenizer)
     except Exception as err:  # a malformed tokenizer.json fails with KeyError, tokenizers' own Exception, ...
-        parser.error(f"--tokenizer {args.tokenizer!r} does not load as KoBertTokenizerFast: {err!r}")
+        parser.error(f"--tokenizer {args.tokenizer!r} does not load as a tokenizer: {err!r}")
     limit = args.tokenizer_info.model_max_length
     if limit is not None and args.max_seq_length > limit:
         parser.error(
@@ -159,7 +159,7 @@ def vocab_sha256(tokenizer: Any) -> str:
 
 
 def read_tokenizer_info(path: str) -> TokenizerInfo:
-    tokenizer = KoBertTokenizerFast.from_pretrained(path)
+    tokenizer = load_tokenizer(path)
     limit = tokenizer.model_max_length
     return TokenizerInfo(
         path=path,
@@ -227,7 +227,7 @@ def init_worker(tokenizer_dir: str) -> None:
     global _tokenizer
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     os.environ["RAYON_NUM_THREADS"] = "1"
-    _tokenizer = KoBertTokenizerFast.from_pretrained(tokenizer_dir)
+    _tokenizer = load_tokenizer(tokenizer_dir)
 
 
 def encode_lines(lines: list[str], sep_token_id: int, max_line_chars: int) -> tuple[np.ndarray, int]:

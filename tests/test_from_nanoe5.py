@@ -43,6 +43,7 @@ def test_the_engine_file_is_multilingual_e5_small(engine_file) -> None:
     assert engine_file.config["hidden_size"] == 384
     assert engine_file.config["num_hidden_layers"] == 12
     assert engine_file.config["vocab_size"] == 250037
+    assert engine_file.config["layer_norm_eps"] == 1e-12  # as the model's config has it (the file holds a float32)
     assert engine_file.pieces[:4] == ["<s>", "<pad>", "</s>", "<unk>"]
     assert engine_file.pieces[-1] == "<mask>"
     assert engine_file.special_ids == {"bos": 0, "eos": 2, "pad": 1, "unk": 3}
@@ -288,3 +289,28 @@ def test_the_shipped_token_list_fits_the_model(e5_folder: Path) -> None:
     pieces = (ROOT / "data" / "e5_review_tokens.txt").read_text(encoding="utf-8").splitlines()
     vocabulary = AutoTokenizer.from_pretrained(str(e5_folder)).get_vocab()
     assert len(pieces) > 14000 and all(p in vocabulary for p in pieces)
+
+
+def test_prepare_packs_blocks_with_the_trimmed_tokenizer(trimmed: tuple[Path, Path], tmp_path: Path) -> None:
+    """pretrain.prepare takes any fast tokenizer: blocks framed <s> ... </s>, lines joined with </s>."""
+    from pretrain.data import PackedBlocks
+    from pretrain.prepare import main as prepare
+
+    output = tmp_path / "blocks"
+    prepare(
+        [
+            "--corpus",
+            str(trimmed[1]),
+            "--tokenizer",
+            str(trimmed[0]),
+            "--output",
+            str(output),
+            "--max-seq-length",
+            "32",
+            "--validation-ratio",
+            "0",
+        ]
+    )
+    blocks = PackedBlocks(str(output), "train")
+    first = blocks[0]
+    assert len(blocks) > 100 and first[0] == 0 and first[-1] == 2 and (first == 2).sum() >= 2
