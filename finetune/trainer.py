@@ -167,7 +167,9 @@ def load_task_model(args: argparse.Namespace, model_class: Any, **model_kwargs: 
 
 
 def pad_inputs(features: list[dict[str, Any]], tokenizer: Any, with_token_types: bool) -> dict[str, torch.Tensor]:
-    """Pad the model inputs of a batch; ``token_type_ids`` only for models that take them."""
+    """Pad the model inputs of a batch; ``token_type_ids`` only for models that take them, from tokenizers that give
+    them (XLM-R's does not: a BERT with its vocabulary, such as multilingual-e5, reads segment 0 throughout)."""
+    with_token_types = with_token_types and "token_type_ids" in features[0]
     keys = ["input_ids", "attention_mask", *(["token_type_ids"] if with_token_types else [])]
     return tokenizer.pad([{k: f[k] for k in keys} for f in features], return_tensors="pt")
 

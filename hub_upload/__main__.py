@@ -35,7 +35,7 @@ from common.io import check_output_folder, output_written, publish_folder, stagi
 from hub_upload.card import build_card
 from hub_upload.sentence_card import build_sentence_card, read_evaluation_rows
 from hub_upload.validate import check_model_folder, has_mlm_head
-from modeling.load import get_tokenizer
+from modeling.load import has_kobert_tokenizer, load_tokenizer
 from modeling.student import parameter_count, size_mb
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
@@ -120,7 +120,7 @@ def build_release(args: argparse.Namespace, folder: Path) -> None:
     source = Path(args.model)
     has_head = has_mlm_head(source)
     model = (AutoModelForMaskedLM if has_head else AutoModel).from_pretrained(source)
-    tokenizer = get_tokenizer(str(source))
+    tokenizer = load_tokenizer(str(source))
     check_tokenizer_size(source, len(tokenizer), model.config.vocab_size)
     results = read_results(args.results, args.model, args.repo_id)
     model.save_pretrained(folder)
@@ -135,6 +135,7 @@ def build_release(args: argparse.Namespace, folder: Path) -> None:
         results,
         read_optional_json(source / "distillation.json"),
         read_optional_json(source / "extraction.json"),
+        kobert_tokenizer=has_kobert_tokenizer(str(source)),
     )
     (folder / "README.md").write_text(card, encoding="utf-8")
 

