@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/distill_speed.py
 	$(BIN)/python benchmarks/pretrain_throughput.py
 	$(BIN)/python benchmarks/prepare_throughput.py
+	$(BIN)/python benchmarks/e5_parity.py
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache .hypothesis

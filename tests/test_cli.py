@@ -73,6 +73,14 @@ COMMANDS = [
         ("--min_count", "1"),
     ),
     Command(
+        "benchmarks.e5_speed",
+        "python benchmarks/e5_speed.py",
+        ["--student", "s"],
+        "--sent",
+        "--sentences",
+        ("--sentences", "2000"),
+    ),
+    Command(
         "benchmarks.e5_parity",
         "python benchmarks/e5_parity.py",
         [],
