@@ -274,7 +274,7 @@ class TestStartupErrors:
         output = tmp_path / "o"
         (output / "final").mkdir(parents=True)
         (output / "metrics.jsonl").write_text('{"step": 5, "loss": 1.0}\n')
-        monkeypatch.setattr("pretrain.run.load_teacher", lambda name: pytest.fail("refused only after loading"))
+        monkeypatch.setattr("pretrain.run.load_bert_teacher", lambda name: pytest.fail("refused only after loading"))
         message = r"holds an earlier run \(final, metrics.jsonl\): pass --resume to continue it, --overwrite"
         with pytest.raises(SystemExit, match=message):
             run(run_args(teacher_dir, data_dir, output))
@@ -285,7 +285,7 @@ class TestStartupErrors:
             run(run_args(teacher_dir, data_dir, tmp_path / "o", "--resume", "--overwrite"))
 
     def test_teacher_losses_without_teacher(self, teacher_dir: Path, data_dir: Path, tmp_path: Path) -> None:
-        with pytest.raises(SystemExit, match="alpha_ce, alpha_cos and alpha_mse need a teacher"):
+        with pytest.raises(SystemExit, match="alpha_ce, alpha_cos, alpha_mse and alpha_hidden_mse need a teacher"):
             run(run_args(teacher_dir, data_dir, tmp_path / "o", "--teacher", "", "--student", str(teacher_dir)))
 
     def test_neither_teacher_nor_student(self, teacher_dir: Path, data_dir: Path, tmp_path: Path) -> None:

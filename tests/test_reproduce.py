@@ -227,7 +227,8 @@ class TestStartupErrors:
     def test_unknown_preset(self, tmp_path: Path) -> None:
         with pytest.raises(
             SystemExit,
-            match="unknown preset; known presets: full, kobert-local, mini, sentence-full, sentence-mini, small, smoke",
+            match="unknown preset; known presets: e5-local, full, kobert-local, mini, sentence-full, sentence-mini, "
+            "small, smoke",
         ):
             run_in_root(["--preset", "huge", "--output", str(tmp_path / "run")])
 
