@@ -38,8 +38,7 @@ from reproduce.real_teacher import (
 )
 from reproduce.report import write_results
 from reproduce.sentence import SentenceRecipe, is_sentence_preset, load_sentence_preset, write_sentence_results
-from reproduce.stages import BILSTMS, MODELS, ONNX_INT8, Recipe, StageFailed, run_stages
-from serve.export import INT8_FILE, ONNX_FOLDER, REPORT_FILE
+from reproduce.stages import BILSTMS, MODELS, Recipe, StageFailed, onnx_row, run_stages
 
 logger = logging.getLogger("reproduce")
 MARKER = "reproduce.json"
@@ -90,17 +89,17 @@ def result_rows(recipe: Recipe, latency: dict[str, Any]) -> list[dict[str, Any]]
     return rows
 
 
-def onnx_row(recipe: Recipe, distilled: dict[str, Any], latency: dict[str, Any]) -> dict[str, Any]:
-    """The distilled classifier's ONNX int8 graph: its size, latency and accuracy on the whole NSMC test file."""
-    report = json.loads((recipe.onnx_dir / ONNX_FOLDER / REPORT_FILE).read_text())
+def run_context(recipe: Recipe, seconds: dict[str, float], argv: list[str] | None) -> dict[str, Any]:
+    """What results.md says of the run: preset, command, machine (the latency stage's), date, wall time."""
+    latency = json.loads((recipe.latency.folder / "latency.json").read_text())
     return {
-        "name": ONNX_INT8,
-        "params": distilled["params"],
-        "size_mb": (recipe.onnx_dir / ONNX_FOLDER / INT8_FILE).stat().st_size / 2**20,
-        "latency_ms_b1": round(latency["latency_ms"][ONNX_INT8]["1"], 2),
-        "latency_ms_b32": round(latency["latency_ms"][ONNX_INT8]["32"], 2),
-        "nsmc_accuracy": report["int8"]["int8"] / 100,
-        "nsmc_model_dir": str(recipe.onnx_dir),
+        "preset": recipe.preset.name,
+        "command": " ".join(["python -m reproduce", *(argv if argv is not None else sys.argv[1:])]),
+        "machine": latency["machine"],
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+        "seq_length": latency["seq_length"],
+        "threads": latency["threads"],
+        "wall_time_s": sum(seconds.values()),
     }
 
 
@@ -131,17 +130,7 @@ def run_real_teacher_recipe(args: argparse.Namespace, output: Path, argv: list[s
         seconds = run_stages(recipe.stages)
     except StageFailed as err:
         raise SystemExit(f"error: {err}") from err
-    latency = json.loads((recipe.latency.folder / "latency.json").read_text())
-    context = {
-        "preset": recipe.preset.name,
-        "command": " ".join(["python -m reproduce", *(argv if argv is not None else sys.argv[1:])]),
-        "machine": latency["machine"],
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
-        "seq_length": latency["seq_length"],
-        "threads": latency["threads"],
-        "wall_time_s": sum(seconds.values()),
-    }
-    table = write_real_teacher_results(recipe, context)
+    table = write_real_teacher_results(recipe, run_context(recipe, seconds, argv))
     write_json(output / "stage_seconds.json", seconds)
     print(table)
     return table
@@ -171,15 +160,7 @@ def main(argv: list[str] | None = None) -> str:
         raise SystemExit(f"error: {err}") from err
 
     latency = json.loads((recipe.latency.folder / "latency.json").read_text())
-    context = {
-        "preset": preset.name,
-        "command": " ".join(["python -m reproduce", *(argv if argv is not None else sys.argv[1:])]),
-        "machine": latency["machine"],
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
-        "seq_length": latency["seq_length"],
-        "threads": latency["threads"],
-        "wall_time_s": sum(seconds.values()),
-    }
+    context = run_context(recipe, seconds, argv)
     curves = {name: recipe.model_dir(name).parent / "metrics.jsonl" for name in MODELS}
     curves |= {name: recipe.results_file(name).parent / "metrics.jsonl" for name in recipe.compared if name in BILSTMS}
     table = write_results(result_rows(recipe, latency), context, curves, output)

@@ -43,7 +43,7 @@ from finetune.tasks import get_task
 from modeling.load import load_tokenizer
 from pretrain.config import config_from_dict
 from reproduce.preset import PRESET_MAPPING, Preset, apply_override
-from reproduce.stages import BILSTMS, FINETUNE_TASK, ONNX_INT8, Recipe, Stage, as_argv, file_stamps
+from reproduce.stages import BILSTMS, FINETUNE_TASK, ONNX_INT8, Recipe, Stage, as_argv, file_stamps, onnx_row
 
 logger = logging.getLogger("reproduce")
 PIPELINE = "real-teacher"
@@ -131,17 +131,7 @@ class RealTeacherRecipe(Recipe):
             for name, layers in self.baseline_layers.items()
         }
         self.pretrained = {"teacher": self.teacher, "distilled": self.distilled, **self.baselines}
-        finetune_inputs = {"finetune": p.finetune, "nsmc": file_stamps([p.nsmc_train, p.nsmc_test])}
-        self.nsmc = {
-            name: Stage(
-                f"{FINETUNE_TASK}-{name}",
-                output / FINETUNE_TASK / name,
-                finetune_inputs,
-                self.fine_tune,
-                depends_on=[stage],
-            )
-            for name, stage in self.pretrained.items()
-        }
+        self.build_nsmc_stages()
         self.build_bilstm_stages()
         sentence = output / "sentence"
         sts_data = {"sts": file_stamps([p.sentence.get("sts_train", ""), p.sentence.get("sts_dev", "")])}
@@ -176,60 +166,6 @@ class RealTeacherRecipe(Recipe):
             depends_on=[self.teacher, *self.sentence_students.values()],
         )
         self.build_output_stages()
-
-    def build_bilstm_stages(self) -> None:
-        """The main recipe's cache and BiLSTM stages, on this recipe's fine-tuned teacher."""
-        p, output = self.preset, self.output
-        self.bilstm_cache = Stage(
-            "bilstm-cache",
-            output / "bilstm" / "cache",
-            {
-                "cache": p.bilstm.get("cache", {}),
-                "transfer_examples": p.bilstm.get("transfer_examples"),
-                "data": file_stamps([p.nsmc_train, *p.bilstm.get("transfer", [])]),
-            },
-            self.cache_teacher_logits,
-            True,
-            [self.nsmc["teacher"]],
-        )
-        bilstm_inputs = {"train": p.bilstm.get("train", {}), "nsmc": file_stamps([p.nsmc_train, p.nsmc_test])}
-        self.bilstm = {
-            "bilstm-distilled": Stage(
-                "bilstm-distilled",
-                output / "bilstm" / "distilled",
-                {**bilstm_inputs, "distilled": p.bilstm.get("distilled", {})},
-                self.train_bilstm,
-                True,
-                [self.bilstm_cache],
-            ),
-            "bilstm-baseline": Stage(
-                "bilstm-baseline", output / "bilstm" / "baseline", bilstm_inputs, self.train_bilstm, True
-            ),
-        }
-
-    def build_output_stages(self) -> None:
-        p, output = self.preset, self.output
-        self.onnx = Stage(
-            "onnx",
-            output / "onnx",
-            {"onnx": p.onnx, "nsmc_test": file_stamps([p.nsmc_test])},
-            self.export_onnx,
-            depends_on=[self.nsmc["distilled"]],
-        )
-        self.latency = Stage(
-            "latency",
-            output / "latency",
-            {"latency": p.latency},
-            self.measure_latency,
-            depends_on=[*self.nsmc.values(), *self.bilstm_stages[1:], self.onnx],
-        )
-        self.release = Stage(
-            "release",
-            output / "release",
-            {"release": p.release},
-            self.build_release,
-            depends_on=[self.distilled, self.nsmc["distilled"]],
-        )
 
     @property
     def baseline_layers(self) -> dict[str, list[int]]:
@@ -415,7 +351,6 @@ def sentence_table(rows: list[dict[str, Any]]) -> str:
 def write_real_teacher_results(recipe: RealTeacherRecipe, context: dict[str, Any]) -> str:
     """results.md (the classifiers' table and plots as the main recipe writes them, then the sentence encoders'),
     and results.json: every row, the int8 classifier's and the sentence encoders' too, written last."""
-    from reproduce.__main__ import onnx_row
     from reproduce.report import RESULTS_MD, write_results
 
     rows = recipe.classifier_rows()

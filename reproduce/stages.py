@@ -39,7 +39,7 @@ from modeling.random_teacher import save_random_model
 from pretrain.checkpoint import latest_checkpoint
 from pretrain.config import config_from_dict, save_config
 from reproduce.preset import Preset
-from serve.export import INT8_FILE, ONNX_FOLDER
+from serve.export import INT8_FILE, ONNX_FOLDER, REPORT_FILE
 from serve.export import parse_args as export_args
 from serve.predict import OnnxClassifier
 
@@ -156,6 +156,20 @@ def as_argv(options: dict[str, Any]) -> list[str]:
     return argv
 
 
+def onnx_row(recipe: Recipe, distilled: dict[str, Any], latency: dict[str, Any]) -> dict[str, Any]:
+    """The distilled classifier's ONNX int8 graph: its size, latency and accuracy on the whole NSMC test file."""
+    report = json.loads((recipe.onnx_dir / ONNX_FOLDER / REPORT_FILE).read_text())
+    return {
+        "name": ONNX_INT8,
+        "params": distilled["params"],
+        "size_mb": (recipe.onnx_dir / ONNX_FOLDER / INT8_FILE).stat().st_size / 2**20,
+        "latency_ms_b1": round(latency["latency_ms"][ONNX_INT8]["1"], 2),
+        "latency_ms_b32": round(latency["latency_ms"][ONNX_INT8]["32"], 2),
+        "nsmc_accuracy": report["int8"]["int8"] / 100,
+        "nsmc_model_dir": str(recipe.onnx_dir),
+    }
+
+
 def run_pretraining(settings: dict[str, Any], folder: Path, launcher: str) -> None:
     """``pretrain/run.py`` with ``settings`` saved as its config file: in this process, or through ``launcher``."""
     # Without a checkpoint to continue from, whatever an interrupted attempt logged is started over.
@@ -207,17 +221,29 @@ class Recipe:
             [self.distilled, self.data],
         )
         self.pretrained = dict(zip(MODELS, (self.teacher, self.distilled, self.baseline), strict=True))
+        self.build_nsmc_stages()
+        self.build_bilstm_stages()
+        self.build_output_stages()
+
+    def build_nsmc_stages(self) -> None:
+        """The NSMC fine-tuning of every pretrained model (``self.pretrained``), alike."""
+        p = self.preset
         finetune_inputs = {"finetune": p.finetune, "nsmc": file_stamps([p.nsmc_train, p.nsmc_test])}
         self.nsmc = {
             name: Stage(
                 f"{FINETUNE_TASK}-{name}",
-                output / FINETUNE_TASK / name,
+                self.output / FINETUNE_TASK / name,
                 finetune_inputs,
                 self.fine_tune,
                 depends_on=[stage],
             )
             for name, stage in self.pretrained.items()
         }
+
+    def build_bilstm_stages(self) -> None:
+        """The teacher's logits cache and the two BiLSTMs (after ``self.nsmc``: the cache reads the fine-tuned
+        teacher)."""
+        p, output = self.preset, self.output
         self.bilstm_cache = Stage(
             "bilstm-cache",
             output / "bilstm" / "cache",
@@ -244,6 +270,10 @@ class Recipe:
                 "bilstm-baseline", output / "bilstm" / "baseline", bilstm_inputs, self.train_bilstm, True
             ),
         }
+
+    def build_output_stages(self) -> None:
+        """The distilled classifier's ONNX export, the latency of every classifier and the release (last)."""
+        p, output = self.preset, self.output
         self.onnx = Stage(
             "onnx",
             output / "onnx",
