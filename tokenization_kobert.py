@@ -404,6 +404,15 @@ def write_vocab_txt(tokens: list[str], path: str) -> None:
         f.writelines(f"{token}\n" for token in tokens)
 
 
+def save_sentencepiece(sp_model: spm.SentencePieceProcessor, loaded_from: str | None, out_model: str) -> None:
+    """Write the model from memory: the file it was loaded from may be gone (a Trainer's deleted checkpoint, a
+    tokenizer unpickled on another machine)."""
+    if loaded_from and os.path.abspath(loaded_from) == os.path.abspath(out_model) and os.path.isfile(out_model):
+        return
+    with open(out_model, "wb") as f:
+        f.write(sp_model.serialized_model_proto())
+
+
 def copy_remote_code(save_directory: str) -> None:
     """Put this file and the ``auto_map`` to both classes into a saved folder, so AutoTokenizer loads it."""
     shutil.copyfile(os.path.abspath(__file__), os.path.join(save_directory, "tokenization_kobert.py"))
@@ -421,16 +430,20 @@ def _is_text_batch(value: Any) -> bool:
     return isinstance(value, (list, tuple)) and set(map(type, value)) <= {str}
 
 
+def _text_leaves(value: Any) -> Iterator[Any]:
+    """The items of a text argument at any depth: a text, a batch, a pair, words, a batch of pairs of words."""
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _text_leaves(item)
+    else:
+        yield value
+
+
 def _validate_text(text: Any, name: str) -> None:
     """A clear TypeError for input that is not text, instead of a failure deep inside the tokenizer."""
-    if _is_text_batch(text):
-        return
-    items = text if isinstance(text, (list, tuple)) else [text]
-    for item in items:
-        inner = item if isinstance(item, (list, tuple)) else [item]
-        for value in inner:
-            if not isinstance(value, str):
-                raise TypeError(f"{name} must be a str or a list of str, got {type(value).__name__}: {value!r}")
+    for value in _text_leaves(text):
+        if not isinstance(value, str):
+            raise TypeError(f"{name} must be a str or a list of str, got {type(value).__name__}: {value!r}")
 
 
 class _KoBertLayout:
@@ -560,8 +573,7 @@ class KoBertTokenizer(_KoBertLayout, PreTrainedTokenizer):
         prefix = f"{filename_prefix}-" if filename_prefix else ""
         out_model = os.path.join(save_directory, prefix + VOCAB_FILES_NAMES["vocab_file"])
         out_txt = os.path.join(save_directory, prefix + VOCAB_FILES_NAMES["vocab_txt"])
-        if os.path.abspath(self.vocab_file) != os.path.abspath(out_model):
-            shutil.copyfile(self.vocab_file, out_model)
+        save_sentencepiece(self.sp_model, self.vocab_file, out_model)
         write_vocab_txt(self.idx2token, out_txt)
         return out_model, out_txt
 
@@ -717,8 +729,8 @@ def build_backend(
 ) -> Tokenizer:
     """Convert a SentencePiece model plus ``vocab.txt`` into a ``tokenizers.Tokenizer`` with ``vocab.txt`` ids.
 
-    This is the portable pipeline that ``tokenizer.json`` holds; ``KoBertTokenizerFast`` replaces its pre-tokenizer
-    with ``ExactWords`` when it encodes.
+    This is the portable pipeline that ``tokenizer.json`` holds; ``KoBertTokenizerFast`` swaps ``ExactWords`` in
+    for its pre-tokenizer while it encodes.
 
     The unigram vocabulary is ``vocab.txt`` in order, scored with SentencePiece's scores; ``vocab.txt`` entries that
     are not SentencePiece pieces (the special tokens) get score 0 and are matched as added tokens only.
@@ -866,6 +878,7 @@ class KoBertTokenizerFast(_KoBertLayout, PreTrainedTokenizerFast):
         super().__init__(
             tokenizer_object=backend,
             vocab_file=vocab_file,
+            vocab_txt=vocab_txt,
             do_lower_case=do_lower_case,
             remove_space=remove_space,
             keep_accents=keep_accents,
@@ -880,19 +893,29 @@ class KoBertTokenizerFast(_KoBertLayout, PreTrainedTokenizerFast):
         self._attach_segmenter()
 
     def _attach_segmenter(self) -> None:
-        # One lock for the backend: saving swaps its pre-tokenizer for a moment, and no encoding may see that.
+        # The backend keeps tokenizer.json's pipeline, so backend_tokenizer serialises and trains like any other;
+        # ExactWords stands in for its pre-tokenizer only while this class encodes, under one lock.
         self._backend_lock = threading.Lock()
-        self._tokenizer.pre_tokenizer = pre_tokenizers.PreTokenizer.custom(ExactWords(self.segmenter))
+        self._exact_words = pre_tokenizers.PreTokenizer.custom(ExactWords(self.segmenter))
 
     def portable_backend(self) -> Tokenizer:
         """The pipeline as ``tokenizer.json`` stores it: tokenizers' own pre-tokenizer, the Unigram model splits."""
         with self._backend_lock:
-            exact = self._tokenizer.pre_tokenizer
-            self._tokenizer.pre_tokenizer = metaspace()
-            try:
-                return Tokenizer.from_str(self._tokenizer.to_str())
-            finally:
-                self._tokenizer.pre_tokenizer = exact
+            return Tokenizer.from_str(self._tokenizer.to_str())
+
+    def train_new_from_iterator(self, *args: Any, **kwargs: Any) -> PreTrainedTokenizerFast:
+        """A new vocabulary trained through ``tokenizer.json``'s pipeline (normaliser, pre-tokenizer, Unigram model,
+        ``[CLS] A [SEP]`` layout). KoBERT's exact engine belongs to KoBERT's SentencePiece model, so the result is a
+        plain ``PreTrainedTokenizerFast``: it saves and loads without this file."""
+        portable = PreTrainedTokenizerFast(
+            tokenizer_object=self.portable_backend(),
+            model_input_names=self.model_input_names,
+            **{
+                name: str(getattr(self, name))
+                for name in ("unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
+            },
+        )
+        return portable.train_new_from_iterator(*args, **kwargs)
 
     @classmethod
     def convert_to_native_format(cls, trust_remote_code: bool = False, **kwargs: Any) -> dict[str, Any]:
@@ -911,7 +934,12 @@ class KoBertTokenizerFast(_KoBertLayout, PreTrainedTokenizerFast):
 
     def _encode_with_backend(self, text: Any, text_pair: Any = None, **kwargs: Any) -> BatchEncoding:
         with self._backend_lock:
-            return super()._encode_plus(text, text_pair, **kwargs)
+            portable = self._tokenizer.pre_tokenizer
+            self._tokenizer.pre_tokenizer = self._exact_words
+            try:
+                return super()._encode_plus(text, text_pair, **kwargs)
+            finally:
+                self._tokenizer.pre_tokenizer = portable
 
     def _bulk_can_encode(self, text: Any, text_pair: Any, options: dict[str, Any]) -> bool:
         """Whether ``_encode_in_bulk`` gives what the backend would: plain texts, no offsets, no overflow."""
@@ -1094,12 +1122,7 @@ class KoBertTokenizerFast(_KoBertLayout, PreTrainedTokenizerFast):
         id_to_token = {i: t for t, i in self._tokenizer.get_vocab(with_added_tokens=False).items()}
         write_vocab_txt([id_to_token[i] for i in range(len(id_to_token))], out_txt)
         out_model = os.path.join(save_directory, prefix + VOCAB_FILES_NAMES["vocab_file"])
-        if self.vocab_file and os.path.isfile(self.vocab_file):
-            if os.path.abspath(self.vocab_file) != os.path.abspath(out_model):
-                shutil.copyfile(self.vocab_file, out_model)
-        else:  # unpickled far from its folder
-            with open(out_model, "wb") as f:
-                f.write(self.segmenter.sp_model.serialized_model_proto())
+        save_sentencepiece(self.segmenter.sp_model, self.vocab_file, out_model)
         return out_model, out_txt
 
     def _save_pretrained(
@@ -1119,7 +1142,7 @@ class KoBertTokenizerFast(_KoBertLayout, PreTrainedTokenizerFast):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_tokenizer"] = self.portable_backend().to_str()
-        del state["_backend_lock"]
+        del state["_backend_lock"], state["_exact_words"]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:

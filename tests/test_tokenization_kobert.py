@@ -530,3 +530,48 @@ def test_a_folder_without_the_sentencepiece_model_is_a_clear_error(tmp_path: Pat
         KoBertTokenizerFast.from_pretrained(tmp_path / "tok")
     # tokenizer.json alone still loads as the portable pipeline, without our classes.
     assert Tokenizer.from_file(str(tmp_path / "tok" / "tokenizer.json")).encode("가").ids
+
+
+# --- defects transformers' own tokenizer tests found (issue 32) ------------------------------------------------------
+
+
+def test_a_batch_of_pre_split_pairs(slow_tokenizer, fast_tokenizer) -> None:
+    pairs = [(["한국어", "모델"], ["공유", "합니다"]), (["영화"], ["재밌다"])]
+    expected = [slow_tokenizer(" ".join(a), " ".join(b))["input_ids"] for a, b in pairs]
+    for tokenizer in (slow_tokenizer, fast_tokenizer):
+        assert tokenizer(pairs, is_split_into_words=True)["input_ids"] == expected
+    with pytest.raises(TypeError, match=r"text must be a str or a list of str, got int: 3"):
+        fast_tokenizer([(["한국어", 3], ["공유"])], is_split_into_words=True)
+
+
+@pytest.mark.parametrize("tokenizer_class", [KoBertTokenizer, KoBertTokenizerFast])
+def test_saves_after_its_files_are_gone(tmp_path: Path, tokenizer_dir: Path, tokenizer_class) -> None:
+    shutil.copytree(tokenizer_dir, tmp_path / "loaded")
+    tokenizer = tokenizer_class.from_pretrained(tmp_path / "loaded")
+    shutil.rmtree(tmp_path / "loaded")  # a Trainer deleting an old checkpoint
+    tokenizer.save_pretrained(tmp_path / "saved")
+    model = "tokenizer_78b3253a26.model"
+    assert (tmp_path / "saved" / model).read_bytes() == (tokenizer_dir / model).read_bytes()
+    assert (
+        tokenizer_class.from_pretrained(tmp_path / "saved")("한국어 모델")["input_ids"]
+        == tokenizer("한국어 모델")["input_ids"]
+    )
+
+
+def test_the_backend_serialises_and_trains_a_new_vocabulary(tmp_path: Path, fast_tokenizer) -> None:
+    saved = Tokenizer.from_str(fast_tokenizer.backend_tokenizer.to_str())
+    assert saved.encode("한국어 모델").ids == fast_tokenizer.portable_backend().encode("한국어 모델").ids
+    texts = read_lines(BUNDLED_REVIEWS, 2000)
+    new = fast_tokenizer.train_new_from_iterator(texts, vocab_size=3000)
+    ids = new("영화 재밌다")["input_ids"]
+    assert len(new) <= 3000 and ids[0] == new.cls_token_id and ids[-1] == new.sep_token_id
+    new.save_pretrained(tmp_path / "new")
+    assert AutoTokenizer.from_pretrained(tmp_path / "new")("영화 재밌다")["input_ids"] == ids
+    # Encoding through the pipeline still gives the engine's ids, and leaves the backend portable.
+    assert with_backend(fast_tokenizer, "1,000원 ㅋㅋㅋㅋ") == dict(fast_tokenizer("1,000원 ㅋㅋㅋㅋ"))
+    fast_tokenizer.backend_tokenizer.to_str()
+
+
+def test_init_kwargs_rebuild_the_tokenizer(fast_tokenizer) -> None:
+    rebuilt = type(fast_tokenizer)(**fast_tokenizer.init_kwargs)
+    assert rebuilt("한국어 1,000원")["input_ids"] == fast_tokenizer("한국어 1,000원")["input_ids"]
