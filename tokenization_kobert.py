@@ -854,7 +854,11 @@ class KoBertTokenizerFast(_KoBertLayout, PreTrainedTokenizerFast):
         mask_token: str = "[MASK]",
         **kwargs: Any,
     ) -> None:
-        kwargs.pop("tokenizer_object", None)
+        if kwargs.pop("tokenizer_object", None) is not None:
+            raise ValueError(
+                "KoBertTokenizerFast makes its ids with KoBERT's SentencePiece model and vocab.txt, not from a "
+                "tokenizers.Tokenizer: wrap one in PreTrainedTokenizerFast(tokenizer_object=...)"
+            )
         special_tokens = {
             "unk_token": str(unk_token),
             "sep_token": str(sep_token),

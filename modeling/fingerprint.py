@@ -15,7 +15,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from modeling.load import looks_local
+from common.io import looks_local
 
 CHUNK = 1 << 20
 # The files of a model folder that decide its outputs: config, weights (safetensors or PyTorch, sharded or not),

@@ -28,6 +28,7 @@ from transformers import (
 )
 from transformers.utils import cached_file
 
+from common.io import looks_local
 from tokenization_kobert import VOCAB_FILES_NAMES, KoBertTokenizer, KoBertTokenizerFast
 
 KOBERT = "monologg/kobert"
@@ -39,20 +40,6 @@ logger = logging.getLogger(__name__)
 # The logger of transformers' from_pretrained, which writes the LOAD REPORT table (utils/loading_report.py).
 REPORT_LOGGER = logging.getLogger("transformers.modeling_utils")
 NEW_HEAD_TIE = re.compile(r"This checkpoint seem corrupted\. .* to tie cls\.predictions\.")
-# Prefixes of local paths, never of a Hub id: the recipe and the examples write their models under runs/.
-LOCAL_PREFIXES = (".", "/", "~", "runs/")
-
-
-def looks_local(name_or_path: str) -> bool:
-    """Whether ``name_or_path`` is meant as a local path rather than a Hub id (``namespace/name``): it exists, starts
-    like a path (``.``, ``/``, ``~``, ``runs/``), has more than one ``/``, or names an entry of an existing folder."""
-    parent = os.path.dirname(name_or_path)
-    return (
-        os.path.exists(name_or_path)
-        or name_or_path.startswith(LOCAL_PREFIXES)
-        or name_or_path.count("/") > 1
-        or (bool(parent) and os.path.isdir(parent))
-    )
 
 
 def hub_or_local(loader: Callable[..., T], name_or_path: str, what: str, **kwargs: Any) -> T:

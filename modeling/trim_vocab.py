@@ -312,9 +312,13 @@ def tokenizer_json(tokenizer: PreTrainedTokenizerBase, name_or_path: str) -> dic
         except Exception as err:  # tokenizers raises its own Exception for parts it cannot write (custom Python ones)
             problem = f"tokenizers cannot write it ({err})"
         else:
-            if data["model"]["type"] in TRIMMED_MODELS:
-                return data
             problem = f"its model is {data['model']['type']}"
+            if data["model"]["type"] in TRIMMED_MODELS:
+                try:  # the trimmed tokenizer is rebuilt in its class from tokenizer.json alone
+                    type(tokenizer)(tokenizer_object=Tokenizer.from_str(json.dumps(data)))
+                    return data
+                except (TypeError, ValueError) as err:
+                    problem = f"{type(tokenizer).__name__} is not made from a tokenizer.json alone ({err})"
     raise ValueError(
         f"{name_or_path}: the tokenizer cannot be trimmed: {problem}; trimming takes a tokenizer.json with a "
         f"{' or '.join(TRIMMED_MODELS)} model"

@@ -12,22 +12,13 @@ A text corpus is streamed, never held in memory (pair files, small, are read who
 from __future__ import annotations
 
 import itertools
-import os
 from collections.abc import Iterator, Sequence
 
 from common.io import open_text
 from finetune.data_io import KORNLI_HEADER, KORSTS_HEADER, is_json, is_local, load_hub_split, read_nli, read_sts
-from modeling.load import looks_local
 
 # The column that tells a Hub dataset's kind of pairs.
 HUB_PAIR_COLUMNS = {"sentence1": "sts", "premise": "nli"}
-
-
-def is_missing_file(data: str) -> bool:
-    """A data argument meant as a file that is not there (a Hub dataset or a dataset folder, ``NAME:CONFIG:SPLIT``,
-    is not checked here: datasets says what is wrong with it when it is read)."""
-    name = data.split(":", 1)[0]
-    return looks_local(name) and not os.path.isfile(data) and not os.path.isdir(name)
 
 
 def hub_pair_format(name: str) -> str:

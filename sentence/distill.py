@@ -36,7 +36,7 @@ from common.io import new_folder, output_written, write_json
 from finetune.data_io import is_local, read_sts
 from modeling.fingerprint import file_fingerprint, model_fingerprint
 from modeling.student import build_student
-from sentence.data import file_sentences, is_missing_file, sentences
+from sentence.data import file_sentences, sentences
 from sentence.evaluate import sts_correlations
 from sentence.losses import DISTANCES, embedding_distillation_loss
 from sentence.model import load_encoder, pooling_mode
@@ -93,9 +93,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add_training_args(parser, epochs=3, batch_size=64, learning_rate=5e-5)
     args = parser.parse_args(argv)
     check_training_args(parser, args)
-    missing = [path for path in args.sentences if is_missing_file(path)]
-    if missing:
-        parser.error(f"--sentences: no such file: {missing[0]}")
     args.cache = args.cache or os.path.join(args.output, "teacher-embeddings")
     return args
 

@@ -22,10 +22,9 @@ from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.evaluation import EmbeddingSimilarityEvaluator
 
 from common.cli import command_parser
-from common.io import check_output_place, output_written, run_metadata, write_json
+from common.io import check_data_files, check_output_place, output_written, run_metadata, write_json
 from finetune.data_io import read_sts
 from modeling.latency import interleaved_medians
-from sentence.data import is_missing_file
 from sentence.losses import STS_MAX_SCORE
 from sentence.model import encoder_summary, load_encoder
 
@@ -128,9 +127,7 @@ def parse_args(argv: list[str] | None) -> Any:
     parser.add_argument("--output", default=None, help="Write the rows as JSON here too.")
     parser.add_argument("--repeats", type=int, default=5, help="Timed encodings per model and batch size.")
     args = parser.parse_args(argv)
-    missing = [path for path in args.data if is_missing_file(path)]
-    if missing:
-        parser.error(f"--data: no such file: {missing[0]}")
+    check_data_files(parser, args)
     if args.output:
         check_output_place(parser, args.output, folder=False)
     return args

@@ -31,7 +31,15 @@ from sentence_transformers.sentence_transformer.training_args import SentenceTra
 from torch import nn
 from transformers.trainer_utils import get_last_checkpoint
 
-from common.io import check_output_folder, new_folder, output_written, run_metadata, setup_logging, write_json
+from common.io import (
+    check_data_files,
+    check_output_folder,
+    new_folder,
+    output_written,
+    run_metadata,
+    setup_logging,
+    write_json,
+)
 from sentence.model import POOLING_MODES, encoder_summary
 
 BEST = "best"
@@ -84,6 +92,7 @@ def check_training_args(parser: argparse.ArgumentParser, args: argparse.Namespac
         parser.error("--epochs, --batch-size and --eval-steps must be positive")
     if args.max_seq_length < 8:
         parser.error("--max-seq-length must be at least 8")
+    check_data_files(parser, args)
     if args.resume:
         if not os.path.isdir(os.path.join(args.output, CHECKPOINTS)):
             parser.error(f"--resume: {args.output!r} has no {CHECKPOINTS}/ folder to resume from")

@@ -352,6 +352,34 @@ def test_an_abbreviated_option_is_refused(
     assert f"did you mean {command.option}?" in message
 
 
+# A mistyped data file (data/ exists, or the name ends like a file) is refused while parsing, in one line, never
+# looked up on the Hub: 5 retries and "Couldn't reach 'data/nsmc_train.txt' on the Hub" before.
+MISTYPED_DATA = [
+    ("finetune.nsmc", ["--train", "data/nsmc_train.txt", "--test", "data/nsmc_test.txt.gz"], "--train"),
+    ("finetune.nli", ["--train", "data/kornli_train.tsv", "--test", "kornli_test.tsv"], "--train"),
+    ("sentence.simcse", ["--nli", "data/kornli.tsv"], "--nli"),
+    ("sentence.sts", ["--train", "data/sts-train.tsv", "--dev", "data/sts-dev.tsv"], "--train"),
+]
+
+
+@pytest.mark.parametrize(("module", "data", "flag"), MISTYPED_DATA, ids=lambda value: str(value))
+def test_a_mistyped_data_file_is_one_line_naming_it(
+    module: str, data: list[str], flag: str, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    argv = ["--model", "runs/some-model", *data, "--output", "runs/nowhere"]
+    stopped, shown = run_command(module, argv, capsys, monkeypatch)
+    assert stopped.code == 2
+    assert shown.count("\n") == 1, shown
+    assert f"error: {flag}: no such file: {data[data.index(flag) + 1]} (see python -m {module} --help)" in shown
+
+
+def test_a_mistyped_file_never_reaches_the_hub() -> None:
+    from finetune.data_io import read_nsmc
+
+    with pytest.raises(FileNotFoundError, match=r"no such file: nsmc_test.txt"):
+        read_nsmc("nsmc_test.txt", "test")
+
+
 def runnable_modules() -> set[str]:
     """Every module of the repository a user can run: a package's ``__main__.py`` or a file with a main guard."""
     listed = subprocess.run(["git", "ls-files", "*.py"], cwd=ROOT, capture_output=True, text=True, check=True)

@@ -20,6 +20,7 @@ from transformers import (
     DistilBertForMaskedLM,
 )
 
+from common.io import looks_local
 from modeling import (
     build_student,
     get_distilkobert_lm,
@@ -30,7 +31,7 @@ from modeling import (
     select_layers,
 )
 from modeling.extract import main as extract
-from modeling.load import load_teacher, load_tokenizer, looks_local
+from modeling.load import load_teacher, load_tokenizer
 from tokenization_kobert import KoBertTokenizer, KoBertTokenizerFast
 
 VOCAB_SIZE = 8002
@@ -323,6 +324,9 @@ class TestLoadingApi:
             ("teacher/final/export", True),
             ("here/teacher", True),  # an entry of an existing folder
             ("here", True),
+            ("nsmc_train.txt", True),  # a file's ending, never a Hub id's
+            ("kornli.tsv.gz", True),
+            ("e9t/nsmc", False),
         ],
     )
     def test_looks_local(self, name: str, local: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
