@@ -72,6 +72,9 @@ def tsv_rows(path: str, header: list[str]) -> Iterator[tuple[str, list[str]]]:
             yield f"{path}:{line_no}", fields
 
 
+NSMC_LABELS = ("negative", "positive")  # label 0, label 1
+
+
 def read_nsmc(path_or_name: str, split: str = "train") -> list[dict[str, Any]]:
     """``id<TAB>document<TAB>label`` with a header line; labels 0 or 1. A Hub dataset must have those columns."""
     if not is_local(path_or_name):

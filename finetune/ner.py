@@ -31,7 +31,7 @@ from transformers import AutoModelForTokenClassification
 
 from common.cli import command_parser
 from finetune.data_io import read_labels, read_ner
-from finetune.tasks import Split, Task, TaskData
+from finetune.tasks import Split, Task, TaskData, label_options
 from finetune.trainer import add_common_args, check_common_args, pad_inputs, predicted_labels, run
 
 logger = logging.getLogger(__name__)
@@ -139,12 +139,7 @@ def read(args: argparse.Namespace) -> TaskData:
     labels = read_labels(args.labels)
     for label in labels:
         to_seqeval(label)
-    label_names = {
-        "num_labels": len(labels),
-        "id2label": dict(enumerate(labels)),
-        "label2id": {label: i for i, label in enumerate(labels)},
-    }
-    return TaskData(read_ner(args.train, labels, "train"), read_ner(args.test, labels, "test"), label_names)
+    return TaskData(read_ner(args.train, labels, "train"), read_ner(args.test, labels, "test"), label_options(labels))
 
 
 def evaluate(

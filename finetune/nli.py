@@ -28,7 +28,7 @@ from finetune.data_io import NLI_LABELS, read_nli
 # A sentence pair's label is batched and scored as a review's: NSMC's collate (inputs and one label each) and
 # evaluate (accuracy).
 from finetune.nsmc import collate, evaluate
-from finetune.tasks import Task, TaskData
+from finetune.tasks import Task, TaskData, label_options
 from finetune.trainer import add_common_args, check_common_args, run
 
 
@@ -48,12 +48,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def read(args: argparse.Namespace) -> TaskData:
     """Both splits, and the label names for the model's config (so that a saved model names its predictions)."""
-    label_names = {
-        "num_labels": len(NLI_LABELS),
-        "id2label": dict(enumerate(NLI_LABELS)),
-        "label2id": {label: i for i, label in enumerate(NLI_LABELS)},
-    }
-    return TaskData(read_nli(args.train, "train"), read_nli(args.test, "test"), label_names)
+    return TaskData(read_nli(args.train, "train"), read_nli(args.test, "test"), label_options(NLI_LABELS))
 
 
 def encode(

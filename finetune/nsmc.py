@@ -20,8 +20,8 @@ from torch import nn
 from transformers import AutoModelForSequenceClassification
 
 from common.cli import command_parser
-from finetune.data_io import read_nsmc
-from finetune.tasks import Split, Task, TaskData
+from finetune.data_io import NSMC_LABELS, read_nsmc
+from finetune.tasks import Split, Task, TaskData, label_options
 from finetune.trainer import add_common_args, check_common_args, pad_inputs, predicted_labels, run
 
 
@@ -36,7 +36,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def read(args: argparse.Namespace) -> TaskData:
-    return TaskData(read_nsmc(args.train, "train"), read_nsmc(args.test, "test"), {"num_labels": 2})
+    return TaskData(read_nsmc(args.train, "train"), read_nsmc(args.test, "test"), label_options(NSMC_LABELS))
 
 
 def encode(tokenizer: Any, records: list[dict[str, Any]], max_length: int) -> list[dict[str, Any]]:

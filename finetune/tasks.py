@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -25,6 +25,16 @@ from typing import Any
 TASK_MODULES = ("finetune.nsmc", "finetune.ner", "finetune.korquad", "finetune.nli")
 
 Records = list[dict[str, Any]]
+
+
+def label_options(labels: Sequence[str]) -> dict[str, Any]:
+    """The ``from_pretrained`` options that give a classifier its label names, so that a saved model, ``pipeline()``
+    and the service answer ``positive`` rather than ``LABEL_1``."""
+    return {
+        "num_labels": len(labels),
+        "id2label": dict(enumerate(labels)),
+        "label2id": {label: i for i, label in enumerate(labels)},
+    }
 
 
 @dataclass(frozen=True)

@@ -85,7 +85,7 @@ def test_nsmc_end_to_end(kind: str, models: dict[str, Path], tmp_path: Path, cap
     }
     assert len(saved["validation"]) == 3 and 1 <= saved["best_epoch"] <= 3
     best = AutoModelForSequenceClassification.from_pretrained(saved["model_dir"])
-    assert best.num_labels == 2
+    assert best.config.id2label == {0: "negative", 1: "positive"}  # what pipeline() and the service answer
     assert takes_token_type_ids(best) == (kind == "bert")
 
 
