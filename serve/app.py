@@ -92,6 +92,17 @@ class Metrics:
         }
 
 
+def check_unicode(text: str, where: str) -> None:
+    """JSON may carry a lone surrogate (``"\\ud800"``), which no tokenizer takes: refused here, before the text can
+    join a batch."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise ServiceError(
+            422, f"{where} is not valid Unicode: a lone surrogate {text[err.start]!r} at character {err.start}"
+        ) from None
+
+
 def percentiles(values: list[float]) -> dict[str, float]:
     if len(values) < 2:
         return {"count": len(values), **{p: round(values[0], 2) if values else 0.0 for p in ("p50", "p95", "p99")}}
@@ -234,6 +245,9 @@ class Service:
                 )
             if not text.strip():
                 raise ServiceError(422, f"texts[{i}] is empty")
+            check_unicode(text, f"texts[{i}]")
+        for i, question in enumerate(request.questions or []):
+            check_unicode(question, f"questions[{i}]")
         return texts
 
     def chosen(self, request: TextsRequest, kinds: tuple[str, ...]) -> list[str]:

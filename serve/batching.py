@@ -9,7 +9,8 @@ are waiting or the first of them has waited ``max_wait_ms``, then runs them as o
 The wait counts from the first request's arrival, so requests that arrived while the previous batch ran start the
 moment it ends: the model does not idle while the event loop sends the previous batch's answers. With batching off,
 every request runs alone and at once. The queue holds at most ``max_queue`` items; a request that would overflow it
-is refused immediately, never left to wait.
+is refused immediately, never left to wait. A batch that fails runs again request by request, so that only the
+request that made it fail gets the error.
 """
 
 from __future__ import annotations
@@ -113,10 +114,12 @@ class Batcher:
         self.on_batch(len(items))
         try:
             answers = await asyncio.get_running_loop().run_in_executor(self.executor, self.run, items)
-        except Exception as err:  # every caller of the batch learns of it; the worker goes on
-            for waiting in batch:
-                if not waiting.future.done():
-                    waiting.future.set_exception(err)
+        except Exception as err:  # the worker goes on
+            if len(batch) > 1:  # one bad request must not fail those batched with it: each runs again alone
+                for waiting in batch:
+                    await self.run_batch([waiting])
+            elif not batch[0].future.done():
+                batch[0].future.set_exception(err)
             return
         start = 0
         for waiting in batch:

@@ -61,6 +61,8 @@ BAD_INPUTS = [
     ({"json": {"texts": ["좋아"], "model": "gpt"}}, 422, "unknown model 'gpt'"),
     ({"json": {"texts": ["좋아"], "model": "embedder"}}, 422, "is a embed model"),
     ({"json": {"texts": ["좋아"], "model": "qa"}}, 422, 'needs "questions"'),
+    ({"content": b'{"texts": ["ok", "a\\ud800b"]}'}, 422, "texts[1] is not valid Unicode: a lone surrogate"),
+    ({"content": b'{"texts": ["ctx"], "questions": ["\\udfff"]}'}, 422, "questions[0] is not valid Unicode"),
 ]
 
 
@@ -237,7 +239,7 @@ def test_without_batching_every_request_runs_alone() -> None:
     assert asyncio.run(scenario()) == {1: 3, 2: 3}
 
 
-def test_a_failing_batch_fails_its_callers_only() -> None:
+def test_a_failing_request_fails_alone() -> None:
     async def scenario() -> None:
         def run(items: list[str]) -> list[str]:
             if "bad" in items:
@@ -249,6 +251,11 @@ def test_a_failing_batch_fails_its_callers_only() -> None:
         with pytest.raises(RuntimeError, match="the model failed"):
             await batcher.submit(["bad"])
         assert await batcher.submit(["good"]) == ["good"]
+        # Batched with a bad request, the good ones still get their answers.
+        requests = [batcher.submit([text]) for text in ["one", "bad", "two", "three"]]
+        answers = await asyncio.gather(*requests, return_exceptions=True)
+        assert answers[0] == ["one"] and answers[2:] == [["two"], ["three"]]
+        assert isinstance(answers[1], RuntimeError)
         await batcher.stop()
 
     asyncio.run(scenario())
