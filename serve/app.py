@@ -40,6 +40,7 @@ from serve.predict import Predictor
 
 PAGE = Path(__file__).with_name("page.html")
 LATENCY_WINDOW = 10_000  # latencies kept per endpoint for the percentiles
+OTHER_ENDPOINT = "other"  # the metrics key of every request to a path or with a method the service does not serve
 PREDICTING_KINDS = ("classify", "ner", "qa")
 
 
@@ -187,6 +188,16 @@ class Counting:
 
     def __init__(self, app: Any, metrics: Metrics) -> None:
         self.app, self.metrics = app, metrics
+        self.endpoints: set[str] | None = None  # the app's routes, read at the first request (all added by then)
+
+    def endpoint(self, scope: dict[str, Any]) -> str:
+        """``POST /predict``; any path or method the app does not serve shares one key, so that clients cannot grow
+        the counters without bound."""
+        if self.endpoints is None:
+            routes = scope["app"].routes
+            self.endpoints = {f"{method} {route.path}" for route in routes for method in getattr(route, "methods", ())}
+        key = f"{scope['method']} {scope['path']}"
+        return key if key in self.endpoints else OTHER_ENDPOINT
 
     async def __call__(self, scope: dict[str, Any], receive: Callable[[], Awaitable[Any]], send: Any) -> None:
         if scope["type"] != "http":
@@ -203,7 +214,7 @@ class Counting:
         try:
             await self.app(scope, receive, send_counted)
         finally:
-            self.metrics.record(f"{scope['method']} {scope['path']}", status, time.perf_counter() - start)
+            self.metrics.record(self.endpoint(scope), status, time.perf_counter() - start)
 
 
 class Service:

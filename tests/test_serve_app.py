@@ -112,6 +112,13 @@ def test_health_metrics_and_page(client: TestClient) -> None:
     assert counts["POST /predict 200"] >= 1 and counts["POST /predict 413"] >= 1 and counts["POST /tokenize 422"] >= 1
     assert counts["GET /health 200"] >= 1
     assert metrics["latency_ms"]["POST /predict"]["p50"] > 0 and metrics["batch_sizes"]
+    # Unknown paths and methods share one key: clients cannot grow /metrics without bound.
+    for i in range(50):
+        client.get(f"/nowhere/{i}")
+    client.request("PURGE", "/predict")
+    counts = client.get("/metrics").json()["requests"]
+    assert counts["other 404"] >= 50 and counts["other 405"] >= 1
+    assert not [key for key in counts if "nowhere" in key or "PURGE" in key]
     page = client.get("/")
     assert page.status_code == 200 and 'id="text"' in page.text and "http" not in page.text.split("<script>")[0]
     assert client.get("/docs").status_code == 200
