@@ -10,7 +10,10 @@ whole or not at all.
 from __future__ import annotations
 
 import argparse
+import json
+import logging
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +32,7 @@ from sentence_transformers import (
 from sentence_transformers.base.evaluation.evaluator import BaseEvaluator
 from sentence_transformers.sentence_transformer.training_args import SentenceTransformerTrainingArguments
 from torch import nn
-from transformers.trainer_utils import get_last_checkpoint
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from common.io import (
     check_data_files,
@@ -41,6 +44,8 @@ from common.io import (
     write_json,
 )
 from sentence.model import POOLING_MODES, encoder_summary
+
+logger = logging.getLogger(__name__)
 
 BEST = "best"
 CHECKPOINTS = "checkpoints"
@@ -99,6 +104,28 @@ def check_training_args(parser: argparse.ArgumentParser, args: argparse.Namespac
     elif os.environ.get("RANK", "0") == "0":
         # The first process of a launch alone: the others could find the folder it has begun to fill.
         check_output_folder(parser, args.output, args.overwrite)
+
+
+def is_complete_checkpoint(folder: Path) -> bool:
+    """The Trainer writes trainer_state.json last: a checkpoint without a readable one was cut short by a kill."""
+    try:
+        json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def last_complete_checkpoint(folder: Path) -> str | None:
+    """The newest checkpoint a kill did not cut short; the incomplete ones after it are removed, with a warning
+    (the Trainer would otherwise try to load them, or write the same step into their leftovers)."""
+    numbered = [path for path in folder.glob(f"{PREFIX_CHECKPOINT_DIR}-*") if path.name.split("-")[-1].isdigit()]
+    for path in sorted(numbered, key=lambda path: int(path.name.split("-")[-1]), reverse=True):
+        if is_complete_checkpoint(path):
+            return str(path)
+        logger.warning("%s was cut short while saving (no trainer_state.json): removed, resuming before it", path)
+        shutil.rmtree(path)
+    logger.warning("%s holds no complete checkpoint: training starts from the beginning", folder)
+    return None
 
 
 @dataclass(frozen=True)
@@ -168,7 +195,7 @@ def fit(
         loss=loss,
         evaluator=evaluator,
     )
-    checkpoint = get_last_checkpoint(trainer.args.output_dir) if args.resume else None
+    checkpoint = last_complete_checkpoint(Path(trainer.args.output_dir)) if args.resume else None
     started = time.perf_counter()
     with output_written(args.output):
         try:

@@ -219,9 +219,13 @@ def test_sts_resumes_from_its_last_checkpoint(sts_run: dict) -> None:
     output = sts_run["output"]
     with pytest.raises(SystemExit):  # a finished run's folder is not silently replaced
         sts.main(sts_run["argv"] + TINY_TRAINING)
+    cut_short = output / "checkpoints" / "checkpoint-10"  # a kill while saving: a 0-byte file, no trainer state
+    cut_short.mkdir()
+    (cut_short / "model.safetensors").write_bytes(b"")
     sts.main(sts_run["argv"] + TINY_TRAINING + ["--resume", "--epochs", "3"])
     results = json.loads((output / "results.json").read_text(encoding="utf-8"))
     assert results["resumed_from"].endswith("checkpoint-8") and results["steps"] == 12
+    assert not cut_short.exists()
 
 
 def test_simcse_trains_on_triples_with_hard_negatives(models: dict[str, Path], tmp_path: Path) -> None:
