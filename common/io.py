@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import fcntl
 import gzip
 import json
 import logging
@@ -18,6 +19,7 @@ import platform
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import zlib
 from collections.abc import Callable, Iterator
@@ -267,17 +269,84 @@ def not_written(path: str | Path, flag: str, error: BaseException) -> ValueError
     return ValueError(f"{flag} {path}: could not write ({reason}); {advice} (what was there before is kept)")
 
 
+# The outputs this process writes: the lock file's descriptor and how many open blocks hold it.
+_HELD_OUTPUTS: dict[str, list[int]] = {}
+
+
+def lock_file(path: str | Path) -> Path:
+    """The hidden file beside an output whose lock says a run is writing it (``runs/.teacher.lock``)."""
+    path = Path(path).absolute()
+    return path.parent / f".{path.name}.lock"
+
+
 @contextlib.contextmanager
-def output_written(path: str | Path, flag: str = "--output") -> Iterator[None]:
-    """A block of a command that writes to ``path``: a disk that fills up (or refuses the write) ends the command
-    with one line (``not_written``) rather than a traceback."""
+def output_locked(path: str | Path, flag: str = "--output") -> Iterator[None]:
+    """Hold the lock on ``path`` while the block runs; a second run writing the same output is refused at once
+    with one line naming the first run's process. The lock is the operating system's (flock): it goes with the
+    process however that ends (a killed run leaves its lock file, which holds no lock; a run that ends removes it).
+    The first process of a launch alone takes it (the others write nothing); a process may nest blocks on one
+    output."""
+    key = str(Path(path).absolute())
+    if os.environ.get("RANK", "0") != "0":
+        yield
+        return
+    if key in _HELD_OUTPUTS:
+        _HELD_OUTPUTS[key][1] += 1
+        try:
+            yield
+        finally:
+            _release_output(key)
+        return
+    descriptor = _take_lock(lock_file(path), flag, path)
+    _HELD_OUTPUTS[key] = [descriptor, 1]
     try:
         yield
-    except Exception as error:
-        named = not_written(path, flag, error)
-        if named is None:
-            raise
-        raise SystemExit(f"error: {named}") from None
+    finally:
+        _release_output(key)
+
+
+def _take_lock(place: Path, flag: str, path: str | Path) -> int:
+    """The descriptor of ``place``, locked; SystemExit naming the holder when another process has it."""
+    place.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        descriptor = os.open(place, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(descriptor, 512).decode("utf-8", "replace").strip() or "another process"
+            os.close(descriptor)
+            message = f"error: {flag} {path} is being written by {holder}; wait for it or choose another"
+            raise SystemExit(message) from None
+        # The holder before us removes the file as it lets go: a lock on a removed file locks nothing, so again.
+        if place.exists() and os.fstat(descriptor).st_ino == place.stat().st_ino:
+            break
+        os.close(descriptor)
+    os.ftruncate(descriptor, 0)
+    os.write(descriptor, f"process {os.getpid()} ({' '.join(sys.argv)[:200]})".encode())
+    return descriptor
+
+
+def _release_output(key: str) -> None:
+    held = _HELD_OUTPUTS[key]
+    held[1] -= 1
+    if held[1] == 0:
+        del _HELD_OUTPUTS[key]
+        lock_file(key).unlink(missing_ok=True)  # while still locked: no one else holds this file
+        os.close(held[0])  # releases the lock
+
+
+@contextlib.contextmanager
+def output_written(path: str | Path, flag: str = "--output") -> Iterator[None]:
+    """A block of a command that writes to ``path``: it holds the output's lock (``output_locked``), and a disk that
+    fills up (or refuses the write) ends the command with one line (``not_written``) rather than a traceback."""
+    with output_locked(path, flag):
+        try:
+            yield
+        except Exception as error:
+            named = not_written(path, flag, error)
+            if named is None:
+                raise
+            raise SystemExit(f"error: {named}") from None
 
 
 def output_place_problem(path: str | Path, folder: bool = True) -> str | None:

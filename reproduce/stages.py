@@ -372,6 +372,9 @@ class Recipe:
         from pretrain.build_tokenizer import parse_args as tokenizer_args
         from pretrain.prepare import build_parser, parse_args
 
+        for local in (self.preset.nsmc_train, self.preset.nsmc_test):  # named as the preset's, before any command
+            if local.endswith((".txt", ".gz", ".tsv")) and not is_local(local):
+                raise ValueError(f"NSMC file {local!r} does not exist")
         # Until the tokenizer exists, prepare's options can only be checked by name and type.
         prepare_args = parse_args if self.tokenizer.folder.is_dir() else build_parser().parse_args
         checks = [
@@ -391,9 +394,6 @@ class Recipe:
                 export_args(self.onnx_argv())
             except SystemExit as err:
                 raise ValueError("preset section 'onnx': rejected by serve.export (message above)") from err
-        for local in (self.preset.nsmc_train, self.preset.nsmc_test):
-            if local.endswith((".txt", ".gz", ".tsv")) and not is_local(local):
-                raise ValueError(f"NSMC file {local!r} does not exist")
         placeholders = {"data_dir": "-", "output_dir": "-", "student": "-"}
         sections = {
             "student.train": {"teacher": "-", **self.preset.student.get("train", {})},

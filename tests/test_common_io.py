@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import errno
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
-from common.io import new_folder, not_written, output_place_problem, output_written, write_failure
+from common.io import lock_file, new_folder, not_written, output_place_problem, output_written, write_failure
 
 
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS])
@@ -67,3 +70,32 @@ def test_output_place_problems(tmp_path: Path) -> None:
     assert output_place_problem(a_file / "out.txt", folder=False) is not None
     assert output_place_problem(tmp_path / "new" / "deeper") is None  # missing folders are made
     assert output_place_problem(a_file, folder=False) is None  # a file output replaces a file
+
+
+def test_a_second_run_on_one_output_is_refused_naming_the_first(tmp_path: Path) -> None:
+    output = tmp_path / "runs" / "model"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\nfrom common.io import output_written\n"
+            "with output_written(sys.argv[1]):\n    print('writing', flush=True)\n    time.sleep(60)\n",
+            str(output),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline() == "writing\n"
+        with pytest.raises(SystemExit) as stopped, output_written(output, "--output_dir"):
+            pass
+        message = str(stopped.value.code)
+        assert message.startswith(f"error: --output_dir {output} is being written by process {holder.pid} (-c ")
+        assert "\n" not in message
+    finally:
+        holder.kill()
+        holder.wait()
+    with output_written(output), output_written(output):  # the lock went with the killed process; blocks nest
+        pass
+    assert lock_file(output).name == ".model.lock"

@@ -308,8 +308,9 @@ def test_nli_end_to_end(
     assert accuracy == pytest.approx((predicted == gold).float().mean().item())
 
 
-def test_defaults_are_korean_nli_ones() -> None:
-    args = parse_args(["--model", "m", "--train", "a.tsv", "--test", "b.tsv", "--output", "o"])
+def test_defaults_are_korean_nli_ones(tmp_path: Path) -> None:
+    train, test = write(tmp_path / "a.tsv", KORNLI), write(tmp_path / "b.tsv", KORNLI)
+    args = parse_args(["--model", "m", "--train", str(train), "--test", str(test), "--output", str(tmp_path / "o")])
     assert (args.max_seq_length, args.batch_size, args.learning_rate, args.epochs) == (128, 32, 5e-5, 3)
 
 
