@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import errno
 import fcntl
+import glob
 import gzip
 import json
 import logging
@@ -204,11 +205,17 @@ def metric_series(records: list[dict[str, Any]], key: str) -> tuple[list[int], l
     return steps, [by_step[step] for step in steps]
 
 
+def leftover_prefix(final: str | Path) -> str:
+    """The start of the names of the staging and moved-aside copies of ``final``, beside it: ``.NAME~``."""
+    return f".{Path(final).name}~"
+
+
 def staging_folder(final: str | Path, prefix: str) -> Path:
-    """A new empty folder beside ``final`` (so the rename that publishes it stays on one filesystem)."""
+    """A new empty folder beside ``final`` (so the rename that publishes it stays on one filesystem), named after it
+    (``.best~best-XXXXXXXX``)."""
     parent = Path(final).absolute().parent
     parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{prefix}-", dir=parent))
+    staging = Path(tempfile.mkdtemp(prefix=f"{leftover_prefix(final)}{prefix}-", dir=parent))
     staging.chmod(0o755)  # mkdtemp's 0o700 would carry over to the published folder
     return staging
 
@@ -220,16 +227,27 @@ def publish_folder(staging: str | Path, final: str | Path) -> None:
     if not final.exists():
         os.replace(staging, final)
         return
-    old = Path(tempfile.mkdtemp(prefix=f".{final.name}-old-", dir=final.absolute().parent))
+    old = Path(tempfile.mkdtemp(prefix=f"{leftover_prefix(final)}old-", dir=final.absolute().parent))
     os.replace(final, old / final.name)
     os.replace(staging, final)
     shutil.rmtree(old)
 
 
+def remove_leftovers(final: str | Path) -> None:
+    """The staging and moved-aside copies of ``final`` that a killed run left beside it. Only for a caller that
+    alone writes ``final`` (it holds its output's lock), so no other run is filling them."""
+    final = Path(final).absolute()
+    if final.parent.is_dir():
+        for leftover in final.parent.glob(f"{glob.escape(leftover_prefix(final))}*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def new_folder(final: str | Path, prefix: str) -> Iterator[Path]:
     """A staging folder to write an output folder into, published at ``final`` when the block ends and deleted if it
-    raises: ``final`` is never half-written and a failed run leaves no staging folder behind."""
+    raises: ``final`` is never half-written and a failed run leaves no staging folder behind (a killed one's are
+    removed by the next run that writes ``final``)."""
+    remove_leftovers(final)
     staging = staging_folder(final, prefix)
     try:
         yield staging

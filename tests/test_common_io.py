@@ -99,3 +99,15 @@ def test_a_second_run_on_one_output_is_refused_naming_the_first(tmp_path: Path) 
     with output_written(output), output_written(output):  # the lock went with the killed process; blocks nest
         pass
     assert lock_file(output).name == ".model.lock"
+
+
+def test_a_killed_runs_staging_copies_are_removed_by_the_next_write(tmp_path: Path) -> None:
+    final = tmp_path / "best"
+    killed = [tmp_path / ".best~best-k1ll3d", tmp_path / ".best~old-k1ll3d"]  # killed while saving or publishing
+    other = tmp_path / ".best-2~best-running"  # another output's staging: not ours to remove
+    for folder in [*killed, other]:
+        folder.mkdir()
+    with new_folder(final, "best") as staging:
+        assert staging.name.startswith(".best~best-")
+        (staging / "weights").write_text("new", encoding="utf-8")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".best-2~best-running", "best"]
