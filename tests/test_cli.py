@@ -81,6 +81,14 @@ COMMANDS = [
         ("--sentences", "2000"),
     ),
     Command(
+        "benchmarks.e5_seeds",
+        "python benchmarks/e5_seeds.py",
+        ["--run", "r"],
+        "--see",
+        "--seeds",
+        ("--seeds", "[1, 2]"),
+    ),
+    Command(
         "benchmarks.e5_parity",
         "python benchmarks/e5_parity.py",
         [],
