@@ -344,7 +344,14 @@ def build_app(predictors: dict[str, Predictor], settings: ServiceSettings | None
         yield
         await service.stop()
 
-    app = FastAPI(title="DistilKoBERT service", summary="Korean BERT models, batched, on the CPU", lifespan=lifespan)
+    # No /docs or /redoc: their pages load scripts from a CDN, blank offline; /openapi.json describes the API.
+    app = FastAPI(
+        title="DistilKoBERT service",
+        summary="Korean BERT models, batched, on the CPU",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.service = service
     app.add_middleware(BodyGuard, max_bytes=service.settings.max_body_bytes)
     app.add_middleware(Counting, metrics=service.metrics)  # outermost: it sees BodyGuard's answers too
@@ -370,18 +377,18 @@ def build_app(predictors: dict[str, Predictor], settings: ServiceSettings | None
 
     @app.post("/tokenize")
     async def tokenize(request: TextsRequest) -> dict[str, Any]:
-        """Each model's tokens and ids for the texts."""
-        return service.tokenize(request)
+        """Each model's tokens and ids for the texts (in a worker thread: long texts must not hold the event loop)."""
+        return await asyncio.to_thread(service.tokenize, request)
 
-    @app.get("/health")
+    @app.api_route("/health", methods=["GET", "HEAD"])
     async def health() -> dict[str, Any]:
         return service.health()
 
-    @app.get("/metrics")
+    @app.api_route("/metrics", methods=["GET", "HEAD"])
     async def metrics() -> dict[str, Any]:
         return service.metrics.summary({name: b.queued_items for name, b in service.batchers.items()})
 
-    @app.get("/", response_class=HTMLResponse)
+    @app.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse)
     async def page() -> str:
         return PAGE.read_text(encoding="utf-8")
 

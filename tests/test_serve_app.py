@@ -121,7 +121,11 @@ def test_health_metrics_and_page(client: TestClient) -> None:
     assert not [key for key in counts if "nowhere" in key or "PURGE" in key]
     page = client.get("/")
     assert page.status_code == 200 and 'id="text"' in page.text and "http" not in page.text.split("<script>")[0]
-    assert client.get("/docs").status_code == 200
+    assert client.get("/docs").status_code == 404  # its page loads scripts from a CDN: blank offline
+    assert "/predict" in client.get("/openapi.json").json()["paths"]
+    for path in ("/health", "/metrics", "/"):
+        head = client.head(path)
+        assert head.status_code == 200 and head.content == b""
 
 
 async def submit_together(app: Any, texts: list[str]) -> list[httpx.Response]:
@@ -264,5 +268,25 @@ def test_a_failing_request_fails_alone() -> None:
         assert answers[0] == ["one"] and answers[2:] == [["two"], ["three"]]
         assert isinstance(answers[1], RuntimeError)
         await batcher.stop()
+
+    asyncio.run(scenario())
+
+
+def test_tokenize_runs_off_the_event_loop(predictors: dict[str, Predictor]) -> None:
+    app = build_app({"bert": predictors["bert"]}, ServiceSettings())
+    service, gate = app.state.service, Gate()
+    tokenize = service.tokenize
+    service.tokenize = lambda request: (gate([]), tokenize(request))[1]  # held in the gate until released
+
+    async def scenario() -> None:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+                tokenizing = asyncio.ensure_future(http.post("/tokenize", json={"text": "정말 재미있어요"}))
+                await asyncio.get_running_loop().run_in_executor(None, gate.entered.wait, 5)
+                health = await asyncio.wait_for(http.get("/health"), 2)  # answered while tokenize works
+                assert health.status_code == 200
+                gate.release.set()
+                assert (await tokenizing).json()["results"][0]["tokenized"][0]["tokens"][0] == "[CLS]"
 
     asyncio.run(scenario())
