@@ -10,8 +10,10 @@ teacher's pooling. Sentences: an STS or NLI file gives the sentences of its pair
 line (.gz too); --max-sentences caps them. The teacher embeds them once, into OUTPUT/teacher-embeddings (or
 --cache DIR), a memory-mapped array with the fingerprints of the teacher and the files: a later run reuses it
 without loading the teacher, and refuses one made by another teacher or from other files. The loss is the MSE (or
-1 - cosine) to the teacher's embedding, through a trained projection when the dimensions differ. The best checkpoint
-by that loss on a seeded hold-out of the sentences becomes OUTPUT/best; --dev (STS) is scored once at the end.
+1 - cosine) to the teacher's embedding, through a trained projection when the dimensions differ, or (``--distance
+similarity``) the MSE between the student's and the teacher's in-batch cosine-similarity matrices. The best
+checkpoint by that loss on a seeded hold-out of the sentences becomes OUTPUT/best; --dev (STS) is scored once at the
+end.
 """
 
 from __future__ import annotations
@@ -79,7 +81,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--cache", default=None, help="Teacher-embedding cache folder (default OUTPUT/teacher-embeddings)."
     )
-    parser.add_argument("--distance", choices=DISTANCES, default="mse", help="Student-to-teacher embedding distance.")
+    parser.add_argument(
+        "--distance",
+        choices=DISTANCES,
+        default="mse",
+        help="Student-to-teacher embedding distance (similarity: of the batch's cosine matrices).",
+    )
     parser.add_argument(
         "--max-validation-sentences", type=int, default=2000, help="Cap on the hold-out that picks the best checkpoint."
     )

@@ -109,6 +109,10 @@ def test_embedding_distillation_loss_is_the_mse_or_cosine_distance_to_the_teache
     assert cosine.compute_loss_from_embeddings([student], [teacher]).item() == pytest.approx(
         sum(1 - c for c in cosines) / 2, rel=1e-5
     )
+    # similarity: the MSE of the cosine matrices, by hand: cos(s1, s2) = -2 / sqrt(5), cos(t1, t2) = 1 / sqrt(10)
+    similarity = embedding_distillation_loss(encoder, 48, "similarity")  # any teacher dimension, no projection
+    off_diagonal = (-2 / math.sqrt(5) - 1 / math.sqrt(10)) ** 2
+    assert similarity.compute_loss_from_embeddings([student], [teacher]).item() == pytest.approx(2 * off_diagonal / 4)
     projected = embedding_distillation_loss(encoder, 48, "mse")
     assert projected.projection is not None and projected.projection.out_features == 48
     with pytest.raises(ValueError, match="unknown distance 'l1'"):
