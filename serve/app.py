@@ -34,6 +34,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, StrictStr
+from starlette.exceptions import HTTPException
 
 from serve.batching import Batcher, BatchSettings, QueueFull
 from serve.predict import Predictor
@@ -359,6 +360,10 @@ def build_app(predictors: dict[str, Predictor], settings: ServiceSettings | None
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, err: ServiceError) -> JSONResponse:
         return error_response(err.status, err.message, err.headers)
+
+    @app.exception_handler(HTTPException)  # 404, 405, a body FastAPI cannot parse: the service's one error shape
+    async def http_error(request: Request, err: HTTPException) -> JSONResponse:
+        return error_response(err.status_code, str(err.detail), dict(err.headers or {}))
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, err: RequestValidationError) -> JSONResponse:

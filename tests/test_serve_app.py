@@ -118,6 +118,7 @@ def test_health_metrics_and_page(client: TestClient) -> None:
     client.request("PURGE", "/predict")
     counts = client.get("/metrics").json()["requests"]
     assert counts["other 404"] >= 50 and counts["other 405"] >= 1
+    assert client.get("/nowhere").json() == {"error": "Not Found"}  # the service's one error shape
     assert not [key for key in counts if "nowhere" in key or "PURGE" in key]
     page = client.get("/")
     assert page.status_code == 200 and 'id="text"' in page.text and "http" not in page.text.split("<script>")[0]
