@@ -325,9 +325,10 @@ def tokenizer_json(tokenizer: PreTrainedTokenizerBase, name_or_path: str) -> dic
     )
 
 
-def trimmed_tokenizer(tokenizer: PreTrainedTokenizerBase, kept_ids: list[int], folder: Path) -> None:
-    """Write the trimmed tokenizer into ``folder`` in the tokenizer's own class."""
-    data = tokenizer_json(tokenizer, str(folder))
+def trimmed_tokenizer(
+    tokenizer: PreTrainedTokenizerBase, data: dict[str, Any], kept_ids: list[int], folder: Path
+) -> None:
+    """Write the trimmed tokenizer into ``folder`` in the tokenizer's own class (``data``: its ``tokenizer_json``)."""
     backend = Tokenizer.from_str(json.dumps(trim_tokenizer_json(data, kept_ids)))
     kwargs = {
         name: getattr(tokenizer, name) for name in tokenizer.SPECIAL_TOKENS_ATTRIBUTES if getattr(tokenizer, name, None)
@@ -364,7 +365,7 @@ def trim_vocab(args: TrimArguments) -> TrimReport:
     tokenizer = load_tokenizer(args.model_name_or_path)
     model = load_model(args.model_name_or_path)
     check_vocabulary_fits(tokenizer, model, args.model_name_or_path)
-    tokenizer_json(tokenizer, args.model_name_or_path)  # refused now rather than after the corpus
+    pipeline = tokenizer_json(tokenizer, args.model_name_or_path)  # refused now rather than after the corpus
     counts, corpus_lines = count_token_ids(tokenizer, text_lines(args.corpus))
     extra = read_kept_tokens(args.keep_tokens_file, tokenizer) if args.keep_tokens_file else set()
     kept_ids = kept_token_ids(counts, args.min_count, extra, tokenizer)
@@ -378,7 +379,7 @@ def trim_vocab(args: TrimArguments) -> TrimReport:
     source = Path(args.model_name_or_path)
     with output_written(args.output_dir, "--output_dir"), new_folder(args.output_dir, "trim") as staging:
         model.save_pretrained(staging)
-        trimmed_tokenizer(tokenizer, kept_ids, staging)
+        trimmed_tokenizer(tokenizer, pipeline, kept_ids, staging)
         copy_other_files(source, staging)
         pieces = tokenizer.convert_ids_to_tokens(kept_ids)
         special = always_kept_ids(tokenizer)

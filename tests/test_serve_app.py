@@ -7,8 +7,9 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -129,12 +130,19 @@ def test_health_metrics_and_page(client: TestClient) -> None:
         assert head.status_code == 200 and head.content == b""
 
 
-async def submit_together(app: Any, texts: list[str]) -> list[httpx.Response]:
+@asynccontextmanager
+async def served(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of ``app`` running (its lifespan: the batchers), in this event loop."""
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-            requests = [http.post("/predict", json={"text": text, "model": "bert"}) for text in texts]
-            return await asyncio.gather(*requests)
+            yield http
+
+
+async def submit_together(app: Any, texts: list[str]) -> list[httpx.Response]:
+    async with served(app) as http:
+        requests = [http.post("/predict", json={"text": text, "model": "bert"}) for text in texts]
+        return await asyncio.gather(*requests)
 
 
 def test_batching_returns_each_caller_its_own_answer(predictors: dict[str, Predictor]) -> None:
@@ -215,21 +223,19 @@ def test_a_full_queue_is_a_503_and_health_answers_while_a_batch_runs(predictors:
     app = build_app({"bert": GatedPredictor()}, settings)  # type: ignore[dict-item]
 
     async def scenario() -> None:
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-                first = asyncio.ensure_future(http.post("/predict", json={"text": "하나"}))
-                await asyncio.get_running_loop().run_in_executor(None, gate.entered.wait, 5)
-                second = asyncio.ensure_future(http.post("/predict", json={"text": "둘"}))  # waits in the queue
-                await asyncio.sleep(0.05)
-                third = await asyncio.wait_for(http.post("/predict", json={"text": "셋"}), 2)
-                assert third.status_code == 503 and third.headers["retry-after"] == "1"
-                assert "busy" in third.json()["error"]
-                health = await asyncio.wait_for(http.get("/health"), 2)  # the event loop is not blocked
-                assert health.status_code == 200
-                gate.release.set()
-                assert (await first).json()["results"][0]["predictions"] == ["하나"]
-                assert (await second).json()["results"][0]["predictions"] == ["둘"]
+        async with served(app) as http:
+            first = asyncio.ensure_future(http.post("/predict", json={"text": "하나"}))
+            await asyncio.get_running_loop().run_in_executor(None, gate.entered.wait, 5)
+            second = asyncio.ensure_future(http.post("/predict", json={"text": "둘"}))  # waits in the queue
+            await asyncio.sleep(0.05)
+            third = await asyncio.wait_for(http.post("/predict", json={"text": "셋"}), 2)
+            assert third.status_code == 503 and third.headers["retry-after"] == "1"
+            assert "busy" in third.json()["error"]
+            health = await asyncio.wait_for(http.get("/health"), 2)  # the event loop is not blocked
+            assert health.status_code == 200
+            gate.release.set()
+            assert (await first).json()["results"][0]["predictions"] == ["하나"]
+            assert (await second).json()["results"][0]["predictions"] == ["둘"]
 
     asyncio.run(scenario())
 
@@ -280,14 +286,12 @@ def test_tokenize_runs_off_the_event_loop(predictors: dict[str, Predictor]) -> N
     service.tokenize = lambda request: (gate([]), tokenize(request))[1]  # held in the gate until released
 
     async def scenario() -> None:
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-                tokenizing = asyncio.ensure_future(http.post("/tokenize", json={"text": "정말 재미있어요"}))
-                await asyncio.get_running_loop().run_in_executor(None, gate.entered.wait, 5)
-                health = await asyncio.wait_for(http.get("/health"), 2)  # answered while tokenize works
-                assert health.status_code == 200
-                gate.release.set()
-                assert (await tokenizing).json()["results"][0]["tokenized"][0]["tokens"][0] == "[CLS]"
+        async with served(app) as http:
+            tokenizing = asyncio.ensure_future(http.post("/tokenize", json={"text": "정말 재미있어요"}))
+            await asyncio.get_running_loop().run_in_executor(None, gate.entered.wait, 5)
+            health = await asyncio.wait_for(http.get("/health"), 2)  # answered while tokenize works
+            assert health.status_code == 200
+            gate.release.set()
+            assert (await tokenizing).json()["results"][0]["tokenized"][0]["tokens"][0] == "[CLS]"
 
     asyncio.run(scenario())
