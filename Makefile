@@ -19,6 +19,7 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install -q $(TORCH)
 	$(BIN)/python -m pip install -q -e ".[test,teacher]"
 	$(BIN)/python -m pip install -q --no-deps kobert-transformers==0.6.0 textpruner==1.1.post2
+	$(BIN)/python tests/transformers_suite.py
 	touch $@
 
 # The whole recipe on the bundled Korean reviews: tokenizer, teacher, distilled student, baseline, NSMC, release.

@@ -218,6 +218,13 @@ def preprocess_text(text: str, remove_space: bool, keep_accents: bool, do_lower_
     return preprocess_texts([text], remove_space, keep_accents, do_lower_case)[0]
 
 
+def lowercase_outside(text: str, keep: Sequence[str]) -> str:
+    """``text`` lower-cased except where it spells one of ``keep`` (the longest first)."""
+    alternatives = "|".join(re.escape(token) for token in sorted(keep, key=len, reverse=True))
+    parts = re.split(f"({alternatives})", text) if alternatives else [text]
+    return "".join(part if index % 2 else part.lower() for index, part in enumerate(parts))
+
+
 def ends_with_digit_comma(piece: str) -> bool:
     return len(piece) > 1 and piece[-1] == "," and piece[-2].isdigit()
 
@@ -541,6 +548,9 @@ class KoBertTokenizer(_KoBertLayout, PreTrainedTokenizer):
         self.do_lower_case = do_lower_case
         self.remove_space = remove_space
         self.keep_accents = keep_accents
+        # Its own engine, whatever the config it is loaded from says: a folder the fast class saved says "tokenizers",
+        # and transformers then treats the slow class as fast (sequence_ids() raises, pipelines take fast paths).
+        kwargs["backend"] = "sentencepiece"
         super().__init__(
             do_lower_case=do_lower_case,
             remove_space=remove_space,
@@ -559,6 +569,15 @@ class KoBertTokenizer(_KoBertLayout, PreTrainedTokenizer):
 
     def get_vocab(self) -> dict[str, int]:
         return {**self.token2idx, **self.added_tokens_encoder}
+
+    def prepare_for_tokenization(
+        self, text: str, is_split_into_words: bool = False, **kwargs: Any
+    ) -> tuple[str, dict[str, Any]]:
+        # Lower-cased before added tokens are matched, special tokens aside, as transformers 4 did for every slow
+        # tokenizer (and kobert-transformers relied on): "AAAAA" then finds an added "aaaaa", as in the fast class.
+        if self.do_lower_case:
+            text = lowercase_outside(text, self.all_special_tokens)
+        return super().prepare_for_tokenization(text, is_split_into_words=is_split_into_words, **kwargs)
 
     def _tokenize(self, text: str, **kwargs: Any) -> list[str]:
         return self.segmenter.pieces(text)
@@ -879,6 +898,7 @@ class KoBertTokenizerFast(_KoBertLayout, PreTrainedTokenizerFast):
         self.do_lower_case = do_lower_case
         self.remove_space = remove_space
         self.keep_accents = keep_accents
+        kwargs["backend"] = "tokenizers"  # as the slow class names its own (a config it saved says "sentencepiece")
         super().__init__(
             tokenizer_object=backend,
             vocab_file=vocab_file,

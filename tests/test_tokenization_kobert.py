@@ -13,7 +13,7 @@ import torch
 from conftest import BUNDLED_REVIEWS, KOBERT_FILES, ROOT, SHARED_CORPUS, read_lines
 from sentencepiece import sentencepiece_model_pb2
 from tokenizers import Tokenizer
-from transformers import AutoTokenizer, DataCollatorForLanguageModeling, DataCollatorWithPadding
+from transformers import AddedToken, AutoTokenizer, DataCollatorForLanguageModeling, DataCollatorWithPadding
 
 from tokenization_kobert import (
     KoBertTokenizer,
@@ -121,6 +121,14 @@ def test_the_published_example_on_the_real_vocabulary(tmp_path: Path) -> None:
     auto.save_pretrained(tmp_path / "again")
     notice = (ROOT / "data" / "kobert" / "NOTICE").read_text()
     assert (tmp_path / "NOTICE").read_text() == (tmp_path / "again" / "NOTICE").read_text() == notice
+
+
+def test_the_bundled_folder_loads_through_auto_tokenizer() -> None:
+    """data/kobert itself, as the README and the issue's newcomer load it (it was 'Couldn't instantiate the backend
+    tokenizer'): tokenizer_config.json names the classes, tokenization_kobert.py links to this repository's."""
+    auto = AutoTokenizer.from_pretrained(str(ROOT / "data" / "kobert"), trust_remote_code=True)
+    assert type(auto).__name__ == "KoBertTokenizerFast"
+    assert auto("한국어 모델을 공유합니다.")["input_ids"] == [2, 4958, 6855, 2046, 7088, 1050, 7843, 54, 3]
 
 
 def test_special_token_ids_follow_kobert(slow_tokenizer, fast_tokenizer) -> None:
@@ -575,3 +583,24 @@ def test_the_backend_serialises_and_trains_a_new_vocabulary(tmp_path: Path, fast
 def test_init_kwargs_rebuild_the_tokenizer(fast_tokenizer) -> None:
     rebuilt = type(fast_tokenizer)(**fast_tokenizer.init_kwargs)
     assert rebuilt("한국어 1,000원")["input_ids"] == fast_tokenizer("한국어 1,000원")["input_ids"]
+
+
+def test_each_class_names_its_own_backend(tmp_path: Path) -> None:
+    """A folder the fast class saved says backend "tokenizers": the slow class loaded from it must not claim that
+    (transformers then treats it as fast: sequence_ids() raised, found by transformers' own tokenizer tests)."""
+    KoBertTokenizerFast(**KOBERT_FILES).save_pretrained(tmp_path / "fast")
+    KoBertTokenizer(**KOBERT_FILES).save_pretrained(tmp_path / "slow")
+    for folder in (tmp_path / "fast", tmp_path / "slow"):
+        assert KoBertTokenizer.from_pretrained(folder).backend == "sentencepiece"
+        assert KoBertTokenizerFast.from_pretrained(folder).backend == "tokenizers"
+
+
+def test_lower_casing_lets_added_tokens_match_in_both_classes() -> None:
+    """do_lower_case lower-cases before added tokens are matched (special tokens aside), in the slow class as in the
+    fast one and as transformers 4 did for every slow tokenizer."""
+    text = "[UNK] AAAAA BBBBBB low [UNK]"
+    for cls in (KoBertTokenizer, KoBertTokenizerFast):
+        tokenizer = cls(**KOBERT_FILES, do_lower_case=True)
+        tokenizer.add_tokens([AddedToken("aaaaa bbbbbb", lstrip=True, rstrip=True)])
+        ids = tokenizer.encode(text, add_special_tokens=False)
+        assert ids[0] == tokenizer.unk_token_id and ids[1] == len(tokenizer) - 1 and ids[-1] == tokenizer.unk_token_id
