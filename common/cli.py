@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import re
 from collections.abc import Iterable
 from typing import Any, NoReturn
 
@@ -36,12 +37,19 @@ def parser_options(prog: str, doc: str | None) -> dict[str, Any]:
     return {"prog": prog, "description": first_paragraph(doc), "formatter_class": HelpFormatter, "allow_abbrev": False}
 
 
+def initials(option: str) -> str:
+    """``--learning-rate`` -> ``lr``: the short names people type (``--lr``, ``--bs``)."""
+    return "".join(word[0] for word in re.split(r"[-_]+", option.lstrip("-")) if word)
+
+
 def closest(word: str, choices: Iterable[str]) -> str | None:
-    """The choice ``word`` most likely meant: one it begins (an abbreviation), else the most similar, else None."""
-    choices = list(choices)
+    """The choice ``word`` most likely meant: one it begins (an abbreviation), else one whose initials it is, else
+    the most similar, else None. Never ``--help``: the error already points there."""
+    choices = [choice for choice in choices if choice not in ("-h", "--help")]
     starting = [choice for choice in choices if choice.startswith(word)]
+    initialled = [choice for choice in choices if len(word.lstrip("-")) > 1 and initials(choice) == word.lstrip("-")]
     similar = difflib.get_close_matches(word, choices, n=1)
-    return (starting or similar or [None])[0]
+    return (starting or initialled or similar or [None])[0]
 
 
 class CommandParser(argparse.ArgumentParser):

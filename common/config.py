@@ -136,6 +136,9 @@ def parse_command_line(
     preset = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     preset.add_argument("--config", default=None)
     known, overrides = preset.parse_known_args(argv)
+    if known.config is not None and not Path(known.config).is_file():
+        problem = "a folder, not a YAML file" if Path(known.config).is_dir() else "no such file"
+        raise ValueError(f"--config {known.config!r}: {problem}")
     return load_config(config_class, known.config, overrides)
 
 

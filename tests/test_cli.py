@@ -15,7 +15,7 @@ from typing import NamedTuple
 import pytest
 from conftest import ROOT
 
-from common.cli import first_paragraph
+from common.cli import closest, first_paragraph
 
 
 class Command(NamedTuple):
@@ -425,3 +425,23 @@ def test_an_abbreviation_in_a_recipe_setting_is_refused(
     assert "preset section 'finetune'" in str(stopped.code)
     assert "unrecognized arguments: --epoch 2; did you mean --epochs?" in shown
     assert not (tmp_path / "run").exists()
+
+
+def test_the_suggestion_for_a_short_name_is_the_option_it_stands_for() -> None:
+    """`--lr 1e-3` was answered `did you mean --help?`."""
+    options = ["-h", "--help", "--learning-rate", "--batch-size", "--epochs", "--output"]
+    assert closest("--lr", options) == "--learning-rate"
+    assert closest("--bs", options) == "--batch-size"
+    assert closest("--epoch", options) == "--epochs"
+    assert closest("--hel", options) is None
+
+
+@pytest.mark.parametrize("module", ["pretrain.run", "distill.train"])
+def test_a_missing_config_file_is_named_in_one_line(
+    module: str, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It was `error: [Errno 2] No such file or directory: 'nope.yaml'`."""
+    for config, problem in [(tmp_path / "nope.yaml", "no such file"), (tmp_path, "a folder, not a YAML file")]:
+        stopped, shown = run_command(module, ["--config", str(config)], capsys, monkeypatch)
+        message = f"{stopped.code if isinstance(stopped.code, str) else ''}{shown}".strip()
+        assert stopped.code != 0 and message.splitlines()[-1].endswith(f"--config '{config}': {problem}"), message
