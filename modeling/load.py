@@ -159,6 +159,12 @@ def check_vocabulary_fits(tokenizer: PreTrainedTokenizerBase, model: PreTrainedM
 def check_model_type(name_or_path: str, allowed: Collection[str], what: str, advice: str) -> None:
     """ValueError naming the folder when its config.json (read alone, before the weights and the tokenizer) has a
     ``model_type`` not in ``allowed``: transformers would answer with a list of every model type it knows."""
+    # transformers reads an empty config from a file or a folder without config.json: "model of no model_type".
+    if os.path.isfile(name_or_path):
+        raise ValueError(f"{name_or_path}: a file, not a model folder; {advice}")
+    if os.path.isdir(name_or_path) and not os.path.isfile(os.path.join(name_or_path, "config.json")):
+        holds = " (it holds a tokenizer)" if os.path.isfile(os.path.join(name_or_path, "tokenizer_config.json")) else ""
+        raise ValueError(f"{name_or_path}: no config.json, so not a model folder{holds}; {advice}")
     config = hub_or_local(PretrainedConfig.get_config_dict, name_or_path, what)[0]
     model_type = config.get("model_type")
     if model_type not in allowed:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import KOBERT_FILES
 from transformers import (
     AutoModel,
     AutoModelForMaskedLM,
@@ -31,7 +32,7 @@ from modeling import (
     select_layers,
 )
 from modeling.extract import main as extract
-from modeling.load import load_teacher, load_tokenizer
+from modeling.load import check_model_type, load_teacher, load_tokenizer
 from tokenization_kobert import KoBertTokenizer, KoBertTokenizerFast
 
 VOCAB_SIZE = 8002
@@ -356,3 +357,17 @@ def test_saved_teacher_folder_copy_is_self_contained(teacher_dir: Path, tmp_path
     shutil.copytree(teacher_dir, moved)
     tokenizer = AutoTokenizer.from_pretrained(moved, trust_remote_code=True)
     assert tokenizer.convert_ids_to_tokens([2, 3]) == ["[CLS]", "[SEP]"]
+
+
+def test_a_folder_or_file_that_is_no_model_is_named_as_such(tmp_path: Path) -> None:
+    """`extract --teacher runs/tokenizer` was answered 'a model of no model_type checkpoint (architectures None)'."""
+    KoBertTokenizerFast(**KOBERT_FILES).save_pretrained(tmp_path / "tokenizer")
+    (tmp_path / "weights.bin").write_bytes(b"\0")
+    cases = {
+        tmp_path / "tokenizer": "no config.json, so not a model folder (it holds a tokenizer); give a BERT",
+        tmp_path / "weights.bin": "a file, not a model folder; give a BERT",
+        tmp_path: "no config.json, so not a model folder; give a BERT",
+    }
+    for path, message in cases.items():
+        with pytest.raises(ValueError, match=re.escape(f"{path}: {message}")):
+            check_model_type(str(path), ["bert"], "teacher", "give a BERT")
