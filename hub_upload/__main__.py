@@ -74,7 +74,12 @@ def read_results(paths: list[str], model: str, repo_id: str) -> list[dict[str, A
     results = []
     for path in paths:
         result = json.loads(Path(path).read_text(encoding="utf-8"))
-        started_from = result.get("model", "")
+        if not isinstance(result, dict) or not result.get("model"):
+            raise ValueError(
+                f"{path}: not a fine-tuning results file (it names no model: finetune.* writes results.json "
+                "with the model it started from)"
+            )
+        started_from = result["model"]
         if os.path.realpath(started_from) != os.path.realpath(model) and started_from != repo_id:
             raise ValueError(f"{path}: results of {started_from!r}, not of {model!r}")
         results.append(result)

@@ -190,6 +190,7 @@ def test_the_card_of_a_model_fine_tuned_on_the_bundled_sample_names_that_sample(
         ("no_config", "no config.json"),
         ("small_tokenizer", "tokens but the model has"),
         ("other_results", "results of"),
+        ("not_results", "not a fine-tuning results file"),
     ],
 )
 def test_broken_inputs_are_refused(breakage: str, message: str, student: Path, tmp_path: Path) -> None:
@@ -207,6 +208,9 @@ def test_broken_inputs_are_refused(breakage: str, message: str, student: Path, t
         AutoModelForMaskedLM.from_config(DistilBertConfig(**{**config, "vocab_size": 9000})).save_pretrained(student)
     elif breakage == "other_results":
         extra = ["--results", str(results_file(tmp_path, "nsmc", tmp_path / "other-model", {"accuracy": 0.5}))]
+    elif breakage == "not_results":  # e.g. distill.train's results.json: it was "results of '', not of ..."
+        (tmp_path / "results.json").write_text(json.dumps({"test": {"accuracy": 0.5}}))
+        extra = ["--results", str(tmp_path / "results.json")]
     with pytest.raises(SystemExit, match=message):
         main(["--model", str(student), "--repo-id", "me/x", *extra, "--dry-run", "--output", str(tmp_path / "o")])
     # Nothing is left behind, so the same command can simply be run again once the cause is fixed.
