@@ -82,6 +82,7 @@ METRICS_FILE = "metrics.jsonl"
 CONFIG_FILE = "train_config.yaml"
 RESULTS_FILE = "results.json"
 TRACKER_PROJECT = "distill"
+TRAINING_KINDS = ("labelled", "unlabelled", "augmented")  # the kinds of training example select_rows counts
 RUN_OUTPUTS = (BEST_DIR, TOKENIZER_DIR, EXAMPLES_DIR, METRICS_FILE, CONFIG_FILE, RESULTS_FILE, TRACKER_PROJECT)
 
 
@@ -241,7 +242,7 @@ def select_rows(
     """
     validation: list[Example] = []
     held_out_labelled: set[str] = set()  # labelled keys in the validation split: their copies are left out too
-    counts = {"labelled": 0, "unlabelled": 0, "augmented": 0, "validation": 0, "in_validation": 0}
+    counts = {"validation": 0, "in_validation": 0}
     with_teacher = config.alpha < 1
     take_unlabelled = with_teacher and config.use_unlabelled
     validation_texts = validation_text_digests(examples, config) if take_unlabelled else set()
@@ -269,15 +270,19 @@ def select_rows(
                 kind = "augmented" if with_teacher and config.use_augmented else None
             if kind is None:
                 continue
-            counts[kind] += 1
+            kinds.append(TRAINING_KINDS.index(kind))
             lengths.append(len(example.text))
             yield row
 
-    lengths = array.array("i")
+    lengths, kinds = array.array("i"), array.array("b")
     rows = np.fromiter(training_rows(), dtype=np.int64)
     text_lengths = np.frombuffer(lengths, dtype=np.int32)
+    counts["available"] = len(rows)
     if config.max_train_examples > 0:
         rows, text_lengths = rows[: config.max_train_examples], text_lengths[: config.max_train_examples]
+    # The kinds of the rows kept (it logged "1800 ({'labelled': 18109, ...})" under --max_train_examples).
+    taken = np.bincount(np.frombuffer(kinds, dtype=np.int8)[: len(rows)], minlength=len(TRAINING_KINDS))
+    counts.update(zip(TRAINING_KINDS, map(int, taken), strict=True))
     if len(rows) == 0 or not validation:
         raise ValueError(
             f"{len(rows)} training and {len(validation)} validation examples: the transfer set needs labelled "
@@ -557,7 +562,10 @@ def train(config: TrainConfig, resume_from: Path | None) -> dict[str, Any]:
     accelerator.init_trackers(TRACKER_PROJECT, config={k: str(v) for k, v in dataclasses.asdict(config).items()})
     logger.info("***** Task-specific distillation: %s student *****", config.student)
     logger.info(
-        "  Training examples = %d (%s), validation = %d, test = %d", len(rows), counts, len(validation), len(test)
+        "  Training examples = %s of %s (labelled %s, unlabelled %s, augmented %s), validation = %s, test = %s",
+        *(f"{n:,}" for n in (len(rows), counts["available"], *(counts[k] for k in TRAINING_KINDS))),
+        f"{len(validation):,}",
+        f"{len(test):,}",
     )
     logger.info(
         "  Student parameters = %s, alpha = %s, soft = %s", f"{parameter_count(model):,}", config.alpha, config.soft

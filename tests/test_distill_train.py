@@ -286,7 +286,19 @@ def test_the_validation_split_holds_out_examples_with_their_copies(tmp_path: Pat
         "augmented": 50 - len(held),
         "validation": len(held),
         "in_validation": 0,
+        "available": 100 - 2 * len(held),
     }
+    # --max_train_examples: the counts are those of the rows kept (they were the whole set's), the split the same.
+    first, _, same_validation, taken = select_rows(cache, config_from_dict({**values, "max_train_examples": 7}))
+    kept_kinds = [
+        "augmented" if "#" in key else "labelled" if key.startswith("a") else "unlabelled"
+        for key in (cache.example(int(row)).key for row in first)
+    ]
+    assert len(first) == 7 and {e.key for e in same_validation} == held
+    assert {kind: taken[kind] for kind in ("labelled", "unlabelled", "augmented")} == {
+        kind: kept_kinds.count(kind) for kind in ("labelled", "unlabelled", "augmented")
+    }
+    assert taken["available"] == counts["available"]
     # Without a teacher, only the labelled examples are trained on; another seed holds out others.
     baseline_rows, _, _, _ = select_rows(cache, config_from_dict({**values, "alpha": 1.0}))
     assert sorted(cache.example(int(r)).key for r in baseline_rows) == sorted(
