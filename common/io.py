@@ -356,12 +356,16 @@ def _release_output(key: str) -> None:
 @contextlib.contextmanager
 def output_written(path: str | Path, flag: str = "--output") -> Iterator[None]:
     """A block of a command that writes to ``path``: it holds the output's lock (``output_locked``), and a disk that
-    fills up (or refuses the write) ends the command with one line (``not_written``) rather than a traceback."""
+    fills up (or refuses the write) ends the command with one line (``not_written``) rather than a traceback. A
+    block that fails leaves no empty output folder it made (a bad --test_data once left one behind)."""
+    existed = Path(path).exists()
     with output_locked(path, flag):
         try:
             yield
-        except Exception as error:
-            named = not_written(path, flag, error)
+        except BaseException as error:
+            if not existed and Path(path).is_dir() and not any(Path(path).iterdir()):
+                Path(path).rmdir()
+            named = not_written(path, flag, error) if isinstance(error, Exception) else None
             if named is None:
                 raise
             raise SystemExit(f"error: {named}") from None

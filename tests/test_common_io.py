@@ -47,6 +47,19 @@ def test_other_errors_pass_through_output_written(tmp_path: Path) -> None:
         raise ValueError("a bad line")
 
 
+def test_a_failed_block_leaves_no_empty_output_folder_it_made(tmp_path: Path) -> None:
+    """distill.train with an unlabelled --test_data once left the empty folder it had made."""
+    made, used, kept = tmp_path / "made", tmp_path / "used", tmp_path / "kept"
+    kept.mkdir()
+    for output, fill in [(made, False), (used, True), (kept, False)]:
+        with pytest.raises(SystemExit, match="error: bad test data"), output_written(output, "--output_dir"):
+            output.mkdir(exist_ok=True)
+            if fill:
+                (output / "checkpoint").write_text("work done")
+            raise SystemExit("error: bad test data")
+    assert not made.exists() and (used / "checkpoint").is_file() and kept.is_dir()
+
+
 def test_new_folder_publishes_whole_and_a_failure_keeps_the_old_folder_and_leaves_no_staging(tmp_path: Path) -> None:
     final = tmp_path / "model"
     with new_folder(final, "model") as staging:
