@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from reproduce.report import (
+    accuracy_latency_figure,
     add_comparisons,
     metric_series,
     plot_accuracy_latency,
@@ -171,6 +172,15 @@ def test_plots(tmp_path: Path) -> None:
     assert_png(tmp_path / "curves.png", min_width=800)
     assert_png(tmp_path / "empty.png", min_width=800)
     assert not [path.name for path in tmp_path.iterdir() if path.suffix == ".tmp"], "no staging files left"
+
+
+def test_every_model_is_named_once_and_no_label_sits_on_the_axes() -> None:
+    """Labels beside the points overlapped (distilled and its ONNX int8 copy); the legend names each model."""
+    rows = add_comparisons(make_rows())
+    figure = accuracy_latency_figure(rows)
+    [legend] = figure.legends
+    assert [text.get_text() for text in legend.get_texts()] == [row["name"] for row in rows]
+    assert not figure.axes[0].texts
 
 
 def test_write_results(tmp_path: Path) -> None:
