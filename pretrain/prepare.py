@@ -245,7 +245,11 @@ def encode_lines(lines: list[str], sep_token_id: int, max_line_chars: int) -> tu
         pieces.extend(parts)
         ends_line.extend([False] * (len(parts) - 1) + [True])
     stream: list[int] = []
-    encoded = _tokenizer(pieces, add_special_tokens=False, return_token_type_ids=False, return_attention_mask=False)
+    # verbose=False: a line longer than the model's maximum is expected here (the stream is cut into blocks), and
+    # transformers would warn "Token indices sequence length is longer than the specified maximum" about it.
+    encoded = _tokenizer(
+        pieces, add_special_tokens=False, return_token_type_ids=False, return_attention_mask=False, verbose=False
+    )
     for ids, last in zip(encoded["input_ids"], ends_line, strict=True):
         stream.extend(ids)
         if last:

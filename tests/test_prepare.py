@@ -13,10 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import BUNDLED_REVIEWS, ROOT, read_lines
+from conftest import BUNDLED_REVIEWS, KOBERT_FILES, ROOT, read_lines
 
+import pretrain.prepare
 from pretrain.data import PackedBlocks, check_compatible, load_meta, load_token_counts, vocab_sha256
-from pretrain.prepare import main, split_long_line
+from pretrain.prepare import encode_lines, init_worker, main, split_long_line
+from tokenization_kobert import KoBertTokenizerFast
 
 LENGTH = 64
 EVERY = 10  # --validation-ratio 0.1
@@ -312,3 +314,14 @@ def test_real_kobert_blocks_match_kobert_transformers(tmp_path: Path) -> None:
     reference = ReferenceKoBertTokenizer(str(kobert / "tokenizer_78b3253a26.model"), str(kobert / "vocab.txt"))
     blocks, _ = expected_blocks([reference.encode(line, add_special_tokens=False) for line in lines], LENGTH)
     assert read_split(tmp_path / "data", "train").tolist() == blocks
+
+
+def test_lines_longer_than_the_model_maximum_raise_no_warning(tmp_path: Path) -> None:
+    """The smoke recipe's data stage printed transformers' "Token indices sequence length is longer than the
+    specified maximum": blocks are cut from the stream, so a long line is expected."""
+    KoBertTokenizerFast(**KOBERT_FILES, model_max_length=8).save_pretrained(tmp_path / "tokenizer")
+    init_worker(str(tmp_path / "tokenizer"))
+    stream, _ = encode_lines(["한국어 모델을 공유합니다. " * 10], sep_token_id=3, max_line_chars=10_000)
+    assert len(stream) > 8
+    warned = pretrain.prepare._tokenizer.deprecation_warnings
+    assert "sequence-length-is-longer-than-the-specified-maximum" not in warned
