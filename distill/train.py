@@ -61,6 +61,7 @@ from modeling.student import build_student, parameter_count
 from pretrain.checkpoint import (
     TRAINING_STATE_DIR,
     EpochSampler,
+    RunningLosses,
     checkpoint_path,
     due,
     empty_staging,
@@ -584,7 +585,8 @@ def train(config: TrainConfig, resume_from: Path | None) -> dict[str, Any]:
     with tqdm(
         total=total_steps, initial=state["step"], disable=not accelerator.is_main_process, desc="distill"
     ) as progress:
-        loss_sum, since, examples_seen = torch.zeros((), device=accelerator.device), time.perf_counter(), 0
+        losses, examples_seen = RunningLosses([], accelerator.device), 0
+        losses.restore(state.pop("running_losses", None))
         train_seconds, start = state.get("train_seconds", 0.0), time.perf_counter()
         model.train()
         while state["step"] < total_steps:
@@ -599,21 +601,18 @@ def train(config: TrainConfig, resume_from: Path | None) -> dict[str, Any]:
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad()
-                loss_sum += loss.detach()
+                losses.add({"loss": loss})
                 state["step"] += 1
                 state["batch_in_epoch"] += 1
                 progress.update(1)
                 if due(state["step"], config.logging_steps, total_steps):
-                    steps = (state["step"] - 1) % config.logging_steps + 1
-                    mean_loss = accelerator.reduce(loss_sum, "mean").item() / steps
-                    seconds = time.perf_counter() - since
-                    metrics = {"epoch": state["epoch"], "loss": mean_loss, "learning_rate": scheduler.get_last_lr()[0]}
+                    means, _, seconds = losses.pop(accelerator)
+                    metrics = {"epoch": state["epoch"], **means, "learning_rate": scheduler.get_last_lr()[0]}
                     log_metrics(
                         accelerator, metrics_path, {**metrics, "examples_per_s": examples_seen / seconds}, state["step"]
                     )
-                    progress.set_postfix(loss=f"{mean_loss:.4f}")
-                    loss_sum.zero_()
-                    since, examples_seen = time.perf_counter(), 0
+                    progress.set_postfix(loss=f"{means['loss']:.4f}")
+                    examples_seen = 0
                 epoch_done = state["batch_in_epoch"] == batches_per_epoch
                 if epoch_done:
                     state["epoch"] += 1
@@ -627,7 +626,9 @@ def train(config: TrainConfig, resume_from: Path | None) -> dict[str, Any]:
                     model.train()
                 if due(state["step"], config.save_steps, total_steps):
                     state["train_seconds"] = train_seconds + time.perf_counter() - start
+                    state["running_losses"] = losses.carried(accelerator)
                     save_checkpoint(accelerator, model, tokenizer, state, config)
+                    del state["running_losses"]
                 if state["step"] >= total_steps:
                     break
     train_seconds += time.perf_counter() - start

@@ -14,6 +14,7 @@ import logging
 import random
 import re
 import shutil
+import time
 from collections.abc import Sized
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,43 @@ TRAINING_STATE_DIR = "training_state"
 # accelerate's loggers of save_state and load_state, which log a line at INFO for each file of each checkpoint
 # ("Saving current state to ...", "Model weights saved in ...", "All random states loaded successfully").
 ACCELERATE_CHECKPOINT_LOGGERS = ("accelerate.accelerator", "accelerate.checkpointing")
+
+
+class RunningLosses:
+    """The loss terms summed over the micro-batches since the last log line, on the device (no sync per step). A
+    checkpoint carries the sums (``carried``, ``restore``): the first line logged after a resume is then the
+    uninterrupted run's, not a mean over the steps since the resume (or, in distill.train, divided by the wrong
+    count)."""
+
+    def __init__(self, terms: list[str], device: torch.device) -> None:
+        self.names = ["loss", *terms]
+        self.sums = torch.zeros(len(self.names), device=device)
+        self.micro_batches = 0  # since the last log line, those before a resume too
+        self.timed, self.since = 0, time.perf_counter()  # since the last log line or the resume: for rates
+
+    def add(self, terms: dict[str, torch.Tensor]) -> None:
+        self.sums += torch.stack([terms[name] for name in self.names]).detach()
+        self.micro_batches += 1
+        self.timed += 1
+
+    def pop(self, accelerator: Accelerator) -> tuple[dict[str, float], int, float]:
+        """Means over micro-batches and processes, the micro-batches timed and their seconds; then reset."""
+        means = (accelerator.reduce(self.sums, "mean") / self.micro_batches).tolist()
+        timed, seconds = self.timed, time.perf_counter() - self.since
+        self.sums.zero_()
+        self.micro_batches, self.timed, self.since = 0, 0, time.perf_counter()
+        return dict(zip(self.names, means, strict=True)), timed, seconds
+
+    def carried(self, accelerator: Accelerator) -> dict[str, Any]:
+        """The sums so far, averaged over processes, for trainer_state.json (every process must call it)."""
+        sums = accelerator.reduce(self.sums, "mean").tolist()
+        return {"names": self.names, "sums": sums, "count": self.micro_batches}
+
+    def restore(self, carried: dict[str, Any] | None) -> None:
+        """Go on from a checkpoint's sums (a checkpoint written before they were carried has none: start at 0)."""
+        if carried and carried["names"] == self.names:
+            self.sums = torch.tensor(carried["sums"], dtype=self.sums.dtype, device=self.sums.device)
+            self.micro_batches = carried["count"]
 
 
 def quiet_accelerate_checkpoint_logs() -> None:

@@ -31,7 +31,6 @@ import logging
 import math
 import shutil
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +49,7 @@ from modeling.student import build_student, parameter_count
 from pretrain.checkpoint import (
     TRAINING_STATE_DIR,
     EpochSampler,
+    RunningLosses,
     checkpoint_path,
     due,
     empty_staging,
@@ -117,27 +117,6 @@ def prepare_models(config: DistillationConfig, student: PreTrainedModel, teacher
         teacher.config._attn_implementation = config.attn_implementation
         teacher.requires_grad_(False).eval()
     return DistillationStudent(student, with_layers=config.alpha_hidden_mse > 0).train()
-
-
-class RunningLosses:
-    """The loss terms summed over the micro-batches since the last log line, on the device (no sync per step)."""
-
-    def __init__(self, terms: list[str], device: torch.device) -> None:
-        self.names = ["loss", *terms]
-        self.sums = torch.zeros(len(self.names), device=device)
-        self.micro_batches, self.since = 0, time.perf_counter()
-
-    def add(self, terms: dict[str, torch.Tensor]) -> None:
-        self.sums += torch.stack([terms[name] for name in self.names]).detach()
-        self.micro_batches += 1
-
-    def pop(self, accelerator: Accelerator) -> tuple[dict[str, float], int, float]:
-        """Means over micro-batches and processes, how many micro-batches, and the seconds they took; then reset."""
-        means = (accelerator.reduce(self.sums, "mean") / self.micro_batches).tolist()
-        counted, seconds = self.micro_batches, time.perf_counter() - self.since
-        self.sums.zero_()
-        self.micro_batches, self.since = 0, time.perf_counter()
-        return dict(zip(self.names, means, strict=True)), counted, seconds
 
 
 def read_data_stats(data_dir: str) -> dict[str, Any] | None:
@@ -382,6 +361,7 @@ def train(config: DistillationConfig, meta: dict[str, Any], resume_from: Path | 
 
     with tqdm(total=total_steps, initial=state["step"], disable=not accelerator.is_main_process) as progress:
         losses = RunningLosses(loss_terms, accelerator.device)
+        losses.restore(state.pop("running_losses", None))
         while state["step"] < total_steps:
             train_loader.set_epoch(state["epoch"])
             skip = state["batch_in_epoch"]
@@ -415,7 +395,9 @@ def train(config: DistillationConfig, meta: dict[str, Any], resume_from: Path | 
                     scores = evaluate(accelerator, module, teacher, eval_loader, weights, config, special)
                     log_metrics(accelerator, metrics_path, scores, state["step"])
                 if due(state["step"], config.save_steps, total_steps):
+                    state["running_losses"] = losses.carried(accelerator)
                     save_checkpoint(accelerator, module, tokenizer, info, state, config)
+                    del state["running_losses"]
                 if state["step"] >= total_steps:
                     break
             else:

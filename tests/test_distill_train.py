@@ -420,7 +420,9 @@ def test_two_processes_take_the_same_steps_and_score_every_test_example_once(
 
 
 def test_a_killed_run_resumes_to_the_same_model(task: dict[str, Path], tmp_path: Path) -> None:
-    steps = ["--num_train_epochs", "3", "--save_steps", "5", "--save_total_limit", "20"]
+    # Logged every 7 steps, saved every 5: a resume starts inside a logging interval, whose line must still be the
+    # uninterrupted run's (it was the sum since the resume divided by 7).
+    steps = ["--num_train_epochs", "3", "--save_steps", "5", "--save_total_limit", "20", "--logging_steps", "7"]
     reference = tmp_path / "uninterrupted"
     subprocess.run(
         command(train_args(task, reference, *steps)), cwd=ROOT, env=ONE_THREAD, check=True, capture_output=True

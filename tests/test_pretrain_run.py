@@ -162,7 +162,9 @@ def test_each_checkpoint_is_one_line_without_warnings(
 
 
 def test_killed_run_resumes_to_the_same_losses(teacher_dir: Path, data_dir: Path, tmp_path: Path) -> None:
+    # Logged every 7 steps, saved every 10: the first line after a resume covers steps before it too.
     steps = ["--max_steps", "60", "--save_steps", "10", "--save_total_limit", "10", "--eval_steps", "30"]
+    steps += ["--logging_steps", "7"]
     reference = tmp_path / "uninterrupted"
     train(run_args(teacher_dir, data_dir, reference, *steps))
 
