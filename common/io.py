@@ -435,13 +435,19 @@ def without_file_progress_bars(factory: Callable[..., Any], args: tuple[Any, ...
     return factory(*args, **kwargs)
 
 
-def setup_logging(main_process: bool = True) -> None:
-    """INFO-level logs with time and logger name; WARNING and above only on processes other than the main one.
-    transformers' progress bars of loading and saving a model's files are left out (``QUIET_PROGRESS_BARS``)."""
+def quiet_file_progress_bars() -> None:
+    """transformers' progress bars of loading and saving a model's files left out (``QUIET_PROGRESS_BARS``): a bar
+    for a second's work is noise."""
     from transformers.utils import logging as transformers_logging
 
-    logging.basicConfig(format=LOG_FORMAT, level=logging.INFO if main_process else logging.WARNING)
     transformers_logging.set_tqdm_hook(without_file_progress_bars)
+
+
+def setup_logging(main_process: bool = True) -> None:
+    """INFO-level logs with time and logger name; WARNING and above only on processes other than the main one; no
+    file progress bars (``quiet_file_progress_bars``)."""
+    logging.basicConfig(format=LOG_FORMAT, level=logging.INFO if main_process else logging.WARNING)
+    quiet_file_progress_bars()
 
 
 def library_versions() -> dict[str, str]:

@@ -31,7 +31,7 @@ from typing import Any
 from huggingface_hub import HfApi, get_token
 
 from common.cli import command_parser
-from common.io import check_output_folder, output_written, publish_folder, staging_folder
+from common.io import check_output_folder, output_written, publish_folder, quiet_file_progress_bars, staging_folder
 from hub_upload.card import build_card
 from hub_upload.sentence_card import build_sentence_card, read_evaluation_rows
 from hub_upload.validate import check_model_folder, has_mlm_head
@@ -188,6 +188,7 @@ def build_checked_release(args: argparse.Namespace, folder: Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    quiet_file_progress_bars()
     token = None if args.dry_run else get_token()
     if not args.dry_run and not token:
         raise SystemExit("error: no Hugging Face token: set HF_TOKEN or run `hf auth login` (or use --dry-run)")

@@ -18,7 +18,7 @@ import torch
 from transformers import AutoModelForMaskedLM, BertConfig, PretrainedConfig
 
 from common.cli import command_parser
-from common.io import check_output_folder, new_folder, output_written
+from common.io import check_output_folder, new_folder, output_written, quiet_file_progress_bars
 from modeling.load import load_tokenizer
 from modeling.student import parameter_count, size_mb
 
@@ -70,6 +70,7 @@ def save_random_model(config: PretrainedConfig, tokenizer: Any, folder: str | Pa
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    quiet_file_progress_bars()
     try:
         tokenizer = load_tokenizer(args.tokenizer)
     except (ValueError, OSError) as err:

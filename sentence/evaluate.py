@@ -22,7 +22,14 @@ from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.evaluation import EmbeddingSimilarityEvaluator
 
 from common.cli import command_parser
-from common.io import check_data_files, check_output_place, output_written, run_metadata, write_json
+from common.io import (
+    check_data_files,
+    check_output_place,
+    output_written,
+    quiet_file_progress_bars,
+    run_metadata,
+    write_json,
+)
 from finetune.data_io import read_sts
 from modeling.latency import interleaved_medians
 from sentence.losses import STS_MAX_SCORE
@@ -135,6 +142,7 @@ def parse_args(argv: list[str] | None) -> Any:
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     args = parse_args(argv)
+    quiet_file_progress_bars()
     try:
         rows = evaluate_encoders(args.model, args.data, args.repeats)
     except (ValueError, OSError) as err:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
 from modeling.random_teacher import main
@@ -32,3 +35,11 @@ def test_a_non_empty_output_is_refused(tokenizer_dir: Path, tmp_path: Path) -> N
     with pytest.raises(SystemExit):
         main(["--shape", "tiny", "--tokenizer", str(tokenizer_dir), "--output", str(tmp_path)])
     assert (tmp_path / "kept.txt").read_text() == "previous work"
+
+
+def test_no_progress_bar_for_a_second_of_saving(tokenizer_dir: Path, tmp_path: Path) -> None:
+    """transformers' "Writing model shards" bar, in a process of its own (another command's set-up in this one
+    would hide it)."""
+    command = [sys.executable, "-m", "modeling.random_teacher", "--shape", "tiny", "--tokenizer", str(tokenizer_dir)]
+    shown = subprocess.run([*command, "--output", str(tmp_path / "t")], capture_output=True, text=True, cwd=ROOT)
+    assert shown.returncode == 0 and "Writing model shards" not in shown.stderr, shown.stderr
