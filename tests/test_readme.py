@@ -1,101 +1,24 @@
-"""The README as a newcomer walks it: every ```console and ```python block, in order, in a copy of the repository with
-no ../shared beside it, succeeds and prints what the README shows.
-
-Conventions the README follows so that this test can read it:
-- ```console blocks: lines starting with ``$ `` are commands (a trailing ``\\`` continues one); the lines after a
-  command, up to the next, are what it prints. Each printed line must appear in the command's output (stdout and
-  stderr interleaved, as a terminal shows them), in that order; other output lines may come between. Numbers match
-  any number (timings, sizes and scores vary from machine to machine); ``...`` matches anything.
-- ```python blocks run as a script; a comment line right after a ``print(...)`` line (``# [2, 4958, ...]``) is what
-  that print shows, matched the same way.
-- Commands that cannot run on a fresh clone (several GPUs, the Hub, data you bring) are in ```bash blocks, which are
-  not run.
-"""
+"""The README as a newcomer walks it (benchmarks/readme_walk.py, whose docstring has the conventions): every
+```console and ```python block, in order, in a copy of the repository with no ../shared beside it, succeeds and prints
+what the README shows, its numbers within the stated tolerance."""
 
 from __future__ import annotations
 
-import itertools
-import os
-import re
-import shutil
-import subprocess
-import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
 
-README = ROOT / "README.md"
-BLOCK = re.compile(r"^```(console|python)\n(.*?)^```", re.MULTILINE | re.DOTALL)
-NUMBER = r"-?\d[\d,]*(?:\.\d+)?(?:e-?\d+)?"
-STEP_SECONDS = 300
-
-
-@dataclass
-class Step:
-    line: int  # where the README shows it
-    kind: str  # "console" or "python"
-    source: str  # the command, or the script
-    expected: list[str] = field(default_factory=list)
-
-    def __str__(self) -> str:
-        return f"README.md:{self.line}"
-
-
-def console_steps(body: str, line: int) -> list[Step]:
-    steps: list[Step] = []
-    continued = False
-    for offset, text in enumerate(body.splitlines()):
-        if continued:
-            steps[-1].source += "\n" + text
-        elif text.startswith("$ "):
-            steps.append(Step(line + 1 + offset, "console", text[2:]))
-        elif text.strip() and steps:
-            steps[-1].expected.append(text)
-        continued = bool(steps) and text.endswith("\\") and (continued or text.startswith("$ "))
-    return steps
-
-
-def python_step(body: str, line: int) -> Step:
-    lines = body.splitlines()
-    expected = [
-        text.removeprefix("# ")
-        for previous, text in itertools.pairwise(lines)
-        if previous.lstrip().startswith("print(") and text.startswith("# ")
-    ]
-    return Step(line + 1, "python", body, expected)
-
-
-def readme_steps(text: str) -> list[Step]:
-    steps: list[Step] = []
-    for match in BLOCK.finditer(text):
-        kind, body = match.groups()
-        line = text.count("\n", 0, match.start()) + 1
-        steps += console_steps(body, line) if kind == "console" else [python_step(body, line)]
-    return steps
-
-
-def pattern(expected: str) -> re.Pattern[str]:
-    """A loose match for one shown line: numbers match any number, ``...`` anything, the rest literally."""
-    parts = re.split(rf"(\.\.\.|{NUMBER})", expected.strip())
-    regex = "".join(
-        ".*" if part == "..." else NUMBER if re.fullmatch(NUMBER, part) else re.escape(part) for part in parts
-    )
-    return re.compile(regex)
-
-
-def missing_lines(expected: list[str], output: str) -> list[str]:
-    """The shown lines not found in ``output`` in order (empty when all are)."""
-    lines, position = output.splitlines(), 0
-    for shown in expected:
-        regex = pattern(shown)
-        found = next((i for i in range(position, len(lines)) if regex.search(lines[i])), None)
-        if found is None:
-            return expected[expected.index(shown) :]
-        position = found + 1
-    return []
-
+from benchmarks.readme_walk import (
+    README,
+    Step,
+    WalkOptions,
+    differences,
+    newcomer_copy,
+    readme_steps,
+    rewritten,
+    run_step,
+    walk,
+)
 
 STEPS = readme_steps(README.read_text(encoding="utf-8"))
 
@@ -103,18 +26,8 @@ STEPS = readme_steps(README.read_text(encoding="utf-8"))
 @pytest.fixture(scope="module")
 def newcomer(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     """A copy of the repository's files (what a clone has) with no ../shared beside it, and the steps' outcomes."""
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True
-    )
     copy = tmp_path_factory.mktemp("newcomer") / "distilkobert"
-    for name in listed.stdout.splitlines():
-        if (ROOT / name).is_file():
-            (copy / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, copy / name)
-    assert not (copy.parent / "shared").exists()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": str(copy)}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"  # `python` is this environment's
-    return {"dir": copy, "env": env, "failed": None}
+    return {"dir": copy, "env": newcomer_copy(copy), "failed": None}
 
 
 def test_the_readme_has_steps() -> None:
@@ -127,26 +40,19 @@ def test_readme_step(step: Step, newcomer: dict[str, object]) -> None:
     if newcomer["failed"] is not None:
         pytest.skip(f"an earlier step failed ({newcomer['failed']})")
     newcomer["failed"] = step
-    command = ["bash", "-c", step.source] if step.kind == "console" else [sys.executable, "-c", step.source]
-    # stderr into stdout, interleaved as a terminal shows them
-    result = subprocess.run(
-        command,
-        cwd=newcomer["dir"],
-        env=newcomer["env"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=STEP_SECONDS,
-    )
+    result = run_step(step, newcomer["dir"], newcomer["env"])
     output = result.stdout
     assert result.returncode == 0, f"{step}: {step.source}\nexited {result.returncode}:\n{output[-3000:]}"
-    missing = missing_lines(step.expected, output)
-    assert not missing, f"{step}: {step.source}\ndoes not print {missing[0]!r}; it printed:\n{output[-3000:]}"
+    found = differences(step.expected, output)
+    assert not found, (
+        f"{step}: {step.source}\n{found[0]} (python benchmarks/readme_walk.py --write); it printed:\n"
+        + (output[-3000:])
+    )
     newcomer["failed"] = None
 
 
 class TestTheReader:
-    """The conventions above, on a small README."""
+    """The conventions, on a small README."""
 
     TEXT = (
         "Intro\n\n```console\n$ python -m x --a 1 \\\n    --b 2\nwrote out: 1,234 lines in 5.2 s\n"
@@ -162,10 +68,54 @@ class TestTheReader:
             ("python", "print(f(1))\n# [2, 3]\nx = 1  # not output\n", ["[2, 3]"]),
         ]
         assert [s.line for s in steps] == [4, 7, 16]
+        assert [s.expected_lines for s in steps] == [[6], [8], [17]]
+        assert [self.TEXT.split("\n")[line - 1] for line in (6, 8, 17)] == [
+            "wrote out: 1,234 lines in 5.2 s",
+            "done",
+            "# [2, 3]",
+        ]
 
-    def test_loose_numbers_and_order(self) -> None:
-        output = "noise\nwrote out: 58,928 lines in 10.75 s\nmore\n[2, 3]\n"
-        assert missing_lines(["wrote out: 1,234 lines in 5.2 s", "[2, 3]"], output) == []
-        assert missing_lines(["[2, 3]", "wrote out: 1 lines in 1 s"], output) == ["wrote out: 1 lines in 1 s"]
-        assert missing_lines(["wrote ... in 1 s"], output) == []
-        assert missing_lines(["wrote in: 1 lines"], output) == ["wrote in: 1 lines"]
+    def test_lines_in_order_and_any_duration(self) -> None:
+        output = "noise\nwrote out: 1,234 lines in 10.75 s\nmore\n[2, 3]\n"
+        assert differences(["wrote out: 1,234 lines in 5.2 s", "[2, 3]"], output) == []
+        assert [str(d) for d in differences(["[2, 3]", "wrote out: 1 lines in 1 s"], output)] == [
+            "does not print 'wrote out: 1 lines in 1 s'"
+        ]
+        assert differences(["wrote ... in 1 s"], output) == []
+        assert differences(["wrote in: 1 lines"], output)[0].printed is None
+
+    def test_numbers_agree_within_the_tolerance(self) -> None:
+        output = "test accuracy 0.5320 (best epoch 1); 8,002 tokens; 3.36 MB/s\n"
+        assert differences(["test accuracy 0.5400 (best epoch 1); 8,002 tokens; 1.00 MB/s"], output) == []
+        stale = "test accuracy 0.6000 (best epoch 1); 8,002 tokens; 3.36 MB/s"
+        assert [(d.shown, d.printed) for d in differences([stale], output)] == [(stale, output.strip())]
+        miscounted = "accuracy 0.5320 (best epoch 1); 8,003 tokens; 3.36 MB/s"  # the end of the line: matched
+        assert differences([miscounted], output)[0].printed == output.strip()  # counts: exactly
+        assert differences(["test accuracy 0.5320 (best epoch 1)"], output)[0].printed is None  # not a line's end
+        assert differences(["test accuracy 0.5320 (best epoch 1); 8,002 tokens; 1.00 MB/s"], output, exact=True)
+
+    def test_a_progress_bar_is_not_taken_for_a_shown_line_of_numbers(self) -> None:
+        output = "Loading weights: 100%|█████| 199/199 [00:00<00:00, 11725.64it/s]\n0.963 0.831\n"
+        assert differences(["0.963 0.831"], output) == []
+        assert differences(["0.5 0.9"], output, exact=True)[0].printed == "0.963 0.831"
+
+    def test_rewriting_keeps_the_shown_shape(self) -> None:
+        printed = "INFO x: test accuracy 0.5320 (best epoch 2); took 3.1 s"
+        assert rewritten("test accuracy 0.6000 (best epoch 1); took ... s", printed) == (
+            "test accuracy 0.5320 (best epoch 2); took ... s"
+        )
+
+    def test_write_puts_what_was_printed_into_the_readme(self, tmp_path: Path) -> None:
+        readme = tmp_path / "README.md"
+        readme.write_text(
+            "```console\n$ echo 'seen 41 of 7.5 in 1.0 s'\nseen 40 of 7.5 in 9.0 s\n```\n\n"
+            "```python\nprint([1 + 1, 3])\n# [5, 3]\n```\n",
+            encoding="utf-8",
+        )
+        report = walk(WalkOptions(readme, write=True))
+        assert [len(found) for _, found in report] == [1, 1]
+        assert readme.read_text(encoding="utf-8") == (
+            "```console\n$ echo 'seen 41 of 7.5 in 1.0 s'\nseen 41 of 7.5 in 1.0 s\n```\n\n"
+            "```python\nprint([1 + 1, 3])\n# [2, 3]\n```\n"
+        )
+        assert [found for _, found in walk(WalkOptions(readme))] == [[], []]
