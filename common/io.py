@@ -363,8 +363,9 @@ def output_written(path: str | Path, flag: str = "--output") -> Iterator[None]:
         try:
             yield
         except BaseException as error:
-            if not existed and Path(path).is_dir() and not any(Path(path).iterdir()):
-                Path(path).rmdir()
+            if not existed and os.environ.get("RANK", "0") == "0":  # one process of a launch: no race to remove it
+                with contextlib.suppress(OSError):  # not empty, or gone: the error that ended the block is the news
+                    Path(path).rmdir()
             named = not_written(path, flag, error) if isinstance(error, Exception) else None
             if named is None:
                 raise
