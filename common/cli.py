@@ -44,11 +44,13 @@ def initials(option: str) -> str:
 
 def closest(word: str, choices: Iterable[str]) -> str | None:
     """The choice ``word`` most likely meant: one it begins (an abbreviation), else one whose initials it is, else
-    the most similar, else None. Never ``--help``: the error already points there."""
-    choices = [choice for choice in choices if choice not in ("-h", "--help")]
+    the most similar, else None. ``--help`` only when abbreviated: the error already points there (``--lr`` was
+    answered "did you mean --help?")."""
+    choices = list(choices)
     starting = [choice for choice in choices if choice.startswith(word)]
-    initialled = [choice for choice in choices if len(word.lstrip("-")) > 1 and initials(choice) == word.lstrip("-")]
-    similar = difflib.get_close_matches(word, choices, n=1)
+    options = [choice for choice in choices if choice not in ("-h", "--help")]
+    initialled = [choice for choice in options if len(word.lstrip("-")) > 1 and initials(choice) == word.lstrip("-")]
+    similar = difflib.get_close_matches(word, options, n=1)
     return (starting or initialled or similar or [None])[0]
 
 

@@ -434,7 +434,8 @@ def test_the_suggestion_for_a_short_name_is_the_option_it_stands_for() -> None:
     assert closest("--lr", options) == "--learning-rate"
     assert closest("--bs", options) == "--batch-size"
     assert closest("--epoch", options) == "--epochs"
-    assert closest("--hel", options) is None
+    assert closest("--hel", options) == "--help"  # an abbreviation of it
+    assert closest("--xyz", options) is None
 
 
 @pytest.mark.parametrize("module", ["pretrain.run", "distill.train"])

@@ -228,7 +228,7 @@ class TestStartupErrors:
         with pytest.raises(
             SystemExit,
             match="unknown preset; known presets: e5-local, full, kobert-local, mini, sentence-full, sentence-mini, "
-            "small, smoke",
+            "sentence-smoke, small, smoke",
         ):
             run_in_root(["--preset", "huge", "--output", str(tmp_path / "run")])
 
