@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from common.config import read_preset
-from common.io import write_json, write_text
+from common.io import is_missing_file, write_json, write_text
 from reproduce.preset import PRESET_MAPPING, apply_override, load_preset
 from reproduce.stages import Recipe, Stage, as_argv, file_stamps
 
@@ -260,6 +260,7 @@ class SentenceRecipe:
         """Parse every stage's arguments now; ValueError names the preset section a command rejects."""
         from sentence import cross_encoder, distill, evaluate, silver, simcse, sts
 
+        self.check_data()
         if self.base:
             self.base.check()
         checks = [
@@ -275,6 +276,19 @@ class SentenceRecipe:
                 parse(argv)
             except SystemExit as err:
                 raise ValueError(f"preset section {section!r}: rejected by its command (message above)") from err
+
+    def check_data(self) -> None:
+        """ValueError naming the preset key of a data file that is not there, before any command is asked: a fresh
+        clone has no ../shared, and the bundled samples are another preset's (it was two lines about sentence.simcse's
+        --dev)."""
+        p = self.preset
+        named = [("nli", path) for path in p.nli] + [("sts_train", p.sts_train), ("sts_dev", p.sts_dev)]
+        named += [("sentences", path) for path in p.sentences]
+        if missing := [f"{key} {path!r}" for key, path in named if is_missing_file(path)]:
+            raise ValueError(
+                f"preset {p.name!r}: no such file: {', '.join(missing)} (give the files with --set KEY=PATH; "
+                "--preset sentence-smoke runs on the samples bundled in data/)"
+            )
 
     # The stages' work: each stage is one command, run in this process or through the preset's launcher.
     def stage_command(self, stage: Stage) -> tuple[str, list[str]]:

@@ -115,3 +115,15 @@ def test_sentence_full_names_hub_models_and_data_and_every_command_accepts_its_o
     assert recipe.base is None and recipe.start("teacher") == "klue/roberta-large"
     assert "kakaobrain/kor_nlu:sts:validation" in recipe.evaluate_argv()
     assert [stage.name for stage in recipe.stages][-1] == "sentence-evaluate" and len(recipe.stages) == 9
+
+
+def test_a_sentence_preset_whose_data_is_not_there_says_which_and_what_runs_instead(tmp_path: Path) -> None:
+    """sentence-mini on a fresh clone (no ../shared) was answered by sentence.simcse's parser, about --dev."""
+    overrides = ["sts_dev=../nowhere/sts-dev.tsv", "nli=[../nowhere/nli.tsv]"]
+    recipe = SentenceRecipe(load_sentence_preset(preset_path("sentence-smoke"), overrides), tmp_path)
+    with pytest.raises(ValueError) as error:
+        recipe.check()
+    assert str(error.value) == (
+        "preset 'sentence-smoke': no such file: nli '../nowhere/nli.tsv', sts_dev '../nowhere/sts-dev.tsv' (give the "
+        "files with --set KEY=PATH; --preset sentence-smoke runs on the samples bundled in data/)"
+    )
