@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
         app = build_app(load_predictors(args), settings)
     except (OSError, ValueError) as err:
         raise SystemExit(f"error: {err}") from err
-    print(f"serving {', '.join(args.models)} on http://{args.host}:{args.port}/ (API docs at /docs)")
+    print(f"serving {', '.join(args.models)} on http://{args.host}:{args.port}/ (the API: /openapi.json)")
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 
 
