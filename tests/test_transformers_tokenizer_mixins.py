@@ -6,6 +6,7 @@ mixins' assumptions that does not hold for KoBERT by design is skipped by name, 
 
 from __future__ import annotations
 
+import functools
 import sys
 import unittest
 from collections.abc import Callable
@@ -46,6 +47,7 @@ SLOW = {
 }
 
 
+@functools.cache
 def reference_expectations(text: str) -> dict[str, object]:
     """The integration test's expectations, from kobert-transformers 0.6.0 (the independent oracle)."""
     from kobert_transformers.tokenization_kobert import KoBertTokenizer as ReferenceKoBertTokenizer
@@ -72,9 +74,15 @@ def set_up_like_transformers(inapplicable: dict[str, str]) -> Callable[[type], t
     return decorate
 
 
-class IntegrationTokensAndIds:
+class KoBertTokenizerSetUp:
+    """What both test classes share: the real files through AutoTokenizer, as transformers' model tests load them, and
+    test_integration's first two checks (its third is the decode spacing in BOTH)."""
+
+    from_pretrained_id: ClassVar[list[str]] = [KOBERT_DIR]
+    from_pretrained_kwargs: ClassVar[dict[str, bool]] = {"trust_remote_code": True}
+    test_tokenizer_from_extractor = False  # builds the class from vocab=/merges=: see BOTH
+
     def test_integration_tokens_and_ids(self) -> None:
-        """test_integration's first two checks (its third is the decode spacing in BOTH)."""
         tokenizer = self.tokenizer_class.from_pretrained(KOBERT_DIR)
         self.assertEqual(tokenizer.tokenize(self.integration_test_input_string), self.integration_expected_tokens)
         ids = tokenizer.encode(self.integration_test_input_string, add_special_tokens=False)
@@ -83,21 +91,15 @@ class IntegrationTokensAndIds:
 
 @set_up_like_transformers(BOTH)
 class KoBertTokenizerFastTest(
-    IntegrationTokensAndIds, TokenizerTesterMixin, TokenizersBackendTesterMixin, unittest.TestCase
+    KoBertTokenizerSetUp, TokenizerTesterMixin, TokenizersBackendTesterMixin, unittest.TestCase
 ):
-    from_pretrained_id: ClassVar[list[str]] = [KOBERT_DIR]
-    from_pretrained_kwargs: ClassVar[dict[str, bool]] = {"trust_remote_code": True}
     tokenizer_class = KoBertTokenizerFast
     rust_tokenizer_class = KoBertTokenizerFast
-    test_tokenizer_from_extractor = False  # builds the class from vocab=/merges=: see BOTH
 
 
 @set_up_like_transformers(BOTH | SLOW)
 class KoBertTokenizerTest(
-    IntegrationTokensAndIds, TokenizerTesterMixin, SentencePieceBackendTesterMixin, unittest.TestCase
+    KoBertTokenizerSetUp, TokenizerTesterMixin, SentencePieceBackendTesterMixin, unittest.TestCase
 ):
-    from_pretrained_id: ClassVar[list[str]] = [KOBERT_DIR]
-    from_pretrained_kwargs: ClassVar[dict[str, bool]] = {"trust_remote_code": True}
     tokenizer_class = KoBertTokenizer
-    test_tokenizer_from_extractor = False
     test_sentencepiece = True  # TokenizerTesterMixin's False would hide the SentencePiece mixin's own tests
