@@ -6,7 +6,7 @@
 Each ``--model`` is ``DIR`` or ``NAME=DIR`` (the name defaults to the folder's): any model folder this project
 writes. With ``--backend onnx`` or ``onnx-int8`` a folder without its ONNX graph is exported and checked on start-up
 (``serve.export``), and the graph is kept in ``DIR/onnx/`` for the next start. Then open http://HOST:PORT/ for the
-page and http://HOST:PORT/docs for the API.
+page and http://HOST:PORT/openapi.json for the API.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from common.cli import command_parser
 from common.io import setup_logging
 from serve.app import ServiceSettings, build_app
 from serve.batching import BatchSettings
+from serve.deadline import with_header_deadline
 from serve.models import load_model
 from serve.predict import Predictor, onnx_backend, torch_backend
 
@@ -41,6 +42,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-chars", type=int, default=2000, help="Characters per text; longer, 422.")
     parser.add_argument("--max-items", type=int, default=64, help="Texts per request; more, 422.")
     parser.add_argument("--max-body-bytes", type=int, default=1_000_000, help="Request body size; larger, 413.")
+    read_timeout_help = "Seconds a client has to send its headers (else the connection is closed), then its body (408)."
+    parser.add_argument("--read-timeout", type=float, default=10.0, help=read_timeout_help)
+    allowed_host_help = "A host name clients may use besides IP addresses ('*': any); repeat for several."
+    parser.add_argument("--allowed-host", action="append", default=["localhost"], help=allowed_host_help)
     args = parser.parse_args(argv)
     for name in ("threads", "max_batch_size", "max_queue", "max_chars", "max_items", "max_body_bytes", "max_length"):
         value = getattr(args, name)
@@ -48,6 +53,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             parser.error(f"--{name.replace('_', '-')} must be at least 1, got {value}")
     if args.max_wait_ms < 0:
         parser.error(f"--max-wait-ms must not be negative, got {args.max_wait_ms}")
+    if args.read_timeout <= 0:
+        parser.error(f"--read-timeout must be positive, got {args.read_timeout}")
     args.models = model_folders(parser, args.model)
     return args
 
@@ -91,13 +98,18 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     batching = BatchSettings(not args.no_batching, args.max_batch_size, args.max_wait_ms, args.max_queue)
-    settings = ServiceSettings(batching, args.max_chars, args.max_items, args.max_body_bytes, args.backend)
+    limits = {"max_chars": args.max_chars, "max_items": args.max_items, "max_body_bytes": args.max_body_bytes}
+    hosts = (*args.allowed_host, args.host)  # other names are most likely a page using DNS rebinding
+    settings = ServiceSettings(
+        batching, **limits, backend=args.backend, read_timeout=args.read_timeout, allowed_hosts=hosts
+    )
     try:
         app = build_app(load_predictors(args), settings)
     except (OSError, ValueError) as err:
         raise SystemExit(f"error: {err}") from err
     print(f"serving {', '.join(args.models)} on http://{args.host}:{args.port}/ (the API: /openapi.json)")
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    protocol = with_header_deadline(args.read_timeout)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", http=protocol)
 
 
 if __name__ == "__main__":

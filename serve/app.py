@@ -3,7 +3,7 @@
     app = build_app({"student": Predictor(...)}, ServiceSettings())
     uvicorn.run(app, host="127.0.0.1", port=8000)
 
-Endpoints (OpenAPI docs at ``/docs``):
+Endpoints (described at ``/openapi.json``):
 - ``POST /predict`` ``{"texts": [...]}`` (or ``"text"``; for question answering also ``"questions"``, one per text,
   the texts being the contexts; ``"model"`` names one model, else every model that can answer): per model, its
   answers (``serve.predict``) and the time the request took in it;
@@ -13,13 +13,16 @@ Endpoints (OpenAPI docs at ``/docs``):
 - ``GET /``: a page to type a text and see every model's answer side by side.
 
 Bad input gets a 4xx and one message saying what is wrong: 400 for an empty body, invalid JSON or invalid UTF-8,
-413 for a body over ``max_body_bytes``, 422 for a wrong field (unknown, not a string, too long, too many items).
-A full queue is a 503 with ``Retry-After`` at once. Inference runs on one worker thread, off the event loop.
+413 for a body over ``max_body_bytes``, 408 for one that does not arrive within ``read_timeout``, 422 for a wrong
+field (unknown, not a string, too long, too many items). A ``Host`` that is not an IP address or an allowed name is
+a 400 and a request from another site's page a 403 (``HostCheck``). A full queue is a 503 with ``Retry-After`` at
+once. Inference runs on one worker thread, off the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import statistics
 import time
 from collections import Counter, deque
@@ -29,6 +32,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -52,6 +56,10 @@ class ServiceSettings:
     max_items: int = 64  # texts per request
     max_body_bytes: int = 1_000_000
     backend: str = "torch"  # shown by /health
+    read_timeout: float = 10.0  # seconds for a request's body (its headers: serve.deadline)
+    # Host names answered besides IP addresses ("*": any): a name the service was not given is most likely a DNS
+    # rebinding page reaching a service on 127.0.0.1.
+    allowed_hosts: tuple[str, ...] = ("localhost",)
 
 
 class ServiceError(Exception):
@@ -138,20 +146,72 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
+def header(scope: dict[str, Any], name: bytes) -> str | None:
+    return next((value.decode("latin-1") for key, value in scope["headers"] if key == name), None)
+
+
+def host_name(netloc: str) -> str:
+    """``127.0.0.1:8000`` -> ``127.0.0.1``, ``[::1]:8000`` -> ``::1``, ``Example.com`` -> ``example.com``."""
+    if netloc.startswith("["):
+        return netloc[1 : netloc.find("]")].lower()
+    return netloc.rsplit(":", 1)[0].lower() if netloc.count(":") == 1 else netloc.lower()
+
+
+def is_ip_address(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+class HostCheck:
+    """ASGI middleware against other web pages using the service through a visitor's browser: a ``Host`` that is
+    neither an IP address nor an allowed name is a 400 (DNS rebinding needs a name), and a request whose ``Origin``
+    is not the service's own a 403 (a page elsewhere may POST text/plain without asking first). Clients that are not
+    browsers send no ``Origin``. Our own rather than Starlette's ``TrustedHostMiddleware``, which answers in plain
+    text, not the service's one error shape, and knows no "any IP address"."""
+
+    def __init__(self, app: Any, allowed_hosts: tuple[str, ...]) -> None:
+        self.app, self.allowed = app, {name.lower() for name in allowed_hosts}
+
+    def refusal(self, scope: dict[str, Any]) -> JSONResponse | None:
+        host = header(scope, b"host") or ""
+        name = host_name(host)
+        if "*" not in self.allowed and name not in self.allowed and not is_ip_address(name):
+            advice = f"start the service with --allowed-host {name}"
+            return error_response(400, f"Host {host!r} is not served here: {advice}")
+        origin = header(scope, b"origin")
+        if origin is not None and urlsplit(origin).netloc.lower() != host.lower():
+            return error_response(403, f"requests from other sites ({origin}) are refused")
+        return None
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable[[], Awaitable[Any]], send: Any) -> None:
+        refusal = self.refusal(scope) if scope["type"] == "http" else None
+        await (refusal or self.app)(scope, receive, send)
+
+
 class BodyGuard:
     """ASGI middleware: a POST body over ``max_bytes`` is a 413 before it is read whole, one that is not UTF-8 a 400,
-    both before FastAPI parses it; any other is read as JSON."""
+    one that has not arrived ``timeout`` seconds after the headers a 408, all before FastAPI parses it; any other
+    is read as JSON."""
 
-    def __init__(self, app: Any, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app: Any, max_bytes: int, timeout: float) -> None:
+        self.app, self.max_bytes, self.timeout = app, max_bytes, timeout
 
     async def __call__(self, scope: dict[str, Any], receive: Callable[[], Awaitable[Any]], send: Any) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
         body = b""
+        deadline = asyncio.get_running_loop().time() + self.timeout
         while True:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), deadline - asyncio.get_running_loop().time())
+            except asyncio.TimeoutError:
+                too_slow = f"the body did not arrive within {self.timeout:g} s of the headers"
+                await error_response(408, too_slow)(scope, receive, send)
+                return
             body += message.get("body", b"")
             if len(body) > self.max_bytes:
                 too_large = f"the body is over {self.max_bytes:,} bytes: send fewer or shorter texts per request"
@@ -354,8 +414,9 @@ def build_app(predictors: dict[str, Predictor], settings: ServiceSettings | None
         redoc_url=None,
     )
     app.state.service = service
-    app.add_middleware(BodyGuard, max_bytes=service.settings.max_body_bytes)
-    app.add_middleware(Counting, metrics=service.metrics)  # outermost: it sees BodyGuard's answers too
+    app.add_middleware(BodyGuard, max_bytes=service.settings.max_body_bytes, timeout=service.settings.read_timeout)
+    app.add_middleware(HostCheck, allowed_hosts=service.settings.allowed_hosts)  # before a body is read
+    app.add_middleware(Counting, metrics=service.metrics)  # outermost: it sees every other answer too
 
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, err: ServiceError) -> JSONResponse:
@@ -385,15 +446,24 @@ def build_app(predictors: dict[str, Predictor], settings: ServiceSettings | None
         """Each model's tokens and ids for the texts (in a worker thread: long texts must not hold the event loop)."""
         return await asyncio.to_thread(service.tokenize, request)
 
-    @app.api_route("/health", methods=["GET", "HEAD"])
+    def get_and_head(path: str, **options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """A GET endpoint that answers HEAD too (one operation in /openapi.json: FastAPI would list it twice)."""
+
+        def register(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+            app.add_api_route(path, endpoint, methods=["HEAD"], include_in_schema=False, **options)
+            return app.get(path, **options)(endpoint)
+
+        return register
+
+    @get_and_head("/health")
     async def health() -> dict[str, Any]:
         return service.health()
 
-    @app.api_route("/metrics", methods=["GET", "HEAD"])
+    @get_and_head("/metrics")
     async def metrics() -> dict[str, Any]:
         return service.metrics.summary({name: b.queued_items for name, b in service.batchers.items()})
 
-    @app.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse)
+    @get_and_head("/", response_class=HTMLResponse)
     async def page() -> str:
         return PAGE.read_text(encoding="utf-8")
 

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from serve.app import ServiceSettings, build_app
+from serve.app import BodyGuard, ServiceSettings, build_app
 from serve.batching import Batcher, BatchSettings, QueueFull
 from serve.models import load_model
 from serve.predict import Predictor, torch_backend
@@ -40,7 +40,7 @@ def predictors(served_models: dict[str, Path]) -> dict[str, Predictor]:
 
 @pytest.fixture(scope="module")
 def client(predictors: dict[str, Predictor]) -> Iterator[TestClient]:
-    with TestClient(build_app(predictors, LIMITS)) as client:
+    with TestClient(build_app(predictors, LIMITS), base_url="http://localhost") as client:
         yield client
 
 
@@ -130,12 +130,77 @@ def test_health_metrics_and_page(client: TestClient) -> None:
         assert head.status_code == 200 and head.content == b""
 
 
+HOSTS = [
+    # (Host, allowed names, status): IP addresses and allowed names pass, a port or brackets changing nothing
+    ("localhost", ("localhost",), 200),
+    ("LOCALHOST:8000", ("localhost",), 200),
+    ("127.0.0.1:8000", ("localhost",), 200),
+    ("[::1]:8000", ("localhost",), 200),
+    ("10.1.2.3", ("localhost",), 200),
+    ("rebind.attacker.example", ("localhost",), 400),
+    ("rebind.attacker.example:8000", ("localhost",), 400),
+    ("", ("localhost",), 400),
+    ("models.internal:8000", ("localhost", "models.internal"), 200),
+    ("anything.example", ("*",), 200),
+]
+
+
+@pytest.mark.parametrize(("host", "allowed", "status"), HOSTS)
+def test_a_host_name_not_given_to_the_service_is_refused(
+    predictors: dict[str, Predictor], host: str, allowed: tuple[str, ...], status: int
+) -> None:
+    with TestClient(build_app({"bert": predictors["bert"]}, ServiceSettings(allowed_hosts=allowed))) as client:
+        response = client.get("/health", headers={"host": host})
+    assert response.status_code == status
+    if status == 400:
+        assert "is not served here: start the service with --allowed-host" in response.json()["error"]
+
+
+def test_a_request_from_another_sites_page_is_refused_before_it_runs(client: TestClient) -> None:
+    batches = len(client.get("/metrics").json()["batch_sizes"])
+    other_site = {"origin": "http://attacker.example", "content-type": "text/plain"}
+    refused = client.post("/predict", content='{"text": "좋아"}', headers=other_site)
+    assert refused.status_code == 403 and "other sites (http://attacker.example)" in refused.json()["error"]
+    assert client.post("/predict", json={"text": "좋아"}, headers={"origin": "null"}).status_code == 403
+    assert len(client.get("/metrics").json()["batch_sizes"]) == batches  # no model ran for them
+    # The service's own page, and clients that are not browsers (no Origin), are answered.
+    assert client.post("/predict", json={"text": "좋아"}, headers={"origin": "http://localhost"}).status_code == 200
+    assert client.post("/predict", content='{"text": "좋아"}', headers={"content-type": "text/plain"}).is_success
+
+
+def test_a_body_that_does_not_arrive_in_time_is_a_408() -> None:
+    async def scenario() -> list[dict[str, Any]]:
+        async def never_finished() -> dict[str, Any]:
+            if not started:
+                started.append(True)
+                return {"type": "http.request", "body": b'{"te', "more_body": True}
+            await asyncio.sleep(60)
+            raise AssertionError("the deadline should have passed")
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            raise AssertionError("a late body must not reach the app")
+
+        started: list[bool] = []
+        sent: list[dict[str, Any]] = []
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        scope = {"type": "http", "method": "POST", "path": "/predict", "headers": []}
+        await asyncio.wait_for(BodyGuard(app, max_bytes=1000, timeout=0.2)(scope, never_finished, send), 5)
+        return sent
+
+    sent = asyncio.run(scenario())
+    assert sent[0]["status"] == 408
+    assert b"the body did not arrive within 0.2 s of the headers" in sent[1]["body"]
+
+
 @asynccontextmanager
 async def served(app: Any) -> AsyncIterator[httpx.AsyncClient]:
     """A client of ``app`` running (its lifespan: the batchers), in this event loop."""
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as http:
             yield http
 
 
