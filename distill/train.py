@@ -25,7 +25,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -49,7 +48,7 @@ from transformers import (
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from common.config import save_config
-from common.io import not_written, output_written, require_output_place, setup_logging
+from common.io import not_written, output_written, setup_logging
 from distill.config import TrainConfig, parse_args
 from distill.data import CachedExamples, CacheWriter, Example, complete_cache_info, no_examples, read_examples
 from distill.losses import IGNORE_INDEX, distillation_loss
@@ -63,12 +62,13 @@ from pretrain.checkpoint import (
     EpochSampler,
     RunningLosses,
     checkpoint_path,
+    delete_earlier_outputs,
     due,
     empty_staging,
-    latest_checkpoint,
     log_metrics,
     publish,
     quiet_accelerate_checkpoint_logs,
+    resume_point,
     resume_state,
     rotate,
     staging_path,
@@ -98,31 +98,6 @@ class TransferSet:
 
 
 # ----------------------------------------------------------------------------------------------------- start-up
-
-
-def earlier_outputs(output_dir: Path) -> list[Path]:
-    """What an earlier run wrote in ``output_dir`` (anything else there is not the run's and is left alone)."""
-    if not output_dir.is_dir():
-        return []
-    return sorted(
-        p for p in output_dir.iterdir() if p.name in RUN_OUTPUTS or p.name.startswith(("checkpoint-", ".checkpoint-"))
-    )
-
-
-def check_output_dir(config: TrainConfig) -> Path | None:
-    """The checkpoint to resume from (``resume``), after refusing an output_dir with an earlier run that the
-    config neither continues nor replaces."""
-    resume_from = latest_checkpoint(config.output_dir) if config.resume else None
-    if config.resume and resume_from is None:
-        raise ValueError(f"resume: no complete checkpoint in {config.output_dir!r}; drop --resume to start afresh")
-    require_output_place(config.output_dir, "--output_dir")
-    earlier = earlier_outputs(Path(config.output_dir))
-    if earlier and not (config.resume or config.overwrite):
-        raise ValueError(
-            f"output_dir {config.output_dir!r} holds an earlier run ({', '.join(p.name for p in earlier)}): pass "
-            "--resume true to continue it, --overwrite true to replace it, or choose another output_dir"
-        )
-    return resume_from
 
 
 def check_cache_sources(config: TrainConfig, info: dict[str, Any]) -> None:
@@ -489,7 +464,7 @@ def model_file_mb(folder: Path) -> float:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     try:
         config = parse_args("python -m distill.train", __doc__, argv)
-        resume_from = check_output_dir(config)
+        resume_from = resume_point(config.output_dir, RUN_OUTPUTS, config.resume, config.overwrite)
     except (ValueError, OSError) as err:
         raise SystemExit(f"error: {err}") from err
     with output_written(config.output_dir, "--output_dir"):
@@ -508,8 +483,8 @@ def train(config: TrainConfig, resume_from: Path | None) -> dict[str, Any]:
     setup_logging(accelerator.is_main_process)
     quiet_accelerate_checkpoint_logs()
     if accelerator.is_main_process:
-        for path in earlier_outputs(output_dir) if config.overwrite else []:
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        if config.overwrite:
+            delete_earlier_outputs(output_dir, RUN_OUTPUTS)
         output_dir.mkdir(parents=True, exist_ok=True)
     accelerator.wait_for_everyone()
     set_seed(config.seed)

@@ -15,7 +15,7 @@ import random
 import re
 import shutil
 import time
-from collections.abc import Sized
+from collections.abc import Iterable, Sized
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from accelerate.utils import load as load_accelerate_file
 from accelerate.utils.constants import RNG_STATE_NAME
 from torch.utils.data import RandomSampler
 
-from common.io import publish_folder, write_json
+from common.io import publish_folder, require_output_place, write_json
 
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 TRAINER_STATE = "trainer_state.json"
@@ -155,6 +155,50 @@ def latest_checkpoint(output_dir: str | Path) -> Path | None:
     """The newest complete checkpoint, or None."""
     checkpoints = complete_checkpoints(output_dir)
     return checkpoints[-1] if checkpoints else None
+
+
+def earlier_outputs(output_dir: str | Path, run_outputs: Iterable[str]) -> list[Path]:
+    """What an earlier run wrote in ``output_dir``: its checkpoints (complete or not) and the files and folders
+    named in ``run_outputs``. Anything else there (the recipe keeps a student's initial weights beside them) is not
+    the run's."""
+    folder, names = Path(output_dir), set(run_outputs)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.name in names or p.name.startswith(("checkpoint-", ".checkpoint-")))
+
+
+def delete_earlier_outputs(output_dir: str | Path, run_outputs: Iterable[str]) -> None:
+    """``overwrite``: start afresh, as if the earlier run had never been (its metrics are not appended to)."""
+    for path in earlier_outputs(output_dir, run_outputs):
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
+def resume_point(output_dir: str, run_outputs: Iterable[str], resume: bool, overwrite: bool) -> Path | None:
+    """The checkpoint a run continues (``resume``), or None to start from the beginning, after refusing an
+    ``output_dir`` whose earlier run the flags neither continue nor replace. The advice is the one that works: an
+    earlier run with no complete checkpoint (killed before its first) has nothing to resume, so it is --overwrite
+    with or without --resume (such a run was told "drop --resume" with it and "pass --resume" without)."""
+    require_output_place(output_dir, "--output_dir")
+    earlier, latest = earlier_outputs(output_dir, run_outputs), latest_checkpoint(output_dir)
+    if resume and latest is not None:
+        return latest
+    if resume and not earlier:
+        raise ValueError(
+            f"resume: nothing to resume in {output_dir!r} (no checkpoint-STEP folder with a {TRAINER_STATE}); "
+            "drop --resume to start afresh"
+        )
+    if earlier and not overwrite:
+        names = ", ".join(p.name for p in earlier)
+        if latest is None:
+            raise ValueError(
+                f"output_dir {output_dir!r} holds an earlier run ({names}) with no complete checkpoint to resume "
+                "from: pass --overwrite to delete it and start afresh, or choose another output_dir"
+            )
+        raise ValueError(
+            f"output_dir {output_dir!r} holds an earlier run ({names}): pass --resume to continue it (from "
+            f"{latest.name}), --overwrite to delete it and start afresh, or choose another output_dir"
+        )
+    return None
 
 
 def publish(staging: Path, final: Path, trainer_state: dict[str, Any]) -> None:

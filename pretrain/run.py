@@ -29,7 +29,6 @@ import dataclasses
 import json
 import logging
 import math
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -42,7 +41,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import AutoModelForMaskedLM, PreTrainedModel, get_linear_schedule_with_warmup
 
-from common.io import output_written, publish_folder, require_output_place, setup_logging
+from common.io import output_written, publish_folder, setup_logging
 from modeling.extract import EXTRACTION_FILE
 from modeling.load import hub_or_local, load_bert_teacher, load_tokenizer
 from modeling.student import build_student, parameter_count
@@ -51,12 +50,13 @@ from pretrain.checkpoint import (
     EpochSampler,
     RunningLosses,
     checkpoint_path,
+    delete_earlier_outputs,
     due,
     empty_staging,
-    latest_checkpoint,
     log_metrics,
     publish,
     quiet_accelerate_checkpoint_logs,
+    resume_point,
     resume_state,
     rotate,
     staging_path,
@@ -125,43 +125,14 @@ def read_data_stats(data_dir: str) -> dict[str, Any] | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
-def earlier_outputs(output_dir: Path) -> list[Path]:
-    """What an earlier run wrote in ``output_dir``: checkpoints (complete or not), final/, metrics, logs, config.
-    Anything else there (the recipe keeps the student's initial weights beside them) is not the run's."""
-    if not output_dir.is_dir():
-        return []
-    names = {METRICS_FILE, CONFIG_FILE, FINAL_DIR, FINAL_STAGING, TRACKER_PROJECT}
-    return sorted(
-        p for p in output_dir.iterdir() if p.name in names or p.name.startswith(("checkpoint-", ".checkpoint-"))
-    )
-
-
-def delete_earlier_outputs(output_dir: Path) -> None:
-    """``overwrite``: start afresh, as if the earlier run had never been (its metrics are not appended to)."""
-    for path in earlier_outputs(output_dir):
-        if path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
+RUN_OUTPUTS = (METRICS_FILE, CONFIG_FILE, FINAL_DIR, FINAL_STAGING, TRACKER_PROJECT)
 
 
 def validate_inputs(config: DistillationConfig) -> tuple[dict[str, Any], Path | None]:
     """Start-up checks that need no model: prepared data, a checkpoint to resume from, and an output_dir that holds
     no earlier run unless the run continues it (``resume``) or replaces it (``overwrite``)."""
     meta = load_meta(config.data_dir)
-    resume_from = latest_checkpoint(config.output_dir) if config.resume else None
-    if config.resume and resume_from is None:
-        raise ValueError(
-            f"resume: no complete checkpoint in {config.output_dir!r} (complete ones are checkpoint-STEP folders "
-            "with a trainer_state.json); drop --resume to start afresh"
-        )
-    require_output_place(config.output_dir, "--output_dir")
-    earlier = earlier_outputs(Path(config.output_dir))
-    if earlier and not (config.resume or config.overwrite):
-        raise ValueError(
-            f"output_dir {config.output_dir!r} holds an earlier run ({', '.join(p.name for p in earlier)}): pass "
-            "--resume to continue it, --overwrite to delete it and start afresh, or choose another output_dir"
-        )
+    resume_from = resume_point(config.output_dir, RUN_OUTPUTS, config.resume, config.overwrite)
     return meta, resume_from
 
 
@@ -327,7 +298,7 @@ def train(config: DistillationConfig, meta: dict[str, Any], resume_from: Path | 
         logger.info("Resuming from %s (step %d)", resume_from, state["step"])
     if accelerator.is_main_process:
         if config.overwrite:  # only now: a run that fails to start leaves the earlier one whole
-            delete_earlier_outputs(output_dir)
+            delete_earlier_outputs(output_dir, RUN_OUTPUTS)
         output_dir.mkdir(parents=True, exist_ok=True)
         save_config(config, output_dir / CONFIG_FILE)
     accelerator.init_trackers(TRACKER_PROJECT, config={k: str(v) for k, v in dataclasses.asdict(config).items()})

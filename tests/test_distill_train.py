@@ -506,6 +506,16 @@ def test_bad_inputs_stop_before_training(
 
     message = error_of(train_args(task, tmp_path / "e", "--alpah", "0.5"), capsys)
     assert "did you mean --alpha?" in message
+
+    # Killed before its first checkpoint: one piece of advice, with --resume and without (it was "drop --resume"
+    # with it and "pass --resume" without).
+    killed_early = tmp_path / "f"
+    (killed_early / "tokenizer").mkdir(parents=True)
+    (killed_early / "metrics.jsonl").write_text("")
+    for resume in ([], ["--resume", "true"]):
+        message = error_of(train_args(task, killed_early, *resume), capsys)
+        assert "holds an earlier run (metrics.jsonl, tokenizer) with no complete checkpoint to resume from: pass " \
+            "--overwrite to delete it and start afresh" in message
     for folder in "abce":
         assert not (tmp_path / folder / "best").exists()
 

@@ -277,10 +277,18 @@ class TestStartupErrors:
         (output / "final").mkdir(parents=True)
         (output / "metrics.jsonl").write_text('{"step": 5, "loss": 1.0}\n')
         monkeypatch.setattr("pretrain.run.load_bert_teacher", lambda name: pytest.fail("refused only after loading"))
-        message = r"holds an earlier run \(final, metrics.jsonl\): pass --resume to continue it, --overwrite"
-        with pytest.raises(SystemExit, match=message):
+        message = r"holds an earlier run \(final, metrics.jsonl\) with no complete checkpoint to resume from: pass "
+        with pytest.raises(SystemExit, match=message + "--overwrite to delete it"):
             run(run_args(teacher_dir, data_dir, output))
+        # The same advice with --resume (it said "drop --resume", and without it "pass --resume").
+        with pytest.raises(SystemExit, match=message + "--overwrite to delete it"):
+            run(run_args(teacher_dir, data_dir, output, "--resume"))
         assert (output / "metrics.jsonl").read_text() == '{"step": 5, "loss": 1.0}\n'
+        (output / "checkpoint-4" / "trainer_state.json").parent.mkdir()
+        (output / "checkpoint-4" / "trainer_state.json").write_text("{}")
+        message = r"holds an earlier run \(checkpoint-4, final, metrics.jsonl\): pass --resume to continue it \(from "
+        with pytest.raises(SystemExit, match=message + r"checkpoint-4\), --overwrite"):
+            run(run_args(teacher_dir, data_dir, output))
 
     def test_resume_and_overwrite_together(self, teacher_dir: Path, data_dir: Path, tmp_path: Path) -> None:
         with pytest.raises(SystemExit, match="choose one"):
@@ -303,7 +311,7 @@ class TestStartupErrors:
             run(run_args(teacher_dir, tmp_path / "nowhere", tmp_path / "o"))
 
     def test_resume_without_checkpoint(self, teacher_dir: Path, data_dir: Path, tmp_path: Path) -> None:
-        with pytest.raises(SystemExit, match="no complete checkpoint"):
+        with pytest.raises(SystemExit, match="nothing to resume in .* drop --resume to start afresh"):
             run(run_args(teacher_dir, data_dir, tmp_path / "o", "--resume", "true"))
 
     def test_data_from_another_vocabulary(self, teacher_dir: Path, data_dir: Path, tmp_path: Path) -> None:
