@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import random
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -327,6 +328,28 @@ def read_sts(path_or_name: str, split: str = "train") -> list[dict[str, Any]]:
         sts_record(sentence1, sentence2, score, where)
         for where, (*_, score, sentence1, sentence2) in tsv_rows(path_or_name, KORSTS_HEADER)
     ]
+
+
+def split_train_validation(
+    records: list[Any], share: float, seed: int, min_validation: int = 1, source: str = "the training data"
+) -> tuple[list[Any], list[Any]]:
+    """A seeded random hold-out of ``share`` of the records, at least ``min_validation`` of them (the original
+    repositories picked epochs on test); ValueError when that leaves nothing to train on."""
+    n_validation = max(min_validation, round(share * len(records)))
+    if n_validation >= len(records):
+        raise ValueError(
+            f"{source}: {len(records)} training examples cannot give a hold-out of {n_validation} and keep some to "
+            "train on: give more examples"
+        )
+    order = list(range(len(records)))
+    random.Random(seed).shuffle(order)
+    held_out = set(order[:n_validation])
+    train = [r for i, r in enumerate(records) if i not in held_out]
+    return train, [records[i] for i in sorted(held_out)]
+
+
+def first(records: list[Any], limit: int | None) -> list[Any]:
+    return records if limit is None else records[:limit]
 
 
 def write_results(path: str | Path, results: dict[str, Any]) -> None:

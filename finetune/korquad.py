@@ -21,19 +21,19 @@ import argparse
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-
-import torch
-from accelerate import Accelerator
-from torch import nn
-from transformers import AutoModelForQuestionAnswering
+from typing import TYPE_CHECKING, Any
 
 from common.cli import command_parser
 from common.io import write_json
 from finetune import korquad_metric
+from finetune.arguments import add_common_args, check_common_args
 from finetune.data_io import read_squad
 from finetune.tasks import Split, Task, TaskData
-from finetune.trainer import add_common_args, check_common_args, pad_inputs, predict, run
+
+if TYPE_CHECKING:  # torch and accelerate are imported where a batch is made, after the arguments are checked
+    import torch
+    from accelerate import Accelerator
+    from torch import nn
 
 logger = logging.getLogger("finetune.korquad")
 SPECIAL_TOKENS_IN_PAIR = 3  # [CLS] question [SEP] context [SEP]
@@ -173,6 +173,10 @@ def encode_split(
 
 
 def collate(features: list[dict[str, Any]], tokenizer: Any, with_token_types: bool) -> dict[str, torch.Tensor]:
+    import torch
+
+    from finetune.trainer import pad_inputs
+
     batch = pad_inputs(features, tokenizer, with_token_types)
     if "start_positions" in features[0]:
         batch["start_positions"] = torch.tensor([f["start_positions"] for f in features])
@@ -225,6 +229,8 @@ def evaluate(
     accelerator: Accelerator, model: nn.Module, split: Split, args: argparse.Namespace, collate_fn: Any
 ) -> dict[str, float]:
     """EM and F1 (fractions) of the model's answers; the test answers are also written to ``predictions.json``."""
+    from finetune.trainer import predict
+
     logits = predict(
         accelerator,
         model,
@@ -258,7 +264,7 @@ TASK = Task(
     column="KorQuAD (Dev) (EM/F1)",
     table_metrics=("exact_match", "f1"),
     primary_metric="f1",
-    model_class=AutoModelForQuestionAnswering,
+    model_class="AutoModelForQuestionAnswering",
     hub_task=("question-answering", "Extractive question answering"),
     dataset=("KorQuAD 1.0", "KorQuAD/squad_kor_v1"),
     parse_args=parse_args,
@@ -272,7 +278,7 @@ TASK = Task(
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    return run(TASK, argv)
+    return TASK.main(argv)
 
 
 if __name__ == "__main__":

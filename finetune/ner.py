@@ -21,18 +21,17 @@ from __future__ import annotations
 import argparse
 import logging
 from collections.abc import Sequence
-from typing import Any
-
-import torch
-from accelerate import Accelerator
-from seqeval.metrics import classification_report
-from torch import nn
-from transformers import AutoModelForTokenClassification
+from typing import TYPE_CHECKING, Any
 
 from common.cli import command_parser
+from finetune.arguments import add_common_args, check_common_args
 from finetune.data_io import read_labels, read_ner
 from finetune.tasks import Split, Task, TaskData, label_options
-from finetune.trainer import add_common_args, check_common_args, pad_inputs, predicted_labels, run
+
+if TYPE_CHECKING:  # torch, accelerate and seqeval are imported where they work, after the arguments are checked
+    import torch
+    from accelerate import Accelerator
+    from torch import nn
 
 logger = logging.getLogger(__name__)
 IGNORED = -100  # the label id CrossEntropyLoss skips
@@ -89,6 +88,8 @@ def entity_scores(gold: list[list[str]], predicted: list[list[str]]) -> tuple[di
 
     An entity counts as found only if both its type and its span match.
     """
+    from seqeval.metrics import classification_report
+
     report = classification_report(gold, predicted, output_dict=True, zero_division=0)
     micro = report.pop("micro avg")
     per_type = {name: float(scores["f1-score"]) for name, scores in report.items() if not name.endswith(" avg")}
@@ -122,6 +123,10 @@ def truncated_words(features: list[dict[str, Any]]) -> int:
 
 
 def collate(features: list[dict[str, Any]], tokenizer: Any, with_token_types: bool) -> dict[str, torch.Tensor]:
+    import torch
+
+    from finetune.trainer import pad_inputs
+
     batch = pad_inputs(features, tokenizer, with_token_types)
     width = batch["input_ids"].shape[1]
     batch["labels"] = torch.tensor([f["labels"] + [IGNORED] * (width - len(f["labels"])) for f in features])
@@ -146,6 +151,8 @@ def evaluate(
     accelerator: Accelerator, model: nn.Module, split: Split, args: argparse.Namespace, collate_fn: Any
 ) -> dict[str, Any]:
     """``entity_scores`` of the model's predictions, per-type F1 under ``f1_per_type``."""
+    from finetune.trainer import predicted_labels
+
     id2label = accelerator.unwrap_model(model).config.id2label
     tags = [to_seqeval(id2label[i]) for i in range(len(id2label))]
     predictions = predicted_labels(accelerator, model, split, args, collate_fn)
@@ -168,7 +175,7 @@ TASK = Task(
     column="Naver NER (F1)",
     table_metrics=("f1",),
     primary_metric="f1",
-    model_class=AutoModelForTokenClassification,
+    model_class="AutoModelForTokenClassification",
     hub_task=("token-classification", "Named entity recognition"),
     dataset=("Naver NER (NLP Challenge 2018)", "naver-ner"),
     parse_args=parse_args,
@@ -181,7 +188,7 @@ TASK = Task(
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    return run(TASK, argv)
+    return TASK.main(argv)
 
 
 if __name__ == "__main__":

@@ -20,16 +20,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from transformers import AutoModelForSequenceClassification
-
 from common.cli import command_parser
+from finetune.arguments import add_common_args, check_common_args
 from finetune.data_io import NLI_LABELS, read_nli
 
 # A sentence pair's label is batched and scored as a review's: NSMC's collate (inputs and one label each) and
 # evaluate (accuracy).
 from finetune.nsmc import collate, evaluate
 from finetune.tasks import Task, TaskData, label_options
-from finetune.trainer import add_common_args, check_common_args, run
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -78,7 +76,7 @@ TASK = Task(
     column="NLI (acc)",
     table_metrics=("accuracy",),
     primary_metric="accuracy",
-    model_class=AutoModelForSequenceClassification,
+    model_class="AutoModelForSequenceClassification",
     hub_task=("text-classification", "Natural language inference"),
     # The card names a local file beside this name, so it covers both formats; klue/klue is the Hub's copy.
     dataset=("KorNLI / KLUE-NLI", "klue/klue"),
@@ -91,7 +89,7 @@ TASK = Task(
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    return run(TASK, argv)
+    return TASK.main(argv)
 
 
 if __name__ == "__main__":

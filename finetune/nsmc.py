@@ -12,17 +12,17 @@ Defaults are those of the original KoBERT-nsmc: 50 tokens, batch 32, learning ra
 from __future__ import annotations
 
 import argparse
-from typing import Any
-
-import torch
-from accelerate import Accelerator
-from torch import nn
-from transformers import AutoModelForSequenceClassification
+from typing import TYPE_CHECKING, Any
 
 from common.cli import command_parser
+from finetune.arguments import add_common_args, check_common_args
 from finetune.data_io import NSMC_LABELS, read_nsmc
 from finetune.tasks import Split, Task, TaskData, label_options
-from finetune.trainer import add_common_args, check_common_args, pad_inputs, predicted_labels, run
+
+if TYPE_CHECKING:  # torch and accelerate are imported where a batch is made, after the arguments are checked
+    import torch
+    from accelerate import Accelerator
+    from torch import nn
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -53,6 +53,10 @@ def encode_split(
 
 
 def collate(features: list[dict[str, Any]], tokenizer: Any, with_token_types: bool) -> dict[str, torch.Tensor]:
+    import torch
+
+    from finetune.trainer import pad_inputs
+
     batch = pad_inputs(features, tokenizer, with_token_types)
     batch["labels"] = torch.tensor([f["labels"] for f in features])
     return batch
@@ -62,6 +66,10 @@ def evaluate(
     accelerator: Accelerator, model: nn.Module, split: Split, args: argparse.Namespace, collate_fn: Any
 ) -> dict[str, float]:
     """Accuracy of the model's predicted labels."""
+    import torch
+
+    from finetune.trainer import predicted_labels
+
     predictions = predicted_labels(accelerator, model, split, args, collate_fn)
     labels = torch.tensor([f["labels"] for f in split.features])
     return {"accuracy": (predictions == labels).float().mean().item()}
@@ -72,7 +80,7 @@ TASK = Task(
     column="NSMC (acc)",
     table_metrics=("accuracy",),
     primary_metric="accuracy",
-    model_class=AutoModelForSequenceClassification,
+    model_class="AutoModelForSequenceClassification",
     hub_task=("text-classification", "Sentiment classification"),
     dataset=("NSMC", "e9t/nsmc"),
     parse_args=parse_args,
@@ -84,7 +92,7 @@ TASK = Task(
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    return run(TASK, argv)
+    return TASK.main(argv)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 A task module (``finetune/nsmc.py``) declares everything that differs between tasks in one ``TASK``: how it reads
 and encodes its data, collates a batch and scores a model, which metric picks the best epoch, and how its results
 appear in the sub-task table and the model card. ``finetune.trainer.run`` does the rest: the module's command is
-``main(argv)``, which returns ``run(TASK, argv)``. The trainer, ``finetune.table`` and ``hub_upload.card`` read tasks
+``main(argv)``, which returns ``TASK.main(argv)``. The trainer, ``finetune.table`` and ``hub_upload.card`` read tasks
 from here and never name one; the recipe names the one it compares models on (``reproduce.stages.FINETUNE_TASK``).
 
 To add a task, write ``finetune/<name>.py`` declaring its ``TASK`` (as ``finetune/nsmc.py`` does) and add the module
@@ -68,7 +68,7 @@ class Task:
     column: str  # title of the task's column in the sub-task table, e.g. "NSMC (acc)"
     table_metrics: tuple[str, ...]  # test metrics shown in that column, joined by "/", e.g. ("exact_match", "f1")
     primary_metric: str  # the validation metric that picks the best epoch
-    model_class: Any  # the transformers Auto class of the task model
+    model_class: str  # the transformers Auto class of the task model, by name (importing it takes seconds)
     hub_task: tuple[str, str]  # the model card's model-index task: type and name
     dataset: tuple[str, str]  # the model card's dataset: name and Hub id
     # The command's arguments: task flags plus finetune.trainer.add_common_args with the task's defaults.
@@ -86,6 +86,16 @@ class Task:
     extra_results: Callable[[dict[str, Split]], dict[str, Any]] = no_extra_results
     # The option naming the test data, beside --train (results.json's "data" records both): --test, KorQuAD's --dev.
     test_option: str = "test"
+
+    def auto_class(self) -> Any:
+        return getattr(importlib.import_module("transformers"), self.model_class)
+
+    def main(self, argv: list[str] | None = None) -> dict[str, Any]:
+        """The task's command: its arguments checked, then (only then: it imports torch) ``finetune.trainer.run``."""
+        args = self.parse_args(argv)
+        from finetune.trainer import run
+
+        return run(self, args)
 
 
 @cache

@@ -11,7 +11,6 @@ import argparse
 import inspect
 import logging
 import math
-import random
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -27,8 +26,8 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
-from common.io import check_data_files, check_output_place, new_folder, output_written, setup_logging
-from finetune.data_io import data_source, write_results
+from common.io import new_folder, output_written, setup_logging
+from finetune.data_io import data_source, first, split_train_validation, write_results
 from finetune.tasks import Split, Task
 from modeling.load import (
     check_model_type,
@@ -43,92 +42,6 @@ logger = logging.getLogger("finetune")
 BEST_DIR = "best"
 
 Features = Sequence[dict[str, Any]]
-
-
-def add_common_args(parser: argparse.ArgumentParser, **defaults: Any) -> None:
-    """Flags every task takes; ``defaults`` are the task's (those of the original sub-task repositories)."""
-    parser.add_argument("--model", required=True, help="Model folder or Hub id (BERT or DistilBERT).")
-    parser.add_argument("--output", required=True, help="Folder for the best model, results.json and logs.")
-    parser.add_argument(
-        "--max-seq-length",
-        type=int,
-        default=defaults.get("max_seq_length", 128),
-        help="Tokens per input, special tokens included.",
-    )
-    parser.add_argument("--batch-size", type=int, default=defaults.get("batch_size", 32), help="Per device.")
-    parser.add_argument("--eval-batch-size", type=int, default=defaults.get("eval_batch_size", 64), help="Per device.")
-    parser.add_argument(
-        "--learning-rate", type=float, default=defaults.get("learning_rate", 5e-5), help="Peak learning rate of AdamW."
-    )
-    parser.add_argument("--epochs", type=int, default=defaults.get("epochs", 3), help="Training epochs.")
-    parser.add_argument(
-        "--warmup-ratio",
-        type=float,
-        default=defaults.get("warmup_ratio", 0.0),
-        help="Share of steps with linear warm-up.",
-    )
-    parser.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay.")
-    parser.add_argument(
-        "--gradient-accumulation-steps", type=int, default=1, help="Batches whose gradients make one optimizer update."
-    )
-    parser.add_argument("--max-grad-norm", type=float, default=1.0, help="Gradient clipping; 0 disables it.")
-    parser.add_argument(
-        "--validation-split",
-        type=float,
-        default=0.1,
-        help="Share of the training data held out to pick the best epoch (seeded).",
-    )
-    parser.add_argument("--max-train-samples", type=int, default=None, help="Train on at most this many examples.")
-    parser.add_argument(
-        "--max-eval-samples", type=int, default=None, help="Validate and test on at most this many examples."
-    )
-    parser.add_argument(
-        "--mixed-precision",
-        choices=["no", "fp16", "bf16"],
-        default="no",
-        help="Compute in bf16 or fp16 (GPUs), or in float32 (no).",
-    )
-    parser.add_argument(
-        "--group-by-length",
-        action="store_true",
-        help="Batch training examples of similar length (less padding, faster; the order is still random).",
-    )
-    parser.add_argument(
-        "--seed", type=int, default=42, help="Seeds the new head, the validation split, the data order and dropout."
-    )
-
-
-def check_common_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    if not 0 < args.validation_split < 1:
-        parser.error("--validation-split must be in (0, 1)")
-    if args.max_seq_length < 8:
-        parser.error("--max-seq-length must be at least 8")
-    if args.epochs < 1 or args.batch_size < 1:
-        parser.error("--epochs and --batch-size must be at least 1")
-    check_data_files(parser, args)
-    check_output_place(parser, args.output)
-
-
-def split_train_validation(
-    records: list[Any], share: float, seed: int, min_validation: int = 1, source: str = "the training data"
-) -> tuple[list[Any], list[Any]]:
-    """A seeded random hold-out of ``share`` of the records, at least ``min_validation`` of them (the original
-    repositories picked epochs on test); ValueError when that leaves nothing to train on."""
-    n_validation = max(min_validation, round(share * len(records)))
-    if n_validation >= len(records):
-        raise ValueError(
-            f"{source}: {len(records)} training examples cannot give a hold-out of {n_validation} and keep some to "
-            "train on: give more examples"
-        )
-    order = list(range(len(records)))
-    random.Random(seed).shuffle(order)
-    held_out = set(order[:n_validation])
-    train = [r for i, r in enumerate(records) if i not in held_out]
-    return train, [records[i] for i in sorted(held_out)]
-
-
-def first(records: list[Any], limit: int | None) -> list[Any]:
-    return records if limit is None else records[:limit]
 
 
 def takes_token_type_ids(model: nn.Module) -> bool:
@@ -227,20 +140,20 @@ def pad_cat(values: list[torch.Tensor]) -> torch.Tensor:
     return torch.cat([nn.functional.pad(v, (0, width - v.shape[1]), value=-100) for v in values])
 
 
-def run(task: Task, argv: list[str] | None = None) -> dict[str, Any]:
-    """The command of ``task``: parse its arguments, read and encode its data, then ``fine_tune``.
+def run(task: Task, args: argparse.Namespace) -> dict[str, Any]:
+    """The command of ``task`` once its arguments are parsed (``Task.main``): read and encode its data, then
+    ``fine_tune``.
 
     Bad input (a malformed line, a model that cannot take the sequence length) ends with ``SystemExit("error:
     ...")`` before any training.
     """
-    args = task.parse_args(argv)
     accelerator = Accelerator(
         mixed_precision=args.mixed_precision, gradient_accumulation_steps=args.gradient_accumulation_steps
     )
     setup_logging(accelerator.is_main_process)
     try:
         data = task.read(args)
-        tokenizer, model = load_task_model(args, task.model_class, **data.model_kwargs)
+        tokenizer, model = load_task_model(args, task.auto_class(), **data.model_kwargs)
         train, validation = split_train_validation(data.train, args.validation_split, args.seed, source=args.train)
         records = {
             "train": first(train, args.max_train_samples),

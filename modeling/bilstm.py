@@ -255,3 +255,13 @@ class KoBiLstmForSequenceClassification(KoBiLstmPreTrainedModel):
 KoBiLstmConfig.register_for_auto_class()
 KoBiLstmModel.register_for_auto_class("AutoModel")
 KoBiLstmForSequenceClassification.register_for_auto_class("AutoModelForSequenceClassification")
+
+if __name__ == "modeling.bilstm":
+    # Our classes for our folders: in a process that imports this module (modeling.load does), the Auto classes load
+    # a BiLSTM folder without trust_remote_code (and without a prompt). Not in a folder's copy of this file, loaded
+    # as remote code under another name: its classes are the Hub's way, for users without this package.
+    from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
+
+    AutoConfig.register(KoBiLstmConfig.model_type, KoBiLstmConfig, exist_ok=True)
+    AutoModel.register(KoBiLstmConfig, KoBiLstmModel, exist_ok=True)
+    AutoModelForSequenceClassification.register(KoBiLstmConfig, KoBiLstmForSequenceClassification, exist_ok=True)

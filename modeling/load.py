@@ -28,6 +28,7 @@ from transformers import (
 )
 from transformers.utils import cached_file
 
+import modeling.bilstm  # noqa: F401  (registers the BiLSTM with the Auto classes every loader here uses)
 from common.io import looks_local
 from tokenization_kobert import VOCAB_FILES_NAMES, KoBertTokenizer, KoBertTokenizerFast
 

@@ -512,9 +512,7 @@ class Recipe:
         run_pretraining({**self.baseline_settings(), "student": str(init)}, stage.folder, self.preset.launcher)
 
     def fine_tune(self, stage: Stage) -> None:
-        from finetune.trainer import run
-
-        run(get_task(FINETUNE_TASK), self.finetune_argv(stage.folder.name))
+        get_task(FINETUNE_TASK).main(self.finetune_argv(stage.folder.name))
 
     def cache_teacher_logits(self, stage: Stage) -> None:
         """The fine-tuned teacher's logits over nsmc_train and the transfer set (``distill.cache_logits``)."""
@@ -558,7 +556,7 @@ class Recipe:
         previous = torch.get_num_threads()
         torch.set_num_threads(threads)
         try:
-            model_class = get_task(FINETUNE_TASK).model_class
+            model_class = get_task(FINETUNE_TASK).auto_class()
             models = {
                 name: model_class.from_pretrained(self.classifier_dir(name), trust_remote_code=True)
                 for name in self.compared

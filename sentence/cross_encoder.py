@@ -19,8 +19,7 @@ from sentence_transformers.cross_encoder.evaluation import CrossEncoderCorrelati
 from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
 
 from common.cli import command_parser
-from finetune.data_io import read_sts
-from finetune.trainer import first, split_train_validation
+from finetune.data_io import first, read_sts, split_train_validation
 from sentence.evaluate import MIN_CORRELATION_PAIRS, read_scored_pairs
 from sentence.losses import STS_MAX_SCORE
 from sentence.model import load_cross_encoder

@@ -23,8 +23,7 @@ from typing import Any
 from datasets import Dataset
 
 from common.cli import command_parser
-from finetune.data_io import read_nli, read_sts
-from finetune.trainer import first, split_train_validation
+from finetune.data_io import first, read_nli, read_sts, split_train_validation
 from sentence.evaluate import sts_correlations
 from sentence.losses import simcse_loss
 from sentence.model import load_encoder

@@ -16,8 +16,7 @@ from typing import Any
 from datasets import Dataset
 
 from common.cli import command_parser
-from finetune.data_io import read_sts
-from finetune.trainer import first, split_train_validation
+from finetune.data_io import first, read_sts, split_train_validation
 from sentence.evaluate import MIN_CORRELATION_PAIRS, read_scored_pairs, sts_correlations, sts_evaluator
 from sentence.losses import STS_MAX_SCORE, sts_loss
 from sentence.model import load_encoder

@@ -12,10 +12,10 @@ from transformers import (
     AutoModelForSequenceClassification,
 )
 
-from finetune.data_io import data_source, read_nsmc
+from finetune.data_io import data_source, first, read_nsmc, split_train_validation
 from finetune.nsmc import main as nsmc
 from finetune.table import main as table
-from finetune.trainer import first, pad_cat, split_train_validation, takes_token_type_ids
+from finetune.trainer import pad_cat, takes_token_type_ids
 
 POSITIVE = ["정말 재밌어요", "최고의 영화", "감동적이고 좋았다", "배우 연기 최고", "또 보고 싶다", "강력 추천합니다"]
 NEGATIVE = ["너무 지루하다", "시간 아까움", "최악의 영화", "돈 아깝다", "졸려서 잤다", "다시는 안 본다"]

@@ -311,7 +311,7 @@ class TestStartupErrors:
             run(run_args(teacher_dir, tmp_path / "nowhere", tmp_path / "o"))
 
     def test_resume_without_checkpoint(self, teacher_dir: Path, data_dir: Path, tmp_path: Path) -> None:
-        with pytest.raises(SystemExit, match="nothing to resume in .* drop --resume to start afresh"):
+        with pytest.raises(SystemExit, match=r"nothing to resume in .* drop --resume to start afresh"):
             run(run_args(teacher_dir, data_dir, tmp_path / "o", "--resume", "true"))
 
     def test_data_from_another_vocabulary(self, teacher_dir: Path, data_dir: Path, tmp_path: Path) -> None:
