@@ -81,7 +81,8 @@ def refusals(scratch: Path) -> dict[str, list[str]]:
     return {
         "finetune.nsmc, a mistyped --train": ["finetune.nsmc", "--model", "x", "--train", "data/nsmc_train.txt",
                                               "--test", test, "--output", str(scratch / "new")],
-        "modeling.extract, a used --output": ["modeling.extract", "--teacher", "data/kobert", "--output", str(used)],
+        "modeling.extract, a used --output": ["modeling.extract", "--teacher", "data/kobert", "--layers", "0",
+                                              "--output", str(used)],
         "distill.train, a used --output_dir": ["distill.train", "--train_data", train, "--test_data", test, "--alpha",
                                                "1", "--output_dir", str(used)],
     }  # fmt: skip

@@ -14,12 +14,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-import torch
-
 from common.cli import command_parser
 from common.io import check_output_folder, new_folder, output_written, quiet_file_progress_bars, write_json
-from modeling.load import load_bert_teacher, load_tokenizer
-from modeling.student import build_student, parameter_count, select_layers, size_mb
 
 EXTRACTION_FILE = "extraction.json"
 
@@ -68,6 +64,11 @@ def check_tokenizer_matches(tokenizer: object, vocab_size: int, teacher: str) ->
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    import torch  # after the arguments: --help and a refusal never wait for torch
+
+    from modeling.load import load_bert_teacher, load_tokenizer
+    from modeling.student import build_student, parameter_count, select_layers, size_mb
+
     quiet_file_progress_bars()
     try:
         torch.manual_seed(0)  # a teacher without an MLM head gives the student a new one: the same in every run
