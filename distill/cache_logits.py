@@ -60,6 +60,7 @@ from distill.augment import (
 )
 from distill.data import (
     CACHE_FORMAT,
+    IGNORE_INDEX,
     CachedExamples,
     CacheWriter,
     Example,
@@ -71,7 +72,6 @@ from distill.data import (
     write_cache_info,
 )
 from distill.fingerprint import cache_differences
-from distill.losses import IGNORE_INDEX
 from modeling.fingerprint import file_fingerprint, model_fingerprint
 from modeling.load import check_vocabulary_fits, held_load_report, hub_or_local, load_tokenizer
 

@@ -32,7 +32,8 @@ from typing import IO, Any
 import numpy as np
 
 from common.io import header_again, open_text, write_json
-from distill.losses import IGNORE_INDEX
+
+IGNORE_INDEX = -100  # the label of an example without a gold label (PyTorch's and transformers' convention)
 
 LABELLED_HEADER = ["id", "document", "label"]
 CACHE_INFO = "cache.json"

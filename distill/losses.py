@@ -22,9 +22,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from distill.data import IGNORE_INDEX
 from pretrain.losses import logit_mse, soft_target_kl
-
-IGNORE_INDEX = -100  # the label of an example without a gold label (PyTorch's and transformers' convention)
 
 
 def check_logits(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> None:

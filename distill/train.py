@@ -50,8 +50,16 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 from common.config import save_config
 from common.io import not_written, output_written, setup_logging
 from distill.config import TrainConfig, parse_args
-from distill.data import CachedExamples, CacheWriter, Example, complete_cache_info, no_examples, read_examples
-from distill.losses import IGNORE_INDEX, distillation_loss
+from distill.data import (
+    IGNORE_INDEX,
+    CachedExamples,
+    CacheWriter,
+    Example,
+    complete_cache_info,
+    no_examples,
+    read_examples,
+)
+from distill.losses import distillation_loss
 from finetune.data_io import write_results
 from finetune.trainer import linear_schedule, pad_inputs, predict, save_best, takes_token_type_ids
 from modeling.bilstm import KoBiLstmForSequenceClassification, bilstm_config

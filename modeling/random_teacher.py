@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
-
-import torch
-from transformers import AutoModelForMaskedLM, BertConfig, PretrainedConfig
+from typing import TYPE_CHECKING, Any
 
 from common.cli import command_parser
 from common.io import check_output_folder, new_folder, output_written, quiet_file_progress_bars
-from modeling.load import load_tokenizer
-from modeling.student import parameter_count, size_mb
+
+if TYPE_CHECKING:  # imported where a model is made, after the arguments are checked
+    import torch
+    from transformers import BertConfig, PretrainedConfig
 
 # KoBERT's (SKTBrain/KoBERT, bert-base with its 8,002-token vocabulary); tiny: 0.7M parameters, trains on a CPU.
 SHAPES: dict[str, dict[str, int]] = {
@@ -55,11 +54,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def bert_config(shape: str, tokenizer: Any) -> BertConfig:
     """The config of ``shape`` with ``tokenizer``'s vocabulary size and padding id."""
+    from transformers import BertConfig
+
     return BertConfig(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, **SHAPES[shape])
 
 
 def save_random_model(config: PretrainedConfig, tokenizer: Any, folder: str | Path, seed: int) -> torch.nn.Module:
     """A masked LM of ``config`` with fresh weights from ``seed``, saved with ``tokenizer`` (published whole)."""
+    import torch
+    from transformers import AutoModelForMaskedLM
+
     torch.manual_seed(seed)
     model = AutoModelForMaskedLM.from_config(config)
     with new_folder(folder, "random-model") as staging:
@@ -70,6 +74,9 @@ def save_random_model(config: PretrainedConfig, tokenizer: Any, folder: str | Pa
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    from modeling.load import load_tokenizer  # after the arguments: --help and a refusal never wait for torch
+    from modeling.student import parameter_count, size_mb
+
     quiet_file_progress_bars()
     try:
         tokenizer = load_tokenizer(args.tokenizer)

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-
-from transformers import AutoTokenizer
+from typing import TYPE_CHECKING
 
 from common.cli import command_parser
-from modeling.load import check_tokenizer_folder, hub_or_local
-from tokenization_kobert import KoBertTokenizer
+
+if TYPE_CHECKING:
+    from tokenization_kobert import KoBertTokenizer
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -49,6 +49,11 @@ def describe(fast: object, slow: KoBertTokenizer, text: str, pair: str | None) -
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    from transformers import AutoTokenizer  # after the arguments: --help never waits for transformers
+
+    from modeling.load import check_tokenizer_folder, hub_or_local
+    from tokenization_kobert import KoBertTokenizer
+
     try:
         check_tokenizer_folder(args.tokenizer)
         fast = hub_or_local(AutoTokenizer.from_pretrained, args.tokenizer, "tokenizer", trust_remote_code=True)

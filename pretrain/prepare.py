@@ -50,7 +50,6 @@ from tqdm import tqdm
 
 from common.cli import command_parser
 from common.io import check_output_place, new_folder, output_written, setup_logging, write_json
-from modeling.load import load_tokenizer
 from pretrain.corpus import CorpusStats, expand_corpus_paths, iter_lines
 
 logger = logging.getLogger(__name__)
@@ -159,6 +158,8 @@ def vocab_sha256(tokenizer: Any) -> str:
 
 
 def read_tokenizer_info(path: str) -> TokenizerInfo:
+    from modeling.load import load_tokenizer  # torch and transformers after the arguments, not for --help
+
     tokenizer = load_tokenizer(path)
     limit = tokenizer.model_max_length
     return TokenizerInfo(
@@ -227,6 +228,8 @@ def init_worker(tokenizer_dir: str) -> None:
     global _tokenizer
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     os.environ["RAYON_NUM_THREADS"] = "1"
+    from modeling.load import load_tokenizer
+
     _tokenizer = load_tokenizer(tokenizer_dir)
 
 

@@ -31,8 +31,7 @@ from transformers import (
 
 from distill.cache_logits import main as cache_logits
 from distill.config import config_from_dict, load_config
-from distill.data import CachedExamples, CacheWriter, Example, read_examples
-from distill.losses import IGNORE_INDEX
+from distill.data import IGNORE_INDEX, CachedExamples, CacheWriter, Example, read_examples
 from distill.train import held_out, main, select_rows
 from modeling.bilstm import KoBiLstmForSequenceClassification, bilstm_config
 from tokenization_kobert import KoBertTokenizerFast
