@@ -46,6 +46,7 @@ from typing import Any
 
 import yaml
 
+from common.checkpoints import latest_checkpoint
 from common.cli import closest, command_parser
 from common.config import read_preset
 from common.io import setup_logging, write_json, write_text
@@ -289,8 +290,6 @@ def continue_arguments(run: Run, folder: Path) -> list[str]:
     stopped before its first one. Nothing for a new folder, or when the grid sets resume or overwrite itself."""
     if "resume" in run.values or "overwrite" in run.values or not holds_run_outputs(folder):
         return []
-    from pretrain.checkpoint import latest_checkpoint  # imports torch: only for a run about to train
-
     return ["--resume", "true"] if latest_checkpoint(folder) else ["--overwrite", "true"]
 
 

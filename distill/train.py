@@ -47,6 +47,7 @@ from transformers import (
 )
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
+from common.checkpoints import checkpoint_path, delete_earlier_outputs, publish, resume_point, rotate, staging_path
 from common.config import save_config
 from common.io import not_written, output_written, setup_logging
 from distill.config import TrainConfig, parse_args
@@ -69,17 +70,11 @@ from pretrain.checkpoint import (
     TRAINING_STATE_DIR,
     EpochSampler,
     RunningLosses,
-    checkpoint_path,
-    delete_earlier_outputs,
     due,
     empty_staging,
     log_metrics,
-    publish,
     quiet_accelerate_checkpoint_logs,
-    resume_point,
     resume_state,
-    rotate,
-    staging_path,
     trim_metrics,
 )
 

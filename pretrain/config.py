@@ -132,3 +132,12 @@ COMMAND = ConfigCommand(DistillationConfig, "pretrain/configs/distilkobert_3laye
 load_config = COMMAND.load
 config_from_dict = COMMAND.from_dict
 parse_args = COMMAND.parse_args
+
+# What a run writes in output_dir (beside checkpoint-STEP folders): an earlier run's are refused or replaced.
+METRICS_FILE = "metrics.jsonl"
+DISTILLATION_FILE = "distillation.json"
+CONFIG_FILE = "distillation_config.yaml"
+FINAL_DIR = "final"
+FINAL_STAGING = f".{FINAL_DIR}.tmp"
+TRACKER_PROJECT = "distillation"  # accelerate's trackers log under OUTPUT_DIR/distillation
+RUN_OUTPUTS = (METRICS_FILE, CONFIG_FILE, FINAL_DIR, FINAL_STAGING, TRACKER_PROJECT)

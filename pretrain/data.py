@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import bisect
 import itertools
-import json
 import os
 from typing import Any
 
@@ -22,42 +21,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from pretrain.prepare import FORMAT, META_FILE, TOKEN_COUNTS_FILE, vocab_sha256
+from pretrain.prepare import TOKEN_COUNTS_FILE, load_meta, vocab_sha256
 
-__all__ = ["PackedBlocks", "check_compatible", "load_meta", "load_token_counts", "vocab_sha256"]
-
-HOW_TO_PREPARE = "prepare it with python -m pretrain.prepare --output {data_dir} ..."
-
-
-def load_meta(data_dir: str) -> dict[str, Any]:
-    """``meta.json`` of a prepared folder, after checking that every shard it lists exists with the right size."""
-    path = os.path.join(data_dir, META_FILE)
-    if not os.path.isfile(path):
-        raise ValueError(
-            f"{data_dir}: no {META_FILE}, so not a prepared corpus; {HOW_TO_PREPARE.format(data_dir=data_dir)}"
-        )
-    with open(path, encoding="utf-8") as f:
-        meta = json.load(f)
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        found = meta.get("format") if isinstance(meta, dict) else None
-        raise ValueError(
-            f"{path}: format {found!r}, expected {FORMAT!r}; {HOW_TO_PREPARE.format(data_dir=data_dir)} --overwrite"
-        )
-    row_bytes = meta["max_seq_length"] * np.dtype(meta["dtype"]).itemsize
-    for split in meta["splits"].values():
-        for shard in split["shards"]:
-            shard_path = os.path.join(data_dir, shard["file"])
-            expected = shard["blocks"] * row_bytes
-            if not os.path.isfile(shard_path):
-                raise ValueError(f"{shard_path}: missing (listed in {path}); prepare the folder again with --overwrite")
-            size = os.path.getsize(shard_path)
-            if size != expected:
-                raise ValueError(
-                    f"{shard_path}: {size:,} bytes, expected {expected:,} ({shard['blocks']:,} blocks of "
-                    f"{row_bytes} bytes); the file is truncated or was replaced: prepare the folder again with "
-                    "--overwrite"
-                )
-    return meta
+__all__ = ["PackedBlocks", "check_compatible", "load_token_counts", "vocab_sha256"]
 
 
 def check_compatible(meta: dict[str, Any], vocab_size: int, max_position_embeddings: int, data_dir: str) -> None:

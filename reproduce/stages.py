@@ -30,13 +30,13 @@ from typing import Any
 import torch
 from transformers import AutoConfig, BertConfig
 
+from common.checkpoints import latest_checkpoint
 from common.io import ROOT, machine_description, open_text, write_atomic, write_json
 from finetune.data_io import is_local
 from finetune.tasks import get_task
 from modeling.latency import compare_latency
 from modeling.load import load_teacher, load_tokenizer
 from modeling.random_teacher import save_random_model
-from pretrain.checkpoint import latest_checkpoint
 from pretrain.config import config_from_dict, save_config
 from reproduce.preset import Preset
 from serve.export import INT8_FILE, ONNX_FOLDER, REPORT_FILE

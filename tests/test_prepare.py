@@ -16,8 +16,8 @@ import torch
 from conftest import BUNDLED_REVIEWS, KOBERT_FILES, ROOT, read_lines
 
 import pretrain.prepare
-from pretrain.data import PackedBlocks, check_compatible, load_meta, load_token_counts, vocab_sha256
-from pretrain.prepare import encode_lines, init_worker, main, split_long_line
+from pretrain.data import PackedBlocks, check_compatible, load_token_counts, vocab_sha256
+from pretrain.prepare import encode_lines, init_worker, load_meta, main, split_long_line
 from tokenization_kobert import KoBertTokenizerFast
 
 LENGTH = 64
