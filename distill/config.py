@@ -11,11 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from common.config import ConfigCommand, key
-from distill.losses import SOFT_LOSSES
-from modeling.bilstm import POOLINGS, PRESETS
 
 STUDENTS = ("bilstm", "distilbert")
 TOKENIZER_KINDS = ("wordpiece", "unigram")
+# The names of what modeling.bilstm and distill.losses implement, here so that a config is checked without importing
+# torch (tests/test_distill_train.py holds them equal).
+BILSTM_PRESETS = ("tiny", "mini", "small", "base", "large")
+BILSTM_POOLINGS = ("max", "mean", "last")
+SOFT_LOSS_NAMES = ("kl", "mse")
 
 
 @dataclass
@@ -89,10 +92,10 @@ class TrainConfig:
         problems = []
         choices = {
             "student": STUDENTS,
-            "bilstm_preset": tuple(PRESETS),
-            "pooling": POOLINGS,
+            "bilstm_preset": BILSTM_PRESETS,
+            "pooling": BILSTM_POOLINGS,
             "tokenizer_kind": TOKENIZER_KINDS,
-            "soft": tuple(SOFT_LOSSES),
+            "soft": SOFT_LOSS_NAMES,
             "mixed_precision": ("no", "fp16", "bf16"),
         }
         for name, allowed in choices.items():
@@ -136,3 +139,13 @@ COMMAND = ConfigCommand(TrainConfig, "distill/configs/bilstm_base.yaml")
 load_config = COMMAND.load
 config_from_dict = COMMAND.from_dict
 parse_args = COMMAND.parse_args
+
+# What a run writes in output_dir (beside checkpoint-STEP folders): an earlier run's are refused or replaced.
+BEST_DIR = "best"
+TOKENIZER_DIR = "tokenizer"
+EXAMPLES_DIR = "examples"  # the labelled training files as a transfer set without logits (alpha 1, no cache)
+METRICS_FILE = "metrics.jsonl"
+CONFIG_FILE = "train_config.yaml"
+RESULTS_FILE = "results.json"
+TRACKER_PROJECT = "distill"
+RUN_OUTPUTS = (BEST_DIR, TOKENIZER_DIR, EXAMPLES_DIR, METRICS_FILE, CONFIG_FILE, RESULTS_FILE, TRACKER_PROJECT)

@@ -30,10 +30,12 @@ from transformers import (
 )
 
 from distill.cache_logits import main as cache_logits
-from distill.config import config_from_dict, load_config
+from distill.config import BILSTM_POOLINGS, BILSTM_PRESETS, SOFT_LOSS_NAMES, config_from_dict, load_config
 from distill.data import IGNORE_INDEX, CachedExamples, CacheWriter, Example, read_examples
-from distill.train import held_out, main, select_rows
-from modeling.bilstm import KoBiLstmForSequenceClassification, bilstm_config
+from distill.losses import SOFT_LOSSES
+from distill.train import main
+from distill.trainer import held_out, select_rows
+from modeling.bilstm import POOLINGS, PRESETS, KoBiLstmForSequenceClassification, bilstm_config
 from tokenization_kobert import KoBertTokenizerFast
 
 KOBERT_DIR = ROOT / "data" / "kobert"
@@ -335,7 +337,7 @@ def test_a_distilbert_student_starts_from_the_copied_layers(task: dict[str, Path
     bert = BertForMaskedLM(tiny_bert_config(tokenizer, 3))
     bert.save_pretrained(tmp_path / "bert")
     tokenizer.save_pretrained(tmp_path / "bert")
-    from distill.train import distilbert_student
+    from distill.trainer import distilbert_student
 
     config = config_from_dict(
         {
@@ -547,3 +549,7 @@ def test_a_two_value_grid_trains_both_runs_and_skips_them_when_finished(
     monkeypatch.setattr("distill.train.main", lambda argv: pytest.fail(f"a finished run was trained again: {argv}"))
     again = grid.main([str(grid_file)])
     assert [e["results"]["accuracy"] for e in again] == [e["results"]["accuracy"] for e in entries]
+
+
+def test_the_config_knows_the_names_of_what_the_student_and_the_losses_implement() -> None:
+    assert BILSTM_PRESETS == tuple(PRESETS) and BILSTM_POOLINGS == POOLINGS and SOFT_LOSS_NAMES == tuple(SOFT_LOSSES)

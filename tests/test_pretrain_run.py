@@ -276,7 +276,8 @@ class TestStartupErrors:
         output = tmp_path / "o"
         (output / "final").mkdir(parents=True)
         (output / "metrics.jsonl").write_text('{"step": 5, "loss": 1.0}\n')
-        monkeypatch.setattr("pretrain.trainer.load_bert_teacher", lambda name: pytest.fail("refused only after loading"))
+        never = lambda name: pytest.fail("refused only after loading")  # noqa: E731
+        monkeypatch.setattr("pretrain.trainer.load_bert_teacher", never)
         message = r"holds an earlier run \(final, metrics.jsonl\) with no complete checkpoint to resume from: pass "
         with pytest.raises(SystemExit, match=message + "--overwrite to delete it"):
             run(run_args(teacher_dir, data_dir, output))

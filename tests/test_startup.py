@@ -14,7 +14,6 @@ from benchmarks.startup import commands, refusals, run
 # Commands that still import torch or sentence-transformers before parsing: the rest of issue 32's start-up work.
 NOT_YET = {
     "distill.cache_logits",
-    "distill.train",
     "hub_upload",
     "hub_upload.validate",
     "modeling.add_vocab",

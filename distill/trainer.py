@@ -1,0 +1,631 @@
+"""The loop of ``distill.train`` (its command checks the config and the output folder, then calls ``train``): a
+student trained on cached teacher logits and gold labels with accelerate, validated on a held-out share, checkpoints
+that resume exactly (``pretrain.checkpoint``), the best model published to ``OUTPUT_DIR/best`` and tested once.
+"""
+
+from __future__ import annotations
+
+import array
+import dataclasses
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+from transformers import (
+    AutoConfig,
+    AutoModelForSequenceClassification,
+    BertForMaskedLM,
+    DistilBertForSequenceClassification,
+)
+from transformers.trainer_pt_utils import LengthGroupedSampler
+
+from common.checkpoints import checkpoint_path, delete_earlier_outputs, publish, rotate, staging_path
+from common.config import save_config
+from common.io import not_written, setup_logging
+from distill.config import (
+    BEST_DIR,
+    CONFIG_FILE,
+    EXAMPLES_DIR,
+    METRICS_FILE,
+    RESULTS_FILE,
+    RUN_OUTPUTS,
+    TOKENIZER_DIR,
+    TRACKER_PROJECT,
+    TrainConfig,
+)
+from distill.data import (
+    IGNORE_INDEX,
+    CachedExamples,
+    CacheWriter,
+    Example,
+    complete_cache_info,
+    no_examples,
+    read_examples,
+)
+from distill.losses import distillation_loss
+from finetune.data_io import write_results
+from finetune.trainer import linear_schedule, pad_inputs, predict, save_best, takes_token_type_ids
+from modeling.bilstm import KoBiLstmForSequenceClassification, bilstm_config
+from modeling.load import hub_or_local, load_tokenizer, load_with_new_head
+from modeling.student import build_student, parameter_count
+from pretrain.checkpoint import (
+    TRAINING_STATE_DIR,
+    EpochSampler,
+    RunningLosses,
+    due,
+    empty_staging,
+    log_metrics,
+    quiet_accelerate_checkpoint_logs,
+    resume_state,
+    trim_metrics,
+)
+
+logger = logging.getLogger("distill")
+TRAINING_KINDS = ("labelled", "unlabelled", "augmented")  # the kinds of training example select_rows counts
+
+
+@dataclass(frozen=True)
+class TransferSet:
+    """The examples a run trains on: a cache folder (with the teacher's logits) or the labelled files alone."""
+
+    examples: CachedExamples
+    num_labels: int
+    id2label: dict[int, str] | None
+    info: dict[str, Any]  # cache.json, or a description of the labelled files
+
+
+# ----------------------------------------------------------------------------------------------------- start-up
+
+
+def check_cache_sources(config: TrainConfig, info: dict[str, Any]) -> None:
+    """The cache must come from the config's teachers and training files, when the config names them: a cache of
+    another teacher or other data is refused, never silently used."""
+    from modeling.fingerprint import file_fingerprint, model_fingerprint
+
+    cached_teachers = {teacher["fingerprint"] for teacher in info["teachers"]}
+    for teacher in config.teacher:
+        if model_fingerprint(teacher) not in cached_teachers:
+            names = ", ".join(t["path"] for t in info["teachers"])
+            raise ValueError(
+                f"the cache {config.cache_dir} was not made with the teacher {teacher} (it was made with {names}): "
+                "write a cache for this teacher with python -m distill.cache_logits"
+            )
+    cached_data = {source["fingerprint"] for source in info["data"]}
+    for path in config.train_data:
+        if file_fingerprint(path) not in cached_data:
+            raise ValueError(
+                f"the cache {config.cache_dir} was not made from {path} (its data: "
+                f"{', '.join(source['path'] for source in info['data'])}; or the file has changed since): write the "
+                "cache again with python -m distill.cache_logits"
+            )
+
+
+def labelled_files_as_examples(paths: list[str], folder: Path) -> None:
+    """The labelled training files as a transfer set without logits, for a run without a teacher."""
+    with CacheWriter(folder) as writer:
+        for path in paths:
+            before = writer.rows
+            for example in read_examples(path):
+                if example.label == IGNORE_INDEX:
+                    raise ValueError(
+                        f"{path}: not a labelled file (header id<TAB>document<TAB>label): alpha 1 needs labels"
+                    )
+                writer.add(example)
+            if writer.rows == before:
+                raise no_examples(path, "--train_data")
+
+
+def teacher_test_accuracy(config: TrainConfig, info: dict[str, Any]) -> float:
+    """The teachers' accuracy on test_data, from ``teacher_test_cache``: checked (by fingerprint) to be the training
+    cache's teachers on that very file, so that the results never pair a student with another teacher's score."""
+    from modeling.fingerprint import file_fingerprint
+
+    test_info = complete_cache_info(config.teacher_test_cache)
+    teachers = sorted(t["fingerprint"] for t in info["teachers"])
+    if sorted(t["fingerprint"] for t in test_info["teachers"]) != teachers:
+        raise ValueError(
+            f"teacher_test_cache {config.teacher_test_cache} was made with other teachers than the cache "
+            f"{config.cache_dir}: write it with the same --teacher flags"
+        )
+    wanted = file_fingerprint(config.test_data)
+    names = [d["name"] for d in test_info["data"] if d["fingerprint"] == wanted]
+    if not names or names[0] not in test_info.get("teacher_accuracy", {}):
+        raise ValueError(
+            f"teacher_test_cache {config.teacher_test_cache} holds no labelled test_data {config.test_data} (or "
+            "the file has changed since): write it with python -m distill.cache_logits --data TEST_DATA"
+        )
+    return test_info["teacher_accuracy"][names[0]]
+
+
+def open_transfer_set(config: TrainConfig, accelerator: Accelerator) -> TransferSet:
+    if config.cache_dir:
+        info = complete_cache_info(config.cache_dir)
+        check_cache_sources(config, info)
+        if config.teacher_test_cache:
+            info = {**info, "teacher_test_accuracy": teacher_test_accuracy(config, info)}
+        id2label = {int(k): v for k, v in info["id2label"].items()} if info.get("id2label") else None
+        examples = CachedExamples(config.cache_dir, with_logits=config.alpha < 1)
+        return TransferSet(examples, info["num_labels"], id2label, info)
+    folder = Path(config.output_dir) / EXAMPLES_DIR
+    if accelerator.is_main_process:
+        labelled_files_as_examples(config.train_data, folder)
+    accelerator.wait_for_everyone()
+    examples = CachedExamples(folder, with_logits=False)
+    num_labels = 1 + max(example.label for example in examples)
+    return TransferSet(examples, max(num_labels, 2), None, {"data": [{"path": p} for p in config.train_data]})
+
+
+# ------------------------------------------------------------------------------------------------ the examples
+
+
+def held_out(origin: str, share: float, seed: int) -> bool:
+    """Whether the labelled example ``origin`` (and its augmented copies) is in the validation split: a seeded hash
+    of its key, so the split needs no pass over the whole set in memory and is the same on every process."""
+    digest = hashlib.sha256(f"{seed}:{origin}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < share
+
+
+def text_digest(text: str) -> bytes:
+    return hashlib.blake2b(text.encode(), digest_size=8).digest()
+
+
+def validation_text_digests(examples: CachedExamples, config: TrainConfig) -> set[bytes]:
+    """Digests of the texts of the labelled examples in the validation split (one pass over the transfer set)."""
+    return {
+        text_digest(example.text)
+        for example in examples
+        if example.key == example.origin
+        and example.label != IGNORE_INDEX
+        and held_out(example.key, config.validation_split, config.seed)
+    }
+
+
+def select_rows(
+    examples: CachedExamples, config: TrainConfig
+) -> tuple[np.ndarray, np.ndarray, list[Example], dict[str, int]]:
+    """Row numbers of the training examples and their text lengths (characters), the validation examples, and how
+    many of each kind were taken.
+
+    Training takes the labelled examples outside the validation split, and (unless the config leaves them out, and
+    always for alpha 1, which has no teacher) the unlabelled ones and the augmented copies of examples outside it.
+    An unlabelled example with the text of a validation example is left out, with its copies: an unlabelled corpus
+    often holds the labelled reviews too (../shared's holds 161,256 lines of NSMC's training reviews), and the
+    student would otherwise train on the validation reviews that pick its best model (``in_validation`` counts them).
+    The row number and the length are all that is kept per training example (12 bytes).
+    """
+    validation: list[Example] = []
+    held_out_labelled: set[str] = set()  # labelled keys in the validation split: their copies are left out too
+    counts = {"validation": 0, "in_validation": 0}
+    with_teacher = config.alpha < 1
+    take_unlabelled = with_teacher and config.use_unlabelled
+    validation_texts = validation_text_digests(examples, config) if take_unlabelled else set()
+    left_out: set[str] = set()  # unlabelled keys left out for their validation text, whose copies are left out too
+
+    def training_rows() -> Iterator[int]:
+        for row, example in enumerate(examples):
+            original = example.key == example.origin
+            if original and example.label != IGNORE_INDEX:
+                if held_out(example.key, config.validation_split, config.seed):
+                    held_out_labelled.add(example.key)
+                    validation.append(example)
+                    counts["validation"] += 1
+                    continue
+                kind = "labelled"
+            elif original:
+                if take_unlabelled and text_digest(example.text) in validation_texts:
+                    left_out.add(example.key)
+                    counts["in_validation"] += 1
+                    continue
+                kind = "unlabelled" if take_unlabelled else None
+            elif example.origin in held_out_labelled or example.origin in left_out:
+                kind = None
+            else:
+                kind = "augmented" if with_teacher and config.use_augmented else None
+            if kind is None:
+                continue
+            kinds.append(TRAINING_KINDS.index(kind))
+            lengths.append(len(example.text))
+            yield row
+
+    lengths, kinds = array.array("i"), array.array("b")
+    rows = np.fromiter(training_rows(), dtype=np.int64)
+    text_lengths = np.frombuffer(lengths, dtype=np.int32)
+    counts["available"] = len(rows)
+    if config.max_train_examples > 0:
+        rows, text_lengths = rows[: config.max_train_examples], text_lengths[: config.max_train_examples]
+    # The kinds of the rows kept (it logged "1800 ({'labelled': 18109, ...})" under --max_train_examples).
+    taken = np.bincount(np.frombuffer(kinds, dtype=np.int8)[: len(rows)], minlength=len(TRAINING_KINDS))
+    counts.update(zip(TRAINING_KINDS, map(int, taken), strict=True))
+    if len(rows) == 0 or not validation:
+        raise ValueError(
+            f"{len(rows)} training and {len(validation)} validation examples: the transfer set needs labelled "
+            "examples (a file with the header id<TAB>document<TAB>label)"
+        )
+    return rows, text_lengths, validation, counts
+
+
+def texts_of_rows(examples: CachedExamples, rows: np.ndarray) -> Iterator[str]:
+    """The texts of the given rows (ascending), in one sequential read of the transfer set."""
+    wanted = np.zeros(len(examples), dtype=bool)
+    wanted[rows] = True
+    for row, example in enumerate(examples):
+        if wanted[row]:
+            yield example.text
+
+
+class EpochLengthGroupedSampler(LengthGroupedSampler):
+    """transformers' length-grouped order (random megabatches, each sorted by length) that depends only on (seed,
+    epoch), as ``pretrain.checkpoint.EpochSampler`` does for a plain random order: a resumed run sees the same
+    batches."""
+
+    def __init__(self, batch_size: int, lengths: np.ndarray, seed: int) -> None:
+        super().__init__(batch_size, lengths=lengths.tolist(), generator=torch.Generator())
+        self.seed = seed
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.generator.manual_seed(self.seed + epoch)
+
+
+class TrainingRows(Dataset):
+    """The selected rows of a transfer set: (text, gold label or -100, teacher logits or None)."""
+
+    def __init__(self, examples: CachedExamples, rows: np.ndarray) -> None:
+        self.examples, self.rows = examples, rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> tuple[str, int, np.ndarray | None]:
+        example, logits = self.examples[int(self.rows[index])]
+        return example.text, example.label, logits
+
+
+def collate_rows(
+    items: list[tuple[str, int, np.ndarray | None]], tokenizer: Any, max_length: int, with_token_types: bool
+) -> dict[str, torch.Tensor]:
+    texts, labels, logits = zip(*items, strict=True)
+    batch = tokenizer(list(texts), truncation=True, max_length=max_length, padding=True, return_tensors="pt")
+    if not with_token_types:
+        batch.pop("token_type_ids", None)
+    batch = dict(batch)
+    batch["labels"] = torch.tensor(labels, dtype=torch.long)
+    if logits[0] is not None:
+        batch["teacher_logits"] = torch.from_numpy(np.stack(logits))
+    return batch
+
+
+def read_test_examples(path: str, num_labels: int) -> list[Example]:
+    examples = []
+    for example in read_examples(path):
+        if example.label == IGNORE_INDEX:
+            raise ValueError(f"{path}: the test data must be labelled (header id<TAB>document<TAB>label)")
+        if example.label >= num_labels:
+            raise ValueError(
+                f"{example.key.replace(Path(path).name, path, 1)}: label {example.label}, but the teacher and the "
+                f"transfer set have {num_labels} labels (0 to {num_labels - 1})"
+            )
+        examples.append(example)
+    return examples
+
+
+def encode(tokenizer: Any, examples: list[Example], max_length: int) -> list[dict[str, Any]]:
+    encoded = tokenizer([e.text for e in examples], truncation=True, max_length=max_length)
+    return [{**{k: encoded[k][i] for k in encoded}, "labels": e.label} for i, e in enumerate(examples)]
+
+
+# ------------------------------------------------------------------------------------------ tokenizer and model
+
+
+def student_tokenizer(config: TrainConfig, examples: CachedExamples, rows: np.ndarray, accelerator: Accelerator) -> Any:
+    """The DistilBERT student's own tokenizer; the BiLSTM's given one, or one trained on the training texts (by the
+    main process, saved in OUTPUT_DIR/tokenizer, which a resumed run reuses)."""
+    if config.student == "distilbert":
+        return load_tokenizer(config.distilbert_from)
+    if config.tokenizer:
+        tokenizer = load_tokenizer(config.tokenizer)
+    else:
+        folder = Path(config.output_dir) / TOKENIZER_DIR
+        if accelerator.is_main_process and not (folder / "tokenizer.json").is_file():
+            from distill.tokenizer import train_student_tokenizer
+
+            texts = partial(texts_of_rows, examples, rows)
+            source = f"the training texts ({config.cache_dir or ', '.join(config.train_data)})"
+            tokenizer = train_student_tokenizer(texts, config.vocab_size, config.tokenizer_kind, source=source)
+            tokenizer.save_pretrained(folder)
+        accelerator.wait_for_everyone()
+        tokenizer = load_tokenizer(str(folder))
+    tokenizer.padding_side = "right"  # the BiLSTM packs right-padded sequences
+    return tokenizer
+
+
+def distilbert_student(config: TrainConfig, num_labels: int, id2label: dict[int, str] | None) -> nn.Module:
+    """A DistilBERT classifier from a DistilBERT folder, or from the ``student_layers`` of a BERT-shaped one."""
+    labels = {"num_labels": num_labels, **({"id2label": id2label} if id2label else {})}
+    source_type = hub_or_local(AutoConfig.from_pretrained, config.distilbert_from, "student").model_type
+    if source_type == "distilbert":
+        return load_with_new_head(AutoModelForSequenceClassification, config.distilbert_from, **labels)
+    if source_type != "bert":
+        raise ValueError(
+            f"distilbert_from {config.distilbert_from!r} is a {source_type} model: give a BERT or DistilBERT"
+        )
+    teacher = load_with_new_head(BertForMaskedLM, config.distilbert_from)
+    copied = build_student(teacher, config.student_layers)
+    student = DistilBertForSequenceClassification(copied.config.__class__(**{**copied.config.to_dict(), **labels}))
+    student.distilbert.load_state_dict(copied.distilbert.state_dict())
+    return student
+
+
+def student_model(config: TrainConfig, tokenizer: Any, transfer: TransferSet) -> nn.Module:
+    if config.student == "distilbert":
+        return distilbert_student(config, transfer.num_labels, transfer.id2label)
+    model_config = bilstm_config(
+        config.bilstm_preset,
+        vocab_size=len(tokenizer),
+        pad_token_id=tokenizer.pad_token_id,
+        num_labels=transfer.num_labels,
+        pooling=config.pooling,
+        dropout=config.dropout,
+        **({"id2label": transfer.id2label} if transfer.id2label else {}),
+    )
+    return KoBiLstmForSequenceClassification(model_config)
+
+
+# ----------------------------------------------------------------------------------------- training and scoring
+
+
+def accuracy(
+    accelerator: Accelerator, model: nn.Module, features: list[dict[str, Any]], collate: Any, batch: int
+) -> float:
+    predicted = predict(accelerator, model, features, collate, batch, lambda out: {"label": out.logits.argmax(-1)})
+    labels = torch.tensor([f["labels"] for f in features])
+    return (predicted["label"] == labels).float().mean().item()
+
+
+def training_loss(model: nn.Module, batch: dict[str, torch.Tensor], config: TrainConfig) -> torch.Tensor:
+    teacher_logits = batch.pop("teacher_logits", None)
+    labels = batch.pop("labels")
+    logits = model(**batch).logits
+    return distillation_loss(logits, teacher_logits, labels, config.alpha, config.temperature, config.soft)
+
+
+def save_checkpoint(
+    accelerator: Accelerator, model: nn.Module, tokenizer: Any, state: dict[str, Any], config: TrainConfig
+) -> None:
+    """checkpoint-STEP, written whole or not at all (pretrain.checkpoint), the newest ``save_total_limit`` kept."""
+    staging, final = staging_path(config.output_dir, state["step"]), checkpoint_path(config.output_dir, state["step"])
+    empty_staging(accelerator, staging)
+    accelerator.save_state(str(staging / TRAINING_STATE_DIR))
+    if accelerator.is_main_process:
+        accelerator.unwrap_model(model).save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        save_config(config, staging / CONFIG_FILE)
+        publish(staging, final, state)
+        rotate(config.output_dir, config.save_total_limit)
+        logger.info("Checkpoint saved: %s", final)
+    accelerator.wait_for_everyone()
+
+
+def teacher_summary(info: dict[str, Any]) -> dict[str, Any] | None:
+    """The teachers of a cache, with the test accuracy, parameters and size its training recorded beside it
+    (``finetune.nsmc`` and ``distill.train`` write results.json next to best/) when there is one teacher; the
+    accuracy from ``teacher_test_cache`` when the config names one."""
+    teachers = info.get("teachers")
+    if not teachers:
+        return None
+    summary: dict[str, Any] = {
+        "models": [t["path"] for t in teachers],
+        "accuracy": None,
+        "params": None,
+        "size_mb": None,
+    }
+    results_file = Path(teachers[0]["path"]).parent / RESULTS_FILE
+    if len(teachers) == 1 and results_file.is_file():
+        recorded = json.loads(results_file.read_text(encoding="utf-8"))
+        summary.update(
+            # finetune.nsmc keeps the test accuracy under "metrics", distill.train (a BiLSTM teacher) at the top
+            accuracy=recorded.get("metrics", {}).get("accuracy", recorded.get("accuracy")),
+            params=recorded.get("params"),
+            size_mb=recorded.get("size_mb"),
+        )
+    if "teacher_test_accuracy" in info:
+        summary["accuracy"] = info["teacher_test_accuracy"]
+    return summary
+
+
+def model_file_mb(folder: Path) -> float:
+    """The weights' size on disk (safetensors), in MB of 2**20 bytes."""
+    return sum(p.stat().st_size for p in folder.glob("*.safetensors")) / 2**20
+
+
+def train(config: TrainConfig, resume_from: Path | None) -> dict[str, Any]:
+    """Train the student into ``output_dir`` (checkpoints, best/, results), continuing ``resume_from`` if given;
+    returns the results."""
+    output_dir = Path(config.output_dir)
+    accelerator = Accelerator(
+        mixed_precision=config.mixed_precision,
+        log_with=None if config.report_to == "none" else config.report_to,
+        project_dir=config.output_dir,
+    )
+    setup_logging(accelerator.is_main_process)
+    quiet_accelerate_checkpoint_logs()
+    if accelerator.is_main_process:
+        if config.overwrite:
+            delete_earlier_outputs(output_dir, RUN_OUTPUTS)
+        output_dir.mkdir(parents=True, exist_ok=True)
+    accelerator.wait_for_everyone()
+    set_seed(config.seed)
+
+    try:
+        transfer = open_transfer_set(config, accelerator)
+        rows, text_lengths, validation_examples, counts = select_rows(transfer.examples, config)
+        test_examples = read_test_examples(config.test_data, transfer.num_labels)
+        tokenizer = student_tokenizer(config, transfer.examples, rows, accelerator)
+        set_seed(config.seed)
+        model = student_model(config, tokenizer, transfer)
+    except (ValueError, OSError) as err:  # a full disk too: the examples and the tokenizer go to output_dir
+        raise SystemExit(f"error: {not_written(output_dir, '--output_dir', err) or err}") from err
+    validation = encode(tokenizer, validation_examples, config.max_seq_length)
+    test = encode(tokenizer, test_examples, config.max_seq_length)
+    with_token_types = takes_token_type_ids(model)
+    eval_collate = partial(pad_inputs, tokenizer=tokenizer, with_token_types=with_token_types)
+
+    train_set = TrainingRows(transfer.examples, rows)
+    loader = DataLoader(
+        train_set,
+        batch_size=config.per_device_train_batch_size,
+        sampler=(
+            EpochLengthGroupedSampler(config.per_device_train_batch_size, text_lengths, config.seed)
+            if config.group_by_length
+            else EpochSampler(train_set, config.seed)
+        ),
+        collate_fn=partial(
+            collate_rows, tokenizer=tokenizer, max_length=config.max_seq_length, with_token_types=with_token_types
+        ),
+        num_workers=config.dataloader_num_workers,
+        generator=torch.Generator().manual_seed(config.seed),
+    )
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    batches_per_epoch = len(loader)  # this process's share
+    total_steps = config.max_steps if config.max_steps > 0 else config.num_train_epochs * batches_per_epoch
+    scheduler = accelerator.prepare(
+        linear_schedule(optimizer, config.warmup_ratio, total_steps, accelerator.num_processes)
+    )
+
+    state: dict[str, Any] = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best_accuracy": -1.0, "best_step": 0}
+    metrics_path = output_dir / METRICS_FILE
+    if resume_from is not None:
+        state = resume_state(accelerator, resume_from)
+        if accelerator.is_main_process:
+            trim_metrics(metrics_path, state["step"])
+        logger.info("Resuming from %s (step %d)", resume_from, state["step"])
+    if accelerator.is_main_process:
+        save_config(config, output_dir / CONFIG_FILE)
+    accelerator.init_trackers(TRACKER_PROJECT, config={k: str(v) for k, v in dataclasses.asdict(config).items()})
+    logger.info("***** Task-specific distillation: %s student *****", config.student)
+    logger.info(
+        "  Training examples = %s of %s (labelled %s, unlabelled %s, augmented %s), validation = %s, test = %s",
+        *(f"{n:,}" for n in (len(rows), counts["available"], *(counts[k] for k in TRAINING_KINDS))),
+        f"{len(validation):,}",
+        f"{len(test):,}",
+    )
+    logger.info(
+        "  Student parameters = %s, alpha = %s, soft = %s", f"{parameter_count(model):,}", config.alpha, config.soft
+    )
+    logger.info(
+        "  Steps = %d (%d per epoch), processes = %d", total_steps, batches_per_epoch, accelerator.num_processes
+    )
+
+    def validate() -> None:
+        score = accuracy(accelerator, model, validation, eval_collate, config.per_device_eval_batch_size)
+        log_metrics(accelerator, metrics_path, {"epoch": state["epoch"], "validation_accuracy": score}, state["step"])
+        if score > state["best_accuracy"]:
+            state.update(best_accuracy=score, best_step=state["step"])
+            save_best(accelerator, model, tokenizer, output_dir / BEST_DIR)
+
+    with tqdm(
+        total=total_steps, initial=state["step"], disable=not accelerator.is_main_process, desc="distill"
+    ) as progress:
+        losses, examples_seen = RunningLosses([], accelerator.device), 0
+        losses.restore(state.pop("running_losses", None))
+        train_seconds, start = state.get("train_seconds", 0.0), time.perf_counter()
+        model.train()
+        while state["step"] < total_steps:
+            loader.set_epoch(state["epoch"])
+            skip = state["batch_in_epoch"]
+            for batch in accelerator.skip_first_batches(loader, skip) if skip else loader:
+                examples_seen += len(batch["labels"]) * accelerator.num_processes
+                loss = training_loss(model, batch, config)
+                accelerator.backward(loss)
+                if config.max_grad_norm > 0:
+                    accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
+                losses.add({"loss": loss})
+                state["step"] += 1
+                state["batch_in_epoch"] += 1
+                progress.update(1)
+                if due(state["step"], config.logging_steps, total_steps):
+                    means, _, seconds = losses.pop(accelerator)
+                    metrics = {"epoch": state["epoch"], **means, "learning_rate": scheduler.get_last_lr()[0]}
+                    log_metrics(
+                        accelerator, metrics_path, {**metrics, "examples_per_s": examples_seen / seconds}, state["step"]
+                    )
+                    progress.set_postfix(loss=f"{means['loss']:.4f}")
+                    examples_seen = 0
+                epoch_done = state["batch_in_epoch"] == batches_per_epoch
+                if epoch_done:
+                    state["epoch"] += 1
+                    state["batch_in_epoch"] = 0
+                if (
+                    epoch_done
+                    or state["step"] == total_steps
+                    or (config.eval_steps and state["step"] % config.eval_steps == 0)
+                ):
+                    validate()
+                    model.train()
+                if due(state["step"], config.save_steps, total_steps):
+                    state["train_seconds"] = train_seconds + time.perf_counter() - start
+                    state["running_losses"] = losses.carried(accelerator)
+                    save_checkpoint(accelerator, model, tokenizer, state, config)
+                    del state["running_losses"]
+                if state["step"] >= total_steps:
+                    break
+    train_seconds += time.perf_counter() - start
+
+    best = accelerator.prepare(type(accelerator.unwrap_model(model)).from_pretrained(output_dir / BEST_DIR))
+    test_accuracy = accuracy(accelerator, best, test, eval_collate, config.per_device_eval_batch_size)
+    unwrapped = accelerator.unwrap_model(best)
+    results = {
+        "name": output_dir.name,
+        "student": config.student,
+        "preset": config.bilstm_preset if config.student == "bilstm" else None,
+        "distilled": config.alpha < 1,
+        "alpha": config.alpha,
+        "soft": config.soft,
+        "temperature": config.temperature,
+        "params": parameter_count(unwrapped),
+        "size_mb": round(model_file_mb(output_dir / BEST_DIR), 4),
+        "vocab_size": len(tokenizer),
+        "accuracy": test_accuracy,
+        "best_validation_accuracy": state["best_accuracy"],
+        "best_step": state["best_step"],
+        "steps": state["step"],
+        "train_seconds": round(train_seconds, 1),
+        "examples_per_s": round(
+            state["step"] * config.per_device_train_batch_size * accelerator.num_processes / max(train_seconds, 1e-9), 1
+        ),
+        "examples": {**counts, "train": len(rows), "test": len(test)},
+        "model_dir": str(output_dir / BEST_DIR),
+        "teacher": teacher_summary(transfer.info) if config.alpha < 1 else None,
+        "cache_dir": config.cache_dir or None,
+        "config": dataclasses.asdict(config),
+    }
+    if accelerator.is_main_process:
+        write_results(output_dir / RESULTS_FILE, results)
+        accelerator.print(
+            f"test accuracy {test_accuracy:.4f} (best validation {state['best_accuracy']:.4f} at step "
+            f"{state['best_step']}); {results['params']:,} parameters; results in {output_dir / RESULTS_FILE}"
+        )
+    # The DDP wrappers go first, while the process group is still registered: released by the last of them, gloo's
+    # group joins its worker threads holding the GIL, which a worker needs to free a gathered tensor (a hang at
+    # exit, seen twice in the two-process test).
+    model = best = None  # (not del: validate() holds model's cell)
+    accelerator.free_memory()
+    accelerator.end_training()
+    return results
