@@ -31,7 +31,7 @@ from transformers import (
     DistilBertForSequenceClassification,
 )
 
-from distill import cache_logits
+from distill import teacher_logits
 from distill.augment import Augmenter, AugmentSettings
 from distill.cache_logits import main
 from distill.data import CachedExamples, read_cache_info
@@ -186,7 +186,7 @@ def test_the_logits_are_the_teachers_own_for_each_keyed_example(bert_cache: Path
     # Accuracy on the labelled file's own examples (copies have no gold label), from the teacher called directly.
     right = sum(int(np.argmax(teacher(text))) == label for text, label in LABELLED)
     assert info["teacher_accuracy"] == {"train.tsv": right / len(LABELLED)}
-    assert not (bert_cache / cache_logits.PROGRESS_DIR).exists()
+    assert not (bert_cache / teacher_logits.PROGRESS_DIR).exists()
 
 
 def test_an_ensemble_caches_the_mean_of_its_teachers(
@@ -285,7 +285,7 @@ def test_a_finished_cache_is_up_to_date_and_nothing_runs(
     def no_teacher(*args: Any) -> None:
         raise AssertionError("a teacher was loaded for an up-to-date cache")
 
-    monkeypatch.setattr(cache_logits, "load_teachers", no_teacher)
+    monkeypatch.setattr(teacher_logits, "load_teachers", no_teacher)
     main(argv([teachers["bert"]], data, bert_cache, *AUGMENT))
     assert capsys.readouterr().out == f"{bert_cache} is up to date ({len(cached(bert_cache))} rows); nothing to do\n"
     assert folder_snapshot(bert_cache) == before
@@ -294,9 +294,9 @@ def test_a_finished_cache_is_up_to_date_and_nothing_runs(
 # A run killed (SIGKILL: no clean-up of any kind) when the teacher is about to start its third block.
 KILLED_AFTER_TWO_BLOCKS = """
 import os, signal, sys
-from distill import cache_logits
+from distill import cache_logits, teacher_logits
 
-real_block_logits, blocks = cache_logits.block_logits, []
+real_block_logits, blocks = teacher_logits.block_logits, []
 
 def block_logits(*args):
     if len(blocks) == 2:
@@ -304,7 +304,7 @@ def block_logits(*args):
     blocks.append(args)
     return real_block_logits(*args)
 
-cache_logits.block_logits = block_logits
+teacher_logits.block_logits = block_logits
 cache_logits.main(sys.argv[1:])
 """
 
@@ -318,25 +318,25 @@ def test_a_killed_run_resumes_without_recomputing_done_blocks(
     killed = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     assert read_cache_info(output)["complete"] is False
-    assert json.loads((output / cache_logits.PROGRESS_DIR / "process-0.json").read_text())["done"] == [0, 1]
+    assert json.loads((output / teacher_logits.PROGRESS_DIR / "process-0.json").read_text())["done"] == [0, 1]
 
     rows = read_cache_info(output)["rows"]
     assert rows > 4 * BLOCK, "too few blocks to test resuming"
     block_starts = [example.text for i, example in enumerate(CachedExamples(output)) if i % BLOCK == 0]
     computed: list[str] = []  # the first text of each block the teacher runs on
-    real_block_logits = cache_logits.block_logits
+    real_block_logits = teacher_logits.block_logits
 
     def block_logits(accelerator: Any, teachers: Any, texts: list[str], *args: Any) -> np.ndarray:
         computed.append(texts[0])
         return real_block_logits(accelerator, teachers, texts, *args)
 
-    monkeypatch.setattr(cache_logits, "block_logits", block_logits)
+    monkeypatch.setattr(teacher_logits, "block_logits", block_logits)
     main(argv([teachers["bert"]], data, output, *AUGMENT))
     assert computed == block_starts[2:]  # blocks 2.. only, each once
     for name in ["examples.tsv", "offsets.npy", "logits.npy"]:
         assert filecmp.cmp(output / name, bert_cache / name, shallow=False), name
     assert read_cache_info(output) == read_cache_info(bert_cache)
-    assert not (output / cache_logits.PROGRESS_DIR).exists()
+    assert not (output / teacher_logits.PROGRESS_DIR).exists()
 
 
 def test_two_processes_write_the_same_cache_as_one(
