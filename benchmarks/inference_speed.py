@@ -44,9 +44,10 @@ from finetune.data_io import read_nsmc  # noqa: E402
 from modeling.bilstm import KoBiLstmForSequenceClassification, bilstm_config  # noqa: E402
 from modeling.random_teacher import SHAPES  # noqa: E402
 from modeling.student import parameter_count  # noqa: E402
-from serve.export import FLOAT_FILE, INT8_FILE, ONNX_FOLDER, export  # noqa: E402
+from serve.export import FLOAT_FILE, INT8_FILE, ONNX_FOLDER  # noqa: E402
 from serve.export import parse_args as export_args  # noqa: E402
 from serve.models import load_model  # noqa: E402
+from serve.onnx_export import export  # noqa: E402
 from serve.predict import onnx_backend, torch_backend  # noqa: E402
 from tokenization_kobert import KoBertTokenizerFast  # noqa: E402
 

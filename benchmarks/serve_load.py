@@ -139,8 +139,9 @@ def prepare_model(args: argparse.Namespace, workspace: Path) -> tuple[Path, str]
 def export_graph(folder: Path, int8: bool, random_weights: bool) -> None:
     """The folder's ONNX graph, written here once rather than by each of the three servers on start-up (all into
     the same folder at the same time)."""
-    from serve.export import ensure_exported, export
+    from serve.export import ensure_exported
     from serve.export import parse_args as export_args
+    from serve.onnx_export import export
 
     if not random_weights:
         ensure_exported(str(folder), int8)  # what the service would do: only when missing, checked by the defaults

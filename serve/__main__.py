@@ -14,14 +14,14 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from typing import TYPE_CHECKING
 
 from common.cli import command_parser
 from common.io import setup_logging
-from serve.app import ServiceSettings, build_app
 from serve.batching import BatchSettings
-from serve.deadline import with_header_deadline
-from serve.models import load_model
-from serve.predict import Predictor, onnx_backend, torch_backend
+
+if TYPE_CHECKING:  # torch, the models and the web framework are imported once the arguments are checked
+    from serve.predict import Predictor
 
 logger = logging.getLogger("serve")
 BACKENDS = ("torch", "onnx", "onnx-int8")
@@ -76,6 +76,9 @@ def model_folders(parser: argparse.ArgumentParser, values: list[str]) -> dict[st
 
 
 def load_predictors(args: argparse.Namespace) -> dict[str, Predictor]:
+    from serve.models import load_model
+    from serve.predict import Predictor, onnx_backend, torch_backend
+
     predictors = {}
     for name, folder in args.models.items():
         loaded = load_model(folder, args.max_length)
@@ -91,11 +94,14 @@ def load_predictors(args: argparse.Namespace) -> dict[str, Predictor]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    setup_logging()
+    args = parse_args(argv)
     import torch
     import uvicorn
 
-    setup_logging()
-    args = parse_args(argv)
+    from serve.app import ServiceSettings, build_app
+    from serve.deadline import with_header_deadline
+
     torch.set_num_threads(args.threads)
     batching = BatchSettings(not args.no_batching, args.max_batch_size, args.max_wait_ms, args.max_queue)
     limits = {"max_chars": args.max_chars, "max_items": args.max_items, "max_body_bytes": args.max_body_bytes}

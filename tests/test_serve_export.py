@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-from serve.export import INT8_FILE, ONNX_FOLDER, REPORT_FILE, main, parse_args, task_metric
+from serve.export import INT8_FILE, ONNX_FOLDER, REPORT_FILE, main, parse_args
 from serve.models import load_model
+from serve.onnx_export import task_metric
 from serve.predict import WORD, Predictor, entities, onnx_backend, torch_backend
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

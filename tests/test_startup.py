@@ -26,8 +26,6 @@ NOT_YET = {
     "sentence.silver",
     "sentence.simcse",
     "sentence.sts",
-    "serve",
-    "serve.export",
 }
 
 
