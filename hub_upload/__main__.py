@@ -35,8 +35,6 @@ from common.io import check_output_folder, output_written, publish_folder, quiet
 from hub_upload.card import build_card
 from hub_upload.sentence_card import build_sentence_card, read_evaluation_rows
 from hub_upload.validate import check_model_folder, has_mlm_head
-from modeling.load import has_kobert_tokenizer, load_tokenizer
-from modeling.student import parameter_count, size_mb
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 
@@ -100,6 +98,7 @@ def check_tokenizer_size(source: Path, tokens: int, embeddings: int) -> None:
 
 def build_sentence_release(args: argparse.Namespace, folder: Path) -> None:
     """A sentence-transformers folder as saved (modules, pooling, our tokenizer) and its card into ``folder``."""
+    from modeling.student import size_mb
     from sentence.model import encoder_summary, load_encoder
 
     encoder = load_encoder(args.model, max_seq_length=None)
@@ -115,8 +114,10 @@ def build_sentence_release(args: argparse.Namespace, folder: Path) -> None:
 
 def build_release(args: argparse.Namespace, folder: Path) -> None:
     """Weights, tokenizer, remote code and model card into ``folder``."""
-    from transformers import AutoModel, AutoModelForMaskedLM
+    from transformers import AutoModel, AutoModelForMaskedLM  # the models where there is work, not for --help
 
+    from modeling.load import has_kobert_tokenizer, load_tokenizer
+    from modeling.student import parameter_count, size_mb
     from sentence.model import is_sentence_transformer
 
     if is_sentence_transformer(args.model):

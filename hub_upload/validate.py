@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from common.cli import command_parser
-from modeling.load import check_model_type
 
 if TYPE_CHECKING:
     import torch
@@ -47,6 +46,8 @@ def check_model_folder(folder: Path) -> None:
         raise ValueError(f"{folder}: no config.json; pass a folder written by save_pretrained")
     if not any((folder / name).is_file() for name in WEIGHTS):
         raise ValueError(f"{folder}: no weights ({', '.join(WEIGHTS)})")
+    from modeling.load import check_model_type  # transformers' config reading, not needed for --help
+
     check_model_type(
         str(folder),
         RELEASED_MODEL_TYPES,

