@@ -207,6 +207,7 @@ def keep_valid_answers(examples: list[dict[str, Any]], source: str) -> tuple[lis
 NLI_LABELS = ("entailment", "neutral", "contradiction")
 KORNLI_HEADER = ["sentence1", "sentence2", "gold_label"]
 KORSTS_HEADER = ["genre", "filename", "year", "id", "score", "sentence1", "sentence2"]
+STS_MAX_SCORE = 5.0  # KorSTS and KLUE-STS score pairs from 0 to 5
 
 
 def is_json(path: str) -> bool:

@@ -25,20 +25,14 @@ import logging
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from common.cli import command_parser
 from common.io import setup_logging, write_json
 from reproduce.preset import load_preset, preset_path
-from reproduce.real_teacher import (
-    RealTeacherRecipe,
-    is_real_teacher_preset,
-    load_real_teacher_preset,
-    write_real_teacher_results,
-)
-from reproduce.report import write_results
-from reproduce.sentence import SentenceRecipe, is_sentence_preset, load_sentence_preset, write_sentence_results
-from reproduce.stages import BILSTMS, MODELS, Recipe, StageFailed, onnx_row, run_stages
+
+if TYPE_CHECKING:  # the recipes import torch and transformers: after the arguments are checked
+    from reproduce.stages import Recipe
 
 logger = logging.getLogger("reproduce")
 MARKER = "reproduce.json"
@@ -70,6 +64,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def result_rows(recipe: Recipe, latency: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per model for the results table, from the fine-tuning (or BiLSTM training) results and the latency
     measurements."""
+    from reproduce.stages import BILSTMS, MODELS, onnx_row
+
     rows = []
     for name in recipe.compared:
         results = json.loads(recipe.results_file(name).read_text())
@@ -105,6 +101,9 @@ def run_context(recipe: Recipe, seconds: dict[str, float], argv: list[str] | Non
 
 def run_sentence_recipe(args: argparse.Namespace, output: Path) -> str:
     """The sentence-encoder recipe (``reproduce.sentence``): its stages, then results.json and results.md."""
+    from reproduce.sentence import SentenceRecipe, load_sentence_preset, write_sentence_results
+    from reproduce.stages import StageFailed, run_stages
+
     recipe = SentenceRecipe(load_sentence_preset(preset_path(args.preset), args.overrides), output)
     recipe.check()
     output.mkdir(parents=True, exist_ok=True)
@@ -121,6 +120,9 @@ def run_sentence_recipe(args: argparse.Namespace, output: Path) -> str:
 
 def run_real_teacher_recipe(args: argparse.Namespace, output: Path, argv: list[str] | None) -> str:
     """The real-teacher recipe (``reproduce.real_teacher``): its stages, then results.json, results.md and plots."""
+    from reproduce.real_teacher import RealTeacherRecipe, load_real_teacher_preset, write_real_teacher_results
+    from reproduce.stages import StageFailed, run_stages
+
     recipe = RealTeacherRecipe(load_real_teacher_preset(preset_path(args.preset), args.overrides), output)
     recipe.check()
     output.mkdir(parents=True, exist_ok=True)
@@ -138,6 +140,11 @@ def run_real_teacher_recipe(args: argparse.Namespace, output: Path, argv: list[s
 
 def main(argv: list[str] | None = None) -> str:
     args = parse_args(argv)
+    from reproduce.real_teacher import is_real_teacher_preset  # the recipes once the arguments are checked
+    from reproduce.report import write_results
+    from reproduce.sentence import is_sentence_preset
+    from reproduce.stages import BILSTMS, MODELS, Recipe, StageFailed, run_stages
+
     setup_logging()
     output = Path(args.output)
     try:

@@ -12,27 +12,16 @@ predicted against the gold scores). Defaults are Thakur et al.'s: batch 16, lear
 from __future__ import annotations
 
 import argparse
-from typing import Any
-
-from sentence_transformers import CrossEncoder
-from sentence_transformers.cross_encoder.evaluation import CrossEncoderCorrelationEvaluator
-from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
+from typing import TYPE_CHECKING, Any
 
 from common.cli import command_parser
-from finetune.data_io import first, read_sts, split_train_validation
-from sentence.evaluate import MIN_CORRELATION_PAIRS, read_scored_pairs
-from sentence.losses import STS_MAX_SCORE
-from sentence.model import load_cross_encoder
-from sentence.sts import pair_dataset
-from sentence.training import (
-    Selection,
-    add_training_args,
-    announce,
-    check_training_args,
-    fit,
-    setup_command_logging,
-    write_results,
-)
+from finetune.data_io import STS_MAX_SCORE, first, read_sts, split_train_validation
+from sentence.arguments import Selection, add_training_args, check_training_args, setup_command_logging
+from sentence.data import MIN_CORRELATION_PAIRS, read_scored_pairs
+
+if TYPE_CHECKING:  # sentence-transformers is imported where it works, after the arguments
+    from sentence_transformers import CrossEncoder
+    from sentence_transformers.cross_encoder.evaluation import CrossEncoderCorrelationEvaluator
 
 SELECTION = Selection("eval_validation_spearman", greater_is_better=True)
 
@@ -54,6 +43,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def correlation_evaluator(records: list[dict[str, Any]], name: str) -> CrossEncoderCorrelationEvaluator:
     """Spearman and Pearson of the predicted scores against the gold ones: ``{name}_spearman``, ``{name}_pearson``."""
+    from sentence_transformers.cross_encoder.evaluation import CrossEncoderCorrelationEvaluator
+
     pairs = [[r["sentence1"], r["sentence2"]] for r in records]
     return CrossEncoderCorrelationEvaluator(pairs, [r["score"] for r in records], name=name, write_csv=False)
 
@@ -65,6 +56,12 @@ def cross_encoder_correlations(model: CrossEncoder, records: list[dict[str, Any]
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
+    from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss  # after the arguments
+
+    from sentence.model import load_cross_encoder
+    from sentence.sts import pair_dataset
+    from sentence.training import announce, fit, write_results
+
     setup_command_logging()
     try:
         records, dev = read_sts(args.train), read_scored_pairs(args.dev)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 from common.io import open_text
 from finetune.data_io import KORNLI_HEADER, KORSTS_HEADER, is_json, is_local, load_hub_split, read_nli, read_sts
@@ -58,3 +59,14 @@ def file_sentences(path: str) -> Iterator[str]:
 def sentences(paths: Sequence[str], limit: int | None) -> Iterator[str]:
     """Every file's sentences in order, at most ``limit`` of them."""
     return itertools.islice(itertools.chain.from_iterable(file_sentences(path) for path in paths), limit)
+
+
+MIN_CORRELATION_PAIRS = 2  # a correlation of fewer is undefined
+
+
+def read_scored_pairs(path: str) -> list[dict[str, Any]]:
+    """``finetune.data_io.read_sts``'s pairs of a file that has enough of them for a correlation."""
+    records = read_sts(path)
+    if len(records) < MIN_CORRELATION_PAIRS:
+        raise ValueError(f"{path}: {len(records)} scored pair(s); a correlation needs at least {MIN_CORRELATION_PAIRS}")
+    return records

@@ -16,10 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any
-
-from sentence_transformers import SentenceTransformer
-from sentence_transformers.sentence_transformer.evaluation import EmbeddingSimilarityEvaluator
+from typing import TYPE_CHECKING, Any
 
 from common.cli import command_parser
 from common.io import (
@@ -30,10 +27,12 @@ from common.io import (
     run_metadata,
     write_json,
 )
-from finetune.data_io import read_sts
-from modeling.latency import interleaved_medians
-from sentence.losses import STS_MAX_SCORE
-from sentence.model import encoder_summary, load_encoder
+from finetune.data_io import STS_MAX_SCORE
+from sentence.data import read_scored_pairs
+
+if TYPE_CHECKING:  # sentence-transformers is imported where it works: --help and refusals never wait for it
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.evaluation import EmbeddingSimilarityEvaluator
 
 SPEED_BATCH_SIZES = (1, 64)
 
@@ -41,6 +40,8 @@ SPEED_BATCH_SIZES = (1, 64)
 def sts_evaluator(records: list[dict[str, Any]], name: str, batch_size: int = 64) -> EmbeddingSimilarityEvaluator:
     """The cosine-similarity evaluator of STS records; its metrics are ``{name}_spearman_cosine`` and
     ``{name}_pearson_cosine`` (fractions)."""
+    from sentence_transformers.sentence_transformer.evaluation import EmbeddingSimilarityEvaluator
+
     return EmbeddingSimilarityEvaluator(
         [r["sentence1"] for r in records],
         [r["sentence2"] for r in records],
@@ -53,17 +54,6 @@ def sts_evaluator(records: list[dict[str, Any]], name: str, batch_size: int = 64
     )
 
 
-MIN_CORRELATION_PAIRS = 2  # a correlation of fewer is undefined
-
-
-def read_scored_pairs(path: str) -> list[dict[str, Any]]:
-    """``finetune.data_io.read_sts``'s pairs of a file that has enough of them for a correlation."""
-    records = read_sts(path)
-    if len(records) < MIN_CORRELATION_PAIRS:
-        raise ValueError(f"{path}: {len(records)} scored pair(s); a correlation needs at least {MIN_CORRELATION_PAIRS}")
-    return records
-
-
 def sts_correlations(encoder: SentenceTransformer, records: list[dict[str, Any]], name: str) -> dict[str, float]:
     """Spearman and Pearson x 100 (rounded to 2 places) of the encoder's cosines against the gold scores."""
     metrics = sts_evaluator(records, name)(encoder)
@@ -74,6 +64,8 @@ def sentences_per_second(
     encoders: dict[str, SentenceTransformer], sentences: list[str], batch_sizes: Sequence[int], repeats: int
 ) -> dict[str, dict[int, float]]:
     """Sentences encoded per second on CPU by each encoder at each batch size, measured side by side."""
+    from modeling.latency import interleaved_medians
+
     speeds: dict[str, dict[int, float]] = {name: {} for name in encoders}
     for batch_size in batch_sizes:
         batch = (sentences * (batch_size // len(sentences) + 1))[:batch_size]
@@ -90,6 +82,8 @@ def evaluate_encoders(
     paths: list[str], data: list[str], repeats: int, batch_sizes: Sequence[int] = SPEED_BATCH_SIZES
 ) -> list[dict[str, Any]]:
     """One row per encoder: its size and pooling, the correlations on every data file, and its speed."""
+    from sentence.model import encoder_summary, load_encoder
+
     records = {path: read_scored_pairs(path) for path in data}
     encoders = {path: load_encoder(path, max_seq_length=None) for path in paths}
     sentences = [r["sentence1"] for r in next(iter(records.values()))]

@@ -22,8 +22,7 @@ from sentence_transformers.sentence_transformer.losses import (
 from torch import Tensor, nn
 from torch.nn import functional
 
-DISTANCES = ("mse", "cosine", "similarity")
-STS_MAX_SCORE = 5.0
+from sentence.arguments import DISTANCES
 
 
 def simcse_loss(encoder: SentenceTransformer, temperature: float, gather_across_devices: bool) -> nn.Module:

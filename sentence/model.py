@@ -21,8 +21,8 @@ from sentence_transformers.sentence_transformer.modules.pooling import Pooling
 
 from modeling.load import check_vocabulary_fits, has_kobert_tokenizer, hub_or_local, load_tokenizer
 from modeling.student import parameter_count
+from sentence.arguments import POOLING_MODES
 
-POOLING_MODES = ("mean", "cls")
 # What sentence-transformers writes into every folder it saves; a transformers model folder has none of it.
 MODULES_FILE = "modules.json"
 

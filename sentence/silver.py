@@ -20,15 +20,11 @@ import argparse
 import random
 from typing import Any
 
-from sentence_transformers import util
-
 from common.cli import command_parser
 from common.io import check_output_place, output_written, write_text
-from finetune.data_io import KORSTS_HEADER
+from finetune.data_io import KORSTS_HEADER, STS_MAX_SCORE
+from sentence.arguments import setup_command_logging
 from sentence.data import sentences
-from sentence.losses import STS_MAX_SCORE
-from sentence.model import load_cross_encoder, load_encoder
-from sentence.training import setup_command_logging
 
 SAMPLERS = ("random", "neighbours")
 
@@ -75,6 +71,10 @@ def random_partners(count: int, per_sentence: int, seed: int) -> list[tuple[int,
 
 def neighbour_partners(encoder_path: str, texts: list[str], per_sentence: int, args: Any) -> list[tuple[int, int]]:
     """Each sentence with its ``per_sentence`` most similar others (cosine of the encoder's embeddings)."""
+    from sentence_transformers import util
+
+    from sentence.model import load_encoder
+
     encoder = load_encoder(encoder_path, max_seq_length=args.max_seq_length)
     embeddings = encoder.encode(texts, batch_size=args.batch_size, convert_to_tensor=True, normalize_embeddings=True)
     hits = util.semantic_search(embeddings, embeddings, top_k=per_sentence + 1)
@@ -97,6 +97,8 @@ def silver_lines(texts: list[str], pairs: list[tuple[int, int]], scores: Any, sa
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
+    from sentence.model import load_cross_encoder  # torch and sentence-transformers: after the arguments
+
     setup_command_logging()
     try:
         texts = distinct(sentences(args.sentences, None), args.max_sentences)

@@ -20,23 +20,9 @@ from collections import defaultdict
 from itertools import cycle
 from typing import Any
 
-from datasets import Dataset
-
 from common.cli import command_parser
 from finetune.data_io import first, read_nli, read_sts, split_train_validation
-from sentence.evaluate import sts_correlations
-from sentence.losses import simcse_loss
-from sentence.model import load_encoder
-from sentence.training import (
-    MODEL_HELP,
-    Selection,
-    add_training_args,
-    announce,
-    check_training_args,
-    fit,
-    setup_command_logging,
-    write_results,
-)
+from sentence.arguments import MODEL_HELP, Selection, add_training_args, check_training_args, setup_command_logging
 
 logger = logging.getLogger(__name__)
 SELECTION = Selection("eval_loss", greater_is_better=False)
@@ -88,6 +74,13 @@ def simcse_rows(records: list[dict[str, Any]]) -> list[dict[str, str]]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
+    from datasets import Dataset  # torch and sentence-transformers: after the arguments
+
+    from sentence.evaluate import sts_correlations
+    from sentence.losses import simcse_loss
+    from sentence.model import load_encoder
+    from sentence.training import announce, fit, write_results
+
     setup_command_logging()
     nli = ", ".join(args.nli)
     try:

@@ -11,25 +11,15 @@ labelled (``sentence.silver``) to the training part. Files are KorSTS TSV or KLU
 from __future__ import annotations
 
 import argparse
-from typing import Any
-
-from datasets import Dataset
+from typing import TYPE_CHECKING, Any
 
 from common.cli import command_parser
-from finetune.data_io import first, read_sts, split_train_validation
-from sentence.evaluate import MIN_CORRELATION_PAIRS, read_scored_pairs, sts_correlations, sts_evaluator
-from sentence.losses import STS_MAX_SCORE, sts_loss
-from sentence.model import load_encoder
-from sentence.training import (
-    MODEL_HELP,
-    Selection,
-    add_training_args,
-    announce,
-    check_training_args,
-    fit,
-    setup_command_logging,
-    write_results,
-)
+from finetune.data_io import STS_MAX_SCORE, first, read_sts, split_train_validation
+from sentence.arguments import MODEL_HELP, Selection, add_training_args, check_training_args, setup_command_logging
+from sentence.data import MIN_CORRELATION_PAIRS, read_scored_pairs
+
+if TYPE_CHECKING:
+    from datasets import Dataset
 
 SELECTION = Selection("eval_validation_spearman_cosine", greater_is_better=True)
 
@@ -55,6 +45,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def pair_dataset(records: list[dict[str, Any]]) -> Dataset:
     """Columns sentence1, sentence2 and label (the score / 5, the cosine the loss aims at)."""
+    from datasets import Dataset
+
     return Dataset.from_dict(
         {
             "sentence1": [r["sentence1"] for r in records],
@@ -66,6 +58,14 @@ def pair_dataset(records: list[dict[str, Any]]) -> Dataset:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
+    from sentence.evaluate import (  # torch and sentence-transformers: after the arguments
+        sts_correlations,
+        sts_evaluator,
+    )
+    from sentence.losses import sts_loss
+    from sentence.model import load_encoder
+    from sentence.training import announce, fit, write_results
+
     setup_command_logging()
     try:
         records, dev = read_sts(args.train), read_scored_pairs(args.dev)

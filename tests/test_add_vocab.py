@@ -25,7 +25,8 @@ from transformers import (
     DistilBertForMaskedLM,
 )
 
-from modeling.add_vocab import add_tokens_with_mean_rows, main, mean_rows, plan_tokens
+from modeling.add_vocab import main
+from modeling.vocab_growth import add_tokens_with_mean_rows, mean_rows, plan_tokens
 from pretrain.prepare import main as prepare
 from pretrain.run import main as run
 from tokenization_kobert import KoBertTokenizerFast

@@ -336,7 +336,7 @@ def test_evaluate_prints_the_table_of_every_model(
 def test_distill_caches_the_teacher_once_and_trains_the_student_towards_it(
     sts_run: dict, models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sentence import distill
+    from sentence import distill, embedding_distillation
 
     teacher = str(tmp_path / "teacher")  # a BERT with mean pooling, 32 dimensions
     load_encoder(str(models["bert"]), max_seq_length=32).save(teacher)
@@ -354,7 +354,7 @@ def test_distill_caches_the_teacher_once_and_trains_the_student_towards_it(
     np.testing.assert_allclose(np.load(cache / "embeddings.npy"), expected, atol=1e-5)
     # Each training row pairs a sentence with its own teacher embedding, across files and under --max-sentences.
     limited = distill.parse_args([*argv, "--student", "s", "--max-sentences", "40", "--output", str(tmp_path / "x")])
-    rows = distill.distillation_dataset(limited, cache, info)
+    rows = embedding_distillation.distillation_dataset(limited, cache, info)
     assert rows["sentence"] == texts[:40]
     np.testing.assert_allclose(np.array(rows["label"]), expected[:40], atol=1e-5)
 
@@ -362,7 +362,7 @@ def test_distill_caches_the_teacher_once_and_trains_the_student_towards_it(
     def no_teacher(*args: object) -> None:
         raise AssertionError("the teacher ran again")
 
-    monkeypatch.setattr(distill, "teacher_embeddings", no_teacher)
+    monkeypatch.setattr(embedding_distillation, "teacher_embeddings", no_teacher)
     second = tmp_path / "second"
     distill.main([*argv, "--student-layers", "0", "--cache", str(cache), "--output", str(second)])
     results = json.loads((second / "results.json").read_text(encoding="utf-8"))
@@ -484,7 +484,7 @@ def test_hub_datasets_with_configs_give_their_pairs_and_sentences(tmp_path: Path
 
     from finetune.data_io import read_nli
     from sentence.data import sentences
-    from sentence.distill import source_fingerprint
+    from sentence.embedding_distillation import source_fingerprint
 
     folder = tmp_path / "kor_nlu"
     (folder / "sts").mkdir(parents=True)

@@ -11,34 +11,20 @@ import pytest
 
 from benchmarks.startup import commands, refusals, run
 
-# Commands that still import torch or sentence-transformers before parsing: the rest of issue 32's start-up work.
-NOT_YET = {
-    "distill.cache_logits",
-    "modeling.add_vocab",
-    "reproduce",
-    "sentence.cross_encoder",
-    "sentence.distill",
-    "sentence.evaluate",
-    "sentence.silver",
-    "sentence.simcse",
-    "sentence.sts",
-}
-
 
 @pytest.fixture(scope="module")
 def help_runs() -> dict[str, tuple[float, int, str, list[str]]]:
-    checked = [name for name in commands() if name not in NOT_YET]
+    names = commands()
     with ThreadPoolExecutor(4) as pool:  # subprocesses: threads wait, processes work
-        return dict(zip(checked, pool.map(lambda name: run(name, ["--help"]), checked), strict=True))
+        return dict(zip(names, pool.map(lambda name: run(name, ["--help"]), names), strict=True))
 
 
 def test_every_command_is_found() -> None:
     found = commands()
     assert {"pretrain/run.py", "finetune.nsmc", "serve", "reproduce", "sentence.sts", "hub_upload"} <= set(found)
-    assert NOT_YET <= set(found)  # a name here that is no command is a typo
 
 
-@pytest.mark.parametrize("name", [name for name in commands() if name not in NOT_YET])
+@pytest.mark.parametrize("name", commands())
 def test_help_imports_no_heavy_library(help_runs: dict[str, tuple[float, int, str, list[str]]], name: str) -> None:
     _, code, stderr, heavy = help_runs[name]
     assert code == 0, stderr
