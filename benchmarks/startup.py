@@ -1,10 +1,13 @@
 """How fast every command answers before it works: ``--help``, and refusing a mistyped file or a used output folder.
 
     python benchmarks/startup.py              # every command's --help, 3 runs each; the refusals; JSON in results/
+    git worktree add /tmp/before COMMIT && python benchmarks/startup.py --baseline /tmp/before   # side by side
 
 A command parses and checks its arguments before it imports torch, transformers' models, accelerate,
 sentence-transformers or datasets (seconds on a small machine), so a typo costs a blink, not the import. Prints the
-median wall time of each command line, and the heavy modules it had imported when it exited (there should be none).
+median wall time of each command line, and the heavy modules it had imported when it exited (there should be none);
+with ``--baseline`` (a checkout of another commit, run with this environment) each line runs there too, in turn with
+this checkout's.
 ``tests/test_startup.py`` holds the same rule without timing.
 """
 
@@ -58,14 +61,15 @@ def commands() -> list[str]:
     return found
 
 
-def run(target: str, args: list[str]) -> tuple[float, int, str, list[str]]:
-    """One command line from the repository's folder: (seconds, exit code, stderr, heavy modules imported)."""
+def run(target: str, args: list[str], checkout: Path = ROOT) -> tuple[float, int, str, list[str]]:
+    """One command line run in ``checkout`` (its code comes first on the path): (seconds, exit code, stderr, heavy
+    modules imported)."""
     with tempfile.TemporaryDirectory() as folder:
         report = Path(folder) / "report.json"
         env = {**os.environ, "STARTUP_REPORT": str(report), "STARTUP_HEAVY": json.dumps(HEAVY), "HF_HUB_OFFLINE": "1"}
         start = time.perf_counter()
         done = subprocess.run(
-            [sys.executable, "-c", RUNNER, target, *args], cwd=ROOT, env=env, capture_output=True, text=True
+            [sys.executable, "-c", RUNNER, target, *args], cwd=checkout, env=env, capture_output=True, text=True
         )
         seconds = time.perf_counter() - start
         heavy = json.loads(report.read_text()) if report.exists() else ["(no report)"]
@@ -88,25 +92,49 @@ def refusals(scratch: Path) -> dict[str, list[str]]:
     }  # fmt: skip
 
 
+def exists_in(checkout: Path, target: str) -> bool:
+    """Whether ``target`` (a module name or a script path) is a command of ``checkout``."""
+    module = checkout / target.replace(".", "/")
+    return (checkout / target).is_file() or module.with_suffix(".py").is_file() or (module / "__main__.py").is_file()
+
+
+def median_seconds(runs: list[tuple[float, int, str, list[str]]]) -> float:
+    return round(statistics.median(r[0] for r in runs), 2)
+
+
 def main() -> None:
     parser = command_parser("python benchmarks/startup.py", __doc__)
     parser.add_argument("--repeats", type=int, default=3, help="Runs of each command line; the median is shown.")
+    parser.add_argument("--baseline", default=None, help="A checkout of another commit, timed in turn with this one.")
     parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "startup.json"), help="JSON.")
     args = parser.parse_args()
+    baseline = Path(args.baseline).resolve() if args.baseline else None
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         lines = {f"{name} --help": [name, "--help"] for name in commands()} | refusals(Path(scratch))
         for label, (target, *rest) in lines.items():
-            runs = [run(target, rest) for _ in range(args.repeats)]
-            seconds, code, stderr, heavy = statistics.median(r[0] for r in runs), *runs[-1][1:]
+            here, there = [], []
+            for _ in range(args.repeats):  # in turn, so that both checkouts see the same machine
+                here.append(run(target, rest))
+                if baseline is not None and exists_in(baseline, target):
+                    there.append(run(target, rest, baseline))
+            _, code, stderr, heavy = here[-1]
             says = stderr.strip().splitlines()[-1] if stderr.strip() else ""
-            rows.append({"command": label, "seconds": round(seconds, 2), "exit": code, "heavy": heavy, "says": says})
-            print(f"{seconds:5.2f} s  exit {code}  {label}" + (f"  (imported {', '.join(heavy)})" if heavy else ""))
-    worst_help = max(r["seconds"] for r in rows if r["command"].endswith("--help"))
-    worst_refusal = max(r["seconds"] for r in rows if not r["command"].endswith("--help"))
-    print(f"slowest --help {worst_help:.2f} s, slowest refusal {worst_refusal:.2f} s ({len(rows)} command lines)")
-    write_json(args.output, {"python": sys.version.split()[0], "cpus": os.cpu_count(), "rows": rows})
-
+            row = {"command": label, "seconds": median_seconds(here), "exit": code, "heavy": heavy, "says": says}
+            row |= {"baseline_seconds": median_seconds(there)} if there else {}
+            rows.append(row)
+            before = f"  (baseline {row['baseline_seconds']:.2f} s)" if there else ""
+            print(f"{row['seconds']:5.2f} s  exit {code}  {label}{before}" + (f"  imported {heavy}" if heavy else ""))
+    for kind, ending in (("--help", True), ("refusal", False)):
+        kind_rows = [r for r in rows if r["command"].endswith("--help") == ending]
+        worst = max(kind_rows, key=lambda r: r["seconds"])
+        line = f"slowest {kind}: {worst['seconds']:.2f} s ({worst['command']})"
+        if compared := [r for r in kind_rows if "baseline_seconds" in r]:
+            worst_before = max(compared, key=lambda r: r["baseline_seconds"])
+            line += f"; in the baseline {worst_before['baseline_seconds']:.2f} s ({worst_before['command']})"
+        print(line)
+    write_json(args.output, {"python": sys.version.split()[0], "cpus": os.cpu_count(), "baseline": args.baseline,
+                             "rows": rows})  # fmt: skip
 
 if __name__ == "__main__":
     main()
