@@ -64,12 +64,15 @@ def delete_earlier_outputs(output_dir: str | Path, run_outputs: Iterable[str]) -
         shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
-def resume_point(output_dir: str, run_outputs: Iterable[str], resume: bool, overwrite: bool) -> Path | None:
+def resume_point(
+    output_dir: str, run_outputs: Iterable[str], resume: bool, overwrite: bool, name: str = "output_dir"
+) -> Path | None:
     """The checkpoint a run continues (``resume``), or None to start from the beginning, after refusing an
     ``output_dir`` whose earlier run the flags neither continue nor replace. The advice is the one that works: an
     earlier run with no complete checkpoint (killed before its first) has nothing to resume, so it is --overwrite
-    with or without --resume (such a run was told "drop --resume" with it and "pass --resume" without)."""
-    require_output_place(output_dir, "--output_dir")
+    with or without --resume (such a run was told "drop --resume" with it and "pass --resume" without). ``name`` is
+    how the command calls the folder (``output_dir``, or ``--output``)."""
+    require_output_place(output_dir, name if name.startswith("--") else f"--{name}")
     earlier, latest = earlier_outputs(output_dir, run_outputs), latest_checkpoint(output_dir)
     if resume and latest is not None:
         return latest
@@ -82,12 +85,12 @@ def resume_point(output_dir: str, run_outputs: Iterable[str], resume: bool, over
         names = ", ".join(p.name for p in earlier)
         if latest is None:
             raise ValueError(
-                f"output_dir {output_dir!r} holds an earlier run ({names}) with no complete checkpoint to resume "
-                "from: pass --overwrite to delete it and start afresh, or choose another output_dir"
+                f"{name} {output_dir!r} holds an earlier run ({names}) with no complete checkpoint to resume from: "
+                f"pass --overwrite to delete it and start afresh, or choose another {name}"
             )
         raise ValueError(
-            f"output_dir {output_dir!r} holds an earlier run ({names}): pass --resume to continue it (from "
-            f"{latest.name}), --overwrite to delete it and start afresh, or choose another output_dir"
+            f"{name} {output_dir!r} holds an earlier run ({names}): pass --resume to continue it (from "
+            f"{latest.name}), --overwrite to delete it and start afresh, or choose another {name}"
         )
     return None
 

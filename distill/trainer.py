@@ -11,7 +11,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -32,7 +32,7 @@ from transformers import (
 )
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
-from common.checkpoints import checkpoint_path, delete_earlier_outputs, publish, rotate, staging_path
+from common.checkpoints import delete_earlier_outputs
 from common.config import save_config
 from common.io import not_written, setup_logging
 from distill.config import (
@@ -62,14 +62,13 @@ from modeling.bilstm import KoBiLstmForSequenceClassification, bilstm_config
 from modeling.load import hub_or_local, load_tokenizer, load_with_new_head
 from modeling.student import build_student, parameter_count
 from pretrain.checkpoint import (
-    TRAINING_STATE_DIR,
     EpochSampler,
     RunningLosses,
     due,
-    empty_staging,
     log_metrics,
     quiet_accelerate_checkpoint_logs,
     resume_state,
+    save_checkpoint,
     trim_metrics,
 )
 
@@ -402,21 +401,15 @@ def training_loss(model: nn.Module, batch: dict[str, torch.Tensor], config: Trai
     return distillation_loss(logits, teacher_logits, labels, config.alpha, config.temperature, config.soft)
 
 
-def save_checkpoint(
-    accelerator: Accelerator, model: nn.Module, tokenizer: Any, state: dict[str, Any], config: TrainConfig
-) -> None:
-    """checkpoint-STEP, written whole or not at all (pretrain.checkpoint), the newest ``save_total_limit`` kept."""
-    staging, final = staging_path(config.output_dir, state["step"]), checkpoint_path(config.output_dir, state["step"])
-    empty_staging(accelerator, staging)
-    accelerator.save_state(str(staging / TRAINING_STATE_DIR))
-    if accelerator.is_main_process:
-        accelerator.unwrap_model(model).save_pretrained(staging)
-        tokenizer.save_pretrained(staging)
-        save_config(config, staging / CONFIG_FILE)
-        publish(staging, final, state)
-        rotate(config.output_dir, config.save_total_limit)
-        logger.info("Checkpoint saved: %s", final)
-    accelerator.wait_for_everyone()
+def checkpoint_files(model: nn.Module, tokenizer: Any, config: TrainConfig) -> Callable[[Path], None]:
+    """What a checkpoint holds besides the training state: the student to load, its tokenizer, the config."""
+
+    def write(folder: Path) -> None:
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        save_config(config, folder / CONFIG_FILE)
+
+    return write
 
 
 def teacher_summary(info: dict[str, Any]) -> dict[str, Any] | None:
@@ -582,7 +575,8 @@ def train(config: TrainConfig, resume_from: Path | None) -> dict[str, Any]:
                 if due(state["step"], config.save_steps, total_steps):
                     state["train_seconds"] = train_seconds + time.perf_counter() - start
                     state["running_losses"] = losses.carried(accelerator)
-                    save_checkpoint(accelerator, model, tokenizer, state, config)
+                    files = checkpoint_files(accelerator.unwrap_model(model), tokenizer, config)
+                    save_checkpoint(accelerator, config.output_dir, state, config.save_total_limit, files)
                     del state["running_losses"]
                 if state["step"] >= total_steps:
                     break

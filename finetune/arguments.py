@@ -4,9 +4,16 @@ answers ``--help`` and refuses a mistyped file or a used output folder before it
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
-from common.io import check_data_files, check_output_place
+from common.checkpoints import latest_checkpoint, resume_point
+from common.io import check_data_files
+
+BEST_DIR = "best"
+RESULTS_FILE = "results.json"
+# What a run writes in --output besides checkpoint-N folders (KorQuAD adds predictions.json).
+RUN_OUTPUTS = (BEST_DIR, RESULTS_FILE, "predictions.json")
 
 
 def add_common_args(parser: argparse.ArgumentParser, **defaults: Any) -> None:
@@ -60,6 +67,14 @@ def add_common_args(parser: argparse.ArgumentParser, **defaults: Any) -> None:
     parser.add_argument(
         "--seed", type=int, default=42, help="Seeds the new head, the validation split, the data order and dropout."
     )
+    parser.add_argument(
+        "--save-steps",
+        type=int,
+        default=0,
+        help="Also checkpoint every this many optimizer updates (0: at the end of each epoch only).",
+    )
+    parser.add_argument("--resume", action="store_true", help="Continue from the newest checkpoint in --output.")
+    parser.add_argument("--overwrite", action="store_true", help="Delete an earlier run's outputs in --output first.")
 
 
 def check_common_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -69,5 +84,15 @@ def check_common_args(parser: argparse.ArgumentParser, args: argparse.Namespace)
         parser.error("--max-seq-length must be at least 8")
     if args.epochs < 1 or args.batch_size < 1:
         parser.error("--epochs and --batch-size must be at least 1")
+    if args.save_steps < 0:
+        parser.error("--save-steps must be 0 (each epoch's end) or more")
+    if args.resume and args.overwrite:
+        parser.error("--resume continues the run in --output and --overwrite deletes it: choose one")
     check_data_files(parser, args)
-    check_output_place(parser, args.output)
+    if os.environ.get("RANK", "0") != "0":  # the others could find what the first process of a launch began to write
+        args.resume_from = latest_checkpoint(args.output) if args.resume else None
+        return
+    try:  # an earlier run in --output is continued (--resume), replaced (--overwrite) or refused
+        args.resume_from = resume_point(args.output, RUN_OUTPUTS, args.resume, args.overwrite, "--output")
+    except ValueError as err:
+        parser.error(str(err))

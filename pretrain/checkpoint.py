@@ -15,7 +15,7 @@ import logging
 import random
 import shutil
 import time
-from collections.abc import Sized
+from collections.abc import Callable, Sized
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +27,12 @@ from accelerate.utils import load as load_accelerate_file
 from accelerate.utils.constants import RNG_STATE_NAME
 from torch.utils.data import RandomSampler
 
-from common.checkpoints import read_trainer_state
+from common.checkpoints import checkpoint_path, publish, read_trainer_state, rotate, staging_path
 
 TRAINING_STATE_DIR = "training_state"
 # accelerate's loggers of save_state and load_state, which log a line at INFO for each file of each checkpoint
 # ("Saving current state to ...", "Model weights saved in ...", "All random states loaded successfully").
+logger = logging.getLogger(__name__)
 ACCELERATE_CHECKPOINT_LOGGERS = ("accelerate.accelerator", "accelerate.checkpointing")
 
 
@@ -143,6 +144,30 @@ class EpochSampler(RandomSampler):
 def due(step: int, every: int, total: int) -> bool:
     """Whether a periodic action (log, evaluation, checkpoint) runs after ``step``: every N steps and at the end."""
     return step == total or step % every == 0
+
+
+def save_checkpoint(
+    accelerator: Accelerator,
+    output_dir: str | Path,
+    state: dict[str, Any],
+    keep: int,
+    write_files: Callable[[Path], None],
+) -> Path:
+    """``checkpoint-{state["step"]}`` written whole or not at all: accelerate's training state (model, optimizer,
+    scheduler, random states: every process), then ``write_files(folder)`` on the main process (the model to load,
+    its tokenizer, the config), then ``trainer_state.json`` (``state``) and the rename; the newest ``keep`` are kept.
+    The one checkpoint writer of pretrain/run.py, distill.train and the fine-tuning commands."""
+    staging, final = staging_path(output_dir, state["step"]), checkpoint_path(output_dir, state["step"])
+    empty_staging(accelerator, staging)
+    accelerator.save_state(str(staging / TRAINING_STATE_DIR))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        write_files(staging)
+        publish(staging, final, state)
+        rotate(output_dir, keep)
+        logger.info("Checkpoint saved: %s", final)
+    accelerator.wait_for_everyone()
+    return final
 
 
 def resume_state(accelerator: Accelerator, checkpoint: Path) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import dataclasses
 import json
 import logging
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +24,12 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import AutoModelForMaskedLM, PreTrainedModel, get_linear_schedule_with_warmup
 
-from common.checkpoints import checkpoint_path, delete_earlier_outputs, publish, rotate, staging_path
+from common.checkpoints import delete_earlier_outputs
 from common.io import publish_folder, setup_logging
 from modeling.extract import EXTRACTION_FILE
 from modeling.load import hub_or_local, load_bert_teacher, load_tokenizer
 from modeling.student import build_student, parameter_count
 from pretrain.checkpoint import (
-    TRAINING_STATE_DIR,
     EpochSampler,
     RunningLosses,
     due,
@@ -37,6 +37,7 @@ from pretrain.checkpoint import (
     log_metrics,
     quiet_accelerate_checkpoint_logs,
     resume_state,
+    save_checkpoint,
     trim_metrics,
 )
 from pretrain.config import (
@@ -176,27 +177,16 @@ def export_student(accelerator: Accelerator, module: nn.Module, tokenizer: Any, 
         (folder / DISTILLATION_FILE).write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n")
 
 
-def save_checkpoint(
-    accelerator: Accelerator,
-    module: nn.Module,
-    tokenizer: Any,
-    info: dict[str, Any],
-    state: dict[str, int],
-    config: DistillationConfig,
-) -> Path:
-    """Write checkpoint-STEP atomically (see pretrain.checkpoint) and keep the newest ``save_total_limit``."""
-    staging, final = staging_path(config.output_dir, state["step"]), checkpoint_path(config.output_dir, state["step"])
-    empty_staging(accelerator, staging)
-    accelerator.save_state(str(staging / TRAINING_STATE_DIR))
-    export_student(accelerator, module, tokenizer, staging, info)
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        save_config(config, staging / CONFIG_FILE)
-        publish(staging, final, state)
-        rotate(config.output_dir, config.save_total_limit)
-        logger.info("Checkpoint saved: %s", final)
-    accelerator.wait_for_everyone()
-    return final
+def checkpoint_files(
+    accelerator: Accelerator, module: nn.Module, tokenizer: Any, info: dict[str, Any], config: DistillationConfig
+) -> Callable[[Path], None]:
+    """What a checkpoint holds besides the training state: the student to load, its tokenizer, the config."""
+
+    def write(folder: Path) -> None:
+        export_student(accelerator, module, tokenizer, folder, info)
+        save_config(config, folder / CONFIG_FILE)
+
+    return write
 
 
 def train(config: DistillationConfig, meta: dict[str, Any], resume_from: Path | None) -> None:
@@ -327,7 +317,8 @@ def train(config: DistillationConfig, meta: dict[str, Any], resume_from: Path | 
                     log_metrics(accelerator, metrics_path, scores, state["step"])
                 if due(state["step"], config.save_steps, total_steps):
                     state["running_losses"] = losses.carried(accelerator)
-                    save_checkpoint(accelerator, module, tokenizer, info, state, config)
+                    files = checkpoint_files(accelerator, module, tokenizer, info, config)
+                    save_checkpoint(accelerator, config.output_dir, state, config.save_total_limit, files)
                     del state["running_losses"]
                 if state["step"] >= total_steps:
                     break
