@@ -522,24 +522,20 @@ COMMANDS = [
     ),
     Command("modeling.add_vocab", "--tokens", "tokens", given("--model", "{model}")),
     Command("modeling.add_vocab", "--model", "model", given("--tokens", "@tokens")),
-    Command(
-        "finetune.nsmc", "--train", "nsmc", given("--model", "{model}", "--test", "@nsmc", *TRAINING), overwrite=()
-    ),
-    Command("finetune.nsmc", "--model", "model", given("--train", "@nsmc", "--test", "@nsmc", *TRAINING), overwrite=()),
+    Command("finetune.nsmc", "--train", "nsmc", given("--model", "{model}", "--test", "@nsmc", *TRAINING)),
+    Command("finetune.nsmc", "--model", "model", given("--train", "@nsmc", "--test", "@nsmc", *TRAINING)),
     Command(
         "finetune.ner",
         "--train",
         "ner",
         given("--model", "{model}", "--test", "@ner", "--labels", "{labels.txt}", *TRAINING),
-        overwrite=(),
     ),
-    Command("finetune.nli", "--train", "nli", given("--model", "{model}", "--test", "@nli", *TRAINING), overwrite=()),
+    Command("finetune.nli", "--train", "nli", given("--model", "{model}", "--test", "@nli", *TRAINING)),
     Command(
         "finetune.korquad",
         "--train",
         "squad",
         given("--model", "{model}", "--dev", "@squad", "--doc-stride", "4", "--max-query-length", "6", *TRAINING),
-        overwrite=(),
     ),
     Command("finetune.table", "RESULTS", "finetune-results", given(), overwrite=(), file_output=True, positional=True),
     Command("hub_upload.__main__", "--model", "classifier", given("--repo-id", "someone/tiny", "--dry-run")),

@@ -95,6 +95,14 @@ def resume_point(
     return None
 
 
+def continue_flags(output_dir: str | Path, run_outputs: Iterable[str]) -> list[str]:
+    """How a recipe takes up a command's interrupted run in ``output_dir``: ``--resume`` from its newest complete
+    checkpoint, ``--overwrite`` when it stopped before its first, nothing for a folder with no earlier run."""
+    if latest_checkpoint(output_dir) is not None:
+        return ["--resume"]
+    return ["--overwrite"] if earlier_outputs(output_dir, run_outputs) else []
+
+
 def publish(staging: Path, final: Path, trainer_state: dict[str, Any]) -> None:
     """Write ``trainer_state.json`` last, then put the staging folder in place (replacing an earlier run's
     checkpoint of the same step)."""

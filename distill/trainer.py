@@ -1,6 +1,6 @@
 """The loop of ``distill.train`` (its command checks the config and the output folder, then calls ``train``): a
 student trained on cached teacher logits and gold labels with accelerate, validated on a held-out share, checkpoints
-that resume exactly (``pretrain.checkpoint``), the best model published to ``OUTPUT_DIR/best`` and tested once.
+that resume exactly (``common.resume``), the best model published to ``OUTPUT_DIR/best`` and tested once.
 """
 
 from __future__ import annotations
@@ -35,6 +35,16 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 from common.checkpoints import delete_earlier_outputs
 from common.config import save_config
 from common.io import not_written, setup_logging
+from common.resume import (
+    EpochSampler,
+    RunningLosses,
+    due,
+    log_metrics,
+    quiet_accelerate_checkpoint_logs,
+    resume_state,
+    save_checkpoint,
+    trim_metrics,
+)
 from distill.config import (
     BEST_DIR,
     CONFIG_FILE,
@@ -61,16 +71,6 @@ from finetune.trainer import linear_schedule, pad_inputs, predict, save_best, ta
 from modeling.bilstm import KoBiLstmForSequenceClassification, bilstm_config
 from modeling.load import hub_or_local, load_tokenizer, load_with_new_head
 from modeling.student import build_student, parameter_count
-from pretrain.checkpoint import (
-    EpochSampler,
-    RunningLosses,
-    due,
-    log_metrics,
-    quiet_accelerate_checkpoint_logs,
-    resume_state,
-    save_checkpoint,
-    trim_metrics,
-)
 
 logger = logging.getLogger("distill")
 TRAINING_KINDS = ("labelled", "unlabelled", "augmented")  # the kinds of training example select_rows counts
@@ -267,7 +267,7 @@ def texts_of_rows(examples: CachedExamples, rows: np.ndarray) -> Iterator[str]:
 
 class EpochLengthGroupedSampler(LengthGroupedSampler):
     """transformers' length-grouped order (random megabatches, each sorted by length) that depends only on (seed,
-    epoch), as ``pretrain.checkpoint.EpochSampler`` does for a plain random order: a resumed run sees the same
+    epoch), as ``common.resume.EpochSampler`` does for a plain random order: a resumed run sees the same
     batches."""
 
     def __init__(self, batch_size: int, lengths: np.ndarray, seed: int) -> None:

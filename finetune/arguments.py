@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 from typing import Any
 
 from common.checkpoints import latest_checkpoint, resume_point
@@ -89,10 +90,12 @@ def check_common_args(parser: argparse.ArgumentParser, args: argparse.Namespace)
     if args.resume and args.overwrite:
         parser.error("--resume continues the run in --output and --overwrite deletes it: choose one")
     check_data_files(parser, args)
+
+
+def resume_from(args: argparse.Namespace) -> Path | None:
+    """The checkpoint the run continues, after refusing an ``--output`` whose earlier run neither ``--resume`` nor
+    ``--overwrite`` says what to do with (ValueError). Apart from parsing, which the recipe also uses to read a
+    preset's settings: only the command itself is refused for what its output folder holds."""
     if os.environ.get("RANK", "0") != "0":  # the others could find what the first process of a launch began to write
-        args.resume_from = latest_checkpoint(args.output) if args.resume else None
-        return
-    try:  # an earlier run in --output is continued (--resume), replaced (--overwrite) or refused
-        args.resume_from = resume_point(args.output, RUN_OUTPUTS, args.resume, args.overwrite, "--output")
-    except ValueError as err:
-        parser.error(str(err))
+        return latest_checkpoint(args.output) if args.resume else None
+    return resume_point(args.output, RUN_OUTPUTS, args.resume, args.overwrite, "--output")

@@ -92,7 +92,13 @@ class Task:
 
     def main(self, argv: list[str] | None = None) -> dict[str, Any]:
         """The task's command: its arguments checked, then (only then: it imports torch) ``finetune.trainer.run``."""
+        from finetune.arguments import resume_from
+
         args = self.parse_args(argv)
+        try:
+            args.resume_from = resume_from(args)
+        except ValueError as err:
+            raise SystemExit(f"error: {err}") from err
         from finetune.trainer import run
 
         return run(self, args)

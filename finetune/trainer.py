@@ -11,6 +11,7 @@ import argparse
 import inspect
 import logging
 import math
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -26,7 +27,10 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
+from common.checkpoints import complete_checkpoints, delete_earlier_outputs
 from common.io import new_folder, output_written, setup_logging
+from common.resume import quiet_accelerate_checkpoint_logs, resume_state, save_checkpoint
+from finetune.arguments import BEST_DIR, RESULTS_FILE, RUN_OUTPUTS
 from finetune.data_io import data_source, first, split_train_validation, write_results
 from finetune.tasks import Split, Task
 from modeling.load import (
@@ -39,7 +43,7 @@ from modeling.load import (
 from modeling.student import parameter_count, size_mb
 
 logger = logging.getLogger("finetune")
-BEST_DIR = "best"
+DATA_ORDER_FILE = "data_order.pt"  # the generator state of the epoch a checkpoint is in
 
 Features = Sequence[dict[str, Any]]
 
@@ -197,8 +201,10 @@ def fine_tune(
     """Train on ``splits["train"]``, keep the epoch best on the task's primary metric on ``splits["validation"]``,
     test it once on ``splits["test"]``, write ``results.json`` (main process only).
 
-    ``results.json`` holds the test metrics, the validation history (metrics and learning rate after each epoch),
-    the optimizer updates made, the run's configuration and ``extra_results``.
+    A checkpoint is written at the end of every epoch (and every ``--save-steps`` updates); ``args.resume_from``
+    continues one exactly: the model, optimizer, scheduler and random states, and the epoch's data order from the
+    batch it stopped at. ``results.json`` holds the test metrics, the validation history (metrics and learning rate
+    after each epoch), the optimizer updates made, the run's configuration and ``extra_results``.
     """
     output = Path(args.output)
     collate = partial(task.collate, tokenizer=tokenizer, with_token_types=takes_token_type_ids(model))
@@ -227,6 +233,8 @@ def fine_tune(
     updates = math.ceil(len(loader) / args.gradient_accumulation_steps) * args.epochs
     scheduler = linear_schedule(optimizer, args.warmup_ratio, updates, accelerator.num_processes)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    quiet_accelerate_checkpoint_logs()
+    state = start_state(accelerator, args, generator)
 
     logger.info("***** Fine-tuning %s on %s *****", args.model, task.name)
     logger.info(
@@ -238,12 +246,18 @@ def fine_tune(
         args.gradient_accumulation_steps,
     )
     logger.info("  Optimizer updates = %d", updates)
-    best_score, best_epoch, history, updates_made = -math.inf, 0, [], 0
-    with tqdm(total=updates, disable=not accelerator.is_local_main_process, desc=task.name) as progress:
-        start = time.perf_counter()
-        for epoch in range(1, args.epochs + 1):
+    files = checkpoint_files(accelerator, model, tokenizer)
+    with tqdm(total=updates, initial=state["step"], disable=not accelerator.is_local_main_process, desc=task.name) as (
+        progress
+    ):
+        start = time.perf_counter() - state["train_seconds"]
+        while state["epoch"] <= args.epochs:
             model.train()
-            for batch in loader:
+            # The sampler draws the epoch's order from the generator when iterated: a checkpoint inside the epoch
+            # keeps the state it drew from, so that a resumed run sees the same batches.
+            epoch_order = generator.get_state()
+            skip = state["batch_in_epoch"]
+            for batch in accelerator.skip_first_batches(loader, skip) if skip else loader:
                 with accelerator.accumulate(model):
                     loss = model(**batch).loss
                     accelerator.backward(loss)
@@ -252,22 +266,35 @@ def fine_tune(
                     optimizer.step()
                     scheduler.step()
                     optimizer.zero_grad()
+                state["batch_in_epoch"] += 1
                 if accelerator.sync_gradients:
+                    state["step"] += 1
                     # fp16 skips an update whose gradients overflowed (and accelerate then leaves the scheduler alone).
-                    updates_made += int(not accelerator.optimizer_step_was_skipped)
+                    state["updates_made"] += int(not accelerator.optimizer_step_was_skipped)
                     progress.update(1)
                     progress.set_postfix(loss=f"{loss.item():.4f}")
+                    if (
+                        args.save_steps
+                        and state["step"] % args.save_steps == 0
+                        and state["batch_in_epoch"] < len(loader)
+                    ):
+                        state["train_seconds"] = time.perf_counter() - start
+                        save_checkpoint(accelerator, output, state, 1, files(epoch_order))
             validation = scalars(task.evaluate(accelerator, model, splits["validation"], args, collate))
-            history.append({"epoch": epoch, **validation, "learning_rate": scheduler.get_last_lr()[0]})
+            state["history"].append(
+                {"epoch": state["epoch"], **validation, "learning_rate": scheduler.get_last_lr()[0]}
+            )
             logger.info(
                 "  epoch %d validation: %s, learning rate %.3g",
-                epoch,
+                state["epoch"],
                 {k: round(v, 4) for k, v in validation.items()},
-                history[-1]["learning_rate"],
+                state["history"][-1]["learning_rate"],
             )
-            if validation[task.primary_metric] > best_score:
-                best_score, best_epoch = validation[task.primary_metric], epoch
+            if state["best_score"] is None or validation[task.primary_metric] > state["best_score"]:
+                state.update(best_score=validation[task.primary_metric], best_epoch=state["epoch"])
                 save_best(accelerator, model, tokenizer, output / BEST_DIR)
+            state.update(epoch=state["epoch"] + 1, batch_in_epoch=0, train_seconds=time.perf_counter() - start)
+            save_checkpoint(accelerator, output, state, 1, files(generator.get_state()))
     train_seconds = time.perf_counter() - start
 
     accelerator.wait_for_everyone()
@@ -281,9 +308,9 @@ def fine_tune(
     results = {
         "task": task.name,
         "metrics": test_metrics,
-        "best_epoch": best_epoch,
-        "validation": history,
-        "optimizer_steps": updates_made,
+        "best_epoch": state["best_epoch"],
+        "validation": state["history"],
+        "optimizer_steps": state["updates_made"],
         "processes": accelerator.num_processes,
         "model": args.model,
         "model_dir": str(output / BEST_DIR),
@@ -291,14 +318,57 @@ def fine_tune(
         "size_mb": round(size_mb(unwrapped), 1),
         "train_seconds": round(train_seconds, 1),
         "eval_examples_per_s": round(len(splits["test"].records) / test_seconds, 1),
-        "config": {k: v for k, v in vars(args).items()},
+        "config": {k: v for k, v in vars(args).items() if k != "resume_from"},
         **{k: v for k, v in test_output.items() if k not in test_metrics},
         **extra_results,
     }
     if accelerator.is_main_process:
-        write_results(output / "results.json", results)
-        accelerator.print(result_summary(test_metrics, best_epoch, output / "results.json"))
+        write_results(output / RESULTS_FILE, results)
+        for checkpoint in complete_checkpoints(output):  # done: best/ and results.json are the run's outputs
+            shutil.rmtree(checkpoint)
+        accelerator.print(result_summary(test_metrics, state["best_epoch"], output / RESULTS_FILE))
     return results
+
+
+def start_state(accelerator: Accelerator, args: argparse.Namespace, generator: torch.Generator) -> dict[str, Any]:
+    """Where training starts: the checkpoint ``args.resume_from`` restored (its trainer state returned, the data
+    order's generator set back), or the beginning, after deleting an earlier run's outputs under ``--overwrite``
+    (only now: a run that fails to start leaves the earlier one whole)."""
+    if args.resume_from is not None:
+        state = resume_state(accelerator, args.resume_from)
+        generator.set_state(torch.load(args.resume_from / DATA_ORDER_FILE))
+        logger.info("Resuming from %s (epoch %d, update %d)", args.resume_from, state["epoch"], state["step"])
+        return state
+    if args.overwrite and accelerator.is_main_process:
+        delete_earlier_outputs(args.output, RUN_OUTPUTS)
+    accelerator.wait_for_everyone()
+    return {
+        "step": 0,
+        "epoch": 1,
+        "batch_in_epoch": 0,
+        "best_score": None,
+        "best_epoch": 0,
+        "history": [],
+        "updates_made": 0,
+        "train_seconds": 0.0,
+    }
+
+
+def checkpoint_files(
+    accelerator: Accelerator, model: nn.Module, tokenizer: Any
+) -> Callable[[torch.Tensor], Callable[[Path], None]]:
+    """What a checkpoint holds besides the training state: the model to load, its tokenizer, and the generator
+    state the epoch's data order is drawn from (given when saving)."""
+
+    def with_order(order: torch.Tensor) -> Callable[[Path], None]:
+        def write(folder: Path) -> None:
+            accelerator.unwrap_model(model).save_pretrained(folder)
+            tokenizer.save_pretrained(folder)
+            torch.save(order, folder / DATA_ORDER_FILE)
+
+        return write
+
+    return with_order
 
 
 def result_summary(metrics: dict[str, float], best_epoch: int, results_file: Path) -> str:

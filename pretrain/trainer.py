@@ -1,5 +1,5 @@
 """The pretraining loop of ``pretrain/run.py`` (its command checks the arguments, then calls ``train``): an accelerate
-loop that distils a teacher into a student, with checkpoints that resume exactly (``pretrain.checkpoint``), metrics in
+loop that distils a teacher into a student, with checkpoints that resume exactly (``common.resume``), metrics in
 metrics.jsonl and TensorBoard, and the student exported to ``OUTPUT_DIR/final``.
 
 The stages come in the order of transformers' accelerate examples: Accelerator, logging on the main process, seed,
@@ -26,10 +26,7 @@ from transformers import AutoModelForMaskedLM, PreTrainedModel, get_linear_sched
 
 from common.checkpoints import delete_earlier_outputs
 from common.io import publish_folder, setup_logging
-from modeling.extract import EXTRACTION_FILE
-from modeling.load import hub_or_local, load_bert_teacher, load_tokenizer
-from modeling.student import build_student, parameter_count
-from pretrain.checkpoint import (
+from common.resume import (
     EpochSampler,
     RunningLosses,
     due,
@@ -40,6 +37,9 @@ from pretrain.checkpoint import (
     save_checkpoint,
     trim_metrics,
 )
+from modeling.extract import EXTRACTION_FILE
+from modeling.load import hub_or_local, load_bert_teacher, load_tokenizer
+from modeling.student import build_student, parameter_count
 from pretrain.config import (
     CONFIG_FILE,
     DISTILLATION_FILE,

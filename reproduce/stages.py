@@ -30,8 +30,9 @@ from typing import Any
 import torch
 from transformers import AutoConfig, BertConfig
 
-from common.checkpoints import latest_checkpoint
+from common.checkpoints import continue_flags, latest_checkpoint
 from common.io import ROOT, machine_description, open_text, write_atomic, write_json
+from finetune.arguments import RUN_OUTPUTS as FINETUNE_OUTPUTS
 from finetune.data_io import is_local
 from finetune.tasks import get_task
 from modeling.latency import compare_latency
@@ -512,7 +513,9 @@ class Recipe:
         run_pretraining({**self.baseline_settings(), "student": str(init)}, stage.folder, self.preset.launcher)
 
     def fine_tune(self, stage: Stage) -> None:
-        get_task(FINETUNE_TASK).main(self.finetune_argv(stage.folder.name))
+        # An attempt that was interrupted is resumed (or, before its first checkpoint, started over).
+        again = continue_flags(stage.folder, FINETUNE_OUTPUTS)
+        get_task(FINETUNE_TASK).main([*self.finetune_argv(stage.folder.name), *again])
 
     def cache_teacher_logits(self, stage: Stage) -> None:
         """The fine-tuned teacher's logits over nsmc_train and the transfer set (``distill.cache_logits``)."""

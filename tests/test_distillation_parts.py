@@ -15,7 +15,7 @@ import torch
 from conftest import ImplicitDeviceFactories
 
 from common.checkpoints import complete_checkpoints, latest_checkpoint, publish, rotate, staging_path
-from pretrain.checkpoint import unrestored_random_states
+from common.resume import unrestored_random_states
 from pretrain.config import DistillationConfig, load_config
 from pretrain.distill import distillation_losses, masked_batch
 from pretrain.losses import hidden_cosine, logit_mse, masked_lm_cross_entropy, soft_target_kl

@@ -1,6 +1,8 @@
 """The fine-tuning schedule counted on the prepared loader: the learning rate decays to 0 by the last update on one
 process, with gradient accumulation, and on two (DDP over gloo), which make as many updates as one process with twice
-the batch; results.json is written once, with test metrics over every test example. Loading a masked LM as the task
+the batch; results.json is written once, with test metrics over every test example. A run killed inside an epoch
+resumes to the uninterrupted run's model and metrics, and an earlier run's output is refused unless --resume or
+--overwrite says what to do with it. Loading a masked LM as the task
 model says in one plain line which heads are new and dropped, and warns about any other weight."""
 
 from __future__ import annotations
@@ -10,7 +12,10 @@ import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -100,6 +105,57 @@ def test_two_processes_follow_the_same_schedule_and_write_results_once(
     # The test metrics are gathered from both processes over every test review, each counted once.
     assert results["examples"]["test"] == EVAL_SAMPLES
     assert results["metrics"]["accuracy"] == pytest.approx(accuracy_on_every_test_example(results["model_dir"]))
+
+
+# One thread in every run, so that the killed, resumed and uninterrupted runs compute alike.
+ONE_THREAD = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
+
+
+def fine_tuning(args: list[str]) -> list[str]:
+    return [sys.executable, "-m", "finetune.nsmc", *args]
+
+
+def newest_checkpoint(output: Path) -> int:
+    return max((int(p.name.split("-")[1]) for p in output.glob("checkpoint-*")), default=0)
+
+
+def test_a_killed_run_resumes_to_the_same_model_and_metrics(models: dict[str, Path], tmp_path: Path) -> None:
+    # Checkpoints every 3 updates and at each epoch's end (7 updates an epoch): killed after update 9, in epoch 2.
+    args = lambda output, *extra: nsmc_args(models["bert"], output, BATCH, "--save-steps", "3", *extra)  # noqa: E731
+    reference = tmp_path / "uninterrupted"
+    subprocess.run(fine_tuning(args(reference)), cwd=ROOT, env=ONE_THREAD, check=True, capture_output=True)
+    assert sorted(p.name for p in reference.iterdir()) == ["best", "results.json"]  # checkpoints go when it is done
+
+    interrupted = tmp_path / "interrupted"
+    process = subprocess.Popen(
+        fine_tuning(args(interrupted)), cwd=ROOT, env=ONE_THREAD, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.time() + 300
+    while newest_checkpoint(interrupted) < 9 and time.time() < deadline and process.poll() is None:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    killed_at = newest_checkpoint(interrupted)
+    assert 9 <= killed_at < UPDATES and not (interrupted / "results.json").exists()
+
+    # Rerun as it was: refused in one line, before any import of torch, saying how to go on.
+    refused = subprocess.run(fine_tuning(args(interrupted)), cwd=ROOT, env=ONE_THREAD, capture_output=True, text=True)
+    assert refused.returncode == 1 and len(refused.stderr.strip().splitlines()) == 1
+    assert f"pass --resume to continue it (from checkpoint-{killed_at}), --overwrite to delete it" in refused.stderr
+
+    resumed = subprocess.run(
+        fine_tuning(args(interrupted, "--resume")), cwd=ROOT, env=ONE_THREAD, check=True, capture_output=True, text=True
+    )
+    assert f"Resuming from {interrupted / f'checkpoint-{killed_at}'} (epoch 2, update {killed_at})" in resumed.stderr
+    expected, got = (json.loads((run / "results.json").read_text()) for run in (reference, interrupted))
+    for key in ("metrics", "best_epoch", "validation", "optimizer_steps"):
+        assert got[key] == expected[key], key
+    weights = [load_file(run / "best" / "model.safetensors") for run in (reference, interrupted)]
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+    # A finished run has nothing to resume: --overwrite starts it again (and deletes its outputs first).
+    again = subprocess.run(fine_tuning(args(interrupted, "--resume")), cwd=ROOT, env=ONE_THREAD, capture_output=True)
+    assert again.returncode == 1 and b"with no complete checkpoint to resume from: pass --overwrite" in again.stderr
 
 
 @pytest.fixture

@@ -155,7 +155,7 @@ def test_each_checkpoint_is_one_line_without_warnings(
     # Nor does transformers' progress bar of each save (and load) of a model's files take a line.
     assert "Writing model shards" not in result.stderr and "Loading weights" not in result.stderr
     mentions = [line for line in result.stderr.splitlines() if "checkpoint" in line.lower()]
-    assert [line.split(" pretrain.checkpoint: ", 1)[-1] for line in mentions] == [
+    assert [line.split(" common.resume: ", 1)[-1] for line in mentions] == [
         f"Checkpoint saved: {output / 'checkpoint-10'}",
         f"Checkpoint saved: {output / 'checkpoint-20'}",
     ]

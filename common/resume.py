@@ -1,10 +1,11 @@
-"""What makes an accelerate training run resumable: restoring a checkpoint exactly, a data order fixed by seed and
-epoch, the running losses of the interval a checkpoint falls in, and a metrics log trimmed back to the resumed step.
-Finding, publishing and rotating checkpoint folders, and the output-folder checks, are ``common.checkpoints``.
+"""What makes an accelerate training loop resumable (pretrain/run.py, distill.train and the fine-tuning commands
+share it): the one checkpoint writer, restoring a checkpoint exactly, a data order fixed by seed and epoch, the
+running losses of the interval a checkpoint falls in, and a metrics log trimmed back to the resumed step. Finding,
+publishing and rotating checkpoint folders, and the output-folder checks, are ``common.checkpoints`` (no torch).
 
-A checkpoint is ``OUTPUT_DIR/checkpoint-STEP/``: the exported student (``save_pretrained`` + tokenizer, loadable by
-``AutoModelForMaskedLM``), ``training_state/`` (accelerate's ``save_state``: weights, optimizer, scheduler, RNG
-states) and ``trainer_state.json``. It is written under a temporary name and renamed when complete, so a folder
+A checkpoint is ``OUTPUT_DIR/checkpoint-STEP/``: the model to load (``save_pretrained`` + tokenizer),
+``training_state/`` (accelerate's ``save_state``: weights, optimizer, scheduler, RNG states), what the loop adds,
+and ``trainer_state.json``. It is written under a temporary name and renamed when complete, so a folder
 named ``checkpoint-STEP`` is always complete: a crash mid-save leaves only a ``.tmp`` folder, ignored and replaced.
 """
 
