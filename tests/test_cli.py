@@ -275,6 +275,14 @@ COMMANDS = [
     Command("benchmarks.readme_walk", "python benchmarks/readme_walk.py", [], "--wri", "--write", None),
     Command("benchmarks.startup", "python benchmarks/startup.py", [], "--rep", "--repeats", ("--repeats", "3")),
     Command(
+        "benchmarks.service_faults",
+        "python benchmarks/service_faults.py",
+        [],
+        "--unknown",
+        "--unknown-paths",
+        ("--unknown-paths", "5000"),
+    ),
+    Command(
         "benchmarks.serve_load",
         "python benchmarks/serve_load.py",
         [],
