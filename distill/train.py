@@ -24,19 +24,24 @@ from __future__ import annotations
 from typing import Any
 
 from common.checkpoints import resume_point
-from common.io import output_written
+from common.io import output_written, require_output_place
 from distill.config import RUN_OUTPUTS, parse_args
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     try:
         config = parse_args("python -m distill.train", __doc__, argv)
-        resume_from = resume_point(config.output_dir, RUN_OUTPUTS, config.resume, config.overwrite)
+        require_output_place(config.output_dir, "--output_dir")
     except (ValueError, OSError) as err:
         raise SystemExit(f"error: {err}") from err
-    from distill.trainer import train  # torch and accelerate once the arguments are checked: refusals are quick
-
+    # The output is checked under its lock: a run that started first cannot fill it between check and work.
     with output_written(config.output_dir, "--output_dir"):
+        try:
+            resume_from = resume_point(config.output_dir, RUN_OUTPUTS, config.resume, config.overwrite)
+        except (ValueError, OSError) as err:
+            raise SystemExit(f"error: {err}") from err
+        from distill.trainer import train  # torch and accelerate once the arguments are checked: refusals are quick
+
         return train(config, resume_from)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from common.checkpoints import latest_checkpoint, resume_point
-from common.io import check_data_files
+from common.io import check_data_files, check_output_place
 
 BEST_DIR = "best"
 RESULTS_FILE = "results.json"
@@ -90,6 +90,7 @@ def check_common_args(parser: argparse.ArgumentParser, args: argparse.Namespace)
     if args.resume and args.overwrite:
         parser.error("--resume continues the run in --output and --overwrite deletes it: choose one")
     check_data_files(parser, args)
+    check_output_place(parser, args.output)  # what it holds is checked under its lock (Task.main)
 
 
 def resume_from(args: argparse.Namespace) -> Path | None:

@@ -92,16 +92,19 @@ class Task:
 
     def main(self, argv: list[str] | None = None) -> dict[str, Any]:
         """The task's command: its arguments checked, then (only then: it imports torch) ``finetune.trainer.run``."""
+        from common.io import output_written
         from finetune.arguments import resume_from
 
         args = self.parse_args(argv)
-        try:
-            args.resume_from = resume_from(args)
-        except ValueError as err:
-            raise SystemExit(f"error: {err}") from err
-        from finetune.trainer import run
+        # The output is checked under its lock: a run that started first cannot fill it between check and work.
+        with output_written(args.output):
+            try:
+                args.resume_from = resume_from(args)
+            except ValueError as err:
+                raise SystemExit(f"error: {err}") from err
+            from finetune.trainer import run
 
-        return run(self, args)
+            return run(self, args)
 
 
 @cache

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from common.checkpoints import resume_point
-from common.io import output_written
+from common.io import output_written, require_output_place
 from pretrain.config import RUN_OUTPUTS, DistillationConfig, parse_args
 from pretrain.prepare import load_meta
 
@@ -47,12 +47,17 @@ def validate_inputs(config: DistillationConfig) -> tuple[dict[str, Any], Path | 
 def main(argv: list[str] | None = None) -> None:
     try:
         config = parse_args("python pretrain/run.py", __doc__, argv)
-        meta, resume_from = validate_inputs(config)
+        require_output_place(config.output_dir, "--output_dir")
     except (ValueError, OSError) as err:
         raise SystemExit(f"error: {err}") from err
-    from pretrain.trainer import train  # torch and accelerate once the arguments are checked: refusals are quick
-
+    # The output is checked under its lock: a run that started first cannot fill it between check and work.
     with output_written(config.output_dir, "--output_dir"):
+        try:
+            meta, resume_from = validate_inputs(config)
+        except (ValueError, OSError) as err:
+            raise SystemExit(f"error: {err}") from err
+        from pretrain.trainer import train  # torch and accelerate once the arguments are checked: refusals are quick
+
         train(config, meta, resume_from)
 
 
