@@ -217,7 +217,7 @@ def main() -> None:
                    "two_runs": race}  # fmt: skip
             rows.append(row)
             print(
-                f"{command.name}: {outcome['kills']} of {outcome['planned']} kills landed, {outcome['starts']} starts -> "
+                f"{command.name}: {outcome['kills']} of {outcome['planned']} kills landed -> "
                 f"{'the same weights' if same else 'OTHER WEIGHTS'} as the uninterrupted run ({seconds:.0f} s); "
                 f"a second run on one output: exit {race['second_exit']}, "
                 f"{'names' if race['names_first'] else 'does NOT name'} the first ({race['said']})"
