@@ -344,6 +344,23 @@ def _take_lock(place: Path, flag: str, path: str | Path) -> int:
     return descriptor
 
 
+def output_writer(path: str | Path) -> str | None:
+    """The run writing ``path`` now (its lock file's line), or None: checked before an output folder's contents, so
+    that a second run is refused naming the first rather than for what the first has begun to write."""
+    place = lock_file(path)
+    try:
+        descriptor = os.open(place, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return os.read(descriptor, 512).decode("utf-8", "replace").strip() or "another process"
+    finally:
+        os.close(descriptor)  # releases the shared lock, if it was taken
+    return None
+
+
 def _release_output(key: str) -> None:
     held = _HELD_OUTPUTS[key]
     held[1] -= 1
@@ -412,6 +429,8 @@ def require_output_folder(path: str, overwrite: bool, flag: str = "--output") ->
     """ValueError for an output folder that cannot be made (``require_output_place``), or a non-empty folder without
     ``overwrite``."""
     require_output_place(path, flag)
+    if writer := output_writer(path):
+        raise ValueError(f"{flag} {path} is being written by {writer}; wait for it or choose another")
     if os.path.isdir(path) and os.listdir(path) and not overwrite:
         raise ValueError(f"{flag} {path!r} exists and is not empty; pass --overwrite to replace it, or choose another")
 

@@ -13,8 +13,11 @@ tokenizer, and without remote code ``tokenizer.json`` gives the same ids.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import torch
 from sentence_transformers import CrossEncoder, SentenceTransformer
 from sentence_transformers.base.modules.transformer import Transformer
 from sentence_transformers.sentence_transformer.modules.pooling import Pooling
@@ -39,10 +42,20 @@ def wrap_transformer(path: str, pooling: str, max_seq_length: int) -> SentenceTr
     return SentenceTransformer(modules=[transformer, Pooling(transformer.get_embedding_dimension(), pooling)])
 
 
+@contextmanager
+def seeded_new_weights(seed: int = 0) -> Iterator[None]:
+    """Weights the folder lacks (a cross-encoder's head, an encoder's pooler) drawn from ``seed``, so that two runs
+    start from, and save, the same model; the caller's random state is left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
 def load_cross_encoder(path: str, max_seq_length: int) -> CrossEncoder:
     """A cross-encoder folder as saved, or any model folder with a new one-output head: both sentences in one input,
     scored in [0, 1] (a sigmoid) as STS score / 5."""
-    model = hub_or_local(CrossEncoder, path, "cross-encoder", num_labels=1, max_length=max_seq_length)
+    with seeded_new_weights():
+        model = hub_or_local(CrossEncoder, path, "cross-encoder", num_labels=1, max_length=max_seq_length)
     return with_kobert_tokenizer(model, path)
 
 
@@ -62,7 +75,8 @@ def load_encoder(path: str, pooling: str = "mean", max_seq_length: int | None = 
         if max_seq_length is not None:
             encoder.max_seq_length = max_seq_length
     else:
-        encoder = wrap_transformer(path, pooling, max_seq_length or 128)
+        with seeded_new_weights():
+            encoder = wrap_transformer(path, pooling, max_seq_length or 128)
     encoder = with_kobert_tokenizer(encoder, path)
     check_vocabulary_fits(encoder[0].processor, encoder[0].model, path)
     return encoder

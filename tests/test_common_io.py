@@ -11,7 +11,16 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-from common.io import lock_file, new_folder, not_written, output_place_problem, output_written, write_failure
+from common.io import (
+    lock_file,
+    new_folder,
+    not_written,
+    output_place_problem,
+    output_writer,
+    output_written,
+    require_output_folder,
+    write_failure,
+)
 
 
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS])
@@ -106,12 +115,18 @@ def test_a_second_run_on_one_output_is_refused_naming_the_first(tmp_path: Path) 
         message = str(stopped.value.code)
         assert message.startswith(f"error: --output_dir {output} is being written by process {holder.pid} (-c ")
         assert "\n" not in message
+        # The check of an output folder's contents, made while a command parses, names the writer too (it said the
+        # folder "exists and is not empty", of what the first run had begun to write).
+        (output / "part").mkdir(parents=True)
+        with pytest.raises(ValueError, match=rf"^--output {output} is being written by process {holder.pid} "):
+            require_output_folder(str(output), overwrite=True)
     finally:
         holder.kill()
         holder.wait()
     with output_written(output), output_written(output):  # the lock went with the killed process; blocks nest
         pass
     assert lock_file(output).name == ".model.lock"
+    assert output_writer(output) is None  # the killed run's lock file holds no lock
 
 
 def test_a_killed_runs_staging_copies_are_removed_by_the_next_write(tmp_path: Path) -> None:

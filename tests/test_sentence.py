@@ -510,3 +510,20 @@ def test_hub_datasets_with_configs_give_their_pairs_and_sentences(tmp_path: Path
     # The teacher-embedding cache knows a Hub dataset by the sentences it gives.
     expected = hashlib.sha256("".join(f"{s}\n" for s in sentences([str(sts_file)], None)).encode()).hexdigest()
     assert source_fingerprint(f"{folder}:sts:validation") == expected != source_fingerprint(f"{folder}:nli:train")
+
+
+def test_weights_a_folder_lacks_are_the_same_in_every_run(models: dict[str, Path]) -> None:
+    # A masked LM has no pooler, and a cross-encoder's head is new: each was drawn from the global random state, so
+    # two runs of one command saved different models (the killed-and-resumed probe of issue 32 found it).
+    from sentence.model import load_cross_encoder
+
+    def state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+        return {k: v.clone() for k, v in model.state_dict().items()}
+
+    torch.manual_seed(1)
+    first, first_cross = state(load_encoder(str(models["bert"]))), state(load_cross_encoder(str(models["bert"]), 32))
+    before = torch.random.get_rng_state()
+    second, second_cross = state(load_encoder(str(models["bert"]))), state(load_cross_encoder(str(models["bert"]), 32))
+    assert torch.equal(torch.random.get_rng_state(), before)  # the caller's random state is left alone
+    for a, b in ((first, second), (first_cross, second_cross)):
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
