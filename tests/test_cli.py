@@ -275,6 +275,9 @@ COMMANDS = [
     Command("benchmarks.readme_walk", "python benchmarks/readme_walk.py", [], "--wri", "--write", None),
     Command("benchmarks.startup", "python benchmarks/startup.py", [], "--rep", "--repeats", ("--repeats", "3")),
     Command(
+        "benchmarks.training_faults", "python benchmarks/training_faults.py", [], "--kil", "--kills", ("--kills", "5")
+    ),
+    Command(
         "benchmarks.service_faults",
         "python benchmarks/service_faults.py",
         [],
