@@ -41,6 +41,9 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/pretrain_throughput.py
 	$(BIN)/python benchmarks/prepare_throughput.py
 	$(BIN)/python benchmarks/e5_parity.py
+	$(BIN)/python benchmarks/startup.py
+	$(BIN)/python benchmarks/service_faults.py
+	$(BIN)/python benchmarks/training_faults.py
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache .hypothesis
