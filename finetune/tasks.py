@@ -21,6 +21,9 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
+from common.io import output_written
+from finetune.arguments import resume_from
+
 # The registration: one module per task, each defining TASK. Their order is the order of the table's columns.
 TASK_MODULES = ("finetune.nsmc", "finetune.ner", "finetune.korquad", "finetune.nli")
 
@@ -92,9 +95,6 @@ class Task:
 
     def main(self, argv: list[str] | None = None) -> dict[str, Any]:
         """The task's command: its arguments checked, then (only then: it imports torch) ``finetune.trainer.run``."""
-        from common.io import output_written
-        from finetune.arguments import resume_from
-
         args = self.parse_args(argv)
         # The output is checked under its lock: a run that started first cannot fill it between check and work.
         with output_written(args.output):

@@ -28,7 +28,7 @@ from transformers import get_linear_schedule_with_warmup
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from common.checkpoints import complete_checkpoints, delete_earlier_outputs
-from common.io import new_folder, output_written, setup_logging
+from common.io import new_folder, setup_logging
 from common.resume import quiet_accelerate_checkpoint_logs, resume_state, save_checkpoint
 from finetune.arguments import BEST_DIR, RESULTS_FILE, RUN_OUTPUTS
 from finetune.data_io import data_source, first, split_train_validation, write_results
@@ -173,8 +173,7 @@ def run(task: Task, args: argparse.Namespace) -> dict[str, Any]:
     counts = {"examples": {name: len(split.records) for name, split in splits.items()}}
     sources = {"data": {"train": data_source(args.train), "test": data_source(getattr(args, task.test_option))}}
     extra_results = {**data.extra_results, **sources, **counts, **task.extra_results(splits)}
-    with output_written(args.output):
-        return fine_tune(accelerator, args, task, model, tokenizer, splits, extra_results)
+    return fine_tune(accelerator, args, task, model, tokenizer, splits, extra_results)  # under Task.main's lock
 
 
 def linear_schedule(optimizer: torch.optim.Optimizer, warmup_ratio: float, updates: int, processes: int) -> Any:
