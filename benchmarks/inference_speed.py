@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.report import write_report  # noqa: E402
 from common.cli import command_parser  # noqa: E402
-from finetune.data_io import read_nsmc  # noqa: E402
+from common.readers import read_nsmc  # noqa: E402
 from modeling.bilstm import KoBiLstmForSequenceClassification, bilstm_config  # noqa: E402
 from modeling.random_teacher import SHAPES  # noqa: E402
 from modeling.student import parameter_count  # noqa: E402

@@ -49,7 +49,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.report import write_report  # noqa: E402
 from common.cli import command_parser  # noqa: E402
-from finetune.data_io import read_nsmc  # noqa: E402
+from common.readers import read_nsmc  # noqa: E402
 
 # torch, transformers and serve.export are imported where a model is built or exported: --help answers at once.
 

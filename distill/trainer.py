@@ -35,6 +35,7 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 from common.checkpoints import delete_earlier_outputs
 from common.config import save_config
 from common.io import not_written, setup_logging
+from common.readers import write_results
 from common.resume import (
     EpochSampler,
     RunningLosses,
@@ -66,7 +67,6 @@ from distill.data import (
     read_examples,
 )
 from distill.losses import distillation_loss
-from finetune.data_io import write_results
 from finetune.trainer import linear_schedule, pad_inputs, predict, save_best, takes_token_type_ids
 from modeling.bilstm import KoBiLstmForSequenceClassification, bilstm_config
 from modeling.load import hub_or_local, load_tokenizer, load_with_new_head

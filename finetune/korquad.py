@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any
 
 from common.cli import command_parser
 from common.io import write_json
+from common.readers import read_squad
 from finetune import korquad_metric
 from finetune.arguments import add_common_args, check_common_args
-from finetune.data_io import read_squad
 from finetune.tasks import Split, Task, TaskData
 
 if TYPE_CHECKING:  # torch and accelerate are imported where a batch is made, after the arguments are checked

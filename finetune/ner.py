@@ -24,8 +24,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from common.cli import command_parser
+from common.readers import read_labels, read_ner
 from finetune.arguments import add_common_args, check_common_args
-from finetune.data_io import read_labels, read_ner
 from finetune.tasks import Split, Task, TaskData, label_options
 
 if TYPE_CHECKING:  # torch, accelerate and seqeval are imported where they work, after the arguments are checked

@@ -10,7 +10,7 @@ contradiction, accuracy.
 
 Files are KorNLI TSV (``sentence1<TAB>sentence2<TAB>gold_label`` with a header) or KLUE-NLI JSON; a Hub dataset
 (``name`` or ``name:split``) with ``premise``, ``hypothesis`` and ``label`` (an id) columns works too
-(``finetune.data_io.read_nli``). Premise and hypothesis are one pair input, ``[CLS] premise [SEP] hypothesis [SEP]``:
+(``common.readers.read_nli``). Premise and hypothesis are one pair input, ``[CLS] premise [SEP] hypothesis [SEP]``:
 BERT tells them apart by token type as well, DistilBERT by the separator alone. Defaults are the usual ones for
 KorNLI: 128 tokens, batch 32, learning rate 5e-5, 3 epochs.
 """
@@ -21,8 +21,8 @@ import argparse
 from typing import Any
 
 from common.cli import command_parser
+from common.readers import NLI_LABELS, read_nli
 from finetune.arguments import add_common_args, check_common_args
-from finetune.data_io import NLI_LABELS, read_nli
 
 # A sentence pair's label is batched and scored as a review's: NSMC's collate (inputs and one label each) and
 # evaluate (accuracy).

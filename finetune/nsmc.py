@@ -15,8 +15,8 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from common.cli import command_parser
+from common.readers import NSMC_LABELS, read_nsmc
 from finetune.arguments import add_common_args, check_common_args
-from finetune.data_io import NSMC_LABELS, read_nsmc
 from finetune.tasks import Split, Task, TaskData, label_options
 
 if TYPE_CHECKING:  # torch and accelerate are imported where a batch is made, after the arguments are checked

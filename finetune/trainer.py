@@ -29,9 +29,9 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from common.checkpoints import complete_checkpoints, delete_earlier_outputs
 from common.io import new_folder, setup_logging
+from common.readers import data_source, first, split_train_validation, write_results
 from common.resume import quiet_accelerate_checkpoint_logs, resume_state, save_checkpoint
 from finetune.arguments import BEST_DIR, RESULTS_FILE, RUN_OUTPUTS
-from finetune.data_io import data_source, first, split_train_validation, write_results
 from finetune.tasks import Split, Task
 from modeling.load import (
     check_model_type,

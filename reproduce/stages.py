@@ -32,8 +32,8 @@ from transformers import AutoConfig, BertConfig
 
 from common.checkpoints import continue_flags, latest_checkpoint
 from common.io import ROOT, machine_description, open_text, write_atomic, write_json
+from common.readers import is_local
 from finetune.arguments import RUN_OUTPUTS as FINETUNE_OUTPUTS
-from finetune.data_io import is_local
 from finetune.tasks import get_task
 from modeling.latency import compare_latency
 from modeling.load import load_teacher, load_tokenizer

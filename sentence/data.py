@@ -3,7 +3,7 @@
     sentences(["../shared/data/korsts/sts-train.tsv", "../shared/data/corpus/reviews.txt.gz"], limit=50000)
 
 An STS or NLI file (KorSTS / KorNLI TSV by their headers, KLUE JSON by its keys) gives both sentences of every
-pair, read with ``finetune.data_io``'s checked readers; any other file one sentence per non-empty line (.gz too).
+pair, read with ``common.readers``'s checked readers; any other file one sentence per non-empty line (.gz too).
 A Hub dataset (``NAME[:CONFIG]:SPLIT``, e.g. ``kakaobrain/kor_nlu:sts:train``) gives its pairs' sentences, as an STS
 set by its ``sentence1`` column or an NLI set by its ``premise`` column.
 A text corpus is streamed, never held in memory (pair files, small, are read whole).
@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from common.io import open_text
-from finetune.data_io import KORNLI_HEADER, KORSTS_HEADER, is_json, is_local, load_hub_split, read_nli, read_sts
+from common.readers import KORNLI_HEADER, KORSTS_HEADER, is_json, is_local, load_hub_split, read_nli, read_sts
 
 # The column that tells a Hub dataset's kind of pairs.
 HUB_PAIR_COLUMNS = {"sentence1": "sts", "premise": "nli"}
@@ -65,7 +65,7 @@ MIN_CORRELATION_PAIRS = 2  # a correlation of fewer is undefined
 
 
 def read_scored_pairs(path: str) -> list[dict[str, Any]]:
-    """``finetune.data_io.read_sts``'s pairs of a file that has enough of them for a correlation."""
+    """``common.readers.read_sts``'s pairs of a file that has enough of them for a correlation."""
     records = read_sts(path)
     if len(records) < MIN_CORRELATION_PAIRS:
         raise ValueError(f"{path}: {len(records)} scored pair(s); a correlation needs at least {MIN_CORRELATION_PAIRS}")

@@ -20,7 +20,7 @@ from sentence_transformers import SentenceTransformer, SentenceTransformerTraini
 from transformers import AutoConfig, BertForMaskedLM
 
 from common.io import new_folder, output_written, write_json
-from finetune.data_io import is_local, read_sts
+from common.readers import is_local, read_sts
 from modeling.fingerprint import file_fingerprint, model_fingerprint
 from modeling.student import build_student
 from sentence.arguments import Selection, setup_command_logging

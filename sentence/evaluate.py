@@ -27,7 +27,7 @@ from common.io import (
     run_metadata,
     write_json,
 )
-from finetune.data_io import STS_MAX_SCORE
+from common.readers import STS_MAX_SCORE
 from sentence.data import read_scored_pairs
 
 if TYPE_CHECKING:  # sentence-transformers is imported where it works: --help and refusals never wait for it

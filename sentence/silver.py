@@ -22,7 +22,7 @@ from typing import Any
 
 from common.cli import command_parser
 from common.io import check_output_place, output_written, write_text
-from finetune.data_io import KORSTS_HEADER, STS_MAX_SCORE
+from common.readers import KORSTS_HEADER, STS_MAX_SCORE
 from sentence.arguments import setup_command_logging
 from sentence.data import sentences
 

@@ -21,7 +21,7 @@ from itertools import cycle
 from typing import Any
 
 from common.cli import command_parser
-from finetune.data_io import first, read_nli, read_sts, split_train_validation
+from common.readers import first, read_nli, read_sts, split_train_validation
 from sentence.arguments import MODEL_HELP, Selection, add_training_args, check_training_args, setup_command_logging
 
 logger = logging.getLogger(__name__)

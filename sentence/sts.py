@@ -14,7 +14,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from common.cli import command_parser
-from finetune.data_io import STS_MAX_SCORE, first, read_sts, split_train_validation
+from common.readers import STS_MAX_SCORE, first, read_sts, split_train_validation
 from sentence.arguments import MODEL_HELP, Selection, add_training_args, check_training_args, setup_command_logging
 from sentence.data import MIN_CORRELATION_PAIRS, read_scored_pairs
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from common.io import new_folder, write_json
-from finetune.data_io import read_ner, read_nsmc, read_squad, read_sts
+from common.readers import read_ner, read_nsmc, read_squad, read_sts
 from serve.export import BUNDLED_REVIEWS, FLOAT_FILE, INT8_FILE, ONNX_FOLDER, REPORT_FILE
 from serve.models import LoadedModel, load_model
 from serve.predict import Predictor, onnx_backend, torch_backend

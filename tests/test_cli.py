@@ -395,7 +395,7 @@ def test_a_mistyped_data_file_is_one_line_naming_it(
 
 
 def test_a_mistyped_file_never_reaches_the_hub() -> None:
-    from finetune.data_io import read_nsmc
+    from common.readers import read_nsmc
 
     with pytest.raises(FileNotFoundError, match=r"no such file: nsmc_test.txt"):
         read_nsmc("nsmc_test.txt", "test")

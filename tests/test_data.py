@@ -8,7 +8,7 @@ import json
 import pytest
 from conftest import BUNDLED_REVIEWS, ROOT, SHARED_DATA, read_lines
 
-from finetune.data_io import read_nli, read_nsmc, read_sts
+from common.readers import read_nli, read_nsmc, read_sts
 
 DATA = ROOT / "data"
 

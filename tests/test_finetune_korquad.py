@@ -11,7 +11,7 @@ from transformers import (
     AutoModelForQuestionAnswering,
 )
 
-from finetune.data_io import read_squad
+from common.readers import read_squad
 from finetune.korquad import best_answers, best_span, encode, main, truncate_questions
 from finetune.korquad_metric import best_over_answers, evaluate, exact_match, f1, normalize_answer
 from finetune.trainer import takes_token_type_ids

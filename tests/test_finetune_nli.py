@@ -22,7 +22,7 @@ from transformers import (
     DistilBertForSequenceClassification,
 )
 
-from finetune.data_io import NLI_LABELS, read_nli, read_sts
+from common.readers import NLI_LABELS, read_nli, read_sts
 from finetune.nli import collate, encode, parse_args
 from finetune.nli import main as nli
 from finetune.trainer import takes_token_type_ids

@@ -12,7 +12,7 @@ from transformers import (
     AutoModelForSequenceClassification,
 )
 
-from finetune.data_io import data_source, first, read_nsmc, split_train_validation
+from common.readers import data_source, first, read_nsmc, split_train_validation
 from finetune.nsmc import main as nsmc
 from finetune.table import main as table
 from finetune.trainer import pad_cat, takes_token_type_ids

@@ -26,7 +26,7 @@ from conftest import ROOT, TWO_CPU_PROCESSES
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from finetune.data_io import read_nsmc
+from common.readers import read_nsmc
 from finetune.nsmc import main as nsmc
 from finetune.trainer import load_task_model
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 from scipy.stats import pearsonr, spearmanr
 
-from finetune.data_io import read_sts
+from common.readers import read_sts
 from sentence import evaluate, simcse, sts
 from sentence.losses import embedding_distillation_loss, simcse_loss
 from sentence.model import load_encoder
@@ -482,7 +482,7 @@ def test_hub_datasets_with_configs_give_their_pairs_and_sentences(tmp_path: Path
     import datasets
     import yaml
 
-    from finetune.data_io import read_nli
+    from common.readers import read_nli
     from sentence.data import sentences
     from sentence.embedding_distillation import source_fingerprint
 

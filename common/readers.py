@@ -1,5 +1,6 @@
 """Reading the task files (NSMC, Naver NER, KorQuAD / SQuAD v1, KorNLI / KLUE-NLI, KorSTS / KLUE-STS) or Hub
-datasets, and writing results.json.
+datasets, and writing results.json: the one home of every data format, used by every package (the service reads no
+training code for them).
 
 Every reader gives plain dicts and names the file and line (or JSON item, question id, Hub row) of anything malformed.
 """
