@@ -23,10 +23,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from common import korquad_metric
 from common.cli import command_parser
 from common.io import write_json
+from common.qa_spans import Span, best_span, context_spans
 from common.readers import read_squad
-from finetune import korquad_metric
 from finetune.arguments import add_common_args, check_common_args
 from finetune.tasks import Split, Task, TaskData
 
@@ -37,8 +38,6 @@ if TYPE_CHECKING:  # torch and accelerate are imported where a batch is made, af
 
 logger = logging.getLogger("finetune.korquad")
 SPECIAL_TOKENS_IN_PAIR = 3  # [CLS] question [SEP] context [SEP]
-
-Span = tuple[int, int]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -87,22 +86,6 @@ def truncate_questions(tokenizer: Any, questions: list[str], max_tokens: int) ->
     """Each question cut after its ``max_tokens``-th token, at that token's offset (the text stays the original's)."""
     offsets = tokenizer(questions, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
     return [q if len(o) <= max_tokens else q[: o[max_tokens - 1][1]] for q, o in zip(questions, offsets, strict=True)]
-
-
-def context_spans(offsets: Sequence[Span], sequence_ids: Sequence[int | None], context: str) -> list[Span | None]:
-    """The characters of ``context`` each token of a window stands for; None where no answer may start or end.
-
-    KoBertTokenizerFast's offsets of a word-initial piece ('▁모') include the space before it, so leading whitespace
-    is dropped. A lone '▁' piece then covers nothing, or, at the start of a text, gets the offsets of the character
-    after it and overlaps the next piece (``('▁', (0, 1)), ('198', (0, 3))``): neither bounds an answer.
-    """
-    spans: list[Span | None] = []
-    for i, ((start, end), sequence) in enumerate(zip(offsets, sequence_ids, strict=True)):
-        while start < end and context[start].isspace():
-            start += 1
-        overlaps_next = i + 1 < len(offsets) and sequence_ids[i + 1] == 1 and end > offsets[i + 1][0]
-        spans.append((start, end) if sequence == 1 and start < end and not overlaps_next else None)
-    return spans
 
 
 def answer_chars(answer: dict[str, Any]) -> Span:
@@ -182,28 +165,6 @@ def collate(features: list[dict[str, Any]], tokenizer: Any, with_token_types: bo
         batch["start_positions"] = torch.tensor([f["start_positions"] for f in features])
         batch["end_positions"] = torch.tensor([f["end_positions"] for f in features])
     return batch
-
-
-def best_span(
-    start_logits: Sequence[float],
-    end_logits: Sequence[float],
-    spans: Sequence[Span | None],
-    n_best: int,
-    max_answer_length: int,
-) -> tuple[float, Span] | None:
-    """The best answer in one window: ``(start logit + end logit, its characters)``.
-
-    Pairs the ``n_best`` highest start and end logits among the context tokens, keeping start <= end and at most
-    ``max_answer_length`` tokens; None when no pair qualifies. Logits past ``len(spans)`` (padding) are ignored.
-    """
-    inside = [i for i, span in enumerate(spans) if span is not None]
-    starts = sorted(inside, key=lambda i: start_logits[i], reverse=True)[:n_best]
-    ends = sorted(inside, key=lambda i: end_logits[i], reverse=True)[:n_best]
-    pairs = [(start_logits[s] + end_logits[e], s, e) for s in starts for e in ends if s <= e < s + max_answer_length]
-    if not pairs:
-        return None
-    score, start, end = max(pairs, key=lambda pair: pair[0])
-    return score, (spans[start][0], spans[end][1])
 
 
 def best_answers(

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from common.cli import command_parser
+from common.ner_tags import IGNORED, align_labels, to_seqeval, word_starts, word_tags
 from common.readers import read_labels, read_ner
 from finetune.arguments import add_common_args, check_common_args
 from finetune.tasks import Split, Task, TaskData, label_options
@@ -34,8 +34,6 @@ if TYPE_CHECKING:  # torch, accelerate and seqeval are imported where they work,
     from torch import nn
 
 logger = logging.getLogger(__name__)
-IGNORED = -100  # the label id CrossEntropyLoss skips
-OUTSIDE = "O"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -47,40 +45,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     check_common_args(parser, args)
     return args
-
-
-def to_seqeval(label: str) -> str:
-    """Our ``PER-B`` as seqeval's ``B-PER``; ``O`` and ``UNK`` are outside any entity."""
-    if label in (OUTSIDE, "UNK"):
-        return OUTSIDE
-    entity, _, tag = label.rpartition("-")
-    if not entity or tag not in ("B", "I"):
-        raise ValueError(f"label {label!r} is not TYPE-B, TYPE-I, O or UNK (the B/I tag follows the type: PER-B)")
-    return f"{tag}-{entity}"
-
-
-def word_starts(word_ids: Sequence[int | None], n_words: int) -> list[int | None]:
-    """Position of each word's first token, from the fast tokenizer's ``word_ids()``; None for a word without a
-    token (cut off by truncation, or an empty word from a double space)."""
-    starts: list[int | None] = [None] * n_words
-    for position, word_id in enumerate(word_ids):
-        if word_id is not None and starts[word_id] is None:
-            starts[word_id] = position
-    return starts
-
-
-def align_labels(starts: Sequence[int | None], word_labels: Sequence[int], length: int) -> list[int]:
-    """Token label ids (``length`` of them): each word's label on its first token, ``IGNORED`` elsewhere."""
-    aligned = [IGNORED] * length
-    for start, label in zip(starts, word_labels, strict=True):
-        if start is not None:
-            aligned[start] = label
-    return aligned
-
-
-def word_tags(token_predictions: Sequence[int], starts: Sequence[int | None], tags: Sequence[str]) -> list[str]:
-    """Per-word tags from per-token predicted ids: the first token's, ``O`` for a word without a token."""
-    return [OUTSIDE if start is None else tags[int(token_predictions[start])] for start in starts]
 
 
 def entity_scores(gold: list[list[str]], predicted: list[list[str]]) -> tuple[dict[str, float], dict[str, float]]:

@@ -67,7 +67,7 @@ def check_sample(loaded: LoadedModel, path: str | None, count: int) -> Sample:
             [r["sentence1"] for r in records] + [r["sentence2"] for r in records], [r["score"] for r in records]
         )
     if kind == "ner":
-        from finetune.ner import to_seqeval
+        from common.ner_tags import to_seqeval
 
         records = read_ner(path, loaded.labels, "test")[:count]
         return Sample([" ".join(r["words"]) for r in records], [[to_seqeval(t) for t in r["labels"]] for r in records])
@@ -93,7 +93,7 @@ def task_metric(kind: str, answers: list[Any], gold: list[Any]) -> float:
 
         predicted = [[word["tag"] for word in answer["words"]] for answer in answers]
         return 100 * float(f1_score(gold, predicted))
-    from finetune import korquad_metric
+    from common import korquad_metric
 
     predictions = {example["id"]: answer["answer"] for example, answer in zip(gold, answers, strict=True)}
     return 100 * korquad_metric.evaluate(gold, predictions)["exact_match"]

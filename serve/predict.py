@@ -27,6 +27,8 @@ import numpy as np
 import torch
 from transformers.modeling_outputs import SequenceClassifierOutput
 
+from common.ner_tags import to_seqeval, word_starts, word_tags
+from common.qa_spans import best_span, context_spans
 from serve.models import LoadedModel
 
 Arrays = dict[str, np.ndarray]
@@ -188,8 +190,6 @@ class Predictor:
 
     def tags(self, texts: Sequence[str], encoded: Any, outputs: list[list[np.ndarray]]) -> list[dict[str, Any]]:
         # Imported here: finetune.ner brings seqeval and scikit-learn, which a classifier service never needs.
-        from finetune.ner import to_seqeval, word_starts, word_tags
-
         tags = [to_seqeval(label) for label in self.loaded.labels]
         answers = []
         for i, (logits,) in enumerate(outputs):
@@ -207,8 +207,6 @@ class Predictor:
     def answers(
         self, items: Sequence[dict[str, str]], encoded: Any, outputs: list[list[np.ndarray]]
     ) -> list[dict[str, Any]]:
-        from finetune.korquad import best_span, context_spans  # brings the trainer and accelerate: QA models only
-
         best: dict[int, tuple[float, tuple[int, int]]] = {}
         for window, (start_logits, end_logits) in enumerate(outputs):
             item = encoded["overflow_to_sample_mapping"][window]

@@ -11,9 +11,10 @@ from transformers import (
     AutoModelForQuestionAnswering,
 )
 
+from common.korquad_metric import best_over_answers, evaluate, exact_match, f1, normalize_answer
+from common.qa_spans import best_span
 from common.readers import read_squad
-from finetune.korquad import best_answers, best_span, encode, main, truncate_questions
-from finetune.korquad_metric import best_over_answers, evaluate, exact_match, f1, normalize_answer
+from finetune.korquad import best_answers, encode, main, truncate_questions
 from finetune.trainer import takes_token_type_ids
 from tokenization_kobert import KoBertTokenizerFast
 

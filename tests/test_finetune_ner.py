@@ -12,16 +12,8 @@ from transformers import (
     AutoModelForTokenClassification,
 )
 
-from finetune.ner import (
-    align_labels,
-    collate,
-    encode,
-    entity_scores,
-    to_seqeval,
-    truncated_words,
-    word_starts,
-    word_tags,
-)
+from common.ner_tags import align_labels, to_seqeval, word_starts, word_tags
+from finetune.ner import collate, encode, entity_scores, truncated_words
 from finetune.ner import main as ner
 from finetune.trainer import takes_token_type_ids
 from tokenization_kobert import KoBertTokenizerFast

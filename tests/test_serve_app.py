@@ -4,6 +4,7 @@ batch runs."""
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import threading
 import time
@@ -15,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import ROOT
 from fastapi.testclient import TestClient
 
 from serve.app import BodyGuard, ServiceSettings, build_app
@@ -360,3 +362,17 @@ def test_tokenize_runs_off_the_event_loop(predictors: dict[str, Predictor]) -> N
             assert (await tokenizing).json()["results"][0]["tokenized"][0]["tokens"][0] == "[CLS]"
 
     asyncio.run(scenario())
+
+
+def test_the_service_imports_no_training_code() -> None:
+    # The answer rules it shares with training (NER word tags, QA spans, the KorQuAD metric) live in common/: the
+    # service once imported finetune.korquad for them, inside a function, and with it the trainer and accelerate.
+    training = {"finetune", "distill", "pretrain", "reproduce", "hub_upload"}
+    imported = set()
+    for path in (ROOT / "serve").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                imported.add((path.name, node.module))
+            elif isinstance(node, ast.Import):
+                imported |= {(path.name, alias.name) for alias in node.names}
+    assert not [(file, module) for file, module in imported if module.split(".")[0] in training]
