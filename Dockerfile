@@ -1,8 +1,8 @@
 # The service on a CPU: python -m serve over model folders mounted at /models (no GPU wheels).
 #   docker build -t distilkobert-serve .
 #   docker run --rm -p 8000:8000 -v "$PWD/runs/mini/onnx/distilled:/models/student:ro" distilkobert-serve
-# A folder already exported (python -m serve.export ... --int8) can be mounted read-only; any other needs write
-# access, as the service exports it into its onnx/ folder on first start.
+# Folders are mounted read-only: one exported already (python -m serve.export ... --int8) is served as it is, any
+# other is exported on start-up into the container's cache (~/.cache/distilkobert/onnx), never into the folder.
 FROM python:3.11-slim
 
 WORKDIR /app

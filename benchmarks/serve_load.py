@@ -123,6 +123,7 @@ def build_classifier(folder: Path, shape: dict[str, int]) -> None:
 
 def prepare_model(args: argparse.Namespace, workspace: Path) -> tuple[Path, str]:
     """The model folder to serve, its ONNX graph written if the backend needs it, and a description of it."""
+    args.onnx_cache = str(workspace / "onnx-cache")  # the servers' too: the graph is exported once, before them
     if args.model:
         folder, description = Path(args.model), args.model
     else:
@@ -132,11 +133,11 @@ def prepare_model(args: argparse.Namespace, workspace: Path) -> tuple[Path, str]
             "random DistilKoBERT classifier (3 layers, hidden 768, 12 heads, FFN 3072, 8,002 tokens), KoBERT tokenizer"
         )
     if args.backend != "torch":
-        export_graph(folder, args.backend == "onnx-int8", random_weights=args.model is None)
+        export_graph(folder, args.backend == "onnx-int8", args.model is None, args.onnx_cache)
     return folder, f"{description} ({args.backend})"
 
 
-def export_graph(folder: Path, int8: bool, random_weights: bool) -> None:
+def export_graph(folder: Path, int8: bool, random_weights: bool, cache: str) -> None:
     """The folder's ONNX graph, written here once rather than by each of the three servers on start-up (all into
     the same folder at the same time)."""
     from serve.export import ensure_exported
@@ -144,7 +145,7 @@ def export_graph(folder: Path, int8: bool, random_weights: bool) -> None:
     from serve.onnx_export import export
 
     if not random_weights:
-        ensure_exported(str(folder), int8)  # what the service would do: only when missing, checked by the defaults
+        ensure_exported(str(folder), int8, cache)  # as the service would: checked, once, into its cache
         return
     # Random weights have no accuracy for int8 to keep: a few examples and any drop pass the check.
     check = ["--int8", "--check-examples", "32", "--max-metric-drop", "100"] if int8 else []
@@ -177,7 +178,7 @@ def free_port() -> int:
 def server_command(folder: Path, args: argparse.Namespace, port: int, batching: bool, queue: int) -> list[str]:
     command = [sys.executable, "-m", "serve", "--model", str(folder), "--backend", args.backend]
     command += ["--port", str(port), "--threads", str(args.threads), "--max-batch-size", str(args.max_batch_size)]
-    command += ["--max-wait-ms", str(args.max_wait_ms), "--max-queue", str(queue)]
+    command += ["--max-wait-ms", str(args.max_wait_ms), "--max-queue", str(queue), "--onnx-cache", args.onnx_cache]
     return command + ([] if batching else ["--no-batching"])
 
 

@@ -4,9 +4,10 @@
     python -m serve --model teacher=runs/mini/nsmc/teacher/best --model student=runs/mini/nsmc/distilled/best
 
 Each ``--model`` is ``DIR`` or ``NAME=DIR`` (the name defaults to the folder's): any model folder this project
-writes. With ``--backend onnx`` or ``onnx-int8`` a folder without its ONNX graph is exported and checked on start-up
-(``serve.export``), and the graph is kept in ``DIR/onnx/`` for the next start. Then open http://HOST:PORT/ for the
-page and http://HOST:PORT/openapi.json for the API.
+writes. With ``--backend onnx`` or ``onnx-int8`` a folder without its own ONNX graph (``serve.export --output DIR``
+writes ``DIR/onnx/``) is exported and checked on start-up into ``--onnx-cache``, keyed by the folder's contents and
+reused by the next start: the model folder is never written (it may be read-only), and the model is loaded once.
+Then open http://HOST:PORT/ for the page and http://HOST:PORT/openapi.json for the API.
 """
 
 from __future__ import annotations
@@ -33,6 +34,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--backend", choices=BACKENDS, default="torch", help="What runs the models.")
     parser.add_argument("--host", default="127.0.0.1", help="Address to listen on.")
     parser.add_argument("--port", type=int, default=8000, help="Port to listen on.")
+    parser.add_argument(
+        "--onnx-cache",
+        default=None,
+        help="Where graphs exported on start-up are kept (default: $XDG_CACHE_HOME/distilkobert/onnx); a folder with "
+        "its own onnx/ (python -m serve.export --output DIR) is used as it is.",
+    )
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="CPU threads of inference.")
     parser.add_argument("--max-length", type=int, help="Tokens per input (default: each model's own limit).")
     parser.add_argument("--no-batching", action="store_true", help="Run every request alone, as it arrives.")
@@ -56,6 +63,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.read_timeout <= 0:
         parser.error(f"--read-timeout must be positive, got {args.read_timeout}")
     args.models = model_folders(parser, args.model)
+    if args.onnx_cache is None:
+        from serve.export import default_onnx_cache
+
+        args.onnx_cache = str(default_onnx_cache())
     return args
 
 
@@ -87,7 +98,8 @@ def load_predictors(args: argparse.Namespace) -> dict[str, Predictor]:
         else:
             from serve.export import ensure_exported  # the exporter's imports only where a graph may be needed
 
-            backend = onnx_backend(str(ensure_exported(folder, args.backend == "onnx-int8")), args.threads)
+            graph = ensure_exported(folder, args.backend == "onnx-int8", args.onnx_cache, loaded)
+            backend = onnx_backend(str(graph), args.threads)
         predictors[name] = Predictor(loaded, backend, args.max_batch_size)
         logger.info("%s: %s model from %s on %s", name, loaded.kind, folder, args.backend)
     return predictors

@@ -83,15 +83,28 @@ def graph_file(folder: str, int8: bool) -> Path:
     return Path(folder) / ONNX_FOLDER / (INT8_FILE if int8 else FLOAT_FILE)
 
 
-def ensure_exported(folder: str, int8: bool) -> Path:
-    """The folder's ONNX graph, exported into its own ``onnx/`` (and checked, with the defaults) when missing."""
-    path = graph_file(folder, int8)
-    if not path.is_file():
-        logger.info("%s has no %s: exporting it (once; it is kept beside the model)", folder, path.name)
-        from serve.onnx_export import export
+def default_onnx_cache() -> Path:
+    """Where the service keeps the graphs it exports: ``$XDG_CACHE_HOME/distilkobert/onnx`` (``~/.cache/...``)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "distilkobert" / "onnx"
 
-        argv = ["--model", folder, "--output", folder, *(["--int8"] if int8 else []), "--overwrite"]
-        export(parse_args(argv))
+
+def ensure_exported(folder: str, int8: bool, cache: str | Path, loaded: Any = None) -> Path:
+    """The folder's ONNX graph: its own ``onnx/`` when it has one (``serve.export --output DIR`` writes it), else an
+    export checked with the defaults and kept in ``cache`` under the folder's fingerprint, made once for any number of
+    starts and never written into the model folder. ``loaded``: the folder's model, when the caller has loaded it."""
+    own = graph_file(folder, int8)
+    if own.is_file():
+        return own
+    from modeling.fingerprint import model_fingerprint
+    from serve.onnx_export import export
+
+    place = Path(cache) / model_fingerprint(folder)[:16]
+    path = graph_file(str(place), int8)
+    if not path.is_file():
+        logger.info("%s has no %s: exporting it to %s (once: the next start reuses it)", folder, path.name, place)
+        place.mkdir(parents=True, exist_ok=True)
+        argv = ["--model", folder, "--output", str(place), *(["--int8"] if int8 else []), "--overwrite"]
+        export(parse_args(argv), loaded)
     return path
 
 

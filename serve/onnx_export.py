@@ -150,9 +150,10 @@ def copy_model_files(model: str, output: Path) -> None:
     shutil.copytree(model, output, ignore=shutil.ignore_patterns(ONNX_FOLDER), dirs_exist_ok=True)
 
 
-def export(args: argparse.Namespace) -> dict[str, Any]:
-    """Write ``args.output`` and return the report (also ``onnx/export.json``); CheckFailed writes nothing."""
-    loaded = load_model(args.model, args.max_length)
+def export(args: argparse.Namespace, loaded: LoadedModel | None = None) -> dict[str, Any]:
+    """Write ``args.output`` and return the report (also ``onnx/export.json``); CheckFailed writes nothing.
+    ``loaded`` is ``args.model`` when the caller has it loaded already (the service: one load, not two)."""
+    loaded = loaded or load_model(args.model, args.max_length)
     items = parity_items(loaded.kind, args.parity_data, args.parity_examples)
     output = Path(args.output)
     with new_folder(output / ONNX_FOLDER, ONNX_FOLDER) as staging:

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from serve.export import INT8_FILE, ONNX_FOLDER, REPORT_FILE, main, parse_args
+from serve.export import INT8_FILE, ONNX_FOLDER, REPORT_FILE, ensure_exported, main, parse_args
 from serve.models import load_model
 from serve.onnx_export import task_metric
 from serve.predict import WORD, Predictor, entities, onnx_backend, torch_backend
@@ -166,3 +166,20 @@ def test_task_metrics_against_hand_computations() -> None:
     assert task_metric("embed", vectors, [5.0, 3.0, 0.0]) == pytest.approx(100.0)
     examples = [{"id": "a", "answers": [{"text": "서울"}]}, {"id": "b", "answers": [{"text": "부산"}]}]
     assert task_metric("qa", [{"answer": "서울"}, {"answer": "대구"}], examples) == 50.0
+
+
+def test_the_service_exports_into_its_cache_once_and_never_into_the_model_folder(
+    served_models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder, cache = served_models["distilbert-classify"], tmp_path / "cache"
+    before = sorted(p.name for p in folder.iterdir())
+    loaded = load_model(str(folder))
+    # The model the service has loaded is the one exported: loading it again is an error here.
+    monkeypatch.setattr("serve.onnx_export.load_model", lambda *a: pytest.fail("the model was loaded twice"))
+    graph = ensure_exported(str(folder), False, cache, loaded)
+    assert graph.is_file() and cache in graph.parents
+    assert sorted(p.name for p in folder.iterdir()) == before  # it once wrote DIR/onnx/ on start-up
+    written = graph.stat().st_mtime_ns
+    assert ensure_exported(str(folder), False, cache) == graph and graph.stat().st_mtime_ns == written  # reused
+    # A folder with its own graph (serve.export --output DIR) is used as it is.
+    assert ensure_exported(str(graph.parent.parent), False, tmp_path / "other") == graph
