@@ -32,15 +32,15 @@ from benchmarks.report import write_report  # noqa: E402
 from common.cli import command_parser  # noqa: E402
 from modeling.student import build_student  # noqa: E402
 from pretrain.config import DistillationConfig  # noqa: E402
-from pretrain.distill import (  # noqa: E402
+from pretrain.losses import masked_lm_cross_entropy  # noqa: E402
+from pretrain.masking import token_weights  # noqa: E402
+from pretrain.step import (  # noqa: E402
     DistillationStudent,
     build_optimizer,
     distillation_losses,
     masked_batch,
     teacher_outputs,
 )
-from pretrain.losses import masked_lm_cross_entropy  # noqa: E402
-from pretrain.masking import token_weights  # noqa: E402
 
 # Dense bf16 peak of the GPUs we are lent (NVIDIA data sheets, SXM parts).
 PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}

@@ -52,7 +52,8 @@ from pretrain.config import (
     save_config,
 )
 from pretrain.data import PackedBlocks, check_compatible, load_token_counts, vocab_sha256
-from pretrain.distill import (
+from pretrain.masking import token_weights
+from pretrain.step import (
     DistillationStudent,
     active_terms,
     build_optimizer,
@@ -64,7 +65,6 @@ from pretrain.distill import (
     uses_teacher_logits,
     without_tied_copies,
 )
-from pretrain.masking import token_weights
 
 logger = logging.getLogger("pretrain")
 
@@ -236,7 +236,7 @@ def train(config: DistillationConfig, meta: dict[str, Any], resume_from: Path | 
             num_training_steps=total_steps * accelerator.num_processes,
         )
     )
-    # Kept on the CPU: masks are drawn there (pretrain.distill.masked_batch).
+    # Kept on the CPU: masks are drawn there (pretrain.step.masked_batch).
     weights = token_weights(load_token_counts(config.data_dir), config.mlm_smoothing, tokenizer.all_special_ids)
 
     output_dir, state = Path(config.output_dir), {"step": 0, "epoch": 0, "batch_in_epoch": 0}

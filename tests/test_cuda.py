@@ -16,8 +16,8 @@ from transformers import AutoModelForSequenceClassification, BertConfig, BertFor
 
 from modeling.student import build_student
 from pretrain.config import DistillationConfig
-from pretrain.distill import DistillationStudent, distillation_losses, masked_batch, teacher_outputs
 from pretrain.masking import token_weights
+from pretrain.step import DistillationStudent, distillation_losses, masked_batch, teacher_outputs
 
 pytestmark = [
     pytest.mark.cuda,

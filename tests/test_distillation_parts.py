@@ -17,9 +17,9 @@ from conftest import ImplicitDeviceFactories
 from common.checkpoints import complete_checkpoints, latest_checkpoint, publish, rotate, staging_path
 from common.resume import unrestored_random_states
 from pretrain.config import DistillationConfig, load_config
-from pretrain.distill import distillation_losses, masked_batch
 from pretrain.losses import hidden_cosine, logit_mse, masked_lm_cross_entropy, soft_target_kl
 from pretrain.masking import mask_tokens, token_weights
+from pretrain.step import distillation_losses, masked_batch
 
 CONFIGS = Path(__file__).resolve().parent.parent / "pretrain" / "configs"
 
@@ -84,12 +84,12 @@ class TestLossesByHand:
         assert terms["loss"].item() == pytest.approx(expected.item(), rel=1e-6)
 
     def test_a_term_of_weight_zero_is_not_computed(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        import pretrain.distill
+        import pretrain.step
 
         def must_not_run(*args: object) -> torch.Tensor:
             raise AssertionError("logit_mse computed although alpha_mse is 0")
 
-        monkeypatch.setattr(pretrain.distill, "logit_mse", must_not_run)
+        monkeypatch.setattr(pretrain.step, "logit_mse", must_not_run)
         s_logits, t_logits = torch.tensor(STUDENT), torch.tensor(TEACHER)
         config = DistillationConfig(alpha_ce=5.0, alpha_mlm=2.0, alpha_cos=1.0, alpha_mse=0.0)
         terms = distillation_losses(
@@ -212,7 +212,7 @@ def test_the_whole_step_and_evaluation_make_tensors_on_the_batch_device() -> Non
     from transformers import BertConfig, BertForMaskedLM
 
     from modeling.student import build_student
-    from pretrain.distill import DistillationStudent, distillation_step, evaluate
+    from pretrain.step import DistillationStudent, distillation_step, evaluate
 
     torch.manual_seed(0)
     shape = {"hidden_size": 32, "num_attention_heads": 4, "intermediate_size": 64, "max_position_embeddings": 64}
@@ -361,7 +361,7 @@ def test_random_states_not_restored_by_load_state_are_named(tmp_path: Path, glob
 
 
 def test_mask_seeds_are_a_stable_digest_of_the_place_in_training() -> None:
-    from pretrain.distill import mask_seed
+    from pretrain.step import mask_seed
 
     # A digest of the place: the same on every Python version (hash() of a tuple does not promise that).
     expected = int.from_bytes(hashlib.blake2b(b"56,1,2,3", digest_size=8).digest(), "little") % 2**63
@@ -391,7 +391,7 @@ def test_hidden_mse_by_hand() -> None:
 
 
 def test_layer_maps() -> None:
-    from pretrain.distill import check_layer_map, default_layer_map
+    from pretrain.step import check_layer_map, default_layer_map
 
     assert default_layer_map(3, 12) == [4, 8, 12]
     assert default_layer_map(6, 12) == [2, 4, 6, 8, 10, 12]

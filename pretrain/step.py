@@ -1,5 +1,6 @@
-"""One distillation step, apart from the loop that runs it: masking a batch, the student and teacher forward passes,
-the weighted loss terms, the optimizer, and evaluation. ``pretrain/run.py`` loops over it; benchmarks time it.
+"""One pretraining (general distillation) step, apart from the loop that runs it (``pretrain.trainer``): masking a
+batch, the student and teacher forward passes, the weighted loss terms, the optimizer, and evaluation; benchmarks
+time it alone.
 
 Adding a loss term: write it as a pure tensor function in ``pretrain/losses.py``, add its weight field
 (``alpha_*``) to ``DistillationConfig`` (and its line in the loss formula there), and one ``LossTerm`` entry in
