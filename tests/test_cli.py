@@ -411,7 +411,7 @@ def runnable_modules() -> set[str]:
             continue
         if path.name == "__main__.py" or 'if __name__ == "__main__":' in path.read_text(encoding="utf-8"):
             modules.add(name.removesuffix(".py").replace("/", "."))
-    return modules
+    return modules - {"distilkobert"}  # the installed name of the others (test_one_installed_name_runs_every_command)
 
 
 def test_every_runnable_module_is_a_command_here() -> None:
@@ -459,3 +459,22 @@ def test_a_missing_config_file_is_named_in_one_line(
         stopped, shown = run_command(module, ["--config", str(config)], capsys, monkeypatch)
         message = f"{stopped.code if isinstance(stopped.code, str) else ''}{shown}".strip()
         assert stopped.code != 0 and message.splitlines()[-1].endswith(f"--config '{config}': {problem}"), message
+
+
+def test_one_installed_name_runs_every_command() -> None:
+    import distilkobert
+    from benchmarks.startup import commands
+
+    # Every command, and nothing else, has its words under `distilkobert`.
+    assert sorted(distilkobert.modules()) == sorted(c.removesuffix(".py").replace("/", ".") for c in commands())
+    script = Path(sys.executable).with_name("distilkobert")  # what `pip install` put beside the interpreter
+    listing = subprocess.run([script, "--help"], capture_output=True, text=True, check=True).stdout
+    assert "distilkobert finetune nsmc | ner | korquad | nli | table" in listing
+    shown = subprocess.run([script, "finetune", "nsmc", "--help"], capture_output=True, text=True, cwd=ROOT)
+    assert shown.returncode == 0 and "--max-seq-length" in shown.stdout
+    for argv, said in (
+        (["finetun"], "no command 'finetun'; did you mean finetune?"),
+        (["finetune"], "finetune: give one of nsmc, ner, korquad, nli, table"),
+    ):
+        refused = subprocess.run([script, *argv], capture_output=True, text=True)
+        assert refused.returncode == 1 and said in refused.stderr and len(refused.stderr.splitlines()) == 1
