@@ -1,13 +1,12 @@
-"""The bad-input matrix (benchmarks/bad_inputs.py): every command, fed each input people really produce, ends with
+"""The bad-input matrix (tests/bad_inputs.py): every command, fed each input people really produce, ends with
 one error line naming the input, or succeeds where the input is merely unusual; never a traceback."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import bad_inputs
 import pytest
-
-from benchmarks import bad_inputs
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -271,7 +271,6 @@ COMMANDS = [
         ("--max-metric-drop", "0.5"),
     ),
     Command("serve.__main__", "python -m serve", ["--model", "m"], "--max-wait", "--max-wait-ms", ("--port", "8000")),
-    Command("benchmarks.bad_inputs", "python benchmarks/bad_inputs.py", [], "--out", "--output", None),
     Command("benchmarks.readme_walk", "python benchmarks/readme_walk.py", [], "--wri", "--write", None),
     Command("benchmarks.startup", "python benchmarks/startup.py", [], "--rep", "--repeats", ("--repeats", "3")),
     Command(

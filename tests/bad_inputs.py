@@ -1,7 +1,7 @@
 """What every command answers to the inputs people really feed it: the bad-input matrix, run, as a table.
 
-    python benchmarks/bad_inputs.py                          # every case; writes docs/bad_inputs.md
-    python benchmarks/bad_inputs.py --only finetune.nsmc     # one command's row
+    python tests/bad_inputs.py                          # every case; writes docs/bad_inputs.md
+    python tests/bad_inputs.py --only finetune.nsmc     # one command's row
 
 Each case puts one input of one kind (a missing, empty or binary file, a folder, a truncated .gz, CP949 Korean, a
 byte-order mark, CRLF line ends, a header missing or one too many, a row with a column too many or too few, a label
@@ -899,7 +899,7 @@ def table(rows: list[tuple[Case, Outcome, Path]]) -> str:
     lines = [
         "# What each command answers to bad input",
         "",
-        "Written by `python benchmarks/bad_inputs.py` (the cases are in that file; `tests/test_bad_inputs.py` runs",
+        "Written by `python tests/bad_inputs.py` (the cases are in that file; `tests/test_bad_inputs.py` runs",
         "them all). `DIR` is the case's folder; the message is the last line the command wrote to stderr. A case",
         "marked **no** is not yet right: the test expects it to fail until it is mended and this table written again.",
         "",
@@ -931,7 +931,7 @@ def main(argv: list[str] | None = None) -> None:
     from common.cli import command_parser
     from common.io import write_text
 
-    parser = command_parser("python benchmarks/bad_inputs.py", __doc__)
+    parser = command_parser("python tests/bad_inputs.py", __doc__)
     parser.add_argument("--only", nargs="+", help="These commands' cases alone (python -m NAME).")
     parser.add_argument("--output", default=str(OUTPUT), help="The table, as Markdown.")
     args = parser.parse_args(argv)
