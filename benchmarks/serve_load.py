@@ -113,8 +113,10 @@ def build_classifier(folder: Path, shape: dict[str, int]) -> None:
     import torch
     from transformers import DistilBertConfig, DistilBertForSequenceClassification
 
+    from common.io import quiet_file_progress_bars
     from tokenization_kobert import KoBertTokenizerFast
 
+    quiet_file_progress_bars()  # a bar for a second of saving is noise
     torch.manual_seed(0)
     model = DistilBertForSequenceClassification(DistilBertConfig(**shape, **SENTIMENT))
     model.eval().save_pretrained(folder)
