@@ -29,8 +29,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from common.checkpoints import continue_flags  # noqa: E402
 from common.cli import command_parser  # noqa: E402
 from common.io import write_json  # noqa: E402
+from distill.config import RUN_OUTPUTS as DISTILL_OUTPUTS  # noqa: E402
+from finetune.arguments import RUN_OUTPUTS as FINETUNE_OUTPUTS  # noqa: E402
+from pretrain.config import RUN_OUTPUTS as PRETRAIN_OUTPUTS  # noqa: E402
 
 ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 DATA = ROOT / "data"
@@ -46,17 +50,6 @@ class Trained:
     again: Callable[[Path], list[str]]  # output -> what a user adds after a kill
     model_file: str
     saving: Callable[[Path], bool]  # output -> whether a save is being written
-
-
-def checkpoint_again(resume: list[str], overwrite: list[str]) -> Callable[[Path], list[str]]:
-    def again(output: Path) -> list[str]:
-        from common.checkpoints import latest_checkpoint
-
-        if latest_checkpoint(output) is not None:
-            return resume
-        return overwrite if output.exists() and any(output.iterdir()) else []
-
-    return again
 
 
 def sentence_again(output: Path) -> list[str]:
@@ -78,7 +71,7 @@ COMMANDS = [
             "--max-eval-samples", "100", "--epochs", "3", "--batch-size", "8", "--max-seq-length", "32",
             "--learning-rate", "1e-3", "--save-steps", "4",
         ],
-        checkpoint_again(["--resume"], ["--overwrite"]),
+        lambda output: continue_flags(output, FINETUNE_OUTPUTS),
         "best/model.safetensors",
         staging((".checkpoint-*", ".best*")),
     ),
@@ -90,7 +83,7 @@ COMMANDS = [
             "--output_dir", str(o), "--bilstm_preset", "tiny", "--max_train_examples", "1500", "--num_train_epochs",
             "3", "--save_steps", "7", "--logging_steps", "5", "--report_to", "none",
         ],
-        checkpoint_again(["--resume", "true"], ["--overwrite", "true"]),
+        lambda output: continue_flags(output, DISTILL_OUTPUTS),
         "best/model.safetensors",
         staging((".checkpoint-*", ".best*")),
     ),
@@ -112,7 +105,7 @@ COMMANDS = [
             "--teacher", str(w / "bert"), "--data_dir", str(w / "prepared"), "--output_dir", str(o),
             "--max_steps", "60", "--save_steps", "5", "--report_to", "none",
         ],
-        checkpoint_again(["--resume", "true"], ["--overwrite", "true"]),
+        lambda output: continue_flags(output, PRETRAIN_OUTPUTS),
         "final/model.safetensors",
         staging((".checkpoint-*", ".final*")),
     ),

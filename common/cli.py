@@ -78,3 +78,13 @@ class CommandParser(argparse.ArgumentParser):
 def command_parser(prog: str, doc: str | None) -> argparse.ArgumentParser:
     """The parser of a command: ``prog`` as the user types it (``python -m finetune.nsmc``), its docstring."""
     return CommandParser(**parser_options(prog, doc))
+
+
+MIXED_PRECISION = ("no", "fp16", "bf16")  # accelerate's names
+
+
+def add_mixed_precision(
+    parser: argparse.ArgumentParser, help: str = "Compute in bf16 or fp16 (GPUs), or in float32 (no)."
+) -> None:
+    """``--mixed-precision``, as every command that runs a model on GPUs takes it."""
+    parser.add_argument("--mixed-precision", choices=MIXED_PRECISION, default="no", help=help)

@@ -297,6 +297,12 @@ def lock_file(path: str | Path) -> Path:
     return path.parent / f".{path.name}.lock"
 
 
+def first_process() -> bool:
+    """Whether this is the first process of a launch (``RANK`` 0, or no launcher): the one that checks and locks
+    outputs, read before the process group starts."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 @contextlib.contextmanager
 def output_locked(path: str | Path, flag: str = "--output") -> Iterator[None]:
     """Hold the lock on ``path`` while the block runs; a second run writing the same output is refused at once
@@ -305,7 +311,7 @@ def output_locked(path: str | Path, flag: str = "--output") -> Iterator[None]:
     The first process of a launch alone takes it (the others write nothing); a process may nest blocks on one
     output."""
     key = str(Path(path).absolute())
-    if os.environ.get("RANK", "0") != "0":
+    if not first_process():
         yield
         return
     if key in _HELD_OUTPUTS:
@@ -380,7 +386,7 @@ def output_written(path: str | Path, flag: str = "--output") -> Iterator[None]:
         try:
             yield
         except BaseException as error:
-            if not existed and os.environ.get("RANK", "0") == "0":  # one process of a launch: no race to remove it
+            if not existed and first_process():  # one process of a launch: no race to remove it
                 with contextlib.suppress(OSError):  # not empty, or gone: the error that ended the block is the news
                     Path(path).rmdir()
             named = not_written(path, flag, error) if isinstance(error, Exception) else None

@@ -187,6 +187,15 @@ def resume_state(accelerator: Accelerator, checkpoint: Path) -> dict[str, Any]:
     return read_trainer_state(checkpoint)
 
 
+def resume_logged_run(accelerator: Accelerator, checkpoint: Path, metrics_path: Path) -> dict[str, Any]:
+    """``resume_state``, with the metrics an interrupted run logged after ``checkpoint`` dropped (main process)."""
+    state = resume_state(accelerator, checkpoint)
+    if accelerator.is_main_process:
+        trim_metrics(metrics_path, state["step"])
+    logger.info("Resuming from %s (step %d)", checkpoint, state["step"])
+    return state
+
+
 def trim_metrics(path: Path, step: int) -> None:
     """Drop lines logged after ``step`` by an interrupted run, so a resumed run's log reads as one run's."""
     if path.exists():

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import argparse
 
-from common.cli import command_parser
+from common.cli import add_mixed_precision, command_parser
 from common.io import check_output_place
 from distill.augment import (
     SETTINGS_FLAGS,
@@ -66,12 +66,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="Rows per unit of work: blocks go round-robin to the processes, and progress is saved after each "
         "(a resumed cache keeps the value it was started with).",
     )
-    parser.add_argument(
-        "--mixed-precision",
-        choices=["no", "fp16", "bf16"],
-        default="no",
-        help="Run the teachers in bf16 or fp16 (GPUs), or in float32 (no); logits are stored as float32.",
-    )
+    teachers_in = "Run the teachers in bf16 or fp16 (GPUs), or in float32 (no); logits are stored as float32."
+    add_mixed_precision(parser, teachers_in)
     parser.add_argument(
         "--overwrite", action="store_true", help="Replace an existing cache of other inputs (or any other folder)."
     )

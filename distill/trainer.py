@@ -42,9 +42,8 @@ from common.resume import (
     due,
     log_metrics,
     quiet_accelerate_checkpoint_logs,
-    resume_state,
+    resume_logged_run,
     save_checkpoint,
-    trim_metrics,
 )
 from distill.config import (
     BEST_DIR,
@@ -502,10 +501,7 @@ def train(config: TrainConfig, resume_from: Path | None) -> dict[str, Any]:
     state: dict[str, Any] = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best_accuracy": -1.0, "best_step": 0}
     metrics_path = output_dir / METRICS_FILE
     if resume_from is not None:
-        state = resume_state(accelerator, resume_from)
-        if accelerator.is_main_process:
-            trim_metrics(metrics_path, state["step"])
-        logger.info("Resuming from %s (step %d)", resume_from, state["step"])
+        state = resume_logged_run(accelerator, resume_from, metrics_path)
     if accelerator.is_main_process:
         save_config(config, output_dir / CONFIG_FILE)
     accelerator.init_trackers(TRACKER_PROJECT, config={k: str(v) for k, v in dataclasses.asdict(config).items()})

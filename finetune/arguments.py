@@ -4,12 +4,12 @@ answers ``--help`` and refuses a mistyped file or a used output folder before it
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import Any
 
 from common.checkpoints import latest_checkpoint, resume_point
-from common.io import check_data_files, check_output_place
+from common.cli import add_mixed_precision
+from common.io import check_data_files, check_output_place, first_process
 
 BEST_DIR = "best"
 RESULTS_FILE = "results.json"
@@ -54,12 +54,7 @@ def add_common_args(parser: argparse.ArgumentParser, **defaults: Any) -> None:
     parser.add_argument(
         "--max-eval-samples", type=int, default=None, help="Validate and test on at most this many examples."
     )
-    parser.add_argument(
-        "--mixed-precision",
-        choices=["no", "fp16", "bf16"],
-        default="no",
-        help="Compute in bf16 or fp16 (GPUs), or in float32 (no).",
-    )
+    add_mixed_precision(parser)
     parser.add_argument(
         "--group-by-length",
         action="store_true",
@@ -97,6 +92,6 @@ def resume_from(args: argparse.Namespace) -> Path | None:
     """The checkpoint the run continues, after refusing an ``--output`` whose earlier run neither ``--resume`` nor
     ``--overwrite`` says what to do with (ValueError). Apart from parsing, which the recipe also uses to read a
     preset's settings: only the command itself is refused for what its output folder holds."""
-    if os.environ.get("RANK", "0") != "0":  # the others could find what the first process of a launch began to write
+    if not first_process():  # the others could find what the first process of a launch began to write
         return latest_checkpoint(args.output) if args.resume else None
     return resume_point(args.output, RUN_OUTPUTS, args.resume, args.overwrite, "--output")

@@ -33,9 +33,8 @@ from common.resume import (
     empty_staging,
     log_metrics,
     quiet_accelerate_checkpoint_logs,
-    resume_state,
+    resume_logged_run,
     save_checkpoint,
-    trim_metrics,
 )
 from modeling.extract import EXTRACTION_FILE
 from modeling.load import hub_or_local, load_bert_teacher, load_tokenizer
@@ -242,10 +241,7 @@ def train(config: DistillationConfig, meta: dict[str, Any], resume_from: Path | 
     output_dir, state = Path(config.output_dir), {"step": 0, "epoch": 0, "batch_in_epoch": 0}
     metrics_path = output_dir / METRICS_FILE
     if resume_from is not None:
-        state = resume_state(accelerator, resume_from)
-        if accelerator.is_main_process:
-            trim_metrics(metrics_path, state["step"])
-        logger.info("Resuming from %s (step %d)", resume_from, state["step"])
+        state = resume_logged_run(accelerator, resume_from, metrics_path)
     if accelerator.is_main_process:
         if config.overwrite:  # only now: a run that fails to start leaves the earlier one whole
             delete_earlier_outputs(output_dir, RUN_OUTPUTS)

@@ -8,7 +8,8 @@ import argparse
 import os
 from dataclasses import dataclass
 
-from common.io import check_data_files, check_output_folder, setup_logging
+from common.cli import add_mixed_precision
+from common.io import check_data_files, check_output_folder, first_process, setup_logging
 
 POOLING_MODES = ("mean", "cls")
 DISTANCES = ("mse", "cosine", "similarity")  # sentence.distill's losses (sentence.losses)
@@ -41,12 +42,7 @@ def add_training_args(
     )
     parser.add_argument("--eval-steps", type=int, default=500, help="Validate and checkpoint every this many steps.")
     parser.add_argument("--max-train-samples", type=int, default=None, help="Train on at most this many examples.")
-    parser.add_argument(
-        "--mixed-precision",
-        choices=["no", "fp16", "bf16"],
-        default="no",
-        help="Compute in bf16 or fp16 (GPUs), or in float32 (no).",
-    )
+    add_mixed_precision(parser)
     parser.add_argument("--seed", type=int, default=42, help="Seeds the hold-out, the data order and dropout.")
     parser.add_argument("--resume", action="store_true", help="Continue from the last checkpoint in OUTPUT.")
     parser.add_argument("--overwrite", action="store_true", help="Replace a non-empty OUTPUT.")
@@ -64,7 +60,7 @@ def check_training_args(parser: argparse.ArgumentParser, args: argparse.Namespac
     if args.resume:
         if not os.path.isdir(os.path.join(args.output, CHECKPOINTS)):
             parser.error(f"--resume: {args.output!r} has no {CHECKPOINTS}/ folder to resume from")
-    elif os.environ.get("RANK", "0") == "0":
+    elif first_process():
         # The first process of a launch alone: the others could find the folder it has begun to fill.
         check_output_folder(parser, args.output, args.overwrite)
 
@@ -80,4 +76,4 @@ class Selection:
 def setup_command_logging() -> None:
     """Our INFO logs (the teacher pass's progress, reused caches) on the main process, warnings on the others (by
     the launcher's RANK: the process group starts later, inside the trainer)."""
-    setup_logging(os.environ.get("RANK", "0") == "0")
+    setup_logging(first_process())

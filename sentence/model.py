@@ -46,8 +46,8 @@ def wrap_transformer(path: str, pooling: str, max_seq_length: int) -> SentenceTr
 def seeded_new_weights(seed: int = 0) -> Iterator[None]:
     """Weights the folder lacks (a cross-encoder's head, an encoder's pooler) drawn from ``seed``, so that two runs
     start from, and save, the same model; the caller's random state is left as it was."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):  # new weights are made on the CPU: its generator alone
+        torch.random.default_generator.manual_seed(seed)  # torch.manual_seed would reseed every GPU's for good
         yield
 
 
