@@ -2,7 +2,7 @@
 slow clients, foreign hosts and pages, odd methods and bodies. Each probe prints what the service did.
 
     python benchmarks/service_faults.py                                  # a random 3-layer classifier, KoBERT tokenizer
-    python benchmarks/service_faults.py --model runs/smoke/nsmc/distilled/best
+    python benchmarks/service_faults.py --model_name_or_path runs/smoke/nsmc/distilled/best
 
 The service runs as deployed, ``python -m serve`` in a subprocess (``--read-timeout 2``, so that the slow-client
 probes are short). Every probe is also held by a test (named in the output); this script shows them on one running
@@ -20,6 +20,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ from benchmarks.serve_load import (  # noqa: E402
     stop_server,
     wait_healthy,
 )
-from common.cli import command_parser  # noqa: E402
+from common.config import ConfigCommand, key  # noqa: E402
 from common.io import write_json  # noqa: E402
 
 READ_TIMEOUT = 2.0
@@ -175,27 +176,46 @@ def probes(url: str, port: int, pid: int, texts: list[str], unknown_paths: int) 
     return rows
 
 
-def main() -> None:
-    parser = command_parser("python benchmarks/service_faults.py", __doc__)
-    parser.add_argument("--model", default=None, help="A model folder to serve (default: a random classifier).")
-    parser.add_argument("--unknown-paths", type=int, default=5000, help="GETs to distinct unknown paths.")
-    parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "service_faults.json"), help="JSON.")
-    args = parser.parse_args()
+@dataclass
+class ServiceFaultOptions:
+    """What ``python benchmarks/service_faults.py`` reads."""
+
+    model_name_or_path: str = key("", "A model folder to serve; empty: a random classifier of DistilKoBERT's shape.")
+    unknown_paths: int = key(5000, "GETs to distinct unknown paths.")
+    output_file: str = key(str(ROOT / "benchmarks" / "results" / "service_faults.json"), "The figures, as JSON.")
+
+    def validate(self) -> None:
+        if self.model_name_or_path and not Path(self.model_name_or_path).is_dir():
+            raise ValueError(f"--model_name_or_path {self.model_name_or_path!r}: not a folder")
+        if self.unknown_paths < 1:
+            raise ValueError(f"--unknown_paths must be at least 1, got {self.unknown_paths}")
+
+
+def probe_service(options: ServiceFaultOptions) -> list[dict[str, Any]]:
+    """Every probe against one ``python -m serve`` in a subprocess: what the service did, and whether it held."""
     with tempfile.TemporaryDirectory() as workspace:
-        folder = Path(args.model) if args.model else Path(workspace) / "classifier"
-        if not args.model:
+        folder = Path(options.model_name_or_path or Path(workspace) / "classifier")
+        if not options.model_name_or_path:
             build_classifier(folder, DISTILKOBERT_3)
         port = free_port()
         command = [sys.executable, "-m", "serve", "--model", str(folder), "--port", str(port)]
         server = start_server("probed", [*command, "--read-timeout", str(READ_TIMEOUT)], port, Path(workspace) / "log")
         try:
             wait_healthy(server, 120)
-            rows = probes(server.url, port, server.process.pid, review_texts(64), args.unknown_paths)
+            return probes(server.url, port, server.process.pid, review_texts(64), options.unknown_paths)
         finally:
             stop_server(server)
-    print(f"{sum(r['held'] for r in rows)} of {len(rows)} held")
-    write_json(args.output, {"model": args.model or "random DistilKoBERT-shaped classifier", "rows": rows})
 
+
+COMMAND = ConfigCommand(ServiceFaultOptions, "")
+
+
+def main(argv: list[str] | None = None) -> None:
+    options = COMMAND.parse_or_exit("python benchmarks/service_faults.py", __doc__, argv)
+    rows = probe_service(options)
+    print(f"{sum(r['held'] for r in rows)} of {len(rows)} held")
+    model = options.model_name_or_path or "random DistilKoBERT-shaped classifier"
+    write_json(options.output_file, {"model": model, "rows": rows})
 
 if __name__ == "__main__":
     main()

@@ -21,12 +21,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from common.cli import command_parser  # noqa: E402
+from common.config import ConfigCommand, key  # noqa: E402
 from common.io import write_json  # noqa: E402
 
 PACKAGES = ("common", "distill", "finetune", "hub_upload", "modeling", "pretrain", "reproduce", "sentence", "serve")
@@ -102,19 +104,31 @@ def median_seconds(runs: list[tuple[float, int, str, list[str]]]) -> float:
     return round(statistics.median(r[0] for r in runs), 2)
 
 
-def main() -> None:
-    parser = command_parser("python benchmarks/startup.py", __doc__)
-    parser.add_argument("--repeats", type=int, default=3, help="Runs of each command line; the median is shown.")
-    parser.add_argument("--baseline", default=None, help="A checkout of another commit, timed in turn with this one.")
-    parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "startup.json"), help="JSON.")
-    args = parser.parse_args()
-    baseline = Path(args.baseline).resolve() if args.baseline else None
+@dataclass
+class StartupOptions:
+    """What ``python benchmarks/startup.py`` reads."""
+
+    repeats: int = key(3, "Runs of each command line; the median is shown.")
+    baseline: str = key("", "A checkout of another commit, timed in turn with this one.")
+    output_file: str = key(str(ROOT / "benchmarks" / "results" / "startup.json"), "The figures, as JSON.")
+
+    def validate(self) -> None:
+        if self.repeats < 1:
+            raise ValueError(f"--repeats must be at least 1, got {self.repeats}")
+        if self.baseline and not Path(self.baseline).is_dir():
+            raise ValueError(f"--baseline {self.baseline!r}: not a folder")
+
+
+def measure_startup(options: StartupOptions) -> list[dict[str, Any]]:
+    """Every command line's median seconds, exit code, last stderr line and heavy imports (and the baseline's
+    seconds), printed as measured."""
+    baseline = Path(options.baseline).resolve() if options.baseline else None
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         lines = {f"{name} --help": [name, "--help"] for name in commands()} | refusals(Path(scratch))
         for label, (target, *rest) in lines.items():
             here, there = [], []
-            for _ in range(args.repeats):  # in turn, so that both checkouts see the same machine
+            for _ in range(options.repeats):  # in turn, so that both checkouts see the same machine
                 here.append(run(target, rest))
                 if baseline is not None and exists_in(baseline, target):
                     there.append(run(target, rest, baseline))
@@ -125,6 +139,12 @@ def main() -> None:
             rows.append(row)
             before = f"  (baseline {row['baseline_seconds']:.2f} s)" if there else ""
             print(f"{row['seconds']:5.2f} s  exit {code}  {label}{before}" + (f"  imported {heavy}" if heavy else ""))
+    return rows
+
+
+def slowest(rows: list[dict[str, Any]]) -> list[str]:
+    """The slowest --help and the slowest refusal, here and in the baseline."""
+    lines = []
     for kind, ending in (("--help", True), ("refusal", False)):
         kind_rows = [r for r in rows if r["command"].endswith("--help") == ending]
         worst = max(kind_rows, key=lambda r: r["seconds"])
@@ -132,9 +152,19 @@ def main() -> None:
         if compared := [r for r in kind_rows if "baseline_seconds" in r]:
             worst_before = max(compared, key=lambda r: r["baseline_seconds"])
             line += f"; in the baseline {worst_before['baseline_seconds']:.2f} s ({worst_before['command']})"
-        print(line)
-    write_json(args.output, {"python": sys.version.split()[0], "cpus": os.cpu_count(), "baseline": args.baseline,
-                             "rows": rows})  # fmt: skip
+        lines.append(line)
+    return lines
+
+
+COMMAND = ConfigCommand(StartupOptions, "")
+
+
+def main(argv: list[str] | None = None) -> None:
+    options = COMMAND.parse_or_exit("python benchmarks/startup.py", __doc__, argv)
+    rows = measure_startup(options)
+    print("\n".join(slowest(rows)))
+    record = {"python": sys.version.split()[0], "cpus": os.cpu_count(), "baseline": options.baseline or None}
+    write_json(options.output_file, {**record, "rows": rows})
 
 if __name__ == "__main__":
     main()

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from common.checkpoints import continue_flags  # noqa: E402
-from common.cli import command_parser  # noqa: E402
+from common.config import ConfigCommand, key  # noqa: E402
 from common.io import write_json  # noqa: E402
 from distill.config import RUN_OUTPUTS as DISTILL_OUTPUTS  # noqa: E402
 from finetune.arguments import RUN_OUTPUTS as FINETUNE_OUTPUTS  # noqa: E402
@@ -179,17 +179,26 @@ def two_runs_on_one_output(command: Trained, workspace: Path, output: Path) -> d
             "first_exit": first.returncode}  # fmt: skip
 
 
-def main() -> None:
-    parser = command_parser("python benchmarks/training_faults.py", __doc__)
-    parser.add_argument("--kills", type=int, default=5, help="Random kills per command.")
-    parser.add_argument("--only", default=None, help="One command, e.g. finetune.nsmc.")
-    parser.add_argument("--seed", type=int, default=0, help="Seeds the kill moments.")
-    parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "training_faults.json"), help="JSON.")
-    args = parser.parse_args()
-    chosen = [c for c in COMMANDS if args.only in (None, c.name)]
-    if not chosen:
-        parser.error(f"--only {args.only!r}: one of {', '.join(c.name for c in COMMANDS)}")
-    draw = random.Random(args.seed)
+@dataclass
+class TrainingFaultOptions:
+    """What ``python benchmarks/training_faults.py`` reads."""
+
+    kills: int = key(5, "Random kills per command (one more the moment a save begins).")
+    only: str = key("", "One command, e.g. finetune.nsmc; empty: all four.")
+    seed: int = key(0, "Seeds the kill moments.")
+    output_file: str = key(str(ROOT / "benchmarks" / "results" / "training_faults.json"), "The figures, as JSON.")
+
+    def validate(self) -> None:
+        if self.kills < 0:
+            raise ValueError(f"--kills must not be negative, got {self.kills}")
+        if self.only and self.only not in {c.name for c in COMMANDS}:
+            raise ValueError(f"--only {self.only!r}: one of {', '.join(c.name for c in COMMANDS)}")
+
+
+def probe_training(options: TrainingFaultOptions) -> list[dict[str, Any]]:
+    """Each chosen command killed and continued, then raced on one output; a row each, printed as measured."""
+    chosen = [c for c in COMMANDS if options.only in ("", c.name)]
+    draw = random.Random(options.seed)
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         workspace = Path(folder)
@@ -202,7 +211,7 @@ def main() -> None:
                            capture_output=True)  # fmt: skip
             seconds = time.monotonic() - start
             # A restarted run has less left to do: moments early enough that most kills land.
-            moments = [draw.uniform(0.2, 0.6) * seconds for _ in range(args.kills)]
+            moments = [draw.uniform(0.2, 0.6) * seconds for _ in range(options.kills)]
             outcome = killed_until_done(command, workspace, faulty, moments, during_save=1)
             same = same_weights(reference / command.model_file, faulty / command.model_file)
             race = two_runs_on_one_output(command, workspace, workspace / f"{name}-race")
@@ -215,8 +224,16 @@ def main() -> None:
                 f"a second run on one output: exit {race['second_exit']}, "
                 f"{'names' if race['names_first'] else 'does NOT name'} the first ({race['said']})"
             )
-    write_json(args.output, {"kills": args.kills, "seed": args.seed, "rows": rows})
+    return rows
 
+
+COMMAND = ConfigCommand(TrainingFaultOptions, "")
+
+
+def main(argv: list[str] | None = None) -> None:
+    options = COMMAND.parse_or_exit("python benchmarks/training_faults.py", __doc__, argv)
+    rows = probe_training(options)
+    write_json(options.output_file, {"kills": options.kills, "seed": options.seed, "rows": rows})
 
 if __name__ == "__main__":
     main()

@@ -164,3 +164,10 @@ class ConfigCommand:
 
     def parse_args(self, prog: str, doc: str | None, argv: list[str] | None) -> Any:
         return parse_command_line(self.config_class, prog, doc, self.example, argv)
+
+    def parse_or_exit(self, prog: str, doc: str | None, argv: list[str] | None) -> Any:
+        """``parse_args`` for a command's shell: a bad key or value ends the command in one line."""
+        try:
+            return self.parse_args(prog, doc, argv)
+        except ValueError as err:
+            raise SystemExit(f"error: {err}") from err

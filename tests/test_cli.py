@@ -282,8 +282,8 @@ COMMANDS = [
         "python benchmarks/service_faults.py",
         [],
         "--unknown",
-        "--unknown-paths",
-        ("--unknown-paths", "5000"),
+        "--unknown_paths",
+        ("--unknown_paths", "5000"),
     ),
     Command(
         "benchmarks.serve_load",
