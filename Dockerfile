@@ -26,4 +26,4 @@ ENV HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 EXPOSE 8000
 HEALTHCHECK CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health')"
 ENTRYPOINT ["python", "-m", "serve", "--host", "0.0.0.0", "--port", "8000"]
-CMD ["--model", "student=/models/student", "--backend", "onnx-int8"]
+CMD ["--model_name_or_path", "student=/models/student", "--backend", "onnx-int8"]

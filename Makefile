@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml Makefile
 # Re-running skips the stages that are done; PRESET=smoke runs every stage in about a minute.
 PRESET ?= mini
 demo: $(STAMP)
-	$(BIN)/python -m reproduce --preset $(PRESET) --output runs/$(PRESET)
+	$(BIN)/python -m reproduce --preset $(PRESET) --output_dir runs/$(PRESET)
 
 # The suite on every core: each test file runs whole in one worker (the README walk is in order).
 TEST_WORKERS ?= 2
@@ -35,15 +35,15 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/tokenizer_speed.py
-	$(BIN)/python benchmarks/inference_speed.py
-	$(BIN)/python benchmarks/distill_speed.py
-	$(BIN)/python benchmarks/pretrain_throughput.py
-	$(BIN)/python benchmarks/prepare_throughput.py
-	$(BIN)/python benchmarks/e5_parity.py
-	$(BIN)/python benchmarks/startup.py
-	$(BIN)/python benchmarks/service_faults.py
-	$(BIN)/python benchmarks/training_faults.py
+	$(BIN)/python -m benchmarks.tokenizer_speed
+	$(BIN)/python -m benchmarks.inference_speed
+	$(BIN)/python -m benchmarks.distill_speed
+	$(BIN)/python -m benchmarks.pretrain_throughput
+	$(BIN)/python -m benchmarks.prepare_throughput
+	$(BIN)/python -m benchmarks.e5_parity
+	$(BIN)/python -m benchmarks.startup
+	$(BIN)/python -m benchmarks.service_faults
+	$(BIN)/python -m benchmarks.training_faults
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache .hypothesis

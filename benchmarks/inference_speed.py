@@ -1,15 +1,15 @@
 """CPU inference of a KoBERT-shaped teacher, its 6- and 3-layer students and a BiLSTM, each in PyTorch, ONNX and
 ONNX int8, on real reviews, measured in one run as ratios to the teacher in PyTorch.
 
-    python benchmarks/inference_speed.py
-    python benchmarks/inference_speed.py --reviews 200 --batches 20 --threads 2
+    python -m benchmarks.inference_speed
+    python -m benchmarks.inference_speed --reviews 200 --batches 20 --threads 2
 
 The models are the classifiers the service runs, with random weights in KoBERT's shape (12 layers, hidden 768, 12
 heads, FFN 3072, 8,002 tokens; the students DistilBERTs of 6 and 3 such layers; the BiLSTM DistilKoBiLSTM-Base's
 sizes over the same vocabulary): speed depends on the shape only. Each is exported and quantised by
 ``serve.export`` (the float graph checked against PyTorch on the reviews; the int8 accuracy check is skipped, as
 random weights have no accuracy to keep). Inputs are the bundled NSMC test reviews, tokenized by the real KoBERT
-tokenizer (``data/kobert``), cut at ``--max-length`` tokens. Batch 1: the latency of one review at a time, p50 and
+tokenizer (``data/kobert``), cut at ``--max_seq_length`` tokens. Batch 1: the latency of one review at a time, p50 and
 p95 over ``--reviews`` reviews; batch 32: reviews per second over ``--batches`` batches of consecutive reviews,
 each padded to its longest. The models take turns, a pass over the inputs each, for ``--rounds`` rounds, so a
 machine that slows down slows all of them alike. Tokenization is left out: it is the same for every model.
@@ -17,14 +17,14 @@ machine that slows down slows all of them alike. Tokenization is left out: it is
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -35,22 +35,18 @@ from transformers import (
     DistilBertForSequenceClassification,
 )
 
+from benchmarks.report import write_report
+from common.config import key, run_command
+from common.readers import read_nsmc
+from modeling.bilstm import KoBiLstmForSequenceClassification, bilstm_config
+from modeling.random_teacher import SHAPES
+from modeling.student import parameter_count
+from serve.export import FLOAT_FILE, INT8_FILE, ONNX_FOLDER, ExportArguments, export
+from serve.models import load_model
+from serve.predict import onnx_backend, torch_backend
+from tokenization_kobert import KoBertTokenizerFast
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from benchmarks.report import write_report  # noqa: E402
-from common.cli import command_parser  # noqa: E402
-from common.readers import read_nsmc  # noqa: E402
-from modeling.bilstm import KoBiLstmForSequenceClassification, bilstm_config  # noqa: E402
-from modeling.random_teacher import SHAPES  # noqa: E402
-from modeling.student import parameter_count  # noqa: E402
-from serve.export import FLOAT_FILE, INT8_FILE, ONNX_FOLDER  # noqa: E402
-from serve.export import parse_args as export_args  # noqa: E402
-from serve.models import load_model  # noqa: E402
-from serve.onnx_export import export  # noqa: E402
-from serve.predict import onnx_backend, torch_backend  # noqa: E402
-from tokenization_kobert import KoBertTokenizerFast  # noqa: E402
-
 KOBERT_SHAPE = {"vocab_size": 8002, "pad_token_id": 1, **SHAPES["kobert"]}
 KOBERT_TOKENIZER = {
     "vocab_file": str(ROOT / "data" / "kobert" / "tokenizer_78b3253a26.model"),
@@ -61,20 +57,34 @@ BACKENDS = ("PyTorch", "ONNX", "ONNX int8")
 Call = Callable[[dict[str, np.ndarray]], Any]
 
 
-def parse_args() -> argparse.Namespace:
-    parser = command_parser("python benchmarks/inference_speed.py", __doc__)
-    parser.add_argument("--reviews", type=int, default=100, help="Reviews timed one at a time (batch 1).")
-    parser.add_argument("--batches", type=int, default=10, help="Batches of --batch-size reviews timed.")
-    parser.add_argument("--batch-size", type=int, default=32, help="Reviews per batch of the throughput figure.")
-    parser.add_argument("--rounds", type=int, default=2, help="Passes of every model over the inputs, in turn.")
-    parser.add_argument("--max-length", type=int, default=128, help="Tokens per review at most.")
-    parser.add_argument("--student-layers", default="6,3", help="Comma-separated student depths.")
-    parser.add_argument("--bilstm-preset", default="base", help="Sizes of the BiLSTM (modeling.bilstm presets).")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="CPU threads of every backend.")
-    parser.add_argument(
-        "--output", default=str(ROOT / "benchmarks" / "results" / "inference_speed.json"), help="The figures, as JSON."
+@dataclass(kw_only=True)
+class InferenceSpeedOptions:
+    """What ``python -m benchmarks.inference_speed`` reads."""
+
+    reviews: int = key(100, "Reviews timed one at a time (batch 1).")
+    batches: int = key(10, "Batches of --batch_size reviews timed.")
+    batch_size: int = key(32, "Reviews per batch of the throughput figure.")
+    rounds: int = key(2, "Passes of every model over the inputs, in turn.")
+    max_seq_length: int = key(128, "Tokens per review at most.")
+    student_depths: list[int] = key([6, 3], "Layers of each student (one student per depth).")
+    bilstm_preset: Literal["tiny", "mini", "small", "base", "large"] = key(
+        "base", "Sizes of the BiLSTM (modeling.bilstm presets)."
     )
-    return parser.parse_args()
+    threads: int = key(0, "CPU threads of every backend; 0: torch's default.")
+    output_file: str = key(str(ROOT / "benchmarks" / "results" / "inference_speed.json"), "The figures, as JSON.")
+
+    def validate(self) -> None:
+        counts = {"--reviews": self.reviews, "--batches": self.batches, "--batch_size": self.batch_size}
+        counts |= {"--rounds": self.rounds, "--max_seq_length": self.max_seq_length}
+        for flag, value in counts.items():
+            if value < 1:
+                raise ValueError(f"{flag} must be at least 1, got {value}")
+        if self.reviews < 2:  # the p95 of one latency is no figure
+            raise ValueError(f"--reviews must be at least 2, got {self.reviews}")
+        if not self.student_depths or min(self.student_depths) < 1:
+            raise ValueError(f"--student_depths must be layer counts of at least 1, got {self.student_depths}")
+        if self.threads < 0:
+            raise ValueError(f"--threads must be 0 (torch's default) or more, got {self.threads}")
 
 
 def kobert_classifiers(student_depths: list[int], bilstm_preset: str) -> dict[str, torch.nn.Module]:
@@ -105,7 +115,7 @@ def exported_backends(model: torch.nn.Module, folder: Path, threads: int) -> dic
     model.eval().save_pretrained(folder)
     KoBertTokenizerFast(**KOBERT_TOKENIZER).save_pretrained(folder)
     # Random weights: the int8 accuracy check has nothing to measure, so any drop passes.
-    export(export_args(["--model", str(folder), "--output", str(folder), "--int8", "--max-metric-drop", "100"]))
+    export(ExportArguments(model_name_or_path=str(folder), output_dir=str(folder), int8=True, max_metric_drop=100))
     loaded = load_model(str(folder))
     return {
         "PyTorch": torch_backend(loaded),
@@ -151,20 +161,24 @@ def file_mb(folder: Path, backend: str) -> float:
     return (folder / ONNX_FOLDER / (INT8_FILE if backend == "ONNX int8" else FLOAT_FILE)).stat().st_size / 2**20
 
 
-def main() -> None:
-    args = parse_args()
-    torch.set_num_threads(args.threads)
+def measure_inference_speed(options: InferenceSpeedOptions) -> dict[str, Any]:
+    """Every model in every backend, at batch 1 and at ``options.batch_size``; written to ``options.output_file``,
+    and returned, as a report."""
+    options.validate()
+    if options.threads:
+        torch.set_num_threads(options.threads)
+    threads, size = torch.get_num_threads(), options.batch_size
     texts = [record["document"] for record in read_nsmc(REVIEWS, "test")]
-    singles = encoded_batches(texts[: args.reviews], 1, args.max_length)
-    batches = encoded_batches(texts[: args.batches * args.batch_size], args.batch_size, args.max_length)
-    models = kobert_classifiers([int(d) for d in args.student_layers.split(",")], args.bilstm_preset)
+    singles = encoded_batches(texts[: options.reviews], 1, options.max_seq_length)
+    batches = encoded_batches(texts[: options.batches * size], size, options.max_seq_length)
+    models = kobert_classifiers(options.student_depths, options.bilstm_preset)
 
     calls: dict[str, Call] = {}  # "model | backend", in the order of the rows
     rows = []
     with tempfile.TemporaryDirectory() as workspace:
         for number, (name, model) in enumerate(models.items()):
             folder = Path(workspace) / str(number)
-            for backend, call in exported_backends(model, folder, args.threads).items():
+            for backend, call in exported_backends(model, folder, threads).items():
                 calls[f"{name} | {backend}"] = call
                 rows.append(
                     {
@@ -174,39 +188,45 @@ def main() -> None:
                         "file_mb": round(file_mb(folder, backend), 1),
                     }
                 )
-        single_seconds = taking_turns(calls, singles, args.rounds)
-        batch_seconds = taking_turns(calls, batches, args.rounds)
+        single_seconds = taking_turns(calls, singles, options.rounds)
+        batch_seconds = taking_turns(calls, batches, options.rounds)
 
-    reviews_timed = args.rounds * sum(len(b["input_ids"]) for b in batches)
+    reviews_timed = options.rounds * sum(len(b["input_ids"]) for b in batches)
+    throughput = f"b{size}_reviews_per_s"
     for row, label in zip(rows, calls, strict=True):
         row["b1_p50_ms"] = round(1000 * percentile(single_seconds[label], 50), 2)
         row["b1_p95_ms"] = round(1000 * percentile(single_seconds[label], 95), 2)
-        row[f"b{args.batch_size}_reviews_per_s"] = round(reviews_timed / sum(batch_seconds[label]), 1)
+        row[throughput] = round(reviews_timed / sum(batch_seconds[label]), 1)
     teacher = rows[0]
-    throughput = f"b{args.batch_size}_reviews_per_s"
     for row in rows:
         row["speedup_b1"] = round(teacher["b1_p50_ms"] / row["b1_p50_ms"], 2)
-        row[f"speedup_b{args.batch_size}"] = round(row[throughput] / teacher[throughput], 2)
+        row[f"speedup_b{size}"] = round(row[throughput] / teacher[throughput], 2)
 
     tokens = [int(s["attention_mask"].sum()) for s in singles]
-    write_report(
-        args.output,
+    return write_report(
+        options.output_file,
         "inference_speed",
         {
-            "threads": args.threads,
-            "reviews": args.reviews,
-            "rounds": args.rounds,
+            "threads": threads,
+            "reviews": options.reviews,
+            "rounds": options.rounds,
             "batches": len(batches),
-            "batch_size": args.batch_size,
-            "max_length": args.max_length,
+            "batch_size": size,
+            "max_length": options.max_seq_length,
             "review_tokens": {"mean": round(statistics.mean(tokens), 1), "max": max(tokens)},
             "results": rows,
         },
     )
-    b = args.batch_size
+
+
+def main(argv: list[str] | None = None) -> int:
+    report = run_command(
+        measure_inference_speed, InferenceSpeedOptions, argv, "python -m benchmarks.inference_speed", __doc__
+    )
+    b, rows, throughput = report["batch_size"], report["results"], f"b{report['batch_size']}_reviews_per_s"
     print(
-        f"CPU, {args.threads} threads; {args.reviews} reviews one at a time ({statistics.mean(tokens):.1f} tokens on "
-        f"average), {len(batches)} batches of {b}"
+        f"CPU, {report['threads']} threads; {report['reviews']} reviews one at a time "
+        f"({report['review_tokens']['mean']:.1f} tokens on average), {report['batches']} batches of {b}"
     )
     print(
         f"| model | backend | parameters | file (MB) | b1 p50 (ms) | b1 p95 (ms) | b{b} reviews/s | speed-up b1 "
@@ -218,7 +238,8 @@ def main() -> None:
             f"| {row['model']} | {row['backend']} | {row['parameters']:,} | {row['file_mb']} | {row['b1_p50_ms']} | "
             f"{row['b1_p95_ms']} | {row[throughput]} | {row['speedup_b1']}x | {row[f'speedup_b{b}']}x |"
         )
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,9 +1,9 @@
 """Corpus preparation: throughput and peak memory of pretrain.prepare on synthetic corpora of growing size.
 
-    python benchmarks/prepare_throughput.py                                # 100 MB and 1000 MB, all cores
-    python benchmarks/prepare_throughput.py --sizes-mb 10,100 --num-proc 2
+    python -m benchmarks.prepare_throughput                                # 100 MB and 1000 MB, all cores
+    python -m benchmarks.prepare_throughput --sizes_mb 10 100 --num_proc 2
 
-    python benchmarks/prepare_throughput.py --sizes-mb 100 --baseline a08370c   # before and after, same corpus
+    python -m benchmarks.prepare_throughput --sizes_mb 100 --baseline a08370c   # before and after, same corpus
 
 Each corpus is real review lines (../shared/data/corpus/reviews.txt.gz when present, else data/reviews.txt.gz)
 repeated up to the size in MB of text, shuffled anew (deterministically) on every pass, and written as .gz into a
@@ -18,7 +18,6 @@ as JSON.
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import json
 import os
@@ -28,13 +27,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from common.config import key, run_command
 
-from common.cli import command_parser  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 # Linux carries a process's peak RSS into the children it forks (ru_maxrss survives exec), so a command started
 # straight from this process, which holds the source lines, would report at least our own peak; a small launcher in
@@ -45,31 +44,32 @@ PEAK_RSS_LAUNCHER = (
 )
 
 
-def parse_args() -> argparse.Namespace:
-    parser = command_parser("python benchmarks/prepare_throughput.py", __doc__)
-    parser.add_argument("--sizes-mb", default="100,1000", help="Comma-separated corpus sizes in MB of text.")
-    parser.add_argument("--num-proc", type=int, default=os.cpu_count() or 1, help="--num-proc of pretrain.prepare.")
-    parser.add_argument("--max-seq-length", type=int, default=512, help="--max-seq-length of pretrain.prepare.")
-    parser.add_argument("--tokenizer", default=str(ROOT / "runs" / "bench" / "tokenizer"), help="Tokenizer folder.")
-    parser.add_argument("--corpus", default=None, help="Source lines (default: ../shared/data, else data/).")
-    parser.add_argument("--workdir", default=None, help="Where the temporary corpora go (default: the system's).")
-    parser.add_argument("--seed", type=int, default=0, help="Seed of the shuffles.")
-    parser.add_argument("--baseline", default=None, help="A git commit whose pretrain.prepare runs first, to compare.")
-    parser.add_argument(
-        "--output",
-        default=str(ROOT / "benchmarks" / "results" / "prepare_throughput.json"),
-        help="The figures, as JSON.",
+@dataclass(kw_only=True)
+class PrepareThroughputOptions:
+    """What ``python -m benchmarks.prepare_throughput`` reads."""
+
+    sizes_mb: list[float] = key([100.0, 1000.0], "Corpus sizes in MB of text, e.g. 10 100.")
+    num_proc: int = key(os.cpu_count() or 1, "Processes of pretrain.prepare.")
+    max_seq_length: int = key(512, "Tokens per block of pretrain.prepare.")
+    tokenizer_name_or_path: str = key(
+        str(ROOT / "runs" / "bench" / "tokenizer"),
+        "Tokenizer folder; one is built there from the bundled reviews when it holds none.",
     )
-    args = parser.parse_args()
-    try:
-        args.sizes_mb = sorted(float(size) for size in args.sizes_mb.split(","))
-    except ValueError:
-        parser.error(f"--sizes-mb must be numbers separated by commas, e.g. 10,100; got {args.sizes_mb!r}")
-    if args.sizes_mb[0] <= 0:
-        parser.error("--sizes-mb must be positive")
-    if args.num_proc < 1:
-        parser.error("--num-proc must be at least 1")
-    return args
+    corpus_file: str = key("", "Source lines (default: ../shared/data, else data/).")
+    work_dir: str = key("", "Where the temporary corpora go (default: the system's).")
+    seed: int = key(0, "Seed of the shuffles.")
+    baseline: str = key("", "A git commit whose pretrain.prepare runs first, to compare.")
+    output_file: str = key(str(ROOT / "benchmarks" / "results" / "prepare_throughput.json"), "The figures, as JSON.")
+
+    def validate(self) -> None:
+        if not self.sizes_mb or min(self.sizes_mb) <= 0:
+            raise ValueError(f"--sizes_mb must be positive sizes, e.g. 10 100; got {self.sizes_mb}")
+        if self.num_proc < 1:
+            raise ValueError(f"--num_proc must be at least 1, got {self.num_proc}")
+        if self.corpus_file and not Path(self.corpus_file).is_file():
+            raise ValueError(f"--corpus_file: no such file: {self.corpus_file}")
+        if self.work_dir and not Path(self.work_dir).is_dir():
+            raise ValueError(f"--work_dir {self.work_dir!r}: not a folder")
 
 
 def write_synthetic_corpus(path: Path, lines: list[str], megabytes: float, seed: int) -> Path:
@@ -109,10 +109,15 @@ def same_output(a: Path, b: Path) -> bool:
     return all((a / name).read_bytes() == (b / name).read_bytes() for name in names)
 
 
-def prepare(code: Path, corpus: Path, output: Path, args: argparse.Namespace, tmp: str) -> dict[str, Any]:
+def prepare(code: Path, corpus: Path, output: Path, args: PrepareThroughputOptions, tmp: str) -> dict[str, Any]:
     """One measured run of ``code``'s pretrain.prepare on ``corpus``; its figures."""
-    command = [sys.executable, "-m", "pretrain.prepare", "--corpus", str(corpus), "--tokenizer", args.tokenizer]
-    command += ["--output", str(output), "--max-seq-length", str(args.max_seq_length), "--num-proc", str(args.num_proc)]
+    # In a process of its own, for its peak RSS; a baseline commit before the one flag dialect spells them its way.
+    flags = ["--tokenizer_name_or_path", "--output_dir", "--max_seq_length", "--num_proc"]
+    if "tokenizer_name_or_path" not in (code / "pretrain" / "prepare.py").read_text(encoding="utf-8"):
+        flags = ["--tokenizer", "--output", "--max-seq-length", "--num-proc"]
+    values = [args.tokenizer_name_or_path, str(output), str(args.max_seq_length), str(args.num_proc)]
+    command = [sys.executable, "-m", "pretrain.prepare", "--corpus", str(corpus)]
+    command += [item for pair in zip(flags, values, strict=True) for item in pair]
     wall, peak_rss = run_measured(command, Path(tmp) / "rss.txt", code)
     stats = json.loads((output / "stats.json").read_text())
     return {
@@ -128,29 +133,32 @@ def prepare(code: Path, corpus: Path, output: Path, args: argparse.Namespace, tm
     }
 
 
-def main() -> None:
-    args = parse_args()
+def measure_prepare_throughput(options: PrepareThroughputOptions) -> dict[str, Any]:
+    """pretrain.prepare on each corpus size (and the baseline's, before it); written to ``options.output_file``, and
+    returned, as a report."""
+    options.validate()
     from benchmarks.report import write_report
     from benchmarks.tokenizer_speed import BUNDLED_CORPUS, SHARED_CORPUS, ensure_tokenizer
 
-    ensure_tokenizer(args.tokenizer)
-    source = Path(args.corpus) if args.corpus else (SHARED_CORPUS if SHARED_CORPUS.exists() else BUNDLED_CORPUS)
+    ensure_tokenizer(options.tokenizer_name_or_path)
+    shared_or_bundled = SHARED_CORPUS if SHARED_CORPUS.exists() else BUNDLED_CORPUS
+    source = Path(options.corpus_file) if options.corpus_file else shared_or_bundled
     with gzip.open(source, "rt", encoding="utf-8") as f:
         lines = [line.rstrip("\n") for line in f if line.strip()]
 
     results = []
-    with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
-        baseline = checkout(args.baseline, Path(tmp) / "baseline") if args.baseline else None
+    with tempfile.TemporaryDirectory(dir=options.work_dir or None) as tmp:
+        baseline = checkout(options.baseline, Path(tmp) / "baseline") if options.baseline else None
         try:
-            for megabytes in args.sizes_mb:
+            for megabytes in sorted(options.sizes_mb):
                 corpus = write_synthetic_corpus(
-                    Path(tmp) / f"corpus-{megabytes:g}mb.txt.gz", lines, megabytes, args.seed
+                    Path(tmp) / f"corpus-{megabytes:g}mb.txt.gz", lines, megabytes, options.seed
                 )
                 output = Path(tmp) / f"data-{megabytes:g}mb"
                 if baseline is not None:
-                    before = prepare(baseline, corpus, Path(tmp) / "before", args, tmp)
-                    results.append({"code": args.baseline, "size_mb": megabytes, **before})
-                after = prepare(ROOT, corpus, output, args, tmp)
+                    before = prepare(baseline, corpus, Path(tmp) / "before", options, tmp)
+                    results.append({"code": options.baseline, "size_mb": megabytes, **before})
+                after = prepare(ROOT, corpus, output, options, tmp)
                 results.append({"code": "working tree", "size_mb": megabytes, **after})
                 if baseline is not None:
                     results[-1]["speedup_vs_baseline"] = round(after["mb_per_s"] / before["mb_per_s"], 2)
@@ -164,32 +172,42 @@ def main() -> None:
 
     current = [r for r in results if r["code"] == "working tree"]
     rss_ratio = round(current[-1]["peak_rss_mb"] / current[0]["peak_rss_mb"], 3)
-    write_report(
-        args.output,
+    report = write_report(
+        options.output_file,
         "prepare_throughput",
         {
             "source": os.path.relpath(source, ROOT),
-            "num_proc": args.num_proc,
-            "max_seq_length": args.max_seq_length,
-            "baseline": args.baseline,
+            "num_proc": options.num_proc,
+            "max_seq_length": options.max_seq_length,
+            "baseline": options.baseline or None,
             "results": results,
             "rss_ratio_largest_to_smallest": rss_ratio,
         },
     )
+    return {**report, "output_file": options.output_file}
 
-    print(f"pretrain.prepare, --num-proc {args.num_proc}, --max-seq-length {args.max_seq_length}, lines of {source}")
+
+def main(argv: list[str] | None = None) -> int:
+    report = run_command(
+        measure_prepare_throughput, PrepareThroughputOptions, argv, "python -m benchmarks.prepare_throughput", __doc__
+    )
+    print(
+        f"pretrain.prepare, --num_proc {report['num_proc']}, --max_seq_length {report['max_seq_length']}, lines of "
+        f"{report['source']}"
+    )
     header = "| code | corpus (MB of text) | .gz (MB) | lines | tokens | seconds | MB/s | peak RSS (MB) | speed-up |"
     print(header + " same output |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
-    for r in results:
+    for r in report["results"]:
         print(
             f"| {r['code']} | {r['text_mb']:,} | {r['gz_mb']:,} | {r['lines']:,} | {r['tokens']:,} | {r['seconds']} | "
             f"{r['mb_per_s']} | {r['peak_rss_mb']} | {r.get('speedup_vs_baseline', '')} | "
             f"{r.get('same_output_as_baseline', '')} |"
         )
-    print(f"peak RSS, largest / smallest corpus: {rss_ratio}x")
-    print(f"wrote {os.path.relpath(args.output, ROOT)}")
+    print(f"peak RSS, largest / smallest corpus: {report['rss_ratio_largest_to_smallest']}x")
+    print(f"wrote {os.path.relpath(report['output_file'], ROOT)}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,8 +1,9 @@
-"""The README as a newcomer walks it: every ```console and ```python block, in order, in a copy of the repository with
-no ../shared beside it, must succeed and print what the README shows; ``--write`` puts what they printed into it.
+"""The README as a newcomer walks it: every ```console and ```python block of the README and of the pages under docs/
+it links to (in the order of its links), in a copy of the repository with no ../shared beside it, must succeed and
+print what the page shows; ``--write`` puts what they printed into it.
 
-    python benchmarks/readme_walk.py            # walks it; names every shown line the commands no longer print
-    python benchmarks/readme_walk.py --write    # ... and writes the printed numbers into the shown lines
+    python -m benchmarks.readme_walk            # walks it; names every shown line the commands no longer print
+    python -m benchmarks.readme_walk --write    # ... and writes the printed numbers into the shown lines
 
 Conventions the README follows so that this walk can read it (``tests/test_readme.py`` runs it, one test a step):
 - ```console blocks: lines starting with ``$ `` are commands (a trailing ``\\`` continues one); the lines after a
@@ -31,8 +32,11 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from common.config import key, run_command
+
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
+DOCS_LINK = re.compile(r"\]\((docs/[\w-]+\.md)(?:#[\w-]*)?\)")
 BLOCK = re.compile(r"^```(console|python)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 NUMBER = r"-?\d+(?:,\d{3})*(?:\.\d+)?(?:e[-+]?\d+)?"  # 58,928 and 0.5320 and 1e-05; not "00," of a clock
 TIME_UNIT = re.compile(r"\s?(?:ms|s|[\w/]*/s)\b")  # what follows a duration or a rate
@@ -42,14 +46,15 @@ STEP_SECONDS = 300
 
 @dataclass
 class Step:
-    line: int  # where the README shows it
+    line: int  # where the page shows it
     kind: str  # "console" or "python"
     source: str  # the command, or the script
     expected: list[str] = field(default_factory=list)
-    expected_lines: list[int] = field(default_factory=list)  # the README line of each expected line
+    expected_lines: list[int] = field(default_factory=list)  # the page's line of each expected line
+    page: str = "README.md"  # the page, relative to the repository
 
     def __str__(self) -> str:
-        return f"README.md:{self.line}"
+        return f"{self.page}:{self.line}"
 
 
 def console_steps(body: str, line: int) -> list[Step]:
@@ -77,13 +82,31 @@ def python_step(body: str, line: int) -> Step:
     return Step(line + 1, "python", body, [text for _, text in shown], [number for number, _ in shown])
 
 
-def readme_steps(text: str) -> list[Step]:
+def readme_steps(text: str, page: str = "README.md") -> list[Step]:
+    """The steps of one page, in order."""
     steps: list[Step] = []
     for match in BLOCK.finditer(text):
         kind, body = match.groups()
         line = text.count("\n", 0, match.start()) + 1
         steps += console_steps(body, line) if kind == "console" else [python_step(body, line)]
+    for step in steps:
+        step.page = page
     return steps
+
+
+def pages(readme: Path) -> list[Path]:
+    """The README, then each page under docs/ it links to, in the order of the first link to each."""
+    linked = dict.fromkeys(DOCS_LINK.findall(readme.read_text(encoding="utf-8")))
+    return [readme, *(readme.parent / name for name in linked)]
+
+
+def walked_steps(readme: Path) -> list[Step]:
+    """Every step of the README and of its docs pages, in the order a reader meets them."""
+    return [
+        step
+        for page in pages(readme)
+        for step in readme_steps(page.read_text(encoding="utf-8"), str(page.relative_to(readme.parent)))
+    ]
 
 
 def split_shown(shown: str) -> list[str]:
@@ -194,48 +217,66 @@ def run_step(step: Step, folder: Path, env: dict[str, str]) -> subprocess.Comple
 
 @dataclass
 class WalkOptions:
-    readme: Path = README
-    write: bool = False  # put the printed numbers into the shown lines
+    """What ``python -m benchmarks.readme_walk`` reads."""
+
+    readme_file: Path = key(README, "The README to walk.")
+    write: bool = key(False, "Write the printed numbers into the shown lines.")
+
+    def validate(self) -> None:
+        if not Path(self.readme_file).is_file():
+            raise ValueError(f"--readme_file: no such file: {self.readme_file}")
+
+
+class StepFailed(RuntimeError):
+    """A step of the walk exited with an error: its command, and the end of what it printed."""
 
 
 def walk(options: WalkOptions) -> list[tuple[Step, list[Difference]]]:
     """Every step in a fresh copy, in order, stopping at the first that fails; with ``write``, the README's shown
-    lines rewritten from what was printed (a line no longer printed is left for a person to mend)."""
-    text = options.readme.read_text(encoding="utf-8")
+    lines rewritten from what was printed (a line no longer printed is left for a person to mend). A step that exits
+    with an error ends the walk (StepFailed)."""
+    options.validate()
+    readme = Path(options.readme_file)
     report = []
     with tempfile.TemporaryDirectory() as temporary:
         folder = Path(temporary) / "distilkobert"
         env = newcomer_copy(folder)
-        for step in readme_steps(text):
+        for step in walked_steps(readme):
             result = run_step(step, folder, env)
             if result.returncode != 0:
-                raise SystemExit(f"error: {step}: {step.source}\nexited {result.returncode}:\n{result.stdout[-3000:]}")
+                raise StepFailed(f"{step}: {step.source}\nexited {result.returncode}:\n{result.stdout[-3000:]}")
             report.append((step, differences(step.expected, result.stdout, exact=options.write)))
     if options.write:
-        lines = text.split("\n")
-        for step, found in report:
-            for difference in (d for d in found if d.printed is not None):
-                number = step.expected_lines[difference.index] - 1
-                lines[number] = lines[number].replace(difference.shown, rewritten(difference.shown, difference.printed))
-        options.readme.write_text("\n".join(lines), encoding="utf-8")
+        for page in pages(readme):
+            write_printed(page, [(step, found) for step, found in report if readme.parent / step.page == page])
     return report
 
 
-def main(argv: list[str] | None = None) -> None:
-    from common.cli import command_parser
+def write_printed(page: Path, report: list[tuple[Step, list[Difference]]]) -> None:
+    """The page's shown lines rewritten from what its steps printed."""
+    lines = page.read_text(encoding="utf-8").split("\n")
+    for step, found in report:
+        for difference in (d for d in found if d.printed is not None):
+            number = step.expected_lines[difference.index] - 1
+            lines[number] = lines[number].replace(difference.shown, rewritten(difference.shown, difference.printed))
+    page.write_text("\n".join(lines), encoding="utf-8")
 
-    parser = command_parser("python benchmarks/readme_walk.py", __doc__)
-    parser.add_argument("--readme", type=Path, default=README, help="The README to walk.")
-    parser.add_argument("--write", action="store_true", help="Write the printed numbers into the shown lines.")
-    args = parser.parse_args(argv)
-    report = walk(WalkOptions(args.readme, args.write))
+
+def main(argv: list[str] | None = None) -> int:
+    try:  # the options are printed beside the walk: --write says what became of the differences
+        options, report = run_command(
+            lambda options: (options, walk(options)), WalkOptions, argv, "python -m benchmarks.readme_walk", __doc__
+        )
+    except StepFailed as err:
+        raise SystemExit(f"error: {err}") from err
     for step, found in report:
         for difference in found:
             print(f"{step}: {step.source.splitlines()[0]}: {difference}")
     changed = sum(len(found) for _, found in report)
-    written = " (written)" if args.write else " beyond the tolerance (--write writes them)"
+    written = " (written)" if options.write else " beyond the tolerance (--write writes them)"
     print(f"{len(report)} steps walked; {changed} shown lines differ{written}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,22 +1,23 @@
 """A bounded load test of the HTTP service on localhost: requests/s and latency with dynamic batching on and off,
 then a burst beyond the queue bound (how many 503s, and whether the service still answers).
 
-    python benchmarks/serve_load.py
-    python benchmarks/serve_load.py --model runs/mini/nsmc/distilled/best --backend onnx --clients 16
+    python -m benchmarks.serve_load
+    python -m benchmarks.serve_load --model_name_or_path runs/mini/nsmc/distilled/best --backend onnx --clients 16
 
 The service runs as it is deployed, ``python -m serve`` in a subprocess, started three times: batching on, batching
-off (``--no-batching``), and batching on with a small ``--max-queue`` for the burst. The two modes take turns for
+off (``--no_batching``), and batching on with a small ``--max_queue`` for the burst. The two modes take turns for
 ``--rounds`` rounds (on then off, then off then on, ...), each on its own server, as neighbours on a shared machine
 change its speed from minute to minute: each mode's requests/s is the median over its rounds, the speed-up is the
 ratio of the medians (each round's is kept too), latencies are over all its rounds' requests.
 
-Without ``--model`` the model is a classifier of DistilKoBERT's shape (3 layers, hidden 768, 12 heads, FFN 3072,
-8,002 tokens) with random weights and the real KoBERT tokenizer (``data/kobert``): speed depends on the shape only.
-Each request is one real review of the bundled NSMC test file. ``--clients`` asyncio clients send ``--requests``
-requests in all, each client one after another; a round stops at ``--time-limit`` seconds (reported as cut short).
+Without ``--model_name_or_path`` the model is a classifier of DistilKoBERT's shape (3 layers, hidden 768, 12 heads,
+FFN 3072, 8,002 tokens) with random weights and the real KoBERT tokenizer (``data/kobert``): speed depends on the
+shape only. Each request is one real review of the bundled NSMC test file. ``--clients`` asyncio clients send
+``--requests`` requests in all, each client one after another; a round stops at ``--time_limit`` seconds (reported
+as cut short).
 requests/s counts the 200s over the wall time; p50 and p99 are the clients' latencies of the 200s; errors are any
 other status or a failed request; the mean batch comes from the service's ``GET /metrics``. The burst:
-``--overload-requests`` (4 x clients) requests at once against a server holding ``--overload-queue`` texts, counting
+``--overload_requests`` (4 x clients) requests at once against a server holding ``--overload_queue`` texts, counting
 200s and 503s, then whether ``GET /health`` still answers. An ONNX backend's graph is exported before the servers
 start (random weights: the int8 check lets any drop pass). The clients share the machine's cores with the service:
 run it on a quiet machine.
@@ -24,7 +25,6 @@ run it on a quiet machine.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import socket
@@ -40,19 +40,17 @@ from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from benchmarks.report import write_report  # noqa: E402
-from common.cli import command_parser  # noqa: E402
-from common.readers import read_nsmc  # noqa: E402
+from benchmarks.report import write_report
+from common.config import key, run_command
+from common.readers import read_nsmc
 
 # torch, transformers and serve.export are imported where a model is built or exported: --help answers at once.
 
+ROOT = Path(__file__).resolve().parent.parent
 REVIEWS = ROOT / "data" / "nsmc_test.txt.gz"
 KOBERT_TOKENIZER = {
     "vocab_file": str(ROOT / "data" / "kobert" / "tokenizer_78b3253a26.model"),
@@ -68,41 +66,44 @@ DISTILKOBERT_3 = {
     "max_position_embeddings": 512,
 }
 SENTIMENT = {"id2label": {0: "negative", 1: "positive"}, "label2id": {"negative": 0, "positive": 1}}
-BACKENDS = ("torch", "onnx", "onnx-int8")
 MODES = ("batching on", "batching off")
-SERVICE_QUEUE = 256  # the service's default --max-queue, for the two measured runs
+SERVICE_QUEUE = 256  # the service's default --max_queue, for the two measured runs
 REQUEST_TIMEOUT = 60.0  # seconds; far above any latency here, so a timeout is an error worth counting
 STOP_TIMEOUT = 10.0  # seconds a server has to exit after SIGTERM before it is killed
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = command_parser("python benchmarks/serve_load.py", __doc__)
-    parser.add_argument("--model", help="A classifier folder this project wrote (default: random DistilKoBERT-3).")
-    parser.add_argument("--backend", choices=BACKENDS, default="onnx-int8", help="What runs the model in the service.")
-    parser.add_argument("--clients", type=int, default=32, help="Concurrent clients.")
-    parser.add_argument("--requests", type=int, default=640, help="Requests per mode and round, one review each.")
-    parser.add_argument("--rounds", type=int, default=3, help="Rounds of both modes, taking turns.")
-    parser.add_argument("--time-limit", type=float, default=120.0, help="Seconds per round before it is stopped.")
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="The service's inference threads.")
-    parser.add_argument("--max-batch-size", type=int, default=32, help="The service's texts per batch.")
-    parser.add_argument("--max-wait-ms", type=float, default=5.0, help="The service's wait for a batch to fill.")
-    parser.add_argument("--overload-queue", type=int, default=8, help="The service's --max-queue in the burst.")
-    parser.add_argument("--overload-requests", type=int, help="Requests sent at once (default 4 x clients).")
-    parser.add_argument("--startup-timeout", type=float, default=300.0, help="Seconds a server has to answer /health.")
-    parser.add_argument(
-        "--output", default=str(ROOT / "benchmarks" / "results" / "serve_load.json"), help="The figures, as JSON."
-    )
-    args = parser.parse_args(argv)
-    for name in ("clients", "requests", "rounds", "threads", "max_batch_size", "overload_queue", "overload_requests"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1, got {value}")
-    if args.time_limit <= 0 or args.max_wait_ms < 0:
-        parser.error("--time-limit must be positive and --max-wait-ms not negative")
-    if args.model and not os.path.isdir(args.model):
-        parser.error(f"--model {args.model!r} is not a folder")
-    args.overload_requests = args.overload_requests or 4 * args.clients
-    return args
+@dataclass(kw_only=True)
+class ServeLoadOptions:
+    """What ``python -m benchmarks.serve_load`` reads."""
+
+    model_name_or_path: str = key("", "A classifier folder this project wrote (default: random DistilKoBERT-3).")
+    backend: Literal["torch", "onnx", "onnx-int8"] = key("onnx-int8", "What runs the model in the service.")
+    clients: int = key(32, "Concurrent clients.")
+    requests: int = key(640, "Requests per mode and round, one review each.")
+    rounds: int = key(3, "Rounds of both modes, taking turns.")
+    time_limit: float = key(120.0, "Seconds per round before it is stopped.")
+    threads: int = key(os.cpu_count() or 1, "The service's inference threads.")
+    max_batch_size: int = key(32, "The service's texts per batch.")
+    max_wait_ms: float = key(5.0, "The service's wait for a batch to fill.")
+    overload_queue: int = key(8, "The service's --max_queue in the burst.")
+    overload_requests: int | None = key(None, "Requests sent at once (default 4 x clients).")
+    startup_timeout: float = key(300.0, "Seconds a server has to answer /health.")
+    output_file: str = key(str(ROOT / "benchmarks" / "results" / "serve_load.json"), "The figures, as JSON.")
+
+    def validate(self) -> None:
+        counts = ("clients", "requests", "rounds", "threads", "max_batch_size", "overload_queue", "overload_requests")
+        for name in counts:
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"--{name} must be at least 1, got {value}")
+        if self.time_limit <= 0 or self.max_wait_ms < 0:
+            raise ValueError("--time_limit must be positive and --max_wait_ms not negative")
+        if self.model_name_or_path and not os.path.isdir(self.model_name_or_path):
+            raise ValueError(f"--model_name_or_path {self.model_name_or_path!r} is not a folder")
+
+    def burst_size(self) -> int:
+        """Requests sent at once in the burst."""
+        return self.overload_requests or 4 * self.clients
 
 
 # The model
@@ -123,11 +124,12 @@ def build_classifier(folder: Path, shape: dict[str, int]) -> None:
     KoBertTokenizerFast(**KOBERT_TOKENIZER).save_pretrained(folder)
 
 
-def prepare_model(args: argparse.Namespace, workspace: Path) -> tuple[Path, str]:
+def prepare_model(args: ServeLoadOptions, workspace: Path) -> tuple[Path, str]:
     """The model folder to serve, its ONNX graph written if the backend needs it, and a description of it."""
-    args.onnx_cache = str(workspace / "onnx-cache")  # the servers' too: the graph is exported once, before them
-    if args.model:
-        folder, description = Path(args.model), args.model
+    # The servers' too (server_command reads it): the graph is exported once, before them.
+    args.onnx_cache = str(workspace / "onnx-cache")
+    if args.model_name_or_path:
+        folder, description = Path(args.model_name_or_path), args.model_name_or_path
     else:
         folder = workspace / "distilkobert-3-random"
         build_classifier(folder, DISTILKOBERT_3)
@@ -135,23 +137,21 @@ def prepare_model(args: argparse.Namespace, workspace: Path) -> tuple[Path, str]
             "random DistilKoBERT classifier (3 layers, hidden 768, 12 heads, FFN 3072, 8,002 tokens), KoBERT tokenizer"
         )
     if args.backend != "torch":
-        export_graph(folder, args.backend == "onnx-int8", args.model is None, args.onnx_cache)
+        export_graph(folder, args.backend == "onnx-int8", not args.model_name_or_path, args.onnx_cache)
     return folder, f"{description} ({args.backend})"
 
 
 def export_graph(folder: Path, int8: bool, random_weights: bool, cache: str) -> None:
     """The folder's ONNX graph, written here once rather than by each of the three servers on start-up (all into
     the same folder at the same time)."""
-    from serve.export import ensure_exported
-    from serve.export import parse_args as export_args
-    from serve.onnx_export import export
+    from serve.export import ExportArguments, ensure_exported, export
 
     if not random_weights:
         ensure_exported(str(folder), int8, cache)  # as the service would: checked, once, into its cache
         return
     # Random weights have no accuracy for int8 to keep: a few examples and any drop pass the check.
-    check = ["--int8", "--check-examples", "32", "--max-metric-drop", "100"] if int8 else []
-    export(export_args(["--model", str(folder), "--output", str(folder), *check]))
+    check = {"int8": True, "check_examples": 32, "max_metric_drop": 100} if int8 else {}
+    export(ExportArguments(model_name_or_path=str(folder), output_dir=str(folder), **check))
 
 
 def review_texts(count: int) -> list[str]:
@@ -177,11 +177,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def server_command(folder: Path, args: argparse.Namespace, port: int, batching: bool, queue: int) -> list[str]:
-    command = [sys.executable, "-m", "serve", "--model", str(folder), "--backend", args.backend]
-    command += ["--port", str(port), "--threads", str(args.threads), "--max-batch-size", str(args.max_batch_size)]
-    command += ["--max-wait-ms", str(args.max_wait_ms), "--max-queue", str(queue), "--onnx-cache", args.onnx_cache]
-    return command + ([] if batching else ["--no-batching"])
+def server_command(folder: Path, args: ServeLoadOptions, port: int, batching: bool, queue: int) -> list[str]:
+    command = [sys.executable, "-m", "serve", "--model_name_or_path", str(folder), "--backend", args.backend]
+    command += ["--port", str(port), "--threads", str(args.threads), "--max_batch_size", str(args.max_batch_size)]
+    command += ["--max_wait_ms", str(args.max_wait_ms), "--max_queue", str(queue)]
+    command += ["--onnx_cache_dir", args.onnx_cache]
+    return command + ([] if batching else ["--no_batching"])
 
 
 def start_server(name: str, command: list[str], port: int, log: Path) -> Server:
@@ -278,7 +279,7 @@ async def closed_loop(
     return {"outcomes": outcomes, "wall_s": time.perf_counter() - start, "cut_short": bool(pending)}
 
 
-async def measure_round(url: str, texts: list[str], args: argparse.Namespace) -> dict[str, Any]:
+async def measure_round(url: str, texts: list[str], args: ServeLoadOptions) -> dict[str, Any]:
     """One round of one mode: ``closed_loop``'s run and the batch sizes the service ran during it."""
     async with pooled_client(url, args.clients) as client:
         # One request per client first: opens the connections and runs the model's first calls (ONNX Runtime
@@ -353,12 +354,12 @@ async def burst(url: str, texts: list[str], count: int) -> dict[str, Any]:
 # The benchmark
 
 
-def load_queue(args: argparse.Namespace) -> int:
-    """The measured runs' --max-queue: room for every client's request, so that none is ever refused."""
+def load_queue(args: ServeLoadOptions) -> int:
+    """The measured runs' --max_queue: room for every client's request, so that none is ever refused."""
     return max(SERVICE_QUEUE, args.clients)
 
 
-def start_servers(folder: Path, args: argparse.Namespace, workspace: Path, stack: ExitStack) -> dict[str, Server]:
+def start_servers(folder: Path, args: ServeLoadOptions, workspace: Path, stack: ExitStack) -> dict[str, Server]:
     """The three servers, up and answering; ``stack`` stops them whatever happens."""
     plans = {"batching on": (True, load_queue(args)), "batching off": (False, load_queue(args))}
     plans["overload"] = (True, args.overload_queue)
@@ -381,18 +382,20 @@ def turns(rounds: int) -> list[str]:
     return [mode for round_ in range(rounds) for mode in (modes if round_ % 2 == 0 else modes[::-1])]
 
 
-def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
-    """Both modes measured in turns and the burst sent, each on its own server; the figures and the settings."""
+def run_benchmark(args: ServeLoadOptions) -> dict[str, Any]:
+    """Both modes measured in turns and the burst sent, each on its own server; the figures and the settings.
+    RuntimeError, with its last output, for a server that does not start."""
+    args.validate()
     with tempfile.TemporaryDirectory() as workspace, ExitStack() as stack:
         folder, description = prepare_model(args, Path(workspace))
-        texts = review_texts(max(args.requests, args.overload_requests))
+        texts = review_texts(max(args.requests, args.burst_size()))
         servers = start_servers(folder, args, Path(workspace), stack)
         runs: dict[str, list[dict]] = {mode: [] for mode in MODES}
         for mode in turns(args.rounds):
             runs[mode].append(asyncio.run(measure_round(servers[mode].url, texts, args)))
         for mode in MODES:
             stop_server(servers[mode])
-        overload = asyncio.run(burst(servers["overload"].url, texts, args.overload_requests))
+        overload = asyncio.run(burst(servers["overload"].url, texts, args.burst_size()))
         overload["alive"] = overload["alive"] and servers["overload"].process.poll() is None
     results = [{"mode": mode, **load_figures(runs[mode], args.clients)} for mode in MODES]
     on, off = results[0]["requests_per_s"], results[1]["requests_per_s"]
@@ -437,21 +440,25 @@ def print_figures(figures: dict[str, Any]) -> None:
     print(f"batching on / off: {figures['batching_speedup']}x requests/s (medians; round by round: {each})")
     burst_figures = figures["overload"]
     print(
-        f"overload (batching on, --max-queue {burst_figures['max_queue']}): sent {burst_figures['sent']} at once, "
+        f"overload (batching on, --max_queue {burst_figures['max_queue']}): sent {burst_figures['sent']} at once, "
         f"200: {burst_figures['ok']}, 503: {burst_figures['refused_503']}, other: {burst_figures['other']}, "
         f"alive: {str(burst_figures['alive']).lower()}"
     )
 
 
-def main() -> None:
-    args = parse_args()
+def measure_serve_load(options: ServeLoadOptions) -> dict[str, Any]:
+    """``run_benchmark``'s figures, written to ``options.output_file`` and returned as a report."""
+    return write_report(options.output_file, "serve_load", run_benchmark(options))
+
+
+def main(argv: list[str] | None = None) -> int:
     try:
-        figures = run_benchmark(args)
+        report = run_command(measure_serve_load, ServeLoadOptions, argv, "python -m benchmarks.serve_load", __doc__)
     except RuntimeError as err:  # a server that did not start: its own last words say why
         raise SystemExit(f"error: {err}") from err
-    write_report(args.output, "serve_load", figures)
-    print_figures(figures)
+    print_figures(report)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

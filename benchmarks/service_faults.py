@@ -1,10 +1,10 @@
 """The HTTP service under the faults issue 32's probes found: a poisoned text in a crowd, unbounded metrics keys,
 slow clients, foreign hosts and pages, odd methods and bodies. Each probe prints what the service did.
 
-    python benchmarks/service_faults.py                                  # a random 3-layer classifier, KoBERT tokenizer
-    python benchmarks/service_faults.py --model_name_or_path runs/smoke/nsmc/distilled/best
+    python -m benchmarks.service_faults                                  # a random 3-layer classifier, KoBERT tokenizer
+    python -m benchmarks.service_faults --model_name_or_path runs/smoke/nsmc/distilled/best
 
-The service runs as deployed, ``python -m serve`` in a subprocess (``--read-timeout 2``, so that the slow-client
+The service runs as deployed, ``python -m serve`` in a subprocess (``--read_timeout 2``, so that the slow-client
 probes are short). Every probe is also held by a test (named in the output); this script shows them on one running
 service, with figures: statuses, seconds, bytes and the process's memory.
 """
@@ -26,10 +26,7 @@ from typing import Any
 
 import aiohttp
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from benchmarks.serve_load import (  # noqa: E402
+from benchmarks.serve_load import (
     DISTILKOBERT_3,
     build_classifier,
     free_port,
@@ -38,9 +35,10 @@ from benchmarks.serve_load import (  # noqa: E402
     stop_server,
     wait_healthy,
 )
-from common.config import ConfigCommand, key  # noqa: E402
-from common.io import write_json  # noqa: E402
+from common.config import key, run_command
+from common.io import write_json
 
+ROOT = Path(__file__).resolve().parent.parent
 READ_TIMEOUT = 2.0
 POISON = '{"texts": ["a\\ud800b"]}'  # valid JSON, a lone surrogate no tokenizer takes
 
@@ -147,7 +145,7 @@ def probes(url: str, port: int, pid: int, texts: list[str], unknown_paths: int) 
         "test_serve_app.py::test_health_metrics_and_page")  # fmt: skip
 
     seconds = slow_headers(port)
-    row("headers that never end", f"closed after {seconds} s (--read-timeout {READ_TIMEOUT:g})",
+    row("headers that never end", f"closed after {seconds} s (--read_timeout {READ_TIMEOUT:g})",
         seconds < READ_TIMEOUT + 2, "test_serve_deadline.py::test_headers_that_never_finish_are_cut_off")  # fmt: skip
     answer, seconds = slow_body(port)
     row("a body that never ends", f"{answer} after {seconds} s", answer.endswith("408 Request Timeout"),
@@ -176,9 +174,9 @@ def probes(url: str, port: int, pid: int, texts: list[str], unknown_paths: int) 
     return rows
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ServiceFaultOptions:
-    """What ``python benchmarks/service_faults.py`` reads."""
+    """What ``python -m benchmarks.service_faults`` reads."""
 
     model_name_or_path: str = key("", "A model folder to serve; empty: a random classifier of DistilKoBERT's shape.")
     unknown_paths: int = key(5000, "GETs to distinct unknown paths.")
@@ -192,30 +190,34 @@ class ServiceFaultOptions:
 
 
 def probe_service(options: ServiceFaultOptions) -> list[dict[str, Any]]:
-    """Every probe against one ``python -m serve`` in a subprocess: what the service did, and whether it held."""
+    """Every probe against one ``python -m serve`` in a subprocess: what the service did, and whether it held; a row
+    each, written to ``options.output_file``. RuntimeError, with its last output, if the service does not start."""
+    options.validate()
     with tempfile.TemporaryDirectory() as workspace:
         folder = Path(options.model_name_or_path or Path(workspace) / "classifier")
         if not options.model_name_or_path:
             build_classifier(folder, DISTILKOBERT_3)
         port = free_port()
-        command = [sys.executable, "-m", "serve", "--model", str(folder), "--port", str(port)]
-        server = start_server("probed", [*command, "--read-timeout", str(READ_TIMEOUT)], port, Path(workspace) / "log")
+        command = [sys.executable, "-m", "serve", "--model_name_or_path", str(folder), "--port", str(port)]
+        server = start_server("probed", [*command, "--read_timeout", str(READ_TIMEOUT)], port, Path(workspace) / "log")
         try:
             wait_healthy(server, 120)
-            return probes(server.url, port, server.process.pid, review_texts(64), options.unknown_paths)
+            rows = probes(server.url, port, server.process.pid, review_texts(64), options.unknown_paths)
         finally:
             stop_server(server)
-
-
-COMMAND = ConfigCommand(ServiceFaultOptions, "")
-
-
-def main(argv: list[str] | None = None) -> None:
-    options = COMMAND.parse_or_exit("python benchmarks/service_faults.py", __doc__, argv)
-    rows = probe_service(options)
-    print(f"{sum(r['held'] for r in rows)} of {len(rows)} held")
     model = options.model_name_or_path or "random DistilKoBERT-shaped classifier"
     write_json(options.output_file, {"model": model, "rows": rows})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        rows = run_command(probe_service, ServiceFaultOptions, argv, "python -m benchmarks.service_faults", __doc__)
+    except RuntimeError as err:  # the service did not start: its own last words say why
+        raise SystemExit(f"error: {err}") from err
+    print(f"{sum(r['held'] for r in rows)} of {len(rows)} held")
+    return 0
+
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

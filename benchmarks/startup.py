@@ -1,7 +1,7 @@
 """How fast every command answers before it works: ``--help``, and refusing a mistyped file or a used output folder.
 
-    python benchmarks/startup.py              # every command's --help, 3 runs each; the refusals; JSON in results/
-    git worktree add /tmp/before COMMIT && python benchmarks/startup.py --baseline /tmp/before   # side by side
+    python -m benchmarks.startup              # every command's --help, 3 runs each; the refusals; JSON in results/
+    git worktree add /tmp/before COMMIT && python -m benchmarks.startup --baseline /tmp/before   # side by side
 
 A command parses and checks its arguments before it imports torch, transformers' models, accelerate,
 sentence-transformers or datasets (seconds on a small machine), so a typo costs a blink, not the import. Prints the
@@ -25,12 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from common.config import key, run_command
+from common.io import write_json
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from common.config import ConfigCommand, key  # noqa: E402
-from common.io import write_json  # noqa: E402
-
 PACKAGES = ("common", "distill", "finetune", "hub_upload", "modeling", "pretrain", "reproduce", "sentence", "serve")
 SCRIPTS = ("pretrain/run.py",)  # run as a script (accelerate launch pretrain/run.py), not with -m
 HEAVY = ("torch", "accelerate", "sentence_transformers", "datasets", "onnxruntime", "transformers.modeling_utils")
@@ -85,11 +83,12 @@ def refusals(scratch: Path) -> dict[str, list[str]]:
     (used / "results.json").write_text("{}")
     train, test = "data/nsmc_train.txt.gz", "data/nsmc_test.txt.gz"
     return {
-        "finetune.nsmc, a mistyped --train": ["finetune.nsmc", "--model", "x", "--train", "data/nsmc_train.txt",
-                                              "--test", test, "--output", str(scratch / "new")],
-        "modeling.extract, a used --output": ["modeling.extract", "--teacher", "data/kobert", "--layers", "0",
-                                              "--output", str(used)],
-        "distill.train, a used --output_dir": ["distill.train", "--train_data", train, "--test_data", test, "--alpha",
+        "finetune.nsmc, a mistyped --train_file": ["finetune.nsmc", "--model_name_or_path", "x", "--train_file",
+                                                   "data/nsmc_train.txt", "--test_file", test,
+                                                   "--output_dir", str(scratch / "new")],
+        "modeling.extract, a used --output_dir": ["modeling.extract", "--teacher_name_or_path", "data/kobert",
+                                                  "--layers", "0", "--output_dir", str(used)],
+        "distill.train, a used --output_dir": ["distill.train", "--train_files", train, "--test_file", test, "--alpha",
                                                "1", "--output_dir", str(used)],
     }  # fmt: skip
 
@@ -104,9 +103,9 @@ def median_seconds(runs: list[tuple[float, int, str, list[str]]]) -> float:
     return round(statistics.median(r[0] for r in runs), 2)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class StartupOptions:
-    """What ``python benchmarks/startup.py`` reads."""
+    """What ``python -m benchmarks.startup`` reads."""
 
     repeats: int = key(3, "Runs of each command line; the median is shown.")
     baseline: str = key("", "A checkout of another commit, timed in turn with this one.")
@@ -121,7 +120,8 @@ class StartupOptions:
 
 def measure_startup(options: StartupOptions) -> list[dict[str, Any]]:
     """Every command line's median seconds, exit code, last stderr line and heavy imports (and the baseline's
-    seconds), printed as measured."""
+    seconds), printed as measured; written to ``options.output_file``."""
+    options.validate()
     baseline = Path(options.baseline).resolve() if options.baseline else None
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
@@ -139,6 +139,8 @@ def measure_startup(options: StartupOptions) -> list[dict[str, Any]]:
             rows.append(row)
             before = f"  (baseline {row['baseline_seconds']:.2f} s)" if there else ""
             print(f"{row['seconds']:5.2f} s  exit {code}  {label}{before}" + (f"  imported {heavy}" if heavy else ""))
+    record = {"python": sys.version.split()[0], "cpus": os.cpu_count(), "baseline": options.baseline or None}
+    write_json(options.output_file, {**record, "rows": rows})
     return rows
 
 
@@ -156,15 +158,11 @@ def slowest(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-COMMAND = ConfigCommand(StartupOptions, "")
-
-
-def main(argv: list[str] | None = None) -> None:
-    options = COMMAND.parse_or_exit("python benchmarks/startup.py", __doc__, argv)
-    rows = measure_startup(options)
+def main(argv: list[str] | None = None) -> int:
+    rows = run_command(measure_startup, StartupOptions, argv, "python -m benchmarks.startup", __doc__)
     print("\n".join(slowest(rows)))
-    record = {"python": sys.version.split()[0], "cpus": os.cpu_count(), "baseline": options.baseline or None}
-    write_json(options.output_file, {**record, "rows": rows})
+    return 0
+
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

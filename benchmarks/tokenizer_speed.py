@@ -1,7 +1,8 @@
 """Tokenizer throughput: kobert-transformers 0.6.0 (the reference) against our tokenizers, one process, one thread.
 
-    python benchmarks/tokenizer_speed.py                       # the real KoBERT files in data/kobert
-    python benchmarks/tokenizer_speed.py --tokenizer DIR --lines 50000 --corpus ../shared/data/corpus/reviews.txt.gz
+    python -m benchmarks.tokenizer_speed                       # the real KoBERT files in data/kobert
+    python -m benchmarks.tokenizer_speed --tokenizer_name_or_path DIR --lines 50000 \
+        --corpus_file ../shared/data/corpus/reviews.txt.gz
 
 Every tokenizer encodes the same real lines in batches (ids, token types and attention masks), one after the other
 in this run, the Rust and C++ engines held to one thread: the reference, ``KoBertTokenizer`` (slow),
@@ -14,7 +15,6 @@ ids, and writes the figures as JSON.
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import itertools
 import json
@@ -22,43 +22,49 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 os.environ["RAYON_NUM_THREADS"] = "1"  # one thread for the Rust tokenizer: a single-process comparison
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 
+from common.config import key, run_command  # transformers, after the thread settings
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from common.cli import command_parser  # noqa: E402
-
 SHARED_CORPUS = ROOT.parent / "shared" / "data" / "corpus" / "reviews.txt.gz"
 BUNDLED_CORPUS = ROOT / "data" / "reviews.txt.gz"
 
 
-def parse_args() -> argparse.Namespace:
-    parser = command_parser("python benchmarks/tokenizer_speed.py", __doc__)
-    parser.add_argument(
-        "--tokenizer",
-        default=str(ROOT / "data" / "kobert"),
-        help="A folder with tokenizer_78b3253a26.model and vocab.txt (default: the real KoBERT files).",
+@dataclass(kw_only=True)
+class TokenizerSpeedOptions:
+    """What ``python -m benchmarks.tokenizer_speed`` reads."""
+
+    tokenizer_name_or_path: str = key(
+        str(ROOT / "data" / "kobert"),
+        "A folder with tokenizer_78b3253a26.model and vocab.txt (default: the real KoBERT files); one is built there "
+        "from the bundled reviews when it holds none.",
     )
-    parser.add_argument("--corpus", default=None, help="Lines to encode (default: ../shared/data, else data/).")
-    parser.add_argument("--lines", type=int, default=30_000, help="How many lines to encode.")
-    parser.add_argument("--batch-size", type=int, default=1000, help="Lines per call.")
-    parser.add_argument("--repeats", type=int, default=3, help="Timed passes per tokenizer; the best is kept.")
-    parser.add_argument(
-        "--output", default=str(ROOT / "benchmarks" / "results" / "tokenizer_speed.json"), help="The figures, as JSON."
-    )
-    return parser.parse_args()
+    corpus_file: str = key("", "Lines to encode (default: ../shared/data, else data/).")
+    lines: int = key(30_000, "How many lines to encode.")
+    batch_size: int = key(1000, "Lines per call.")
+    repeats: int = key(3, "Timed passes per tokenizer; the best is kept.")
+    output_file: str = key(str(ROOT / "benchmarks" / "results" / "tokenizer_speed.json"), "The figures, as JSON.")
+
+    def validate(self) -> None:
+        if self.corpus_file and not Path(self.corpus_file).is_file():
+            raise ValueError(f"--corpus_file: no such file: {self.corpus_file}")
+        if min(self.lines, self.batch_size, self.repeats) < 1:
+            raise ValueError("--lines, --batch_size and --repeats must be at least 1")
 
 
 def ensure_tokenizer(folder: str) -> None:
     """Build a tokenizer into ``folder`` from the bundled reviews unless it holds the two KoBERT files already."""
     if not (Path(folder) / "vocab.txt").exists():
-        from pretrain.build_tokenizer import main as build
+        from pretrain.build_tokenizer import TokenizerArguments, build_tokenizer
 
-        build(["--corpus", str(BUNDLED_CORPUS), "--vocab-size", "8002", "--output", folder, "--overwrite"])
+        options = TokenizerArguments(corpus=[str(BUNDLED_CORPUS)], vocab_size=8002, output_dir=folder, overwrite=True)
+        build_tokenizer(options)
 
 
 def read_lines(path: Path, count: int) -> list[str]:
@@ -85,20 +91,24 @@ def bare_unigram_backend(fast: object) -> object:
     return Tokenizer.from_str(json.dumps(config))
 
 
-def main() -> None:
-    args = parse_args()
+def measure_tokenizer_speed(options: TokenizerSpeedOptions) -> dict[str, Any]:
+    """Every tokenizer and engine over the same lines; written to ``options.output_file`` and returned as a report,
+    with that file's name (``output_file``)."""
+    options.validate()
     from kobert_transformers.tokenization_kobert import KoBertTokenizer as ReferenceKoBertTokenizer
     from transformers import PreTrainedTokenizerFast
 
     from benchmarks.report import write_report
     from tokenization_kobert import KoBertTokenizer, KoBertTokenizerFast
 
-    ensure_tokenizer(args.tokenizer)
-    corpus = Path(args.corpus) if args.corpus else (SHARED_CORPUS if SHARED_CORPUS.exists() else BUNDLED_CORPUS)
-    lines = read_lines(corpus, args.lines)
+    kobert, size = options.tokenizer_name_or_path, options.batch_size
+    ensure_tokenizer(kobert)
+    shared_or_bundled = SHARED_CORPUS if SHARED_CORPUS.exists() else BUNDLED_CORPUS
+    corpus = Path(options.corpus_file) if options.corpus_file else shared_or_bundled
+    lines = read_lines(corpus, options.lines)
     megabytes = sum(len(line.encode()) for line in lines) / 1e6
-    batches = [lines[i : i + args.batch_size] for i in range(0, len(lines), args.batch_size)]
-    files = {"vocab_file": f"{args.tokenizer}/tokenizer_78b3253a26.model", "vocab_txt": f"{args.tokenizer}/vocab.txt"}
+    batches = [lines[i : i + size] for i in range(0, len(lines), size)]
+    files = {"vocab_file": f"{kobert}/tokenizer_78b3253a26.model", "vocab_txt": f"{kobert}/vocab.txt"}
     fast = KoBertTokenizerFast(**files)
     with tempfile.TemporaryDirectory() as folder:
         fast.save_pretrained(folder)
@@ -124,7 +134,7 @@ def main() -> None:
 
     results, reference_ids = [], None
     for name, encode in {**tokenizers, **engines}.items():
-        seconds, ids = best_seconds(encode, batches, args.repeats)
+        seconds, ids = best_seconds(encode, batches, options.repeats)
         reference_ids = reference_ids if reference_ids is not None else ids
         results.append(
             {
@@ -140,32 +150,39 @@ def main() -> None:
         )
 
     report = write_report(
-        args.output,
+        options.output_file,
         "tokenizer_speed",
         {
-            "tokenizer": os.path.relpath(args.tokenizer, ROOT),
+            "tokenizer": os.path.relpath(kobert, ROOT),
             "corpus": os.path.relpath(corpus, ROOT),
             "lines": len(lines),
             "megabytes": round(megabytes, 2),
-            "batch_size": args.batch_size,
+            "batch_size": size,
             "threads": 1,
             "results": results,
         },
     )
+    return {**report, "output_file": options.output_file}
 
-    print(
-        f"{len(lines):,} lines ({megabytes:.1f} MB) from {report['corpus']}, tokenizer {report['tokenizer']}, ", end=""
+
+def main(argv: list[str] | None = None) -> int:
+    report = run_command(
+        measure_tokenizer_speed, TokenizerSpeedOptions, argv, "python -m benchmarks.tokenizer_speed", __doc__
     )
-    print(f"batches of {args.batch_size}, 1 thread")
+    print(
+        f"{report['lines']:,} lines ({report['megabytes']:.1f} MB) from {report['corpus']}, tokenizer "
+        f"{report['tokenizer']}, batches of {report['batch_size']}, 1 thread"
+    )
     print("| tokenizer | lines/s | MB/s | speed-up vs reference | lines unlike the reference |")
     print("|---|---:|---:|---:|---:|")
-    for r in results:
+    for r in report["results"]:
         unlike = "n/a" if r["lines_unlike_reference"] is None else f"{r['lines_unlike_reference']:,}"
         print(
             f"| {r['tokenizer']} | {r['lines_per_s']:,} | {r['mb_per_s']} | {r['speedup_vs_reference']}x | {unlike} |"
         )
-    print(f"wrote {os.path.relpath(args.output, ROOT)}")
+    print(f"wrote {os.path.relpath(report['output_file'], ROOT)}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

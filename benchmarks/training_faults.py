@@ -1,8 +1,8 @@
 """Every training command killed at random moments and while saving, then continued until done: does it end with
 the uninterrupted run's weights? And is a second run on the same output refused, naming the first?
 
-    python benchmarks/training_faults.py                   # 4 commands, 5 random kills and 1 during a save each
-    python benchmarks/training_faults.py --kills 9 --only finetune.nsmc
+    python -m benchmarks.training_faults                   # 4 commands, 5 random kills and 1 during a save each
+    python -m benchmarks.training_faults --kills 9 --only finetune.nsmc
 
 On tiny models and the bundled data (a random 4-layer BERT with the KoBERT tokenizer), one thread per run so that
 runs compute alike. For each command: an uninterrupted reference run; then the same run SIGKILLed once the moment a
@@ -26,16 +26,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from common.checkpoints import continue_flags
+from common.config import key, run_command
+from common.io import write_json
+from distill.config import RUN_OUTPUTS as DISTILL_OUTPUTS
+from finetune.arguments import RUN_OUTPUTS as FINETUNE_OUTPUTS
+from pretrain.config import RUN_OUTPUTS as PRETRAIN_OUTPUTS
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from common.checkpoints import continue_flags  # noqa: E402
-from common.config import ConfigCommand, key  # noqa: E402
-from common.io import write_json  # noqa: E402
-from distill.config import RUN_OUTPUTS as DISTILL_OUTPUTS  # noqa: E402
-from finetune.arguments import RUN_OUTPUTS as FINETUNE_OUTPUTS  # noqa: E402
-from pretrain.config import RUN_OUTPUTS as PRETRAIN_OUTPUTS  # noqa: E402
-
 ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 DATA = ROOT / "data"
 
@@ -66,10 +64,11 @@ COMMANDS = [
     Trained(
         "finetune.nsmc",
         lambda w, o: [
-            "-m", "finetune.nsmc", "--model", str(w / "bert"), "--train", str(DATA / "nsmc_train.txt.gz"),
-            "--test", str(DATA / "nsmc_test.txt.gz"), "--output", str(o), "--max-train-samples", "720",
-            "--max-eval-samples", "100", "--epochs", "3", "--batch-size", "8", "--max-seq-length", "32",
-            "--learning-rate", "1e-3", "--save-steps", "4",
+            "-m", "finetune.nsmc", "--model_name_or_path", str(w / "bert"),
+            "--train_file", str(DATA / "nsmc_train.txt.gz"), "--test_file", str(DATA / "nsmc_test.txt.gz"),
+            "--output_dir", str(o), "--max_train_samples", "720", "--max_eval_samples", "100",
+            "--num_train_epochs", "3", "--per_device_train_batch_size", "8", "--max_seq_length", "32",
+            "--learning_rate", "1e-3", "--save_steps", "4",
         ],
         lambda output: continue_flags(output, FINETUNE_OUTPUTS),
         "best/model.safetensors",
@@ -79,7 +78,7 @@ COMMANDS = [
         "distill.train",
         lambda w, o: [
             "-m", "distill.train", "--config", str(ROOT / "distill" / "configs" / "bilstm_base.yaml"), "--alpha", "1",
-            "--train_data", str(DATA / "nsmc_train.txt.gz"), "--test_data", str(DATA / "nsmc_test.txt.gz"),
+            "--train_files", str(DATA / "nsmc_train.txt.gz"), "--test_file", str(DATA / "nsmc_test.txt.gz"),
             "--output_dir", str(o), "--bilstm_preset", "tiny", "--max_train_examples", "1500", "--num_train_epochs",
             "3", "--save_steps", "7", "--logging_steps", "5", "--report_to", "none",
         ],
@@ -90,9 +89,10 @@ COMMANDS = [
     Trained(
         "sentence.sts",
         lambda w, o: [
-            "-m", "sentence.sts", "--model", str(w / "bert"), "--train", str(DATA / "korsts_train.tsv"),
-            "--dev", str(DATA / "korsts_dev.tsv"), "--output", str(o), "--epochs", "2", "--batch-size", "16",
-            "--eval-steps", "6", "--max-seq-length", "32",
+            "-m", "sentence.sts", "--model_name_or_path", str(w / "bert"),
+            "--train_file", str(DATA / "korsts_train.tsv"), "--test_file", str(DATA / "korsts_dev.tsv"),
+            "--output_dir", str(o), "--num_train_epochs", "2", "--per_device_train_batch_size", "16",
+            "--eval_steps", "6", "--max_seq_length", "32",
         ],
         sentence_again,
         "best/model.safetensors",
@@ -119,13 +119,19 @@ def run(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
 
 def prepare(workspace: Path) -> None:
     """The tiny teacher every command starts from, and the prepared corpus of pretrain/run.py."""
-    for argv in (
-        ["-m", "modeling.random_teacher", "--shape", "tiny", "--tokenizer", str(DATA / "kobert"), "--output",
-         str(workspace / "bert")],
-        ["-m", "pretrain.prepare", "--corpus", str(DATA / "reviews.txt.gz"), "--tokenizer", str(DATA / "kobert"),
-         "--max-seq-length", "32", "--num-proc", "1", "--output", str(workspace / "prepared")],
-    ):  # fmt: skip
-        subprocess.run([sys.executable, *argv], cwd=ROOT, env=ONE_THREAD, check=True, capture_output=True)
+    from modeling.random_teacher import RandomTeacherArguments, save_random_teacher
+    from pretrain.prepare import PrepareArguments, prepare_corpus
+
+    tokenizer = str(DATA / "kobert")
+    save_random_teacher(
+        RandomTeacherArguments(shape="tiny", tokenizer_name_or_path=tokenizer, output_dir=str(workspace / "bert"))
+    )
+    corpus = [str(DATA / "reviews.txt.gz")]
+    prepare_corpus(
+        PrepareArguments(
+            corpus=corpus, tokenizer_name_or_path=tokenizer, output_dir=str(workspace / "prepared"), max_seq_length=32
+        )
+    )
 
 
 def same_weights(a: Path, b: Path) -> bool:
@@ -179,9 +185,9 @@ def two_runs_on_one_output(command: Trained, workspace: Path, output: Path) -> d
             "first_exit": first.returncode}  # fmt: skip
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TrainingFaultOptions:
-    """What ``python benchmarks/training_faults.py`` reads."""
+    """What ``python -m benchmarks.training_faults`` reads."""
 
     kills: int = key(5, "Random kills per command (one more the moment a save begins).")
     only: str = key("", "One command, e.g. finetune.nsmc; empty: all four.")
@@ -196,7 +202,9 @@ class TrainingFaultOptions:
 
 
 def probe_training(options: TrainingFaultOptions) -> list[dict[str, Any]]:
-    """Each chosen command killed and continued, then raced on one output; a row each, printed as measured."""
+    """Each chosen command killed and continued, then raced on one output; a row each, printed as measured and
+    written to ``options.output_file``. RuntimeError, naming its log, for a run that fails otherwise."""
+    options.validate()
     chosen = [c for c in COMMANDS if options.only in ("", c.name)]
     draw = random.Random(options.seed)
     rows = []
@@ -224,16 +232,17 @@ def probe_training(options: TrainingFaultOptions) -> list[dict[str, Any]]:
                 f"a second run on one output: exit {race['second_exit']}, "
                 f"{'names' if race['names_first'] else 'does NOT name'} the first ({race['said']})"
             )
+    write_json(options.output_file, {"kills": options.kills, "seed": options.seed, "rows": rows})
     return rows
 
 
-COMMAND = ConfigCommand(TrainingFaultOptions, "")
+def main(argv: list[str] | None = None) -> int:
+    try:
+        run_command(probe_training, TrainingFaultOptions, argv, "python -m benchmarks.training_faults", __doc__)
+    except RuntimeError as err:  # a run that failed (not killed): its log says why
+        raise SystemExit(f"error: {err}") from err
+    return 0
 
-
-def main(argv: list[str] | None = None) -> None:
-    options = COMMAND.parse_or_exit("python benchmarks/training_faults.py", __doc__, argv)
-    rows = probe_training(options)
-    write_json(options.output_file, {"kills": options.kills, "seed": options.seed, "rows": rows})
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -95,12 +95,17 @@ def resume_point(
     return None
 
 
-def continue_flags(output_dir: str | Path, run_outputs: Iterable[str]) -> list[str]:
-    """How a recipe takes up a command's interrupted run in ``output_dir``: ``--resume`` from its newest complete
-    checkpoint, ``--overwrite`` when it stopped before its first, nothing for a folder with no earlier run."""
+def continue_options(output_dir: str | Path, run_outputs: Iterable[str]) -> dict[str, bool]:
+    """How a recipe takes up a stage's interrupted run in ``output_dir``: ``resume`` from its newest complete
+    checkpoint, ``overwrite`` when it stopped before its first, neither for a folder with no earlier run."""
     if latest_checkpoint(output_dir) is not None:
-        return ["--resume"]
-    return ["--overwrite"] if earlier_outputs(output_dir, run_outputs) else []
+        return {"resume": True}
+    return {"overwrite": True} if earlier_outputs(output_dir, run_outputs) else {}
+
+
+def continue_flags(output_dir: str | Path, run_outputs: Iterable[str]) -> list[str]:
+    """``continue_options`` as a command line takes them (``--resume``, ``--overwrite``)."""
+    return [f"--{name}" for name in continue_options(output_dir, run_outputs)]
 
 
 def publish(staging: Path, final: Path, trainer_state: dict[str, Any]) -> None:

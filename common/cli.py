@@ -1,20 +1,18 @@
-"""The command line every command shares: one parser factory, so that all of them read and answer alike.
-
-    parser = command_parser("python -m finetune.nsmc", __doc__)
-
-The parser's usage line shows the command as typed, its description is the first paragraph of the module docstring,
-``--help`` shows each option's default, and an option must be spelled in full: argparse would otherwise take
-``--epoch`` for ``--epochs`` (or ``--set`` for ``--settings``) without a word. An unknown option is an error that
-names the closest known one. Imports nothing of ours, so any command may use it.
+"""How every command's command line reads and answers (``common.config.run_command`` builds the parser): the usage
+line shows the command as typed, its description is the first paragraph of the module docstring, ``--help`` shows
+each option once, in snake case, with its default, and an unknown option is answered with the closest known one
+(abbreviations are refused: argparse would otherwise take ``--epoch`` for ``--epochs`` without a word). Imports
+nothing of ours, so any module may use it.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import difflib
 import re
 from collections.abc import Iterable
-from typing import Any, NoReturn
+from typing import Any
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -22,9 +20,17 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     empty string or list) or a flag that takes no value (its default is its absence)."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.nargs == 0 or action.default in (None, "", []):
+        if action.nargs == 0 or action.default in (None, "", []) or action.required:
             return action.help
         return super()._get_help_string(action)
+
+    def _format_action_invocation(self, action: argparse.Action) -> str:
+        """One spelling per option: ``--output_dir OUTPUT_DIR``, not also the ``--output-dir`` that
+        ``HfArgumentParser`` accepts beside it (``-h, --help`` stays as it is)."""
+        if len(action.option_strings) > 1 and action.option_strings[0].startswith("--"):
+            action = copy.copy(action)
+            action.option_strings = action.option_strings[:1]
+        return super()._format_action_invocation(action)
 
 
 def first_paragraph(doc: str | None) -> str:
@@ -52,39 +58,3 @@ def closest(word: str, choices: Iterable[str]) -> str | None:
     initialled = [choice for choice in options if len(word.lstrip("-")) > 1 and initials(choice) == word.lstrip("-")]
     similar = difflib.get_close_matches(word, options, n=1)
     return (starting or initialled or similar or [None])[0]
-
-
-class CommandParser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` whose error for an unknown option suggests the known option closest to it, and whose
-    errors are one line (the usage block would bury them; ``--help`` shows it)."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-    def parse_args(self, args: Any = None, namespace: Any = None) -> argparse.Namespace:
-        parsed, unknown = self.parse_known_args(args, namespace)
-        if unknown:
-            self.unknown_arguments(unknown)
-        return parsed
-
-    def unknown_arguments(self, unknown: list[str]) -> NoReturn:
-        message = f"unrecognized arguments: {' '.join(unknown)}"
-        given = next((arg.split("=")[0] for arg in unknown if arg.startswith("--")), None)
-        known = [option for action in self._actions for option in action.option_strings]
-        suggestion = closest(given, known) if given else None
-        self.error(message + (f"; did you mean {suggestion}?" if suggestion else ""))
-
-
-def command_parser(prog: str, doc: str | None) -> argparse.ArgumentParser:
-    """The parser of a command: ``prog`` as the user types it (``python -m finetune.nsmc``), its docstring."""
-    return CommandParser(**parser_options(prog, doc))
-
-
-MIXED_PRECISION = ("no", "fp16", "bf16")  # accelerate's names
-
-
-def add_mixed_precision(
-    parser: argparse.ArgumentParser, help: str = "Compute in bf16 or fp16 (GPUs), or in float32 (no)."
-) -> None:
-    """``--mixed-precision``, as every command that runs a model on GPUs takes it."""
-    parser.add_argument("--mixed-precision", choices=MIXED_PRECISION, default="no", help=help)

@@ -7,7 +7,6 @@ written under a temporary name beside its destination and renamed into place, wh
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import errno
 import fcntl
@@ -23,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -304,7 +303,7 @@ def first_process() -> bool:
 
 
 @contextlib.contextmanager
-def output_locked(path: str | Path, flag: str = "--output") -> Iterator[None]:
+def output_locked(path: str | Path, flag: str = "--output_dir") -> Iterator[None]:
     """Hold the lock on ``path`` while the block runs; a second run writing the same output is refused at once
     with one line naming the first run's process. The lock is the operating system's (flock): it goes with the
     process however that ends (a killed run leaves its lock file, which holds no lock; a run that ends removes it).
@@ -330,7 +329,7 @@ def output_locked(path: str | Path, flag: str = "--output") -> Iterator[None]:
 
 
 def _take_lock(place: Path, flag: str, path: str | Path) -> int:
-    """The descriptor of ``place``, locked; SystemExit naming the holder when another process has it."""
+    """The descriptor of ``place``, locked; ValueError naming the holder when another process has it."""
     place.parent.mkdir(parents=True, exist_ok=True)
     while True:
         descriptor = os.open(place, os.O_RDWR | os.O_CREAT, 0o644)
@@ -339,8 +338,7 @@ def _take_lock(place: Path, flag: str, path: str | Path) -> int:
         except BlockingIOError:
             holder = os.read(descriptor, 512).decode("utf-8", "replace").strip() or "another process"
             os.close(descriptor)
-            message = f"error: {flag} {path} is being written by {holder}; wait for it or choose another"
-            raise SystemExit(message) from None
+            raise ValueError(f"{flag} {path} is being written by {holder}; wait for it or choose another") from None
         # The holder before us removes the file as it lets go: a lock on a removed file locks nothing, so again.
         if place.exists() and os.fstat(descriptor).st_ino == place.stat().st_ino:
             break
@@ -377,9 +375,9 @@ def _release_output(key: str) -> None:
 
 
 @contextlib.contextmanager
-def output_written(path: str | Path, flag: str = "--output") -> Iterator[None]:
+def output_written(path: str | Path, flag: str = "--output_dir") -> Iterator[None]:
     """A block of a command that writes to ``path``: it holds the output's lock (``output_locked``), and a disk that
-    fills up (or refuses the write) ends the command with one line (``not_written``) rather than a traceback. A
+    fills up (or refuses the write) raises one line (``not_written``, an OSError) rather than the writer's own. A
     block that fails leaves no empty output folder it made (a bad --test_data once left one behind)."""
     existed = Path(path).exists()
     with output_locked(path, flag):
@@ -392,7 +390,7 @@ def output_written(path: str | Path, flag: str = "--output") -> Iterator[None]:
             named = not_written(path, flag, error) if isinstance(error, Exception) else None
             if named is None:
                 raise
-            raise SystemExit(f"error: {named}") from None
+            raise OSError(str(named)) from None
 
 
 def output_place_problem(path: str | Path, folder: bool = True) -> str | None:
@@ -415,7 +413,7 @@ def output_place_problem(path: str | Path, folder: bool = True) -> str | None:
     return None
 
 
-def require_output_place(path: str, flag: str = "--output", folder: bool = True) -> None:
+def require_output_place(path: str, flag: str = "--output_dir", folder: bool = True) -> None:
     """ValueError naming ``flag`` and ``path`` for an output that cannot be written where it is asked for
     (``output_place_problem``)."""
     problem = output_place_problem(path, folder)
@@ -423,15 +421,7 @@ def require_output_place(path: str, flag: str = "--output", folder: bool = True)
         raise ValueError(f"{flag} {path!r} {problem}")
 
 
-def check_output_place(parser: argparse.ArgumentParser, path: str, flag: str = "--output", folder: bool = True) -> None:
-    """``require_output_place`` through ``parser.error``."""
-    try:
-        require_output_place(path, flag, folder)
-    except ValueError as err:
-        parser.error(str(err))
-
-
-def require_output_folder(path: str, overwrite: bool, flag: str = "--output") -> None:
+def require_output_folder(path: str, overwrite: bool, flag: str = "--output_dir") -> None:
     """ValueError for an output folder that cannot be made (``require_output_place``), or a non-empty folder without
     ``overwrite``."""
     require_output_place(path, flag)
@@ -439,14 +429,6 @@ def require_output_folder(path: str, overwrite: bool, flag: str = "--output") ->
         raise ValueError(f"{flag} {path} is being written by {writer}; wait for it or choose another")
     if os.path.isdir(path) and os.listdir(path) and not overwrite:
         raise ValueError(f"{flag} {path!r} exists and is not empty; pass --overwrite to replace it, or choose another")
-
-
-def check_output_folder(parser: argparse.ArgumentParser, path: str, overwrite: bool, flag: str = "--output") -> None:
-    """``require_output_folder`` through ``parser.error``."""
-    try:
-        require_output_folder(path, overwrite, flag)
-    except ValueError as err:
-        parser.error(str(err))
 
 
 # transformers' progress bars over a model's own files, one per from_pretrained and per save_pretrained: a blink of
@@ -538,15 +520,12 @@ def is_missing_file(data: str) -> bool:
     return looks_local(name) and not os.path.isfile(data) and not os.path.isdir(name)
 
 
-# The flags that name data files, in every command that reads some.
-DATA_FLAGS = ("train", "test", "dev", "nli", "silver", "sentences", "data", "labels")
-
-
-def check_data_files(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """``--train: no such file: data/nsmc_train.txt`` at once, before anything heavy loads, for every data flag
-    whose value is meant as a file (a Hub dataset name is left to the datasets library)."""
-    for flag in DATA_FLAGS:
-        values = getattr(args, flag, None)
+def require_data_files(options: Any, names: Iterable[str]) -> None:
+    """ValueError ``--train_file: no such file: data/nsmc_train.txt`` for the first of the options ``names`` that
+    is meant as a file and is not there, before anything heavy loads (a Hub dataset name is left to the datasets
+    library)."""
+    for name in names:
+        values = getattr(options, name)
         for value in values if isinstance(values, list) else [values]:
             if isinstance(value, str) and is_missing_file(value):
-                parser.error(f"--{flag}: no such file: {value}")
+                raise ValueError(f"--{name}: no such file: {value}")

@@ -173,17 +173,16 @@ def save_checkpoint(
 
 def resume_state(accelerator: Accelerator, checkpoint: Path) -> dict[str, Any]:
     """Restore the model, optimizer, scheduler and random states of ``checkpoint``; returns its trainer state (step,
-    epoch, batch in epoch). Stops every process when a process's random states were not restored, which accelerate
-    reports only in a log line we hide: the run would go on, but no longer as the uninterrupted one would."""
+    epoch, batch in epoch). ValueError in every process when a process's random states were not restored, which
+    accelerate reports only in a log line we hide: the run would go on, but no longer as the uninterrupted one would."""
     training_state = checkpoint / TRAINING_STATE_DIR
     accelerator.load_state(str(training_state))
     problems = gather_object([unrestored_random_states(training_state, accelerator.process_index)])
     if problem := next((p for p in problems if p), None):
-        message = (
-            f"error: cannot resume from {checkpoint} exactly: {problem}. Delete {checkpoint} to resume from the "
+        raise ValueError(
+            f"cannot resume from {checkpoint} exactly: {problem}. Delete {checkpoint} to resume from the "
             "checkpoint before it, or pass --overwrite to start afresh"
         )
-        raise SystemExit(message if accelerator.is_main_process else 1)  # said once, every process stops
     return read_trainer_state(checkpoint)
 
 

@@ -1,7 +1,8 @@
 """Augmented copies of Korean examples for task-specific distillation (Tang et al., 2019, section 3.3).
 
-    python -m distill.augment --data data/nsmc_train.txt.gz --output runs/augmented.txt \\
-        --mask-per-example 2 --pos-per-example 2 --ngram-per-example 1
+    python -m distill.augment --data_file data/nsmc_train.txt.gz --output_file runs/augmented.txt \\
+        --mask_per_example 2 --pos_per_example 2 --ngram_per_example 1
+    augment(AugmentArguments(data_file="data/nsmc_train.txt.gz", output_file="runs/augmented.txt", ...))  # in Python
 
     settings = AugmentSettings(mask_per_example=2, pos_per_example=2, ngram_per_example=1, seed=42)
     augmenter = Augmenter(settings, corpus_texts)       # the POS index: the first settings.pos_index_lines texts
@@ -33,7 +34,6 @@ any order or process give the same copies.
 
 from __future__ import annotations
 
-import argparse
 import bisect
 import dataclasses
 import functools
@@ -41,13 +41,14 @@ import itertools
 import logging
 import random
 import re
-from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
+import sys
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
-from common.cli import command_parser
-from common.io import check_output_place, output_written, setup_logging, write_atomic
+from common.config import key, required, run_command
+from common.io import output_written, require_data_files, require_output_place, write_atomic
 from distill.data import no_examples, read_examples
 
 logger = logging.getLogger(__name__)
@@ -120,11 +121,11 @@ def build_index(entries: Iterable[tuple[str, Hashable]], max_per_class: int) -> 
     """Count ``(class, item)`` entries into each class's candidates. A class keeps at most ``max_per_class``
     distinct items (the first seen; later ones still count), so memory is bounded whatever the corpus."""
     counts: dict[str, dict[Hashable, int]] = {}
-    for key, item in entries:
-        bucket = counts.setdefault(key, {})
+    for name, item in entries:
+        bucket = counts.setdefault(name, {})
         if item in bucket or len(bucket) < max_per_class:
             bucket[item] = bucket.get(item, 0) + 1
-    return {key: Candidates.from_counts(bucket) for key, bucket in counts.items()}
+    return {name: Candidates.from_counts(bucket) for name, bucket in counts.items()}
 
 
 def eojeol_class(word: str) -> str:
@@ -244,7 +245,7 @@ def setting(default: Any, kind: str, help: str) -> Any:
 @dataclass(frozen=True)
 class AugmentSettings:
     """How many copies of each example each augmentation makes, and how. Recorded in a logits cache's fingerprint
-    (``as_dict``); the command's flags are these fields (``--mask-rate`` for ``mask_rate``)."""
+    (``as_dict``); the commands' options are these fields (``AugmentationOptions``: ``--mask_rate``)."""
 
     mask_rate: float = setting(0.1, "rate", "Share of the words of a masked copy replaced by [MASK] (Tang: 0.1).")
     mask_per_example: int = setting(0, "count", "Masked copies of each example.")
@@ -334,59 +335,71 @@ class Augmenter:
         return lambda rng: replace_morphemes(text, by_word, self.index, rate, rng, self.kiwi.join)
 
 
-# Flags that are not "--" + the field's name with dashes (a command may rename more: "--seed" may be taken).
-SETTINGS_FLAGS = {"use_kiwi": "--no-kiwi"}
+SETTINGS_FIELDS = {spec.name: spec for spec in dataclasses.fields(AugmentSettings)}
 
 
-def settings_flag(name: str, renamed: Mapping[str, str] = SETTINGS_FLAGS) -> str:
-    return renamed.get(name, "--" + name.replace("_", "-"))
+def setting_option(name: str) -> Any:
+    """An options field with the default and help of the ``AugmentSettings`` field ``name``: one home for both."""
+    spec = SETTINGS_FIELDS[name]
+    return key(spec.default, spec.metadata["help"])
 
 
-def add_settings_arguments(
-    parser: argparse.ArgumentParser | argparse._ArgumentGroup, renamed: Mapping[str, str] = SETTINGS_FLAGS
-) -> None:
-    """A flag for each ``AugmentSettings`` field (``settings_flag``), with its default and help; ``dest`` is the
-    field's name, so ``settings_from_args`` reads them back."""
-    for spec in dataclasses.fields(AugmentSettings):
-        if spec.name == "use_kiwi":
-            fallback = "Replace eojeols by others of the same final syllable, not Kiwi morphemes by same-tag ones."
-            parser.add_argument(settings_flag(spec.name, renamed), dest=spec.name, action="store_false", help=fallback)
-        else:
-            parser.add_argument(
-                settings_flag(spec.name, renamed),
-                dest=spec.name,
-                type=type(spec.default),
-                default=spec.default,
-                metavar="RATE" if spec.metadata["kind"] == "rate" else "N",
-                help=spec.metadata["help"],
-            )
+@dataclass(kw_only=True)
+class AugmentationOptions:
+    """The augmentation's options of a command (``distill.augment``, ``distill.cache_logits``): the fields of
+    ``AugmentSettings``, but for the seed, which each command names (``seed_option``)."""
+
+    seed_option: ClassVar[str] = "seed"  # the field of the command's options that holds the augmentation's seed
+
+    mask_rate: float = setting_option("mask_rate")
+    mask_per_example: int = setting_option("mask_per_example")
+    pos_rate: float = setting_option("pos_rate")
+    pos_per_example: int = setting_option("pos_per_example")
+    ngram_max: int = setting_option("ngram_max")
+    ngram_per_example: int = setting_option("ngram_per_example")
+    pos_index_lines: int = setting_option("pos_index_lines")
+    pos_index_words: int = setting_option("pos_index_words")
+    use_kiwi: bool = setting_option("use_kiwi")
+
+    def option_of(self, name: str) -> str:
+        """The option that holds the settings field ``name``."""
+        return self.seed_option if name == "seed" else name
+
+    def check_augmentation(self) -> None:
+        """ValueError naming the option whose value ``AugmentSettings`` would refuse."""
+        for name, spec in SETTINGS_FIELDS.items():
+            option = self.option_of(name)
+            if problem := field_problem(spec.metadata["kind"], getattr(self, option)):
+                raise ValueError(f"--{option} {problem}")
+
+    def augment_settings(self) -> AugmentSettings:
+        return AugmentSettings(**{name: getattr(self, self.option_of(name)) for name in SETTINGS_FIELDS})
 
 
-def check_settings_arguments(
-    parser: argparse.ArgumentParser, args: argparse.Namespace, renamed: Mapping[str, str] = SETTINGS_FLAGS
-) -> None:
-    """Refuse (through ``parser.error``, naming the flag) a settings value ``AugmentSettings`` would refuse."""
-    for spec in dataclasses.fields(AugmentSettings):
-        if problem := field_problem(spec.metadata["kind"], getattr(args, spec.name)):
-            parser.error(f"{settings_flag(spec.name, renamed)} {problem}")
+@dataclass(kw_only=True)
+class AugmentArguments(AugmentationOptions):
+    """What ``python -m distill.augment`` reads."""
+
+    data_file: str = required("NSMC-format TSV (id, document, label) or plain text; .gz ok.")
+    output_file: str = required("Text file of the augmented copies, one per line.")
+    seed: int = setting_option("seed")
+
+    def validate(self) -> None:
+        """ValueError naming the option whose value cannot work; the data file must be there."""
+        self.check_augmentation()
+        if not self.augment_settings().enabled:
+            counts = ", ".join(f"--{name}_per_example" for name in AUGMENTATIONS)
+            raise ValueError(f"nothing to write: give at least one of {counts} a count above 0")
+        require_data_files(self, ["data_file"])
+        require_output_place(self.output_file, "--output_file", folder=False)
 
 
-def settings_from_args(args: argparse.Namespace) -> AugmentSettings:
-    return AugmentSettings(**{spec.name: getattr(args, spec.name) for spec in dataclasses.fields(AugmentSettings)})
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = command_parser("python -m distill.augment", __doc__)
-    parser.add_argument("--data", required=True, help="NSMC-format TSV (id, document, label) or plain text; .gz ok.")
-    parser.add_argument("--output", required=True, help="Text file of the augmented copies, one per line.")
-    add_settings_arguments(parser)
-    args = parser.parse_args(argv)
-    check_settings_arguments(parser, args)
-    if not settings_from_args(args).enabled:
-        counts = ", ".join(settings_flag(f"{name}_per_example") for name in AUGMENTATIONS)
-        parser.error(f"nothing to write: give at least one of {counts} a count above 0")
-    check_output_place(parser, args.output, folder=False)
-    return args
+@dataclass
+class AugmentReport:
+    data_file: str
+    output_file: str
+    copies: int  # texts written
+    pos_engine: str | None  # what replaced words (``replacement_engine``), None without replaced copies
 
 
 def write_augmented(data: str, output: str, augmenter: Augmenter) -> int:
@@ -403,26 +416,33 @@ def write_augmented(data: str, output: str, augmenter: Augmenter) -> int:
                     f.write(text + "\n")
                     written += 1
         if examples == 0:
-            raise no_examples(data)
+            raise no_examples(data, "--data_file")
 
     Path(output).parent.mkdir(parents=True, exist_ok=True)
-    with output_written(output):
+    with output_written(output, "--output_file"):
         write_atomic(output, write)
     return written
 
 
+def augment(args: AugmentArguments) -> AugmentReport:
+    """Write the augmented copies of every example of ``args.data_file`` to ``args.output_file``, one a line (each
+    example's copies in the order of ``Augmenter.augment``). ValueError or OSError names the option or the input that
+    cannot work; nothing is half-written."""
+    args.validate()
+    augmenter = Augmenter(args.augment_settings(), (example.text for example in read_examples(args.data_file)))
+    written = write_augmented(args.data_file, args.output_file, augmenter)
+    return AugmentReport(args.data_file, args.output_file, written, augmenter.pos_engine)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    setup_logging()
-    try:
-        augmenter = Augmenter(settings_from_args(args), (example.text for example in read_examples(args.data)))
-        written = write_augmented(args.data, args.output, augmenter)
-    except (OSError, ValueError) as err:
-        raise SystemExit(f"error: {err}") from err
-    replacement = augmenter.pos_engine or "none"
-    logger.info("wrote %d augmented texts of %s to %s (replacement: %s)", written, args.data, args.output, replacement)
-    return written
+    report = run_command(augment, AugmentArguments, argv, "python -m distill.augment", __doc__)
+    replacement = report.pos_engine or "none"
+    print(  # noqa: T201
+        f"wrote {report.copies} augmented texts of {report.data_file} to {report.output_file} "
+        f"(replacement: {replacement})"
+    )
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -81,7 +81,7 @@ def read_examples(path: str | Path) -> Iterator[Example]:
                 yield Example(key, one_line(line), IGNORE_INDEX, key)
 
 
-def no_examples(path: str | Path, flag: str = "--data") -> ValueError:
+def no_examples(path: str | Path, flag: str) -> ValueError:
     return ValueError(f"{flag} {path}: no examples (an empty file, or a header alone)")
 
 

@@ -1,36 +1,38 @@
 """Run every combination of a distillation config whose values may be lists: one ``distill.train`` run each.
 
-    python -m distill.grid grid.yaml --dry-run
-    python -m distill.grid grid.yaml
-    python -m distill.grid grid.yaml --output_dir runs/grid_seeds --seed 1 2 3
-    python -m distill.table runs/grid
+    python -m distill.grid --grid_file grid.yaml --dry_run
+    python -m distill.grid --grid_file grid.yaml
+    python -m distill.grid --grid_file grid.yaml --output_dir runs/grid_seeds --seed 1 2 3
+    python -m distill.table --runs_dir runs/grid
+
+    report = distill_grid(GridArguments(grid_file="grid.yaml"), {"seed": [1, 2, 3]})   # in Python
 
 with a grid.yaml such as this one, DistilKoBiLSTM's table (two sizes, each distilled and without a teacher)::
 
     cache_dir: runs/cache/nsmc              # python -m distill.cache_logits
-    test_data: data/nsmc_test.txt.gz
+    test_file: data/nsmc_test.txt.gz
     output_dir: runs/grid
     bilstm_preset: [small, base]
     alpha: [0.0, 1.0]
 
-Every key of CONFIG is a ``distill.config.TrainConfig`` field. A list value is a grid axis (for a list-typed field
-such as ``student_layers`` only a list of lists is one: ``[[0, 6], [0, 4, 8]]``); the runs are every combination,
-in the order of the file's keys. A ``--key value ...`` after CONFIG replaces that key of the file (several values:
-an axis). Each run trains in its own folder under output_dir, named after its axis values::
+Every key of the grid file is a ``distill.config.TrainConfig`` field. A list value is a grid axis (for a list-typed
+field such as ``student_layers`` only a list of lists is one: ``[[0, 6], [0, 4, 8]]``); the runs are every
+combination, in the order of the file's keys. A ``--key value ...`` on the command line replaces that key of the file
+(several values: an axis). Each run (``distill.train.distill_task``) trains in its own folder under output_dir, named
+after its axis values::
 
     OUTPUT/bilstm_preset-base_alpha-0.0/grid_run.yaml    the run's own config, every value single
     OUTPUT/bilstm_preset-base_alpha-0.0/results.json     written by distill.train when the run is done
     OUTPUT/grid.json                                     every run's folder, axis values and results
 
 The grid is resumable: a run whose folder holds a results.json is skipped, and a run that stopped part-way is taken
-up from its newest checkpoint (``--resume true``), or afresh if it had none. A run (finished or not) whose recorded
-config differs from the grid's is an error: another output_dir keeps both. A failed run stops the grid; the runs
-before it stay done, and running the grid again continues with it.
+up from its newest checkpoint (``resume``), or afresh if it had none (``overwrite``). A run (finished or not) whose
+recorded config differs from the grid's is an error: another output_dir keeps both. A failed run stops the grid; the
+runs before it stay done, and running the grid again continues with it.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import itertools
 import json
@@ -41,24 +43,25 @@ import types
 import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from common.checkpoints import latest_checkpoint
-from common.cli import closest, command_parser
-from common.config import read_preset
-from common.io import setup_logging, write_json, write_text
+from common.cli import closest
+from common.config import field_names, key, read_preset, required, run_command
+from common.io import write_json, write_text
 
 logger = logging.getLogger("distill.grid")  # not __main__ under python -m
 
-Train = Callable[[list[str]], dict[str, Any]]
+PROG = "python -m distill.grid"
+Train = Callable[[Any], dict[str, Any]]  # a run's config (a TrainConfig) -> its results
 RUN_CONFIG = "grid_run.yaml"  # a name of its own, apart from the resolved config distill.train saves beside it
 RESULTS = "results.json"
 GRID_RESULTS = "grid.json"
 OUTPUT_DIR = "output_dir"  # the grid's key, not a run's: each run gets a folder under it
-DRY_RUN = "--dry-run"
 
 
 @dataclass(frozen=True)
@@ -133,11 +136,11 @@ def is_axis(value: Any, hint: Any) -> bool:
 def check_keys(keys: Iterable[str], known: Iterable[str], where: str) -> None:
     """ValueError for the first key that is not known, naming the closest known one."""
     known = list(known)
-    for key in keys:
-        if key not in known:
-            suggestion = closest(key, known)
+    for name in keys:
+        if name not in known:
+            suggestion = closest(name, known)
             hint = f"; did you mean {suggestion}?" if suggestion else ""
-            raise ValueError(f"{where}: unknown config key {key}{hint} (the keys are distill.config.TrainConfig's)")
+            raise ValueError(f"{where}: unknown config key {name}{hint} (the keys are distill.config.TrainConfig's)")
 
 
 def read_grid(path: str | Path) -> dict[str, Any]:
@@ -154,17 +157,19 @@ def yaml_value(text: str) -> Any:
 
 
 def parse_overrides(argv: list[str]) -> dict[str, list[Any]]:
-    """``--key v1 [v2 ...]`` (or ``--key=v``) groups: each key and its values, read as YAML."""
+    """``--key v1 [v2 ...]`` (or ``--key=v``) groups: each key (``--max-steps`` spelled ``--max_steps``) and its
+    values, read as YAML."""
     overrides: dict[str, list[Any]] = {}
     values: list[Any] | None = None
     for arg in argv:
         if arg.startswith("--"):
-            key, given, value = arg.partition("=")
-            if key in overrides:
-                raise ValueError(f"{key} is given twice; list all its values after one {key}")
-            values = overrides[key] = [yaml_value(value)] if given else []
+            option, given, value = arg.partition("=")
+            option = "--" + option[2:].replace("-", "_")
+            if option in overrides:
+                raise ValueError(f"{option} is given twice; list all its values after one {option}")
+            values = overrides[option] = [yaml_value(value)] if given else []
         elif values is None:
-            raise ValueError(f"{arg!r}: a value before any --key (CONFIG comes first, then --key value ...)")
+            raise ValueError(f"{arg!r}: a value before any --key (the grid file is --grid_file FILE)")
         else:
             values.append(yaml_value(arg))
     if empty := [key for key, values in overrides.items() if not values]:
@@ -173,7 +178,10 @@ def parse_overrides(argv: list[str]) -> dict[str, list[Any]]:
 
 
 def check_options(overrides: dict[str, list[Any]], fields: dict[str, Any]) -> None:
-    check_keys(overrides, [f"--{name}" for name in fields] + [DRY_RUN], "command line")
+    """ValueError for a ``--key`` that is neither a config key nor one of the grid's own options (whose names are
+    suggested too: ``--dry`` is ``--dry_run``)."""
+    own = [f"--{name}" for name in field_names(GridArguments) if name not in fields]
+    check_keys(overrides, [f"--{name}" for name in fields] + own, "command line")
 
 
 def with_overrides(values: dict[str, Any], overrides: dict[str, list[Any]], fields: dict[str, Any]) -> dict[str, Any]:
@@ -206,15 +214,15 @@ def grid_runs(values: dict[str, Any], fields: dict[str, Any], where: str) -> lis
         raise ValueError(f"{where}: output_dir is the grid's folder, one value (each run gets a folder in it)")
     axes: dict[str, list[Any]] = {}
     single: dict[str, Any] = {}
-    for key, value in values.items():
-        if key == OUTPUT_DIR:
+    for name, value in values.items():
+        if name == OUTPUT_DIR:
             continue
-        if not is_axis(value, fields[key]):
-            single[key] = coerce(value, fields[key], f"{where}: {key}")
+        if not is_axis(value, fields[name]):
+            single[name] = coerce(value, fields[name], f"{where}: {name}")
         elif not value:
-            raise ValueError(f"{where}: {key} is an empty list, which makes no runs; give it one value or more")
+            raise ValueError(f"{where}: {name} is an empty list, which makes no runs; give it one value or more")
         else:
-            axes[key] = [coerce(item, fields[key], f"{where}: {key}[{index}]") for index, item in enumerate(value)]
+            axes[name] = [coerce(item, fields[name], f"{where}: {name}[{i}]") for i, item in enumerate(value)]
     runs = []
     for combination in itertools.product(*axes.values()):
         chosen = dict(zip(axes, combination, strict=True))
@@ -284,17 +292,17 @@ def finished_results(run: Run, folder: Path) -> dict[str, Any] | None:
     return results
 
 
-def continue_arguments(run: Run, folder: Path) -> list[str]:
+def continue_settings(run: Run, folder: Path) -> dict[str, bool]:
     """How distill.train takes up a run that did not finish (it refuses a folder with an earlier run's outputs
-    otherwise): from its newest complete checkpoint (``--resume true``), or afresh (``--overwrite true``) when it
-    stopped before its first one. Nothing for a new folder, or when the grid sets resume or overwrite itself."""
+    otherwise): from its newest complete checkpoint (``resume``), or afresh (``overwrite``) when it stopped before its
+    first one. Nothing for a new folder, or when the grid sets resume or overwrite itself."""
     if "resume" in run.values or "overwrite" in run.values or not holds_run_outputs(folder):
-        return []
-    return ["--resume", "true"] if latest_checkpoint(folder) else ["--overwrite", "true"]
+        return {}
+    return {"resume": True} if latest_checkpoint(folder) else {"overwrite": True}
 
 
 def write_run_config(run: Run, folder: Path) -> Path:
-    """The run's single-valued config, in its folder, for ``distill.train --config``."""
+    """The run's single-valued config, in its folder (``distill.train --config`` reads it as it is)."""
     folder.mkdir(parents=True, exist_ok=True)
     text = yaml.safe_dump({OUTPUT_DIR: str(folder), **run.values}, sort_keys=False, allow_unicode=True)
     path = folder / RUN_CONFIG
@@ -302,26 +310,31 @@ def write_run_config(run: Run, folder: Path) -> Path:
     return path
 
 
-def train_run(run: Run, folder: Path, train: Train) -> dict[str, Any]:
-    taking_up = continue_arguments(run, folder)
-    config = write_run_config(run, folder)
-    logger.info("Run %s: training in %s %s", run.name, folder, " ".join(taking_up))
+def train_run(run: Run, folder: Path, train: Train, config_class: type) -> dict[str, Any]:
+    taking_up = continue_settings(run, folder)
+    write_run_config(run, folder)
+    logger.info("Run %s: training in %s %s", run.name, folder, " ".join(f"--{name}" for name in taking_up))
     try:
-        return train(["--config", str(config), *taking_up])
-    except (SystemExit, ValueError, OSError) as err:  # a clean error of the run: say which run it was
-        message = str(err).removeprefix("error: ")
+        return train(config_class(**{OUTPUT_DIR: str(folder), **run.values, **taking_up}))
+    except (ValueError, OSError) as err:  # a clean error of the run: say which run it was
         raise ValueError(
-            f"run {run.name} failed: {message}. The runs before it are done; run the grid again to continue"
+            f"run {run.name} failed: {err}. The runs before it are done; run the grid again to continue"
         ) from err
 
 
 def default_train() -> Train:
-    from distill.train import main  # only when a run trains: a dry run or --help never imports torch
+    from distill.train import distill_task  # only when a run trains: a dry run or --help never imports torch
 
-    return main
+    return distill_task
 
 
-def run_grid(runs: list[Run], output_dir: Path, train: Train | None = None, dry_run: bool = False) -> list[dict]:
+def run_grid(
+    runs: list[Run],
+    output_dir: Path,
+    train: Train | None = None,
+    dry_run: bool = False,
+    config_class: type | None = None,
+) -> list[dict]:
     """Train each run that has no results yet; returns (and, unless ``dry_run``, writes to grid.json) one entry per
     run: name, folder, axes and results (None for a run a dry run would train). Every finished run's config is
     checked before any training, so a conflict stops the grid before it starts."""
@@ -335,7 +348,7 @@ def run_grid(runs: list[Run], output_dir: Path, train: Train | None = None, dry_
         if results is not None:
             logger.info("Run %s: done (%s), skipped", run.name, folder / RESULTS)
         elif not dry_run:
-            results = train_run(run, folder, train)
+            results = train_run(run, folder, train, config_class)
         entries.append({"name": run.name, "folder": str(folder), "axes": run.axes, "results": results})
     if not dry_run:
         write_json(output_dir / GRID_RESULTS, entries)
@@ -362,41 +375,95 @@ def plan_table(entries: list[dict]) -> str:
     return markdown_table(["run", "state", "folder"], ["---", "---", "---"], rows)
 
 
-def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, dict[str, list[Any]]]:
-    """The grid's own arguments and the ``--key value ...`` overrides after them."""
-    parser = command_parser("python -m distill.grid", __doc__)
-    parser.add_argument("config", metavar="CONFIG", help="YAML file of TrainConfig keys; a list value is a grid axis.")
-    parser.add_argument(f"--{OUTPUT_DIR}", default=None, help="Folder of the run folders (default: the file's).")
-    parser.add_argument(DRY_RUN, action="store_true", help="List the runs and whether each is done; train nothing.")
-    parser.epilog = "Any other --KEY VALUE [VALUE ...] sets that config key for the grid (several values: an axis)."
-    args, rest = parser.parse_known_args(argv)
-    try:
-        return args, parse_overrides(rest)
-    except ValueError as err:
-        parser.error(str(err))
+@dataclass(kw_only=True)
+class GridArguments:
+    """What ``python -m distill.grid`` reads besides the ``--KEY VALUE ...`` settings of the grid's keys."""
+
+    grid_file: str = required(
+        "YAML file of distill.train keys (TrainConfig's); a list value is a grid axis. Any other --KEY VALUE "
+        "[VALUE ...] on the command line sets that key for the grid (several values: an axis)."
+    )
+    output_dir: str = key("", "Folder of the run folders (default: the grid file's output_dir).")
+    dry_run: bool = key(False, "List the runs and whether each is done; train nothing.")
+
+    def validate(self) -> None:
+        if Path(self.grid_file).is_dir():
+            raise ValueError(f"--grid_file {self.grid_file!r}: a folder, not a YAML file")
+        if not Path(self.grid_file).is_file():
+            raise ValueError(f"--grid_file: no such file: {self.grid_file}")
 
 
-def main(argv: list[str] | None = None, train: Train | None = None, config_class: type | None = None) -> list[dict]:
-    """The command; ``train`` (``distill.train.main``) and ``config_class`` (``TrainConfig``) can be stand-ins."""
-    args, overrides = parse_args(argv)
-    setup_logging()
+@dataclass
+class GridReport:
+    output_dir: str
+    dry_run: bool
+    entries: list[dict[str, Any]]  # per run: name, folder, axes and results (None: not run yet)
+
+
+def distill_grid(
+    args: GridArguments,
+    overrides: dict[str, Any] | None = None,
+    train: Train | None = None,
+    config_class: type | None = None,
+) -> GridReport:
+    """Train every run of the grid that is not done yet (none with ``dry_run``). ``overrides`` replace keys of the
+    file: ``{"alpha": 0.5, "seed": [1, 2, 3]}`` (several values make an axis; the values of a list-typed key make one
+    list, ``{"student_layers": [0, 4]}``).
+    ``train`` (``distill.train.distill_task``) and ``config_class`` (``TrainConfig``) can be stand-ins. ValueError or
+    OSError names the key, file or run that cannot work; a failed run stops the grid, the runs before it done."""
+    args.validate()
     if config_class is None:
         from distill.config import TrainConfig as config_class
-    try:
-        fields = field_types(config_class)
-        check_options(overrides, fields)  # a mistyped option is the first thing said, as argparse would
-        values = with_overrides(read_grid(args.config), overrides, fields)
-        if args.output_dir:
-            values[OUTPUT_DIR] = args.output_dir
-        output_dir = grid_output_dir(values, args.config)
-        runs = grid_runs(values, fields, args.config)
-        logger.info("Grid %s: %d runs in %s", args.config, len(runs), output_dir)
-        entries = run_grid(runs, output_dir, train, dry_run=args.dry_run)
-    except (OSError, ValueError) as err:
-        raise SystemExit(f"error: {err}") from None
-    sys.stdout.write(plan_table(entries) if args.dry_run else results_table(entries))
-    return entries
+    fields = field_types(config_class)
+    overrides = {
+        f"--{name.removeprefix('--')}": values if isinstance(values, list) else [values]
+        for name, values in (overrides or {}).items()
+    }
+    check_options(overrides, fields)
+    values = with_overrides(read_grid(args.grid_file), overrides, fields)
+    if args.output_dir:
+        values[OUTPUT_DIR] = args.output_dir
+    output_dir = grid_output_dir(values, args.grid_file)
+    runs = grid_runs(values, fields, args.grid_file)
+    logger.info("Grid %s: %d runs in %s", args.grid_file, len(runs), output_dir)
+    entries = run_grid(runs, output_dir, train, args.dry_run, config_class)
+    return GridReport(str(output_dir), args.dry_run, entries)
+
+
+def split_arguments(argv: list[str]) -> tuple[list[str], list[str]]:
+    """The grid's own options (``GridArguments``', ``--config``, ``--help``) and the others (the grid's keys), each
+    option with the values after it; a value before any option goes with the others (which refuse it)."""
+    own_options = {f"--{name}" for name in field_names(GridArguments)} | {"--config", "--help", "-h"}
+    own: list[str] = []
+    others: list[str] = []
+    target = others
+    for arg in argv:
+        if arg.startswith("--") or arg == "-h":
+            name = arg.split("=", 1)[0]
+            target = own if "--" + name[2:].replace("-", "_") in own_options or name == "-h" else others
+        target.append(arg)
+    return own, others
+
+
+def main(argv: list[str] | None = None, train: Train | None = None, config_class: type | None = None) -> int:
+    """The command; ``train`` and ``config_class`` can be stand-ins (see ``distill_grid``)."""
+    argv = sys.argv[1:] if argv is None else argv
+    own, others = split_arguments(argv)
+    overrides: dict[str, list[Any]] = {}
+    if not {"-h", "--help"} & set(own):
+        if config_class is None:
+            from distill.config import TrainConfig as config_class
+        try:  # a mistyped option is the first thing said, before the grid file is looked at, as argparse would
+            overrides = parse_overrides(others)
+            check_options(overrides, field_types(config_class))
+        except ValueError as err:
+            sys.stderr.write(f"{PROG}: error: {err} (see {PROG} --help)\n")
+            raise SystemExit(2) from err
+    stage = partial(distill_grid, overrides=overrides, train=train, config_class=config_class)
+    report = run_command(stage, GridArguments, own, PROG, __doc__)
+    sys.stdout.write(plan_table(report.entries) if report.dry_run else results_table(report.entries))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,10 +1,10 @@
 """The DistilKoBiLSTM-style table of distillation runs: the teacher, the distilled students, the same students without.
 
-    python -m distill.table runs/grid
-    python -m distill.table runs/grid --output runs/grid/report
+    python -m distill.table --runs_dir runs/grid
+    python -m distill.table --runs_dir runs/grid --output_dir runs/grid/report
 
-Reads every results.json that ``distill.train`` wrote under RUNS_DIR (any other results.json is skipped, with a log
-line) and writes into OUTPUT (default: RUNS_DIR)::
+Reads every results.json that ``distill.train`` wrote under ``--runs_dir`` (any other results.json is skipped, with
+a log line) and writes into ``--output_dir`` (default: the runs' folder)::
 
     table.md               model, run, total parameters, model size, accuracy (%): the teacher first (one row per
                            distinct teacher), then the distilled students, then the baselines (alpha = 1), each group
@@ -17,23 +17,22 @@ The Markdown is printed too.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from matplotlib.figure import Figure
 
-from common.cli import command_parser
+from common.config import key, required, run_command
 from common.io import (
-    check_output_place,
     metric_series,
     output_written,
     read_json,
     read_metrics,
+    require_output_place,
     save_figure,
-    setup_logging,
     write_text,
 )
 
@@ -117,9 +116,9 @@ def teacher_rows(found: list[tuple[Path, dict[str, Any]]]) -> list[dict[str, Any
         models = tuple(teacher["models"])
         model = "Teacher" if len(models) == 1 else f"Teacher (ensemble of {len(models)})"
         row = teachers.setdefault(models, {"group": TEACHER, "model": model, "run": ", ".join(models)})
-        for key in ("params", "size_mb", "accuracy"):
-            if row.get(key) is None:
-                row[key] = teacher.get(key)
+        for measure in ("params", "size_mb", "accuracy"):
+            if row.get(measure) is None:
+                row[measure] = teacher.get(measure)
     return list(teachers.values())
 
 
@@ -231,28 +230,39 @@ def write_report(runs_dir: Path, output_dir: Path) -> str:
     return markdown
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = command_parser("python -m distill.table", __doc__)
-    parser.add_argument("runs_dir", metavar="RUNS_DIR", help="Folder searched for distill.train results.json files.")
-    parser.add_argument("--output", default=None, help="Folder of table.md and the two PNGs (default: RUNS_DIR).")
-    args = parser.parse_args(argv)
-    if args.output:
-        check_output_place(parser, args.output)
-    return args
+@dataclass(kw_only=True)
+class TableArguments:
+    """What ``python -m distill.table`` reads."""
+
+    runs_dir: str = required("Folder searched for distill.train results.json files.")
+    output_dir: str = key("", "Folder of table.md and the two PNGs (default: --runs_dir).")
+
+    def validate(self) -> None:
+        if self.output_dir:
+            require_output_place(self.output_dir, "--output_dir")
 
 
-def main(argv: list[str] | None = None) -> str:
-    args = parse_args(argv)
-    setup_logging()
-    output = Path(args.output or args.runs_dir)
-    try:
-        with output_written(output):
-            markdown = write_report(Path(args.runs_dir), output)
-    except (OSError, ValueError) as err:
-        raise SystemExit(f"error: {err}") from None
-    sys.stdout.write(markdown)
-    return markdown
+@dataclass
+class TableReport:
+    markdown: str
+    table_file: str  # table.md; the plots are beside it
+
+
+def distill_table(args: TableArguments) -> TableReport:
+    """Write the table and the two plots of the runs under ``args.runs_dir`` into ``args.output_dir`` (or the runs'
+    folder). ValueError or OSError names the folder or results file that cannot be read or written."""
+    args.validate()
+    output = Path(args.output_dir or args.runs_dir)
+    with output_written(output, "--output_dir"):
+        markdown = write_report(Path(args.runs_dir), output)
+    return TableReport(markdown, str(output / TABLE_FILE))
+
+
+def main(argv: list[str] | None = None) -> int:
+    report = run_command(distill_table, TableArguments, argv, "python -m distill.table", __doc__)
+    sys.stdout.write(report.markdown)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,11 +1,10 @@
-"""The work of ``python -m distill.cache_logits`` (the command checks its arguments, then calls ``cache_logits``): the
+"""The work of ``distill.cache_logits.cache_logits`` (which checks its options, then calls ``write_cache``): the
 teachers run once over the transfer set, block by block across the processes, their logits stored in the cache that
 distill.train reads; an interrupted cache resumes from its last finished block.
 """
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import logging
@@ -16,7 +15,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 import torch
@@ -26,12 +25,8 @@ from tqdm.auto import tqdm
 from transformers import AutoModelForSequenceClassification, PreTrainedModel, PreTrainedTokenizerBase
 
 from common.io import new_folder, not_written, output_written, setup_logging, write_json
-from distill.augment import (
-    Augmenter,
-    AugmentSettings,
-    replacement_engine,
-    settings_from_args,
-)
+from distill.augment import Augmenter, AugmentSettings, replacement_engine
+from distill.cache_logits import CacheLogitsReport
 from distill.data import (
     CACHE_FORMAT,
     IGNORE_INDEX,
@@ -48,6 +43,9 @@ from distill.data import (
 from distill.fingerprint import cache_differences
 from modeling.fingerprint import file_fingerprint, model_fingerprint
 from modeling.load import check_vocabulary_fits, held_load_report, hub_or_local, load_tokenizer
+
+if TYPE_CHECKING:
+    from distill.cache_logits import CacheLogitsArguments
 
 logger = logging.getLogger("distill.cache_logits")
 
@@ -68,9 +66,12 @@ class Teacher:
     tokenizer: PreTrainedTokenizerBase
 
 
-def stop(accelerator: Accelerator, err: Exception) -> NoReturn:
-    """End every process on a bad input; only the main one says why (once, not once per process), on one line."""
-    raise SystemExit(f"error: {' '.join(str(err).split())}" if accelerator.is_main_process else 1) from err
+def stop(err: Exception) -> NoReturn:
+    """End every process on a bad input with the same error, on one line (the command's first process says it)."""
+    one_line = " ".join(str(err).split())
+    if one_line == str(err):
+        raise err
+    raise ValueError(one_line) from err
 
 
 def check_data_files(paths: list[str]) -> None:
@@ -78,28 +79,30 @@ def check_data_files(paths: list[str]) -> None:
     seen: dict[str, str] = {}
     for path in paths:
         if Path(path).is_dir():
-            raise OSError(f"--data {path} is a folder: give the data files in it")
+            raise OSError(f"--data_files {path} is a folder: give the data files in it")
         if not Path(path).is_file():
-            raise OSError(f"--data {path}: no such file")
+            raise OSError(f"--data_files {path}: no such file")
         if next(read_examples(path), None) is None:
-            raise no_examples(path)
+            raise no_examples(path, "--data_files")
         name = Path(path).name
         if name in seen:
             raise ValueError(
-                f"--data {seen[name]} and {path} have the same file name {name!r}: example keys (FILE_NAME:LINE) "
+                f"--data_files {seen[name]} and {path} have the same file name {name!r}: example keys (FILE_NAME:LINE) "
                 "would collide; rename one"
             )
         seen[name] = path
 
 
-def planned_info(args: argparse.Namespace) -> dict[str, Any]:
-    """The cache.json of the cache these arguments ask for, as far as it is known before any model is loaded:
+def planned_info(args: CacheLogitsArguments) -> dict[str, Any]:
+    """The cache.json of the cache these options ask for, as far as it is known before any model is loaded:
     the fingerprints of teachers and data, the augmentation and the sequence length."""
-    check_data_files(args.data)
+    check_data_files(args.data_files)
     return {
-        "teachers": [{"path": path, "fingerprint": model_fingerprint(path)} for path in args.teacher],
-        "data": [{"path": path, "name": Path(path).name, "fingerprint": file_fingerprint(path)} for path in args.data],
-        "augmentation": augmentation_record(settings_from_args(args)),
+        "teachers": [{"path": path, "fingerprint": model_fingerprint(path)} for path in args.teacher_name_or_path],
+        "data": [
+            {"path": path, "name": Path(path).name, "fingerprint": file_fingerprint(path)} for path in args.data_files
+        ],
+        "augmentation": augmentation_record(args.augment_settings()),
         "max_seq_length": args.max_seq_length,
         "max_examples_per_file": args.max_examples_per_file,
     }
@@ -112,10 +115,10 @@ def existing_cache_action(
     finished one of the same inputs alone ("done"). Raises ValueError for a folder that must not be replaced."""
     if existing is None:
         if output.exists() and not output.is_dir():
-            raise ValueError(f"--output {output} is a file, not a folder")
+            raise ValueError(f"--output_dir {output} is a file, not a folder")
         if output.is_dir() and any(output.iterdir()) and not overwrite:
             raise ValueError(
-                f"--output {output} is not empty and holds no logits cache; pass --overwrite to replace it, "
+                f"--output_dir {output} is not empty and holds no logits cache; pass --overwrite to replace it, "
                 "or choose another folder"
             )
         return "write"
@@ -123,13 +126,13 @@ def existing_cache_action(
         return "write"
     if existing.get("format") != CACHE_FORMAT:
         raise ValueError(
-            f"--output {output} holds a cache of format {existing.get('format')!r}, this version writes "
+            f"--output_dir {output} holds a cache of format {existing.get('format')!r}, this version writes "
             f"{CACHE_FORMAT}; pass --overwrite to replace it"
         )
     differences = cache_differences(existing, wanted)
     if differences:
         raise ValueError(
-            f"--output {output} holds a cache of other inputs ({'; '.join(differences)}); pass --overwrite to "
+            f"--output_dir {output} holds a cache of other inputs ({'; '.join(differences)}); pass --overwrite to "
             "replace it, or choose another folder"
         )
     return "done" if existing.get("complete") else "resume"
@@ -166,8 +169,8 @@ def load_teachers(paths: list[str], max_seq_length: int) -> list[Teacher]:
         positions = getattr(teacher.model.config, "max_position_embeddings", None)
         if positions is not None and max_seq_length > positions:
             raise ValueError(
-                f"--max-seq-length {max_seq_length} is longer than the {positions} position embeddings of teacher "
-                f"{teacher.path}; pass --max-seq-length {positions} or less"
+                f"--max_seq_length {max_seq_length} is longer than the {positions} position embeddings of teacher "
+                f"{teacher.path}; pass --max_seq_length {positions} or less"
             )
     return teachers
 
@@ -256,10 +259,10 @@ def prepared_cache(
         try:
             outcome = [start_cache(output, info, settings, block_rows)]
         except (ValueError, OSError) as err:
-            outcome = [not_written(output, "--output", err) or err]
+            outcome = [not_written(output, "--output_dir", err) or err]
     broadcast_object_list(outcome)
     if isinstance(outcome[0], Exception):
-        stop(accelerator, outcome[0])
+        stop(outcome[0])
     return outcome[0]
 
 
@@ -378,37 +381,37 @@ def teacher_accuracy(output: Path) -> dict[str, float]:
     return {name: correct[name] / total[name] for name in total}
 
 
-def cache_logits(args: argparse.Namespace) -> None:
+def write_cache(args: CacheLogitsArguments) -> CacheLogitsReport:
+    """The cache of ``args.output_dir``: written, resumed, or found up to date. The teachers' accuracy is the main
+    process's to compute (the others' report has none)."""
     accelerator = Accelerator(mixed_precision=args.mixed_precision)
     setup_logging(accelerator.is_main_process)
     started = time.perf_counter()
-    output = Path(args.output)
+    output = Path(args.output_dir)
     try:
         wanted = planned_info(args)
         existing = read_cache_info(output)
         action = existing_cache_action(output, existing, wanted, args.overwrite)
         if action == "done":
-            accelerator.print(f"{output} is up to date ({existing['rows']} rows); nothing to do")
-            return
-        teachers = load_teachers(args.teacher, args.max_seq_length)
+            return CacheLogitsReport(str(output), existing["rows"], len(existing["teachers"]), up_to_date=True)
+        teachers = load_teachers(args.teacher_name_or_path, args.max_seq_length)
     except (ValueError, OSError) as err:
-        stop(accelerator, err)
+        stop(err)
     for teacher in teachers:
         teacher.model.to(accelerator.device)
     if action == "write":
         info = with_teacher_labels(wanted, teachers)
-        info = prepared_cache(accelerator, output, info, settings_from_args(args), args.block_rows)
+        info = prepared_cache(accelerator, output, info, args.augment_settings(), args.block_rows)
     else:
         info = existing
         logger.info("Resuming the unfinished cache in %s", output)
-    with output_written(output):
+    report = CacheLogitsReport(str(output), info["rows"], len(teachers), up_to_date=False)
+    with output_written(output, "--output_dir"):
         compute_logits(accelerator, teachers, output, info, args.batch_size)
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
-            accuracy = teacher_accuracy(output)
-            write_cache_info(output, {**info, "teacher_accuracy": accuracy, "complete": True})
+            report.teacher_accuracy = teacher_accuracy(output)
+            write_cache_info(output, {**info, "teacher_accuracy": report.teacher_accuracy, "complete": True})
             shutil.rmtree(output / PROGRESS_DIR, ignore_errors=True)
-            seconds = time.perf_counter() - started
-            for name, value in accuracy.items():
-                accelerator.print(f"teacher accuracy on {name}: {100 * value:.2f}%")
-            accelerator.print(f"{info['rows']} rows, {len(teachers)} teacher(s), {seconds:.1f} s: {output}")
+    report.seconds = time.perf_counter() - started
+    return report

@@ -1,8 +1,9 @@
 """Train a small student tokenizer (WordPiece or unigram) on a task's text and save it as a standard tokenizer folder.
 
-    python -m distill.tokenizer --data data/nsmc_train.txt.gz --vocab-size 3000 --output runs/student-tokenizer
-    python -m distill.tokenizer --data data/nsmc_train.txt.gz data/reviews.txt.gz --vocab-size 2000 \
-        --kind unigram --output runs/student-tokenizer-unigram
+    python -m distill.tokenizer --train_files data/nsmc_train.txt.gz --vocab_size 3000 \
+        --output_dir runs/student-tokenizer
+    python -m distill.tokenizer --train_files data/nsmc_train.txt.gz data/reviews.txt.gz --vocab_size 2000 \
+        --kind unigram --output_dir runs/student-tokenizer-unigram
 
 The vocabulary size is a grid key of task-specific distillation (2,000 to 9,000): it dominates a tiny student's size.
 The folder holds ``tokenizer.json`` and ``tokenizer_config.json`` and loads with ``AutoTokenizer.from_pretrained``
@@ -15,23 +16,25 @@ The folder holds ``tokenizer.json`` and ``tokenizer_config.json`` and loads with
 In Python::
 
     tokenizer = train_student_tokenizer(lambda: texts, vocab_size=3000)   # a function giving the texts
+    train_tokenizer(TokenizerArguments(train_files=["data/nsmc_train.txt.gz"], output_dir="runs/t"))  # the command
     model = KoBiLstmForSequenceClassification(bilstm_config("base", len(tokenizer), tokenizer.pad_token_id))
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from functools import partial
+from typing import Literal
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
 
-from common.cli import command_parser
-from common.io import check_output_folder, new_folder, output_written
+from common.config import key, required, run_command
+from common.io import new_folder, output_written, require_output_folder
 from distill.data import read_examples
 
 # [PAD] first, so that padding_idx is 0; [MASK] is special because the augmentation writes it into texts.
@@ -211,42 +214,54 @@ def example_texts(paths: list[str]) -> Iterator[str]:
             yield example.text
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = command_parser("python -m distill.tokenizer", __doc__)
-    parser.add_argument(
-        "--data",
-        nargs="+",
-        required=True,
-        help="Task files: NSMC-format TSV (header id<TAB>document<TAB>label) or plain text, one example per line; "
-        ".gz allowed.",
+@dataclass(kw_only=True)
+class TokenizerArguments:
+    """What ``python -m distill.tokenizer`` reads."""
+
+    train_files: list[str] = required(
+        "Task files: NSMC-format TSV (header id<TAB>document<TAB>label) or plain text, one example per line; "
+        ".gz allowed."
     )
-    parser.add_argument("--vocab-size", type=int, default=3000, help="Vocabulary size, the 5 special tokens included.")
-    parser.add_argument("--kind", choices=KINDS, default="wordpiece", help="Tokenizer model.")
-    parser.add_argument("--model-max-length", type=int, default=512, help="model_max_length of the saved tokenizer.")
-    parser.add_argument("--output", required=True, help="Folder to write; refused if it exists and is not empty.")
-    parser.add_argument("--overwrite", action="store_true", help="Replace an existing non-empty --output folder.")
-    args = parser.parse_args(argv)
-    if args.vocab_size <= len(SPECIAL_TOKENS):
-        parser.error(f"--vocab-size must be larger than the {len(SPECIAL_TOKENS)} special tokens")
-    missing = [path for path in args.data if not os.path.isfile(path)]
-    if missing:
-        parser.error(f"--data {missing[0]!r}: no such file")
-    check_output_folder(parser, args.output, args.overwrite)
-    return args
+    vocab_size: int = key(3000, "Vocabulary size, the 5 special tokens included.")
+    kind: Literal["wordpiece", "unigram"] = key("wordpiece", "Tokenizer model.")
+    model_max_length: int = key(512, "model_max_length of the saved tokenizer.")
+    output_dir: str = required("Folder to write; refused if it exists and is not empty.")
+    overwrite: bool = key(False, "Replace an existing non-empty --output_dir folder.")
+
+    def validate(self) -> None:
+        """ValueError naming the option whose value cannot work; the files must be there, the output free."""
+        if self.vocab_size <= len(SPECIAL_TOKENS):
+            raise ValueError(f"--vocab_size must be larger than the {len(SPECIAL_TOKENS)} special tokens")
+        missing = [path for path in self.train_files if not os.path.isfile(path)]
+        if missing:
+            raise ValueError(f"--train_files: no such file: {missing[0]}")
+        require_output_folder(self.output_dir, self.overwrite, "--output_dir")
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    try:
-        texts = partial(example_texts, args.data)
-        source = f"--data {', '.join(args.data)}"
-        tokenizer = train_student_tokenizer(texts, args.vocab_size, args.kind, args.model_max_length, source)
-    except (ValueError, OSError) as err:
-        raise SystemExit(f"error: {err}") from err
-    # an interrupted run never leaves half a tokenizer folder
-    with output_written(args.output), new_folder(args.output, "student-tokenizer") as staging:
+@dataclass
+class TokenizerReport:
+    tokenizer_file: str  # the saved tokenizer.json
+    vocab_size: int
+    kind: str
+
+
+def train_tokenizer(args: TokenizerArguments) -> TokenizerReport:
+    """Train a student tokenizer on ``args.train_files`` and save it as the folder ``args.output_dir`` (published
+    whole: an interrupted run never leaves half a folder). ValueError or OSError names the option or input that
+    cannot work."""
+    args.validate()
+    texts = partial(example_texts, args.train_files)
+    source = f"--train_files {', '.join(args.train_files)}"
+    tokenizer = train_student_tokenizer(texts, args.vocab_size, args.kind, args.model_max_length, source)
+    with output_written(args.output_dir, "--output_dir"), new_folder(args.output_dir, "student-tokenizer") as staging:
         tokenizer.save_pretrained(staging)
-    print(f"wrote {os.path.join(args.output, TOKENIZER_FILE)}: {len(tokenizer):,} tokens ({args.kind})")  # noqa: T201
+    return TokenizerReport(os.path.join(args.output_dir, TOKENIZER_FILE), len(tokenizer), args.kind)
+
+
+def main(argv: list[str] | None = None) -> int:
+    report = run_command(train_tokenizer, TokenizerArguments, argv, "python -m distill.tokenizer", __doc__)
+    print(f"wrote {report.tokenizer_file}: {report.vocab_size:,} tokens ({report.kind})")  # noqa: T201
+    return 0
 
 
 if __name__ == "__main__":

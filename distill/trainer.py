@@ -94,7 +94,7 @@ def check_cache_sources(config: TrainConfig, info: dict[str, Any]) -> None:
     from modeling.fingerprint import file_fingerprint, model_fingerprint
 
     cached_teachers = {teacher["fingerprint"] for teacher in info["teachers"]}
-    for teacher in config.teacher:
+    for teacher in config.teacher_name_or_path:
         if model_fingerprint(teacher) not in cached_teachers:
             names = ", ".join(t["path"] for t in info["teachers"])
             raise ValueError(
@@ -102,7 +102,7 @@ def check_cache_sources(config: TrainConfig, info: dict[str, Any]) -> None:
                 "write a cache for this teacher with python -m distill.cache_logits"
             )
     cached_data = {source["fingerprint"] for source in info["data"]}
-    for path in config.train_data:
+    for path in config.train_files:
         if file_fingerprint(path) not in cached_data:
             raise ValueError(
                 f"the cache {config.cache_dir} was not made from {path} (its data: "
@@ -123,11 +123,11 @@ def labelled_files_as_examples(paths: list[str], folder: Path) -> None:
                     )
                 writer.add(example)
             if writer.rows == before:
-                raise no_examples(path, "--train_data")
+                raise no_examples(path, "--train_files")
 
 
 def teacher_test_accuracy(config: TrainConfig, info: dict[str, Any]) -> float:
-    """The teachers' accuracy on test_data, from ``teacher_test_cache``: checked (by fingerprint) to be the training
+    """The teachers' accuracy on test_file, from ``teacher_test_cache``: checked (by fingerprint) to be the training
     cache's teachers on that very file, so that the results never pair a student with another teacher's score."""
     from modeling.fingerprint import file_fingerprint
 
@@ -135,15 +135,15 @@ def teacher_test_accuracy(config: TrainConfig, info: dict[str, Any]) -> float:
     teachers = sorted(t["fingerprint"] for t in info["teachers"])
     if sorted(t["fingerprint"] for t in test_info["teachers"]) != teachers:
         raise ValueError(
-            f"teacher_test_cache {config.teacher_test_cache} was made with other teachers than the cache "
-            f"{config.cache_dir}: write it with the same --teacher flags"
+            f"--teacher_test_cache {config.teacher_test_cache} was made with other teachers than the cache "
+            f"{config.cache_dir}: write it with the same --teacher_name_or_path"
         )
-    wanted = file_fingerprint(config.test_data)
+    wanted = file_fingerprint(config.test_file)
     names = [d["name"] for d in test_info["data"] if d["fingerprint"] == wanted]
     if not names or names[0] not in test_info.get("teacher_accuracy", {}):
         raise ValueError(
-            f"teacher_test_cache {config.teacher_test_cache} holds no labelled test_data {config.test_data} (or "
-            "the file has changed since): write it with python -m distill.cache_logits --data TEST_DATA"
+            f"--teacher_test_cache {config.teacher_test_cache} holds no labelled test_file {config.test_file} (or "
+            "the file has changed since): write it with python -m distill.cache_logits --data_files TEST_FILE"
         )
     return test_info["teacher_accuracy"][names[0]]
 
@@ -159,11 +159,11 @@ def open_transfer_set(config: TrainConfig, accelerator: Accelerator) -> Transfer
         return TransferSet(examples, info["num_labels"], id2label, info)
     folder = Path(config.output_dir) / EXAMPLES_DIR
     if accelerator.is_main_process:
-        labelled_files_as_examples(config.train_data, folder)
+        labelled_files_as_examples(config.train_files, folder)
     accelerator.wait_for_everyone()
     examples = CachedExamples(folder, with_logits=False)
     num_labels = 1 + max(example.label for example in examples)
-    return TransferSet(examples, max(num_labels, 2), None, {"data": [{"path": p} for p in config.train_data]})
+    return TransferSet(examples, max(num_labels, 2), None, {"data": [{"path": p} for p in config.train_files]})
 
 
 # ------------------------------------------------------------------------------------------------ the examples
@@ -332,16 +332,16 @@ def student_tokenizer(config: TrainConfig, examples: CachedExamples, rows: np.nd
     """The DistilBERT student's own tokenizer; the BiLSTM's given one, or one trained on the training texts (by the
     main process, saved in OUTPUT_DIR/tokenizer, which a resumed run reuses)."""
     if config.student == "distilbert":
-        return load_tokenizer(config.distilbert_from)
-    if config.tokenizer:
-        tokenizer = load_tokenizer(config.tokenizer)
+        return load_tokenizer(config.student_name_or_path)
+    if config.tokenizer_name_or_path:
+        tokenizer = load_tokenizer(config.tokenizer_name_or_path)
     else:
         folder = Path(config.output_dir) / TOKENIZER_DIR
         if accelerator.is_main_process and not (folder / "tokenizer.json").is_file():
             from distill.tokenizer import train_student_tokenizer
 
             texts = partial(texts_of_rows, examples, rows)
-            source = f"the training texts ({config.cache_dir or ', '.join(config.train_data)})"
+            source = f"the training texts ({config.cache_dir or ', '.join(config.train_files)})"
             tokenizer = train_student_tokenizer(texts, config.vocab_size, config.tokenizer_kind, source=source)
             tokenizer.save_pretrained(folder)
         accelerator.wait_for_everyone()
@@ -353,14 +353,15 @@ def student_tokenizer(config: TrainConfig, examples: CachedExamples, rows: np.nd
 def distilbert_student(config: TrainConfig, num_labels: int, id2label: dict[int, str] | None) -> nn.Module:
     """A DistilBERT classifier from a DistilBERT folder, or from the ``student_layers`` of a BERT-shaped one."""
     labels = {"num_labels": num_labels, **({"id2label": id2label} if id2label else {})}
-    source_type = hub_or_local(AutoConfig.from_pretrained, config.distilbert_from, "student").model_type
+    source_type = hub_or_local(AutoConfig.from_pretrained, config.student_name_or_path, "student").model_type
     if source_type == "distilbert":
-        return load_with_new_head(AutoModelForSequenceClassification, config.distilbert_from, **labels)
+        return load_with_new_head(AutoModelForSequenceClassification, config.student_name_or_path, **labels)
     if source_type != "bert":
         raise ValueError(
-            f"distilbert_from {config.distilbert_from!r} is a {source_type} model: give a BERT or DistilBERT"
+            f"--student_name_or_path {config.student_name_or_path!r} is a {source_type} model: give a BERT or "
+            "DistilBERT"
         )
-    teacher = load_with_new_head(BertForMaskedLM, config.distilbert_from)
+    teacher = load_with_new_head(BertForMaskedLM, config.student_name_or_path)
     copied = build_student(teacher, config.student_layers)
     student = DistilBertForSequenceClassification(copied.config.__class__(**{**copied.config.to_dict(), **labels}))
     student.distilbert.load_state_dict(copied.distilbert.state_dict())
@@ -464,12 +465,14 @@ def train(config: TrainConfig, resume_from: Path | None) -> dict[str, Any]:
     try:
         transfer = open_transfer_set(config, accelerator)
         rows, text_lengths, validation_examples, counts = select_rows(transfer.examples, config)
-        test_examples = read_test_examples(config.test_data, transfer.num_labels)
+        test_examples = read_test_examples(config.test_file, transfer.num_labels)
         tokenizer = student_tokenizer(config, transfer.examples, rows, accelerator)
         set_seed(config.seed)
         model = student_model(config, tokenizer, transfer)
     except (ValueError, OSError) as err:  # a full disk too: the examples and the tokenizer go to output_dir
-        raise SystemExit(f"error: {not_written(output_dir, '--output_dir', err) or err}") from err
+        if failure := not_written(output_dir, "--output_dir", err):
+            raise failure from err
+        raise
     validation = encode(tokenizer, validation_examples, config.max_seq_length)
     test = encode(tokenizer, test_examples, config.max_seq_length)
     with_token_types = takes_token_type_ids(model)

@@ -1,10 +1,11 @@
 """Fine-tune and evaluate on KorQuAD 1.0 (extractive question answering): exact match and character F1 on dev.
 
     # DATA: where you keep the KorQuAD 1.0 files (CC BY-ND, so not bundled); or the Hub dataset, below
-    python -m finetune.korquad --model runs/distil-tiny/final --train DATA/korquad/KorQuAD_v1.0_train.json \
-        --dev DATA/korquad/KorQuAD_v1.0_dev.json --output runs/korquad/distil-tiny
-    accelerate launch -m finetune.korquad --model monologg/kobert --train KorQuAD/squad_kor_v1:train \
-        --dev KorQuAD/squad_kor_v1:validation --output runs/korquad/kobert
+    python -m finetune.korquad --model_name_or_path runs/distil-tiny/final \
+        --train_file DATA/korquad/KorQuAD_v1.0_train.json --test_file DATA/korquad/KorQuAD_v1.0_dev.json \
+        --output_dir runs/korquad/distil-tiny
+    accelerate launch -m finetune.korquad --model_name_or_path monologg/kobert --train_file KorQuAD/squad_kor_v1:train \
+        --test_file KorQuAD/squad_kor_v1:validation --output_dir runs/korquad/kobert
 
 Files are SQuAD v1 JSON; a Hub dataset name (``name`` or ``name:split``) with SQuAD's columns works too. The dev set
 is the test set: the best epoch is picked on a share of the training questions. ``predictions.json`` (``{question
@@ -17,18 +18,19 @@ answers of at most 30 tokens chosen among the 20 best starts and ends, batch 16,
 
 from __future__ import annotations
 
-import argparse
 import logging
+import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from common import korquad_metric
-from common.cli import command_parser
+from common.config import key, required
 from common.io import write_json
 from common.qa_spans import Span, best_span, context_spans
 from common.readers import read_squad
-from finetune.arguments import add_common_args, check_common_args
+from finetune.arguments import FinetuneArguments
 from finetune.tasks import Split, Task, TaskData
 
 if TYPE_CHECKING:  # torch and accelerate are imported where a batch is made, after the arguments are checked
@@ -40,32 +42,36 @@ logger = logging.getLogger("finetune.korquad")
 SPECIAL_TOKENS_IN_PAIR = 3  # [CLS] question [SEP] context [SEP]
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = command_parser("python -m finetune.korquad", __doc__)
-    parser.add_argument("--train", required=True, help="SQuAD v1 JSON file or Hub dataset (name or name:split).")
-    parser.add_argument("--dev", required=True, help="The test set: SQuAD v1 JSON file or Hub dataset.")
-    parser.add_argument("--doc-stride", type=int, default=128, help="Tokens shared by consecutive context windows.")
-    parser.add_argument("--max-query-length", type=int, default=64, help="Questions are cut after this many tokens.")
-    parser.add_argument("--max-answer-length", type=int, default=30, help="Longest answer predicted, in tokens.")
-    parser.add_argument("--n-best-size", type=int, default=20, help="Best start and end tokens paired per window.")
-    add_common_args(parser, max_seq_length=384, batch_size=16, learning_rate=5e-5, epochs=2)
-    args = parser.parse_args(argv)
-    check_common_args(parser, args)
-    if min(args.max_query_length, args.max_answer_length, args.n_best_size) < 1 or args.doc_stride < 0:
-        parser.error("--max-query-length, --max-answer-length and --n-best-size must be >= 1, --doc-stride >= 0")
-    room = args.max_seq_length - args.max_query_length - SPECIAL_TOKENS_IN_PAIR
-    if args.doc_stride >= room:
-        parser.error(
-            f"--doc-stride {args.doc_stride} must be smaller than the {room} context tokens a window is sure to hold "
-            "(--max-seq-length minus --max-query-length minus 3): lower it or raise --max-seq-length"
-        )
-    return args
+@dataclass(kw_only=True)
+class KorquadArguments(FinetuneArguments):
+    train_file: str = required("SQuAD v1 JSON file or Hub dataset (name or name:split).")
+    test_file: str = required("The test set (KorQuAD's dev set): SQuAD v1 JSON file or Hub dataset.")
+    doc_stride: int = key(128, "Tokens shared by consecutive context windows.")
+    max_query_length: int = key(64, "Questions are cut after this many tokens.")
+    max_answer_length: int = key(30, "Longest answer predicted, in tokens.")
+    n_best_size: int = key(20, "Best start and end tokens paired per window.")
+    max_seq_length: int = key(384, "Tokens per input, special tokens included.")
+    per_device_train_batch_size: int = key(16, "Training examples per device per step.")
+    num_train_epochs: int = key(2, "Training epochs.")
+
+    def validate(self) -> None:
+        super().validate()
+        if min(self.max_query_length, self.max_answer_length, self.n_best_size) < 1 or self.doc_stride < 0:
+            raise ValueError(
+                "--max_query_length, --max_answer_length and --n_best_size must be >= 1, --doc_stride >= 0"
+            )
+        room = self.max_seq_length - self.max_query_length - SPECIAL_TOKENS_IN_PAIR
+        if self.doc_stride >= room:
+            raise ValueError(
+                f"--doc_stride {self.doc_stride} must be smaller than the {room} context tokens a window is sure to "
+                "hold (--max_seq_length minus --max_query_length minus 3): lower it or raise --max_seq_length"
+            )
 
 
-def read(args: argparse.Namespace) -> TaskData:
+def read(args: KorquadArguments) -> TaskData:
     """The training questions and the dev set (the test set); answers not at their ``answer_start`` are skipped."""
-    train, train_skipped = read_squad(args.train, "train")
-    test, test_skipped = read_squad(args.dev, "validation")
+    train, train_skipped = read_squad(args.train_file, "train")
+    test, test_skipped = read_squad(args.test_file, "validation")
     if train_skipped or test_skipped:
         logger.warning(
             "skipped %d answers whose answer_start does not point at their text (train %d, dev %d)",
@@ -76,10 +82,12 @@ def read(args: argparse.Namespace) -> TaskData:
     return TaskData(train, test, extra_results={"skipped_answers": train_skipped + test_skipped})
 
 
-def check_fast_tokenizer(args: argparse.Namespace, tokenizer: Any) -> None:
+def check_fast_tokenizer(args: KorquadArguments, tokenizer: Any) -> None:
     """Answers are mapped through offsets, which only fast tokenizers give."""
     if not tokenizer.is_fast:
-        raise ValueError(f"{args.model}: KorQuAD needs a fast tokenizer for offsets, got {type(tokenizer).__name__}")
+        raise ValueError(
+            f"{args.model_name_or_path}: KorQuAD needs a fast tokenizer for offsets, got {type(tokenizer).__name__}"
+        )
 
 
 def truncate_questions(tokenizer: Any, questions: list[str], max_tokens: int) -> list[str]:
@@ -141,7 +149,7 @@ def encode(
 
 
 def encode_split(
-    tokenizer: Any, examples: list[dict[str, Any]], args: argparse.Namespace, config: Any, training: bool
+    tokenizer: Any, examples: list[dict[str, Any]], args: KorquadArguments, config: Any, training: bool
 ) -> list[dict[str, Any]]:
     """The windows of ``examples``; labelled (answer positions) for training only."""
     check_fast_tokenizer(args, tokenizer)
@@ -187,7 +195,7 @@ def best_answers(
 
 
 def evaluate(
-    accelerator: Accelerator, model: nn.Module, split: Split, args: argparse.Namespace, collate_fn: Any
+    accelerator: Accelerator, model: nn.Module, split: Split, args: KorquadArguments, collate_fn: Any
 ) -> dict[str, float]:
     """EM and F1 (fractions) of the model's answers; the test answers are also written to ``predictions.json``."""
     from finetune.trainer import predict
@@ -197,7 +205,7 @@ def evaluate(
         model,
         split.features,
         collate_fn,
-        args.eval_batch_size,
+        args.per_device_eval_batch_size,
         lambda out: {"start": out.start_logits, "end": out.end_logits},
     )
     predictions = best_answers(
@@ -209,7 +217,7 @@ def evaluate(
         args.max_answer_length,
     )
     if split.name == "test" and accelerator.is_main_process:
-        write_json(Path(args.output) / "predictions.json", predictions)
+        write_json(Path(args.output_dir) / "predictions.json", predictions)
     return korquad_metric.evaluate(split.records, predictions)
 
 
@@ -228,19 +236,18 @@ TASK = Task(
     model_class="AutoModelForQuestionAnswering",
     hub_task=("question-answering", "Extractive question answering"),
     dataset=("KorQuAD 1.0", "KorQuAD/squad_kor_v1"),
-    parse_args=parse_args,
+    arguments=KorquadArguments,
     read=read,
     encode=encode_split,
     collate=collate,
     evaluate=evaluate,
     extra_results=window_counts,
-    test_option="dev",
 )
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def main(argv: list[str] | None = None) -> int:
     return TASK.main(argv)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

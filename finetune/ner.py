@@ -1,10 +1,10 @@
 """Fine-tune and evaluate on Naver NER: token classification, entity-level F1 (seqeval).
 
     # DATA: where you keep the Naver NLP Challenge 2018 files (not redistributable, so not bundled)
-    python -m finetune.ner --model runs/distil-tiny/final --train DATA/naver_ner/train.tsv \
-        --test DATA/naver_ner/test.tsv --labels DATA/naver_ner/label.txt --output runs/ner/distil-tiny
-    accelerate launch -m finetune.ner --model monologg/kobert --train DATA/naver_ner/train.tsv \
-        --test DATA/naver_ner/test.tsv --labels DATA/naver_ner/label.txt --output runs/ner/kobert
+    python -m finetune.ner --model_name_or_path runs/distil-tiny/final --train_file DATA/naver_ner/train.tsv \
+        --test_file DATA/naver_ner/test.tsv --labels_file DATA/naver_ner/label.txt --output_dir runs/ner/distil-tiny
+    accelerate launch -m finetune.ner --model_name_or_path monologg/kobert --train_file DATA/naver_ner/train.tsv \
+        --test_file DATA/naver_ner/test.tsv --labels_file DATA/naver_ner/label.txt --output_dir runs/ner/kobert
 
 Files are ``sentence<TAB>labels``, one label per space-separated word; ``label.txt`` lists the labels in id order
 (``UNK``, ``O``, ``PER-B``, ``PER-I``, ...: the B/I tag follows the type). A Hub dataset (``name`` or ``name:split``)
@@ -18,14 +18,15 @@ Defaults are those of the original KoBERT-NER: 50 tokens, batch 32, learning rat
 
 from __future__ import annotations
 
-import argparse
 import logging
+import sys
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from common.cli import command_parser
+from common.config import key, required
 from common.ner_tags import IGNORED, align_labels, to_seqeval, word_starts, word_tags
 from common.readers import read_labels, read_ner
-from finetune.arguments import add_common_args, check_common_args
+from finetune.arguments import FinetuneArguments
 from finetune.tasks import Split, Task, TaskData, label_options
 
 if TYPE_CHECKING:  # torch, accelerate and seqeval are imported where they work, after the arguments are checked
@@ -36,15 +37,14 @@ if TYPE_CHECKING:  # torch, accelerate and seqeval are imported where they work,
 logger = logging.getLogger(__name__)
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = command_parser("python -m finetune.ner", __doc__)
-    parser.add_argument("--train", required=True, help="Training file or Hub dataset (name or name:split).")
-    parser.add_argument("--test", required=True, help="Test file or Hub dataset (name or name:split).")
-    parser.add_argument("--labels", required=True, help="label.txt: one label per line, in id order.")
-    add_common_args(parser, max_seq_length=50, batch_size=32, learning_rate=5e-5, epochs=20)
-    args = parser.parse_args(argv)
-    check_common_args(parser, args)
-    return args
+@dataclass(kw_only=True)
+class NerArguments(FinetuneArguments):
+    labels_file: str = required("label.txt: one label per line, in id order.")
+    max_seq_length: int = key(50, "Tokens per input, special tokens included.")
+    num_train_epochs: int = key(20, "Training epochs.")
+
+    def data_options(self) -> tuple[str, ...]:
+        return (*super().data_options(), "labels_file")
 
 
 def entity_scores(gold: list[list[str]], predicted: list[list[str]]) -> tuple[dict[str, float], dict[str, float]]:
@@ -98,21 +98,23 @@ def collate(features: list[dict[str, Any]], tokenizer: Any, with_token_types: bo
 
 
 def encode_split(
-    tokenizer: Any, records: list[dict[str, Any]], args: argparse.Namespace, config: Any, training: bool
+    tokenizer: Any, records: list[dict[str, Any]], args: NerArguments, config: Any, training: bool
 ) -> list[dict[str, Any]]:
     return encode(tokenizer, records, config.label2id, args.max_seq_length)
 
 
-def read(args: argparse.Namespace) -> TaskData:
+def read(args: NerArguments) -> TaskData:
     """The label file first: the model's labels, and a format check before any work."""
-    labels = read_labels(args.labels)
+    labels = read_labels(args.labels_file)
     for label in labels:
         to_seqeval(label)
-    return TaskData(read_ner(args.train, labels, "train"), read_ner(args.test, labels, "test"), label_options(labels))
+    return TaskData(
+        read_ner(args.train_file, labels, "train"), read_ner(args.test_file, labels, "test"), label_options(labels)
+    )
 
 
 def evaluate(
-    accelerator: Accelerator, model: nn.Module, split: Split, args: argparse.Namespace, collate_fn: Any
+    accelerator: Accelerator, model: nn.Module, split: Split, args: NerArguments, collate_fn: Any
 ) -> dict[str, Any]:
     """``entity_scores`` of the model's predictions, per-type F1 under ``f1_per_type``."""
     from finetune.trainer import predicted_labels
@@ -142,7 +144,7 @@ TASK = Task(
     model_class="AutoModelForTokenClassification",
     hub_task=("token-classification", "Named entity recognition"),
     dataset=("Naver NER (NLP Challenge 2018)", "naver-ner"),
-    parse_args=parse_args,
+    arguments=NerArguments,
     read=read,
     encode=encode_split,
     collate=collate,
@@ -151,9 +153,9 @@ TASK = Task(
 )
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def main(argv: list[str] | None = None) -> int:
     return TASK.main(argv)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -2,11 +2,13 @@
 contradiction, accuracy.
 
     # the shared data folder beside the repository: trained on KLUE-NLI's dev set, tested on KorNLI's XNLI dev set
-    python -m finetune.nli --model runs/distil-tiny/final --train ../shared/data/klue/klue-nli-v1.1_dev.json \
-        --test ../shared/data/kornli/xnli.dev.ko.tsv --output runs/nli/distil-tiny
+    python -m finetune.nli --model_name_or_path runs/distil-tiny/final \
+        --train_file ../shared/data/klue/klue-nli-v1.1_dev.json --test_file ../shared/data/kornli/xnli.dev.ko.tsv \
+        --output_dir runs/nli/distil-tiny
     # KorNLI (kakaobrain/KorNLUDatasets; DATA: where you keep it), on several GPUs
-    accelerate launch -m finetune.nli --model monologg/kobert --train DATA/KorNLI/multinli.train.ko.tsv \
-        --test DATA/KorNLI/xnli.test.ko.tsv --output runs/nli/kobert
+    accelerate launch -m finetune.nli --model_name_or_path monologg/kobert \
+        --train_file DATA/KorNLI/multinli.train.ko.tsv --test_file DATA/KorNLI/xnli.test.ko.tsv \
+        --output_dir runs/nli/kobert
 
 Files are KorNLI TSV (``sentence1<TAB>sentence2<TAB>gold_label`` with a header) or KLUE-NLI JSON; a Hub dataset
 (``name`` or ``name:split``) with ``premise``, ``hypothesis`` and ``label`` (an id) columns works too
@@ -17,12 +19,13 @@ KorNLI: 128 tokens, batch 32, learning rate 5e-5, 3 epochs.
 
 from __future__ import annotations
 
-import argparse
+import sys
+from dataclasses import dataclass
 from typing import Any
 
-from common.cli import command_parser
+from common.config import required
 from common.readers import NLI_LABELS, read_nli
-from finetune.arguments import add_common_args, check_common_args
+from finetune.arguments import FinetuneArguments
 
 # A sentence pair's label is batched and scored as a review's: NSMC's collate (inputs and one label each) and
 # evaluate (accuracy).
@@ -30,23 +33,15 @@ from finetune.nsmc import collate, evaluate
 from finetune.tasks import Task, TaskData, label_options
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = command_parser("python -m finetune.nli", __doc__)
-    parser.add_argument(
-        "--train", required=True, help="Training file (KorNLI TSV, KLUE-NLI JSON) or Hub dataset (name or name:split)."
-    )
-    parser.add_argument(
-        "--test", required=True, help="Test file (KorNLI TSV, KLUE-NLI JSON) or Hub dataset (name or name:split)."
-    )
-    add_common_args(parser, max_seq_length=128, batch_size=32, learning_rate=5e-5, epochs=3)
-    args = parser.parse_args(argv)
-    check_common_args(parser, args)
-    return args
+@dataclass(kw_only=True)
+class NliArguments(FinetuneArguments):
+    train_file: str = required("Training file (KorNLI TSV, KLUE-NLI JSON) or Hub dataset (name or name:split).")
+    test_file: str = required("Test file (KorNLI TSV, KLUE-NLI JSON) or Hub dataset (name or name:split).")
 
 
-def read(args: argparse.Namespace) -> TaskData:
+def read(args: NliArguments) -> TaskData:
     """Both splits, and the label names for the model's config (so that a saved model names its predictions)."""
-    return TaskData(read_nli(args.train, "train"), read_nli(args.test, "test"), label_options(NLI_LABELS))
+    return TaskData(read_nli(args.train_file, "train"), read_nli(args.test_file, "test"), label_options(NLI_LABELS))
 
 
 def encode(
@@ -66,7 +61,7 @@ def encode(
 
 
 def encode_split(
-    tokenizer: Any, records: list[dict[str, Any]], args: argparse.Namespace, config: Any, training: bool
+    tokenizer: Any, records: list[dict[str, Any]], args: NliArguments, config: Any, training: bool
 ) -> list[dict[str, Any]]:
     return encode(tokenizer, records, config.label2id, args.max_seq_length)
 
@@ -80,7 +75,7 @@ TASK = Task(
     hub_task=("text-classification", "Natural language inference"),
     # The card names a local file beside this name, so it covers both formats; klue/klue is the Hub's copy.
     dataset=("KorNLI / KLUE-NLI", "klue/klue"),
-    parse_args=parse_args,
+    arguments=NliArguments,
     read=read,
     encode=encode_split,
     collate=collate,
@@ -88,9 +83,9 @@ TASK = Task(
 )
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def main(argv: list[str] | None = None) -> int:
     return TASK.main(argv)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

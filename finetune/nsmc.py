@@ -1,9 +1,10 @@
 """Fine-tune and evaluate on NSMC (Naver movie-review sentiment): binary classification, accuracy.
 
     # the bundled sample (data/), on a CPU; the whole NSMC from the Hub, on several GPUs
-    python -m finetune.nsmc --model runs/distil-tiny/final --train data/nsmc_train.txt.gz \
-        --test data/nsmc_test.txt.gz --output runs/nsmc/distil-tiny
-    accelerate launch -m finetune.nsmc --model monologg/kobert --train e9t/nsmc:train --test e9t/nsmc:test --output ...
+    python -m finetune.nsmc --model_name_or_path runs/distil-tiny/final --train_file data/nsmc_train.txt.gz \
+        --test_file data/nsmc_test.txt.gz --output_dir runs/nsmc/distil-tiny
+    accelerate launch -m finetune.nsmc --model_name_or_path monologg/kobert --train_file e9t/nsmc:train \
+        --test_file e9t/nsmc:test --output_dir ...
 
 Files are ``id<TAB>document<TAB>label`` with a header; a Hub dataset name (``name`` or ``name:split``) works too.
 Defaults are those of the original KoBERT-nsmc: 50 tokens, batch 32, learning rate 5e-5, 5 epochs.
@@ -11,12 +12,13 @@ Defaults are those of the original KoBERT-nsmc: 50 tokens, batch 32, learning ra
 
 from __future__ import annotations
 
-import argparse
+import sys
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from common.cli import command_parser
+from common.config import key
 from common.readers import NSMC_LABELS, read_nsmc
-from finetune.arguments import add_common_args, check_common_args
+from finetune.arguments import FinetuneArguments
 from finetune.tasks import Split, Task, TaskData, label_options
 
 if TYPE_CHECKING:  # torch and accelerate are imported where a batch is made, after the arguments are checked
@@ -25,18 +27,14 @@ if TYPE_CHECKING:  # torch and accelerate are imported where a batch is made, af
     from torch import nn
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = command_parser("python -m finetune.nsmc", __doc__)
-    parser.add_argument("--train", required=True, help="Training file or Hub dataset (name or name:split).")
-    parser.add_argument("--test", required=True, help="Test file or Hub dataset (name or name:split).")
-    add_common_args(parser, max_seq_length=50, batch_size=32, learning_rate=5e-5, epochs=5)
-    args = parser.parse_args(argv)
-    check_common_args(parser, args)
-    return args
+@dataclass(kw_only=True)
+class NsmcArguments(FinetuneArguments):
+    max_seq_length: int = key(50, "Tokens per input, special tokens included.")
+    num_train_epochs: int = key(5, "Training epochs.")
 
 
-def read(args: argparse.Namespace) -> TaskData:
-    return TaskData(read_nsmc(args.train, "train"), read_nsmc(args.test, "test"), label_options(NSMC_LABELS))
+def read(args: NsmcArguments) -> TaskData:
+    return TaskData(read_nsmc(args.train_file, "train"), read_nsmc(args.test_file, "test"), label_options(NSMC_LABELS))
 
 
 def encode(tokenizer: Any, records: list[dict[str, Any]], max_length: int) -> list[dict[str, Any]]:
@@ -47,7 +45,7 @@ def encode(tokenizer: Any, records: list[dict[str, Any]], max_length: int) -> li
 
 
 def encode_split(
-    tokenizer: Any, records: list[dict[str, Any]], args: argparse.Namespace, config: Any, training: bool
+    tokenizer: Any, records: list[dict[str, Any]], args: NsmcArguments, config: Any, training: bool
 ) -> list[dict[str, Any]]:
     return encode(tokenizer, records, args.max_seq_length)
 
@@ -63,7 +61,7 @@ def collate(features: list[dict[str, Any]], tokenizer: Any, with_token_types: bo
 
 
 def evaluate(
-    accelerator: Accelerator, model: nn.Module, split: Split, args: argparse.Namespace, collate_fn: Any
+    accelerator: Accelerator, model: nn.Module, split: Split, args: NsmcArguments, collate_fn: Any
 ) -> dict[str, float]:
     """Accuracy of the model's predicted labels."""
     import torch
@@ -83,7 +81,7 @@ TASK = Task(
     model_class="AutoModelForSequenceClassification",
     hub_task=("text-classification", "Sentiment classification"),
     dataset=("NSMC", "e9t/nsmc"),
-    parse_args=parse_args,
+    arguments=NsmcArguments,
     read=read,
     encode=encode_split,
     collate=collate,
@@ -91,9 +89,9 @@ TASK = Task(
 )
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def main(argv: list[str] | None = None) -> int:
     return TASK.main(argv)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

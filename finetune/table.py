@@ -1,7 +1,8 @@
 """Render results.json files as the sub-task table: one row per model, one column per task.
 
-    python -m finetune.table runs/nsmc/*/results.json runs/ner/*/results.json runs/korquad/*/results.json
-    python -m finetune.table runs/*/*/results.json --name runs/distilkobert=DistilKoBERT --output results.md
+    python -m finetune.table --results_files runs/nsmc/*/results.json runs/ner/*/results.json
+    python -m finetune.table --results_files runs/*/*/results.json --names runs/distilkobert=DistilKoBERT \
+        --output_file results.md
 
 Layout of the published table: Model Size (MB), then one column per registered task (``finetune.tasks``): NSMC (acc),
 Naver NER (F1), KorQuAD (Dev) (EM/F1), in percent.
@@ -9,36 +10,32 @@ Naver NER (F1), KorQuAD (Dev) (EM/F1), in percent.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
+from dataclasses import dataclass
 from typing import Any
 
-from common.cli import command_parser
-from common.io import check_output_place, output_written, read_json, write_text
+from common.config import key, required, run_command
+from common.io import output_written, read_json, require_output_place, write_text
 from finetune.tasks import Task, all_tasks, get_task
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = command_parser("python -m finetune.table", __doc__)
-    parser.add_argument("results", nargs="+", help="results.json files written by the finetune.TASK commands.")
-    parser.add_argument(
-        "--name",
-        action="append",
-        default=[],
-        metavar="MODEL=NAME",
-        help="Row name for a model path or id (default: the last part of the path).",
-    )
-    parser.add_argument("--output", default=None, help="Also write the table to this file.")
-    args = parser.parse_args(argv)
-    for path in args.results:
-        if not os.path.isfile(path):
-            parser.error(f"RESULTS {path!r}: {'not a file' if os.path.exists(path) else 'no such file'}")
-    if any("=" not in item for item in args.name):
-        parser.error("--name takes MODEL=NAME")
-    if args.output:
-        check_output_place(parser, args.output, folder=False)
-    return args
+@dataclass(kw_only=True)
+class TableArguments:
+    results_files: list[str] = required("results.json files written by the finetune.TASK commands.")
+    names: list[str] = key([], "MODEL=NAME: the row name of a model path or id (default: the last part of the path).")
+    output_file: str | None = key(None, "Also write the table to this file.")
+
+    def validate(self) -> None:
+        for path in self.results_files:
+            if not os.path.isfile(path):
+                raise ValueError(
+                    f"--results_files {path!r}: {'not a file' if os.path.exists(path) else 'no such file'}"
+                )
+        if any("=" not in item for item in self.names):
+            raise ValueError("--names takes MODEL=NAME")
+        if self.output_file:
+            require_output_place(self.output_file, "--output_file", folder=False)
 
 
 RESULT_KEYS = ("task", "model", "size_mb", "metrics")  # what a finetune command's results.json gives the table
@@ -77,7 +74,7 @@ def build_rows(results: list[dict[str, Any]], names: dict[str, str]) -> list[lis
     names = {os.path.normpath(model): name for model, name in names.items()}
     if unmatched := sorted(set(names) - {os.path.normpath(model) for model in rows}):
         raise ValueError(
-            f"--name {', '.join(unmatched)}: matches none of the models of the results files ({', '.join(rows)})"
+            f"--names {', '.join(unmatched)}: matches none of the models of the results files ({', '.join(rows)})"
         )
     return [
         [
@@ -96,19 +93,21 @@ def render(rows: list[list[str]]) -> str:
     return "\n".join([*header, *("| " + " | ".join(row) + " |" for row in rows)]) + "\n"
 
 
-def main(argv: list[str] | None = None) -> str:
-    args = parse_args(argv)
-    try:
-        results = [read_results(path) for path in args.results]
-        table = render(build_rows(results, dict(item.split("=", 1) for item in args.name)))
-    except (OSError, ValueError) as err:
-        raise SystemExit(f"error: {err}") from err
-    if args.output:
-        with output_written(args.output):
-            write_text(args.output, table)
-    sys.stdout.write(table)
+def subtask_table(args: TableArguments) -> str:
+    """The sub-task table of ``args.results_files`` (Markdown), also written to ``args.output_file`` if given."""
+    args.validate()
+    results = [read_results(path) for path in args.results_files]
+    table = render(build_rows(results, dict(item.split("=", 1) for item in args.names)))
+    if args.output_file:
+        with output_written(args.output_file, "--output_file"):
+            write_text(args.output_file, table)
     return table
 
 
+def main(argv: list[str] | None = None) -> int:
+    sys.stdout.write(run_command(subtask_table, TableArguments, argv, "python -m finetune.table", __doc__))
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -14,15 +14,14 @@ Metrics are stored as fractions in results.json; the table and the model card sh
 
 from __future__ import annotations
 
-import argparse
 import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, partial
 from typing import Any
 
 from common.io import output_written
-from finetune.arguments import resume_from
+from finetune.arguments import FinetuneArguments, resume_from
 
 # The registration: one module per task, each defining TASK. Their order is the order of the table's columns.
 TASK_MODULES = ("finetune.nsmc", "finetune.ner", "finetune.korquad", "finetune.nli")
@@ -74,37 +73,46 @@ class Task:
     model_class: str  # the transformers Auto class of the task model, by name (importing it takes seconds)
     hub_task: tuple[str, str]  # the model card's model-index task: type and name
     dataset: tuple[str, str]  # the model card's dataset: name and Hub id
-    # The command's arguments: task flags plus finetune.trainer.add_common_args with the task's defaults.
-    parse_args: Callable[[list[str] | None], argparse.Namespace]
-    # Reads the data named by the arguments; raises ValueError or OSError naming what is wrong.
-    read: Callable[[argparse.Namespace], TaskData]
-    # (tokenizer, records, args, model config, is training split) -> features; the config holds the label names.
-    encode: Callable[[Any, Records, argparse.Namespace, Any, bool], Records]
+    # The command's options: a FinetuneArguments subclass with the task's options and defaults.
+    arguments: type[FinetuneArguments]
+    # Reads the data named by the options; raises ValueError or OSError naming what is wrong.
+    read: Callable[[Any], TaskData]
+    # (tokenizer, records, options, model config, is training split) -> features; the config holds the label names.
+    encode: Callable[[Any, Records, Any, Any, bool], Records]
     # (features, tokenizer, with_token_types) -> a batch of tensors, with labels when the features have them.
     collate: Callable[[Records, Any, bool], dict[str, Any]]
     # (accelerator, model, split, args, collate function) -> metrics by name, gathered over all processes. Numbers
     # are the metrics (fractions); anything else (per-type scores) goes beside them in results.json.
-    evaluate: Callable[[Any, Any, Split, argparse.Namespace, Callable[..., Any]], dict[str, Any]]
+    evaluate: Callable[[Any, Any, Split, Any, Callable[..., Any]], dict[str, Any]]
     # The encoded splits -> extra results.json entries (words cut off by truncation, windows per split).
     extra_results: Callable[[dict[str, Split]], dict[str, Any]] = no_extra_results
-    # The option naming the test data, beside --train (results.json's "data" records both): --test, KorQuAD's --dev.
-    test_option: str = "test"
 
     def auto_class(self) -> Any:
         return getattr(importlib.import_module("transformers"), self.model_class)
 
-    def main(self, argv: list[str] | None = None) -> dict[str, Any]:
-        """The task's command: its arguments checked, then (only then: it imports torch) ``finetune.trainer.run``."""
-        args = self.parse_args(argv)
-        # The output is checked under its lock: a run that started first cannot fill it between check and work.
-        with output_written(args.output):
-            try:
-                args.resume_from = resume_from(args)
-            except ValueError as err:
-                raise SystemExit(f"error: {err}") from err
-            from finetune.trainer import run
+    def main(self, argv: list[str] | None = None) -> int:
+        """The task's command: its options read and checked (before torch is imported), then ``fine_tune``."""
+        from common.config import run_command
 
-            return run(self, args)
+        run_command(partial(fine_tune, self), self.arguments, argv, f"python -m finetune.{self.name}", self.doc())
+        return 0
+
+    def doc(self) -> str | None:
+        return importlib.import_module(self.arguments.__module__).__doc__
+
+
+def fine_tune(task: Task | str, args: FinetuneArguments) -> dict[str, Any]:
+    """Fine-tune ``args.model_name_or_path`` on the task (a ``Task`` or its name), keep the epoch best on validation,
+    test it: writes ``args.output_dir`` (``best/``, ``results.json``) and returns the results. ValueError or OSError
+    names an option or input that cannot work, before any training."""
+    task = get_task(task) if isinstance(task, str) else task
+    args.validate()
+    # The output is checked under its lock: a run that started first cannot fill it between check and work.
+    with output_written(args.output_dir, "--output_dir"):
+        checkpoint = resume_from(args)
+        from finetune.trainer import run  # torch and accelerate, once the options are checked: refusals are quick
+
+        return run(task, args, checkpoint)
 
 
 @cache

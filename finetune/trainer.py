@@ -1,13 +1,13 @@
 """The fine-tuning loop every task shares: accelerate, AdamW with warm-up and linear decay, evaluation on a
 validation split carved from the training data after each epoch, the best checkpoint kept and tested once.
 
-A task (``finetune.tasks.Task``) declares how to read, encode, collate and score its data; ``run`` is its command and
-``fine_tune`` its training.
+A task (``finetune.tasks.Task``) declares how to read, encode, collate and score its data; ``run`` reads and encodes
+it for ``finetune.tasks.fine_tune``, and ``train_and_test`` trains.
 """
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import inspect
 import logging
 import math
@@ -31,7 +31,7 @@ from common.checkpoints import complete_checkpoints, delete_earlier_outputs
 from common.io import new_folder, setup_logging
 from common.readers import data_source, first, split_train_validation, write_results
 from common.resume import quiet_accelerate_checkpoint_logs, resume_state, save_checkpoint
-from finetune.arguments import BEST_DIR, RESULTS_FILE, RUN_OUTPUTS
+from finetune.arguments import BEST_DIR, RESULTS_FILE, RUN_OUTPUTS, FinetuneArguments
 from finetune.tasks import Split, Task
 from modeling.load import (
     check_model_type,
@@ -66,20 +66,20 @@ def check_max_seq_length(model: nn.Module, max_seq_length: int) -> None:
 TASK_MODEL_TYPES = ("bert", "distilbert")  # what the tasks' collate functions and heads are written for
 
 
-def load_task_model(args: argparse.Namespace, model_class: Any, **model_kwargs: Any) -> tuple[Any, nn.Module]:
-    """The tokenizer and task model of ``args.model``: seeded before the new head is initialised (and the head
-    and the checkpoint's unused one named in one line), and checked to take ``--max-seq-length`` tokens. Raises
+def load_task_model(args: FinetuneArguments, model_class: Any, **model_kwargs: Any) -> tuple[Any, nn.Module]:
+    """The tokenizer and task model of ``args.model_name_or_path``: seeded before the new head is initialised (and
+    the head and the checkpoint's unused one named in one line), and checked to take ``--max_seq_length`` tokens. Raises
     ValueError/OSError for the task's start-up error handling."""
     check_model_type(
-        args.model,
+        args.model_name_or_path,
         TASK_MODEL_TYPES,
         "model",
         "fine-tuning takes BERT or DistilBERT (a KoBiLSTM student is trained by distill.train)",
     )
-    tokenizer = load_tokenizer(args.model)
+    tokenizer = load_tokenizer(args.model_name_or_path)
     set_seed(args.seed)
-    model = hub_or_local(partial(load_with_new_head, model_class), args.model, "model", **model_kwargs)
-    check_vocabulary_fits(tokenizer, model, args.model)
+    model = hub_or_local(partial(load_with_new_head, model_class), args.model_name_or_path, "model", **model_kwargs)
+    check_vocabulary_fits(tokenizer, model, args.model_name_or_path)
     check_max_seq_length(model, args.max_seq_length)
     return tokenizer, model
 
@@ -126,12 +126,17 @@ def predicted_labels(
     accelerator: Accelerator,
     model: nn.Module,
     split: Split,
-    args: argparse.Namespace,
+    args: FinetuneArguments,
     collate: Callable[[list[dict[str, Any]]], dict[str, torch.Tensor]],
 ) -> torch.Tensor:
     """The arg-max label of each feature of ``split`` (a row of token labels for token classification)."""
     outputs = predict(
-        accelerator, model, split.features, collate, args.eval_batch_size, lambda out: {"label": out.logits.argmax(-1)}
+        accelerator,
+        model,
+        split.features,
+        collate,
+        args.per_device_eval_batch_size,
+        lambda out: {"label": out.logits.argmax(-1)},
     )
     return outputs["label"]
 
@@ -144,36 +149,33 @@ def pad_cat(values: list[torch.Tensor]) -> torch.Tensor:
     return torch.cat([nn.functional.pad(v, (0, width - v.shape[1]), value=-100) for v in values])
 
 
-def run(task: Task, args: argparse.Namespace) -> dict[str, Any]:
-    """The command of ``task`` once its arguments are parsed (``Task.main``): read and encode its data, then
-    ``fine_tune``.
+def run(task: Task, args: FinetuneArguments, resume_from: Path | None) -> dict[str, Any]:
+    """``finetune.tasks.fine_tune`` once its options are checked and its output folder locked: read and encode the
+    task's data, then ``fine_tune`` (from the checkpoint ``resume_from``, if one is given).
 
-    Bad input (a malformed line, a model that cannot take the sequence length) ends with ``SystemExit("error:
-    ...")`` before any training.
+    Bad input (a malformed line, a model that cannot take the sequence length) raises ValueError or OSError naming
+    it, before any training.
     """
     accelerator = Accelerator(
         mixed_precision=args.mixed_precision, gradient_accumulation_steps=args.gradient_accumulation_steps
     )
     setup_logging(accelerator.is_main_process)
-    try:
-        data = task.read(args)
-        tokenizer, model = load_task_model(args, task.auto_class(), **data.model_kwargs)
-        train, validation = split_train_validation(data.train, args.validation_split, args.seed, source=args.train)
-        records = {
-            "train": first(train, args.max_train_samples),
-            "validation": first(validation, args.max_eval_samples),
-            "test": first(data.test, args.max_eval_samples),
-        }
-        splits = {
-            name: Split(name, subset, task.encode(tokenizer, subset, args, model.config, name == "train"))
-            for name, subset in records.items()
-        }
-    except (ValueError, OSError) as err:
-        raise SystemExit(f"error: {err}") from err
+    data = task.read(args)
+    tokenizer, model = load_task_model(args, task.auto_class(), **data.model_kwargs)
+    train, validation = split_train_validation(data.train, args.validation_split, args.seed, source=args.train_file)
+    records = {
+        "train": first(train, args.max_train_samples),
+        "validation": first(validation, args.max_eval_samples),
+        "test": first(data.test, args.max_eval_samples),
+    }
+    splits = {
+        name: Split(name, subset, task.encode(tokenizer, subset, args, model.config, name == "train"))
+        for name, subset in records.items()
+    }
     counts = {"examples": {name: len(split.records) for name, split in splits.items()}}
-    sources = {"data": {"train": data_source(args.train), "test": data_source(getattr(args, task.test_option))}}
+    sources = {"data": {"train": data_source(args.train_file), "test": data_source(args.test_file)}}
     extra_results = {**data.extra_results, **sources, **counts, **task.extra_results(splits)}
-    return fine_tune(accelerator, args, task, model, tokenizer, splits, extra_results)  # under Task.main's lock
+    return train_and_test(accelerator, args, task, model, tokenizer, splits, extra_results, resume_from)
 
 
 def linear_schedule(optimizer: torch.optim.Optimizer, warmup_ratio: float, updates: int, processes: int) -> Any:
@@ -188,24 +190,25 @@ def linear_schedule(optimizer: torch.optim.Optimizer, warmup_ratio: float, updat
     )
 
 
-def fine_tune(
+def train_and_test(
     accelerator: Accelerator,
-    args: argparse.Namespace,
+    args: FinetuneArguments,
     task: Task,
     model: nn.Module,
     tokenizer: Any,
     splits: dict[str, Split],
     extra_results: dict[str, Any],
+    resume_from: Path | None,
 ) -> dict[str, Any]:
     """Train on ``splits["train"]``, keep the epoch best on the task's primary metric on ``splits["validation"]``,
     test it once on ``splits["test"]``, write ``results.json`` (main process only).
 
-    A checkpoint is written at the end of every epoch (and every ``--save-steps`` updates); ``args.resume_from``
+    A checkpoint is written at the end of every epoch (and every ``--save_steps`` updates); ``resume_from``
     continues one exactly: the model, optimizer, scheduler and random states, and the epoch's data order from the
     batch it stopped at. ``results.json`` holds the test metrics, the validation history (metrics and learning rate
     after each epoch), the optimizer updates made, the run's configuration and ``extra_results``.
     """
-    output = Path(args.output)
+    output = Path(args.output_dir)
     collate = partial(task.collate, tokenizer=tokenizer, with_token_types=takes_token_type_ids(model))
     train_features = splits["train"].features
     set_seed(args.seed)
@@ -213,14 +216,14 @@ def fine_tune(
     # transformers' Trainer option of the same name: batches of similar length, so less padding to compute.
     sampler = (
         LengthGroupedSampler(
-            args.batch_size, lengths=[len(f["input_ids"]) for f in train_features], generator=generator
+            args.per_device_train_batch_size, lengths=[len(f["input_ids"]) for f in train_features], generator=generator
         )
         if args.group_by_length
         else None
     )
     loader = DataLoader(
         list(train_features),
-        batch_size=args.batch_size,
+        batch_size=args.per_device_train_batch_size,
         shuffle=sampler is None,
         sampler=sampler,
         collate_fn=collate,
@@ -229,19 +232,19 @@ def fine_tune(
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
     # Counted on the prepared loader, whose length is this process's share of the batches.
     loader = accelerator.prepare(loader)
-    updates = math.ceil(len(loader) / args.gradient_accumulation_steps) * args.epochs
+    updates = math.ceil(len(loader) / args.gradient_accumulation_steps) * args.num_train_epochs
     scheduler = linear_schedule(optimizer, args.warmup_ratio, updates, accelerator.num_processes)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     quiet_accelerate_checkpoint_logs()
-    state = start_state(accelerator, args, generator)
+    state = start_state(accelerator, args, generator, resume_from)
 
-    logger.info("***** Fine-tuning %s on %s *****", args.model, task.name)
+    logger.info("***** Fine-tuning %s on %s *****", args.model_name_or_path, task.name)
     logger.info(
         "  Train features = %d, epochs = %d, processes = %d, batch per device = %d, gradient accumulation = %d",
         len(train_features),
-        args.epochs,
+        args.num_train_epochs,
         accelerator.num_processes,
-        args.batch_size,
+        args.per_device_train_batch_size,
         args.gradient_accumulation_steps,
     )
     logger.info("  Optimizer updates = %d", updates)
@@ -250,7 +253,7 @@ def fine_tune(
         progress
     ):
         start = time.perf_counter() - state["train_seconds"]
-        while state["epoch"] <= args.epochs:
+        while state["epoch"] <= args.num_train_epochs:
             model.train()
             # The sampler draws the epoch's order from the generator when iterated: a checkpoint inside the epoch
             # keeps the state it drew from, so that a resumed run sees the same batches.
@@ -311,13 +314,13 @@ def fine_tune(
         "validation": state["history"],
         "optimizer_steps": state["updates_made"],
         "processes": accelerator.num_processes,
-        "model": args.model,
+        "model": args.model_name_or_path,
         "model_dir": str(output / BEST_DIR),
         "params": parameter_count(unwrapped),
         "size_mb": round(size_mb(unwrapped), 1),
         "train_seconds": round(train_seconds, 1),
         "eval_examples_per_s": round(len(splits["test"].records) / test_seconds, 1),
-        "config": {k: v for k, v in vars(args).items() if k != "resume_from"},
+        "config": dataclasses.asdict(args),
         **{k: v for k, v in test_output.items() if k not in test_metrics},
         **extra_results,
     }
@@ -329,17 +332,19 @@ def fine_tune(
     return results
 
 
-def start_state(accelerator: Accelerator, args: argparse.Namespace, generator: torch.Generator) -> dict[str, Any]:
-    """Where training starts: the checkpoint ``args.resume_from`` restored (its trainer state returned, the data
+def start_state(
+    accelerator: Accelerator, args: FinetuneArguments, generator: torch.Generator, resume_from: Path | None
+) -> dict[str, Any]:
+    """Where training starts: the checkpoint ``resume_from`` restored (its trainer state returned, the data
     order's generator set back), or the beginning, after deleting an earlier run's outputs under ``--overwrite``
     (only now: a run that fails to start leaves the earlier one whole)."""
-    if args.resume_from is not None:
-        state = resume_state(accelerator, args.resume_from)
-        generator.set_state(torch.load(args.resume_from / DATA_ORDER_FILE))
-        logger.info("Resuming from %s (epoch %d, update %d)", args.resume_from, state["epoch"], state["step"])
+    if resume_from is not None:
+        state = resume_state(accelerator, resume_from)
+        generator.set_state(torch.load(resume_from / DATA_ORDER_FILE))
+        logger.info("Resuming from %s (epoch %d, update %d)", resume_from, state["epoch"], state["step"])
         return state
     if args.overwrite and accelerator.is_main_process:
-        delete_earlier_outputs(args.output, RUN_OUTPUTS)
+        delete_earlier_outputs(args.output_dir, RUN_OUTPUTS)
     accelerator.wait_for_everyone()
     return {
         "step": 0,

@@ -1,23 +1,23 @@
 """Build, validate and push a release of a model to the Hugging Face Hub.
 
-    python -m hub_upload --model runs/distilkobert/final --repo-id USER/distilkobert \
-        --results runs/finetune/distilkobert/*/results.json --dry-run --output runs/release/distilkobert
-    HF_TOKEN=... python -m hub_upload --model runs/distilkobert/final --repo-id USER/distilkobert \
-        --results runs/finetune/distilkobert/*/results.json --tag v1.0
+    python -m hub_upload --model_name_or_path runs/distilkobert/final --repo_id USER/distilkobert \
+        --results_files runs/finetune/distilkobert/*/results.json --dry_run --output_dir runs/release/distilkobert
+    HF_TOKEN=... python -m hub_upload --model_name_or_path runs/distilkobert/final --repo_id USER/distilkobert \
+        --results_files runs/finetune/distilkobert/*/results.json --tag v1.0
 
 The release folder holds the weights (safetensors) and config, the tokenizer files (SentencePiece model, vocab.txt,
 tokenizer.json, tokenizer_config.json with an auto_map to both classes), ``tokenization_kobert.py`` as remote code,
 and README.md, a model card built from the saved config, pretraining records and results files. A sentence encoder
 (a sentence-transformers folder, as ``sentence.*`` write) keeps its modules and pooling and gets a card of its own:
-pipeline tag sentence-similarity, the STS table of ``sentence.evaluate --output`` files given as --results, usage
-with sentence-transformers and with plain transformers. It is validated in a
-fresh offline process before anything is sent; ``--dry-run`` stops there and leaves it in ``--output``. The token
-comes from HF_TOKEN or the stored login and is never printed or written.
+pipeline tag sentence-similarity, the STS table of ``sentence.evaluate --output_file`` files given as --results_files,
+usage with sentence-transformers and with plain transformers. It is validated in a fresh offline process
+(``hub_upload.validate``) before anything is sent; ``--dry_run`` stops there and leaves it in ``--output_dir``. The
+token comes from HF_TOKEN or the stored login and is never printed or written. From Python:
+``upload(UploadArguments(model_name_or_path=..., repo_id=..., dry_run=True, output_dir=...))``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -25,13 +25,20 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from huggingface_hub import HfApi, get_token
 
-from common.cli import command_parser
-from common.io import check_output_folder, output_written, publish_folder, quiet_file_progress_bars, staging_folder
+from common.config import key, required, run_command
+from common.io import (
+    output_written,
+    publish_folder,
+    quiet_file_progress_bars,
+    require_output_folder,
+    staging_folder,
+)
 from hub_upload.card import build_card
 from hub_upload.sentence_card import build_sentence_card, read_evaluation_rows
 from hub_upload.validate import check_model_folder, has_mlm_head
@@ -39,32 +46,43 @@ from hub_upload.validate import check_model_folder, has_mlm_head
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = command_parser("python -m hub_upload", __doc__)
-    parser.add_argument("--model", required=True, help="Model folder (save_pretrained), with its tokenizer.")
-    parser.add_argument("--repo-id", required=True, help="Hub repository, namespace/name.")
-    parser.add_argument(
-        "--results",
-        nargs="*",
-        default=[],
-        help="results.json files of fine-tuning this model; for a sentence encoder, sentence.evaluate --output files.",
+@dataclass(kw_only=True)
+class UploadArguments:
+    """What ``python -m hub_upload`` reads."""
+
+    model_name_or_path: str = required("Model folder (save_pretrained), with its tokenizer.")
+    repo_id: str = required("Hub repository, namespace/name.")
+    results_files: list[str] = key(
+        [], "results.json files of fine-tuning this model; for a sentence encoder, sentence.evaluate's --output_file."
     )
-    parser.add_argument("--private", action="store_true", help="Create the repository as private.")
-    parser.add_argument("--revision", default=None, help="Branch to push to (created if missing).")
-    parser.add_argument("--tag", default=None, help="Tag the pushed commit.")
-    parser.add_argument("--commit-message", default=None, help="Commit message (default: 'Upload NAME').")
-    parser.add_argument("--license", default="apache-2.0", help="License id for the model card.")
-    parser.add_argument("--dry-run", action="store_true", help="Build and validate only; needs --output.")
-    parser.add_argument("--output", default=None, help="Where to leave the release folder.")
-    parser.add_argument("--overwrite", action="store_true", help="Replace an existing non-empty --output folder.")
-    args = parser.parse_args(argv)
-    if not REPO_ID.match(args.repo_id):
-        parser.error(f"--repo-id must be namespace/name, got {args.repo_id!r}")
-    if args.dry_run and not args.output:
-        parser.error("--dry-run needs --output DIR to leave the release folder in")
-    if args.output:
-        check_output_folder(parser, args.output, args.overwrite)
-    return args
+    private: bool = key(False, "Create the repository as private.")
+    revision: str | None = key(None, "Branch to push to (created if missing).")
+    tag: str | None = key(None, "Tag the pushed commit.")
+    commit_message: str | None = key(None, "Commit message (default: 'Upload NAME').")
+    license: str = key("apache-2.0", "License id for the model card.")
+    dry_run: bool = key(False, "Build and validate only; needs --output_dir.")
+    output_dir: str | None = key(None, "Where to leave the release folder.")
+    overwrite: bool = key(False, "Replace an existing non-empty --output_dir folder.")
+
+    def validate(self) -> None:
+        """ValueError naming the option whose value cannot work (the model folder is checked by ``upload``)."""
+        if not REPO_ID.match(self.repo_id):
+            raise ValueError(f"--repo_id must be namespace/name, got {self.repo_id!r}")
+        if self.dry_run and not self.output_dir:
+            raise ValueError("--dry_run needs --output_dir DIR to leave the release folder in")
+        for path in self.results_files:
+            if not os.path.isfile(path):
+                raise ValueError(f"--results_files: no such file: {path}")
+        if self.output_dir:
+            require_output_folder(self.output_dir, self.overwrite, "--output_dir")
+
+
+@dataclass
+class UploadReport:
+    repo_id: str
+    folder: Path  # the release folder: --output_dir, or a temporary folder
+    validation: str  # what the fresh process that validated it said
+    url: str | None = None  # the pushed commit; None for a dry run
 
 
 def read_results(paths: list[str], model: str, repo_id: str) -> list[dict[str, Any]]:
@@ -96,23 +114,30 @@ def check_tokenizer_size(source: Path, tokens: int, embeddings: int) -> None:
         )
 
 
-def build_sentence_release(args: argparse.Namespace, folder: Path) -> None:
+def build_sentence_release(args: UploadArguments, folder: Path) -> None:
     """A sentence-transformers folder as saved (modules, pooling, our tokenizer) and its card into ``folder``."""
     from modeling.student import size_mb
     from sentence.model import encoder_summary, load_encoder
 
-    encoder = load_encoder(args.model, max_seq_length=None)
+    encoder = load_encoder(args.model_name_or_path, max_seq_length=None)
     transformer = encoder[0].auto_model
-    check_tokenizer_size(Path(args.model), len(encoder.tokenizer), transformer.config.vocab_size)
-    row, rows = read_evaluation_rows(args.results, args.model)
+    check_tokenizer_size(Path(args.model_name_or_path), len(encoder.tokenizer), transformer.config.vocab_size)
+    row, rows = read_evaluation_rows(args.results_files, args.model_name_or_path)
     encoder.save(str(folder))
     card = build_sentence_card(
-        args.repo_id, folder, encoder_summary(encoder), size_mb(transformer), args.license, row, rows, args.model
+        args.repo_id,
+        folder,
+        encoder_summary(encoder),
+        size_mb(transformer),
+        args.license,
+        row,
+        rows,
+        args.model_name_or_path,
     )
     (folder / "README.md").write_text(card, encoding="utf-8")  # replaces the card sentence-transformers wrote
 
 
-def build_release(args: argparse.Namespace, folder: Path) -> None:
+def build_release(args: UploadArguments, folder: Path) -> None:
     """Weights, tokenizer, remote code and model card into ``folder``."""
     from transformers import AutoModel, AutoModelForMaskedLM  # the models where there is work, not for --help
 
@@ -120,15 +145,15 @@ def build_release(args: argparse.Namespace, folder: Path) -> None:
     from modeling.student import parameter_count, size_mb
     from sentence.model import is_sentence_transformer
 
-    if is_sentence_transformer(args.model):
+    if is_sentence_transformer(args.model_name_or_path):
         build_sentence_release(args, folder)
         return
-    source = Path(args.model)
+    source = Path(args.model_name_or_path)
     has_head = has_mlm_head(source)
     model = (AutoModelForMaskedLM if has_head else AutoModel).from_pretrained(source)
     tokenizer = load_tokenizer(str(source))
     check_tokenizer_size(source, len(tokenizer), model.config.vocab_size)
-    results = read_results(args.results, args.model, args.repo_id)
+    results = read_results(args.results_files, args.model_name_or_path, args.repo_id)
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     card = build_card(
@@ -149,16 +174,15 @@ def build_release(args: argparse.Namespace, folder: Path) -> None:
 def validate(folder: Path) -> str:
     """Run hub_upload.validate in a fresh, offline process; raise with its message if the folder fails."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    result = subprocess.run(
-        [sys.executable, "-m", "hub_upload.validate", str(folder)], env=env, capture_output=True, text=True
-    )
+    command = [sys.executable, "-m", "hub_upload.validate", "--release_dir", str(folder)]
+    result = subprocess.run(command, env=env, capture_output=True, text=True)
     if result.returncode != 0:
         last = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "validation failed"
         raise ValueError(last.removeprefix("error: "))
     return result.stdout.strip()
 
 
-def upload(api: HfApi, folder: Path, args: argparse.Namespace, token: str) -> str:
+def push(api: HfApi, folder: Path, args: UploadArguments, token: str) -> str:
     """Create the repository (and branch) if needed, push the folder in one commit, tag it; returns the commit URL."""
     api.create_repo(args.repo_id, token=token, private=args.private, exist_ok=True)
     if args.revision:
@@ -175,40 +199,53 @@ def upload(api: HfApi, folder: Path, args: argparse.Namespace, token: str) -> st
     return str(getattr(commit, "commit_url", commit))
 
 
-def build_checked_release(args: argparse.Namespace, folder: Path) -> None:
-    """The release of ``--model`` in ``folder``, validated in a fresh process; what fails ends the command in one
-    line (a full disk naming the folder written)."""
+def build_checked_release(args: UploadArguments, folder: Path) -> str:
+    """The release of ``--model_name_or_path`` in ``folder``, validated in a fresh process (what it said is
+    returned); ValueError naming what failed (a full disk ends the command in one line naming the folder written)."""
     try:
-        with output_written(args.output or folder):
-            check_model_folder(Path(args.model))
+        with output_written(args.output_dir or folder, "--output_dir"):
+            check_model_folder(Path(args.model_name_or_path))
             build_release(args, folder)
-        print(validate(folder))
+        return validate(folder)
     except (ValueError, OSError) as err:
-        raise SystemExit(f"error: {err}; nothing was uploaded") from err
+        raise ValueError(f"{err}; nothing was uploaded") from err
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
+def upload(args: UploadArguments) -> UploadReport:
+    """Build the release of ``args.model_name_or_path``, validate it offline in a fresh process, leave it in
+    ``args.output_dir`` (if given) and, unless ``args.dry_run``, push it to ``args.repo_id``. ValueError or OSError
+    names what is wrong; nothing is uploaded then, and ``args.output_dir`` is as it was."""
+    args.validate()
     quiet_file_progress_bars()
     token = None if args.dry_run else get_token()
     if not args.dry_run and not token:
-        raise SystemExit("error: no Hugging Face token: set HF_TOKEN or run `hf auth login` (or use --dry-run)")
-    # Built aside and published only once validated, so a failure leaves --output as it was.
-    folder = staging_folder(args.output, "release") if args.output else Path(tempfile.mkdtemp(prefix="release-"))
+        raise ValueError("no Hugging Face token: set HF_TOKEN or run `hf auth login` (or use --dry_run)")
+    # Built aside and published only once validated, so a failure leaves --output_dir as it was.
+    output = args.output_dir
+    folder = staging_folder(output, "release") if output else Path(tempfile.mkdtemp(prefix="release-"))
     try:
-        build_checked_release(args, folder)
+        validation = build_checked_release(args, folder)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
-    if args.output:
-        publish_folder(folder, args.output)
-        folder = Path(args.output)
+    if output:
+        publish_folder(folder, output)
+        folder = Path(output)
     if args.dry_run:
-        print(f"dry run: release folder left in {folder}; nothing was uploaded")
-        return
-    url = upload(HfApi(), folder, args, token)
-    print(f"uploaded {sorted(p.name for p in folder.iterdir())} to {args.repo_id}: {url}")
+        return UploadReport(args.repo_id, folder, validation)
+    return UploadReport(args.repo_id, folder, validation, push(HfApi(), folder, args, token))
+
+
+def main(argv: list[str] | None = None) -> int:
+    report = run_command(upload, UploadArguments, argv, "python -m hub_upload", __doc__)
+    print(report.validation)
+    if report.url is None:
+        print(f"dry run: release folder left in {report.folder}; nothing was uploaded")
+    else:
+        files = sorted(p.name for p in report.folder.iterdir())
+        print(f"uploaded {files} to {report.repo_id}: {report.url}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -19,16 +19,18 @@ EXAMPLE = ["한 남자가 음식을 먹는다.", "한 남자가 빵을 먹는다
 
 
 def read_evaluation_rows(paths: list[str], model: str) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-    """The rows of ``sentence.evaluate --output`` files: this model's (matched by its folder) and all of them."""
+    """The rows of ``sentence.evaluate --output_file`` files: this model's (matched by its folder) and all of them."""
     rows: list[dict[str, Any]] = []
     for path in paths:
         record = json.loads(Path(path).read_text(encoding="utf-8"))
         if not isinstance(record, dict) or "rows" not in record:
-            raise ValueError(f"{path}: not a sentence.evaluate --output file (no 'rows'); score the encoder with it")
+            raise ValueError(f"{path}: not a sentence.evaluate --output_file (no 'rows'); score the encoder with it")
         rows += record["rows"]
     own = [row for row in rows if os.path.realpath(row["model_dir"]) == os.path.realpath(model)]
     if paths and not own:
-        raise ValueError(f"{', '.join(paths)}: no row of {model!r}; evaluate it with sentence.evaluate --model")
+        raise ValueError(
+            f"{', '.join(paths)}: no row of {model!r}; evaluate it with sentence.evaluate --model_name_or_path"
+        )
     return (own[0] if own else None), rows
 
 

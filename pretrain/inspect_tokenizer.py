@@ -1,27 +1,42 @@
 """Show what a KoBERT tokenizer folder does with some text: tokens, ids, segments, offsets and the round trip.
 
-python -m pretrain.inspect_tokenizer runs/demo/tokenizer "[CLS] 한국어 모델을 공유합니다. [SEP]"
-python -m pretrain.inspect_tokenizer runs/demo/tokenizer "첫 문장" --pair "둘째 문장"
+    python -m pretrain.inspect_tokenizer --tokenizer_name_or_path runs/demo/tokenizer \
+        --texts "[CLS] 한국어 모델을 공유합니다. [SEP]"
+    python -m pretrain.inspect_tokenizer --tokenizer_name_or_path runs/demo/tokenizer --texts "첫 문장" \
+        --pair "둘째 문장"
+
+From Python: ``inspect_tokenizer(InspectArguments(tokenizer_name_or_path=..., texts=[...]))`` returns the lines.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from common.cli import command_parser
+from common.config import key, required, run_command
 
 if TYPE_CHECKING:
     from tokenization_kobert import KoBertTokenizer
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = command_parser("python -m pretrain.inspect_tokenizer", __doc__)
-    parser.add_argument("tokenizer", help="A tokenizer folder (for example one written by pretrain.build_tokenizer).")
-    parser.add_argument("texts", nargs="+", help="Texts to encode.")
-    parser.add_argument("--pair", default=None, help="A second segment encoded with each text.")
-    return parser.parse_args(argv)
+@dataclass(kw_only=True)
+class InspectArguments:
+    """What ``python -m pretrain.inspect_tokenizer`` reads."""
+
+    tokenizer_name_or_path: str = required(
+        "A tokenizer folder (for example one written by pretrain.build_tokenizer) or Hub id."
+    )
+    texts: list[str] = required("Texts to encode.")
+    pair: str | None = key(None, "A second segment encoded with each text.")
+
+
+@dataclass
+class InspectReport:
+    tokenizer_name_or_path: str
+    tokenizer: str  # the fast tokenizer's class, e.g. KoBertTokenizerFast
+    vocab_size: int
+    encodings: list[list[str]]  # the lines describing each text's encoding (``describe``)
 
 
 def describe(fast: object, slow: KoBertTokenizer, text: str, pair: str | None) -> list[str]:
@@ -47,23 +62,29 @@ def describe(fast: object, slow: KoBertTokenizer, text: str, pair: str | None) -
     ]
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    from transformers import AutoTokenizer  # after the arguments: --help never waits for transformers
+def inspect_tokenizer(args: InspectArguments) -> InspectReport:
+    """Each text of ``args.texts`` (with ``args.pair``) encoded by the tokenizer, described line by line. OSError or
+    ValueError names a tokenizer that does not load."""
+    from transformers import AutoTokenizer  # after the options: --help never waits for transformers
 
     from modeling.load import check_tokenizer_folder, hub_or_local
     from tokenization_kobert import KoBertTokenizer
 
-    try:
-        check_tokenizer_folder(args.tokenizer)
-        fast = hub_or_local(AutoTokenizer.from_pretrained, args.tokenizer, "tokenizer", trust_remote_code=True)
-        slow = hub_or_local(KoBertTokenizer.from_pretrained, args.tokenizer, "tokenizer")
-    except (OSError, ValueError) as err:
-        raise SystemExit(f"error: {err}") from err
-    print(f"{type(fast).__name__} from {args.tokenizer}: {fast.vocab_size} tokens")
-    for text in args.texts:
+    name = args.tokenizer_name_or_path
+    check_tokenizer_folder(name)
+    fast = hub_or_local(AutoTokenizer.from_pretrained, name, "tokenizer", trust_remote_code=True)
+    slow = hub_or_local(KoBertTokenizer.from_pretrained, name, "tokenizer")
+    encodings = [describe(fast, slow, text, args.pair) for text in args.texts]
+    return InspectReport(name, type(fast).__name__, fast.vocab_size, encodings)
+
+
+def main(argv: list[str] | None = None) -> int:
+    report = run_command(inspect_tokenizer, InspectArguments, argv, "python -m pretrain.inspect_tokenizer", __doc__)
+    print(f"{report.tokenizer} from {report.tokenizer_name_or_path}: {report.vocab_size} tokens")
+    for lines in report.encodings:
         print()
-        print("\n".join(describe(fast, slow, text, args.pair)))
+        print("\n".join(lines))
+    return 0
 
 
 if __name__ == "__main__":

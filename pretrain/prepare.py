@@ -1,19 +1,21 @@
 """Tokenize a text corpus once and pack it into fixed-length blocks for distillation pretraining.
 
-    python -m pretrain.prepare --corpus data/reviews.txt.gz --tokenizer runs/demo/tokenizer \
-        --output runs/demo/data --max-seq-length 128 --num-proc 2
-    python -m pretrain.prepare --corpus 'corpus/*.txt.gz' --tokenizer runs/tokenizer --output runs/data \
-        --max-seq-length 512 --num-proc 16 --validation-ratio 0.001
+    python -m pretrain.prepare --corpus data/reviews.txt.gz --tokenizer_name_or_path runs/demo/tokenizer \
+        --output_dir runs/demo/data --max_seq_length 128 --num_proc 2
+    python -m pretrain.prepare --corpus 'corpus/*.txt.gz' --tokenizer_name_or_path runs/tokenizer \
+        --output_dir runs/data --max_seq_length 512 --num_proc 16 --validation_ratio 0.001
+
+From Python: ``prepare_corpus(PrepareArguments(corpus=[...], tokenizer_name_or_path=..., output_dir=...))``.
 
 Packing: every line (a document or sentence) is tokenized without special tokens and followed by ``[SEP]``; the
 stream ``line1 [SEP] line2 [SEP] ...`` is cut into blocks ``[CLS] + stream[k:k+L-2] + [SEP]`` (L =
-``--max-seq-length``), so no position is wasted on padding. The last partial block is dropped. Block ``i`` goes to
-the validation split when ``i % round(1 / --validation-ratio) == 0``, to train otherwise.
+``--max_seq_length``), so no position is wasted on padding. The last partial block is dropped. Block ``i`` goes to
+the validation split when ``i % round(1 / --validation_ratio) == 0``, to train otherwise.
 
 Output (format ``distilkobert-packed-v1``, read by ``pretrain.data.PackedBlocks``):
 
 - ``train-00000.bin``, ``train-00001.bin``, ... and ``validation-00000.bin``, ...: raw little-endian arrays of shape
-  (blocks, L) in C order, uint16 when the vocabulary fits (int32 otherwise), at most ``--shard-blocks`` blocks each;
+  (blocks, L) in C order, uint16 when the vocabulary fits (int32 otherwise), at most ``--shard_blocks`` blocks each;
 - ``token_counts.npy``: how often each token id occurs in the written blocks (for XLM-style mask smoothing);
 - ``meta.json``: sequence length, dtype, special ids, tokenizer hash, shards, and the fingerprint of the inputs;
 - ``stats.json``: lines read and skipped, tokens, blocks, speed and the arguments.
@@ -23,13 +25,12 @@ needed; uint16 halves the size of int32 for a vocabulary under 65,536; and ``num
 access to the same pages from any number of DataLoader workers and processes, as nanoGPT's ``train.bin`` does.
 
 The corpus is streamed (``pretrain.corpus.iter_lines``) and the worker pool is fed a bounded window of batches, so
-memory stays flat however large the corpus is. The folder is written next to ``--output`` and published with one
-``os.replace``, and a run whose inputs match an existing ``--output`` does nothing.
+memory stays flat however large the corpus is. The folder is written next to ``--output_dir`` and published with one
+``os.replace``, and a run whose inputs match an existing ``--output_dir`` does nothing.
 """
 
 from __future__ import annotations
 
-import argparse
 import functools
 import hashlib
 import itertools
@@ -42,14 +43,14 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import IO, Any
 
 import numpy as np
 from tqdm import tqdm
 
-from common.cli import command_parser
-from common.io import check_output_place, new_folder, output_written, setup_logging, write_json
+from common.config import key, required, run_command
+from common.io import new_folder, output_written, require_output_place, write_json
 from pretrain.corpus import CorpusStats, expand_corpus_paths, iter_lines
 
 logger = logging.getLogger(__name__)
@@ -82,76 +83,91 @@ class TokenizerInfo:
     model_max_length: int | None
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = command_parser("python -m pretrain.prepare", __doc__)
-    parser.add_argument("--corpus", nargs="+", required=True, help="Text files or globs (plain or .gz), one line each.")
-    parser.add_argument("--tokenizer", required=True, help="Tokenizer folder (written by pretrain.build_tokenizer).")
-    parser.add_argument("--output", required=True, help="Folder to write; refused if it holds other data.")
-    parser.add_argument("--max-seq-length", type=int, default=512, help="Tokens per block, [CLS] and [SEP] included.")
-    parser.add_argument("--num-proc", type=int, default=1, help="Tokenizer processes; 1 tokenizes in this process.")
-    parser.add_argument(
-        "--validation-ratio",
-        type=float,
-        default=0.001,
-        help="Share of blocks for validation: every round(1/ratio)-th block, from block 0; 0 = no validation split.",
+@dataclass(kw_only=True)
+class PrepareArguments:
+    """What ``python -m pretrain.prepare`` reads."""
+
+    corpus: list[str] = required("Text files or globs (plain or .gz), one line each.")
+    tokenizer_name_or_path: str = required("Tokenizer folder (written by pretrain.build_tokenizer).")
+    output_dir: str = required("Folder to write; refused if it holds other data.")
+    max_seq_length: int = key(512, "Tokens per block, [CLS] and [SEP] included.")
+    num_proc: int = key(1, "Tokenizer processes; 1 tokenizes in this process.")
+    validation_ratio: float = key(
+        0.001,
+        "Share of blocks for validation: every round(1/ratio)-th block, from block 0; 0 = no validation split.",
     )
-    parser.add_argument(
-        "--batch-lines", type=int, default=1000, help="Lines per tokenizer call (does not change output)."
+    batch_lines: int = key(1000, "Lines per tokenizer call (does not change output).")
+    max_line_chars: int = key(
+        20_000, "Longer lines are split at whitespace into pieces of at most this many characters before tokenizing."
     )
-    parser.add_argument(
-        "--max-line-chars",
-        type=int,
-        default=20_000,
-        help="Longer lines are split at whitespace into pieces of at most this many characters before tokenizing.",
-    )
-    parser.add_argument("--shard-blocks", type=int, default=100_000, help="Blocks per .bin file at most.")
-    parser.add_argument("--overwrite", action="store_true", help="Replace an --output prepared from other inputs.")
-    return parser
+    shard_blocks: int = key(100_000, "Blocks per .bin file at most.")
+    overwrite: bool = key(False, "Replace an --output_dir prepared from other inputs.")
+
+    def validate(self) -> None:
+        """ValueError naming the option whose value cannot work: numbers, the corpus files, the tokenizer (loaded:
+        its length limit), and an --output_dir that holds other files or data prepared from other inputs."""
+        plan_output(self)
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+@dataclass(frozen=True)
+class Plan:
+    """What the options resolve to: the corpus files, the tokenizer, and whether the output is there already."""
 
+    corpus: list[str]  # the files of --corpus, its globs expanded
+    tokenizer: TokenizerInfo
+    fingerprint: str
+    already_prepared: bool
+
+
+@dataclass
+class PrepareReport:
+    output_dir: str
+    meta: dict[str, Any]  # meta.json
+    stats: dict[str, Any] | None  # stats.json of this run; None when the folder was prepared already
+    already_prepared: bool
+
+
+def plan_output(args: PrepareArguments) -> Plan:
+    """The checked options resolved; ValueError naming the option whose value cannot work."""
     if args.max_seq_length < MIN_SEQ_LENGTH:
-        parser.error(f"--max-seq-length must be at least {MIN_SEQ_LENGTH}, got {args.max_seq_length}")
-    for flag in ("num_proc", "batch_lines", "max_line_chars", "shard_blocks"):
-        if getattr(args, flag) < 1:
-            parser.error(f"--{flag.replace('_', '-')} must be at least 1, got {getattr(args, flag)}")
+        raise ValueError(f"--max_seq_length must be at least {MIN_SEQ_LENGTH}, got {args.max_seq_length}")
+    for name in ("num_proc", "batch_lines", "max_line_chars", "shard_blocks"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name} must be at least 1, got {getattr(args, name)}")
     if not 0.0 <= args.validation_ratio <= 0.5:
-        parser.error(f"--validation-ratio must be in [0, 0.5], got {args.validation_ratio}")
+        raise ValueError(f"--validation_ratio must be in [0, 0.5], got {args.validation_ratio}")
     try:
-        args.corpus = expand_corpus_paths(args.corpus)
+        corpus = expand_corpus_paths(args.corpus)
     except FileNotFoundError as err:
-        parser.error(str(err))
+        raise ValueError(str(err)) from None
 
-    if not os.path.isdir(args.tokenizer):
-        parser.error(
-            f"--tokenizer {args.tokenizer!r}: no such folder; build one with python -m pretrain.build_tokenizer"
+    tokenizer = args.tokenizer_name_or_path
+    if not os.path.isdir(tokenizer):
+        raise ValueError(
+            f"--tokenizer_name_or_path {tokenizer!r}: no such folder; build one with python -m pretrain.build_tokenizer"
         )
     try:
-        args.tokenizer_info = read_tokenizer_info(args.tokenizer)
+        info = read_tokenizer_info(tokenizer)
     except Exception as err:  # a malformed tokenizer.json fails with KeyError, tokenizers' own Exception, ...
-        parser.error(f"--tokenizer {args.tokenizer!r} does not load as a tokenizer: {err!r}")
-    limit = args.tokenizer_info.model_max_length
+        raise ValueError(f"--tokenizer_name_or_path {tokenizer!r} does not load as a tokenizer: {err!r}") from None
+    limit = info.model_max_length
     if limit is not None and args.max_seq_length > limit:
-        parser.error(
-            f"--max-seq-length {args.max_seq_length} exceeds the tokenizer's model_max_length {limit}: use at most "
-            f"{limit}, or rebuild the tokenizer with pretrain.build_tokenizer --model-max-length {args.max_seq_length}"
+        raise ValueError(
+            f"--max_seq_length {args.max_seq_length} exceeds the tokenizer's model_max_length {limit}: use at most "
+            f"{limit}, or rebuild the tokenizer with pretrain.build_tokenizer --model_max_length {args.max_seq_length}"
         )
 
-    # Derived values travel on args (and are left out of the arguments recorded in stats.json).
-    args.fingerprint = fingerprint(args, args.tokenizer_info.vocab_sha256)
-    check_output_place(parser, args.output)
-    existing = read_fingerprint(args.output)
-    args.already_prepared = existing == args.fingerprint
-    if not args.already_prepared and os.path.isdir(args.output) and os.listdir(args.output) and not args.overwrite:
+    inputs = fingerprint(corpus, args, info.vocab_sha256)
+    output = args.output_dir
+    require_output_place(output, "--output_dir")
+    existing = read_fingerprint(output)
+    if existing != inputs and os.path.isdir(output) and os.listdir(output) and not args.overwrite:
         what = "was prepared from other inputs or settings" if existing else "holds other files"
-        parser.error(f"--output {args.output!r} {what}; pass --overwrite to replace it, or choose another folder")
-    return args
+        raise ValueError(f"--output_dir {output!r} {what}; pass --overwrite to replace it, or choose another folder")
+    return Plan(corpus, info, inputs, existing == inputs)
 
 
-HOW_TO_PREPARE = "prepare it with python -m pretrain.prepare --output {data_dir} ..."
+HOW_TO_PREPARE = "prepare it with python -m pretrain.prepare --output_dir {data_dir} ..."
 
 
 def load_meta(data_dir: str) -> dict[str, Any]:
@@ -208,10 +224,10 @@ def read_tokenizer_info(path: str) -> TokenizerInfo:
     )
 
 
-def fingerprint(args: argparse.Namespace, vocab_sha256: str) -> str:
-    """Hash of everything the output depends on: corpus files (path, size, mtime), vocabulary and packing flags."""
+def fingerprint(corpus: list[str], args: PrepareArguments, vocab_sha256: str) -> str:
+    """Hash of everything the output depends on: corpus files (path, size, mtime), vocabulary and packing options."""
     files = []
-    for path in args.corpus:
+    for path in corpus:
         st = os.stat(path)
         files.append([os.path.realpath(path), st.st_size, st.st_mtime_ns])
     payload = {
@@ -364,9 +380,9 @@ class ShardWriter:
             self._file = None
 
 
-def pack_corpus(args: argparse.Namespace, folder: str) -> dict[str, Any]:
-    """Tokenize, pack and write the shards and token counts of ``args.corpus`` into ``folder``; returns the stats."""
-    info: TokenizerInfo = args.tokenizer_info
+def pack_corpus(args: PrepareArguments, plan: Plan, folder: str) -> dict[str, Any]:
+    """Tokenize, pack and write the shards and token counts of the corpus into ``folder``; returns the stats."""
+    info = plan.tokenizer
     content_length = args.max_seq_length - 2
     every = round(1 / args.validation_ratio) if args.validation_ratio > 0 else 0
     dtype = output_dtype(info.vocab_size)
@@ -376,16 +392,16 @@ def pack_corpus(args: argparse.Namespace, folder: str) -> dict[str, Any]:
     stream_tokens = split_lines = total_blocks = 0
     carry = np.empty(0, dtype=np.int32)  # stream tokens not yet in a block: fewer than content_length
 
-    batches = batched(iter_lines(args.corpus, corpus), args.batch_lines)
+    batches = batched(iter_lines(plan.corpus, corpus), args.batch_lines)
     encode = functools.partial(encode_lines, sep_token_id=info.sep_token_id, max_line_chars=args.max_line_chars)
-    plain = not any(path.endswith(".gz") for path in args.corpus)
-    total_bytes = sum(os.path.getsize(path) for path in args.corpus) if plain else None
+    plain = not any(path.endswith(".gz") for path in plan.corpus)
+    total_bytes = sum(os.path.getsize(path) for path in plan.corpus) if plain else None
     pool = None
     if args.num_proc > 1:
-        pool = multiprocessing.Pool(args.num_proc, initializer=init_worker, initargs=(args.tokenizer,))
+        pool = multiprocessing.Pool(args.num_proc, initializer=init_worker, initargs=(info.path,))
         fragments = ordered_imap(pool, encode, batches, args.num_proc * WINDOW_PER_PROCESS)
     else:
-        init_worker(args.tokenizer)
+        init_worker(info.path)
         fragments = map(encode, batches)
     try:
         # Redrawn 10 times a second on a terminal; in a log file every 30 s is plenty.
@@ -425,8 +441,8 @@ def pack_corpus(args: argparse.Namespace, folder: str) -> dict[str, Any]:
     }
 
 
-def build_meta(args: argparse.Namespace, shards: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-    info: TokenizerInfo = args.tokenizer_info
+def build_meta(args: PrepareArguments, plan: Plan, shards: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    info = plan.tokenizer
     return {
         "format": FORMAT,
         "max_seq_length": args.max_seq_length,
@@ -441,48 +457,54 @@ def build_meta(args: argparse.Namespace, shards: dict[str, list[dict[str, Any]]]
             split: {"blocks": sum(s["blocks"] for s in split_shards), "shards": split_shards}
             for split, split_shards in shards.items()
         },
-        "fingerprint": args.fingerprint,
+        "fingerprint": plan.fingerprint,
     }
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    setup_logging()
-    if args.already_prepared:
-        print(f"already prepared: {args.output} (fingerprint {args.fingerprint[:12]}); nothing to do")
-        return
+def prepare_corpus(args: PrepareArguments) -> PrepareReport:
+    """Tokenize and pack ``args.corpus`` into ``args.output_dir`` (nothing to do when it holds the same inputs'
+    blocks already). ValueError or OSError names an option or an input that cannot work."""
+    plan = plan_output(args)
+    if plan.already_prepared:
+        return PrepareReport(args.output_dir, load_meta(args.output_dir), None, True)
 
     start = time.perf_counter()
     # a folder with a meta.json is never half-written or half-deleted
-    with output_written(args.output), new_folder(args.output, "prepare") as staging:
-        try:
-            stats = pack_corpus(args, str(staging))
-        except ValueError as err:  # a corpus file that is not text, or not UTF-8 (pretrain.corpus)
-            raise SystemExit(f"error: {err}") from None
+    with output_written(args.output_dir, "--output_dir"), new_folder(args.output_dir, "prepare") as staging:
+        stats = pack_corpus(args, plan, str(staging))  # ValueError: a corpus file that is not text, or not UTF-8
         if stats["blocks"]["train"] == 0:
-            raise SystemExit(
-                f"error: {stats['tokens']:,} tokens in {args.corpus} fill no training block of {args.max_seq_length}; "
-                "add text, lower --max-seq-length or --validation-ratio"
+            raise ValueError(
+                f"{stats['tokens']:,} tokens in {plan.corpus} fill no training block of {args.max_seq_length}; "
+                "add text, lower --max_seq_length or --validation_ratio"
             )
         seconds = time.perf_counter() - start
-        write_json(os.path.join(staging, META_FILE), build_meta(args, stats.pop("shards")))
-        hidden = ("tokenizer_info", "already_prepared", "fingerprint")
+        meta = build_meta(args, plan, stats.pop("shards"))
+        write_json(os.path.join(staging, META_FILE), meta)
         stats.update(
             seconds=round(seconds, 2),
             mb_per_s=round(stats["bytes"] / 1e6 / seconds, 2),
             num_proc=args.num_proc,
-            args={key: value for key, value in vars(args).items() if key not in hidden},
+            args={**asdict(args), "corpus": plan.corpus},
         )
         write_json(os.path.join(staging, STATS_FILE), stats)
+    return PrepareReport(args.output_dir, meta, stats, False)
 
+
+def main(argv: list[str] | None = None) -> int:
+    report = run_command(prepare_corpus, PrepareArguments, argv, "python -m pretrain.prepare", __doc__)
+    if report.already_prepared:
+        print(f"already prepared: {report.output_dir} (fingerprint {report.meta['fingerprint'][:12]}); nothing to do")
+        return 0
+    stats = report.stats
     blocks = ", ".join(f"{count:,} {split}" for split, count in stats["blocks"].items())
     print(
-        f"wrote {args.output}: {stats['lines']:,} lines, {stats['tokens']:,} tokens -> blocks of "
-        f"{args.max_seq_length}: {blocks} ({stats['dropped_tail_tokens']:,} tail tokens dropped)\n"
+        f"wrote {report.output_dir}: {stats['lines']:,} lines, {stats['tokens']:,} tokens -> blocks of "
+        f"{report.meta['max_seq_length']}: {blocks} ({stats['dropped_tail_tokens']:,} tail tokens dropped)\n"
         f"skipped {stats['invalid_utf8']:,} invalid UTF-8 and {stats['empty']:,} empty lines, split "
         f"{stats['split_long_lines']:,} long lines; {stats['bytes'] / 1e6:,.1f} MB in {stats['seconds']} s "
-        f"({stats['mb_per_s']} MB/s, --num-proc {args.num_proc})"
+        f"({stats['mb_per_s']} MB/s, --num_proc {stats['num_proc']})"
     )
+    return 0
 
 
 if __name__ == "__main__":

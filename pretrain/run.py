@@ -21,7 +21,8 @@ Any key of ``DistillationConfig`` (see ``--help``) can be overridden as ``--key 
 earlier run is refused unless ``--resume`` or ``--overwrite`` says what to do with it. Writes
 ``OUTPUT_DIR/metrics.jsonl``, TensorBoard logs, ``OUTPUT_DIR/checkpoint-STEP/`` and the student in
 ``OUTPUT_DIR/final``, each loadable with ``AutoModelForMaskedLM`` and ``AutoTokenizer(..., trust_remote_code=True)``.
-The loop is ``pretrain.trainer.train``.
+The loop is ``pretrain.trainer.train``. From Python (one process, or each process of a launch):
+``pretrain(load_config("pretrain/configs/tiny.yaml", ["--teacher", ...]))`` returns the final student's folder.
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from common.checkpoints import resume_point
+from common.config import run_command
 from common.io import output_written, require_output_place
-from pretrain.config import RUN_OUTPUTS, DistillationConfig, parse_args
+from pretrain.config import COMMAND, FINAL_DIR, RUN_OUTPUTS, DistillationConfig
 from pretrain.prepare import load_meta
 
 
@@ -44,21 +46,23 @@ def validate_inputs(config: DistillationConfig) -> tuple[dict[str, Any], Path | 
     return meta, resume_from
 
 
-def main(argv: list[str] | None = None) -> None:
-    try:
-        config = parse_args("python pretrain/run.py", __doc__, argv)
-        require_output_place(config.output_dir, "--output_dir")
-    except (ValueError, OSError) as err:
-        raise SystemExit(f"error: {err}") from err
+def pretrain(config: DistillationConfig) -> Path:
+    """Distil (or pretrain, without a teacher) the student of ``config`` into ``config.output_dir``; returns its
+    ``final`` folder. ValueError or OSError names a setting or an input that cannot work, before any training."""
+    config.validate()
+    require_output_place(config.output_dir, "--output_dir")
     # The output is checked under its lock: a run that started first cannot fill it between check and work.
     with output_written(config.output_dir, "--output_dir"):
-        try:
-            meta, resume_from = validate_inputs(config)
-        except (ValueError, OSError) as err:
-            raise SystemExit(f"error: {err}") from err
-        from pretrain.trainer import train  # torch and accelerate once the arguments are checked: refusals are quick
+        meta, resume_from = validate_inputs(config)
+        from pretrain.trainer import train  # torch and accelerate once the settings are checked: refusals are quick
 
         train(config, meta, resume_from)
+    return Path(config.output_dir) / FINAL_DIR
+
+
+def main(argv: list[str] | None = None) -> int:
+    run_command(pretrain, DistillationConfig, argv, "python pretrain/run.py", __doc__, COMMAND.example)
+    return 0
 
 
 if __name__ == "__main__":

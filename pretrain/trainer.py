@@ -118,7 +118,7 @@ def check_vocabularies(model: nn.Module, name: str, tokenizer: Any, meta: dict[s
     if meta["tokenizer"]["vocab_sha256"] != vocab_sha256(tokenizer):
         raise ValueError(
             f"{data_dir} was prepared with another vocabulary ({meta['tokenizer']['path']}) than the tokenizer of "
-            f"{name!r}; prepare the data again with --tokenizer {name}"
+            f"{name!r}; prepare the data again with --tokenizer_name_or_path {name}"
         )
 
 
@@ -201,15 +201,13 @@ def train(config: DistillationConfig, meta: dict[str, Any], resume_from: Path | 
     accelerator.register_save_state_pre_hook(without_tied_copies)
     set_seed(config.seed)
 
-    try:
-        teacher, teacher_has_head = load_bert_teacher(config.teacher) if config.teacher else (None, False)
-        student = load_student(config, teacher)
-        tokenizer = load_tokenizer(config.teacher or config.student)
-        check_vocabularies(teacher or student, config.teacher or config.student, tokenizer, meta, config.data_dir)
-        if teacher is not None:
-            check_teacher_fits(config, teacher, teacher_has_head, student)
-    except (ValueError, OSError) as err:
-        raise SystemExit(f"error: {err}") from err
+    # ValueError or OSError for models that cannot work together, before any training.
+    teacher, teacher_has_head = load_bert_teacher(config.teacher) if config.teacher else (None, False)
+    student = load_student(config, teacher)
+    tokenizer = load_tokenizer(config.teacher or config.student)
+    check_vocabularies(teacher or student, config.teacher or config.student, tokenizer, meta, config.data_dir)
+    if teacher is not None:
+        check_teacher_fits(config, teacher, teacher_has_head, student)
     loss_terms = active_terms(config, has_teacher=teacher is not None)
     special = {"mask": tokenizer.mask_token_id, "pad": tokenizer.pad_token_id}
 

@@ -1,1 +1,1 @@
-"""The whole DistilKoBERT recipe in one command: python -m reproduce --preset mini --output runs/mini."""
+"""The whole DistilKoBERT recipe in one command: python -m reproduce --preset mini --output_dir runs/mini."""

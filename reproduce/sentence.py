@@ -3,14 +3,16 @@ embeddings and then fine-tuned on STS, and the same student on STS alone, scored
 ``teacher_type: [bi-encoder, cross-encoder]``, also a cross-encoder teacher trained on the gold pairs and a student
 trained on the gold pairs plus the silver pairs it scored (Augmented SBERT).
 
-    python -m reproduce --preset sentence-mini --output runs/sentence-mini
+    python -m reproduce --preset sentence-mini --output_dir runs/sentence-mini
 
 A preset with ``pipeline: sentence`` (``reproduce/presets/sentence-mini.yaml``) names where the teacher and the
 student start: folders or Hub ids (``teacher``, ``student``), or ``base: PRESET``, the main recipe's preset whose
 pretrained teacher and distilled student they are (its tokenizer, data, teacher and distilled stages run first,
 into the same output folder, and are skipped when already done; ``base_set`` changes the base preset as ``--set``
-does). The stages run through ``reproduce.stages``'
-runner: a stage whose inputs are unchanged is skipped, a failing one is named and the ones before it are kept.
+does). Each stage calls its command's typed function with its options class (``sentence.sts.train_sts`` with
+``StsArguments``, ...), made from the preset's section for it, and checked before the first stage runs. The stages
+run through ``reproduce.stages``' runner: a stage whose inputs are unchanged is skipped, a failing one is named and
+the ones before it are kept.
 Its stages write under OUTPUT/sentence/, beside the base recipe's folders; it ends with OUTPUT/sentence/results.json
 (one object per model: ``teacher``, ``distilled``, ``cross_encoder``, ``augmented``, ``baseline``, those the teacher
 types make) and results.md.
@@ -19,23 +21,34 @@ types make) and results.md.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 import logging
 import shlex
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from common.config import read_preset
+from common.config import config_from_dict, read_preset, save_config
 from common.io import is_missing_file, write_json, write_text
 from reproduce.preset import PRESET_MAPPING, apply_override, load_preset
-from reproduce.stages import Recipe, Stage, as_argv, file_stamps
+from reproduce.stages import Recipe, Stage, file_stamps
+from sentence.cross_encoder import CrossEncoderArguments, train_cross_encoder
+from sentence.distill import EmbeddingDistillationArguments, distil_embeddings
+from sentence.evaluate import EvaluateArguments, data_name, evaluate_encoders
+from sentence.silver import SilverArguments, label_silver_pairs
+from sentence.simcse import SimcseArguments, train_simcse
+from sentence.sts import StsArguments, train_sts
 
 logger = logging.getLogger("reproduce")
 
+Options = TypeVar("Options")
+
 TEACHER_TYPES = ("bi-encoder", "cross-encoder")
+STS_STAGES = ("teacher", "distilled", "augmented", "baseline")  # the stages sentence.sts trains, by folder name
+ARGUMENTS_FILE = "arguments.yaml"  # a launched stage's options, which its command reads as --config
+EVALUATION_FILE = "evaluation.json"
 SPEED_KEYS = ("sentences_per_s_b1", "sentences_per_s_b64")
 # Each model of the results: its teacher type (None: the baseline, in every run) and the row it learned from.
 MODELS = {
@@ -45,6 +58,15 @@ MODELS = {
     "augmented": ("cross-encoder", "cross_encoder"),
     "baseline": (None, None),
 }
+
+
+@dataclass(frozen=True)
+class StageCall:
+    """What a stage runs: its command's typed function and options (and the command, for a launcher to run)."""
+
+    module: str  # python -m MODULE --config FILE, under a launcher
+    function: Callable[[Any], Any]
+    arguments: Any
 
 
 @dataclass
@@ -57,17 +79,18 @@ class SentencePreset:
     base_set: list[str] = field(default_factory=list)  # KEY=VALUE changes to the base preset, as --set makes them
     teacher: str = ""  # or a folder or Hub id the teacher starts from ...
     student: str = ""  # ... and one the student starts from
-    nli: list[str] = field(default_factory=list)  # sentence.simcse --nli files
+    nli: list[str] = field(default_factory=list)  # sentence.simcse's --nli files
     sts_train: str = ""  # KorSTS (or KLUE-STS) training pairs
     sts_dev: str = ""  # the pairs every model is scored on
-    sentences: list[str] = field(default_factory=list)  # sentence.distill --sentences
+    sentences: list[str] = field(default_factory=list)  # sentence.distill's --sentences
     teacher_type: list[str] = field(default_factory=lambda: ["bi-encoder"])  # bi-encoder, cross-encoder or both
-    simcse: dict[str, Any] = field(default_factory=dict)  # sentence.simcse options
-    sts: dict[str, Any] = field(default_factory=dict)  # sentence.sts options (all three STS stages)
-    distill: dict[str, Any] = field(default_factory=dict)  # sentence.distill options
-    evaluate: dict[str, Any] = field(default_factory=dict)  # sentence.evaluate options (repeats)
-    cross_encoder: dict[str, Any] = field(default_factory=dict)  # sentence.cross_encoder options
-    silver: dict[str, Any] = field(default_factory=dict)  # sentence.silver options (the sts_train sentences paired)
+    # Each command's options (its options class's fields: num_train_epochs, per_device_train_batch_size, ...)
+    simcse: dict[str, Any] = field(default_factory=dict)  # SimcseArguments
+    sts: dict[str, Any] = field(default_factory=dict)  # StsArguments (all four STS stages)
+    distill: dict[str, Any] = field(default_factory=dict)  # EmbeddingDistillationArguments
+    evaluate: dict[str, Any] = field(default_factory=dict)  # EvaluateArguments (repeats)
+    cross_encoder: dict[str, Any] = field(default_factory=dict)  # CrossEncoderArguments
+    silver: dict[str, Any] = field(default_factory=dict)  # SilverArguments (the sts_train sentences paired)
     launcher: str = ""  # e.g. "accelerate launch --config_file cfg.yaml": training commands run through it
 
     def check(self) -> None:
@@ -219,63 +242,68 @@ class SentenceRecipe:
     def silver_file(self) -> Path:
         return self.silver.folder / "silver.tsv"
 
-    # Argument lists, also parsed at start-up to catch unknown options before any work.
-    def simcse_argv(self) -> list[str]:
-        options = {"model": self.start("teacher"), "nli": self.preset.nli, "dev": self.preset.sts_dev}
-        return as_argv({**options, **self.preset.simcse, "output": str(self.simcse.folder), "overwrite": True})
+    # Each stage's options, made (and checked) at start-up too, to catch what a command refuses before any work.
+    def arguments(
+        self, options_class: type[Options], section: str, given: dict[str, Any], output: dict[str, Any]
+    ) -> Options:
+        """A stage's options: what the recipe gives, the preset section's values over them, then where it writes;
+        ValueError naming the preset section when its command refuses them."""
+        values = {**given, **getattr(self.preset, section), **output}
+        return config_from_dict(options_class, values, f"preset section {section!r}")
 
-    def sts_argv(self, name: str) -> list[str]:
+    @staticmethod
+    def training_output(stage: Stage) -> dict[str, Any]:
+        """A training stage writes into its own folder, which the runner has made (its stage files are in it)."""
+        return {"output_dir": str(stage.folder), "overwrite": True}
+
+    def simcse_arguments(self) -> SimcseArguments:
+        given = {"model_name_or_path": self.start("teacher"), "nli": self.preset.nli, "test_file": self.preset.sts_dev}
+        return self.arguments(SimcseArguments, "simcse", given, self.training_output(self.simcse))
+
+    def sts_arguments(self, name: str) -> StsArguments:
         start = {"teacher": self.encoder(self.simcse), "distilled": self.encoder(self.distill)}
-        options = {"model": start.get(name, self.start("student")), "train": self.preset.sts_train}
+        given = {"model_name_or_path": start.get(name, self.start("student")), "train_file": self.preset.sts_train}
         if name == "augmented":
-            options["silver"] = [str(self.silver_file)]
-        options |= {"dev": self.preset.sts_dev, **self.preset.sts}
-        return as_argv({**options, "output": str(self.model_stage(name).folder), "overwrite": True})
+            given["silver"] = [str(self.silver_file)]
+        given["test_file"] = self.preset.sts_dev
+        return self.arguments(StsArguments, "sts", given, self.training_output(self.model_stage(name)))
 
-    def distill_argv(self) -> list[str]:
-        options = {"teacher": self.encoder(self.teacher), "student": self.start("student")}
-        options |= {"sentences": self.preset.sentences, "dev": self.preset.sts_dev, **self.preset.distill}
-        return as_argv({**options, "output": str(self.distill.folder), "overwrite": True})
+    def distill_arguments(self) -> EmbeddingDistillationArguments:
+        given = {"teacher_name_or_path": self.encoder(self.teacher), "student_name_or_path": self.start("student")}
+        given |= {"sentences": self.preset.sentences, "test_file": self.preset.sts_dev}
+        return self.arguments(EmbeddingDistillationArguments, "distill", given, self.training_output(self.distill))
 
-    def cross_encoder_argv(self) -> list[str]:
-        options = {"model": self.start("teacher"), "train": self.preset.sts_train, "dev": self.preset.sts_dev}
-        options |= self.preset.cross_encoder
-        return as_argv({**options, "output": str(self.cross_encoder.folder), "overwrite": True})
+    def cross_encoder_arguments(self) -> CrossEncoderArguments:
+        given = {"model_name_or_path": self.start("teacher"), "train_file": self.preset.sts_train}
+        given["test_file"] = self.preset.sts_dev
+        return self.arguments(CrossEncoderArguments, "cross_encoder", given, self.training_output(self.cross_encoder))
 
-    def silver_argv(self) -> list[str]:
+    def silver_arguments(self) -> SilverArguments:
         """The gold training pairs' sentences, paired anew and scored by the cross-encoder; a sentence's nearest
         neighbours (the default sampler) by the pretrained teacher's mean-pooled embeddings."""
-        options = {"cross_encoder": self.encoder(self.cross_encoder), "sentences": [self.preset.sts_train]}
-        options |= self.preset.silver
-        if options.get("sampler", "neighbours") == "neighbours":
-            options.setdefault("encoder", self.start("teacher"))
-        return as_argv({**options, "output": str(self.silver_file)})
+        given = {"cross_encoder_name_or_path": self.encoder(self.cross_encoder), "sentences": [self.preset.sts_train]}
+        if self.preset.silver.get("sampler", "neighbours") == "neighbours":
+            given["encoder_name_or_path"] = self.start("teacher")  # unless the preset's section names another
+        return self.arguments(SilverArguments, "silver", given, {"output_file": str(self.silver_file)})
 
-    def evaluate_argv(self) -> list[str]:
+    def evaluate_arguments(self) -> EvaluateArguments:
         models = [self.encoder(self.model_stage(name)) for name in self.bi_encoders]
-        options = {"model": models, "data": [self.preset.sts_dev], **self.preset.evaluate}
-        return as_argv({**options, "output": str(self.evaluation.folder / "evaluation.json")})
+        given = {"model_name_or_path": models, "data": [self.preset.sts_dev]}
+        output = {"output_file": str(self.evaluation.folder / EVALUATION_FILE)}
+        return self.arguments(EvaluateArguments, "evaluate", given, output)
 
     def check(self) -> None:
-        """Parse every stage's arguments now; ValueError names the preset section a command rejects."""
-        from sentence import cross_encoder, distill, evaluate, silver, simcse, sts
-
+        """Make every stage's options now; ValueError names the preset section a command refuses."""
         self.check_data()
         if self.base:
             self.base.check()
-        checks = [
-            ("simcse", simcse.parse_args, self.simcse_argv()),
-            ("sts", sts.parse_args, self.sts_argv("baseline")),
-            ("distill", distill.parse_args, self.distill_argv()),
-            ("cross_encoder", cross_encoder.parse_args, self.cross_encoder_argv()),
-            ("silver", silver.parse_args, self.silver_argv()),
-            ("evaluate", evaluate.parse_args, self.evaluate_argv()),
-        ]
-        for section, parse, argv in checks:
-            try:
-                parse(argv)
-            except SystemExit as err:
-                raise ValueError(f"preset section {section!r}: rejected by its command (message above)") from err
+        # The augmented student's options name the silver file, which its stage has yet to write: the baseline's.
+        self.simcse_arguments()
+        self.sts_arguments("baseline")
+        self.distill_arguments()
+        self.cross_encoder_arguments()
+        self.silver_arguments()
+        self.evaluate_arguments()
 
     def check_data(self) -> None:
         """ValueError naming the preset key of a data file that is not there, before any command is asked: a fresh
@@ -290,37 +318,39 @@ class SentenceRecipe:
                 "--preset sentence-smoke runs on the samples bundled in data/)"
             )
 
-    # The stages' work: each stage is one command, run in this process or through the preset's launcher.
-    def stage_command(self, stage: Stage) -> tuple[str, list[str]]:
+    # The stages' work: each stage is one command's typed function, called in this process, or the command run
+    # through the preset's launcher.
+    def stage_call(self, stage: Stage) -> StageCall:
         name = stage.folder.name
-        if name in ("teacher", "distilled", "augmented", "baseline"):
-            return "sentence.sts", self.sts_argv(name)
-        argv = {
-            "simcse": self.simcse_argv,
-            "distill": self.distill_argv,
-            "cross_encoder": self.cross_encoder_argv,
-            "silver": self.silver_argv,
-            "evaluate": self.evaluate_argv,
+        if name in STS_STAGES:
+            return StageCall("sentence.sts", train_sts, self.sts_arguments(name))
+        module, function, arguments = {
+            "simcse": ("sentence.simcse", train_simcse, self.simcse_arguments),
+            "distill": ("sentence.distill", distil_embeddings, self.distill_arguments),
+            "cross_encoder": ("sentence.cross_encoder", train_cross_encoder, self.cross_encoder_arguments),
+            "silver": ("sentence.silver", label_silver_pairs, self.silver_arguments),
+            "evaluate": ("sentence.evaluate", evaluate_encoders, self.evaluate_arguments),
         }[name]
-        return f"sentence.{name}", argv()
+        return StageCall(module, function, arguments())
 
     def run_stage(self, stage: Stage) -> None:
-        """The stage's command; training ones through ``launcher`` when the preset has one (the evaluation times the
-        models on this process's CPU, so it never is)."""
-        module, argv = self.stage_command(stage)
-        if self.preset.launcher and module != "sentence.evaluate":
-            command = [*shlex.split(self.preset.launcher), "-m", module, *argv]
+        """The stage's typed function; the training commands through ``launcher`` when the preset has one, their
+        options in ``arguments.yaml`` in the stage's folder (``--config``). The evaluation times the models on this
+        process's CPU, so it never is."""
+        call = self.stage_call(stage)
+        if self.preset.launcher and call.function is not evaluate_encoders:
+            options = stage.folder / ARGUMENTS_FILE
+            save_config(call.arguments, options)
+            command = [*shlex.split(self.preset.launcher), "-m", call.module, "--config", str(options)]
             logger.info("running %s", shlex.join(command))
             subprocess.run(command, check=True)
         else:
-            importlib.import_module(module).main(argv)
+            call.function(call.arguments)
 
     def result_rows(self) -> list[dict[str, Any]]:
         """results.json: one object per model: the evaluation's dev scores and speed for the bi-encoders, the
         cross-encoder's own dev scores (it scores pairs, so no sentences/s)."""
-        from sentence.evaluate import data_name
-
-        evaluated = json.loads((self.evaluation.folder / "evaluation.json").read_text(encoding="utf-8"))["rows"]
+        evaluated = json.loads((self.evaluation.folder / EVALUATION_FILE).read_text(encoding="utf-8"))["rows"]
         by_name = dict(zip(self.bi_encoders, evaluated, strict=True))
         dev = data_name(self.preset.sts_dev)
         rows = []

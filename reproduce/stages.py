@@ -30,18 +30,24 @@ from typing import Any
 import torch
 from transformers import AutoConfig, BertConfig
 
-from common.checkpoints import continue_flags, latest_checkpoint
+from common.checkpoints import continue_options, latest_checkpoint
+from common.config import config_from_dict
 from common.io import ROOT, machine_description, open_text, write_atomic, write_json
 from common.readers import is_local
+from distill.cache_logits import CacheLogitsArguments, cache_logits
 from finetune.arguments import RUN_OUTPUTS as FINETUNE_OUTPUTS
-from finetune.tasks import get_task
+from finetune.arguments import FinetuneArguments
+from finetune.tasks import fine_tune, get_task
+from modeling.extract import ExtractArguments, extract_student
 from modeling.latency import compare_latency
 from modeling.load import load_teacher, load_tokenizer
 from modeling.random_teacher import save_random_model
-from pretrain.config import config_from_dict, save_config
+from pretrain.build_tokenizer import TokenizerArguments, build_tokenizer
+from pretrain.config import config_from_dict as pretrain_config
+from pretrain.config import save_config
+from pretrain.prepare import PrepareArguments, prepare_corpus
 from reproduce.preset import Preset
-from serve.export import INT8_FILE, ONNX_FOLDER, REPORT_FILE
-from serve.export import parse_args as export_args
+from serve.export import INT8_FILE, ONNX_FOLDER, REPORT_FILE, ExportArguments, export
 from serve.predict import OnnxClassifier
 
 logger = logging.getLogger("reproduce")
@@ -58,7 +64,7 @@ FINETUNE_TASK = "nsmc"
 MLM_ALONE = {"teacher": "", "alpha_ce": 0.0, "alpha_cos": 0.0, "alpha_mse": 0.0, "alpha_mlm": 1.0}
 
 
-class StageFailed(RuntimeError):
+class StageFailed(ValueError):
     """A stage raised; the message names it and says that the stages before it are kept."""
 
 
@@ -130,8 +136,8 @@ def run_stages(stages: list[Stage]) -> dict[str, float]:
         start = time.perf_counter()
         try:
             stage.work(stage)
-        except (Exception, SystemExit) as err:  # the commands report bad input as SystemExit("error: ...")
-            reason = str(err).removeprefix("error: ")
+        except Exception as err:
+            reason = str(err)
             raise StageFailed(
                 f"stage {stage.name!r} failed: {reason}\nThe outputs of the stages before it are kept; fix the cause "
                 f"and run the same command again to continue from {stage.name!r}."
@@ -141,20 +147,6 @@ def run_stages(stages: list[Stage]) -> dict[str, float]:
         write_json(stage.folder / STAGE_FILE, {**record, "inputs": stage.inputs})
         logger.info("%s: done in %.0f s", prefix, seconds[stage.name])
     return seconds
-
-
-def as_argv(options: dict[str, Any]) -> list[str]:
-    """``{"vocab_size": 8002, "overwrite": True}`` -> ``["--vocab-size", "8002", "--overwrite"]``."""
-    argv = []
-    for key, value in options.items():
-        flag = "--" + key.replace("_", "-")
-        if value is True:
-            argv.append(flag)
-        elif isinstance(value, list):
-            argv += [flag, *(str(v) for v in value)]
-        elif value is not None and value is not False:
-            argv += [flag, str(value)]
-    return argv
 
 
 def onnx_row(recipe: Recipe, distilled: dict[str, Any], latency: dict[str, Any]) -> dict[str, Any]:
@@ -175,7 +167,7 @@ def run_pretraining(settings: dict[str, Any], folder: Path, launcher: str) -> No
     """``pretrain/run.py`` with ``settings`` saved as its config file: in this process, or through ``launcher``."""
     # Without a checkpoint to continue from, whatever an interrupted attempt logged is started over.
     resume = latest_checkpoint(folder) is not None
-    config = config_from_dict({**settings, "output_dir": str(folder), "resume": resume, "overwrite": not resume})
+    config = pretrain_config({**settings, "output_dir": str(folder), "resume": resume, "overwrite": not resume})
     config_file = folder / "pretrain_config.yaml"
     save_config(config, config_file)
     if launcher:
@@ -183,9 +175,9 @@ def run_pretraining(settings: dict[str, Any], folder: Path, launcher: str) -> No
         logger.info("running %s", shlex.join(command))
         subprocess.run(command, check=True)
     else:
-        from pretrain.run import main as run
+        from pretrain.run import pretrain
 
-        run(["--config", str(config_file)])
+        pretrain(config)
 
 
 class Recipe:
@@ -332,36 +324,52 @@ class Recipe:
         pretraining = [self.tokenizer, self.data, self.teacher, self.distilled, self.baseline]
         return [*pretraining, *self.nsmc.values(), *self.bilstm_stages, self.onnx, self.latency, self.release]
 
-    # Argument lists, also parsed at start-up to catch unknown options before any work.
-    def tokenizer_argv(self) -> list[str]:
-        options = {"corpus": self.preset.corpus, **self.preset.tokenizer, "output": str(self.tokenizer.folder)}
-        return as_argv({**options, "overwrite": True})
+    # Each stage's options, also built at start-up to catch unknown or bad settings before any work. ``check``
+    # false: key names and types alone, for a stage whose inputs an earlier stage writes.
+    def tokenizer_options(self) -> TokenizerArguments:
+        options = {"corpus": self.preset.corpus, **self.preset.tokenizer, "output_dir": str(self.tokenizer.folder)}
+        return config_from_dict(TokenizerArguments, {**options, "overwrite": True}, "preset section 'tokenizer'")
 
-    def prepare_argv(self) -> list[str]:
-        options = {"corpus": self.preset.corpus, "tokenizer": str(self.tokenizer.folder), **self.preset.prepare}
-        return as_argv({**options, "output": str(self.data.folder), "overwrite": True})
-
-    def finetune_argv(self, model: str) -> list[str]:
-        options = {"model": str(self.model_dir(model)), "train": self.preset.nsmc_train, "test": self.preset.nsmc_test}
-        return as_argv({**options, **self.preset.finetune, "output": str(self.nsmc[model].folder)})
-
-    def cache_argv(self) -> list[str]:
+    def prepare_options(self, check: bool = True) -> PrepareArguments:
         options = {
-            "teacher": str(self.nsmc["teacher"].folder / "best"),
-            "data": [self.preset.nsmc_train, *self.transfer_files],
-            **self.preset.bilstm.get("cache", {}),
+            "corpus": self.preset.corpus,
+            "tokenizer_name_or_path": str(self.tokenizer.folder),
+            **self.preset.prepare,
+            "output_dir": str(self.data.folder),
+            "overwrite": True,
         }
-        return as_argv({**options, "output": str(self.bilstm_cache.folder / "logits")})
+        return config_from_dict(PrepareArguments, options, "preset section 'prepare'", check)
+
+    def finetune_options(self, model: str, **more: Any) -> FinetuneArguments:
+        """The fine-tuning of ``model`` on the preset's NSMC files, with the preset's finetune section."""
+        options = {
+            "model_name_or_path": str(self.model_dir(model)),
+            "train_file": self.preset.nsmc_train,
+            "test_file": self.preset.nsmc_test,
+            **self.preset.finetune,
+            "output_dir": str(self.nsmc[model].folder),
+            **more,
+        }
+        return config_from_dict(get_task(FINETUNE_TASK).arguments, options, "preset section 'finetune'")
+
+    def cache_options(self, check: bool = True) -> CacheLogitsArguments:
+        options = {
+            "teacher_name_or_path": [str(self.nsmc["teacher"].folder / "best")],
+            "data_files": [self.preset.nsmc_train, *self.transfer_files],
+            **self.preset.bilstm.get("cache", {}),
+            "output_dir": str(self.bilstm_cache.folder / "logits"),
+        }
+        return config_from_dict(CacheLogitsArguments, options, "preset section 'bilstm.cache'", check)
 
     def bilstm_settings(self, name: str) -> dict[str, Any]:
         """distill.train keys of one BiLSTM: the distilled one reads the cache, the baseline nsmc_train alone."""
         settings = {
             **self.preset.bilstm.get("train", {}),
-            "test_data": self.preset.nsmc_test,
+            "test_file": self.preset.nsmc_test,
             "output_dir": str(self.bilstm[name].folder / "run"),
         }
         if name == "bilstm-baseline":
-            return {**settings, "alpha": 1.0, "train_data": [self.preset.nsmc_train]}
+            return {**settings, "alpha": 1.0, "train_files": [self.preset.nsmc_train]}
         return {
             **settings,
             **self.preset.bilstm.get("distilled", {}),
@@ -370,31 +378,15 @@ class Recipe:
 
     def check(self) -> None:
         """Parse every stage's arguments and every training config now; ValueError names what is wrong."""
-        from pretrain.build_tokenizer import parse_args as tokenizer_args
-        from pretrain.prepare import build_parser, parse_args
-
         for local in (self.preset.nsmc_train, self.preset.nsmc_test):  # named as the preset's, before any command
             if local.endswith((".txt", ".gz", ".tsv")) and not is_local(local):
                 raise ValueError(f"NSMC file {local!r} does not exist")
-        # Until the tokenizer exists, prepare's options can only be checked by name and type.
-        prepare_args = parse_args if self.tokenizer.folder.is_dir() else build_parser().parse_args
-        checks = [
-            ("prepare", prepare_args, self.prepare_argv()),
-            ("finetune", get_task(FINETUNE_TASK).parse_args, self.finetune_argv("teacher")),
-        ]
         if "from_pretrained" not in self.preset.tokenizer:
-            checks.insert(0, ("tokenizer", tokenizer_args, self.tokenizer_argv()))
-        for section, parse, argv in checks:
-            try:
-                parse(argv)
-            except SystemExit as err:
-                raise ValueError(f"preset section {section!r}: rejected by its command (message above)") from err
-        # After the fine-tuning's check: the export's arguments take the fine-tuning's length and test count.
-        if is_local(self.preset.nsmc_test):  # serve.export checks that its files exist
-            try:
-                export_args(self.onnx_argv())
-            except SystemExit as err:
-                raise ValueError("preset section 'onnx': rejected by serve.export (message above)") from err
+            self.tokenizer_options()
+        self.prepare_options(check=self.tokenizer.folder.is_dir())  # until it exists, names and types alone
+        self.finetune_options("teacher")
+        # After the fine-tuning's check: the export's options take the fine-tuning's length and test count.
+        self.onnx_options(check=is_local(self.preset.nsmc_test))
         placeholders = {"data_dir": "-", "output_dir": "-", "student": "-"}
         sections = {
             "student.train": {"teacher": "-", **self.preset.student.get("train", {})},
@@ -404,39 +396,36 @@ class Recipe:
             sections["teacher.train"] = {**self.preset.teacher["train"], **MLM_ALONE}
         for section, settings in sections.items():
             try:
-                config_from_dict({**settings, **placeholders})
+                pretrain_config({**settings, **placeholders})
             except ValueError as err:
                 raise ValueError(f"preset section {section!r}: {err}") from err
         if self.preset.bilstm:
             self.check_bilstm()
 
-    def onnx_argv(self) -> list[str]:
+    def onnx_options(self, check: bool = True) -> ExportArguments:
         """serve.export of the distilled classifier into onnx/distilled, int8 checked on the test reviews the
         fine-tuning scored, cut at the same length, so that the float graph's accuracy is the fine-tuned model's."""
-        finetune = get_task(FINETUNE_TASK).parse_args(self.finetune_argv("distilled"))
+        finetune = self.finetune_options("distilled")
         options = {
-            "model": str(self.classifier_dir("distilled")),
-            "output": str(self.onnx_dir),
+            "model_name_or_path": str(self.classifier_dir("distilled")),
+            "output_dir": str(self.onnx_dir),
             "int8": True,
-            "check_data": self.preset.nsmc_test,
+            "check_file": self.preset.nsmc_test,
             "check_examples": finetune.max_eval_samples or 10**9,  # by default all of it
-            "max_length": finetune.max_seq_length,
+            "max_seq_length": finetune.max_seq_length,
             **self.preset.onnx,
+            "overwrite": True,
         }
-        return as_argv({**options, "overwrite": True})
+        return config_from_dict(ExportArguments, options, "preset section 'onnx'", check)
 
     @property
     def onnx_dir(self) -> Path:
         return self.onnx.folder / "distilled"
 
     def check_bilstm(self) -> None:
-        from distill.cache_logits import parse_args as cache_args
         from distill.config import config_from_dict as train_config
 
-        try:
-            cache_args(self.cache_argv())
-        except SystemExit as err:
-            raise ValueError("preset section 'bilstm.cache': rejected by distill.cache_logits (message above)") from err
+        self.cache_options(check=False)  # the transfer files are written by its stage
         for name in BILSTMS:
             try:
                 train_config(self.bilstm_settings(name))
@@ -453,14 +442,10 @@ class Recipe:
             options = dict(self.preset.tokenizer)
             load_tokenizer(options.pop("from_pretrained"), **options).save_pretrained(stage.folder)
             return
-        from pretrain.build_tokenizer import main
-
-        main(self.tokenizer_argv())
+        build_tokenizer(self.tokenizer_options())
 
     def prepare_data(self, stage: Stage) -> None:
-        from pretrain.prepare import main
-
-        main(self.prepare_argv())
+        prepare_corpus(self.prepare_options())
 
     def make_teacher(self, stage: Stage) -> None:
         """Pretrain a BERT masked LM from random weights (masked LM alone), or copy one, into teacher/final; with
@@ -488,12 +473,11 @@ class Recipe:
 
     def distil(self, stage: Stage) -> None:
         """Copy the chosen teacher layers into a DistilBERT (modeling.extract), then distil it (pretrain/run.py)."""
-        from modeling.extract import main as extract
-
         init = stage.folder / "init"
         if not init.is_dir():
-            layers = ",".join(str(layer) for layer in self.preset.student["layers"])
-            extract(["--teacher", str(self.model_dir("teacher")), "--layers", layers, "--output", str(init)])
+            teacher = str(self.model_dir("teacher"))
+            layers = list(self.preset.student["layers"])
+            extract_student(ExtractArguments(teacher_name_or_path=teacher, layers=layers, output_dir=str(init)))
         settings = {**self.preset.student.get("train", {}), "teacher": str(self.model_dir("teacher"))}
         run_pretraining(
             {**settings, "student": str(init), "data_dir": str(self.data.folder)}, stage.folder, self.preset.launcher
@@ -514,27 +498,25 @@ class Recipe:
 
     def fine_tune(self, stage: Stage) -> None:
         # An attempt that was interrupted is resumed (or, before its first checkpoint, started over).
-        again = continue_flags(stage.folder, FINETUNE_OUTPUTS)
-        get_task(FINETUNE_TASK).main([*self.finetune_argv(stage.folder.name), *again])
+        again = continue_options(stage.folder, FINETUNE_OUTPUTS)
+        fine_tune(FINETUNE_TASK, self.finetune_options(stage.folder.name, **again))
 
     def cache_teacher_logits(self, stage: Stage) -> None:
         """The fine-tuned teacher's logits over nsmc_train and the transfer set (``distill.cache_logits``)."""
-        from distill.cache_logits import main as cache_logits
-
         self.write_transfer_files()
-        cache_logits(self.cache_argv())
+        cache_logits(self.cache_options())
 
     def train_bilstm(self, stage: Stage) -> None:
         """``distill.train``: continued from its newest checkpoint when an interrupted attempt left one."""
         from distill.config import config_from_dict as train_config
-        from distill.train import main as train
+        from distill.train import distill_task
 
         settings = self.bilstm_settings(stage.name)
         resume = latest_checkpoint(settings["output_dir"]) is not None
         config = train_config({**settings, "resume": resume, "overwrite": not resume})
         config_file = stage.folder / "train_config.yaml"
         save_config(config, config_file)
-        train(["--config", str(config_file)])
+        distill_task(config)
 
     def classifier_dir(self, name: str) -> Path:
         """The fine-tuned classifier of a compared model (a BiLSTM's best model, or a fine-tuning's)."""
@@ -548,9 +530,7 @@ class Recipe:
         )
 
     def export_onnx(self, stage: Stage) -> None:
-        from serve.export import main as export
-
-        export(self.onnx_argv())
+        export(self.onnx_options())
 
     def measure_latency(self, stage: Stage) -> None:
         """CPU latency of the fine-tuned classifiers, side by side (``modeling.latency``)."""
@@ -573,14 +553,15 @@ class Recipe:
         write_json(stage.folder / "latency.json", {**report, "latency_ms": latencies})
 
     def build_release(self, stage: Stage) -> None:
-        """The distilled student's Hub release folder, built and validated offline (``hub_upload --dry-run``)."""
-        from hub_upload.__main__ import main as hub_upload
+        """The distilled student's Hub release folder, built and validated offline (``hub_upload --dry_run``)."""
+        from hub_upload.__main__ import UploadArguments, upload
 
-        argv = [
-            "--model",
-            str(self.model_dir("distilled")),
-            "--results",
-            str(self.nsmc["distilled"].folder / "results.json"),
-        ]
-        release = [*argv, *as_argv(self.preset.release), "--dry-run", "--overwrite"]
-        hub_upload([*release, "--output", str(stage.folder)])
+        options = {
+            "model_name_or_path": str(self.model_dir("distilled")),
+            "results_files": [str(self.nsmc["distilled"].folder / "results.json")],
+            **self.preset.release,
+            "dry_run": True,
+            "overwrite": True,
+            "output_dir": str(stage.folder),
+        }
+        upload(config_from_dict(UploadArguments, options, "preset section 'release'"))

@@ -1,68 +1,83 @@
-"""The flags every sentence-encoder training command shares, their checks, and how a command picks its best
-checkpoint: argparse and file checks alone, so that a command answers ``--help`` and refuses a mistyped file or a
-used output folder before it imports torch and sentence-transformers."""
+"""The options every sentence-encoder training command shares, their checks, and how a command picks its best
+checkpoint: a dataclass each command extends, checked before anything imports torch and sentence-transformers, so
+that a command answers ``--help`` and refuses a mistyped file or a used output folder at once. The names are those of
+transformers' ``TrainingArguments`` and example scripts (``--output_dir``, ``--per_device_train_batch_size``,
+``--num_train_epochs``)."""
 
 from __future__ import annotations
 
-import argparse
 import os
 from dataclasses import dataclass
+from typing import Literal, get_args
 
-from common.cli import add_mixed_precision
-from common.io import check_data_files, check_output_folder, first_process, setup_logging
+from common.config import key, required
+from common.io import first_process, require_data_files, require_output_folder, setup_logging
 
-POOLING_MODES = ("mean", "cls")
-DISTANCES = ("mse", "cosine", "similarity")  # sentence.distill's losses (sentence.losses)
-CHECKPOINTS = "checkpoints"  # OUTPUT/checkpoints: the trainer's, resumed with --resume
+Pooling = Literal["mean", "cls"]
+POOLING_MODES = get_args(Pooling)
+Distance = Literal["mse", "cosine", "similarity"]  # sentence.distill's losses (sentence.losses)
+DISTANCES = get_args(Distance)
+MixedPrecision = Literal["no", "fp16", "bf16"]  # accelerate's names
+CHECKPOINTS = "checkpoints"  # OUTPUT_DIR/checkpoints: the trainer's, resumed with --resume
 MODEL_HELP = (
     "Encoder to start from: any model folder or Hub id (with --pooling on top), or a sentence-transformers "
     "folder (its own pooling)."
 )
+TRAIN_FILE_HELP = "STS training pairs (KorSTS TSV, KLUE-STS JSON, or a Hub dataset NAME[:CONFIG]:SPLIT)."
+TEST_FILE_HELP = (
+    "STS pairs scored once at the end and reported, never used to pick the checkpoint (KorSTS TSV, KLUE-STS JSON, "
+    "or a Hub dataset NAME[:CONFIG]:SPLIT)."
+)
 
 
-def add_training_args(
-    parser: argparse.ArgumentParser, *, epochs: float, batch_size: int, learning_rate: float, pooling: bool = True
-) -> None:
-    """The flags of every training command but the model's; the defaults given are the command's (its paper's)."""
-    parser.add_argument("--output", required=True, help="Folder for best/ (the encoder), results.json, checkpoints.")
-    if pooling:  # a bi-encoder's; a cross-encoder has none
-        parser.add_argument(
-            "--pooling", choices=POOLING_MODES, default="mean", help="Token vectors -> sentence vector."
-        )
-    parser.add_argument("--max-seq-length", type=int, default=128, help="Tokens per sentence, special tokens included.")
-    parser.add_argument("--batch-size", type=int, default=batch_size, help="Examples per step, per process.")
-    parser.add_argument("--learning-rate", type=float, default=learning_rate, help="Peak learning rate of AdamW.")
-    parser.add_argument("--epochs", type=float, default=epochs, help="Passes over the training data.")
-    parser.add_argument("--warmup-ratio", type=float, default=0.1, help="Share of steps with linear warm-up.")
-    parser.add_argument(
-        "--validation-split",
-        type=float,
-        default=0.1,
-        help="Share of the training data held out (seeded) to pick the best checkpoint.",
-    )
-    parser.add_argument("--eval-steps", type=int, default=500, help="Validate and checkpoint every this many steps.")
-    parser.add_argument("--max-train-samples", type=int, default=None, help="Train on at most this many examples.")
-    add_mixed_precision(parser)
-    parser.add_argument("--seed", type=int, default=42, help="Seeds the hold-out, the data order and dropout.")
-    parser.add_argument("--resume", action="store_true", help="Continue from the last checkpoint in OUTPUT.")
-    parser.add_argument("--overwrite", action="store_true", help="Replace a non-empty OUTPUT.")
+@dataclass(kw_only=True)
+class SentenceTrainingArguments:
+    """What every training command reads besides its model and data; a command's subclass adds those and sets its
+    defaults (its paper's). These defaults are Reimers and Gurevych (2019)'s for STS: batch 16, learning rate 2e-5,
+    4 epochs, 10% warm-up."""
+
+    output_dir: str = required("Folder for best/ (the encoder), results.json and checkpoints/.")
+    max_seq_length: int = key(128, "Tokens per sentence, special tokens included.")
+    per_device_train_batch_size: int = key(16, "Examples per step, per process (the validation batches too).")
+    learning_rate: float = key(2e-5, "Peak learning rate of AdamW.")
+    num_train_epochs: float = key(4.0, "Passes over the training data.")
+    warmup_ratio: float = key(0.1, "Share of steps with linear warm-up.")
+    validation_split: float = key(0.1, "Share of the training data held out (seeded) to pick the best checkpoint.")
+    eval_steps: int = key(500, "Validate and checkpoint every this many steps.")
+    max_train_samples: int | None = key(None, "Train on at most this many examples.")
+    mixed_precision: MixedPrecision = key("no", "Compute in bf16 or fp16 (GPUs), or in float32 (no).")
+    seed: int = key(42, "Seeds the hold-out, the data order and dropout.")
+    resume: bool = key(False, "Continue from the last checkpoint in --output_dir.")
+    overwrite: bool = key(False, "Replace a non-empty --output_dir.")
+
+    def data_options(self) -> tuple[str, ...]:
+        """The options that name data files, checked to be there (a command's subclass names its own)."""
+        return ()
+
+    def validate(self) -> None:
+        """ValueError naming the option whose value cannot work, before anything is read: the data files must be
+        there, and --output_dir empty (or --overwrite), or holding checkpoints/ to --resume from."""
+        if not 0 < self.validation_split < 1:
+            raise ValueError("--validation_split must be in (0, 1)")
+        if self.num_train_epochs <= 0 or self.per_device_train_batch_size < 1 or self.eval_steps < 1:
+            raise ValueError("--num_train_epochs, --per_device_train_batch_size and --eval_steps must be positive")
+        if self.max_seq_length < 8:
+            raise ValueError("--max_seq_length must be at least 8")
+        require_data_files(self, self.data_options())
+        if self.resume:
+            if not os.path.isdir(os.path.join(self.output_dir, CHECKPOINTS)):
+                raise ValueError(f"--resume: {self.output_dir!r} has no {CHECKPOINTS}/ folder to resume from")
+        elif first_process():
+            # The first process of a launch alone: the others could find the folder it has begun to fill.
+            require_output_folder(self.output_dir, self.overwrite, "--output_dir")
 
 
-def check_training_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Refuse what cannot work before anything is read (through ``parser.error``, naming the flag)."""
-    if not 0 < args.validation_split < 1:
-        parser.error("--validation-split must be in (0, 1)")
-    if args.epochs <= 0 or args.batch_size < 1 or args.eval_steps < 1:
-        parser.error("--epochs, --batch-size and --eval-steps must be positive")
-    if args.max_seq_length < 8:
-        parser.error("--max-seq-length must be at least 8")
-    check_data_files(parser, args)
-    if args.resume:
-        if not os.path.isdir(os.path.join(args.output, CHECKPOINTS)):
-            parser.error(f"--resume: {args.output!r} has no {CHECKPOINTS}/ folder to resume from")
-    elif first_process():
-        # The first process of a launch alone: the others could find the folder it has begun to fill.
-        check_output_folder(parser, args.output, args.overwrite)
+@dataclass(kw_only=True)
+class EncoderTrainingArguments(SentenceTrainingArguments):
+    """A bi-encoder's training: each sentence to one vector, by ``--pooling`` when the model is not yet a
+    sentence-transformers folder (a cross-encoder has no pooling)."""
+
+    pooling: Pooling = key("mean", "Token vectors -> sentence vector.")
 
 
 @dataclass(frozen=True)

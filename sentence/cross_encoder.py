@@ -1,22 +1,32 @@
 """Train a cross-encoder on STS: both sentences in one input and a head scoring the pair (the gold score / 5), as
 the teacher whose scores of new pairs (``sentence.silver``) a smaller encoder then learns (Thakur et al. 2021).
 
-    python -m sentence.cross_encoder --model runs/mini/teacher/final --train ../shared/data/korsts/sts-train.tsv \
-        --dev ../shared/data/korsts/sts-dev.tsv --output runs/sentence/cross-encoder
+    python -m sentence.cross_encoder --model_name_or_path runs/mini/teacher/final \
+        --train_file ../shared/data/korsts/sts-train.tsv --test_file ../shared/data/korsts/sts-dev.tsv \
+        --output_dir runs/sentence/cross-encoder
+    accelerate launch -m sentence.cross_encoder ...   # the same on several processes
 
 sentence-transformers' CrossEncoder, binary cross-entropy on the score / 5. The best checkpoint by Spearman on a
-seeded hold-out of --train becomes OUTPUT/best; --dev is scored once, at the end (Spearman and Pearson x 100 of the
-predicted against the gold scores). Defaults are Thakur et al.'s: batch 16, learning rate 2e-5, 4 epochs.
+seeded hold-out of --train_file becomes OUTPUT_DIR/best; --test_file is scored once, at the end (Spearman and
+Pearson x 100 of the predicted against the gold scores). Defaults are Thakur et al.'s: batch 16, learning rate 2e-5,
+4 epochs.
 """
 
 from __future__ import annotations
 
-import argparse
+import sys
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from common.cli import command_parser
+from common.config import required, run_command
 from common.readers import STS_MAX_SCORE, first, read_sts, split_train_validation
-from sentence.arguments import Selection, add_training_args, check_training_args, setup_command_logging
+from sentence.arguments import (
+    TEST_FILE_HELP,
+    TRAIN_FILE_HELP,
+    Selection,
+    SentenceTrainingArguments,
+    setup_command_logging,
+)
 from sentence.data import MIN_CORRELATION_PAIRS, read_scored_pairs
 
 if TYPE_CHECKING:  # sentence-transformers is imported where it works, after the arguments
@@ -26,19 +36,14 @@ if TYPE_CHECKING:  # sentence-transformers is imported where it works, after the
 SELECTION = Selection("eval_validation_spearman", greater_is_better=True)
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = command_parser("python -m sentence.cross_encoder", __doc__)
-    parser.add_argument("--model", required=True, help="Model folder or Hub id (a new head), or a cross-encoder.")
-    parser.add_argument(
-        "--train",
-        required=True,
-        help="STS training pairs (KorSTS TSV, KLUE-STS JSON, or a Hub dataset NAME[:CONFIG]:SPLIT).",
-    )
-    parser.add_argument("--dev", required=True, help="STS pairs scored once at the end (not used for selection).")
-    add_training_args(parser, epochs=4, batch_size=16, learning_rate=2e-5, pooling=False)
-    args = parser.parse_args(argv)
-    check_training_args(parser, args)
-    return args
+@dataclass(kw_only=True)
+class CrossEncoderArguments(SentenceTrainingArguments):
+    model_name_or_path: str = required("Model folder or Hub id (a new head), or a cross-encoder.")
+    train_file: str = required(TRAIN_FILE_HELP)
+    test_file: str = required(TEST_FILE_HELP)
+
+    def data_options(self) -> tuple[str, ...]:
+        return ("train_file", "test_file")
 
 
 def correlation_evaluator(records: list[dict[str, Any]], name: str) -> CrossEncoderCorrelationEvaluator:
@@ -54,24 +59,24 @@ def cross_encoder_correlations(model: CrossEncoder, records: list[dict[str, Any]
     return {kind: round(100 * metrics[f"dev_{kind}"], 2) for kind in ("spearman", "pearson")}
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    args = parse_args(argv)
+def train_cross_encoder(args: CrossEncoderArguments) -> dict[str, Any]:
+    """Train a cross-encoder from ``args.model_name_or_path`` on ``args.train_file``, keep the best checkpoint as
+    ``OUTPUT_DIR/best``, score ``args.test_file``; returns what ``OUTPUT_DIR/results.json`` says. ValueError or
+    OSError names an option or input that cannot work, before any training."""
+    args.validate()
     from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss  # after the arguments
 
     from sentence.model import load_cross_encoder
     from sentence.sts import pair_dataset
-    from sentence.training import announce, fit, write_results
+    from sentence.training import fit, write_results
 
     setup_command_logging()
-    try:
-        records, dev = read_sts(args.train), read_scored_pairs(args.dev)
-        # The hold-out picks the best checkpoint by a correlation: it needs two pairs at least.
-        train, validation = split_train_validation(
-            records, args.validation_split, args.seed, MIN_CORRELATION_PAIRS, args.train
-        )
-        model = load_cross_encoder(args.model, args.max_seq_length)
-    except (ValueError, OSError) as err:
-        raise SystemExit(f"error: {err}") from err
+    records, test = read_sts(args.train_file), read_scored_pairs(args.test_file)
+    # The hold-out picks the best checkpoint by a correlation: it needs two pairs at least.
+    train, validation = split_train_validation(
+        records, args.validation_split, args.seed, MIN_CORRELATION_PAIRS, args.train_file
+    )
+    model = load_cross_encoder(args.model_name_or_path, args.max_seq_length)
     train = first(train, args.max_train_samples)
     training = fit(
         model,
@@ -82,16 +87,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         SELECTION,
         evaluator=correlation_evaluator(validation, "validation"),
     )
-    scores = cross_encoder_correlations(model, dev)
-    examples = {"train": len(train), "validation": len(validation), "dev": len(dev)}
-    write_results(
+    scores = cross_encoder_correlations(model, test)
+    examples = {"train": len(train), "validation": len(validation), "dev": len(test)}
+    return write_results(
         args, "sentence.cross_encoder", model, examples=examples, dev=scores, max_score=STS_MAX_SCORE, **training
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    results = run_command(train_cross_encoder, CrossEncoderArguments, argv, "python -m sentence.cross_encoder", __doc__)
+    from sentence.training import announce  # loaded by the training already
+
+    scores = results["dev"]
     announce(
-        f"dev Spearman {scores['spearman']:.2f}, Pearson {scores['pearson']:.2f}; the cross-encoder: {args.output}/best"
+        f"dev Spearman {scores['spearman']:.2f}, Pearson {scores['pearson']:.2f}; the cross-encoder: "
+        f"{results['model_dir']}"
     )
-    return scores
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

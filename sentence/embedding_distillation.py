@@ -1,18 +1,17 @@
-"""The work of ``python -m sentence.distill`` (the command checks its arguments, then calls ``distil_embeddings``): the
-teacher's sentence embeddings cached once, the student trained to reproduce them (MSE, cosine or the batch's
+"""The work of ``sentence.distill.distil_embeddings`` (which checks its arguments, then calls ``train_student``):
+the teacher's sentence embeddings cached once, the student trained to reproduce them (MSE, cosine or the batch's
 similarity matrices), the best checkpoint by validation loss kept, and STS scored at the end.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import itertools
 import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from datasets import Dataset, Features, Sequence, Value
@@ -28,7 +27,10 @@ from sentence.data import file_sentences, sentences
 from sentence.evaluate import sts_correlations
 from sentence.losses import embedding_distillation_loss
 from sentence.model import load_encoder, pooling_mode
-from sentence.training import announce, fit, training_arguments, write_results
+from sentence.training import fit, training_arguments, write_results
+
+if TYPE_CHECKING:
+    from sentence.distill import EmbeddingDistillationArguments
 
 logger = logging.getLogger("sentence.distill")
 SELECTION = Selection("eval_loss", greater_is_better=False)
@@ -69,17 +71,17 @@ def check_cache(cache: Path, info: dict[str, Any], identity: dict[str, Any]) -> 
     if differing:
         raise ValueError(
             f"{cache}: these teacher embeddings were made with another {', '.join(differing)} (teacher "
-            f"{info['teacher']}, sentences {', '.join(info['files'])}); pass another --cache, or delete this one"
+            f"{info['teacher']}, sentences {', '.join(info['files'])}); pass another --cache_dir, or delete this one"
         )
 
 
-def teacher_embeddings(args: argparse.Namespace, identity: dict[str, Any], cache: Path) -> None:
+def teacher_embeddings(args: EmbeddingDistillationArguments, identity: dict[str, Any], cache: Path) -> None:
     """Embed every sentence with the teacher into ``cache`` (written whole, under a temporary name first)."""
-    teacher = load_encoder(args.teacher, max_seq_length=identity["max_seq_length"])
+    teacher = load_encoder(args.teacher_name_or_path, max_seq_length=identity["max_seq_length"])
     count = sum(1 for _ in sentences(args.sentences, args.max_sentences))
     if count == 0:
         raise ValueError(f"--sentences {', '.join(args.sentences)}: no sentences (empty, or blank lines only)")
-    with output_written(cache, "--cache"), new_folder(cache, cache.name) as staging:
+    with output_written(cache, "--cache_dir"), new_folder(cache, cache.name) as staging:
         vectors = np.lib.format.open_memmap(
             staging / EMBEDDINGS, mode="w+", dtype=np.float32, shape=(count, teacher.get_embedding_dimension())
         )
@@ -97,7 +99,7 @@ def teacher_embeddings(args: argparse.Namespace, identity: dict[str, Any], cache
             staging / CACHE_INFO,
             {
                 "identity": identity,
-                "teacher": args.teacher,
+                "teacher": args.teacher_name_or_path,
                 "files": args.sentences,
                 "count": count,
                 "dimension": teacher.get_embedding_dimension(),
@@ -105,10 +107,10 @@ def teacher_embeddings(args: argparse.Namespace, identity: dict[str, Any], cache
         )
 
 
-def cached_embeddings(args: argparse.Namespace) -> tuple[Path, dict[str, Any]]:
+def cached_embeddings(args: EmbeddingDistillationArguments) -> tuple[Path, dict[str, Any]]:
     """The cache folder and its record: reused when it matches, made (running the teacher) when there is none."""
-    cache = Path(args.cache)
-    identity = cache_identity(args.teacher, args.sentences, args.max_sentences, args.max_seq_length)
+    cache = Path(args.embedding_cache)
+    identity = cache_identity(args.teacher_name_or_path, args.sentences, args.max_sentences, args.max_seq_length)
     info = read_cache_info(cache)
     if info is None:
         teacher_embeddings(args, identity, cache)
@@ -126,7 +128,7 @@ def embedding_rows(paths: tuple[str, ...], limit: int | None, embeddings: str) -
         yield {"sentence": text, "label": vectors[index]}
 
 
-def distillation_dataset(args: argparse.Namespace, cache: Path, info: dict[str, Any]) -> Dataset:
+def distillation_dataset(args: EmbeddingDistillationArguments, cache: Path, info: dict[str, Any]) -> Dataset:
     """The sentences and their teacher embeddings as a datasets table on disk (memory-mapped, never all in RAM)."""
     features = Features({"sentence": Value("string"), "label": Sequence(Value("float32"), length=info["dimension"])})
     return Dataset.from_generator(
@@ -135,42 +137,41 @@ def distillation_dataset(args: argparse.Namespace, cache: Path, info: dict[str, 
         # A tuple, not a list: datasets splits a list in gen_kwargs into shards, one generator call per file, and
         # each would restart the row count the embeddings are looked up by.
         gen_kwargs={"paths": tuple(args.sentences), "limit": args.max_sentences, "embeddings": str(cache / EMBEDDINGS)},
-        cache_dir=str(Path(args.output) / "dataset"),
+        cache_dir=str(Path(args.output_dir) / "dataset"),
     )
 
 
-def layer_copied_student(args: argparse.Namespace) -> SentenceTransformer:
-    """A DistilBERT of ``--student-layers`` of the teacher's BERT, with the teacher's tokenizer and pooling."""
-    model_type = AutoConfig.from_pretrained(args.teacher).model_type
+def layer_copied_student(args: EmbeddingDistillationArguments) -> SentenceTransformer:
+    """A DistilBERT of ``--student_layers`` of the teacher's BERT, with the teacher's tokenizer and pooling."""
+    model_type = AutoConfig.from_pretrained(args.teacher_name_or_path).model_type
     if model_type != "bert":
         raise ValueError(
-            f"--student-layers copies the layers of a BERT, but the teacher {args.teacher} is a "
-            f"{model_type}; pass a student folder with --student instead"
+            f"--student_layers copies the layers of a BERT, but the teacher {args.teacher_name_or_path} is a "
+            f"{model_type}; pass a student folder with --student_name_or_path instead"
         )
-    teacher = load_encoder(args.teacher, max_seq_length=args.max_seq_length)
-    folder = Path(args.output) / "student-init"
-    bert = BertForMaskedLM.from_pretrained(args.teacher)  # the teacher folder's BertModel; the unused head is new
+    teacher = load_encoder(args.teacher_name_or_path, max_seq_length=args.max_seq_length)
+    folder = Path(args.output_dir) / "student-init"
+    # the teacher folder's BertModel; the unused head is new
+    bert = BertForMaskedLM.from_pretrained(args.teacher_name_or_path)
     build_student(bert, args.student_layers).save_pretrained(folder)
     teacher.tokenizer.save_pretrained(folder)
     return load_encoder(str(folder), pooling_mode(teacher), args.max_seq_length)
 
 
-def distil_embeddings(args: argparse.Namespace) -> dict[str, Any]:
+def train_student(args: EmbeddingDistillationArguments) -> dict[str, Any]:
+    """``sentence.distill.distil_embeddings``'s work, once the arguments are checked: the results.json record."""
     setup_command_logging()
     # Under several processes the first writes the student's start, the teacher embeddings and the table, and the
     # others then read them: the teacher runs once, and no two processes write one file. The trainer's arguments
     # start the process group that orders them.
     arguments = training_arguments(SentenceTransformerTrainingArguments, args, SELECTION, in_batch_negatives=False)
     with arguments.main_process_first(local=False, desc="the teacher embeddings"):
-        try:
-            dev = read_sts(args.dev) if args.dev else None
-            if args.student_layers:
-                student = layer_copied_student(args)
-            else:
-                student = load_encoder(args.student, args.pooling, args.max_seq_length)
-            cache, info = cached_embeddings(args)
-        except (ValueError, OSError) as err:
-            raise SystemExit(f"error: {err}") from err
+        test = read_sts(args.test_file) if args.test_file else None
+        if args.student_layers:
+            student = layer_copied_student(args)
+        else:
+            student = load_encoder(args.student_name_or_path, args.pooling, args.max_seq_length)
+        cache, info = cached_embeddings(args)
         dataset = distillation_dataset(args, cache, info)
     held_out = min(args.max_validation_sentences, max(1, round(args.validation_split * len(dataset))))
     parts = dataset.train_test_split(test_size=held_out, seed=args.seed)
@@ -179,9 +180,14 @@ def distil_embeddings(args: argparse.Namespace) -> dict[str, Any]:
         train = train.select(range(min(args.max_train_samples, len(train))))
     loss = embedding_distillation_loss(student, info["dimension"], args.distance)
     training = fit(student, loss, train, parts["test"], args, SELECTION, arguments=arguments)
-    scores = sts_correlations(student, dev, "dev") if dev else None
+    scores = sts_correlations(student, test, "dev") if test else None
     examples = {"sentences": info["count"], "train": len(train), "validation": held_out}
-    write_results(args, "sentence.distill", student, examples=examples, dev=scores, teacher=args.teacher, **training)
-    summary = f"dev Spearman {scores['spearman']:.2f}; " if scores else ""
-    announce(f"{summary}the student: {args.output}/best")
-    return {"dev": scores, **training}
+    return write_results(
+        args,
+        "sentence.distill",
+        student,
+        examples=examples,
+        dev=scores,
+        teacher=args.teacher_name_or_path,
+        **training,
+    )

@@ -1,8 +1,9 @@
 """Score sentence encoders on STS: Spearman and Pearson x 100 between cosine similarity and the gold scores, and
 their encoding speed on CPU, in the layout of the published KorSTS tables.
 
-    python -m sentence.evaluate --model runs/sentence-mini/distilled/best runs/sentence-mini/teacher/best \
-        --data ../shared/data/korsts/sts-dev.tsv --output runs/sentence-mini/evaluation.json
+    python -m sentence.evaluate \
+        --model_name_or_path runs/sentence-mini/distilled/best runs/sentence-mini/teacher/best \
+        --data ../shared/data/korsts/sts-dev.tsv --output_file runs/sentence-mini/evaluation.json
 
 Data: KorSTS TSV (``genre filename year id score sentence1 sentence2``), KLUE-STS JSON, or a Hub dataset
 (``NAME[:CONFIG]:SPLIT``, e.g. ``kakaobrain/kor_nlu:sts:validation``). The correlations are
@@ -13,17 +14,19 @@ data's first sentences, the models taking turns, median of ``--repeats``.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from common.cli import command_parser
+from common.config import key, required, run_command
 from common.io import (
-    check_data_files,
-    check_output_place,
     output_written,
     quiet_file_progress_bars,
+    require_data_files,
+    require_output_place,
     run_metadata,
     write_json,
 )
@@ -35,6 +38,22 @@ if TYPE_CHECKING:  # sentence-transformers is imported where it works: --help an
     from sentence_transformers.sentence_transformer.evaluation import EmbeddingSimilarityEvaluator
 
 SPEED_BATCH_SIZES = (1, 64)
+
+
+@dataclass(kw_only=True)
+class EvaluateArguments:
+    model_name_or_path: list[str] = required("Sentence encoder folders (or model folders, then mean-pooled).")
+    data: list[str] = required("STS data: KorSTS TSV, KLUE-STS JSON, or Hub datasets NAME[:CONFIG]:SPLIT.")
+    output_file: str | None = key(None, "Write the rows as JSON here too.")
+    repeats: int = key(5, "Timed encodings per model and batch size.")
+
+    def validate(self) -> None:
+        """ValueError naming the option whose value cannot work, before any model is loaded."""
+        if self.repeats < 1:
+            raise ValueError("--repeats must be at least 1")
+        require_data_files(self, ("data",))
+        if self.output_file:
+            require_output_place(self.output_file, "--output_file", folder=False)
 
 
 def sts_evaluator(records: list[dict[str, Any]], name: str, batch_size: int = 64) -> EmbeddingSimilarityEvaluator:
@@ -78,7 +97,7 @@ def sentences_per_second(
     return speeds
 
 
-def evaluate_encoders(
+def encoder_rows(
     paths: list[str], data: list[str], repeats: int, batch_sizes: Sequence[int] = SPEED_BATCH_SIZES
 ) -> list[dict[str, Any]]:
     """One row per encoder: its size and pooling, the correlations on every data file, and its speed."""
@@ -114,39 +133,23 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def parse_args(argv: list[str] | None) -> Any:
-    parser = command_parser("python -m sentence.evaluate", __doc__)
-    parser.add_argument(
-        "--model", nargs="+", required=True, help="Sentence encoder folders (or model folders, then mean-pooled)."
-    )
-    parser.add_argument(
-        "--data",
-        nargs="+",
-        required=True,
-        help="STS data: KorSTS TSV, KLUE-STS JSON, or Hub datasets NAME[:CONFIG]:SPLIT.",
-    )
-    parser.add_argument("--output", default=None, help="Write the rows as JSON here too.")
-    parser.add_argument("--repeats", type=int, default=5, help="Timed encodings per model and batch size.")
-    args = parser.parse_args(argv)
-    check_data_files(parser, args)
-    if args.output:
-        check_output_place(parser, args.output, folder=False)
-    return args
-
-
-def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
-    args = parse_args(argv)
+def evaluate_encoders(args: EvaluateArguments) -> list[dict[str, Any]]:
+    """One row per encoder of ``args.model_name_or_path`` (``encoder_rows``), also written to ``args.output_file``
+    when given. ValueError or OSError names an option or input that cannot work."""
+    args.validate()
     quiet_file_progress_bars()
-    try:
-        rows = evaluate_encoders(args.model, args.data, args.repeats)
-    except (ValueError, OSError) as err:
-        raise SystemExit(f"error: {err}") from err
-    if args.output:
-        with output_written(args.output):
-            write_json(args.output, {"rows": rows, **run_metadata()})
-    print(markdown_table(rows))
+    rows = encoder_rows(args.model_name_or_path, args.data, args.repeats)
+    if args.output_file:
+        with output_written(args.output_file, "--output_file"):
+            write_json(args.output_file, {"rows": rows, **run_metadata()})
     return rows
 
 
+def main(argv: list[str] | None = None) -> int:
+    rows = run_command(evaluate_encoders, EvaluateArguments, argv, "python -m sentence.evaluate", __doc__)
+    print(markdown_table(rows))
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

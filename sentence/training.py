@@ -1,15 +1,15 @@
-"""What every sentence-encoder training command shares: its flags, the trainer, the saved best encoder, results.json.
+"""What every sentence-encoder training command shares: the trainer, the saved best encoder, results.json.
 
 Training is sentence-transformers' ``SentenceTransformerTrainer`` (transformers' Trainer underneath): ``accelerate
-launch`` or ``torchrun`` for several processes, a progress bar, TensorBoard logs, checkpoints every ``--eval-steps``
+launch`` or ``torchrun`` for several processes, a progress bar, TensorBoard logs, checkpoints every ``--eval_steps``
 and ``--resume`` from the last one. The best checkpoint by the command's validation metric (on a seeded hold-out of
-the training data, never on the data reported) becomes ``OUTPUT/best``, a sentence-transformers folder, written
+the training data, never on the data reported) becomes ``OUTPUT_DIR/best``, a sentence-transformers folder, written
 whole or not at all.
 """
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import json
 import logging
 import shutil
@@ -38,7 +38,7 @@ from common.io import (
     run_metadata,
     write_json,
 )
-from sentence.arguments import CHECKPOINTS, Selection
+from sentence.arguments import CHECKPOINTS, Selection, SentenceTrainingArguments
 from sentence.model import encoder_summary
 
 logger = logging.getLogger(__name__)
@@ -77,13 +77,14 @@ def trainer_classes(model: SentenceTransformer | CrossEncoder) -> tuple[type, ty
 
 
 def training_arguments(
-    arguments_class: type, args: argparse.Namespace, selection: Selection, in_batch_negatives: bool
+    arguments_class: type, args: SentenceTrainingArguments, selection: Selection, in_batch_negatives: bool
 ) -> Any:
+    """sentence-transformers' training arguments (transformers' ``TrainingArguments``) of a command's options."""
     return arguments_class(
-        output_dir=str(Path(args.output) / CHECKPOINTS),
-        num_train_epochs=args.epochs,
-        per_device_train_batch_size=args.batch_size,
-        per_device_eval_batch_size=args.batch_size,
+        output_dir=str(Path(args.output_dir) / CHECKPOINTS),
+        num_train_epochs=args.num_train_epochs,
+        per_device_train_batch_size=args.per_device_train_batch_size,
+        per_device_eval_batch_size=args.per_device_train_batch_size,
         learning_rate=args.learning_rate,
         warmup_steps=args.warmup_ratio,  # a float below 1 is a share of the steps (transformers 5)
         eval_strategy="steps",
@@ -111,13 +112,13 @@ def fit(
     loss: nn.Module,
     train: Dataset,
     validation: Dataset,
-    args: argparse.Namespace,
+    args: SentenceTrainingArguments,
     selection: Selection,
     evaluator: BaseEvaluator | None = None,
     in_batch_negatives: bool = False,
     arguments: Any = None,
 ) -> dict[str, Any]:
-    """Train, keep the best checkpoint as ``OUTPUT/best``; returns what results.json says about the training.
+    """Train, keep the best checkpoint as ``OUTPUT_DIR/best``; returns what results.json says about the training.
     ``arguments``: the trainer's arguments when the command made them earlier (``training_arguments``)."""
     trainer_class, arguments_class = trainer_classes(encoder)
     trainer = trainer_class(
@@ -130,7 +131,7 @@ def fit(
     )
     checkpoint = last_complete_checkpoint(Path(trainer.args.output_dir)) if args.resume else None
     started = time.perf_counter()
-    with output_written(args.output):
+    with output_written(args.output_dir, "--output_dir"):
         try:
             trainer.train(resume_from_checkpoint=checkpoint)
         except BaseException:
@@ -138,7 +139,7 @@ def fit(
             raise
         seconds = time.perf_counter() - started
         if trainer.is_world_process_zero():
-            save_encoder(encoder, Path(args.output) / BEST)
+            save_encoder(encoder, Path(args.output_dir) / BEST)
     state = trainer.state
     return {
         "steps": state.global_step,
@@ -170,21 +171,22 @@ def save_encoder(encoder: SentenceTransformer | CrossEncoder, folder: Path) -> N
 
 
 def write_results(
-    args: argparse.Namespace, command: str, encoder: SentenceTransformer | CrossEncoder, **results: Any
-) -> dict:
-    """``OUTPUT/results.json``: the command and its arguments, the encoder, what the run measured, the machine;
-    written by the main process alone."""
+    args: SentenceTrainingArguments, command: str, encoder: SentenceTransformer | CrossEncoder, **results: Any
+) -> dict[str, Any]:
+    """``OUTPUT_DIR/results.json``: the command and its arguments, the encoder, what the run measured, the machine;
+    written by the main process alone, returned on every process."""
+    options = dataclasses.asdict(args)
     record = {
         "command": command,
-        "arguments": {key: value for key, value in vars(args).items() if key not in ("overwrite", "resume")},
-        "model_dir": str(Path(args.output) / BEST),
+        "arguments": {key: value for key, value in options.items() if key not in ("overwrite", "resume")},
+        "model_dir": str(Path(args.output_dir) / BEST),
         **encoder_summary(encoder),
         **results,
         **run_metadata(),
     }
     if PartialState().is_main_process:
-        with output_written(args.output):
-            write_json(Path(args.output) / RESULTS, record)
+        with output_written(args.output_dir, "--output_dir"):
+            write_json(Path(args.output_dir) / RESULTS, record)
     return record
 
 

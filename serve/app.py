@@ -179,7 +179,7 @@ class HostCheck:
         host = header(scope, b"host") or ""
         name = host_name(host)
         if "*" not in self.allowed and name not in self.allowed and not is_ip_address(name):
-            advice = f"start the service with --allowed-host {name}"
+            advice = f"start the service with --allowed_hosts {name}"
             return error_response(400, f"Host {host!r} is not served here: {advice}")
         origin = header(scope, b"origin")
         if origin is not None and urlsplit(origin).netloc.lower() != host.lower():

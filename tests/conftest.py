@@ -73,10 +73,10 @@ def read_lines(path: Path, limit: int | None = None) -> list[str]:
 @pytest.fixture(scope="session")
 def tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A full-size (8,002-token) tokenizer folder built by ``pretrain.build_tokenizer`` from the bundled sample."""
-    from pretrain.build_tokenizer import main
+    from pretrain.build_tokenizer import TokenizerArguments, build_tokenizer
 
     output = tmp_path_factory.mktemp("tokenizer") / "kobert"
-    main(["--corpus", str(BUNDLED_REVIEWS), "--vocab-size", "8002", "--output", str(output)])
+    build_tokenizer(TokenizerArguments(corpus=[str(BUNDLED_REVIEWS)], vocab_size=8002, output_dir=str(output)))
     return output
 
 

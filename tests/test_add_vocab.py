@@ -27,7 +27,7 @@ from transformers import (
 
 from modeling.add_vocab import main
 from modeling.vocab_growth import add_tokens_with_mean_rows, mean_rows, plan_tokens
-from pretrain.prepare import main as prepare
+from pretrain.prepare import PrepareArguments, prepare_corpus
 from pretrain.run import main as run
 from tokenization_kobert import KoBertTokenizerFast
 
@@ -82,7 +82,7 @@ def grown(old_models: dict[str, Path], tokens_file: Path, tmp_path_factory: pyte
         output = root / name
         shown = io.StringIO()
         with contextlib.redirect_stdout(shown):
-            main(["--model", str(folder), "--tokens", str(tokens_file), "--output", str(output)])
+            main(["--model_name_or_path", str(folder), "--tokens_file", str(tokens_file), "--output_dir", str(output)])
         done[name] = {"folder": output, "printed": shown.getvalue().splitlines()}
     return done
 
@@ -167,7 +167,11 @@ def test_pretrain_run_continues_masked_lm_training_without_a_teacher(grown: dict
     lines = [f"이 영화는 {a} 진짜 {b} 이다" for a, b in itertools.product(NEW_TOKENS, repeat=2)] * 8
     corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
     data = tmp_path / "data"
-    prepare(["--corpus", str(corpus), "--tokenizer", str(folder), "--output", str(data), "--max-seq-length", "32"])
+    prepare_corpus(
+        PrepareArguments(
+            corpus=[str(corpus)], tokenizer_name_or_path=str(folder), output_dir=str(data), max_seq_length=32
+        )
+    )
     output = tmp_path / "more"
     args = ["--config", TINY_CONFIG, "--teacher", "", "--student", str(folder), "--data_dir", str(data)]
     args += ["--output_dir", str(output), "--alpha_ce", "0", "--alpha_cos", "0", "--alpha_mlm", "1"]
@@ -184,17 +188,28 @@ def test_bad_token_files_are_refused_with_the_line(
     old_models: dict, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     tokens = tmp_path / "tokens.txt"
+    argv = ["--model_name_or_path", str(old_models["bert"]), "--tokens_file", str(tokens)]
+    argv += ["--output_dir", str(tmp_path / "out")]
     tokens.write_text("갓띵작\n\n\u200b\n", encoding="utf-8")  # a zero-width space: nothing left to match
     with pytest.raises(SystemExit, match=rf"error: {tokens}:3: the token '\\u200b' encodes to no pieces"):
-        main(["--model", str(old_models["bert"]), "--tokens", str(tokens), "--output", str(tmp_path / "out")])
+        main(argv)
     tokens.write_text("영화\n[CLS]\n", encoding="utf-8")
     with pytest.raises(SystemExit, match=r"no token to add \(2 already in the vocabulary\)"):
-        main(["--model", str(old_models["bert"]), "--tokens", str(tokens), "--output", str(tmp_path / "out")])
+        main(argv)
     assert not (tmp_path / "out").exists()
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x").write_text("")
     with pytest.raises(SystemExit):
-        main(["--model", str(old_models["bert"]), "--tokens", str(tokens), "--output", str(tmp_path / "full")])
+        main(
+            [
+                "--model_name_or_path",
+                str(old_models["bert"]),
+                "--tokens_file",
+                str(tokens),
+                "--output_dir",
+                str(tmp_path / "full"),
+            ]
+        )
     assert "exists and is not empty; pass --overwrite" in capsys.readouterr().err
 
 
@@ -208,7 +223,16 @@ def test_a_model_without_a_masked_lm_head_is_refused(tmp_path: Path, tokens_file
     BertModel(config).save_pretrained(encoder)
     KoBertTokenizerFast(**KOBERT_FILES).save_pretrained(encoder)
     with pytest.raises(SystemExit, match="not a masked LM with a trained head"):
-        main(["--model", str(encoder), "--tokens", str(tokens_file), "--output", str(tmp_path / "out")])
+        main(
+            [
+                "--model_name_or_path",
+                str(encoder),
+                "--tokens_file",
+                str(tokens_file),
+                "--output_dir",
+                str(tmp_path / "out"),
+            ]
+        )
 
 
 def test_untied_output_embeddings_get_the_means_of_their_own_rows() -> None:

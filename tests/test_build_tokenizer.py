@@ -40,11 +40,11 @@ def built(small_corpus: list[Path], tmp_path_factory: pytest.TempPathFactory) ->
         [
             "--corpus",
             *map(str, small_corpus),
-            "--vocab-size",
+            "--vocab_size",
             "1000",
-            "--character-coverage",
+            "--character_coverage",
             "0.995",
-            "--output",
+            "--output_dir",
             str(output),
         ]
     )
@@ -96,13 +96,13 @@ def test_both_classes_and_auto_tokenizer_load_it(built: Path) -> None:
 
 def test_refuses_a_non_empty_output(built: Path, small_corpus: list[Path], capsys) -> None:
     with pytest.raises(SystemExit):
-        main(["--corpus", str(small_corpus[0]), "--vocab-size", "500", "--output", str(built)])
+        main(["--corpus", str(small_corpus[0]), "--vocab_size", "500", "--output_dir", str(built)])
     assert "--overwrite" in capsys.readouterr().err
 
 
 def test_too_small_a_vocabulary_is_a_clear_error(small_corpus: list[Path], tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="Increase vocab_size or decrease character_coverage"):
-        main(["--corpus", str(small_corpus[0]), "--vocab-size", "100", "--output", str(tmp_path / "out")])
+        main(["--corpus", str(small_corpus[0]), "--vocab_size", "100", "--output_dir", str(tmp_path / "out")])
     assert not (tmp_path / "out").exists()
 
 
@@ -110,24 +110,24 @@ def test_a_corpus_too_small_for_the_vocabulary_is_refused_unless_allowed(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     corpus = write_corpus(tmp_path / "tiny.txt", ["가나다 라마바".encode(), "사아자 차카타".encode()] * 20)
-    argv = ["--corpus", str(corpus), "--vocab-size", "8002", "--output", str(tmp_path / "out")]
-    with pytest.raises(SystemExit, match=r"the corpus gave (\d+) pieces, not the 8,002 of --vocab-size.*nothing was"):
+    argv = ["--corpus", str(corpus), "--vocab_size", "8002", "--output_dir", str(tmp_path / "out")]
+    with pytest.raises(SystemExit, match=r"the corpus gave (\d+) pieces, not the 8,002 of --vocab_size.*nothing was"):
         main(argv)
     assert not (tmp_path / "out").exists()
 
-    main([*argv, "--allow-smaller-vocab"])
+    main([*argv, "--allow_smaller_vocab"])
     pieces = len((tmp_path / "out" / "vocab.txt").read_text(encoding="utf-8").splitlines())
-    assert 5 < pieces < 8002 and f"gave {pieces} pieces" in caplog.text and "--allow-smaller-vocab" in caplog.text
+    assert 5 < pieces < 8002 and f"gave {pieces} pieces" in caplog.text and "--allow_smaller_vocab" in caplog.text
 
 
 def test_missing_corpus_is_a_clear_error(tmp_path: Path, capsys) -> None:
     with pytest.raises(SystemExit):
-        main(["--corpus", str(tmp_path / "nope.txt"), "--output", str(tmp_path / "out")])
+        main(["--corpus", str(tmp_path / "nope.txt"), "--output_dir", str(tmp_path / "out")])
     assert "nope.txt" in capsys.readouterr().err
 
 
 def test_inspect_tokenizer_shows_a_folder(built: Path, capsys) -> None:
-    inspect([str(built), "[CLS] 한국어 모델 [SEP]", "--pair", "둘째 문장"])
+    inspect(["--tokenizer_name_or_path", str(built), "--texts", "[CLS] 한국어 모델 [SEP]", "--pair", "둘째 문장"])
     out = capsys.readouterr().out
     assert out.startswith(f"KoBertTokenizerFast from {built}: 1000 tokens")
     assert "slow == fast:   True" in out
@@ -137,15 +137,15 @@ def test_inspect_tokenizer_names_a_missing_folder(tmp_path: Path, monkeypatch: p
     # A mistyped path is one line naming it: not a traceback about connecting to the Hub.
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit, match=r"^error: no such folder: runs/nope$"):
-        inspect(["runs/nope", "안녕"])
+        inspect(["--tokenizer_name_or_path", "runs/nope", "--texts", "안녕"])
 
 
 def test_a_sampled_corpus_gives_the_same_tokenizer_every_run(small_corpus: list[Path], tmp_path: Path) -> None:
     # 2,000 of the 6,000 lines: SentencePiece's own sampling of an iterator was unseeded (another vocabulary each run)
     def build(name: str, seed: str) -> bytes:
-        options = ["--vocab-size", "1000", "--character-coverage", "0.995", "--input-sentence-size", "2000"]
-        options += ["--num-threads", "2", "--seed", seed]
-        main(["--corpus", *map(str, small_corpus), *options, "--output", str(tmp_path / name)])
+        options = ["--vocab_size", "1000", "--character_coverage", "0.995", "--input_sentence_size", "2000"]
+        options += ["--num_threads", "2", "--seed", seed]
+        main(["--corpus", *map(str, small_corpus), *options, "--output_dir", str(tmp_path / name)])
         return (tmp_path / name / "vocab.txt").read_bytes()
 
     assert build("first", "42") == build("again", "42")

@@ -43,10 +43,10 @@ def test_the_rust_writers_messages_are_read_for_their_os_error() -> None:
 
 
 def test_a_failed_write_ends_the_command_with_one_line_naming_the_flag_and_path(tmp_path: Path) -> None:
-    with pytest.raises(SystemExit) as stopped, output_written(tmp_path / "out", "--output_dir"):
+    with pytest.raises(OSError) as stopped, output_written(tmp_path / "out", "--output_dir"):
         raise OSError(errno.ENOSPC, "No space left on device")
-    message = str(stopped.value.code)
-    assert message.startswith(f"error: --output_dir {tmp_path / 'out'}: could not write (No space left on device)")
+    message = str(stopped.value)
+    assert message.startswith(f"--output_dir {tmp_path / 'out'}: could not write (No space left on device)")
     assert "\n" not in message
     assert not_written(tmp_path, "--output", ValueError("not a write")) is None
 
@@ -61,11 +61,11 @@ def test_a_failed_block_leaves_no_empty_output_folder_it_made(tmp_path: Path) ->
     made, used, kept = tmp_path / "made", tmp_path / "used", tmp_path / "kept"
     kept.mkdir()
     for output, fill in [(made, False), (used, True), (kept, False)]:
-        with pytest.raises(SystemExit, match="error: bad test data"), output_written(output, "--output_dir"):
+        with pytest.raises(ValueError, match="bad test data"), output_written(output, "--output_dir"):
             output.mkdir(exist_ok=True)
             if fill:
                 (output / "checkpoint").write_text("work done")
-            raise SystemExit("error: bad test data")
+            raise ValueError("bad test data")
     assert not made.exists() and (used / "checkpoint").is_file() and kept.is_dir()
 
 
@@ -110,15 +110,15 @@ def test_a_second_run_on_one_output_is_refused_naming_the_first(tmp_path: Path) 
     )
     try:
         assert holder.stdout.readline() == "writing\n"
-        with pytest.raises(SystemExit) as stopped, output_written(output, "--output_dir"):
+        with pytest.raises(ValueError) as stopped, output_written(output, "--output_dir"):
             pass
-        message = str(stopped.value.code)
-        assert message.startswith(f"error: --output_dir {output} is being written by process {holder.pid} (-c ")
+        message = str(stopped.value)
+        assert message.startswith(f"--output_dir {output} is being written by process {holder.pid} (-c ")
         assert "\n" not in message
         # The check of an output folder's contents, made while a command parses, names the writer too (it said the
         # folder "exists and is not empty", of what the first run had begun to write).
         (output / "part").mkdir(parents=True)
-        with pytest.raises(ValueError, match=rf"^--output {output} is being written by process {holder.pid} "):
+        with pytest.raises(ValueError, match=rf"^--output_dir {output} is being written by process {holder.pid} "):
             require_output_folder(str(output), overwrite=True)
     finally:
         holder.kill()

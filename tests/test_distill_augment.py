@@ -16,22 +16,21 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-from common.cli import command_parser
 from distill.augment import (
     FALLBACK_ENGINE,
+    AugmentArguments,
     Augmenter,
     AugmentSettings,
     Candidates,
-    add_settings_arguments,
+    augment,
     build_index,
-    check_settings_arguments,
     main,
     mask_words,
     replace_eojeols,
     replacement_engine,
     sample_ngram,
-    settings_from_args,
 )
+from distill.cache_logits import CacheLogitsArguments
 
 WORDS = "어제 본 영화가 정말 재미있었다".split()
 # Kiwi's content morphemes of this corpus, by tag, read off the sentences by hand (bound endings, particles and the
@@ -279,17 +278,16 @@ def test_the_replacement_engine_is_named_only_when_words_are_replaced() -> None:
         assert replacement_engine(AugmentSettings(pos_per_example=1)).startswith(f"kiwipiepy {version} ")
 
 
-def test_another_command_can_take_the_settings_flags_renamed(capsys: pytest.CaptureFixture[str]) -> None:
-    parser = command_parser("python -m distill.other", None)
-    parser.add_argument("--seed", type=int, default=0)  # the command's own seed: the settings' is renamed
-    renamed = {"seed": "--augment-seed", "use_kiwi": "--no-kiwi"}
-    add_settings_arguments(parser.add_argument_group("augmentation"), renamed)
-    args = parser.parse_args(["--seed", "1", "--augment-seed", "7", "--pos-per-example", "2", "--no-kiwi"])
-    check_settings_arguments(parser, args, renamed)
-    assert settings_from_args(args) == AugmentSettings(seed=7, pos_per_example=2, use_kiwi=False)
-    with pytest.raises(SystemExit):
-        check_settings_arguments(parser, parser.parse_args(["--pos-rate", "2"]), renamed)
-    assert "--pos-rate must be a share in [0, 1], got 2.0" in capsys.readouterr().err
+def test_another_command_can_take_the_settings_options_with_its_own_seed_option() -> None:
+    # distill.cache_logits: "--seed" would read as the teachers', so the settings' seed is --augment_seed.
+    files = {"teacher_name_or_path": ["t"], "data_files": ["d.tsv"], "output_dir": "o"}
+    args = CacheLogitsArguments(**files, augment_seed=7, pos_per_example=2, use_kiwi=False)
+    args.check_augmentation()
+    assert args.augment_settings() == AugmentSettings(seed=7, pos_per_example=2, use_kiwi=False)
+    with pytest.raises(ValueError, match=r"^--pos_rate must be a share in \[0, 1\], got 2.0"):
+        CacheLogitsArguments(**files, pos_rate=2.0).check_augmentation()
+    with pytest.raises(ValueError, match=r"^--augment_seed must be an integer, got 'x'"):
+        CacheLogitsArguments(**files, augment_seed="x").check_augmentation()
 
 
 # The command
@@ -304,8 +302,9 @@ def write_nsmc(path: Path, documents: list[str]) -> None:
 def test_command_writes_the_copies_of_an_nsmc_file(tmp_path: Path) -> None:
     data, output = tmp_path / "nsmc.txt.gz", tmp_path / "out" / "augmented.txt"
     write_nsmc(data, ["영화가 좋다", "배우가 정말 멋지다"])
-    argv = ["--data", str(data), "--output", str(output), "--mask-rate", "1", "--mask-per-example", "2"]
-    assert main([*argv, "--pos-per-example", "1", "--pos-rate", "1", "--no-kiwi"]) == 4
+    args = AugmentArguments(data_file=str(data), output_file=str(output), mask_rate=1, mask_per_example=2)
+    args.pos_per_example, args.pos_rate, args.use_kiwi = 1, 1, False
+    assert augment(args).copies == 4
     # Masked: every word; replaced (fallback, the corpus is the file): 영화가 <-> 배우가, 좋다 <-> 멋지다, 정말 alone.
     assert output.read_text(encoding="utf-8").splitlines() == [
         "[MASK] [MASK]",
@@ -318,37 +317,41 @@ def test_command_writes_the_copies_of_an_nsmc_file(tmp_path: Path) -> None:
 def test_command_reads_plain_text(tmp_path: Path) -> None:
     data, output = tmp_path / "corpus.txt", tmp_path / "augmented.txt"
     data.write_text("영화가 좋다\n\n정말\n", encoding="utf-8")
-    assert main(["--data", str(data), "--output", str(output), "--ngram-per-example", "20"]) == 2
+    report = augment(AugmentArguments(data_file=str(data), output_file=str(output), ngram_per_example=20))
+    assert (report.copies, report.pos_engine) == (2, None)
     assert sorted(output.read_text(encoding="utf-8").splitlines()) == ["영화가", "좋다"]
 
 
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        (["--mask-rate", "1.5", "--mask-per-example", "1"], "--mask-rate must be a share in [0, 1]"),
-        (["--ngram-max", "0", "--ngram-per-example", "1"], "--ngram-max must be an integer >= 1"),
-        (["--pos-per-example", "two"], "argument --pos-per-example: invalid int value"),
-        (["--mask-rat", "0.5"], "did you mean --mask-rate?"),
-        ([], "nothing to write: give at least one of --mask-per-example"),
+        (["--mask_rate", "1.5", "--mask_per_example", "1"], "--mask_rate must be a share in [0, 1]"),
+        (["--ngram_max", "0", "--ngram_per_example", "1"], "--ngram_max must be an integer >= 1"),
+        (["--pos_per_example", "two"], "argument --pos_per_example: invalid int value"),
+        (["--mask_rat", "0.5"], "did you mean --mask_rate?"),
+        ([], "nothing to write: give at least one of --mask_per_example"),
     ],
 )
 def test_command_refuses_bad_flags_naming_them(
     flags: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        main(["--data", "d.txt", "--output", str(tmp_path / "o.txt"), *flags])
+        main(["--data_file", "d.txt", "--output_file", str(tmp_path / "o.txt"), *flags])
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
 
 
-def test_command_reports_bad_data_without_a_traceback(tmp_path: Path) -> None:
+def test_command_reports_bad_data_without_a_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     output = tmp_path / "augmented.txt"
-    with pytest.raises(SystemExit, match=r"^error: .*missing\.txt"):
-        main(["--data", str(tmp_path / "missing.txt"), "--output", str(output), "--mask-per-example", "1"])
+    missing = tmp_path / "missing.txt"
+    with pytest.raises(SystemExit) as refused:  # at once, before anything is read
+        main(["--data_file", str(missing), "--output_file", str(output), "--mask_per_example", "1"])
+    assert refused.value.code == 2
+    assert f"error: --data_file: no such file: {missing}" in capsys.readouterr().err
     bad = tmp_path / "bad.tsv"
     bad.write_text("id\tdocument\tlabel\n1\t영화가 좋다\t1\n2\t두 칸만\n", encoding="utf-8")
     with pytest.raises(SystemExit, match=r"^error: .*bad\.tsv:3"):
-        main(["--data", str(bad), "--output", str(output), "--mask-per-example", "1"])
+        main(["--data_file", str(bad), "--output_file", str(output), "--mask_per_example", "1"])
     assert not output.exists()  # nothing half-written
 
 
@@ -358,4 +361,4 @@ def test_command_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert out.startswith("usage: python -m distill.augment")
-    assert "--pos-per-example N" in out and "--no-kiwi" in out
+    assert "--pos_per_example POS_PER_EXAMPLE" in out and "--no_use_kiwi" in out

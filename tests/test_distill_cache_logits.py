@@ -33,7 +33,7 @@ from transformers import (
 
 from distill import teacher_logits
 from distill.augment import Augmenter, AugmentSettings
-from distill.cache_logits import main
+from distill.cache_logits import CacheLogitsArguments, cache_logits, main
 from distill.data import CachedExamples, read_cache_info
 from distill.tokenizer import train_student_tokenizer
 from modeling.bilstm import KoBiLstmForSequenceClassification, bilstm_config
@@ -41,7 +41,7 @@ from tokenization_kobert import KoBertTokenizerFast
 
 KOBERT_DIR = ROOT / "data" / "kobert"
 MAX_LENGTH, BATCH, BLOCK = 32, 3, 4
-AUGMENT = ["--mask-per-example", "1", "--ngram-per-example", "1", "--augment-seed", "7"]
+AUGMENT = ["--mask_per_example", "1", "--ngram_per_example", "1", "--augment_seed", "7"]
 LABELLED = [  # (document, label) after the header: lines 2 to 9
     ("영화가 정말 재미있었다", 1),
     ("배우들의 연기가 너무 어색하고 지루했다", 0),
@@ -113,11 +113,10 @@ def originals() -> dict[str, tuple[str, int]]:
 
 
 def argv(teachers: list[Path], data: list[Path], output: Path, *extra: str) -> list[str]:
-    teacher_flags = [flag for teacher in teachers for flag in ("--teacher", str(teacher))]
     return [
-        *teacher_flags,
-        *["--data", *map(str, data), "--output", str(output)],
-        *["--max-seq-length", str(MAX_LENGTH), "--batch-size", str(BATCH), "--block-rows", str(BLOCK), *extra],
+        *["--teacher_name_or_path", *map(str, teachers)],
+        *["--data_files", *map(str, data), "--output_dir", str(output)],
+        *["--max_seq_length", str(MAX_LENGTH), "--batch_size", str(BATCH), "--block_rows", str(BLOCK), *extra],
     ]
 
 
@@ -193,8 +192,22 @@ def test_an_ensemble_caches_the_mean_of_its_teachers(
     teachers: dict[str, Path], data: list[Path], bert_cache: Path, tmp_path: Path
 ) -> None:
     main(argv([teachers["distilbert"]], data, tmp_path / "distilbert", *AUGMENT))
-    main(argv([teachers["bert"], teachers["distilbert"]], data, tmp_path / "ensemble", *AUGMENT))
+    report = cache_logits(  # the typed function the command calls
+        CacheLogitsArguments(
+            teacher_name_or_path=[str(teachers["bert"]), str(teachers["distilbert"])],
+            data_files=[str(path) for path in data],
+            output_dir=str(tmp_path / "ensemble"),
+            max_seq_length=MAX_LENGTH,
+            batch_size=BATCH,
+            block_rows=BLOCK,
+            mask_per_example=1,
+            ngram_per_example=1,
+            augment_seed=7,
+        )
+    )
     bert, distilbert, ensemble = cached(bert_cache), cached(tmp_path / "distilbert"), cached(tmp_path / "ensemble")
+    assert (report.rows, report.teachers, report.up_to_date) == (len(bert), 2, False)
+    assert report.teacher_accuracy == read_cache_info(tmp_path / "ensemble")["teacher_accuracy"]
     assert set(ensemble) == set(bert)
     for key, (_, logits) in ensemble.items():
         np.testing.assert_allclose(logits, (bert[key][1] + distilbert[key][1]) / 2, atol=1e-6)
@@ -242,16 +255,16 @@ def test_a_stale_cache_is_refused_and_left_whole_and_overwrite_replaces_it(
             [teachers["bert"]], edited, output, *AUGMENT
         ),
         "augmentation: the cache has mask_per_example 1, not mask_per_example 2": argv(
-            [teachers["bert"]], data, output, *AUGMENT, "--mask-per-example", "2"
+            [teachers["bert"]], data, output, *AUGMENT, "--mask_per_example", "2"
         ),
         "max_seq_length: the cache has 32, not 16": [
             *argv([teachers["bert"]], data, output, *AUGMENT),
-            "--max-seq-length",
+            "--max_seq_length",
             "16",
         ],
         "max_examples_per_file: the cache has 0, not 3": [
             *argv([teachers["bert"]], data, output, *AUGMENT),
-            "--max-examples-per-file",
+            "--max_examples_per_file",
             "3",
         ],
     }
@@ -268,7 +281,7 @@ def test_a_stale_cache_is_refused_and_left_whole_and_overwrite_replaces_it(
     assert "별로에요" in {example.text for example in CachedExamples(output)}
 
     # The first N examples of each file, for a quick run: by line order, before any augmentation.
-    main([*argv([teachers["distilbert"]], edited, output), "--overwrite", "--max-examples-per-file", "3"])
+    main([*argv([teachers["distilbert"]], edited, output), "--overwrite", "--max_examples_per_file", "3"])
     keys = [example.key for example in CachedExamples(output)]
     assert keys == ["train.tsv:2", "train.tsv:3", "train.tsv:4", "reviews.txt:1", "reviews.txt:3", "reviews.txt:4"]
 

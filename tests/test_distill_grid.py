@@ -9,12 +9,12 @@ import logging
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 import yaml
 
-from distill.grid import field_types, grid_runs, main
+from distill.grid import GridArguments, distill_grid, field_types, grid_runs, main
 
 
 @dataclass
@@ -22,38 +22,42 @@ class StandInConfig:
     """The TrainConfig fields the grid may rely on, with their types (test_the_stand_in_matches_train_config)."""
 
     output_dir: str = ""
-    student: str = "bilstm"
-    bilstm_preset: str = "base"
+    student: Literal["bilstm", "distilbert"] = "bilstm"
+    bilstm_preset: Literal["tiny", "mini", "small", "base", "large"] = "base"
     alpha: float = 0.5
     temperature: float = 1.0
-    soft: str = "kl"
+    soft: Literal["kl", "mse"] = "kl"
     vocab_size: int = 8002
     learning_rate: float = 1e-3
     seed: int = 0
     student_layers: list[int] = field(default_factory=lambda: [0, 6])
+    resume: bool = False
+    overwrite: bool = False
 
 
 FIELDS = field_types(StandInConfig)
+TAKING_UP = ("resume", "overwrite")
 
 
 class FakeTrain:
-    """distill.train.main as far as the grid sees it: reads --config, writes results.json with the resolved config."""
+    """distill.train.distill_task as far as the grid sees it: takes the run's config (the grid wrote it to
+    grid_run.yaml first), writes results.json with the config."""
 
     def __init__(self, fail_on: str | None = None) -> None:
         self.folders: list[str] = []
-        self.extra_arguments: list[list[str]] = []  # what each call passed after --config FILE
+        self.extra_arguments: list[list[str]] = []  # what each call set beyond the run's grid_run.yaml
         self.fail_on = fail_on
 
-    def __call__(self, argv: list[str]) -> dict[str, Any]:
-        assert argv[0] == "--config"
-        values = yaml.safe_load(Path(argv[1]).read_text(encoding="utf-8"))
-        folder = Path(values["output_dir"])
+    def __call__(self, config: StandInConfig) -> dict[str, Any]:
+        folder = Path(config.output_dir)
+        values = yaml.safe_load((folder / "grid_run.yaml").read_text(encoding="utf-8"))
+        assert {k: v for k, v in dataclasses.asdict(config).items() if k in values} == values
         self.folders.append(folder.name)
-        self.extra_arguments.append(argv[2:])
+        self.extra_arguments.append([f"--{name}" for name in TAKING_UP if getattr(config, name) and name not in values])
         if folder.name == self.fail_on:
-            raise SystemExit("error: the teacher cache is missing")
-        config = {**dataclasses.asdict(StandInConfig()), **values}
-        results = {"name": folder.name, "accuracy": config["alpha"] / 2, "params": 391170, "config": config}
+            raise ValueError("the teacher cache is missing")
+        results = {"name": folder.name, "accuracy": config.alpha / 2, "params": 391170}
+        results["config"] = dataclasses.asdict(config)
         (folder / "results.json").write_text(json.dumps(results), encoding="utf-8")
         return results
 
@@ -64,8 +68,14 @@ def write_grid(tmp_path: Path, text: str) -> str:
     return str(path)
 
 
-def run(argv: list[str], train: FakeTrain) -> list[dict]:
+def run(argv: list[str], train: FakeTrain) -> int:
+    """The command, with the stand-ins."""
     return main(argv, train=train, config_class=StandInConfig)
+
+
+def grid(train: FakeTrain, **options: Any) -> list[dict]:
+    """The typed function, with the stand-ins: the entries of its report."""
+    return distill_grid(GridArguments(**options), train=train, config_class=StandInConfig).entries
 
 
 def test_a_two_value_grid_runs_both_then_skips_them(
@@ -75,7 +85,7 @@ def test_a_two_value_grid_runs_both_then_skips_them(
     config = write_grid(tmp_path, "alpha: [0.5, 1.0]\nbilstm_preset: base\nlearning_rate: 1e-3\n")
     output = tmp_path / "grid"
     train = FakeTrain()
-    entries = run([config, "--output_dir", str(output)], train)
+    assert run(["--grid_file", config, "--output_dir", str(output)], train) == 0
     assert train.folders == ["alpha-0.5", "alpha-1.0"]
     # YAML reads 1e-3 as a string; the run's config has the float the field holds.
     assert yaml.safe_load((output / "alpha-1.0" / "grid_run.yaml").read_text(encoding="utf-8")) == {
@@ -95,10 +105,10 @@ def test_a_two_value_grid_runs_both_then_skips_them(
         ("alpha-0.5", str(output / "alpha-0.5"), {"alpha": 0.5}),
         ("alpha-1.0", str(output / "alpha-1.0"), {"alpha": 1.0}),
     ]
-    assert written[1]["results"]["accuracy"] == 0.5 and written == entries
+    assert written[1]["results"]["accuracy"] == 0.5
 
     again = FakeTrain()
-    assert run([config, "--output_dir", str(output)], again) == entries
+    assert grid(again, grid_file=config, output_dir=str(output)) == written
     assert again.folders == []
     assert "Run alpha-0.5: done" in caplog.text and "Run alpha-1.0: done" in caplog.text
 
@@ -106,7 +116,7 @@ def test_a_two_value_grid_runs_both_then_skips_them(
 def test_axes_combine_in_the_file_order(tmp_path: Path) -> None:
     config = write_grid(tmp_path, "output_dir: OUT\nseed: [1, 2]\nsoft: kl\nbilstm_preset: [small, base]\n")
     train = FakeTrain()
-    run([config, "--output_dir", str(tmp_path / "out")], train)
+    grid(train, grid_file=config, output_dir=str(tmp_path / "out"))
     assert train.folders == [
         "seed-1_bilstm_preset-small",
         "seed-1_bilstm_preset-base",
@@ -115,13 +125,18 @@ def test_axes_combine_in_the_file_order(tmp_path: Path) -> None:
     ]
 
 
-def test_an_unknown_key_is_an_error_before_any_run(tmp_path: Path) -> None:
+def test_an_unknown_key_is_an_error_before_any_run(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     train = FakeTrain()
     config = write_grid(tmp_path, f"output_dir: {tmp_path / 'out'}\nalpha: [0.5, 1.0]\ntemprature: 2.0\n")
     with pytest.raises(SystemExit, match=r"grid\.yaml: unknown config key temprature; did you mean temperature\?"):
-        run([config], train)
-    with pytest.raises(SystemExit, match=r"command line: unknown config key --sed; did you mean --seed\?"):
-        run([write_grid(tmp_path, "alpha: [0.5, 1.0]\n"), "--output_dir", str(tmp_path / "out"), "--sed", "1"], train)
+        run(["--grid_file", config], train)
+    argv = ["--grid_file", write_grid(tmp_path, "alpha: [0.5, 1.0]\n"), "--output_dir", str(tmp_path / "out")]
+    with pytest.raises(SystemExit) as refused:
+        run([*argv, "--sed", "1"], train)
+    assert refused.value.code == 2
+    assert "command line: unknown config key --sed; did you mean --seed?" in capsys.readouterr().err
+    with pytest.raises(ValueError, match=r"command line: unknown config key --sed; did you mean --seed\?"):
+        distill_grid(GridArguments(grid_file=argv[1]), {"sed": [1]}, train=train, config_class=StandInConfig)
     assert train.folders == [] and not (tmp_path / "out").exists()
 
 
@@ -139,8 +154,23 @@ def test_command_line_values_replace_the_file_and_several_make_an_axis(tmp_path:
     config = write_grid(tmp_path, "alpha: [0.5, 1.0]\nstudent_layers: [0]\n")
     output = tmp_path / "out"
     train = FakeTrain()
-    argv = [config, "--output_dir", str(output), "--alpha", "0.25", "--seed", "1", "2", "--student_layers", "0", "4"]
-    run(argv, train)
+    argv = ["--grid_file", config, "--output_dir", str(output), "--alpha", "0.25", "--seed", "1", "2"]
+    run([*argv, "--student_layers", "0", "4"], train)
+    assert train.folders == ["seed-1", "seed-2"]
+    assert yaml.safe_load((output / "seed-2" / "grid_run.yaml").read_text(encoding="utf-8")) == {
+        "output_dir": str(output / "seed-2"),
+        "alpha": 0.25,
+        "student_layers": [0, 4],
+        "seed": 2,
+    }
+
+
+def test_the_typed_function_takes_the_same_values_as_a_mapping(tmp_path: Path) -> None:
+    config = write_grid(tmp_path, "alpha: [0.5, 1.0]\nstudent_layers: [0]\n")
+    output = tmp_path / "out"
+    train = FakeTrain()
+    overrides = {"alpha": 0.25, "seed": [1, 2], "student_layers": [0, 4]}
+    distill_grid(GridArguments(grid_file=config, output_dir=str(output)), overrides, train, StandInConfig)
     assert train.folders == ["seed-1", "seed-2"]
     assert yaml.safe_load((output / "seed-2" / "grid_run.yaml").read_text(encoding="utf-8")) == {
         "output_dir": str(output / "seed-2"),
@@ -172,11 +202,11 @@ def test_bad_values_are_errors_naming_the_key(values: dict[str, Any], message: s
 
 def test_a_finished_run_with_another_config_is_an_error(tmp_path: Path) -> None:
     output = tmp_path / "out"
-    run([write_grid(tmp_path, "alpha: [0.5, 1.0]\ntemperature: 2.0\n"), "--output_dir", str(output)], FakeTrain())
+    grid(FakeTrain(), grid_file=write_grid(tmp_path, "alpha: [0.5, 1.0]\ntemperature: 2.0\n"), output_dir=str(output))
     train = FakeTrain()
     changed = write_grid(tmp_path, "alpha: [0.5, 1.0]\ntemperature: 3.0\n")
     with pytest.raises(SystemExit) as stopped:
-        run([changed, "--output_dir", str(output)], train)
+        run(["--grid_file", changed, "--output_dir", str(output)], train)
     message = str(stopped.value)
     assert f"{output / 'alpha-0.5' / 'results.json'}: finished with another config than the grid's run" in message
     assert "temperature (recorded 2.0, grid 3.0)" in message and "another output_dir" in message
@@ -188,12 +218,13 @@ def test_a_failed_run_stops_the_grid_and_the_next_call_continues(tmp_path: Path,
     output = tmp_path / "out"
     failing = FakeTrain(fail_on="alpha-0.5")
     with pytest.raises(SystemExit, match=r"^error: run alpha-0.5 failed: the teacher cache is missing\. The runs"):
-        run([config, "--output_dir", str(output)], failing)
+        run(["--grid_file", config, "--output_dir", str(output)], failing)
     assert failing.folders == ["alpha-0.0", "alpha-0.5"] and not (output / "grid.json").exists()
     capsys.readouterr()
 
     dry = FakeTrain()
-    entries = run([config, "--output_dir", str(output), "--dry-run"], dry)
+    run(["--grid_file", config, "--output_dir", str(output), "--dry_run"], dry)
+    entries = grid(dry, grid_file=config, output_dir=str(output), dry_run=True)
     assert dry.folders == [] and not (output / "grid.json").exists()
     assert [entry["results"] is None for entry in entries] == [False, True, True]
     assert capsys.readouterr().out == (
@@ -205,7 +236,7 @@ def test_a_failed_run_stops_the_grid_and_the_next_call_continues(tmp_path: Path,
     )
 
     resumed = FakeTrain()
-    run([config, "--output_dir", str(output)], resumed)
+    run(["--grid_file", config, "--output_dir", str(output)], resumed)
     assert resumed.folders == ["alpha-0.5", "alpha-1.0"]
     assert len(json.loads((output / "grid.json").read_text(encoding="utf-8"))) == 3
 
@@ -221,9 +252,9 @@ def test_a_run_that_stopped_part_way_is_taken_up(tmp_path: Path) -> None:
     (output / "alpha-0.0" / "checkpoint-4" / "trainer_state.json").write_text("{}")
     (output / "alpha-0.5" / ".checkpoint-4.tmp").mkdir()  # a checkpoint cut short while saving
     train = FakeTrain()
-    run([config, "--output_dir", str(output)], train)
+    grid(train, grid_file=config, output_dir=str(output))
     assert train.folders == ["alpha-0.0", "alpha-0.5", "alpha-1.0"]
-    assert train.extra_arguments == [["--resume", "true"], ["--overwrite", "true"], []]
+    assert train.extra_arguments == [["--resume"], ["--overwrite"], []]
 
 
 def test_a_started_run_with_another_config_is_an_error(tmp_path: Path) -> None:
@@ -233,7 +264,7 @@ def test_a_started_run_with_another_config_is_an_error(tmp_path: Path) -> None:
     (output / "alpha-0.5" / "metrics.jsonl").write_text("")
     train = FakeTrain()
     with pytest.raises(SystemExit) as stopped:
-        run([write_grid(tmp_path, "alpha: [0.5, 1.0]\nseed: 2\n"), "--output_dir", str(output)], train)
+        run(["--grid_file", write_grid(tmp_path, "alpha: [0.5, 1.0]\nseed: 2\n"), "--output_dir", str(output)], train)
     assert "grid_run.yaml: started with another config than the grid's run alpha-0.5: seed (recorded 1, grid 2)" in str(
         stopped.value
     )
@@ -242,13 +273,30 @@ def test_a_started_run_with_another_config_is_an_error(tmp_path: Path) -> None:
 
 def test_output_dir_is_required(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="no output_dir; set output_dir in the file or pass --output_dir"):
-        run([write_grid(tmp_path, "alpha: [0.5, 1.0]\n")], FakeTrain())
+        run(["--grid_file", write_grid(tmp_path, "alpha: [0.5, 1.0]\n")], FakeTrain())
 
 
-def test_an_abbreviated_option_is_refused_before_the_file_is_read(tmp_path: Path) -> None:
+def test_an_abbreviated_option_is_refused_before_the_file_is_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     # argparse is told not to take --output for --output_dir; the grid's own check says what it might mean.
-    with pytest.raises(SystemExit, match=r"unknown config key --output; did you mean --output_dir\?"):
-        run([str(tmp_path / "missing.yaml"), "--output", "out"], FakeTrain())
+    for abbreviation, meant in (("--output", "--output_dir"), ("--dry", "--dry_run")):
+        with pytest.raises(SystemExit):
+            run(["--grid_file", str(tmp_path / "missing.yaml"), abbreviation, "out"], FakeTrain())
+        said = capsys.readouterr().err
+        assert f"unknown config key {abbreviation}; did you mean {meant}?" in said and "missing.yaml" not in said
+
+
+def test_a_missing_or_misplaced_grid_file_is_one_line_naming_it(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    for argv, says in (
+        (["--grid_file", str(tmp_path / "missing.yaml")], f"--grid_file: no such file: {tmp_path / 'missing.yaml'}"),
+        (["--grid_file", str(tmp_path)], f"--grid_file {str(tmp_path)!r}: a folder, not a YAML file"),
+        ([str(tmp_path / "grid.yaml")], f"'{tmp_path / 'grid.yaml'}': a value before any --key (the grid file is"),
+    ):
+        with pytest.raises(SystemExit) as refused:
+            run(argv, FakeTrain())
+        said = capsys.readouterr().err
+        assert refused.value.code == 2 and says in said and said.count("\n") == 1, said
 
 
 def test_help(capsys: pytest.CaptureFixture) -> None:
@@ -256,7 +304,7 @@ def test_help(capsys: pytest.CaptureFixture) -> None:
         main(["--help"])
     assert stopped.value.code == 0
     shown = capsys.readouterr().out
-    assert shown.startswith("usage: python -m distill.grid ") and "--dry-run" in shown and "--KEY VALUE" in shown
+    assert shown.startswith("usage: python -m distill.grid ") and "--dry_run" in shown and "--KEY VALUE" in shown
 
 
 def test_the_stand_in_matches_train_config() -> None:

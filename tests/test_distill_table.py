@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from distill.table import find_results, learning_curves, main, size_cell, table_rows
+from distill.table import TableArguments, distill_table, find_results, learning_curves, main, size_cell, table_rows
 
 TEACHER = {"models": ["runs/teacher/best"], "accuracy": 0.9026, "params": 92186880, "size_mb": 351.7}
 ENSEMBLE = {"models": ["runs/t1", "runs/t2"], "accuracy": 0.91, "params": 184373760, "size_mb": 1400.0}
@@ -108,8 +108,9 @@ def test_the_table_and_plots(
 ) -> None:
     caplog.set_level(logging.INFO, logger="distill.table")
     output = tmp_path / "report"
-    assert main([str(runs_dir), "--output", str(output)]) == EXPECTED
+    assert main(["--runs_dir", str(runs_dir), "--output_dir", str(output)]) == 0
     assert capsys.readouterr().out == EXPECTED
+    assert distill_table(TableArguments(runs_dir=str(runs_dir), output_dir=str(output))).markdown == EXPECTED
     assert (output / "table.md").read_text(encoding="utf-8") == EXPECTED
     assert_png(output / "accuracy_vs_size.png")
     assert_png(output / "learning_curves.png")
@@ -119,7 +120,7 @@ def test_the_table_and_plots(
 
 
 def test_output_defaults_to_the_runs_folder(runs_dir: Path) -> None:
-    main([str(runs_dir / "grid")])
+    main(["--runs_dir", str(runs_dir / "grid")])
     table = (runs_dir / "grid" / "table.md").read_text(encoding="utf-8")
     assert "| Teacher | `runs/teacher/best` | 92,186,880 | 352 MB | 90.26 |" in table
     assert "distilbert" not in table and "ensemble" not in table
@@ -144,20 +145,20 @@ def test_size_cell(size_mb: float, shown: str) -> None:
 
 def test_errors_name_the_folder_or_file(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match=re.escape(f"error: {tmp_path / 'missing'}: no such folder")):
-        main([str(tmp_path / "missing")])
+        main(["--runs_dir", str(tmp_path / "missing")])
     write(tmp_path / "nsmc" / "results.json", {"task": "nsmc"})
     with pytest.raises(SystemExit, match=r"no results\.json written by distill\.train in it or below it"):
-        main([str(tmp_path)])
+        main(["--runs_dir", str(tmp_path)])
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "results.json").write_text("{", encoding="utf-8")
     with pytest.raises(SystemExit, match=re.escape(f"error: {tmp_path / 'broken' / 'results.json'}: not valid JSON")):
-        main([str(tmp_path)])
+        main(["--runs_dir", str(tmp_path)])
 
 
 def test_an_abbreviated_option_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit) as stopped:
-        main([str(tmp_path), "--out", "report"])
-    assert stopped.value.code == 2 and "did you mean --output?" in capsys.readouterr().err
+        main(["--runs_dir", str(tmp_path), "--out", "report"])
+    assert stopped.value.code == 2 and "did you mean --output_dir?" in capsys.readouterr().err
     assert not (tmp_path / "report").exists()
 
 

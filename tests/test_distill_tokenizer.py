@@ -238,12 +238,12 @@ def test_the_command_trains_on_tsv_and_plain_text(tmp_path: Path, capsys: pytest
     output = tmp_path / "tokenizer"
     main(
         [
-            "--data",
+            "--train_files",
             str(tmp_path / "train.tsv"),
             str(tmp_path / "more.txt.gz"),
-            "--vocab-size",
+            "--vocab_size",
             "800",
-            "--output",
+            "--output_dir",
             str(output),
         ]
     )
@@ -258,16 +258,16 @@ def test_the_command_refuses_bad_input_with_a_clear_error(tmp_path: Path, capsys
     bad.write_text(bad.read_text(encoding="utf-8") + "7\t둘째 열만\n", encoding="utf-8")
     output = tmp_path / "out"
     with pytest.raises(SystemExit, match=rf"^error: {re.escape(str(bad))}:4: "):
-        main(["--data", str(bad), "--vocab-size", "100", "--output", str(output)])
+        main(["--train_files", str(bad), "--vocab_size", "100", "--output_dir", str(output)])
     small = tmp_path / "small.txt"
     small.write_text("좋은 영화\n별로\n", encoding="utf-8")
     with pytest.raises(SystemExit, match=r"^error: the wordpiece vocabulary reached only \d+ of the 3,000 tokens"):
-        main(["--data", str(small), "--output", str(output)])
+        main(["--train_files", str(small), "--output_dir", str(output)])
     assert not output.exists()
     output.mkdir()
     (output / "tokenizer.json").write_text("{}")
     with pytest.raises(SystemExit):
-        main(["--data", str(small), "--output", str(output)])
+        main(["--train_files", str(small), "--output_dir", str(output)])
     assert "exists and is not empty; pass --overwrite" in capsys.readouterr().err
 
 

@@ -33,7 +33,7 @@ from distill.cache_logits import main as cache_logits
 from distill.config import BILSTM_POOLINGS, BILSTM_PRESETS, SOFT_LOSS_NAMES, config_from_dict, load_config
 from distill.data import IGNORE_INDEX, CachedExamples, CacheWriter, Example, read_examples
 from distill.losses import SOFT_LOSSES
-from distill.train import main
+from distill.train import distill_task, main
 from distill.trainer import held_out, select_rows
 from modeling.bilstm import POOLINGS, PRESETS, KoBiLstmForSequenceClassification, bilstm_config
 from tokenization_kobert import KoBertTokenizerFast
@@ -88,27 +88,32 @@ def task(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
     cache_logits(
         [
-            "--teacher",
+            "--teacher_name_or_path",
             str(files["teacher"]),
-            "--data",
+            "--data_files",
             str(files["train"]),
             str(files["unlabelled"]),
-            "--output",
+            "--output_dir",
             str(files["cache"]),
-            "--max-seq-length",
+            "--max_seq_length",
             "32",
-            "--mask-per-example",
+            "--mask_per_example",
             "1",
         ]
     )
     return files
 
 
+def train(argv: list[str]) -> dict[str, Any]:
+    """The typed function on the config a command line gives (as the command reads it): the results."""
+    return distill_task(load_config(None, argv))
+
+
 def train_args(task: dict[str, Path], output: Path, *extra: str) -> list[str]:
     return [
         "--cache_dir",
         str(task["cache"]),
-        "--test_data",
+        "--test_file",
         str(task["test"]),
         "--output_dir",
         str(output),
@@ -124,7 +129,8 @@ SHIPPED = {"tiny": 27_394, "mini": 52_418, "small": 146_434, "base": 391_170, "l
 
 @pytest.mark.parametrize("preset", [*SHIPPED, "teacher"])
 def test_every_shipped_config_loads_and_builds_its_student(preset: str) -> None:
-    required = ["--cache_dir", "cache", "--train_data", "train.tsv", "--test_data", "test.tsv", "--output_dir", "out"]
+    train, test = str(ROOT / "data" / "nsmc_train.txt.gz"), str(ROOT / "data" / "nsmc_test.txt.gz")
+    required = ["--cache_dir", "cache", "--train_files", train, "--test_file", test, "--output_dir", "out"]
     config = load_config(ROOT / "distill" / "configs" / f"bilstm_{preset}.yaml", required)
     model = KoBiLstmForSequenceClassification(bilstm_config(config.bilstm_preset, config.vocab_size, 0, num_labels=2))
     params = sum(p.numel() for p in torch.nn.Module.parameters(model))
@@ -143,7 +149,7 @@ def test_a_distilled_run_reads_the_cache_and_never_runs_the_teacher(
     monkeypatch.setattr(BertForSequenceClassification, "forward", refuse)
     monkeypatch.setattr(BertForSequenceClassification, "from_pretrained", refuse)
     output = tmp_path / "distilled"
-    results = main(train_args(task, output))
+    results = train(train_args(task, output))
 
     cache = CachedExamples(task["cache"], with_logits=False)
     held = sum(
@@ -172,13 +178,16 @@ def test_the_teachers_test_accuracy_comes_from_their_cache_of_the_test_file(
 
     def test_cache(teacher: Path, output: Path) -> Path:
         cache_logits(
-            ["--teacher", str(teacher), "--data", str(task["test"]), "--output", str(output), "--max-seq-length", "32"]
+            [
+                *["--teacher_name_or_path", str(teacher), "--data_files", str(task["test"])],
+                *["--output_dir", str(output), "--max_seq_length", "32"],
+            ]
         )
         return output
 
     own = test_cache(task["teacher"], tmp_path / "test-cache")  # the training cache's teacher
     steps = ["--max_steps", "2"]
-    results = main(train_args(task, tmp_path / "run", *steps, "--teacher_test_cache", str(own)))
+    results = train(train_args(task, tmp_path / "run", *steps, "--teacher_test_cache", str(own)))
     teacher = AutoModelForSequenceClassification.from_pretrained(task["teacher"]).eval()
     tokenizer = KoBertTokenizerFast.from_pretrained(task["teacher"])
     examples = list(read_examples(str(task["test"])))
@@ -190,7 +199,7 @@ def test_the_teachers_test_accuracy_comes_from_their_cache_of_the_test_file(
     assert results["teacher"]["accuracy"] == pytest.approx(right / len(examples))
 
     other_teacher = test_cache(random_teacher(tmp_path / "other", seed=1), tmp_path / "other-cache")
-    for cache, says in [(other_teacher, "other teachers"), (task["cache"], "holds no labelled test_data")]:
+    for cache, says in [(other_teacher, "other teachers"), (task["cache"], "holds no labelled test_file")]:
         with pytest.raises(SystemExit, match=says):
             main(
                 train_args(
@@ -207,7 +216,7 @@ def load_bilstm(folder: Path) -> torch.nn.Module:
 
 def test_the_best_model_loads_with_the_auto_classes_in_a_fresh_process(task: dict[str, Path], tmp_path: Path) -> None:
     output = tmp_path / "run"
-    main(train_args(task, output, "--num_train_epochs", "1"))
+    assert main(train_args(task, output, "--num_train_epochs", "1")) == 0
     texts = ["정말 재미있는 영화", "시간 낭비였다 최악"]
 
     tokenizer = AutoTokenizer.from_pretrained(output / "best", trust_remote_code=True)
@@ -241,9 +250,9 @@ def test_the_baseline_trains_on_the_labelled_files_alone(task: dict[str, Path], 
     args = [
         "--alpha",
         "1",
-        "--train_data",
+        "--train_files",
         str(task["train"]),
-        "--test_data",
+        "--test_file",
         str(task["test"]),
         "--output_dir",
         str(output),
@@ -252,7 +261,7 @@ def test_the_baseline_trains_on_the_labelled_files_alone(task: dict[str, Path], 
         "--num_train_epochs",
         "1",
     ]
-    results = main(args)
+    results = train(args)
     assert not results["distilled"] and results["teacher"] is None
     assert results["examples"]["unlabelled"] == 0 and results["examples"]["augmented"] == 0
     assert results["examples"]["labelled"] + results["examples"]["validation"] == TRAIN_LINES
@@ -272,7 +281,7 @@ def handmade_cache(folder: Path) -> Path:
 
 def test_the_validation_split_holds_out_examples_with_their_copies(tmp_path: Path) -> None:
     cache = CachedExamples(handmade_cache(tmp_path / "cache"), with_logits=False)
-    values = {"cache_dir": str(tmp_path), "test_data": "t", "output_dir": "o", "validation_split": 0.3, "seed": 3}
+    values = {"cache_dir": str(tmp_path), "test_file": "t", "output_dir": "o", "validation_split": 0.3, "seed": 3}
     rows, lengths, validation, counts = select_rows(cache, config_from_dict(values))
     keys = [cache.example(int(row)).key for row in rows]
     assert lengths.tolist() == [len(cache.example(int(row)).text) for row in rows]  # for batching by length
@@ -319,7 +328,7 @@ def test_unlabelled_copies_of_validation_reviews_are_not_trained_on(tmp_path: Pa
         for i in range(20):
             writer.add(Example(f"a{i}", f"text {i}", i % 2, f"a{i}"))
     cache = CachedExamples(tmp_path / "cache", with_logits=False)
-    values = {"cache_dir": str(tmp_path), "test_data": "t", "output_dir": "o", "validation_split": 0.3, "seed": 3}
+    values = {"cache_dir": str(tmp_path), "test_file": "t", "output_dir": "o", "validation_split": 0.3, "seed": 3}
     rows, _, validation, counts = select_rows(cache, config_from_dict(values))
     held = {int(e.key[1:]) for e in validation}
     assert 0 < len(held) < 20
@@ -342,10 +351,10 @@ def test_a_distilbert_student_starts_from_the_copied_layers(task: dict[str, Path
     config = config_from_dict(
         {
             "student": "distilbert",
-            "distilbert_from": str(tmp_path / "bert"),
+            "student_name_or_path": str(tmp_path / "bert"),
             "student_layers": [0, 2],
             "cache_dir": "c",
-            "test_data": "t",
+            "test_file": "t",
             "output_dir": "o",
         }
     )
@@ -354,13 +363,13 @@ def test_a_distilbert_student_starts_from_the_copied_layers(task: dict[str, Path
     for j, i in enumerate([0, 2]):
         teacher_q = bert.bert.encoder.layer[i].attention.self.query.weight
         assert torch.equal(student.distilbert.transformer.layer[j].attention.q_lin.weight, teacher_q)
-    results = main(
+    results = train(
         train_args(
             task,
             tmp_path / "run",
             "--student",
             "distilbert",
-            "--distilbert_from",
+            "--student_name_or_path",
             str(tmp_path / "bert"),
             "--student_layers",
             "0",
@@ -393,7 +402,7 @@ def test_two_processes_take_the_same_steps_and_score_every_test_example_once(
     # As in test_pretrain_run: torchrun through --multi_gpu with ACCELERATE_USE_CPU starts two gloo processes. Half
     # the batch per process: the same examples per update, so as many updates as one process takes.
     epoch = ["--num_train_epochs", "1", "--per_device_train_batch_size"]
-    one = main(train_args(task, tmp_path / "one", *epoch, "16"))
+    one = train(train_args(task, tmp_path / "one", *epoch, "16"))
     output = tmp_path / "two"
     result = subprocess.run(
         [*TWO_CPU_PROCESSES, "-m", "distill.train", *train_args(task, output, *epoch, "8")],
@@ -466,28 +475,30 @@ def test_a_killed_run_resumes_to_the_same_model(task: dict[str, Path], tmp_path:
 
 
 def error_of(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """The one line the command ends with: its exit message, or (an option refused while parsing) its stderr."""
     with pytest.raises(SystemExit) as exit_info:
         main(args)
-    return str(exit_info.value)
+    code = exit_info.value.code
+    return code if isinstance(code, str) else capsys.readouterr().err
 
 
 def test_bad_inputs_stop_before_training(
     task: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     other_teacher = random_teacher(tmp_path / "other-teacher", seed=5)
-    message = error_of(train_args(task, tmp_path / "a", "--teacher", str(other_teacher)), capsys)
+    message = error_of(train_args(task, tmp_path / "a", "--teacher_name_or_path", str(other_teacher)), capsys)
     assert (
         message.startswith("error: ") and "was not made with the teacher" in message and str(other_teacher) in message
     )
 
     edited = tmp_path / "train.tsv"
     edited.write_text(task["train"].read_text().replace("\t1\n", "\t0\n", 1), encoding="utf-8")
-    message = error_of(train_args(task, tmp_path / "b", "--train_data", str(edited)), capsys)
+    message = error_of(train_args(task, tmp_path / "b", "--train_files", str(edited)), capsys)
     assert "was not made from" in message and str(edited) in message
 
     three_labels = tmp_path / "test.tsv"
     three_labels.write_text("id\tdocument\tlabel\n1\t좋다\t1\n2\t별로\t2\n", encoding="utf-8")
-    message = error_of(train_args(task, tmp_path / "c", "--test_data", str(three_labels)), capsys)
+    message = error_of(train_args(task, tmp_path / "c", "--test_file", str(three_labels)), capsys)
     assert f"{three_labels}:3: label 2" in message and "2 labels" in message
 
     malformed = tmp_path / "malformed.tsv"
@@ -495,9 +506,9 @@ def test_bad_inputs_stop_before_training(
     args = [
         "--alpha",
         "1",
-        "--train_data",
+        "--train_files",
         str(malformed),
-        "--test_data",
+        "--test_file",
         str(task["test"]),
         "--output_dir",
         str(tmp_path / "d"),
@@ -515,8 +526,10 @@ def test_bad_inputs_stop_before_training(
     (killed_early / "metrics.jsonl").write_text("")
     for resume in ([], ["--resume", "true"]):
         message = error_of(train_args(task, killed_early, *resume), capsys)
-        assert "holds an earlier run (metrics.jsonl, tokenizer) with no complete checkpoint to resume from: pass " \
+        assert (
+            "holds an earlier run (metrics.jsonl, tokenizer) with no complete checkpoint to resume from: pass "
             "--overwrite to delete it and start afresh" in message
+        )
     for folder in "abce":
         assert not (tmp_path / folder / "best").exists()
 
@@ -531,8 +544,8 @@ def test_a_two_value_grid_trains_both_runs_and_skips_them_when_finished(
     grid_file = tmp_path / "grid.yaml"
     values = {
         "alpha": 1.0,
-        "train_data": [str(task["train"])],
-        "test_data": str(task["test"]),
+        "train_files": [str(task["train"])],
+        "test_file": str(task["test"]),
         "output_dir": str(tmp_path / "grid"),
         "bilstm_preset": ["tiny", "mini"],
         "vocab_size": 400,
@@ -540,14 +553,15 @@ def test_a_two_value_grid_trains_both_runs_and_skips_them_when_finished(
         "report_to": "none",
     }
     grid_file.write_text(yaml.safe_dump(values), encoding="utf-8")
-    entries = grid.main([str(grid_file)])
+    entries = grid.distill_grid(grid.GridArguments(grid_file=str(grid_file))).entries
     params = {Path(e["folder"]).name: e["results"]["params"] for e in entries}
     assert (
         sorted(params) == ["bilstm_preset-mini", "bilstm_preset-tiny"]
         and params["bilstm_preset-tiny"] < params["bilstm_preset-mini"]
     )
-    monkeypatch.setattr("distill.train.main", lambda argv: pytest.fail(f"a finished run was trained again: {argv}"))
-    again = grid.main([str(grid_file)])
+    monkeypatch.setattr("distill.train.distill_task", lambda c: pytest.fail(f"a finished run was trained again: {c}"))
+    assert grid.main(["--grid_file", str(grid_file)]) == 0
+    again = json.loads((tmp_path / "grid" / "grid.json").read_text())
     assert [e["results"]["accuracy"] for e in again] == [e["results"]["accuracy"] for e in entries]
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
+from finetuning import fine_tuned
 from transformers import (
     AutoModelForQuestionAnswering,
 )
@@ -14,7 +15,8 @@ from transformers import (
 from common.korquad_metric import best_over_answers, evaluate, exact_match, f1, normalize_answer
 from common.qa_spans import best_span
 from common.readers import read_squad
-from finetune.korquad import best_answers, encode, main, truncate_questions
+from finetune.korquad import best_answers, encode, truncate_questions
+from finetune.korquad import main as korquad_command
 from finetune.trainer import takes_token_type_ids
 from tokenization_kobert import KoBertTokenizerFast
 
@@ -53,6 +55,10 @@ PARAGRAPHS = [
         ],
     ),
 ]
+
+
+def korquad(argv: list[str]) -> dict:
+    return fine_tuned("korquad", argv)
 
 
 def squad_json(paragraphs: list[tuple[str, list[tuple[str, str]]]], prefix: str) -> dict:
@@ -231,9 +237,19 @@ def test_korquad_end_to_end(kind: str, models: dict[str, Path], tmp_path: Path) 
     train = write_json(tmp_path / "train.json", train_data)
     dev = write_json(tmp_path / "dev.json", squad_json(PARAGRAPHS, "dev"))
     output = tmp_path / "out"
-    flags = ["--max-seq-length", "64", "--max-query-length", "16", "--doc-stride", "16", "--epochs", "1"]
-    results = main(
-        ["--model", str(models[kind]), "--train", str(train), "--dev", str(dev), "--output", str(output), *flags]
+    flags = ["--max_seq_length", "64", "--max_query_length", "16", "--doc_stride", "16", "--num_train_epochs", "1"]
+    results = korquad(
+        [
+            "--model_name_or_path",
+            str(models[kind]),
+            "--train_file",
+            str(train),
+            "--test_file",
+            str(dev),
+            "--output_dir",
+            str(output),
+            *flags,
+        ]
     )
 
     saved = json.loads((output / "results.json").read_text())
@@ -257,13 +273,22 @@ def test_korquad_end_to_end(kind: str, models: dict[str, Path], tmp_path: Path) 
 def test_bad_input_fails_clearly(models: dict[str, Path], tmp_path: Path, capsys) -> None:
     good = write_json(tmp_path / "dev.json", squad_json(PARAGRAPHS, "dev"))
     bad = write_json(tmp_path / "bad.json", {"paragraphs": []})
-    base = ["--model", str(models["bert"]), "--output", str(tmp_path / "out"), "--max-query-length", "16"]
-    base += ["--doc-stride", "16"]
-    with pytest.raises(SystemExit, match=r"error: .*bad\.json: not SQuAD v1 JSON"):
-        main([*base, "--train", str(bad), "--dev", str(good), "--max-seq-length", "64"])
-    with pytest.raises(SystemExit, match="longer than the model's 64 position embeddings"):
-        main([*base, "--train", str(good), "--dev", str(good), "--max-seq-length", "128"])
+    base = [
+        "--model_name_or_path",
+        str(models["bert"]),
+        "--output_dir",
+        str(tmp_path / "out"),
+        "--max_query_length",
+        "16",
+    ]
+    base += ["--doc_stride", "16"]
+    with pytest.raises(ValueError, match=r"bad\.json: not SQuAD v1 JSON"):
+        korquad([*base, "--train_file", str(bad), "--test_file", str(good), "--max_seq_length", "64"])
+    with pytest.raises(ValueError, match="longer than the model's 64 position embeddings"):
+        korquad([*base, "--train_file", str(good), "--test_file", str(good), "--max_seq_length", "128"])
     with pytest.raises(SystemExit):
-        main([*base, "--train", str(good), "--dev", str(good), "--max-seq-length", "64", "--doc-stride", "45"])
-    assert "--doc-stride 45 must be smaller than the 45 context tokens" in capsys.readouterr().err
+        korquad_command(
+            [*base, "--train_file", str(good), "--test_file", str(good), "--max_seq_length", "64", "--doc_stride", "45"]
+        )
+    assert "--doc_stride 45 must be smaller than the 45 context tokens" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

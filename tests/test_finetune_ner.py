@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 from conftest import SHARED_DATA
+from finetuning import fine_tuned
 from transformers import (
     AutoModelForTokenClassification,
 )
 
 from common.ner_tags import align_labels, to_seqeval, word_starts, word_tags
 from finetune.ner import collate, encode, entity_scores, truncated_words
-from finetune.ner import main as ner
 from finetune.trainer import takes_token_type_ids
 from tokenization_kobert import KoBertTokenizerFast
 
@@ -39,6 +39,10 @@ TEACHER_TOKENS = ["[CLS]", "▁왕", "년에", "▁제", "▁할", "팽", "▁�
 @pytest.fixture(scope="module")
 def tokenizer(tokenizer_dir: Path) -> KoBertTokenizerFast:
     return KoBertTokenizerFast.from_pretrained(tokenizer_dir)
+
+
+def ner(argv: list[str]) -> dict:
+    return fine_tuned("ner", argv)
 
 
 def record(sentence: tuple[list[str], list[str]]) -> dict[str, list[str]]:
@@ -142,8 +146,17 @@ def ner_files(folder: Path) -> tuple[Path, Path, Path]:
 
 def args(model: Path, train: Path, test: Path, labels: Path, output: Path, *extra: str) -> list[str]:
     return [
-        *["--model", str(model), "--train", str(train), "--test", str(test), "--labels", str(labels)],
-        *["--output", str(output), "--epochs", "1", *extra],
+        *[
+            "--model_name_or_path",
+            str(model),
+            "--train_file",
+            str(train),
+            "--test_file",
+            str(test),
+            "--labels_file",
+            str(labels),
+        ],
+        *["--output_dir", str(output), "--num_train_epochs", "1", *extra],
     ]
 
 
@@ -159,7 +172,7 @@ def test_ner_end_to_end(
 ) -> None:
     train, test, label_file = ner_files(tmp_path)
     output = tmp_path / "out"
-    results = ner(args(models[kind], train, test, label_file, output, "--max-seq-length", str(max_seq_length)))
+    results = ner(args(models[kind], train, test, label_file, output, "--max_seq_length", str(max_seq_length)))
 
     saved = json.loads((output / "results.json").read_text())
     assert saved["metrics"] == results["metrics"]
@@ -193,7 +206,7 @@ def test_malformed_ner_lines_name_file_and_line(
 ) -> None:
     train, test, label_file = ner_files(tmp_path)
     train.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    with pytest.raises(SystemExit, match=message):
+    with pytest.raises(ValueError, match=message):
         ner(args(models["bert"], train, test, label_file, tmp_path / "out"))
     assert not (tmp_path / "out").exists()
 
@@ -201,5 +214,5 @@ def test_malformed_ner_lines_name_file_and_line(
 def test_label_file_in_another_format_is_refused(models: dict[str, Path], tmp_path: Path) -> None:
     train, test, label_file = ner_files(tmp_path)
     label_file.write_text("O\nB-PER\nI-PER\n", encoding="utf-8")
-    with pytest.raises(SystemExit, match="label 'B-PER' is not TYPE-B, TYPE-I, O or UNK"):
+    with pytest.raises(ValueError, match="label 'B-PER' is not TYPE-B, TYPE-I, O or UNK"):
         ner(args(models["bert"], train, test, label_file, tmp_path / "out"))

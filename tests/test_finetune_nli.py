@@ -13,6 +13,7 @@ import pytest
 import torch
 import yaml
 from conftest import KOBERT_FILES, SHARED_DATA
+from finetuning import fine_tuned
 from transformers import (
     AutoModelForSequenceClassification,
     BertConfig,
@@ -22,9 +23,9 @@ from transformers import (
     DistilBertForSequenceClassification,
 )
 
+from common.config import load_config
 from common.readers import NLI_LABELS, read_nli, read_sts
-from finetune.nli import collate, encode, parse_args
-from finetune.nli import main as nli
+from finetune.nli import NliArguments, collate, encode
 from finetune.trainer import takes_token_type_ids
 from hub_upload.card import build_card
 from tokenization_kobert import KoBertTokenizerFast
@@ -96,6 +97,10 @@ KLUE_STS_RECORDS = [
     {"sentence1": "무엇보다도 호스트분들이 친절했습니다.", "sentence2": "호스트가 친절했다.", "score": 4.9},
     {"sentence1": "주요 관광지가 가깝다.", "sentence2": "주차가 불편하다.", "score": 0.0},
 ]
+
+
+def nli(argv: list[str]) -> dict:
+    return fine_tuned("nli", argv)
 
 
 def write(path: Path, text: str) -> str:
@@ -287,8 +292,29 @@ def test_nli_end_to_end(
     ]
     write(test, json.dumps(items, ensure_ascii=False))
     output = tmp_path / "out"
-    data = ["--model", str(tiny_bert), "--train", str(train), "--test", str(test), "--output", str(output)]
-    results = nli([*data, "--epochs", "2", "--learning-rate", "3e-3", "--batch-size", "8", "--max-seq-length", "32"])
+    data = [
+        "--model_name_or_path",
+        str(tiny_bert),
+        "--train_file",
+        str(train),
+        "--test_file",
+        str(test),
+        "--output_dir",
+        str(output),
+    ]
+    results = nli(
+        [
+            *data,
+            "--num_train_epochs",
+            "2",
+            "--learning_rate",
+            "3e-3",
+            "--per_device_train_batch_size",
+            "8",
+            "--max_seq_length",
+            "32",
+        ]
+    )
 
     saved = json.loads((output / "results.json").read_text())
     accuracy = saved["metrics"]["accuracy"]
@@ -310,8 +336,26 @@ def test_nli_end_to_end(
 
 def test_defaults_are_korean_nli_ones(tmp_path: Path) -> None:
     train, test = write(tmp_path / "a.tsv", KORNLI), write(tmp_path / "b.tsv", KORNLI)
-    args = parse_args(["--model", "m", "--train", str(train), "--test", str(test), "--output", str(tmp_path / "o")])
-    assert (args.max_seq_length, args.batch_size, args.learning_rate, args.epochs) == (128, 32, 5e-5, 3)
+    args = load_config(
+        NliArguments,
+        None,
+        [
+            "--model_name_or_path",
+            "m",
+            "--train_file",
+            str(train),
+            "--test_file",
+            str(test),
+            "--output_dir",
+            str(tmp_path / "o"),
+        ],
+    )
+    assert (args.max_seq_length, args.per_device_train_batch_size, args.learning_rate, args.num_train_epochs) == (
+        128,
+        32,
+        5e-5,
+        3,
+    )
 
 
 def test_an_nli_result_in_the_model_card() -> None:

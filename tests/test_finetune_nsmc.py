@@ -8,17 +8,27 @@ from pathlib import Path
 
 import pytest
 import torch
+from finetuning import fine_tuned
 from transformers import (
     AutoModelForSequenceClassification,
 )
 
+from common.config import load_config
 from common.readers import data_source, first, read_nsmc, split_train_validation
-from finetune.nsmc import main as nsmc
-from finetune.table import main as table
+from finetune.table import TableArguments, subtask_table
+from finetune.table import main as table_command
 from finetune.trainer import pad_cat, takes_token_type_ids
 
 POSITIVE = ["정말 재밌어요", "최고의 영화", "감동적이고 좋았다", "배우 연기 최고", "또 보고 싶다", "강력 추천합니다"]
 NEGATIVE = ["너무 지루하다", "시간 아까움", "최악의 영화", "돈 아깝다", "졸려서 잤다", "다시는 안 본다"]
+
+
+def nsmc(argv: list[str]) -> dict:
+    return fine_tuned("nsmc", argv)
+
+
+def table(argv: list[str]) -> str:
+    return subtask_table(load_config(TableArguments, None, argv))
 
 
 def write_nsmc(path: Path, n: int, seed: int) -> Path:
@@ -38,19 +48,19 @@ def test_nsmc_end_to_end(kind: str, models: dict[str, Path], tmp_path: Path, cap
     output = tmp_path / "out"
     results = nsmc(
         [
-            "--model",
+            "--model_name_or_path",
             str(models[kind]),
-            "--train",
+            "--train_file",
             str(train),
-            "--test",
+            "--test_file",
             str(test),
-            "--output",
+            "--output_dir",
             str(output),
-            "--epochs",
+            "--num_train_epochs",
             "3",
-            "--learning-rate",
+            "--learning_rate",
             "3e-3",
-            "--batch-size",
+            "--per_device_train_batch_size",
             "16",
         ]
     )
@@ -101,15 +111,15 @@ def test_nsmc_reads_a_datasets_folder(models: dict[str, Path], tmp_path: Path) -
     assert read_nsmc(str(folder), "test") == read_nsmc(str(tmp_path / "test.txt"))
     results = nsmc(
         [
-            "--model",
+            "--model_name_or_path",
             str(models["bert"]),
-            "--train",
+            "--train_file",
             f"{folder}:train",
-            "--test",
+            "--test_file",
             f"{folder}:test",
-            "--output",
+            "--output_dir",
             str(tmp_path / "out"),
-            "--epochs",
+            "--num_train_epochs",
             "1",
         ]
     )
@@ -141,9 +151,18 @@ def test_malformed_nsmc_lines_name_file_and_line(
     bad = tmp_path / "test.txt"
     bad.write_text(content, encoding="utf-8")
     train = write_nsmc(tmp_path / "train.txt", 20, 1)
-    with pytest.raises(SystemExit, match=message):
+    with pytest.raises(ValueError, match=message):
         nsmc(
-            ["--model", str(models["bert"]), "--train", str(train), "--test", str(bad), "--output", str(tmp_path / "o")]
+            [
+                "--model_name_or_path",
+                str(models["bert"]),
+                "--train_file",
+                str(train),
+                "--test_file",
+                str(bad),
+                "--output_dir",
+                str(tmp_path / "o"),
+            ]
         )
 
 
@@ -179,22 +198,27 @@ def test_table_has_the_published_layout(tmp_path: Path, capsys) -> None:
         files.append(tmp_path / f"{i}.json")
         files[-1].write_text(json.dumps(item))
     out = tmp_path / "table.md"
-    rendered = table([*map(str, files), "--name", "monologg/kobert=KoBERT", "--output", str(out)])
+    given = ["--results_files", *map(str, files)]
+    rendered = table([*given, "--names", "monologg/kobert=KoBERT", "--output_file", str(out)])
     assert rendered == (
         "| | Model Size (MB) | NSMC (acc) | Naver NER (F1) | KorQuAD (Dev) (EM/F1) | NLI (acc) |\n"
         "| --- | ---: | ---: | ---: | ---: | ---: |\n"
         "| KoBERT | 351 | 89.63 | 86.11 | 52.81/80.27 | - |\n"
         "| distilkobert | 108 | 88.41 | - | - | - |\n"
     )
-    assert out.read_text() == rendered and capsys.readouterr().out == rendered
+    assert out.read_text() == rendered
+    assert table_command([*given, "--names", "monologg/kobert=KoBERT"]) == 0
+    assert capsys.readouterr().out == rendered
     # Model paths match with or without a trailing slash; a name that matches no model is an error, not ignored.
-    assert "| DistilKoBERT | 108 |" in table([*map(str, files), "--name", "runs/distilkobert=DistilKoBERT"])
-    unmatched = (
-        r"--name runs/distil: matches none of the models of the results files \(monologg/kobert, runs/distilkobert/\)"
+    assert "| DistilKoBERT | 108 |" in table(
+        ["--results_files", *map(str, files), "--names", "runs/distilkobert=DistilKoBERT"]
     )
-    with pytest.raises(SystemExit, match=unmatched):
-        table([*map(str, files), "--name", "runs/distil=DistilKoBERT"])
+    unmatched = (
+        r"--names runs/distil: matches none of the models of the results files \(monologg/kobert, runs/distilkobert/\)"
+    )
+    with pytest.raises(ValueError, match=unmatched):
+        table([*given, "--names", "runs/distil=DistilKoBERT"])
     files.append(tmp_path / "dup.json")
     files[-1].write_text(json.dumps(result("nsmc", "monologg/kobert", 351, {"accuracy": 0.5})))
-    with pytest.raises(SystemExit, match="two nsmc results"):
-        table(list(map(str, files)))
+    with pytest.raises(ValueError, match="two nsmc results"):
+        table(["--results_files", *map(str, files)])

@@ -21,7 +21,7 @@ def test_each_command_module_registers_its_task_in_column_order() -> None:
     for module_name, task in zip(TASK_MODULES, all_tasks(), strict=True):
         module = importlib.import_module(module_name)
         assert module.TASK is get_task(task.name) and module_name == f"finetune.{task.name}"
-        assert task.parse_args is module.parse_args, "the command keeps its own arguments"
+        assert task.arguments.__module__ == module_name, "the command keeps its own options"
     with pytest.raises(ValueError, match="unknown task 'sts'; known tasks: nsmc, ner, korquad, nli"):
         get_task("sts")
 

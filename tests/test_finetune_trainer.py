@@ -23,11 +23,11 @@ from typing import Any
 import pytest
 import torch
 from conftest import ROOT, TWO_CPU_PROCESSES
+from finetuning import fine_tuned
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from common.readers import read_nsmc
-from finetune.nsmc import main as nsmc
 from finetune.trainer import load_task_model
 
 TRAIN, TEST = ROOT / "data" / "nsmc_train.txt.gz", ROOT / "data" / "nsmc_test.txt.gz"
@@ -36,12 +36,32 @@ TRAIN_SAMPLES, EVAL_SAMPLES, EPOCHS, BATCH = 54, 41, 2, 8
 UPDATES = 7 * EPOCHS
 
 
+def nsmc(argv: list[str]) -> dict:
+    return fine_tuned("nsmc", argv)
+
+
 def nsmc_args(model: Path, output: Path, batch_size: int, *extra: str) -> list[str]:
     return [
-        *["--model", str(model), "--train", str(TRAIN), "--test", str(TEST), "--output", str(output)],
-        *["--max-train-samples", str(TRAIN_SAMPLES), "--max-eval-samples", str(EVAL_SAMPLES)],
-        *["--epochs", str(EPOCHS), "--batch-size", str(batch_size), "--eval-batch-size", "8"],
-        *["--max-seq-length", "32", "--learning-rate", "1e-3", *extra],
+        *[
+            "--model_name_or_path",
+            str(model),
+            "--train_file",
+            str(TRAIN),
+            "--test_file",
+            str(TEST),
+            "--output_dir",
+            str(output),
+        ],
+        *["--max_train_samples", str(TRAIN_SAMPLES), "--max_eval_samples", str(EVAL_SAMPLES)],
+        *[
+            "--num_train_epochs",
+            str(EPOCHS),
+            "--per_device_train_batch_size",
+            str(batch_size),
+            "--per_device_eval_batch_size",
+            "8",
+        ],
+        *["--max_seq_length", "32", "--learning_rate", "1e-3", *extra],
     ]
 
 
@@ -65,7 +85,7 @@ def test_the_learning_rate_decays_to_zero_by_the_last_update(one_process: dict[s
 
 def test_gradient_accumulation_counts_updates_not_batches(models: dict[str, Path], tmp_path: Path) -> None:
     # Batches of 4 accumulated by 2: 14 batches, 7 updates per epoch, as with batches of 8.
-    nsmc(nsmc_args(models["bert"], tmp_path, BATCH // 2, "--gradient-accumulation-steps", "2"))
+    nsmc(nsmc_args(models["bert"], tmp_path, BATCH // 2, "--gradient_accumulation_steps", "2"))
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["validation"][-1]["learning_rate"] == 0.0
     assert results["optimizer_steps"] == UPDATES
@@ -121,7 +141,7 @@ def newest_checkpoint(output: Path) -> int:
 
 def test_a_killed_run_resumes_to_the_same_model_and_metrics(models: dict[str, Path], tmp_path: Path) -> None:
     # Checkpoints every 3 updates and at each epoch's end (7 updates an epoch): killed after update 9, in epoch 2.
-    args = lambda output, *extra: nsmc_args(models["bert"], output, BATCH, "--save-steps", "3", *extra)  # noqa: E731
+    args = lambda output, *extra: nsmc_args(models["bert"], output, BATCH, "--save_steps", "3", *extra)  # noqa: E731
     reference = tmp_path / "uninterrupted"
     subprocess.run(fine_tuning(args(reference)), cwd=ROOT, env=ONE_THREAD, check=True, capture_output=True)
     assert sorted(p.name for p in reference.iterdir()) == ["best", "results.json"]  # checkpoints go when it is done
@@ -169,7 +189,7 @@ def all_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixt
 
 
 def load_classifier(model_dir: Path, **model_kwargs: Any) -> torch.nn.Module:
-    args = argparse.Namespace(model=str(model_dir), seed=0, max_seq_length=32)
+    args = argparse.Namespace(model_name_or_path=str(model_dir), seed=0, max_seq_length=32)
     return load_task_model(args, AutoModelForSequenceClassification, num_labels=2, **model_kwargs)[1]
 
 

@@ -302,13 +302,13 @@ def test_prepare_packs_blocks_with_the_trimmed_tokenizer(trimmed: tuple[Path, Pa
         [
             "--corpus",
             str(trimmed[1]),
-            "--tokenizer",
+            "--tokenizer_name_or_path",
             str(trimmed[0]),
-            "--output",
+            "--output_dir",
             str(output),
-            "--max-seq-length",
+            "--max_seq_length",
             "32",
-            "--validation-ratio",
+            "--validation_ratio",
             "0",
         ]
     )
@@ -318,24 +318,24 @@ def test_prepare_packs_blocks_with_the_trimmed_tokenizer(trimmed: tuple[Path, Pa
 
 
 def test_a_student_of_the_trimmed_teacher_is_released(trimmed: tuple[Path, Path], tmp_path: Path) -> None:
-    """modeling.extract on the imported, trimmed teacher (no masked-LM head), then hub_upload --dry-run: the card
+    """modeling.extract on the imported, trimmed teacher (no masked-LM head), then hub_upload --dry_run: the card
     names the teacher as base_model with its licence, and the folder validates in a fresh offline process."""
     from hub_upload.__main__ import main as hub_upload
     from modeling.extract import main as extract
 
     student = tmp_path / "student"
-    extract(["--teacher", str(trimmed[0]), "--layers", "0,4,8", "--output", str(student)])
+    extract(["--teacher_name_or_path", str(trimmed[0]), "--layers", "0", "4", "8", "--output_dir", str(student)])
     release = tmp_path / "release"
     hub_upload(
         [
-            "--model",
+            "--model_name_or_path",
             str(student),
-            "--repo-id",
+            "--repo_id",
             "someone/e5-ko-3layer",
             "--license",
             "mit",
-            "--dry-run",
-            "--output",
+            "--dry_run",
+            "--output_dir",
             str(release),
         ]
     )

@@ -57,14 +57,14 @@ def test_dry_run_builds_a_folder_the_auto_classes_load(student: Path, tmp_path: 
     output = tmp_path / "release"
     main(
         [
-            "--model",
+            "--model_name_or_path",
             str(student),
-            "--repo-id",
+            "--repo_id",
             "me/distilkobert",
-            "--results",
+            "--results_files",
             *map(str, results),
-            "--dry-run",
-            "--output",
+            "--dry_run",
+            "--output_dir",
             str(output),
         ]
     )
@@ -207,12 +207,23 @@ def test_broken_inputs_are_refused(breakage: str, message: str, student: Path, t
 
         AutoModelForMaskedLM.from_config(DistilBertConfig(**{**config, "vocab_size": 9000})).save_pretrained(student)
     elif breakage == "other_results":
-        extra = ["--results", str(results_file(tmp_path, "nsmc", tmp_path / "other-model", {"accuracy": 0.5}))]
+        extra = ["--results_files", str(results_file(tmp_path, "nsmc", tmp_path / "other-model", {"accuracy": 0.5}))]
     elif breakage == "not_results":  # e.g. distill.train's results.json: it was "results of '', not of ..."
         (tmp_path / "results.json").write_text(json.dumps({"test": {"accuracy": 0.5}}))
-        extra = ["--results", str(tmp_path / "results.json")]
+        extra = ["--results_files", str(tmp_path / "results.json")]
     with pytest.raises(SystemExit, match=message):
-        main(["--model", str(student), "--repo-id", "me/x", *extra, "--dry-run", "--output", str(tmp_path / "o")])
+        main(
+            [
+                "--model_name_or_path",
+                str(student),
+                "--repo_id",
+                "me/x",
+                *extra,
+                "--dry_run",
+                "--output_dir",
+                str(tmp_path / "o"),
+            ]
+        )
     # Nothing is left behind, so the same command can simply be run again once the cause is fixed.
     assert not (tmp_path / "o").exists() and not list(tmp_path.glob(".release-*"))
 
@@ -221,7 +232,7 @@ def test_overwrite_replaces_a_release_only_once_the_new_one_is_validated(student
     output = tmp_path / "release"
     output.mkdir()
     (output / "previous.txt").write_text("an earlier release")
-    command = ["--model", str(student), "--repo-id", "me/x", "--dry-run", "--output", str(output)]
+    command = ["--model_name_or_path", str(student), "--repo_id", "me/x", "--dry_run", "--output_dir", str(output)]
     with pytest.raises(SystemExit):  # not empty, and no --overwrite
         main(command)
     (student / "model.safetensors").rename(tmp_path / "weights")
@@ -229,7 +240,11 @@ def test_overwrite_replaces_a_release_only_once_the_new_one_is_validated(student
         main([*command, "--overwrite"])
     assert (output / "previous.txt").read_text() == "an earlier release"
     (tmp_path / "weights").rename(student / "model.safetensors")
-    main([*command, "--overwrite"])
+    options = {"model_name_or_path": str(student), "repo_id": "me/x", "dry_run": True, "output_dir": str(output)}
+    report = release.upload(
+        release.UploadArguments(**options, overwrite=True)
+    )  # the typed function, as recipes call it
+    assert report.folder == output and report.url is None and report.validation.startswith("validated")
     assert not (output / "previous.txt").exists() and (output / "README.md").is_file()
     assert not list(tmp_path.glob(".release-*"))
 
@@ -245,14 +260,14 @@ def test_a_folder_that_does_not_load_fails_validation(student: Path, tmp_path: P
 @pytest.mark.parametrize("repo_id", ["distilkobert", "a/b/c", "me/", "/x"])
 def test_repo_id_must_be_namespace_name(repo_id: str, student: Path, capsys) -> None:
     with pytest.raises(SystemExit):
-        main(["--model", str(student), "--repo-id", repo_id, "--dry-run", "--output", "o"])
+        main(["--model_name_or_path", str(student), "--repo_id", repo_id, "--dry_run", "--output_dir", "o"])
     assert "namespace/name" in capsys.readouterr().err
 
 
 def test_real_upload_needs_a_token(student: Path, monkeypatch) -> None:
     monkeypatch.setattr(release, "get_token", lambda: None)
     with pytest.raises(SystemExit, match="no Hugging Face token"):
-        main(["--model", str(student), "--repo-id", "me/x"])
+        main(["--model_name_or_path", str(student), "--repo_id", "me/x"])
 
 
 class FakeApi:
@@ -284,18 +299,18 @@ def test_upload_sends_one_commit_and_never_shows_the_token(
     output = tmp_path / "release"
     main(
         [
-            "--model",
+            "--model_name_or_path",
             str(student),
-            "--repo-id",
+            "--repo_id",
             "me/distilkobert",
             "--private",
             "--revision",
             "v1-branch",
             "--tag",
             "v1.0",
-            "--commit-message",
+            "--commit_message",
             "First release",
-            "--output",
+            "--output_dir",
             str(output),
         ]
     )

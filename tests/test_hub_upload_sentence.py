@@ -17,7 +17,7 @@ from test_sentence import sts_pairs, write_korsts
 
 from hub_upload.__main__ import main, validate
 from hub_upload.sentence_card import EXAMPLE
-from sentence.evaluate import main as evaluate
+from sentence.evaluate import EvaluateArguments, evaluate_encoders
 from sentence.model import load_encoder
 
 REPO_ID = "me/distilkobert-sentence"
@@ -35,12 +35,26 @@ def encoder_and_scores(models: dict[str, Path], tmp_path_factory: pytest.TempPat
     load_encoder(str(models["bert"]), max_seq_length=32).save(str(other))
     scores = tmp_path / "evaluation.json"
     data = write_korsts(tmp_path / "sts-dev.tsv", sts_pairs())
-    evaluate(["--model", str(other), str(folder), "--data", str(data), "--repeats", "1", "--output", str(scores)])
+    models = [str(other), str(folder)]
+    options = EvaluateArguments(model_name_or_path=models, data=[str(data)], repeats=1, output_file=str(scores))
+    evaluate_encoders(options)
     return folder, scores
 
 
 def release(folder: Path, scores: Path, output: Path) -> None:
-    main(["--model", str(folder), "--repo-id", REPO_ID, "--results", str(scores), "--dry-run", "--output", str(output)])
+    main(
+        [
+            "--model_name_or_path",
+            str(folder),
+            "--repo_id",
+            REPO_ID,
+            "--results_files",
+            str(scores),
+            "--dry_run",
+            "--output_dir",
+            str(output),
+        ]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +109,7 @@ def test_sentence_results_that_are_not_an_evaluation_of_this_model_are_refused(
     folder, scores = encoder_and_scores
     training = tmp_path / "results.json"
     training.write_text(json.dumps({"command": "sentence.sts", "dev": {"spearman": 50.0}}))
-    with pytest.raises(SystemExit, match=r"not a sentence\.evaluate --output file"):
+    with pytest.raises(SystemExit, match=r"not a sentence\.evaluate --output_file"):
         release(folder, training, tmp_path / "a")
     record = json.loads(scores.read_text())
     record["rows"] = [row for row in record["rows"] if row["model_dir"] != str(folder)]

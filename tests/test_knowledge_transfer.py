@@ -6,7 +6,7 @@ Shown where it is cheap, end to end through ``pretrain.build_tokenizer``, ``pret
 - Corpus: 1,500 lines of 40 words. The words are 48 Hangul syllables (가, 개, 갸, ...); a line starts at a random word
   and each next word is ``rule[previous]``, one fixed random permutation. A unigram guess scores 4%, but a masked
   word is the image of its left neighbour and the preimage of its right one.
-- Tokenizer ``--vocab-size 102`` (5 special, "▁", 48 syllables, 48 "▁syllable"): every word is one piece. Blocks of
+- Tokenizer ``--vocab_size 102`` (5 special, "▁", 48 syllables, 48 "▁syllable"): every word is one piece. Blocks of
   32 tokens; every 10th is held out (205 validation blocks, 901 masked tokens per evaluation).
 - Models, with ``initializer_range`` 0.1 and no dropout so that they find the neighbour attention within a few hundred
   steps: teacher ``BertForMaskedLM`` of 2 layers, hidden 64, 4 heads, FFN 128; student and baseline start from one
@@ -49,7 +49,7 @@ from tokenization_kobert import KoBertTokenizerFast
 
 WORDS, LINES, LINE_WORDS, SEQ = 48, 1500, 40, 32
 TEACHER_STEPS, STUDENT_STEPS = 600, 150
-PACKING = ["--max-seq-length", str(SEQ), "--validation-ratio", "0.1"]
+PACKING = ["--max_seq_length", str(SEQ), "--validation_ratio", "0.1"]
 # initializer_range 0.1 (BERT's is 0.02) and no dropout: tiny models then find the neighbours in a few hundred steps.
 TEACHER_SHAPE = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 128}
 TEACHER_SHAPE |= {"initializer_range": 0.1, "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
@@ -95,11 +95,13 @@ def experiment(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("knowledge_transfer")
     corpus, tokenizer_dir, data = root / "corpus.txt", root / "tokenizer", root / "data"
     write_corpus(corpus)
-    build_tokenizer(["--corpus", str(corpus), "--vocab-size", "102", "--output", str(tokenizer_dir)])
+    build_tokenizer(["--corpus", str(corpus), "--vocab_size", "102", "--output_dir", str(tokenizer_dir)])
     tokenizer = KoBertTokenizerFast.from_pretrained(tokenizer_dir)
     line = corpus.read_text(encoding="utf-8").splitlines()[0]
     assert len(tokenizer.tokenize(line)) == LINE_WORDS, "every word must be one token"
-    prepare(["--corpus", str(corpus), "--tokenizer", str(tokenizer_dir), "--output", str(data), *PACKING])
+    prepare(
+        ["--corpus", str(corpus), "--tokenizer_name_or_path", str(tokenizer_dir), "--output_dir", str(data), *PACKING]
+    )
 
     sizes = {"vocab_size": len(tokenizer), "max_position_embeddings": SEQ, "pad_token_id": tokenizer.pad_token_id}
     torch.manual_seed(0)

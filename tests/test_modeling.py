@@ -31,6 +31,7 @@ from modeling import (
     get_tokenizer,
     select_layers,
 )
+from modeling.extract import ExtractArguments, extract_student
 from modeling.extract import main as extract
 from modeling.load import check_model_type, load_teacher, load_tokenizer
 from tokenization_kobert import KoBertTokenizer, KoBertTokenizerFast
@@ -212,7 +213,7 @@ def test_build_student_refuses_other_teachers(teacher: BertForMaskedLM) -> None:
 class TestExtractCli:
     def test_end_to_end(self, teacher: BertForMaskedLM, teacher_dir: Path, tmp_path: Path, capsys) -> None:
         output = tmp_path / "student"
-        extract(["--teacher", str(teacher_dir), "--num-layers", "3", "--output", str(output)])
+        extract(["--teacher_name_or_path", str(teacher_dir), "--num_layers", "3", "--output_dir", str(output)])
         printed = capsys.readouterr().out
         assert "teacher layers taken (0-based): [0, 4, 8] of 12" in printed
         assert "token-type embedding folded into positions: yes" in printed
@@ -233,29 +234,43 @@ class TestExtractCli:
 
     def test_explicit_layers_without_folding(self, teacher_dir: Path, tmp_path: Path, capsys) -> None:
         output = tmp_path / "student"
-        extract(["--teacher", str(teacher_dir), "--layers", "1,2,11", "--no-fold-token-type", "--output", str(output)])
+        extract(
+            [
+                "--teacher_name_or_path",
+                str(teacher_dir),
+                "--layers",
+                "1",
+                "2",
+                "11",
+                "--no_fold_token_type",
+                "--output_dir",
+                str(output),
+            ]
+        )
         assert "[1, 2, 11] of 12" in capsys.readouterr().out
         assert json.loads((output / "extraction.json").read_text())["fold_token_type"] is False
 
     @pytest.mark.parametrize(
         ("layer_args", "message"),
         [
-            (["--layers", "0,4,12"], "out of range"),
-            (["--layers", "0,4,4"], "repeated"),
-            (["--layers", "4,0"], "increasing"),
-            (["--num-layers", "20"], "between 1 and"),
+            (["--layers", "0", "4", "12"], "out of range"),
+            (["--layers", "0", "4", "4"], "repeated"),
+            (["--layers", "4", "0"], "increasing"),
+            (["--num_layers", "20"], "between 1 and"),
         ],
     )
     def test_bad_layers(self, layer_args: list[str], message: str, teacher_dir: Path, tmp_path: Path) -> None:
         with pytest.raises(SystemExit, match=message):
-            extract(["--teacher", str(teacher_dir), *layer_args, "--output", str(tmp_path / "out")])
+            extract(["--teacher_name_or_path", str(teacher_dir), *layer_args, "--output_dir", str(tmp_path / "out")])
         assert not (tmp_path / "out").exists()
 
     def test_teacher_that_is_not_a_bert(self, teacher_dir: Path, tmp_path: Path) -> None:
         student_dir = tmp_path / "distilbert"
-        extract(["--teacher", str(teacher_dir), "--num-layers", "1", "--output", str(student_dir)])
+        extract(["--teacher_name_or_path", str(teacher_dir), "--num_layers", "1", "--output_dir", str(student_dir)])
         with pytest.raises(SystemExit, match=r"a distilbert checkpoint.*the teacher must be a BERT"):
-            extract(["--teacher", str(student_dir), "--num-layers", "1", "--output", str(tmp_path / "out")])
+            extract(
+                ["--teacher_name_or_path", str(student_dir), "--num_layers", "1", "--output_dir", str(tmp_path / "out")]
+            )
         assert not (tmp_path / "out").exists()
 
     def test_teacher_without_mlm_head(self, tokenizer_dir: Path, tmp_path: Path) -> None:
@@ -265,7 +280,7 @@ class TestExtractCli:
         encoder = BertModel(tiny_bert_config(2)).eval()
         folder = save_with_tokenizer(encoder, tmp_path / "bert-model", tokenizer_dir)
         for name in ("a", "b"):
-            extract(["--teacher", str(folder), "--layers", "0,1", "--output", str(tmp_path / name)])
+            extract(["--teacher_name_or_path", str(folder), "--layers", "0", "1", "--output_dir", str(tmp_path / name)])
         record = json.loads((tmp_path / "a" / "extraction.json").read_text(encoding="utf-8"))
         assert record["mlm_head"].startswith("new")
         first, second = (DistilBertForMaskedLM.from_pretrained(tmp_path / name).eval() for name in ("a", "b"))
@@ -282,24 +297,55 @@ class TestExtractCli:
         wrong = BertForMaskedLM(tiny_bert_config(2, vocab_size=9000))
         folder = save_with_tokenizer(wrong, tmp_path / "teacher", tokenizer_dir)
         with pytest.raises(SystemExit, match="8002 tokens but the teacher's embeddings have 9000 rows"):
-            extract(["--teacher", str(folder), "--num-layers", "1", "--output", str(tmp_path / "out")])
+            extract(["--teacher_name_or_path", str(folder), "--num_layers", "1", "--output_dir", str(tmp_path / "out")])
         assert not (tmp_path / "out").exists()
+
+    def test_the_typed_function_takes_one_layer_choice(self, teacher_dir: Path, tmp_path: Path, capsys) -> None:
+        """``extract_student(ExtractArguments)``, as the recipe calls it: --layers or --num_layers, never both or
+        neither (a ValueError there, a one-line refusal before any model loads on the command line)."""
+        teacher = str(teacher_dir)
+        for choice in ({}, {"layers": [0, 4], "num_layers": 2}):
+            options = ExtractArguments(teacher_name_or_path=teacher, output_dir=str(tmp_path / "out"), **choice)
+            with pytest.raises(ValueError, match=r"give one of --layers .* and --num_layers"):
+                extract_student(options)
+        with pytest.raises(SystemExit) as stopped:
+            extract(["--teacher_name_or_path", teacher, "--output_dir", str(tmp_path / "out")])
+        assert stopped.value.code == 2 and "give one of --layers" in capsys.readouterr().err
+        assert not (tmp_path / "out").exists()
+        report = extract_student(
+            ExtractArguments(teacher_name_or_path=teacher, layers=[0, 4, 8], output_dir=str(tmp_path / "out"))
+        )
+        assert report.student_layers_from_teacher == [0, 4, 8] and report.teacher_layers == 12
+        saved = json.loads((tmp_path / "out" / "extraction.json").read_text(encoding="utf-8"))
+        assert saved["student_parameters"] == report.student_parameters < report.teacher_parameters
 
     def test_refuses_a_non_empty_output(self, teacher_dir: Path, tmp_path: Path, capsys) -> None:
         (tmp_path / "out").mkdir()
         (tmp_path / "out" / "keep.txt").write_text("precious")
         with pytest.raises(SystemExit):
-            extract(["--teacher", str(teacher_dir), "--num-layers", "1", "--output", str(tmp_path / "out")])
+            extract(
+                ["--teacher_name_or_path", str(teacher_dir), "--num_layers", "1", "--output_dir", str(tmp_path / "out")]
+            )
         assert "--overwrite" in capsys.readouterr().err
         assert (tmp_path / "out" / "keep.txt").read_text() == "precious"
-        extract(["--teacher", str(teacher_dir), "--num-layers", "1", "--output", str(tmp_path / "out"), "--overwrite"])
+        extract(
+            [
+                "--teacher_name_or_path",
+                str(teacher_dir),
+                "--num_layers",
+                "1",
+                "--output_dir",
+                str(tmp_path / "out"),
+                "--overwrite",
+            ]
+        )
         assert not (tmp_path / "out" / "keep.txt").exists()
 
 
 class TestLoadingApi:
     def test_local_folders(self, teacher_dir: Path, tmp_path: Path) -> None:
         student_dir = tmp_path / "student"
-        extract(["--teacher", str(teacher_dir), "--num-layers", "3", "--output", str(student_dir)])
+        extract(["--teacher_name_or_path", str(teacher_dir), "--num_layers", "3", "--output_dir", str(student_dir)])
         assert isinstance(get_kobert_lm(str(teacher_dir)), BertForMaskedLM)
         assert isinstance(get_kobert_model(str(teacher_dir)), BertModel)
         assert type(get_distilkobert_model(str(student_dir))).__name__ == "DistilBertModel"
@@ -360,7 +406,8 @@ def test_saved_teacher_folder_copy_is_self_contained(teacher_dir: Path, tmp_path
 
 
 def test_a_folder_or_file_that_is_no_model_is_named_as_such(tmp_path: Path) -> None:
-    """`extract --teacher runs/tokenizer` was answered 'a model of no model_type checkpoint (architectures None)'."""
+    """`extract --teacher_name_or_path runs/tokenizer` was answered 'a model of no model_type checkpoint (architectures
+    None)'."""
     KoBertTokenizerFast(**KOBERT_FILES).save_pretrained(tmp_path / "tokenizer")
     (tmp_path / "weights.bin").write_bytes(b"\0")
     cases = {

@@ -21,7 +21,7 @@ from pretrain.prepare import encode_lines, init_worker, load_meta, main, split_l
 from tokenization_kobert import KoBertTokenizerFast
 
 LENGTH = 64
-EVERY = 10  # --validation-ratio 0.1
+EVERY = 10  # --validation_ratio 0.1
 CLS, SEP, PAD = 2, 3, 1
 
 
@@ -35,11 +35,11 @@ def prepare_args(corpus: list[Path], tokenizer_dir: Path, output: Path, *extra: 
     return [
         "--corpus",
         *map(str, corpus),
-        "--tokenizer",
+        "--tokenizer_name_or_path",
         str(tokenizer_dir),
-        "--output",
+        "--output_dir",
         str(output),
-        "--max-seq-length",
+        "--max_seq_length",
         str(LENGTH),
         *extra,
     ]
@@ -80,7 +80,7 @@ def corpus(corpus_lines: list[str], tmp_path_factory: pytest.TempPathFactory) ->
 @pytest.fixture(scope="module")
 def prepared(corpus: list[Path], tokenizer_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     output = tmp_path_factory.mktemp("prepared") / "data"
-    main(prepare_args(corpus, tokenizer_dir, output, "--validation-ratio", "0.1", "--shard-blocks", "100"))
+    main(prepare_args(corpus, tokenizer_dir, output, "--validation_ratio", "0.1", "--shard_blocks", "100"))
     return output
 
 
@@ -117,7 +117,7 @@ def test_two_processes_write_the_same_bytes(
     prepared: Path, corpus: list[Path], tokenizer_dir: Path, tmp_path: Path
 ) -> None:
     output = tmp_path / "parallel"
-    args = ["--validation-ratio", "0.1", "--shard-blocks", "100", "--num-proc", "2", "--batch-lines", "50"]
+    args = ["--validation_ratio", "0.1", "--shard_blocks", "100", "--num_proc", "2", "--batch_lines", "50"]
     main(prepare_args(corpus, tokenizer_dir, output, *args))
     names = sorted(p.name for p in prepared.iterdir() if p.name != "stats.json")
     assert names == sorted(p.name for p in output.iterdir() if p.name != "stats.json")
@@ -152,7 +152,7 @@ def test_bad_and_long_lines_are_counted_never_fatal(
         *(line.encode() for line in lines[100:]),
     ]
     output = tmp_path / "data"
-    main(prepare_args([write_corpus(tmp_path / "odd.txt.gz", raw)], tokenizer_dir, output, "--validation-ratio", "0"))
+    main(prepare_args([write_corpus(tmp_path / "odd.txt.gz", raw)], tokenizer_dir, output, "--validation_ratio", "0"))
 
     stats = json.loads((output / "stats.json").read_text())
     assert (stats["invalid_utf8"], stats["empty"], stats["split_long_lines"]) == (2, 2, 2)
@@ -182,7 +182,7 @@ def test_rerun_does_nothing_and_changed_input_is_refused(
     before = folder_state(output)
     capsys.readouterr()
 
-    main(prepare_args([source], tokenizer_dir, output, "--num-proc", "2"))  # num_proc does not change the output
+    main(prepare_args([source], tokenizer_dir, output, "--num_proc", "2"))  # num_proc does not change the output
     assert "already prepared" in capsys.readouterr().out
     assert folder_state(output) == before
 
@@ -208,19 +208,22 @@ def test_rerun_does_nothing_and_changed_input_is_refused(
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"--max-seq-length": "4"}, "--max-seq-length must be at least 8"),
-        ({"--max-seq-length": "1024"}, "exceeds the tokenizer's model_max_length 512"),
-        ({"--num-proc": "0"}, "--num-proc must be at least 1"),
-        ({"--validation-ratio": "0.9"}, "--validation-ratio must be in"),
-        ({"--tokenizer": "no/such/folder"}, "no such folder; build one with python -m pretrain.build_tokenizer"),
+        ({"--max_seq_length": "4"}, "--max_seq_length must be at least 8"),
+        ({"--max_seq_length": "1024"}, "exceeds the tokenizer's model_max_length 512"),
+        ({"--num_proc": "0"}, "--num_proc must be at least 1"),
+        ({"--validation_ratio": "0.9"}, "--validation_ratio must be in"),
+        (
+            {"--tokenizer_name_or_path": "no/such/folder"},
+            "no such folder; build one with python -m pretrain.build_tokenizer",
+        ),
         ({"--corpus": "no/such/*.txt"}, "no such file"),
     ],
 )
 def test_bad_arguments_are_refused_before_any_work(
     change: dict[str, str], message: str, corpus: list[Path], tokenizer_dir: Path, tmp_path: Path, capsys
 ) -> None:
-    args = {"--corpus": str(corpus[0]), "--tokenizer": str(tokenizer_dir), "--output": str(tmp_path / "out")}
-    args |= {"--max-seq-length": "64", **change}
+    args = {"--corpus": str(corpus[0]), "--tokenizer_name_or_path": str(tokenizer_dir)}
+    args |= {"--output_dir": str(tmp_path / "out"), "--max_seq_length": "64", **change}
     with pytest.raises(SystemExit) as exit_info:
         main([token for pair in args.items() for token in pair])
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
@@ -253,7 +256,7 @@ def test_load_meta_and_check_compatible_say_what_is_wrong(prepared: Path, tmp_pa
     check_compatible(meta, 8002, 512, str(prepared))
     with pytest.raises(ValueError, match="vocab_size 9,000"):
         check_compatible(meta, 9000, 512, str(prepared))
-    with pytest.raises(ValueError, match="--max-seq-length 32 or less"):
+    with pytest.raises(ValueError, match="--max_seq_length 32 or less"):
         check_compatible(meta, 8002, 32, str(prepared))
 
     broken = tmp_path / "broken"
@@ -275,18 +278,20 @@ def test_memory_stays_flat_as_the_corpus_grows(tokenizer_dir: Path, tmp_path: Pa
     report = tmp_path / "report.json"
     command = [
         sys.executable,
-        str(ROOT / "benchmarks" / "prepare_throughput.py"),
-        "--sizes-mb",
-        "3,30",
-        "--num-proc",
+        "-m",
+        "benchmarks.prepare_throughput",
+        "--sizes_mb",
+        "3",
+        "30",
+        "--num_proc",
         "1",
-        "--tokenizer",
+        "--tokenizer_name_or_path",
         str(tokenizer_dir),
-        "--corpus",
+        "--corpus_file",
         str(BUNDLED_REVIEWS),
-        "--workdir",
+        "--work_dir",
         str(tmp_path),
-        "--output",
+        "--output_file",
         str(report),
     ]
     subprocess.run(command, check=True, cwd=ROOT, capture_output=True)
@@ -310,7 +315,7 @@ def test_real_kobert_blocks_match_kobert_transformers(tmp_path: Path) -> None:
     ]
     lines = [line for line in lines if line.strip()]
     corpus = write_corpus(tmp_path / "tie.txt", [line.encode() for line in lines])
-    main(prepare_args([corpus], kobert, tmp_path / "data", "--validation-ratio", "0"))
+    main(prepare_args([corpus], kobert, tmp_path / "data", "--validation_ratio", "0"))
     reference = ReferenceKoBertTokenizer(str(kobert / "tokenizer_78b3253a26.model"), str(kobert / "vocab.txt"))
     blocks, _ = expected_blocks([reference.encode(line, add_special_tokens=False) for line in lines], LENGTH)
     assert read_split(tmp_path / "data", "train").tolist() == blocks

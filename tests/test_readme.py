@@ -1,6 +1,7 @@
 """The README as a newcomer walks it (benchmarks/readme_walk.py, whose docstring has the conventions): every
-```console and ```python block, in order, in a copy of the repository with no ../shared beside it, succeeds and prints
-what the README shows, its numbers within the stated tolerance."""
+```console and ```python block of the README and of the docs/ pages it links to, in order, in a copy of the
+repository with no ../shared beside it, succeeds and prints what the page shows, its numbers within the stated
+tolerance."""
 
 from __future__ import annotations
 
@@ -18,9 +19,10 @@ from benchmarks.readme_walk import (
     rewritten,
     run_step,
     walk,
+    walked_steps,
 )
 
-STEPS = readme_steps(README.read_text(encoding="utf-8"))
+STEPS = walked_steps(README)
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +47,7 @@ def test_readme_step(step: Step, newcomer: dict[str, object]) -> None:
     assert result.returncode == 0, f"{step}: {step.source}\nexited {result.returncode}:\n{output[-3000:]}"
     found = differences(step.expected, output)
     assert not found, (
-        f"{step}: {step.source}\n{found[0]} (python benchmarks/readme_walk.py --write); it printed:\n"
+        f"{step}: {step.source}\n{found[0]} (python -m benchmarks.readme_walk --write); it printed:\n"
         + (output[-3000:])
     )
     newcomer["failed"] = None
@@ -119,3 +121,18 @@ class TestTheReader:
             "```python\nprint([1 + 1, 3])\n# [2, 3]\n```\n"
         )
         assert [found for _, found in walk(WalkOptions(readme))] == [[], []]
+
+    def test_the_docs_pages_are_walked_after_the_readme_in_the_order_it_links_them(self, tmp_path: Path) -> None:
+        (tmp_path / "docs").mkdir()
+        readme = tmp_path / "README.md"
+        readme.write_text(
+            "See [serving](docs/serve.md) and [training](docs/train.md#resume), then [serving](docs/serve.md).\n\n"
+            "```console\n$ echo front\nfront\n```\n",
+            encoding="utf-8",
+        )
+        (tmp_path / "docs" / "train.md").write_text("```console\n$ echo 'epoch 1 of 3'\nepoch 2 of 3\n```\n")
+        (tmp_path / "docs" / "serve.md").write_text("```python\nprint(1 + 1)\n# 2\n```\n")
+        assert [str(step) for step in walked_steps(readme)] == ["README.md:4", "docs/serve.md:2", "docs/train.md:2"]
+        report = walk(WalkOptions(readme, write=True))
+        assert [len(found) for _, found in report] == [0, 0, 1]
+        assert (tmp_path / "docs" / "train.md").read_text() == "```console\n$ echo 'epoch 1 of 3'\nepoch 1 of 3\n```\n"

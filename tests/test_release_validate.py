@@ -17,7 +17,7 @@ import sys
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 PreTrainedTokenizerBase.decode = lambda self, ids, **kwargs: "something else"
 from hub_upload.validate import main
-main([sys.argv[1]])
+main(["--release_dir", sys.argv[1]])
 """
 
 

@@ -17,7 +17,9 @@ from conftest import ROOT
 from PIL import Image
 from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer
 
-from reproduce.__main__ import main as reproduce
+from common.config import load_config
+from reproduce.__main__ import ReproduceArguments, reproduce
+from reproduce.__main__ import main as reproduce_command
 from reproduce.preset import PRESETS_DIR, load_preset
 from reproduce.stages import STAGE_FILE
 
@@ -32,7 +34,9 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cwd = Path.cwd()
     os.chdir(ROOT)  # the preset names the bundled data relative to the repository
     try:
-        reproduce(["--preset", "smoke", "--output", str(output)])
+        # The recipe as a Python user runs it: a function of typed options, no command line.
+        table = reproduce(ReproduceArguments(preset="smoke", output_dir=str(output)))
+        assert table == (output / "results.md").read_text()
     finally:
         os.chdir(cwd)
     return output
@@ -43,10 +47,11 @@ def stage_records(output: Path) -> dict[str, dict]:
 
 
 def run_in_root(argv: list[str]) -> str:
+    """The recipe of the options ``argv`` gives, run from the repository (the presets name data/ from there)."""
     cwd = Path.cwd()
     os.chdir(ROOT)
     try:
-        return reproduce(argv)
+        return reproduce(load_config(ReproduceArguments, None, argv))
     finally:
         os.chdir(cwd)
 
@@ -133,7 +138,7 @@ def test_a_second_run_skips_every_stage(smoke_run: Path, caplog: pytest.LogCaptu
     before = stage_records(smoke_run)
     results_before = json.loads((smoke_run / "results.json").read_text())
     with caplog.at_level(logging.INFO, logger="reproduce"):
-        run_in_root(["--preset", "smoke", "--output", str(smoke_run)])
+        run_in_root(["--preset", "smoke", "--output_dir", str(smoke_run)])
     assert caplog.text.count("up to date, skipped") == len(STAGES)
     assert stage_records(smoke_run) == before
     assert json.loads((smoke_run / "results.json").read_text()) == results_before
@@ -144,7 +149,7 @@ def test_a_changed_input_reruns_only_what_depends_on_it(smoke_run: Path, tmp_pat
     shutil.copytree(smoke_run, run)
     before = stage_records(run)
     with caplog.at_level(logging.INFO, logger="reproduce"):
-        run_in_root(["--preset", "smoke", "--output", str(run), "--set", "finetune.learning_rate=2e-3"])
+        run_in_root(["--preset", "smoke", "--output_dir", str(run), "--set", "finetune.learning_rate=2e-3"])
     after = stage_records(run)
     rerun = {stage for stage in STAGES if after[stage] != before[stage]}
     # The distilled BiLSTM learns from the fine-tuned teacher's logits; its baseline from the labels alone.
@@ -163,7 +168,7 @@ def test_an_interrupted_pretraining_stage_resumes_from_its_checkpoint(smoke_run:
     shutil.rmtree(run / "baseline" / "final")
     (run / "baseline" / STAGE_FILE).unlink()
     with caplog.at_level(logging.INFO):
-        run_in_root(["--preset", "smoke", "--output", str(run)])
+        run_in_root(["--preset", "smoke", "--output_dir", str(run)])
     assert f"Resuming from {run / 'baseline' / 'checkpoint-10'}" in caplog.text
     assert (run / "baseline" / "final" / "model.safetensors").is_file()
 
@@ -179,8 +184,8 @@ def test_a_failing_stage_is_named_and_earlier_stages_are_kept(smoke_run: Path, t
         f.write("\n".join(lines) + "\n")
     before = stage_records(run)
     message = r"stage 'nsmc-teacher' failed: /.*nsmc_train.txt.gz:6: label must be 0 or 1"
-    with pytest.raises(SystemExit, match=message) as failure:
-        run_in_root(["--preset", "smoke", "--output", str(run), "--set", f"nsmc_train={broken}"])
+    with pytest.raises(ValueError, match=message) as failure:
+        run_in_root(["--preset", "smoke", "--output_dir", str(run), "--set", f"nsmc_train={broken}"])
     assert "stages before it are kept" in str(failure.value)
     after = {stage: json.loads((run / stage / STAGE_FILE).read_text()) for stage in STAGES[:5]}
     assert after == {stage: before[stage] for stage in STAGES[:5]}
@@ -194,14 +199,14 @@ class TestStartupErrors:
         ("overrides", "message"),
         [
             # A mistyped --set is named as the --set, not blamed on the preset file.
-            (["colour=blue"], r"^error: --set colour=blue: unknown key 'colour'; known keys: baseline, bilstm, corpus"),
+            (["colour=blue"], r"^--set colour=blue: unknown key 'colour'; known keys: baseline, bilstm, corpus"),
             (
                 ["finetun.epochs=2"],
-                r"^error: --set finetun.epochs=2: unknown section 'finetun'; did you mean 'finetune'\?",
+                r"^--set finetun.epochs=2: unknown section 'finetun'; did you mean 'finetune'\?",
             ),
             (["tokenizer.vocab_sizes=100"], r"preset section 'tokenizer'"),
             (["baseline.train.max_steps=99"], r"baseline.train cannot change \['max_steps'\]"),
-            (["student.train.alpha_kd=1"], r"student.train.*unknown config keys \['alpha_kd'\]"),
+            (["student.train.alpha_kd=1"], r"student.train.*unrecognized arguments: --alpha_kd 1"),
             (["latency.batch_sizes=[1, 8]"], "must include 1 and 32"),
             (["nsmc_test=data/missing.txt"], "does not exist"),
             (["teacher.from_pretrained=x/y"], "from_pretrained, or model and train, not both"),
@@ -211,31 +216,31 @@ class TestStartupErrors:
     )
     def test_bad_preset(self, overrides: list[str], message: str, tmp_path: Path) -> None:
         output = tmp_path / "run"
-        argv = ["--preset", "smoke", "--output", str(output)]
+        argv = ["--preset", "smoke", "--output_dir", str(output)]
         for assignment in overrides:
             argv += ["--set", assignment]
-        with pytest.raises(SystemExit, match=message):
+        with pytest.raises(ValueError, match=message):
             run_in_root(argv)
         assert not output.exists()
 
     def test_unknown_key_in_a_preset_file_names_the_file(self, tmp_path: Path) -> None:
         preset = tmp_path / "mine.yaml"
         preset.write_text((PRESETS_DIR / "smoke.yaml").read_text() + "colour: blue\n")
-        with pytest.raises(SystemExit, match=r"mine\.yaml: unknown preset keys \['colour'\]"):
-            run_in_root(["--preset", str(preset), "--output", str(tmp_path / "run")])
+        with pytest.raises(ValueError, match=r"mine\.yaml: unknown preset keys \['colour'\]"):
+            run_in_root(["--preset", str(preset), "--output_dir", str(tmp_path / "run")])
 
     def test_unknown_preset(self, tmp_path: Path) -> None:
         with pytest.raises(
-            SystemExit,
+            ValueError,
             match="unknown preset; known presets: e5-local, full, kobert-local, mini, sentence-full, sentence-mini, "
             "sentence-smoke, small, smoke",
         ):
-            run_in_root(["--preset", "huge", "--output", str(tmp_path / "run")])
+            run_in_root(["--preset", "huge", "--output_dir", str(tmp_path / "run")])
 
     def test_output_written_by_something_else(self, tmp_path: Path, capsys) -> None:
         (tmp_path / "notes.txt").write_text("mine")
         with pytest.raises(SystemExit):
-            run_in_root(["--preset", "smoke", "--output", str(tmp_path)])
+            reproduce_command(["--preset", "smoke", "--output_dir", str(tmp_path)])
         assert "was not written by this command" in capsys.readouterr().err
 
 

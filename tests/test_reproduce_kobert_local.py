@@ -33,8 +33,8 @@ REDUCED = [
     "student.train.dataloader_num_workers=0",
     "finetune.max_train_samples=8",
     "finetune.max_eval_samples=8",
-    "finetune.batch_size=8",
-    "finetune.eval_batch_size=8",
+    "finetune.per_device_train_batch_size=8",
+    "finetune.per_device_eval_batch_size=8",
     "latency.seq_length=16",
     "latency.repeats=1",
     "onnx.max_metric_drop=100",  # 8 test reviews and a barely trained model: no accuracy for int8 to keep
@@ -49,7 +49,7 @@ STUDENT_LAYERS = [0, 4, 8]
 @pytest.fixture(scope="module")
 def kobert_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     output = tmp_path_factory.mktemp("reproduce") / "kobert-local"
-    argv = ["--preset", "kobert-local", "--output", str(output)]
+    argv = ["--preset", "kobert-local", "--output_dir", str(output)]
     for assignment in REDUCED:
         argv += ["--set", assignment]
     cwd = Path.cwd()
@@ -71,7 +71,7 @@ def test_the_preset_keeps_fulls_training_settings() -> None:
     }
     assert local.student["train"]["mixed_precision"] == "no" and local.student["layers"] == full.student["layers"]
     assert local.prepare["max_seq_length"] == full.prepare["max_seq_length"] == 512
-    for key in ("max_seq_length", "batch_size", "learning_rate"):
+    for key in ("max_seq_length", "per_device_train_batch_size", "learning_rate"):
         assert local.finetune[key] == full.finetune[key]
     assert local.teacher["model"] == {**SHAPES["kobert"], "type_vocab_size": 2} and "train" not in local.teacher
 

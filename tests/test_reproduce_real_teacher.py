@@ -47,7 +47,7 @@ def head(source: Path, lines: int, target: Path) -> str:
     return str(target)
 
 
-def run(output: Path, data: Path) -> str:
+def run(output: Path, data: Path) -> int:
     cwd = Path.cwd()
     os.chdir(ROOT)  # the preset names the bundled data relative to the repository
     small = [f"nsmc_train={head(ROOT / 'data' / 'nsmc_train.txt.gz', 301, data / 'nsmc_train.txt')}"]
@@ -56,7 +56,7 @@ def run(output: Path, data: Path) -> str:
         small.append(f"sentence.sts_dev={head(KORSTS / 'sts-dev.tsv', 101, data / 'sts-dev.tsv')}")
     try:
         overrides = [*SHRUNK, *small]
-        return reproduce(["--preset", "e5-local", "--output", str(output), *(f"--set={s}" for s in overrides)])
+        return reproduce(["--preset", "e5-local", "--output_dir", str(output), *(f"--set={s}" for s in overrides)])
     finally:
         os.chdir(cwd)
 

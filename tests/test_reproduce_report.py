@@ -24,7 +24,7 @@ REQUIRED_KEYS = {"name", "params", "size_mb", "latency_ms_b1", "latency_ms_b32",
 COMPARISON_KEYS = {"accuracy_retained", "speedup_b1", "speedup_b32"}
 CONTEXT = {
     "preset": "mini",
-    "command": "python -m reproduce --preset mini --output runs/mini",
+    "command": "python -m reproduce --preset mini --output_dir runs/mini",
     "machine": "Test CPU, 2 cores",
     "date": "2024-01-02",
     "seq_length": 128,
@@ -112,7 +112,7 @@ def test_render_markdown() -> None:
     lines = markdown.splitlines()
     assert lines[0].startswith("# ")
     assert "preset: mini" in lines[2]
-    assert "`python -m reproduce --preset mini --output runs/mini`" in lines[2]
+    assert "`python -m reproduce --preset mini --output_dir runs/mini`" in lines[2]
     assert "wall time (s): 1234" in lines[2]
     assert "| model | parameters | size (MB) | latency b1 (ms) | latency b32 (ms) | speed-up b32 " in markdown
     assert "| teacher | 2,345,678 | 8.9 | 10.00 | 100.00 | 1.00× | 80.00 | 100.00 |" in lines

@@ -13,11 +13,11 @@ import yaml
 from sentence_transformers import SentenceTransformer
 from test_sentence import sts_pairs, write_kornli, write_korsts
 
-from reproduce.__main__ import main
+from reproduce.__main__ import ReproduceArguments, main, reproduce
 from reproduce.preset import preset_path
 from reproduce.sentence import SentenceRecipe, load_sentence_preset
 
-TINY = {"max_seq_length": 32, "epochs": 1, "batch_size": 8, "eval_steps": 4}
+TINY = {"max_seq_length": 32, "num_train_epochs": 1, "per_device_train_batch_size": 8, "eval_steps": 4}
 
 
 def write_preset(root: Path, models: dict[str, Path]) -> Path:
@@ -47,7 +47,7 @@ def test_the_sentence_recipe_runs_every_stage_then_skips_them(
     models: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     preset, output = write_preset(tmp_path, models), tmp_path / "run"
-    table = main(["--preset", str(preset), "--output", str(output)])
+    table = reproduce(ReproduceArguments(preset=str(preset), output_dir=str(output)))
     rows = {row["name"]: row for row in json.loads((output / "sentence" / "results.json").read_text("utf-8"))}
     assert list(rows) == ["teacher", "distilled", "cross_encoder", "augmented", "baseline"]
     bi_encoders = [row for row in rows.values() if row["kind"] == "bi-encoder"]
@@ -69,7 +69,7 @@ def test_the_sentence_recipe_runs_every_stage_then_skips_them(
 
     caplog.clear()
     caplog.set_level(logging.INFO, logger="reproduce")
-    main(["--preset", str(preset), "--output", str(output)])
+    reproduce(ReproduceArguments(preset=str(preset), output_dir=str(output)))
     assert caplog.text.count("up to date, skipped") == 9
 
 
@@ -77,11 +77,11 @@ def test_a_sentence_preset_with_an_unknown_option_stops_before_any_stage(
     models: dict[str, Path], tmp_path: Path
 ) -> None:
     preset, output = write_preset(tmp_path, models), tmp_path / "run"
-    with pytest.raises(SystemExit, match="preset section 'sts'"):
-        main(["--preset", str(preset), "--output", str(output), "--set", "sts.epoch=3"])
+    with pytest.raises(SystemExit, match="preset section 'sts': unrecognized arguments: --epochs 3"):
+        main(["--preset", str(preset), "--output_dir", str(output), "--set", "sts.epochs=3"])
     assert not (output / "sentence").exists()
     with pytest.raises(SystemExit, match="unknown section 'stss'; did you mean 'sts'"):
-        main(["--preset", str(preset), "--output", str(output), "--set", "stss.epochs=3"])
+        main(["--preset", str(preset), "--output_dir", str(output), "--set", "stss.num_train_epochs=3"])
 
 
 @pytest.mark.parametrize(
@@ -96,7 +96,16 @@ def test_a_sentence_preset_with_bad_teacher_types_or_base_changes_is_refused(
     models: dict[str, Path], tmp_path: Path, assignment: str, message: str
 ) -> None:
     with pytest.raises(SystemExit, match=message):
-        main(["--preset", str(write_preset(tmp_path, models)), "--output", str(tmp_path / "run"), "--set", assignment])
+        main(
+            [
+                "--preset",
+                str(write_preset(tmp_path, models)),
+                "--output_dir",
+                str(tmp_path / "run"),
+                "--set",
+                assignment,
+            ]
+        )
 
 
 def test_sentence_mini_starts_from_a_twelve_layer_teacher_and_its_layers_0_4_8(tmp_path: Path) -> None:
@@ -113,7 +122,7 @@ def test_sentence_full_names_hub_models_and_data_and_every_command_accepts_its_o
     recipe = SentenceRecipe(load_sentence_preset(preset_path("sentence-full"), []), tmp_path)
     recipe.check()
     assert recipe.base is None and recipe.start("teacher") == "klue/roberta-large"
-    assert "kakaobrain/kor_nlu:sts:validation" in recipe.evaluate_argv()
+    assert recipe.evaluate_arguments().data == ["kakaobrain/kor_nlu:sts:validation"]
     assert [stage.name for stage in recipe.stages][-1] == "sentence-evaluate" and len(recipe.stages) == 9
 
 
@@ -127,3 +136,24 @@ def test_a_sentence_preset_whose_data_is_not_there_says_which_and_what_runs_inst
         "preset 'sentence-smoke': no such file: nli '../nowhere/nli.tsv', sts_dev '../nowhere/sts-dev.tsv' (give the "
         "files with --set KEY=PATH; --preset sentence-smoke runs on the samples bundled in data/)"
     )
+
+
+def test_a_launched_stage_reads_the_options_the_recipe_made(
+    models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under ``launcher:`` a stage is its command in other processes: its options go as ``--config FILE``, which the
+    command reads back into the same options class the recipe made."""
+    from common.config import load_config
+    from sentence.sts import StsArguments
+
+    recipe = SentenceRecipe(
+        load_sentence_preset(write_preset(tmp_path, models), ["launcher=accelerate launch"]), tmp_path
+    )
+    commands = []
+    monkeypatch.setattr("reproduce.sentence.subprocess.run", lambda command, check: commands.append(command))
+    recipe.baseline.folder.mkdir(parents=True)
+    recipe.run_stage(recipe.baseline)
+    [command] = commands
+    assert command[:5] == ["accelerate", "launch", "-m", "sentence.sts", "--config"]
+    assert load_config(StsArguments, command[5]) == recipe.sts_arguments("baseline")
+    assert recipe.sts_arguments("baseline").num_train_epochs == 1  # the preset's section, over the command's default

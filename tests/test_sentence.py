@@ -166,7 +166,17 @@ def test_simcse_rows_pair_each_entailment_with_a_contradiction_of_the_same_premi
 
 # --- the commands, end to end -------------------------------------------------------------------------------------
 
-TINY_TRAINING = ["--epochs", "2", "--batch-size", "8", "--eval-steps", "4", "--max-seq-length", "32"]
+TINY = {"num_train_epochs": 2, "per_device_train_batch_size": 8, "eval_steps": 4, "max_seq_length": 32}
+TINY_TRAINING = [
+    "--num_train_epochs",
+    "2",
+    "--per_device_train_batch_size",
+    "8",
+    "--eval_steps",
+    "4",
+    "--max_seq_length",
+    "32",
+]
 
 
 @pytest.fixture(scope="module")
@@ -175,14 +185,21 @@ def sts_run(models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -
     train = write_korsts(root / "train.tsv", sts_pairs())
     dev = write_korsts(root / "dev.tsv", sts_pairs()[::3])
     output = root / "run"
-    argv = ["--model", str(models["distilbert"]), "--train", str(train), "--dev", str(dev), "--output", str(output)]
-    sts.main(argv + TINY_TRAINING)
-    return {"output": output, "dev": dev, "argv": argv}
+    options = {
+        "model_name_or_path": str(models["distilbert"]),
+        "train_file": str(train),
+        "test_file": str(dev),
+        "output_dir": str(output),
+    }
+    returned = sts.train_sts(sts.StsArguments(**options, **TINY))
+    argv = [arg for name, value in options.items() for arg in (f"--{name}", value)]
+    return {"output": output, "dev": dev, "argv": argv, "returned": returned}
 
 
 def test_sts_training_writes_the_best_encoder_and_results(sts_run: dict) -> None:
     output = sts_run["output"]
     results = json.loads((output / "results.json").read_text(encoding="utf-8"))
+    assert sts_run["returned"] == results  # what the typed function returns is what it wrote
     assert results["command"] == "sentence.sts"
     assert results["examples"] == {"train": 29, "silver": 0, "validation": 3, "dev": 11}
     assert results["pooling"] == "mean" and results["embedding_dimension"] == 32
@@ -226,7 +243,7 @@ def test_sts_resumes_from_its_last_checkpoint(sts_run: dict) -> None:
     cut_short = output / "checkpoints" / "checkpoint-10"  # a kill while saving: a 0-byte file, no trainer state
     cut_short.mkdir()
     (cut_short / "model.safetensors").write_bytes(b"")
-    sts.main(sts_run["argv"] + TINY_TRAINING + ["--resume", "--epochs", "3"])
+    sts.main(sts_run["argv"] + TINY_TRAINING + ["--resume", "--num_train_epochs", "3"])
     results = json.loads((output / "results.json").read_text(encoding="utf-8"))
     assert results["resumed_from"].endswith("checkpoint-8") and results["steps"] == 12
     assert not cut_short.exists()
@@ -237,16 +254,16 @@ def test_simcse_trains_on_triples_with_hard_negatives(models: dict[str, Path], t
     output = tmp_path / "simcse"
     simcse.main(
         [
-            "--model",
+            "--model_name_or_path",
             str(models["bert"]),
             "--nli",
             str(nli),
-            "--output",
+            "--output_dir",
             str(output),
             "--pooling",
             "cls",
             *TINY_TRAINING,
-            "--validation-split",
+            "--validation_split",
             "0.25",
         ]
     )
@@ -267,20 +284,14 @@ def test_simcse_without_contradictions_trains_on_pairs_and_warns(
 ) -> None:
     nli = write_kornli(tmp_path / "nli.tsv", with_contradictions=False)
     output = tmp_path / "simcse"
-    simcse.main(
-        [
-            "--model",
-            str(models["distilbert"]),
-            "--nli",
-            str(nli),
-            "--output",
-            str(output),
-            *TINY_TRAINING,
-            "--epochs",
-            "1",
-            "--validation-split",
-            "0.25",
-        ]
+    simcse.train_simcse(
+        simcse.SimcseArguments(
+            model_name_or_path=str(models["distilbert"]),
+            nli=[str(nli)],
+            output_dir=str(output),
+            **{**TINY, "num_train_epochs": 1},
+            validation_split=0.25,
+        )
     )
     assert "has both an entailment and a contradiction" in caplog.text
     assert json.loads((output / "results.json").read_text(encoding="utf-8"))["examples"]["hard_negatives"] is False
@@ -292,59 +303,61 @@ def test_a_bad_score_stops_sts_before_training_naming_the_file_and_line(
     pairs = sts_pairs()
     pairs[2] = (5.5, pairs[2][1], pairs[2][2])
     train = write_korsts(tmp_path / "train.tsv", pairs)
+    argv = ["--model_name_or_path", str(models["distilbert"]), "--train_file", str(train), "--test_file", str(train)]
     with pytest.raises(SystemExit, match=rf"{train}.*4.*5\.5"):
-        sts.main(
-            [
-                "--model",
-                str(models["distilbert"]),
-                "--train",
-                str(train),
-                "--dev",
-                str(train),
-                "--output",
-                str(tmp_path / "run"),
-            ]
-        )
+        sts.main([*argv, "--output_dir", str(tmp_path / "run")])
     assert not (tmp_path / "run").exists()
+    # The typed function says the same as a ValueError, for a caller to handle.
+    options = {"model_name_or_path": str(models["distilbert"]), "train_file": str(train), "test_file": str(train)}
+    with pytest.raises(ValueError, match=rf"{train}.*4.*5\.5"):
+        sts.train_sts(sts.StsArguments(**options, output_dir=str(tmp_path / "typed")))
+    assert not (tmp_path / "typed").exists()
 
 
 def test_evaluate_prints_the_table_of_every_model(
     sts_run: dict, models: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     best = str(sts_run["output"] / "best")
-    rows = evaluate.main(
+    evaluate.main(
         [
-            "--model",
+            "--model_name_or_path",
             best,
             str(models["bert"]),
             "--data",
             str(sts_run["dev"]),
             "--repeats",
             "1",
-            "--output",
+            "--output_file",
             str(tmp_path / "evaluation.json"),
         ]
     )
+    rows = json.loads((tmp_path / "evaluation.json").read_text())["rows"]
     table = capsys.readouterr().out.splitlines()
+    assert table == evaluate.markdown_table(rows).splitlines()  # the rows it printed are those it wrote
     assert table[0].startswith("| model | parameters | encoding | dev Spearman / Pearson | sentences/s (batch 1) |")
     assert len(table) == 4 and table[2].startswith(f"| {best} | ") and "mean pooling" in table[2]
     assert rows[0]["scores"]["dev"] == json.loads((sts_run["output"] / "results.json").read_text())["dev"]
     assert rows[1]["params"] > 0 and rows[1]["sentences_per_s_b64"] > 0
-    assert json.loads((tmp_path / "evaluation.json").read_text())["rows"] == rows
+    # The typed function returns the rows (the speeds are measured anew) and writes no file unless asked.
+    typed = evaluate.evaluate_encoders(
+        evaluate.EvaluateArguments(model_name_or_path=[best], data=[str(sts_run["dev"])], repeats=1)
+    )
+    assert typed[0]["scores"] == rows[0]["scores"] and typed[0]["params"] == rows[0]["params"]
 
 
 def test_distill_caches_the_teacher_once_and_trains_the_student_towards_it(
     sts_run: dict, models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from sentence import distill, embedding_distillation
+    from sentence.distill import EmbeddingDistillationArguments
 
     teacher = str(tmp_path / "teacher")  # a BERT with mean pooling, 32 dimensions
     load_encoder(str(models["bert"]), max_seq_length=32).save(teacher)
     corpus = tmp_path / "reviews.txt"
     corpus.write_text("\n".join(f"{a} 정말 재밌어요" for _, a, _ in sts_pairs()) + "\n\n", encoding="utf-8")
     sentences = [str(sts_run["dev"]), str(corpus)]
-    argv = ["--teacher", teacher, "--sentences", *sentences, *TINY_TRAINING, "--epochs", "1"]
-    distill.main([*argv, "--student", str(models["distilbert"]), "--output", str(tmp_path / "first")])
+    argv = ["--teacher_name_or_path", teacher, "--sentences", *sentences, *TINY_TRAINING, "--num_train_epochs", "1"]
+    distill.main([*argv, "--student_name_or_path", str(models["distilbert"]), "--output_dir", str(tmp_path / "first")])
     cache = tmp_path / "first" / "teacher-embeddings"
     info = json.loads((cache / "cache.json").read_text(encoding="utf-8"))
     assert info["count"] == 2 * 11 + 32  # both sentences of the 11 dev pairs, then the corpus' non-empty lines
@@ -352,8 +365,14 @@ def test_distill_caches_the_teacher_once_and_trains_the_student_towards_it(
     texts = [t for _, a, b in sts_pairs()[::3] for t in (a, b)] + [f"{a} 정말 재밌어요" for _, a, _ in sts_pairs()]
     expected = load_encoder(teacher, max_seq_length=32).encode(texts)
     np.testing.assert_allclose(np.load(cache / "embeddings.npy"), expected, atol=1e-5)
-    # Each training row pairs a sentence with its own teacher embedding, across files and under --max-sentences.
-    limited = distill.parse_args([*argv, "--student", "s", "--max-sentences", "40", "--output", str(tmp_path / "x")])
+    # Each training row pairs a sentence with its own teacher embedding, across files and under --max_sentences.
+    limited = EmbeddingDistillationArguments(
+        teacher_name_or_path=teacher,
+        sentences=sentences,
+        student_name_or_path="s",
+        max_sentences=40,
+        output_dir=str(tmp_path / "x"),
+    )
     rows = embedding_distillation.distillation_dataset(limited, cache, info)
     assert rows["sentence"] == texts[:40]
     np.testing.assert_allclose(np.array(rows["label"]), expected[:40], atol=1e-5)
@@ -364,8 +383,18 @@ def test_distill_caches_the_teacher_once_and_trains_the_student_towards_it(
 
     monkeypatch.setattr(embedding_distillation, "teacher_embeddings", no_teacher)
     second = tmp_path / "second"
-    distill.main([*argv, "--student-layers", "0", "--cache", str(cache), "--output", str(second)])
+    returned = distill.distil_embeddings(
+        EmbeddingDistillationArguments(
+            teacher_name_or_path=teacher,
+            sentences=sentences,
+            **{**TINY, "num_train_epochs": 1},
+            student_layers=[0],
+            cache_dir=str(cache),
+            output_dir=str(second),
+        )
+    )
     results = json.loads((second / "results.json").read_text(encoding="utf-8"))
+    assert returned == results
     assert results["examples"] == {"sentences": 54, "train": 49, "validation": 5}
     assert results["embedding_dimension"] == 32 and results["pooling"] == "mean"
     student_config = json.loads((second / "best" / "config.json").read_text(encoding="utf-8"))
@@ -379,11 +408,11 @@ def test_distill_caches_the_teacher_once_and_trains_the_student_towards_it(
                 "--sentences",
                 str(corpus),
                 *TINY_TRAINING,
-                "--student",
+                "--student_name_or_path",
                 str(models["distilbert"]),
-                "--cache",
+                "--cache_dir",
                 str(cache),
-                "--output",
+                "--output_dir",
                 str(tmp_path / "third"),
             ]
         )
@@ -391,16 +420,22 @@ def test_distill_caches_the_teacher_once_and_trains_the_student_towards_it(
     with pytest.raises(SystemExit, match=r"copies the layers of a BERT, but the teacher .* is a distilbert"):
         distill.main(
             [
-                "--teacher",
+                "--teacher_name_or_path",
                 str(second / "best"),
                 "--sentences",
                 str(corpus),
-                "--student-layers",
+                "--student_layers",
                 "0",
-                "--output",
+                "--output_dir",
                 str(tmp_path / "fourth"),
             ]
         )
+    # A student is given one way: a folder or the teacher's layers, not both (nor neither), before anything runs.
+    for student in ({}, {"student_name_or_path": "s", "student_layers": [0]}):
+        with pytest.raises(ValueError, match=r"--student_name_or_path .* or as --student_layers"):
+            EmbeddingDistillationArguments(
+                teacher_name_or_path=teacher, sentences=[str(corpus)], output_dir=str(tmp_path / "fifth"), **student
+            ).validate()
 
 
 def test_a_cross_encoder_teacher_labels_silver_pairs_the_bi_encoder_trains_on_beside_the_gold(
@@ -413,13 +448,13 @@ def test_a_cross_encoder_teacher_labels_silver_pairs_the_bi_encoder_trains_on_be
     teacher = tmp_path / "cross-encoder"
     cross_encoder.main(
         [
-            "--model",
+            "--model_name_or_path",
             str(models["bert"]),
-            "--train",
+            "--train_file",
             str(train),
-            "--dev",
+            "--test_file",
             str(sts_run["dev"]),
-            "--output",
+            "--output_dir",
             str(teacher),
             *TINY_TRAINING,
         ]
@@ -431,17 +466,17 @@ def test_a_cross_encoder_teacher_labels_silver_pairs_the_bi_encoder_trains_on_be
         output = tmp_path / f"silver-{sampler}.tsv"
         silver.main(
             [
-                "--cross-encoder",
+                "--cross_encoder_name_or_path",
                 str(teacher / "best"),
                 "--sentences",
                 str(train),
                 "--sampler",
                 sampler,
-                "--encoder",
+                "--encoder_name_or_path",
                 str(sts_run["output"] / "best"),
-                "--pairs-per-sentence",
+                "--pairs_per_sentence",
                 "2",
-                "--output",
+                "--output_file",
                 str(output),
             ]
         )
@@ -457,18 +492,18 @@ def test_a_cross_encoder_teacher_labels_silver_pairs_the_bi_encoder_trains_on_be
     student = tmp_path / "augmented"
     sts.main(
         [
-            "--model",
+            "--model_name_or_path",
             str(models["distilbert"]),
-            "--train",
+            "--train_file",
             str(train),
             "--silver",
             str(output),
-            "--dev",
+            "--test_file",
             str(sts_run["dev"]),
-            "--output",
+            "--output_dir",
             str(student),
             *TINY_TRAINING,
-            "--epochs",
+            "--num_train_epochs",
             "1",
         ]
     )

@@ -155,7 +155,7 @@ def test_a_host_name_not_given_to_the_service_is_refused(
         response = client.get("/health", headers={"host": host})
     assert response.status_code == status
     if status == 400:
-        assert "is not served here: start the service with --allowed-host" in response.json()["error"]
+        assert "is not served here: start the service with --allowed_hosts" in response.json()["error"]
 
 
 def test_a_request_from_another_sites_page_is_refused_before_it_runs(client: TestClient) -> None:

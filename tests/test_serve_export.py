@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from serve.export import INT8_FILE, ONNX_FOLDER, REPORT_FILE, ensure_exported, main, parse_args
+from serve.export import INT8_FILE, ONNX_FOLDER, REPORT_FILE, ExportArguments, ensure_exported, export, main
 from serve.models import load_model
 from serve.onnx_export import task_metric
 from serve.predict import WORD, Predictor, entities, onnx_backend, torch_backend
@@ -37,8 +37,8 @@ def exported(served_models: dict[str, Path], tmp_path_factory: pytest.TempPathFa
     """Every model exported once (float graphs; the classifiers also int8) into its own output folder."""
     root = tmp_path_factory.mktemp("exported")
     for name, folder in served_models.items():
-        int8 = ["--int8", "--check-examples", "100", "--max-metric-drop", "100"] if "classify" in name else []
-        main(["--model", str(folder), "--output", str(root / name), "--parity-examples", "8", *int8])
+        int8 = ["--int8", "--check_examples", "100", "--max_metric_drop", "100"] if "classify" in name else []
+        main(["--model_name_or_path", str(folder), "--output_dir", str(root / name), "--parity_examples", "8", *int8])
     return {name: root / name for name in served_models}
 
 
@@ -115,15 +115,20 @@ def test_int8_that_loses_too_much_is_refused_and_nothing_is_written(
     served_models: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     output = tmp_path / "refused"
-    argv = ["--model", str(served_models["bert-classify"]), "--output", str(output), "--int8"]
+    argv = ["--model_name_or_path", str(served_models["bert-classify"]), "--output_dir", str(output), "--int8"]
     # A drop of at most -50 points: int8 would have to beat float by 50, so the check fails.
     with pytest.raises(SystemExit, match="points below the float graph's"):
-        main([*argv, "--parity-examples", "4", "--check-examples", "50", "--max-metric-drop", "-50"])
+        main([*argv, "--parity_examples", "4", "--check_examples", "50", "--max_metric_drop", "-50"])
     assert not (output / ONNX_FOLDER).exists()
 
 
 def test_pytorch_and_onnx_predictors_give_the_same_answers(served_models: dict[str, Path], tmp_path: Path) -> None:
-    main(["--model", str(served_models["distilbert-ner"]), "--output", str(tmp_path), "--parity-examples", "4"])
+    report = export(
+        ExportArguments(
+            model_name_or_path=str(served_models["distilbert-ner"]), output_dir=str(tmp_path), parity_examples=4
+        )
+    )
+    assert report.kind == "ner" and report.parity["inputs"] == 4 and report.int8 is None
     loaded = load_model(str(tmp_path))
     by_torch = Predictor(loaded, torch_backend(loaded)).predict(REVIEWS)
     by_onnx = Predictor(loaded, onnx_backend(str(tmp_path / ONNX_FOLDER / "model.onnx"))).predict(REVIEWS)
@@ -133,14 +138,15 @@ def test_pytorch_and_onnx_predictors_give_the_same_answers(served_models: dict[s
 
 def test_command_errors_name_the_problem(served_models: dict[str, Path], models: dict[str, Path], tmp_path: Path):
     with pytest.raises(SystemExit, match=r"error: model folder .*missing' does not exist"):
-        main(["--model", str(tmp_path / "missing"), "--output", str(tmp_path / "out")])
+        main(["--model_name_or_path", str(tmp_path / "missing"), "--output_dir", str(tmp_path / "out")])
     with pytest.raises(SystemExit, match=r"error: .*BertForMaskedLM.*fine-tune"):
-        main(["--model", str(models["bert"]), "--output", str(tmp_path / "out")])
+        main(["--model_name_or_path", str(models["bert"]), "--output_dir", str(tmp_path / "out")])
     (tmp_path / "taken" / ONNX_FOLDER).mkdir(parents=True)
-    with pytest.raises(SystemExit):
-        parse_args(["--model", str(served_models["bert-qa"]), "--output", str(tmp_path / "taken")])
-    with pytest.raises(SystemExit, match="needs --check-data"):
-        main(["--model", str(served_models["bert-qa"]), "--output", str(tmp_path / "qa"), "--int8"])
+    taken = ExportArguments(model_name_or_path=str(served_models["bert-qa"]), output_dir=str(tmp_path / "taken"))
+    with pytest.raises(ValueError, match="taken/onnx exists; pass --overwrite"):
+        export(taken)
+    with pytest.raises(SystemExit, match="needs --check_file"):
+        main(["--model_name_or_path", str(served_models["bert-qa"]), "--output_dir", str(tmp_path / "qa"), "--int8"])
 
 
 def test_entities_follow_seqeval_reading_of_the_tags() -> None:
@@ -181,5 +187,5 @@ def test_the_service_exports_into_its_cache_once_and_never_into_the_model_folder
     assert sorted(p.name for p in folder.iterdir()) == before  # it once wrote DIR/onnx/ on start-up
     written = graph.stat().st_mtime_ns
     assert ensure_exported(str(folder), False, cache) == graph and graph.stat().st_mtime_ns == written  # reused
-    # A folder with its own graph (serve.export --output DIR) is used as it is.
+    # A folder with its own graph (serve.export --output_dir DIR) is used as it is.
     assert ensure_exported(str(graph.parent.parent), False, tmp_path / "other") == graph

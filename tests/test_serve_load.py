@@ -18,12 +18,18 @@ from benchmarks import serve_load
 
 
 def test_load_both_modes_and_a_burst_beyond_the_queue(served_models: dict[str, Path], tmp_path: Path) -> None:
-    argv = ["--model", str(served_models["distilbert-classify"]), "--backend", "torch", "--threads", "1"]
-    argv += ["--clients", "4", "--requests", "16", "--rounds", "2"]
-    # A queue of 2 against 16 requests at once: refused ones even when the tiny model answers fast.
-    args = serve_load.parse_args([*argv, "--overload-queue", "2", "--output", str(tmp_path / "report.json")])
+    options = serve_load.ServeLoadOptions(
+        model_name_or_path=str(served_models["distilbert-classify"]),
+        backend="torch",
+        threads=1,
+        clients=4,
+        requests=16,
+        rounds=2,
+        overload_queue=2,  # a queue of 2 against 16 requests at once: refused ones even when the tiny model is fast
+        output_file=str(tmp_path / "report.json"),
+    )
 
-    figures = serve_load.run_benchmark(args)
+    figures = serve_load.run_benchmark(options)
 
     assert [row["mode"] for row in figures["results"]] == ["batching on", "batching off"]
     for row in figures["results"]:

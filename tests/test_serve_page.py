@@ -54,8 +54,8 @@ def service_url(served_models: dict[str, Path], tmp_path_factory: pytest.TempPat
     free port, with a 50-character limit per text; started and stopped as the load benchmark does."""
     port = serve_load.free_port()
     command = [sys.executable, "-m", "serve", "--backend", "torch", "--port", str(port), "--threads", "1"]
-    command += ["--model", f"teacher={served_models['bert-classify']}"]
-    command += ["--model", f"student={served_models['distilbert-classify']}", "--max-chars", str(MAX_CHARS)]
+    command += ["--model_name_or_path", f"teacher={served_models['bert-classify']}"]
+    command += [f"student={served_models['distilbert-classify']}", "--max_chars", str(MAX_CHARS)]
     log = tmp_path_factory.mktemp("page-service") / "service.log"
     server = serve_load.start_server("page", command, port, log)
     try:

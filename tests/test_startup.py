@@ -31,7 +31,7 @@ def test_help_imports_no_heavy_library(help_runs: dict[str, tuple[float, int, st
     assert heavy == []
 
 
-@pytest.mark.parametrize("case", ["finetune.nsmc, a mistyped --train", "modeling.extract, a used --output"])
+@pytest.mark.parametrize("case", ["finetune.nsmc, a mistyped --train_file", "modeling.extract, a used --output_dir"])
 def test_a_refusal_is_one_line_before_any_heavy_import(tmp_path: Path, case: str) -> None:
     target, *args = refusals(tmp_path)[case]
     _, code, stderr, heavy = run(target, args)
