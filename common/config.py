@@ -32,7 +32,7 @@ import yaml
 from transformers import HfArgumentParser
 
 from common.cli import closest, parser_options
-from common.io import first_process, open_text, setup_logging
+from common.io import bundled_path, first_process, open_text, setup_logging
 
 Config = TypeVar("Config")
 Result = TypeVar("Result")
@@ -47,10 +47,10 @@ def key(default: Any, help: str, repeatable: bool = False) -> Any:
     return field(default=default, metadata=metadata)
 
 
-def required(help: str) -> Any:
+def required(help: str, repeatable: bool = False) -> Any:
     """An option without a default: the command line (or the preset) must give it; a field of a
-    ``dataclass(kw_only=True)``, so that it may follow fields with defaults."""
-    return field(metadata={"help": help})
+    ``dataclass(kw_only=True)``, so that it may follow fields with defaults. ``repeatable``: as for ``key``."""
+    return field(metadata={"help": help, **({"action": "extend"} if repeatable else {})})
 
 
 class ConfigParser(HfArgumentParser):
@@ -146,7 +146,17 @@ def read_preset(path: str | Path, expected: str = "a mapping of config keys to v
         raise ValueError(f"{path}: no settings in it (empty, or comments alone); expected {expected}")
     if not isinstance(values, dict):
         raise ValueError(f"{path}: expected {expected}")
-    return values
+    return with_bundled_paths(values)
+
+
+def with_bundled_paths(value: Any) -> Any:
+    """Every ``data/...`` path in a preset's values found where it is (``common.io.bundled_path``): a preset runs
+    from any folder, and from an installed wheel, as from the checkout."""
+    if isinstance(value, dict):
+        return {name: with_bundled_paths(item) for name, item in value.items()}
+    if isinstance(value, list):
+        return [with_bundled_paths(item) for item in value]
+    return bundled_path(value) if isinstance(value, str) else value
 
 
 def load_config(config_class: type[Config], path: str | Path | None, overrides: list[str] | None = None) -> Config:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import IO, Any
 
 ROOT = Path(__file__).resolve().parent.parent
+BUNDLED_DATA = "data"  # the folder of bundled data, as presets and configs name it (data/reviews.txt.gz)
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -529,3 +530,19 @@ def require_data_files(options: Any, names: Iterable[str]) -> None:
         for value in values if isinstance(values, list) else [values]:
             if isinstance(value, str) and is_missing_file(value):
                 raise ValueError(f"--{name}: no such file: {value}")
+
+
+def bundled_data_dir() -> Path:
+    """The bundled data/ folder: the checkout's, or the copy a wheel installs under ``PREFIX/share/distilkobert``."""
+    checkout = ROOT / BUNDLED_DATA
+    return checkout if checkout.is_dir() else Path(sys.prefix) / "share" / "distilkobert" / BUNDLED_DATA
+
+
+def bundled_path(value: str) -> str:
+    """A path a preset or config names: as given when it is there from the current folder or is not in data/, else
+    the bundled copy (``data/nsmc_test.txt.gz`` run from another folder, or from an installed wheel)."""
+    head, _, rest = value.partition("/")
+    if head != BUNDLED_DATA or not rest or os.path.exists(value):
+        return value
+    candidate = bundled_data_dir() / rest
+    return str(candidate) if candidate.exists() else value

@@ -47,7 +47,7 @@ class CacheLogitsArguments(AugmentationOptions):
     seed_option: ClassVar[str] = "augment_seed"
 
     teacher_name_or_path: list[str] = required(
-        "Fine-tuned sequence classifiers' folders: several make an ensemble (their logits averaged)."
+        "Fine-tuned sequence classifiers' folders: several make an ensemble (their logits averaged).", repeatable=True
     )
     data_files: list[str] = required("Labelled (NSMC-format) or unlabelled text files.")
     output_dir: str = required("The cache folder.")

@@ -28,7 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from common.config import key, required, run_command
+from common.config import key, run_command
 from common.io import write_json
 from reproduce.preset import load_preset, preset_path
 
@@ -44,12 +44,15 @@ class ReproduceArguments:
     preset: str = key(
         "mini", "smoke, mini, small, full, kobert-local, e5-local, sentence-mini, sentence-full, or a preset YAML file."
     )
-    output_dir: str = required("Run folder; every stage writes a folder inside it.")
+    output_dir: str = key("", "Run folder; every stage writes a folder inside it (default: runs/PRESET).")
     set: list[str] = key(
         [],
         "KEY=VALUE: change one preset value, e.g. --set finetune.num_train_epochs=3 (repeatable; VALUE is YAML).",
         repeatable=True,
     )
+
+    def __post_init__(self) -> None:
+        self.output_dir = self.output_dir or str(Path("runs") / Path(self.preset).stem)
 
     def validate(self) -> None:
         output = Path(self.output_dir)

@@ -42,7 +42,9 @@ SPEED_BATCH_SIZES = (1, 64)
 
 @dataclass(kw_only=True)
 class EvaluateArguments:
-    model_name_or_path: list[str] = required("Sentence encoder folders (or model folders, then mean-pooled).")
+    model_name_or_path: list[str] = required(
+        "Sentence encoder folders (or model folders, then mean-pooled).", repeatable=True
+    )
     data: list[str] = required("STS data: KorSTS TSV, KLUE-STS JSON, or Hub datasets NAME[:CONFIG]:SPLIT.")
     output_file: str | None = key(None, "Write the rows as JSON here too.")
     repeats: int = key(5, "Timed encodings per model and batch size.")

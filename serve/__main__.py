@@ -32,7 +32,10 @@ logger = logging.getLogger("serve")
 class ServeArguments:
     """What ``python -m serve`` reads."""
 
-    model_name_or_path: list[str] = required("Model folders, each DIR or NAME=DIR (NAME: the folder's by default).")
+    model_name_or_path: list[str] = required(
+        "Model folders, each DIR or NAME=DIR (NAME: the folder's by default); the flag may be repeated.",
+        repeatable=True,
+    )
     backend: Literal["torch", "onnx", "onnx-int8"] = key("torch", "What runs the models.")
     host: str = key("127.0.0.1", "Address to listen on.")
     port: int = key(8000, "Port to listen on.")

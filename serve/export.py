@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from common.config import key, required, run_command
-from common.io import ROOT, output_written, require_output_place
+from common.io import bundled_data_dir, output_written, require_output_place
 
 if TYPE_CHECKING:  # torch and the models are imported once the options are checked
     from serve.models import LoadedModel
@@ -46,7 +46,7 @@ ONNX_FOLDER = "onnx"
 FLOAT_FILE = "model.onnx"
 INT8_FILE = "model_quantized.onnx"
 REPORT_FILE = "export.json"
-BUNDLED_REVIEWS = str(ROOT / "data" / "nsmc_test.txt.gz")
+BUNDLED_REVIEWS = str(bundled_data_dir() / "nsmc_test.txt.gz")
 # Absolute difference allowed between the float graph's outputs and PyTorch's (logits, sentence vectors).
 DEFAULT_TOLERANCE = 1e-4
 DEFAULT_MAX_DROP = 0.5  # points of the task metric (accuracy in %, Spearman x 100, F1 in %, EM in %)
