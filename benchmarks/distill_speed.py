@@ -111,7 +111,7 @@ def median_latency(models: dict[str, tuple[torch.nn.Module, Callable]], batches:
 def training_step(
     student: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: dict, logits: torch.Tensor
 ) -> None:
-    from distill.losses import distillation_loss
+    from distill.task_losses import distillation_loss
 
     loss = distillation_loss(student(**batch).logits, logits, None, alpha=0.0, soft="mse")
     loss.backward()

@@ -30,8 +30,8 @@ from benchmarks.inference_speed import KOBERT_SHAPE
 from benchmarks.report import write_report
 from common.config import key, run_command
 from modeling.student import build_student
-from pretrain.config import DistillationConfig
-from pretrain.losses import masked_lm_cross_entropy
+from pretrain.distillation_config import DistillationConfig
+from pretrain.distillation_losses import masked_lm_cross_entropy
 from pretrain.masking import token_weights
 from pretrain.step import (
     DistillationStudent,

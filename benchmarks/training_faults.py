@@ -29,9 +29,9 @@ from typing import Any
 from common.checkpoints import continue_flags
 from common.config import key, run_command
 from common.io import write_json
-from distill.config import RUN_OUTPUTS as DISTILL_OUTPUTS
+from distill.train_config import RUN_OUTPUTS as DISTILL_OUTPUTS
 from finetune.arguments import RUN_OUTPUTS as FINETUNE_OUTPUTS
-from pretrain.config import RUN_OUTPUTS as PRETRAIN_OUTPUTS
+from pretrain.distillation_config import RUN_OUTPUTS as PRETRAIN_OUTPUTS
 
 ROOT = Path(__file__).resolve().parent.parent
 ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}

@@ -49,7 +49,7 @@ from typing import Any, ClassVar, NamedTuple
 
 from common.config import key, required, run_command
 from common.io import output_written, require_data_files, require_output_place, write_atomic
-from distill.data import no_examples, read_examples
+from distill.examples import no_examples, read_examples
 
 logger = logging.getLogger(__name__)
 

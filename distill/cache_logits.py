@@ -12,7 +12,7 @@
     report = cache_logits(CacheLogitsArguments(teacher_name_or_path=[...], data_files=[...], output_dir=...))
 
 Data files are labelled (``id<TAB>document<TAB>label`` with that header) or unlabelled (one text per line); see
-``distill.data`` for the cache's files. A teacher is a local folder that loads with
+``distill.examples`` for the cache's files. A teacher is a local folder that loads with
 ``AutoModelForSequenceClassification`` (e.g. the ``best/`` folder of ``python -m finetune.nsmc``). With
 augmentation (``distill.augment``: the ``--mask_*``, ``--pos_*`` and ``--ngram_*`` options, ``--augment_seed``),
 each example is followed by its copies, keyed ``FILE_NAME:LINE#augN`` (N from 1), without a gold label (the

@@ -15,8 +15,8 @@ with a grid.yaml such as this one, DistilKoBiLSTM's table (two sizes, each disti
     bilstm_preset: [small, base]
     alpha: [0.0, 1.0]
 
-Every key of the grid file is a ``distill.config.TrainConfig`` field. A list value is a grid axis (for a list-typed
-field such as ``student_layers`` only a list of lists is one: ``[[0, 6], [0, 4, 8]]``); the runs are every
+Every key of the grid file is a ``distill.train_config.TrainConfig`` field. A list value is a grid axis (for a
+list-typed field such as ``student_layers`` only a list of lists is one: ``[[0, 6], [0, 4, 8]]``); the runs are every
 combination, in the order of the file's keys. A ``--key value ...`` on the command line replaces that key of the file
 (several values: an axis). Each run (``distill.train.distill_task``) trains in its own folder under output_dir, named
 after its axis values::
@@ -140,7 +140,9 @@ def check_keys(keys: Iterable[str], known: Iterable[str], where: str) -> None:
         if name not in known:
             suggestion = closest(name, known)
             hint = f"; did you mean {suggestion}?" if suggestion else ""
-            raise ValueError(f"{where}: unknown config key {name}{hint} (the keys are distill.config.TrainConfig's)")
+            raise ValueError(
+                f"{where}: unknown config key {name}{hint} (the keys are distill.train_config.TrainConfig's)"
+            )
 
 
 def read_grid(path: str | Path) -> dict[str, Any]:
@@ -413,7 +415,7 @@ def distill_grid(
     OSError names the key, file or run that cannot work; a failed run stops the grid, the runs before it done."""
     args.validate()
     if config_class is None:
-        from distill.config import TrainConfig as config_class
+        from distill.train_config import TrainConfig as config_class
     fields = field_types(config_class)
     overrides = {
         f"--{name.removeprefix('--')}": values if isinstance(values, list) else [values]
@@ -452,7 +454,7 @@ def main(argv: list[str] | None = None, train: Train | None = None, config_class
     overrides: dict[str, list[Any]] = {}
     if not {"-h", "--help"} & set(own):
         if config_class is None:
-            from distill.config import TrainConfig as config_class
+            from distill.train_config import TrainConfig as config_class
         try:  # a mistyped option is the first thing said, before the grid file is looked at, as argparse would
             overrides = parse_overrides(others)
             check_options(overrides, field_types(config_class))

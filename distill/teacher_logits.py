@@ -27,7 +27,7 @@ from transformers import AutoModelForSequenceClassification, PreTrainedModel, Pr
 from common.io import new_folder, not_written, output_written, setup_logging, write_json
 from distill.augment import Augmenter, AugmentSettings, replacement_engine
 from distill.cache_logits import CacheLogitsReport
-from distill.data import (
+from distill.examples import (
     CACHE_FORMAT,
     IGNORE_INDEX,
     CachedExamples,

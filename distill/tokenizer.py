@@ -35,7 +35,7 @@ from transformers import PreTrainedTokenizerFast
 
 from common.config import key, required, run_command
 from common.io import new_folder, output_written, require_output_folder
-from distill.data import read_examples
+from distill.examples import read_examples
 
 # [PAD] first, so that padding_idx is 0; [MASK] is special because the augmentation writes it into texts.
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]

@@ -30,7 +30,7 @@ from typing import Any
 from common.checkpoints import resume_point
 from common.config import run_command
 from common.io import output_written, require_output_place
-from distill.config import COMMAND, RUN_OUTPUTS, TrainConfig
+from distill.train_config import COMMAND, RUN_OUTPUTS, TrainConfig
 
 
 def distill_task(config: TrainConfig) -> dict[str, Any]:

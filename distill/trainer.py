@@ -45,7 +45,17 @@ from common.resume import (
     resume_logged_run,
     save_checkpoint,
 )
-from distill.config import (
+from distill.examples import (
+    IGNORE_INDEX,
+    CachedExamples,
+    CacheWriter,
+    Example,
+    complete_cache_info,
+    no_examples,
+    read_examples,
+)
+from distill.task_losses import distillation_loss
+from distill.train_config import (
     BEST_DIR,
     CONFIG_FILE,
     EXAMPLES_DIR,
@@ -56,16 +66,6 @@ from distill.config import (
     TRACKER_PROJECT,
     TrainConfig,
 )
-from distill.data import (
-    IGNORE_INDEX,
-    CachedExamples,
-    CacheWriter,
-    Example,
-    complete_cache_info,
-    no_examples,
-    read_examples,
-)
-from distill.losses import distillation_loss
 from finetune.trainer import linear_schedule, pad_inputs, predict, save_best, takes_token_type_ids
 from modeling.bilstm import KoBiLstmForSequenceClassification, bilstm_config
 from modeling.load import hub_or_local, load_tokenizer, load_with_new_head

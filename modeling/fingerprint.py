@@ -5,7 +5,8 @@
 
 A sentence-transformers folder is covered whole: its module list and settings, and the files of every module's
 subfolder (pooling, dense layers), which change its outputs as much as the weights do. Used by ``distill/``'s logits
-caches and ``sentence.distill``'s embedding cache. Paths are not part of a fingerprint: a moved folder is the same.
+caches and ``sentence.distil_embeddings``'s embedding cache. Paths are not part of a fingerprint: a moved folder is
+the same.
 """
 
 from __future__ import annotations

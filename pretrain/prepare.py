@@ -12,7 +12,7 @@ stream ``line1 [SEP] line2 [SEP] ...`` is cut into blocks ``[CLS] + stream[k:k+L
 ``--max_seq_length``), so no position is wasted on padding. The last partial block is dropped. Block ``i`` goes to
 the validation split when ``i % round(1 / --validation_ratio) == 0``, to train otherwise.
 
-Output (format ``distilkobert-packed-v1``, read by ``pretrain.data.PackedBlocks``):
+Output (format ``distilkobert-packed-v1``, read by ``pretrain.blocks.PackedBlocks``):
 
 - ``train-00000.bin``, ``train-00001.bin``, ... and ``validation-00000.bin``, ...: raw little-endian arrays of shape
   (blocks, L) in C order, uint16 when the vocabulary fits (int32 otherwise), at most ``--shard_blocks`` blocks each;

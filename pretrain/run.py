@@ -34,7 +34,7 @@ from typing import Any
 from common.checkpoints import resume_point
 from common.config import run_command
 from common.io import output_written, require_output_place
-from pretrain.config import COMMAND, FINAL_DIR, RUN_OUTPUTS, DistillationConfig
+from pretrain.distillation_config import COMMAND, FINAL_DIR, RUN_OUTPUTS, DistillationConfig
 from pretrain.prepare import load_meta
 
 

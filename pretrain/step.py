@@ -2,7 +2,7 @@
 batch, the student and teacher forward passes, the weighted loss terms, the optimizer, and evaluation; benchmarks
 time it alone.
 
-Adding a loss term: write it as a pure tensor function in ``pretrain/losses.py``, add its weight field
+Adding a loss term: write it as a pure tensor function in ``pretrain/distillation_losses.py``, add its weight field
 (``alpha_*``) to ``DistillationConfig`` (and its line in the loss formula there), and one ``LossTerm`` entry in
 ``LOSS_TERMS`` below. A term whose weight is 0 is never computed.
 """
@@ -22,8 +22,8 @@ from torch.utils.data import DataLoader
 from transformers import PreTrainedModel
 from transformers.modeling_utils import remove_tied_weights_from_state_dict
 
-from pretrain.config import DistillationConfig
-from pretrain.losses import hidden_cosine, hidden_mse, logit_mse, masked_lm_cross_entropy, soft_target_kl
+from pretrain.distillation_config import DistillationConfig
+from pretrain.distillation_losses import hidden_cosine, hidden_mse, logit_mse, masked_lm_cross_entropy, soft_target_kl
 from pretrain.masking import mask_tokens
 
 

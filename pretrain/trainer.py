@@ -39,7 +39,8 @@ from common.resume import (
 from modeling.extract import EXTRACTION_FILE
 from modeling.load import hub_or_local, load_bert_teacher, load_tokenizer
 from modeling.student import build_student, parameter_count
-from pretrain.config import (
+from pretrain.blocks import PackedBlocks, check_compatible, load_token_counts, vocab_sha256
+from pretrain.distillation_config import (
     CONFIG_FILE,
     DISTILLATION_FILE,
     FINAL_DIR,
@@ -50,7 +51,6 @@ from pretrain.config import (
     DistillationConfig,
     save_config,
 )
-from pretrain.data import PackedBlocks, check_compatible, load_token_counts, vocab_sha256
 from pretrain.masking import token_weights
 from pretrain.step import (
     DistillationStudent,

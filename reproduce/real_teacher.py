@@ -16,7 +16,7 @@ A preset with ``pipeline: real-teacher`` (``reproduce/presets/e5-local.yaml``). 
 - BiLSTM task distillation from the fine-tuned teacher with unlabelled reviews, and the same BiLSTM on the labels
   alone (``bilstm``, as the main recipe);
 - with KorSTS (``sentence.sts_train`` / ``sts_dev``) present: the distilled student taught the teacher's sentence
-  embeddings (``sentence.distill``) then STS, the same student on STS alone, and the three scored and timed
+  embeddings (``sentence.distil_embeddings``) then STS, the same student on STS alone, and the three scored and timed
   (``sentence.evaluate``); without it, these rows are left out and the table says so;
 - the distilled classifier in ONNX int8 (``serve.export``), CPU latency of the classifiers, and the distilled
   student's release folder (``hub_upload --dry_run``).
@@ -42,7 +42,7 @@ from common.config import read_preset
 from common.io import write_json, write_text
 from modeling.load import load_tokenizer
 from modeling.trim_vocab import TrimArguments, trim_vocab
-from pretrain.config import config_from_dict
+from pretrain.distillation_config import config_from_dict
 from reproduce.preset import PRESET_MAPPING, Preset, apply_override
 from reproduce.stages import BILSTMS, ONNX_INT8, Recipe, Stage, file_stamps, onnx_row
 
@@ -200,7 +200,7 @@ class RealTeacherRecipe(Recipe):
     def sentence_call(self, name: str) -> tuple[Callable[[Any], Any], Any]:
         """The typed function of a sentence stage and its options, checked: ValueError names the preset section."""
         from common.config import config_from_dict as checked_options
-        from sentence.distill import EmbeddingDistillationArguments, distil_embeddings
+        from sentence.distil_embeddings import EmbeddingDistillationArguments, distil_embeddings
         from sentence.evaluate import EvaluateArguments, evaluate_encoders
         from sentence.sts import StsArguments, train_sts
 

@@ -35,7 +35,7 @@ from common.io import is_missing_file, write_json, write_text
 from reproduce.preset import PRESET_MAPPING, apply_override, load_preset
 from reproduce.stages import Recipe, Stage, file_stamps
 from sentence.cross_encoder import CrossEncoderArguments, train_cross_encoder
-from sentence.distill import EmbeddingDistillationArguments, distil_embeddings
+from sentence.distil_embeddings import EmbeddingDistillationArguments, distil_embeddings
 from sentence.evaluate import EvaluateArguments, data_name, evaluate_encoders
 from sentence.silver import SilverArguments, label_silver_pairs
 from sentence.simcse import SimcseArguments, train_simcse
@@ -82,7 +82,7 @@ class SentencePreset:
     nli: list[str] = field(default_factory=list)  # sentence.simcse's --nli files
     sts_train: str = ""  # KorSTS (or KLUE-STS) training pairs
     sts_dev: str = ""  # the pairs every model is scored on
-    sentences: list[str] = field(default_factory=list)  # sentence.distill's --sentences
+    sentences: list[str] = field(default_factory=list)  # sentence.distil_embeddings's --sentences
     teacher_type: list[str] = field(default_factory=lambda: ["bi-encoder"])  # bi-encoder, cross-encoder or both
     # Each command's options (its options class's fields: num_train_epochs, per_device_train_batch_size, ...)
     simcse: dict[str, Any] = field(default_factory=dict)  # SimcseArguments
@@ -326,7 +326,7 @@ class SentenceRecipe:
             return StageCall("sentence.sts", train_sts, self.sts_arguments(name))
         module, function, arguments = {
             "simcse": ("sentence.simcse", train_simcse, self.simcse_arguments),
-            "distill": ("sentence.distill", distil_embeddings, self.distill_arguments),
+            "distill": ("sentence.distil_embeddings", distil_embeddings, self.distill_arguments),
             "cross_encoder": ("sentence.cross_encoder", train_cross_encoder, self.cross_encoder_arguments),
             "silver": ("sentence.silver", label_silver_pairs, self.silver_arguments),
             "evaluate": ("sentence.evaluate", evaluate_encoders, self.evaluate_arguments),

@@ -43,8 +43,8 @@ from modeling.latency import compare_latency
 from modeling.load import load_teacher, load_tokenizer
 from modeling.random_teacher import save_random_model
 from pretrain.build_tokenizer import TokenizerArguments, build_tokenizer
-from pretrain.config import config_from_dict as pretrain_config
-from pretrain.config import save_config
+from pretrain.distillation_config import config_from_dict as pretrain_config
+from pretrain.distillation_config import save_config
 from pretrain.prepare import PrepareArguments, prepare_corpus
 from reproduce.preset import Preset
 from serve.export import INT8_FILE, ONNX_FOLDER, REPORT_FILE, ExportArguments, export
@@ -423,7 +423,7 @@ class Recipe:
         return self.onnx.folder / "distilled"
 
     def check_bilstm(self) -> None:
-        from distill.config import config_from_dict as train_config
+        from distill.train_config import config_from_dict as train_config
 
         self.cache_options(check=False)  # the transfer files are written by its stage
         for name in BILSTMS:
@@ -508,8 +508,8 @@ class Recipe:
 
     def train_bilstm(self, stage: Stage) -> None:
         """``distill.train``: continued from its newest checkpoint when an interrupted attempt left one."""
-        from distill.config import config_from_dict as train_config
         from distill.train import distill_task
+        from distill.train_config import config_from_dict as train_config
 
         settings = self.bilstm_settings(stage.name)
         resume = latest_checkpoint(settings["output_dir"]) is not None

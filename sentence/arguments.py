@@ -15,7 +15,7 @@ from common.io import first_process, require_data_files, require_output_folder, 
 
 Pooling = Literal["mean", "cls"]
 POOLING_MODES = get_args(Pooling)
-Distance = Literal["mse", "cosine", "similarity"]  # sentence.distill's losses (sentence.losses)
+Distance = Literal["mse", "cosine", "similarity"]  # sentence.distil_embeddings's losses (sentence.embedding_losses)
 DISTANCES = get_args(Distance)
 MixedPrecision = Literal["no", "fp16", "bf16"]  # accelerate's names
 CHECKPOINTS = "checkpoints"  # OUTPUT_DIR/checkpoints: the trainer's, resumed with --resume

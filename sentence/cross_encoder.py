@@ -27,7 +27,7 @@ from sentence.arguments import (
     SentenceTrainingArguments,
     setup_command_logging,
 )
-from sentence.data import MIN_CORRELATION_PAIRS, read_scored_pairs
+from sentence.pairs import MIN_CORRELATION_PAIRS, read_scored_pairs
 
 if TYPE_CHECKING:  # sentence-transformers is imported where it works, after the arguments
     from sentence_transformers import CrossEncoder

@@ -1,6 +1,6 @@
-"""The work of ``sentence.distill.distil_embeddings`` (which checks its arguments, then calls ``train_student``):
-the teacher's sentence embeddings cached once, the student trained to reproduce them (MSE, cosine or the batch's
-similarity matrices), the best checkpoint by validation loss kept, and STS scored at the end.
+"""The work of ``sentence.distil_embeddings.distil_embeddings`` (which checks its arguments, then calls
+``train_student``): the teacher's sentence embeddings cached once, the student trained to reproduce them (MSE, cosine
+or the batch's similarity matrices), the best checkpoint by validation loss kept, and STS scored at the end.
 """
 
 from __future__ import annotations
@@ -23,16 +23,16 @@ from common.readers import is_local, read_sts
 from modeling.fingerprint import file_fingerprint, model_fingerprint
 from modeling.student import build_student
 from sentence.arguments import Selection, setup_command_logging
-from sentence.data import file_sentences, sentences
+from sentence.embedding_losses import embedding_distillation_loss
 from sentence.evaluate import sts_correlations
-from sentence.losses import embedding_distillation_loss
 from sentence.model import load_encoder, pooling_mode
+from sentence.pairs import file_sentences, sentences
 from sentence.training import fit, training_arguments, write_results
 
 if TYPE_CHECKING:
-    from sentence.distill import EmbeddingDistillationArguments
+    from sentence.distil_embeddings import EmbeddingDistillationArguments
 
-logger = logging.getLogger("sentence.distill")
+logger = logging.getLogger("sentence.distil_embeddings")
 SELECTION = Selection("eval_loss", greater_is_better=False)
 CACHE_INFO = "cache.json"
 EMBEDDINGS = "embeddings.npy"
@@ -159,7 +159,8 @@ def layer_copied_student(args: EmbeddingDistillationArguments) -> SentenceTransf
 
 
 def train_student(args: EmbeddingDistillationArguments) -> dict[str, Any]:
-    """``sentence.distill.distil_embeddings``'s work, once the arguments are checked: the results.json record."""
+    """``sentence.distil_embeddings.distil_embeddings``'s work, once the arguments are checked: its results.json
+    record."""
     setup_command_logging()
     # Under several processes the first writes the student's start, the teacher embeddings and the table, and the
     # others then read them: the teacher runs once, and no two processes write one file. The trainer's arguments
@@ -184,7 +185,7 @@ def train_student(args: EmbeddingDistillationArguments) -> dict[str, Any]:
     examples = {"sentences": info["count"], "train": len(train), "validation": held_out}
     return write_results(
         args,
-        "sentence.distill",
+        "sentence.distil_embeddings",
         student,
         examples=examples,
         dev=scores,

@@ -31,7 +31,7 @@ from common.io import (
     write_json,
 )
 from common.readers import STS_MAX_SCORE
-from sentence.data import read_scored_pairs
+from sentence.pairs import read_scored_pairs
 
 if TYPE_CHECKING:  # sentence-transformers is imported where it works: --help and refusals never wait for it
     from sentence_transformers import SentenceTransformer

@@ -9,7 +9,7 @@ many new pairs it scores).
         --train_file ../shared/data/korsts/sts-train.tsv --silver runs/sentence/silver.tsv \
         --test_file ../shared/data/korsts/sts-dev.tsv --output_dir runs/sentence/augmented
 
-Each distinct sentence of --sentences (STS, NLI or text files, ``sentence.data``) is paired with --pairs_per_sentence
+Each distinct sentence of --sentences (STS, NLI or text files, ``sentence.pairs``) is paired with --pairs_per_sentence
 others: drawn at random (seeded), or its nearest neighbours by --encoder_name_or_path's cosine similarity (Thakur et
 al.'s semantic-search sampling: random pairs are nearly all unrelated). A pair is kept once, whichever its order. The
 output is a KorSTS TSV (genre ``silver``, the cross-encoder's score x 5), written whole or not at all.
@@ -26,7 +26,7 @@ from common.config import key, required, run_command
 from common.io import output_written, require_data_files, require_output_place, write_text
 from common.readers import KORSTS_HEADER, STS_MAX_SCORE
 from sentence.arguments import setup_command_logging
-from sentence.data import sentences
+from sentence.pairs import sentences
 
 Sampler = Literal["random", "neighbours"]
 

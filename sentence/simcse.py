@@ -84,8 +84,8 @@ def train_simcse(args: SimcseArguments) -> dict[str, Any]:
     args.validate()
     from datasets import Dataset  # torch and sentence-transformers: after the arguments
 
+    from sentence.embedding_losses import simcse_loss
     from sentence.evaluate import sts_correlations
-    from sentence.losses import simcse_loss
     from sentence.model import load_encoder
     from sentence.training import fit, write_results
 

@@ -27,7 +27,7 @@ from sentence.arguments import (
     Selection,
     setup_command_logging,
 )
-from sentence.data import MIN_CORRELATION_PAIRS, read_scored_pairs
+from sentence.pairs import MIN_CORRELATION_PAIRS, read_scored_pairs
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -64,11 +64,11 @@ def train_sts(args: StsArguments) -> dict[str, Any]:
     as ``OUTPUT_DIR/best``, score ``args.test_file``; returns what ``OUTPUT_DIR/results.json`` says. ValueError or
     OSError names an option or input that cannot work, before any training."""
     args.validate()
+    from sentence.embedding_losses import sts_loss
     from sentence.evaluate import (  # torch and sentence-transformers: after the arguments
         sts_correlations,
         sts_evaluator,
     )
-    from sentence.losses import sts_loss
     from sentence.model import load_encoder
     from sentence.training import fit, write_results
 

@@ -688,7 +688,7 @@ COMMANDS = [
         output="--output_dir",
     ),
     Command(
-        "sentence.distill",
+        "sentence.distil_embeddings",
         "--sentences",
         "corpus",
         given(
@@ -777,8 +777,8 @@ def build_fixtures(folder: Path) -> None:
                 max_seq_length=16,
             )
         )
-        from distill.config import load_config
         from distill.train import distill_task
+        from distill.train_config import load_config
 
         distill_run = ["--cache_dir", str(folder / "cache"), "--test_file", valid_file(folder, "nsmc")]
         distill_run += ["--output_dir", str(folder / "runs" / "tiny"), *SHORT_RUN]

@@ -173,8 +173,8 @@ COMMANDS = [
         ("--learning_rate", "2e-05"),
     ),
     Command(
-        "sentence.distill",
-        "python -m sentence.distill",
+        "sentence.distil_embeddings",
+        "python -m sentence.distil_embeddings",
         ["--teacher_name_or_path", "t", "--student_name_or_path", "s", "--sentences", "x.txt", "--output_dir", "o"],
         "--dist",
         "--distance",
@@ -320,6 +320,14 @@ COMMANDS = [
     Command("benchmarks.startup", "python -m benchmarks.startup", [], "--rep", "--repeats", ("--repeats", "3")),
     Command(
         "benchmarks.training_faults", "python -m benchmarks.training_faults", [], "--kil", "--kills", ("--kills", "5")
+    ),
+    Command(
+        "benchmarks.trainer_resume",
+        "python -m benchmarks.trainer_resume",
+        [],
+        "--resume",
+        "--resume_step",
+        ("--resume_step", "20"),
     ),
     Command(
         "benchmarks.service_faults",

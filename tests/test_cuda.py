@@ -15,7 +15,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, BertConfig, BertForMaskedLM
 
 from modeling.student import build_student
-from pretrain.config import DistillationConfig
+from pretrain.distillation_config import DistillationConfig
 from pretrain.masking import token_weights
 from pretrain.step import DistillationStudent, distillation_losses, masked_batch, teacher_outputs
 

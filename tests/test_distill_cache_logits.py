@@ -34,7 +34,7 @@ from transformers import (
 from distill import teacher_logits
 from distill.augment import Augmenter, AugmentSettings
 from distill.cache_logits import CacheLogitsArguments, cache_logits, main
-from distill.data import CachedExamples, read_cache_info
+from distill.examples import CachedExamples, read_cache_info
 from distill.tokenizer import train_student_tokenizer
 from modeling.bilstm import KoBiLstmForSequenceClassification, bilstm_config
 from tokenization_kobert import KoBertTokenizerFast

@@ -30,7 +30,7 @@ SENTENCE = "이 영화 정말 재미있어요 배우들 연기가 좋았습니�
 
 
 def nsmc_texts(path: Path, limit: int) -> list[str]:
-    """The document column of the first ``limit`` rows of an NSMC file (read here, not with distill.data)."""
+    """The document column of the first ``limit`` rows of an NSMC file (read here, not with distill.examples)."""
     with gzip.open(path, "rt", encoding="utf-8") as f:
         next(f)  # header
         return [line.rstrip("\n").split("\t")[1] for line in itertools.islice(f, limit)]

@@ -30,10 +30,10 @@ from transformers import (
 )
 
 from distill.cache_logits import main as cache_logits
-from distill.config import BILSTM_POOLINGS, BILSTM_PRESETS, SOFT_LOSS_NAMES, config_from_dict, load_config
-from distill.data import IGNORE_INDEX, CachedExamples, CacheWriter, Example, read_examples
-from distill.losses import SOFT_LOSSES
+from distill.examples import IGNORE_INDEX, CachedExamples, CacheWriter, Example, read_examples
+from distill.task_losses import SOFT_LOSSES
 from distill.train import distill_task, main
+from distill.train_config import BILSTM_POOLINGS, BILSTM_PRESETS, SOFT_LOSS_NAMES, config_from_dict, load_config
 from distill.trainer import held_out, select_rows
 from modeling.bilstm import POOLINGS, PRESETS, KoBiLstmForSequenceClassification, bilstm_config
 from tokenization_kobert import KoBertTokenizerFast

@@ -16,8 +16,8 @@ from conftest import ImplicitDeviceFactories
 
 from common.checkpoints import complete_checkpoints, latest_checkpoint, publish, rotate, staging_path
 from common.resume import unrestored_random_states
-from pretrain.config import DistillationConfig, load_config
-from pretrain.losses import hidden_cosine, logit_mse, masked_lm_cross_entropy, soft_target_kl
+from pretrain.distillation_config import DistillationConfig, load_config
+from pretrain.distillation_losses import hidden_cosine, logit_mse, masked_lm_cross_entropy, soft_target_kl
 from pretrain.masking import mask_tokens, token_weights
 from pretrain.step import distillation_losses, masked_batch
 
@@ -383,7 +383,7 @@ def test_a_random_replacement_by_pad_keeps_its_attention() -> None:
 
 def test_hidden_mse_by_hand() -> None:
     """Two layer pairs: errors (1 - 0)^2 + (3 - 1)^2 over 2 values = 2.5, and 0; their mean 1.25."""
-    from pretrain.losses import hidden_mse
+    from pretrain.distillation_losses import hidden_mse
 
     student = [torch.tensor([[1.0, 3.0]]), torch.tensor([[2.0, 2.0]])]
     teacher = [torch.tensor([[0.0, 1.0]]), torch.tensor([[2.0, 2.0]])]

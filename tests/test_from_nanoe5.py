@@ -294,7 +294,7 @@ def test_the_shipped_token_list_fits_the_model(e5_folder: Path) -> None:
 
 def test_prepare_packs_blocks_with_the_trimmed_tokenizer(trimmed: tuple[Path, Path], tmp_path: Path) -> None:
     """pretrain.prepare takes any fast tokenizer: blocks framed <s> ... </s>, lines joined with </s>."""
-    from pretrain.data import PackedBlocks
+    from pretrain.blocks import PackedBlocks
     from pretrain.prepare import main as prepare
 
     output = tmp_path / "blocks"

@@ -41,8 +41,8 @@ import pytest
 import torch
 from transformers import BertConfig, BertForMaskedLM, DistilBertConfig, DistilBertForMaskedLM, PreTrainedModel
 
+from pretrain.blocks import PackedBlocks
 from pretrain.build_tokenizer import main as build_tokenizer
-from pretrain.data import PackedBlocks
 from pretrain.prepare import main as prepare
 from pretrain.run import main as run
 from tokenization_kobert import KoBertTokenizerFast

@@ -1,4 +1,4 @@
-"""pretrain.prepare (tokenize and pack a corpus) and pretrain.data (read the packed blocks back)."""
+"""pretrain.prepare (tokenize and pack a corpus) and pretrain.blocks (read the packed blocks back)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import torch
 from conftest import BUNDLED_REVIEWS, KOBERT_FILES, ROOT, read_lines
 
 import pretrain.prepare
-from pretrain.data import PackedBlocks, check_compatible, load_token_counts, vocab_sha256
+from pretrain.blocks import PackedBlocks, check_compatible, load_token_counts, vocab_sha256
 from pretrain.prepare import encode_lines, init_worker, load_meta, main, split_long_line
 from tokenization_kobert import KoBertTokenizerFast
 

@@ -321,7 +321,7 @@ class TestStartupErrors:
         with pytest.raises(SystemExit, match="nowhere"):
             run(run_args(teacher_dir, tmp_path / "nowhere", tmp_path / "o"))
         # The typed function the recipe calls says it as a ValueError, before any model loads.
-        from pretrain.config import load_config
+        from pretrain.distillation_config import load_config
         from pretrain.run import pretrain
 
         config = load_config(TINY, run_args(teacher_dir, tmp_path / "nowhere", tmp_path / "o")[2:])

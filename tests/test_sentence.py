@@ -17,7 +17,7 @@ from scipy.stats import pearsonr, spearmanr
 
 from common.readers import read_sts
 from sentence import evaluate, simcse, sts
-from sentence.losses import embedding_distillation_loss, simcse_loss
+from sentence.embedding_losses import embedding_distillation_loss, simcse_loss
 from sentence.model import load_encoder
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -348,8 +348,8 @@ def test_evaluate_prints_the_table_of_every_model(
 def test_distill_caches_the_teacher_once_and_trains_the_student_towards_it(
     sts_run: dict, models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sentence import distill, embedding_distillation
-    from sentence.distill import EmbeddingDistillationArguments
+    from sentence import distil_embeddings, embedding_distillation
+    from sentence.distil_embeddings import EmbeddingDistillationArguments
 
     teacher = str(tmp_path / "teacher")  # a BERT with mean pooling, 32 dimensions
     load_encoder(str(models["bert"]), max_seq_length=32).save(teacher)
@@ -357,7 +357,9 @@ def test_distill_caches_the_teacher_once_and_trains_the_student_towards_it(
     corpus.write_text("\n".join(f"{a} 정말 재밌어요" for _, a, _ in sts_pairs()) + "\n\n", encoding="utf-8")
     sentences = [str(sts_run["dev"]), str(corpus)]
     argv = ["--teacher_name_or_path", teacher, "--sentences", *sentences, *TINY_TRAINING, "--num_train_epochs", "1"]
-    distill.main([*argv, "--student_name_or_path", str(models["distilbert"]), "--output_dir", str(tmp_path / "first")])
+    distil_embeddings.main(
+        [*argv, "--student_name_or_path", str(models["distilbert"]), "--output_dir", str(tmp_path / "first")]
+    )
     cache = tmp_path / "first" / "teacher-embeddings"
     info = json.loads((cache / "cache.json").read_text(encoding="utf-8"))
     assert info["count"] == 2 * 11 + 32  # both sentences of the 11 dev pairs, then the corpus' non-empty lines
@@ -383,7 +385,7 @@ def test_distill_caches_the_teacher_once_and_trains_the_student_towards_it(
 
     monkeypatch.setattr(embedding_distillation, "teacher_embeddings", no_teacher)
     second = tmp_path / "second"
-    returned = distill.distil_embeddings(
+    returned = distil_embeddings.distil_embeddings(
         EmbeddingDistillationArguments(
             teacher_name_or_path=teacher,
             sentences=sentences,
@@ -402,7 +404,7 @@ def test_distill_caches_the_teacher_once_and_trains_the_student_towards_it(
 
     # A cache of other sentences is refused, naming what differs.
     with pytest.raises(SystemExit, match="another sentences"):
-        distill.main(
+        distil_embeddings.main(
             [
                 *argv[:2],
                 "--sentences",
@@ -418,7 +420,7 @@ def test_distill_caches_the_teacher_once_and_trains_the_student_towards_it(
         )
     # Layers are copied from a BERT only.
     with pytest.raises(SystemExit, match=r"copies the layers of a BERT, but the teacher .* is a distilbert"):
-        distill.main(
+        distil_embeddings.main(
             [
                 "--teacher_name_or_path",
                 str(second / "best"),
@@ -518,8 +520,8 @@ def test_hub_datasets_with_configs_give_their_pairs_and_sentences(tmp_path: Path
     import yaml
 
     from common.readers import read_nli
-    from sentence.data import sentences
     from sentence.embedding_distillation import source_fingerprint
+    from sentence.pairs import sentences
 
     folder = tmp_path / "kor_nlu"
     (folder / "sts").mkdir(parents=True)

@@ -1,10 +1,10 @@
 """Distil a sentence encoder into a smaller one: the student learns to give every sentence the teacher's embedding.
 
-    python -m sentence.distill --teacher_name_or_path runs/sentence/sts/best \
+    python -m sentence.distil_embeddings --teacher_name_or_path runs/sentence/sts/best \
         --student_name_or_path runs/mini/distilled/final \
         --sentences ../shared/data/korsts/sts-train.tsv ../shared/data/corpus/reviews.txt.gz \
         --test_file ../shared/data/korsts/sts-dev.tsv --output_dir runs/sentence/distilled
-    accelerate launch -m sentence.distill ...   # the teacher runs once, on the first process
+    accelerate launch -m sentence.distil_embeddings ...   # the teacher runs once, on the first process
 
 The student is --student_name_or_path (any model folder, wrapped with --pooling, or a sentence-transformers folder)
 or, with --student_layers 0 4 8, a DistilBERT made of those layers of a BERT teacher (``modeling.build_student``)
@@ -87,7 +87,7 @@ def distil_embeddings(args: EmbeddingDistillationArguments) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     results = run_command(
-        distil_embeddings, EmbeddingDistillationArguments, argv, "python -m sentence.distill", __doc__
+        distil_embeddings, EmbeddingDistillationArguments, argv, "python -m sentence.distil_embeddings", __doc__
     )
     from sentence.training import announce  # loaded by the training already
 

@@ -1,4 +1,5 @@
-"""distill/losses.py against hand computations: KL and MSE forms, T, alpha 0 and 1, examples without gold labels."""
+"""distill/task_losses.py against hand computations: KL and MSE forms, T, alpha 0 and 1, examples without gold
+labels."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from conftest import ImplicitDeviceFactories
 
-from distill.losses import SOFT_LOSSES, distillation_loss, soft_kl, soft_mse
+from distill.task_losses import SOFT_LOSSES, distillation_loss, soft_kl, soft_mse
 
 STUDENT = [[1.0, 2.0, 0.0], [0.0, 0.0, 0.0], [-1.0, 0.5, 2.0]]
 TEACHER = [[0.5, 0.0, 1.0], [2.0, 0.0, -1.0], [0.0, 3.0, 1.0]]
@@ -210,6 +211,6 @@ def test_the_soft_forms_check_their_inputs_too() -> None:
 def test_the_module_docstring_example_holds() -> None:
     import doctest
 
-    import distill.losses
+    import distill.task_losses
 
-    assert doctest.testmod(distill.losses, extraglobs={"torch": torch}).failed == 0
+    assert doctest.testmod(distill.task_losses, extraglobs={"torch": torch}).failed == 0

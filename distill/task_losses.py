@@ -5,8 +5,8 @@ Shapes: ``N`` examples, ``C`` labels. The total, for a batch of ``N`` examples o
     loss = (1 / N) * sum_i [ alpha * CE_i * has_label_i + (1 - alpha) * soft_i ]
 
 ``soft`` is looked up by name in ``SOFT_LOSSES``: ``"kl"`` (:func:`soft_kl`) or ``"mse"`` (:func:`soft_mse`). The
-two soft forms are the ones of ``pretrain.losses`` (general distillation), checked here for the shapes of a
-classifier.
+two soft forms are the ones of ``pretrain.distillation_losses`` (general distillation), checked here for the shapes
+of a classifier.
 
     >>> student = torch.tensor([[1.0, -1.0], [0.5, 0.0]])
     >>> teacher = torch.tensor([[2.0, -2.0], [0.0, 1.0]])
@@ -22,8 +22,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from distill.data import IGNORE_INDEX
-from pretrain.losses import logit_mse, soft_target_kl
+from distill.examples import IGNORE_INDEX
+from pretrain.distillation_losses import logit_mse, soft_target_kl
 
 
 def check_logits(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> None:

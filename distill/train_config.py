@@ -17,8 +17,8 @@ from common.io import require_data_files
 
 Student = Literal["bilstm", "distilbert"]
 TokenizerKind = Literal["wordpiece", "unigram"]
-# The names of what modeling.bilstm and distill.losses implement, here so that a config is checked without importing
-# torch (tests/test_distill_train.py holds them equal).
+# The names of what modeling.bilstm and distill.task_losses implement, here so that a config is checked without
+# importing torch (tests/test_distill_train.py holds them equal).
 BilstmPreset = Literal["tiny", "mini", "small", "base", "large"]
 BilstmPooling = Literal["max", "mean", "last"]
 SoftLoss = Literal["kl", "mse"]
