@@ -7,8 +7,12 @@
 
         def validate(self) -> None: ...          # ValueError naming the option, for values that cannot work
 
-    def main(argv: list[str] | None = None) -> int:
-        return run_command(export, ExportArguments, argv, prog="python -m serve.export", doc=__doc__)
+    def export(args: ExportArguments) -> ExportReport: ...   # the stage: what recipes and Python users call
+
+    def main(argv: list[str] | None = None) -> int:          # the command: a thin shell
+        report = run_command(export, ExportArguments, argv, "python -m serve.export", __doc__)
+        print(f"wrote {report.output_dir}")
+        return 0
 
 Parsing is transformers' ``HfArgumentParser`` over the dataclass, so every command speaks the dialect of Hugging
 Face's examples: ``--output_dir``, lists as ``--student_layers 0 4 8``, booleans as ``--resume``, ``--resume true`` or
