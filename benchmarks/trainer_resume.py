@@ -153,27 +153,26 @@ def our_runs(options: TrainerResumeOptions, model: Path, work: Path) -> dict[str
 def stop_after(arguments: Any, step: int) -> Path:
     """Run ``arguments`` until its checkpoint of update ``step`` is written, then stop it as a kill would (the
     exception a checkpoint hook raises ends the run where a SIGKILL after that save would); the checkpoint."""
-    import finetune.trainer as trainer
     from finetune.tasks import fine_tune
+    from finetune.trainer import FinetuneTrainer
 
     class Stopped(Exception):
         pass
 
-    original = trainer.save_checkpoint
+    original = FinetuneTrainer._save_checkpoint
 
-    def save_then_stop(*args: Any, **kwargs: Any) -> Path:
-        saved = original(*args, **kwargs)
-        if saved.name == f"checkpoint-{step}":
+    def save_then_stop(self: FinetuneTrainer, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        if self.state.global_step == step:
             raise Stopped
-        return saved
 
-    trainer.save_checkpoint = save_then_stop
+    FinetuneTrainer._save_checkpoint = save_then_stop
     try:
         fine_tune("nsmc", arguments)
     except Stopped:
         pass
     finally:
-        trainer.save_checkpoint = original
+        FinetuneTrainer._save_checkpoint = original
     return Path(arguments.output_dir) / f"checkpoint-{step}"
 
 

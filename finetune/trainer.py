@@ -1,5 +1,8 @@
-"""The fine-tuning loop every task shares: accelerate, AdamW with warm-up and linear decay, evaluation on a
-validation split carved from the training data after each epoch, the best checkpoint kept and tested once.
+"""The fine-tuning every task shares, on ``transformers.Trainer``: AdamW with warm-up and linear decay, gradient
+accumulation, mixed precision, checkpoints and their resume are Trainer's; what it has no notion of is added here by
+a callback and a subclass: evaluation on a validation split carved from the training data after each epoch (the
+task's own ``evaluate``, on ``trainer.accelerator``), the best epoch published to ``OUTPUT/best`` and tested once,
+checkpoints published whole (staged, then renamed) with the run's own state inside, and ``results.json``.
 
 A task (``finetune.tasks.Task``) declares how to read, encode, collate and score its data; ``run`` reads and encodes
 it for ``finetune.tasks.fine_tune``, and ``train_and_test`` trains.
@@ -19,18 +22,25 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, PartialState
 from accelerate.utils import set_seed
 from torch import nn
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
-from transformers import get_linear_schedule_with_warmup
+from transformers import (
+    ProgressCallback,
+    Trainer,
+    TrainerCallback,
+    TrainerControl,
+    TrainerState,
+    TrainingArguments,
+    get_linear_schedule_with_warmup,
+)
 from transformers.trainer_pt_utils import LengthGroupedSampler
+from transformers.utils import is_torch_bf16_gpu_available
 
-from common.checkpoints import complete_checkpoints, delete_earlier_outputs
-from common.io import new_folder, setup_logging
+from common.checkpoints import checkpoint_path, complete_checkpoints, delete_earlier_outputs, read_trainer_state, rotate
+from common.io import new_folder, publish_folder, read_json, setup_logging, write_json
 from common.readers import data_source, first, split_train_validation, write_results
-from common.resume import quiet_accelerate_checkpoint_logs, resume_state, save_checkpoint
 from finetune.arguments import BEST_DIR, RESULTS_FILE, RUN_OUTPUTS, FinetuneArguments
 from finetune.tasks import Split, Task
 from modeling.load import (
@@ -43,7 +53,6 @@ from modeling.load import (
 from modeling.student import parameter_count, size_mb
 
 logger = logging.getLogger("finetune")
-DATA_ORDER_FILE = "data_order.pt"  # the generator state of the epoch a checkpoint is in
 
 Features = Sequence[dict[str, Any]]
 
@@ -149,17 +158,49 @@ def pad_cat(values: list[torch.Tensor]) -> torch.Tensor:
     return torch.cat([nn.functional.pad(v, (0, width - v.shape[1]), value=-100) for v in values])
 
 
+def training_arguments(args: FinetuneArguments) -> TrainingArguments:
+    """Trainer's options from ours. Checkpoints: every ``--save_steps`` updates (Trainer's own trigger), and at each
+    epoch's end after the validation (``EpochValidation``); the newest is kept (``FinetuneTrainer`` rotates them)."""
+    return TrainingArguments(
+        output_dir=args.output_dir,
+        per_device_train_batch_size=args.per_device_train_batch_size,
+        per_device_eval_batch_size=args.per_device_eval_batch_size,
+        learning_rate=args.learning_rate,
+        weight_decay=args.weight_decay,
+        num_train_epochs=args.num_train_epochs,
+        warmup_steps=args.warmup_ratio,  # below 1: a share of the updates, rounded up
+        lr_scheduler_type="linear",
+        optim="adamw_torch",
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        max_grad_norm=args.max_grad_norm,
+        fp16=args.mixed_precision == "fp16",
+        bf16=args.mixed_precision == "bf16",
+        # bf16 with no GPU that computes it: on the CPU, as accelerate does (Trainer refuses it unless told so).
+        use_cpu=args.mixed_precision == "bf16" and not is_torch_bf16_gpu_available(),
+        ddp_find_unused_parameters=False,  # as accelerate's default: every task model uses all its weights
+        seed=args.seed,
+        save_strategy="steps" if args.save_steps else "no",
+        save_steps=args.save_steps or 500,  # unused when 0: "no" leaves the epoch ends alone
+        save_total_limit=None,
+        eval_strategy="no",  # the validation is the task's own, in EpochValidation
+        logging_strategy="no",
+        report_to="none",
+        remove_unused_columns=False,  # the task's collate function picks the model inputs
+        dataloader_num_workers=0,
+        dataloader_pin_memory=torch.cuda.is_available(),
+        disable_tqdm=False,
+    )
+
+
 def run(task: Task, args: FinetuneArguments, resume_from: Path | None) -> dict[str, Any]:
     """``finetune.tasks.fine_tune`` once its options are checked and its output folder locked: read and encode the
-    task's data, then ``fine_tune`` (from the checkpoint ``resume_from``, if one is given).
+    task's data, then ``train_and_test`` (from the checkpoint ``resume_from``, if one is given).
 
     Bad input (a malformed line, a model that cannot take the sequence length) raises ValueError or OSError naming
     it, before any training.
     """
-    accelerator = Accelerator(
-        mixed_precision=args.mixed_precision, gradient_accumulation_steps=args.gradient_accumulation_steps
-    )
-    setup_logging(accelerator.is_main_process)
+    training_args = training_arguments(args)  # starts the process group of a launch
+    setup_logging(PartialState().is_main_process)
     data = task.read(args)
     tokenizer, model = load_task_model(args, task.auto_class(), **data.model_kwargs)
     train, validation = split_train_validation(data.train, args.validation_split, args.seed, source=args.train_file)
@@ -175,7 +216,7 @@ def run(task: Task, args: FinetuneArguments, resume_from: Path | None) -> dict[s
     counts = {"examples": {name: len(split.records) for name, split in splits.items()}}
     sources = {"data": {"train": data_source(args.train_file), "test": data_source(args.test_file)}}
     extra_results = {**data.extra_results, **sources, **counts, **task.extra_results(splits)}
-    return train_and_test(accelerator, args, task, model, tokenizer, splits, extra_results, resume_from)
+    return train_and_test(training_args, args, task, model, tokenizer, splits, extra_results, resume_from)
 
 
 def linear_schedule(optimizer: torch.optim.Optimizer, warmup_ratio: float, updates: int, processes: int) -> Any:
@@ -190,8 +231,163 @@ def linear_schedule(optimizer: torch.optim.Optimizer, warmup_ratio: float, updat
     )
 
 
+RUN_STATE_FILE = "finetune_state.json"  # in each checkpoint: what Trainer's trainer_state.json has no field for
+STAGING_DIR = ".checkpoint-staging"  # a checkpoint is written here, then renamed to checkpoint-STEP
+
+
+@dataclasses.dataclass
+class RunState:
+    """What the run adds to Trainer's state, carried by every checkpoint: the validation history (metrics and
+    learning rate after each epoch), the best epoch and its score, the optimizer updates made (fp16 skips an update
+    whose gradients overflowed) and the training seconds so far."""
+
+    history: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    best_score: float | None = None
+    best_epoch: int = 0
+    updates_made: int = 0
+    train_seconds: float = 0.0
+
+
+class EpochLengthGroupedSampler(LengthGroupedSampler):
+    """``--group_by_length``'s sampler with an order that depends only on (seed, epoch), as Trainer's random sampler
+    does (accelerate's seedable sampler): a run resumed inside an epoch sees the same batches. Trainer's own draws
+    from the global generator when iterated, which a resume has not restored yet."""
+
+    def __init__(self, batch_size: int, lengths: list[int], seed: int) -> None:
+        super().__init__(batch_size, lengths=lengths, generator=torch.Generator())
+        self.seed = seed
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.generator.manual_seed(self.seed + epoch)
+
+
+class QuietProgress(ProgressCallback):
+    """Trainer's progress bar (stderr) without its log lines, which it writes to stdout: the command's stdout is
+    its one-line answer."""
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
+        pass
+
+
+class FinetuneTrainer(Trainer):
+    """``Trainer`` whose checkpoints are published whole: written into a staging folder, then renamed to
+    ``checkpoint-STEP`` with the run's own state (``RunState``) inside, so that a folder of that name is always
+    complete (a run killed while saving leaves the staging folder, which the next save replaces); the newest is
+    kept. The sampler of ``--group_by_length`` is seeded by epoch."""
+
+    def __init__(self, *args: Any, run_state: RunState, lengths: list[int] | None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.run_state = run_state
+        self.lengths = lengths
+        self.sampler: EpochLengthGroupedSampler | None = None
+        self.staging: Path | None = None
+        # Our models average their loss over the batch and ignore num_items_in_batch (their forward takes **kwargs,
+        # which makes Trainer think otherwise and skip dividing by the accumulated micro-batches).
+        self.model_accepts_loss_kwargs = False
+
+    def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+        if self.lengths is None:
+            return super()._get_train_sampler(train_dataset)
+        self.sampler = EpochLengthGroupedSampler(
+            self.args.train_batch_size * self.args.gradient_accumulation_steps, self.lengths, self.args.seed
+        )
+        return self.sampler
+
+    def _get_output_dir(self, trial: Any) -> str:
+        return str(self.staging) if self.staging is not None else super()._get_output_dir(trial)
+
+    def _save_checkpoint(self, model: nn.Module, trial: Any) -> None:
+        output = Path(self.args.output_dir)
+        staging = output / STAGING_DIR
+        if self.args.should_save:
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir(parents=True)
+        self.accelerator.wait_for_everyone()
+        self.staging = staging
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self.staging = None
+        self.accelerator.wait_for_everyone()  # every process's random states are in
+        if self.args.should_save:
+            step = self.state.global_step
+            folder = staging / f"checkpoint-{step}"
+            write_json(folder / RUN_STATE_FILE, dataclasses.asdict(self.run_state))
+            publish_folder(folder, checkpoint_path(output, step))
+            shutil.rmtree(staging, ignore_errors=True)
+            rotate(output, 1)
+            logger.info("Checkpoint saved: %s", checkpoint_path(output, step))
+        self.accelerator.wait_for_everyone()
+
+
+class EpochValidation(TrainerCallback):
+    """After each epoch: the task's metrics on the validation split and the learning rate into the history, the
+    model published to ``OUTPUT/best`` when its primary metric is the best so far, and a checkpoint. Counts the
+    updates made and the training seconds."""
+
+    def __init__(
+        self,
+        trainer: FinetuneTrainer,
+        task: Task,
+        args: FinetuneArguments,
+        validation: Split,
+        collate: Callable[[list[dict[str, Any]]], dict[str, torch.Tensor]],
+        tokenizer: Any,
+    ) -> None:
+        self.trainer, self.task, self.args, self.validation = trainer, task, args, validation
+        self.collate, self.tokenizer = collate, tokenizer
+        self.started = time.perf_counter()
+
+    @property
+    def run_state(self) -> RunState:
+        return self.trainer.run_state
+
+    def on_train_begin(self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+        self.started = time.perf_counter() - self.run_state.train_seconds
+        logger.info("  Optimizer updates = %d", state.max_steps)
+
+    def on_epoch_begin(self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+        if self.trainer.sampler is not None:
+            self.trainer.sampler.set_epoch(int(state.epoch))
+
+    def on_step_end(self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+        self.run_state.updates_made += int(not self.trainer.accelerator.optimizer_step_was_skipped)
+        self.run_state.train_seconds = time.perf_counter() - self.started
+        if float(state.epoch).is_integer():  # the epoch's last update: its checkpoint follows the validation
+            control.should_save = False
+
+    def on_epoch_end(self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+        accelerator, model, epoch = self.trainer.accelerator, kwargs["model"], round(state.epoch)
+        validation = scalars(self.task.evaluate(accelerator, model, self.validation, self.args, self.collate))
+        learning_rate = kwargs["lr_scheduler"].get_last_lr()[0]
+        self.run_state.history.append({"epoch": epoch, **validation, "learning_rate": learning_rate})
+        logger.info(
+            "  epoch %d validation: %s, learning rate %.3g",
+            epoch,
+            {k: round(v, 4) for k, v in validation.items()},
+            learning_rate,
+        )
+        score = validation[self.task.primary_metric]
+        if self.run_state.best_score is None or score > self.run_state.best_score:
+            self.run_state.best_score, self.run_state.best_epoch = score, epoch
+            save_best(accelerator, model, self.tokenizer, Path(self.args.output_dir) / BEST_DIR)
+        self.run_state.train_seconds = time.perf_counter() - self.started
+        control.should_save = True
+
+
+def resumed_state(checkpoint: Path) -> RunState:
+    """The run's state in ``checkpoint``; ValueError for a checkpoint Trainer did not write (an earlier version's)."""
+    if not (checkpoint / RUN_STATE_FILE).is_file() or "global_step" not in read_trainer_state(checkpoint):
+        raise ValueError(
+            f"cannot resume from {checkpoint}: it was written by an earlier version of the fine-tuning (no "
+            f"{RUN_STATE_FILE}); pass --overwrite to start afresh"
+        )
+    return RunState(**read_json(checkpoint / RUN_STATE_FILE))
+
+
 def train_and_test(
-    accelerator: Accelerator,
+    training_args: TrainingArguments,
     args: FinetuneArguments,
     task: Task,
     model: nn.Module,
@@ -200,43 +396,46 @@ def train_and_test(
     extra_results: dict[str, Any],
     resume_from: Path | None,
 ) -> dict[str, Any]:
-    """Train on ``splits["train"]``, keep the epoch best on the task's primary metric on ``splits["validation"]``,
-    test it once on ``splits["test"]``, write ``results.json`` (main process only).
+    """Train on ``splits["train"]`` with ``transformers.Trainer``, keep the epoch best on the task's primary metric on
+    ``splits["validation"]``, test it once on ``splits["test"]``, write ``results.json`` (main process only).
 
     A checkpoint is written at the end of every epoch (and every ``--save_steps`` updates); ``resume_from``
-    continues one exactly: the model, optimizer, scheduler and random states, and the epoch's data order from the
-    batch it stopped at. ``results.json`` holds the test metrics, the validation history (metrics and learning rate
-    after each epoch), the optimizer updates made, the run's configuration and ``extra_results``.
+    continues one exactly (Trainer restores the model, optimizer, scheduler and random states and skips the epoch's
+    batches already seen). ``results.json`` holds the test metrics, the validation history (metrics and learning
+    rate after each epoch), the optimizer updates made, the run's configuration and ``extra_results``.
     """
     output = Path(args.output_dir)
     collate = partial(task.collate, tokenizer=tokenizer, with_token_types=takes_token_type_ids(model))
-    train_features = splits["train"].features
-    set_seed(args.seed)
-    generator = torch.Generator().manual_seed(args.seed)
-    # transformers' Trainer option of the same name: batches of similar length, so less padding to compute.
-    sampler = (
-        LengthGroupedSampler(
-            args.per_device_train_batch_size, lengths=[len(f["input_ids"]) for f in train_features], generator=generator
+    train_features = list(splits["train"].features)
+    if resume_from is not None:
+        run_state = resumed_state(resume_from)
+        trainer_state = read_trainer_state(resume_from)
+        logger.info(
+            "Resuming from %s (epoch %d, update %d)",
+            resume_from,
+            int(trainer_state["epoch"]) + 1,
+            trainer_state["global_step"],
         )
-        if args.group_by_length
-        else None
+    else:
+        run_state = RunState()
+        state = PartialState()
+        if args.overwrite and state.is_main_process:
+            delete_earlier_outputs(args.output_dir, RUN_OUTPUTS)
+        state.wait_for_everyone()
+    trainer = FinetuneTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_features,
+        data_collator=collate,
+        processing_class=tokenizer,
+        run_state=run_state,
+        # transformers' option of the same name: batches of similar length, so less padding to compute.
+        lengths=[len(f["input_ids"]) for f in train_features] if args.group_by_length else None,
     )
-    loader = DataLoader(
-        list(train_features),
-        batch_size=args.per_device_train_batch_size,
-        shuffle=sampler is None,
-        sampler=sampler,
-        collate_fn=collate,
-        generator=generator,
-    )
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
-    # Counted on the prepared loader, whose length is this process's share of the batches.
-    loader = accelerator.prepare(loader)
-    updates = math.ceil(len(loader) / args.gradient_accumulation_steps) * args.num_train_epochs
-    scheduler = linear_schedule(optimizer, args.warmup_ratio, updates, accelerator.num_processes)
-    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
-    quiet_accelerate_checkpoint_logs()
-    state = start_state(accelerator, args, generator, resume_from)
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(QuietProgress)
+    trainer.add_callback(EpochValidation(trainer, task, args, splits["validation"], collate, tokenizer))
+    accelerator = trainer.accelerator
 
     logger.info("***** Fine-tuning %s on %s *****", args.model_name_or_path, task.name)
     logger.info(
@@ -247,77 +446,27 @@ def train_and_test(
         args.per_device_train_batch_size,
         args.gradient_accumulation_steps,
     )
-    logger.info("  Optimizer updates = %d", updates)
-    files = checkpoint_files(accelerator, model, tokenizer)
-    with tqdm(total=updates, initial=state["step"], disable=not accelerator.is_local_main_process, desc=task.name) as (
-        progress
-    ):
-        start = time.perf_counter() - state["train_seconds"]
-        while state["epoch"] <= args.num_train_epochs:
-            model.train()
-            # The sampler draws the epoch's order from the generator when iterated: a checkpoint inside the epoch
-            # keeps the state it drew from, so that a resumed run sees the same batches.
-            epoch_order = generator.get_state()
-            skip = state["batch_in_epoch"]
-            for batch in accelerator.skip_first_batches(loader, skip) if skip else loader:
-                with accelerator.accumulate(model):
-                    loss = model(**batch).loss
-                    accelerator.backward(loss)
-                    if accelerator.sync_gradients and args.max_grad_norm > 0:
-                        accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-                    optimizer.step()
-                    scheduler.step()
-                    optimizer.zero_grad()
-                state["batch_in_epoch"] += 1
-                if accelerator.sync_gradients:
-                    state["step"] += 1
-                    # fp16 skips an update whose gradients overflowed (and accelerate then leaves the scheduler alone).
-                    state["updates_made"] += int(not accelerator.optimizer_step_was_skipped)
-                    progress.update(1)
-                    progress.set_postfix(loss=f"{loss.item():.4f}")
-                    if (
-                        args.save_steps
-                        and state["step"] % args.save_steps == 0
-                        and state["batch_in_epoch"] < len(loader)
-                    ):
-                        state["train_seconds"] = time.perf_counter() - start
-                        save_checkpoint(accelerator, output, state, 1, files(epoch_order))
-            validation = scalars(task.evaluate(accelerator, model, splits["validation"], args, collate))
-            state["history"].append(
-                {"epoch": state["epoch"], **validation, "learning_rate": scheduler.get_last_lr()[0]}
-            )
-            logger.info(
-                "  epoch %d validation: %s, learning rate %.3g",
-                state["epoch"],
-                {k: round(v, 4) for k, v in validation.items()},
-                state["history"][-1]["learning_rate"],
-            )
-            if state["best_score"] is None or validation[task.primary_metric] > state["best_score"]:
-                state.update(best_score=validation[task.primary_metric], best_epoch=state["epoch"])
-                save_best(accelerator, model, tokenizer, output / BEST_DIR)
-            state.update(epoch=state["epoch"] + 1, batch_in_epoch=0, train_seconds=time.perf_counter() - start)
-            save_checkpoint(accelerator, output, state, 1, files(generator.get_state()))
-    train_seconds = time.perf_counter() - start
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from is not None else None)
+    train_seconds = run_state.train_seconds
 
     accelerator.wait_for_everyone()
-    best = type(accelerator.unwrap_model(model)).from_pretrained(output / BEST_DIR)
-    best = accelerator.prepare(best)
+    best = type(accelerator.unwrap_model(trainer.model)).from_pretrained(output / BEST_DIR)
+    best = best.to(accelerator.device)
     start = time.perf_counter()
     test_output = task.evaluate(accelerator, best, splits["test"], args, collate)
     test_metrics = scalars(test_output)
     test_seconds = time.perf_counter() - start
-    unwrapped = accelerator.unwrap_model(best)
     results = {
         "task": task.name,
         "metrics": test_metrics,
-        "best_epoch": state["best_epoch"],
-        "validation": state["history"],
-        "optimizer_steps": state["updates_made"],
+        "best_epoch": run_state.best_epoch,
+        "validation": run_state.history,
+        "optimizer_steps": run_state.updates_made,
         "processes": accelerator.num_processes,
         "model": args.model_name_or_path,
         "model_dir": str(output / BEST_DIR),
-        "params": parameter_count(unwrapped),
-        "size_mb": round(size_mb(unwrapped), 1),
+        "params": parameter_count(best),
+        "size_mb": round(size_mb(best), 1),
         "train_seconds": round(train_seconds, 1),
         "eval_examples_per_s": round(len(splits["test"].records) / test_seconds, 1),
         "config": dataclasses.asdict(args),
@@ -328,51 +477,9 @@ def train_and_test(
         write_results(output / RESULTS_FILE, results)
         for checkpoint in complete_checkpoints(output):  # done: best/ and results.json are the run's outputs
             shutil.rmtree(checkpoint)
-        accelerator.print(result_summary(test_metrics, state["best_epoch"], output / RESULTS_FILE))
+        shutil.rmtree(output / STAGING_DIR, ignore_errors=True)
+        accelerator.print(result_summary(test_metrics, run_state.best_epoch, output / RESULTS_FILE))
     return results
-
-
-def start_state(
-    accelerator: Accelerator, args: FinetuneArguments, generator: torch.Generator, resume_from: Path | None
-) -> dict[str, Any]:
-    """Where training starts: the checkpoint ``resume_from`` restored (its trainer state returned, the data
-    order's generator set back), or the beginning, after deleting an earlier run's outputs under ``--overwrite``
-    (only now: a run that fails to start leaves the earlier one whole)."""
-    if resume_from is not None:
-        state = resume_state(accelerator, resume_from)
-        generator.set_state(torch.load(resume_from / DATA_ORDER_FILE))
-        logger.info("Resuming from %s (epoch %d, update %d)", resume_from, state["epoch"], state["step"])
-        return state
-    if args.overwrite and accelerator.is_main_process:
-        delete_earlier_outputs(args.output_dir, RUN_OUTPUTS)
-    accelerator.wait_for_everyone()
-    return {
-        "step": 0,
-        "epoch": 1,
-        "batch_in_epoch": 0,
-        "best_score": None,
-        "best_epoch": 0,
-        "history": [],
-        "updates_made": 0,
-        "train_seconds": 0.0,
-    }
-
-
-def checkpoint_files(
-    accelerator: Accelerator, model: nn.Module, tokenizer: Any
-) -> Callable[[torch.Tensor], Callable[[Path], None]]:
-    """What a checkpoint holds besides the training state: the model to load, its tokenizer, and the generator
-    state the epoch's data order is drawn from (given when saving)."""
-
-    def with_order(order: torch.Tensor) -> Callable[[Path], None]:
-        def write(folder: Path) -> None:
-            accelerator.unwrap_model(model).save_pretrained(folder)
-            tokenizer.save_pretrained(folder)
-            torch.save(order, folder / DATA_ORDER_FILE)
-
-        return write
-
-    return with_order
 
 
 def result_summary(metrics: dict[str, float], best_epoch: int, results_file: Path) -> str:
