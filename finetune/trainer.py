@@ -269,6 +269,12 @@ class QuietProgress(ProgressCallback):
     def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
         pass
 
+    def close(self) -> None:
+        """End the bar's line (a run that fails mid-epoch: its error then starts a line of its own)."""
+        if self.training_bar is not None:
+            self.training_bar.close()
+            self.training_bar = None
+
 
 class FinetuneTrainer(Trainer):
     """``Trainer`` whose checkpoints are published whole: written into a staging folder, then renamed to
@@ -433,7 +439,8 @@ def train_and_test(
         lengths=[len(f["input_ids"]) for f in train_features] if args.group_by_length else None,
     )
     trainer.remove_callback(ProgressCallback)
-    trainer.add_callback(QuietProgress)
+    progress = QuietProgress()
+    trainer.add_callback(progress)
     trainer.add_callback(EpochValidation(trainer, task, args, splits["validation"], collate, tokenizer))
     accelerator = trainer.accelerator
 
@@ -446,7 +453,10 @@ def train_and_test(
         args.per_device_train_batch_size,
         args.gradient_accumulation_steps,
     )
-    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from is not None else None)
+    try:
+        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from is not None else None)
+    finally:
+        progress.close()
     train_seconds = run_state.train_seconds
 
     accelerator.wait_for_everyone()
