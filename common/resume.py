@@ -27,6 +27,7 @@ from accelerate.utils import gather_object
 from accelerate.utils import load as load_accelerate_file
 from accelerate.utils.constants import RNG_STATE_NAME
 from torch.utils.data import RandomSampler
+from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from common.checkpoints import checkpoint_path, publish, read_trainer_state, rotate, staging_path
 
@@ -135,6 +136,20 @@ class EpochSampler(RandomSampler):
 
     def __init__(self, data_source: Sized, seed: int) -> None:
         super().__init__(data_source, generator=torch.Generator())
+        self.seed = seed
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.generator.manual_seed(self.seed + epoch)
+
+
+class EpochLengthGroupedSampler(LengthGroupedSampler):
+    """transformers' length-grouped order (random megabatches, each sorted by length) that depends only on (seed,
+    epoch), as ``EpochSampler`` does for a plain random order: a resumed run sees the same batches (the sampler of
+    Trainer's own ``group_by_length`` draws from the global generator, which a resume has not restored yet)."""
+
+    def __init__(self, batch_size: int, lengths: list[int], seed: int) -> None:
+        super().__init__(batch_size, lengths=lengths, generator=torch.Generator())
         self.seed = seed
         self.set_epoch(0)
 

@@ -30,13 +30,13 @@ from transformers import (
     BertForMaskedLM,
     DistilBertForSequenceClassification,
 )
-from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from common.checkpoints import delete_earlier_outputs
 from common.config import save_config
 from common.io import not_written, setup_logging
 from common.readers import write_results
 from common.resume import (
+    EpochLengthGroupedSampler,
     EpochSampler,
     RunningLosses,
     due,
@@ -264,20 +264,6 @@ def texts_of_rows(examples: CachedExamples, rows: np.ndarray) -> Iterator[str]:
             yield example.text
 
 
-class EpochLengthGroupedSampler(LengthGroupedSampler):
-    """transformers' length-grouped order (random megabatches, each sorted by length) that depends only on (seed,
-    epoch), as ``common.resume.EpochSampler`` does for a plain random order: a resumed run sees the same
-    batches."""
-
-    def __init__(self, batch_size: int, lengths: np.ndarray, seed: int) -> None:
-        super().__init__(batch_size, lengths=lengths.tolist(), generator=torch.Generator())
-        self.seed = seed
-        self.set_epoch(0)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.generator.manual_seed(self.seed + epoch)
-
-
 class TrainingRows(Dataset):
     """The selected rows of a transfer set: (text, gold label or -100, teacher logits or None)."""
 
@@ -483,7 +469,7 @@ def train(config: TrainConfig, resume_from: Path | None) -> dict[str, Any]:
         train_set,
         batch_size=config.per_device_train_batch_size,
         sampler=(
-            EpochLengthGroupedSampler(config.per_device_train_batch_size, text_lengths, config.seed)
+            EpochLengthGroupedSampler(config.per_device_train_batch_size, text_lengths.tolist(), config.seed)
             if config.group_by_length
             else EpochSampler(train_set, config.seed)
         ),

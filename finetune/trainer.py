@@ -35,12 +35,12 @@ from transformers import (
     TrainingArguments,
     get_linear_schedule_with_warmup,
 )
-from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.utils import is_torch_bf16_gpu_available
 
 from common.checkpoints import checkpoint_path, complete_checkpoints, delete_earlier_outputs, read_trainer_state, rotate
 from common.io import new_folder, publish_folder, read_json, setup_logging, write_json
 from common.readers import data_source, first, split_train_validation, write_results
+from common.resume import EpochLengthGroupedSampler
 from finetune.arguments import BEST_DIR, RESULTS_FILE, RUN_OUTPUTS, FinetuneArguments
 from finetune.tasks import Split, Task
 from modeling.load import (
@@ -246,20 +246,6 @@ class RunState:
     best_epoch: int = 0
     updates_made: int = 0
     train_seconds: float = 0.0
-
-
-class EpochLengthGroupedSampler(LengthGroupedSampler):
-    """``--group_by_length``'s sampler with an order that depends only on (seed, epoch), as Trainer's random sampler
-    does (accelerate's seedable sampler): a run resumed inside an epoch sees the same batches. Trainer's own draws
-    from the global generator when iterated, which a resume has not restored yet."""
-
-    def __init__(self, batch_size: int, lengths: list[int], seed: int) -> None:
-        super().__init__(batch_size, lengths=lengths, generator=torch.Generator())
-        self.seed = seed
-        self.set_epoch(0)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.generator.manual_seed(self.seed + epoch)
 
 
 class QuietProgress(ProgressCallback):
