@@ -153,26 +153,26 @@ def our_runs(options: TrainerResumeOptions, model: Path, work: Path) -> dict[str
 def stop_after(arguments: Any, step: int) -> Path:
     """Run ``arguments`` until its checkpoint of update ``step`` is written, then stop it as a kill would (the
     exception a checkpoint hook raises ends the run where a SIGKILL after that save would); the checkpoint."""
+    from common.training import StagedTrainer
     from finetune.tasks import fine_tune
-    from finetune.trainer import FinetuneTrainer
 
     class Stopped(Exception):
         pass
 
-    original = FinetuneTrainer._save_checkpoint
+    original = StagedTrainer._save_checkpoint
 
-    def save_then_stop(self: FinetuneTrainer, *args: Any, **kwargs: Any) -> None:
+    def save_then_stop(self: StagedTrainer, *args: Any, **kwargs: Any) -> None:
         original(self, *args, **kwargs)
         if self.state.global_step == step:
             raise Stopped
 
-    FinetuneTrainer._save_checkpoint = save_then_stop
+    StagedTrainer._save_checkpoint = save_then_stop
     try:
         fine_tune("nsmc", arguments)
     except Stopped:
         pass
     finally:
-        FinetuneTrainer._save_checkpoint = original
+        StagedTrainer._save_checkpoint = original
     return Path(arguments.output_dir) / f"checkpoint-{step}"
 
 

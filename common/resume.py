@@ -1,7 +1,9 @@
-"""What makes an accelerate training loop resumable (pretrain/run.py, distill.train and the fine-tuning commands
-share it): the one checkpoint writer, restoring a checkpoint exactly, a data order fixed by seed and epoch, the
-running losses of the interval a checkpoint falls in, and a metrics log trimmed back to the resumed step. Finding,
-publishing and rotating checkpoint folders, and the output-folder checks, are ``common.checkpoints`` (no torch).
+"""What makes an accelerate training loop resumable (pretrain/run.py's; fine-tuning and task distillation run on
+``transformers.Trainer``, ``common.training``, which takes the running losses, the epoch-seeded order and the trimmed
+metrics log from here): the one checkpoint writer, restoring a checkpoint exactly, a data order fixed by seed and
+epoch, the running losses of the interval a checkpoint falls in, and a metrics log trimmed back to the resumed step.
+Finding, publishing and rotating checkpoint folders, and the output-folder checks, are ``common.checkpoints`` (no
+torch).
 
 A checkpoint is ``OUTPUT_DIR/checkpoint-STEP/``: the model to load (``save_pretrained`` + tokenizer),
 ``training_state/`` (accelerate's ``save_state``: weights, optimizer, scheduler, RNG states), what the loop adds,
@@ -41,8 +43,7 @@ ACCELERATE_CHECKPOINT_LOGGERS = ("accelerate.accelerator", "accelerate.checkpoin
 class RunningLosses:
     """The loss terms summed over the micro-batches since the last log line, on the device (no sync per step). A
     checkpoint carries the sums (``carried``, ``restore``): the first line logged after a resume is then the
-    uninterrupted run's, not a mean over the steps since the resume (or, in distill.train, divided by the wrong
-    count)."""
+    uninterrupted run's, not a mean over the steps since the resume."""
 
     def __init__(self, terms: list[str], device: torch.device) -> None:
         self.names = ["loss", *terms]
@@ -172,7 +173,7 @@ def save_checkpoint(
     """``checkpoint-{state["step"]}`` written whole or not at all: accelerate's training state (model, optimizer,
     scheduler, random states: every process), then ``write_files(folder)`` on the main process (the model to load,
     its tokenizer, the config), then ``trainer_state.json`` (``state``) and the rename; the newest ``keep`` are kept.
-    The one checkpoint writer of pretrain/run.py, distill.train and the fine-tuning commands."""
+    pretrain/run.py's checkpoint writer."""
     staging, final = staging_path(output_dir, state["step"]), checkpoint_path(output_dir, state["step"])
     empty_staging(accelerator, staging)
     accelerator.save_state(str(staging / TRAINING_STATE_DIR))

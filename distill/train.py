@@ -19,7 +19,7 @@ A seeded share of the labelled examples, with their augmented copies, is held ou
 is tested once on ``test_file``. Writes ``OUTPUT_DIR/best`` (loads with ``AutoModelForSequenceClassification`` and
 ``AutoTokenizer``, ``trust_remote_code=True`` for the BiLSTM), ``checkpoint-STEP/`` (``--resume true`` continues
 from the newest), ``metrics.jsonl``, TensorBoard logs and ``results.json``.
-The loop is ``distill.trainer.train``.
+It trains on ``transformers.Trainer`` (``distill.trainer.train``; ``common.training``, which fine-tuning shares).
 """
 
 from __future__ import annotations

@@ -94,7 +94,7 @@ class TrainConfig:
     save_total_limit: int = key(2, "Keep the newest N checkpoints.")
     resume: bool = key(False, "Continue from the newest complete checkpoint in output_dir.")
     overwrite: bool = key(False, "Delete an earlier run's outputs in output_dir and start afresh.")
-    report_to: str = key("tensorboard", "Accelerate tracker, or 'none'.")
+    report_to: str = key("tensorboard", "Trainer's report_to (TensorBoard logs in output_dir/runs), or 'none'.")
     mixed_precision: MixedPrecision = key("no", "Compute in bf16 or fp16 (GPUs), or in float32 (no).")
     dataloader_num_workers: int = key(0, "DataLoader worker processes.")
 
@@ -161,5 +161,5 @@ EXAMPLES_DIR = "examples"  # the labelled training files as a transfer set witho
 METRICS_FILE = "metrics.jsonl"
 CONFIG_FILE = "train_config.yaml"
 RESULTS_FILE = "results.json"
-TRACKER_PROJECT = "distill"
-RUN_OUTPUTS = (BEST_DIR, TOKENIZER_DIR, EXAMPLES_DIR, METRICS_FILE, CONFIG_FILE, RESULTS_FILE, TRACKER_PROJECT)
+TENSORBOARD_DIR = "runs"  # Trainer's TensorBoard logs
+RUN_OUTPUTS = (BEST_DIR, TOKENIZER_DIR, EXAMPLES_DIR, METRICS_FILE, CONFIG_FILE, RESULTS_FILE, TENSORBOARD_DIR)

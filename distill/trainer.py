@@ -1,6 +1,8 @@
-"""The loop of ``distill.train`` (its command checks the config and the output folder, then calls ``train``): a
-student trained on cached teacher logits and gold labels with accelerate, validated on a held-out share, checkpoints
-that resume exactly (``common.resume``), the best model published to ``OUTPUT_DIR/best`` and tested once.
+"""The training of ``distill.train`` (its function checks the config and the output folder, then calls ``train``): a
+student trained on cached teacher logits and gold labels on ``transformers.Trainer`` (``common.training``'s
+``StagedTrainer``, as fine-tuning: checkpoints that resume exactly, several processes, mixed precision), with the
+distillation loss as its ``compute_loss``, validated on a held-out share, the best model published to
+``OUTPUT_DIR/best`` and tested once.
 """
 
 from __future__ import annotations
@@ -19,31 +21,35 @@ from typing import Any
 
 import numpy as np
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, PartialState
 from accelerate.utils import set_seed
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
+from torch.utils.data import Dataset
 from transformers import (
     AutoConfig,
     AutoModelForSequenceClassification,
     BertForMaskedLM,
     DistilBertForSequenceClassification,
+    TrainerCallback,
+    TrainerControl,
+    TrainerState,
+    TrainingArguments,
 )
 
-from common.checkpoints import delete_earlier_outputs
+from common.checkpoints import delete_earlier_outputs, read_trainer_state
 from common.config import save_config
 from common.io import not_written, setup_logging
 from common.readers import write_results
-from common.resume import (
-    EpochLengthGroupedSampler,
-    EpochSampler,
-    RunningLosses,
-    due,
-    log_metrics,
-    quiet_accelerate_checkpoint_logs,
-    resume_logged_run,
-    save_checkpoint,
+from common.resume import RunningLosses, due, trim_metrics
+from common.training import (
+    StagedTrainer,
+    pad_inputs,
+    predict,
+    resumed_run_state,
+    save_best,
+    takes_token_type_ids,
+    train_quietly,
+    training_arguments,
 )
 from distill.examples import (
     IGNORE_INDEX,
@@ -63,10 +69,8 @@ from distill.train_config import (
     RESULTS_FILE,
     RUN_OUTPUTS,
     TOKENIZER_DIR,
-    TRACKER_PROJECT,
     TrainConfig,
 )
-from finetune.trainer import linear_schedule, pad_inputs, predict, save_best, takes_token_type_ids
 from modeling.bilstm import KoBiLstmForSequenceClassification, bilstm_config
 from modeling.load import hub_or_local, load_tokenizer, load_with_new_head
 from modeling.student import build_student, parameter_count
@@ -148,7 +152,7 @@ def teacher_test_accuracy(config: TrainConfig, info: dict[str, Any]) -> float:
     return test_info["teacher_accuracy"][names[0]]
 
 
-def open_transfer_set(config: TrainConfig, accelerator: Accelerator) -> TransferSet:
+def open_transfer_set(config: TrainConfig, process: PartialState) -> TransferSet:
     if config.cache_dir:
         info = complete_cache_info(config.cache_dir)
         check_cache_sources(config, info)
@@ -158,9 +162,9 @@ def open_transfer_set(config: TrainConfig, accelerator: Accelerator) -> Transfer
         examples = CachedExamples(config.cache_dir, with_logits=config.alpha < 1)
         return TransferSet(examples, info["num_labels"], id2label, info)
     folder = Path(config.output_dir) / EXAMPLES_DIR
-    if accelerator.is_main_process:
+    if process.is_main_process:
         labelled_files_as_examples(config.train_files, folder)
-    accelerator.wait_for_everyone()
+    process.wait_for_everyone()
     examples = CachedExamples(folder, with_logits=False)
     num_labels = 1 + max(example.label for example in examples)
     return TransferSet(examples, max(num_labels, 2), None, {"data": [{"path": p} for p in config.train_files]})
@@ -314,7 +318,7 @@ def encode(tokenizer: Any, examples: list[Example], max_length: int) -> list[dic
 # ------------------------------------------------------------------------------------------ tokenizer and model
 
 
-def student_tokenizer(config: TrainConfig, examples: CachedExamples, rows: np.ndarray, accelerator: Accelerator) -> Any:
+def student_tokenizer(config: TrainConfig, examples: CachedExamples, rows: np.ndarray, process: PartialState) -> Any:
     """The DistilBERT student's own tokenizer; the BiLSTM's given one, or one trained on the training texts (by the
     main process, saved in OUTPUT_DIR/tokenizer, which a resumed run reuses)."""
     if config.student == "distilbert":
@@ -323,14 +327,14 @@ def student_tokenizer(config: TrainConfig, examples: CachedExamples, rows: np.nd
         tokenizer = load_tokenizer(config.tokenizer_name_or_path)
     else:
         folder = Path(config.output_dir) / TOKENIZER_DIR
-        if accelerator.is_main_process and not (folder / "tokenizer.json").is_file():
+        if process.is_main_process and not (folder / "tokenizer.json").is_file():
             from distill.tokenizer import train_student_tokenizer
 
             texts = partial(texts_of_rows, examples, rows)
             source = f"the training texts ({config.cache_dir or ', '.join(config.train_files)})"
             tokenizer = train_student_tokenizer(texts, config.vocab_size, config.tokenizer_kind, source=source)
             tokenizer.save_pretrained(folder)
-        accelerator.wait_for_everyone()
+        process.wait_for_everyone()
         tokenizer = load_tokenizer(str(folder))
     tokenizer.padding_side = "right"  # the BiLSTM packs right-padded sequences
     return tokenizer
@@ -380,22 +384,105 @@ def accuracy(
     return (predicted["label"] == labels).float().mean().item()
 
 
-def training_loss(model: nn.Module, batch: dict[str, torch.Tensor], config: TrainConfig) -> torch.Tensor:
-    teacher_logits = batch.pop("teacher_logits", None)
-    labels = batch.pop("labels")
-    logits = model(**batch).logits
-    return distillation_loss(logits, teacher_logits, labels, config.alpha, config.temperature, config.soft)
+@dataclass
+class DistillRunState:
+    """What a run adds to Trainer's state, carried by every checkpoint: the best validation accuracy and its step,
+    the training seconds so far, and the loss sums of the logging interval the checkpoint falls in (the first line
+    logged after a resume is then the uninterrupted run's)."""
+
+    best_accuracy: float = -1.0
+    best_step: int = 0
+    train_seconds: float = 0.0
+    running_losses: dict[str, Any] | None = None
 
 
-def checkpoint_files(model: nn.Module, tokenizer: Any, config: TrainConfig) -> Callable[[Path], None]:
-    """What a checkpoint holds besides the training state: the student to load, its tokenizer, the config."""
+class DistillationTrainer(StagedTrainer):
+    """``StagedTrainer`` whose loss is the distillation loss of the student's logits against the cached teacher
+    logits and the gold labels (``distill.task_losses``); it sums the loss of each logging interval
+    (``RunningLosses``) and puts the run's config in every checkpoint."""
 
-    def write(folder: Path) -> None:
-        model.save_pretrained(folder)
-        tokenizer.save_pretrained(folder)
-        save_config(config, folder / CONFIG_FILE)
+    def __init__(self, *args: Any, config: TrainConfig, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.config = config
+        self.losses = RunningLosses([], self.accelerator.device)
+        self.losses.restore(self.run_state.running_losses)
+        self.examples_seen = 0  # since the last log line, on every process
 
-    return write
+    def compute_loss(
+        self, model: nn.Module, inputs: dict[str, torch.Tensor], return_outputs: bool = False, **kwargs: Any
+    ) -> Any:
+        teacher_logits = inputs.pop("teacher_logits", None)
+        labels = inputs.pop("labels")
+        outputs = model(**inputs)
+        config = self.config
+        loss = distillation_loss(outputs.logits, teacher_logits, labels, config.alpha, config.temperature, config.soft)
+        self.losses.add({"loss": loss})
+        self.examples_seen += len(labels) * self.accelerator.num_processes
+        return (loss, outputs) if return_outputs else loss
+
+    def before_checkpoint(self) -> None:
+        self.run_state.running_losses = self.losses.carried(self.accelerator)
+
+    def checkpoint_files(self, folder: Path) -> None:
+        save_config(self.config, folder / CONFIG_FILE)
+
+
+class StepValidation(TrainerCallback):
+    """After each update: the training metrics every ``logging_steps``; the validation accuracy after each epoch,
+    every ``eval_steps`` and at the end, the student published to ``OUTPUT_DIR/best`` when it is the best so far
+    (before the checkpoint of that update). Lines go to metrics.jsonl and Trainer's ``report_to`` integrations."""
+
+    def __init__(
+        self,
+        trainer: DistillationTrainer,
+        config: TrainConfig,
+        validation: list[dict[str, Any]],
+        collate: Callable[[list[dict[str, Any]]], dict[str, torch.Tensor]],
+        tokenizer: Any,
+    ) -> None:
+        self.trainer, self.config, self.validation, self.collate, self.tokenizer = (
+            trainer,
+            config,
+            validation,
+            collate,
+            tokenizer,
+        )
+        self.metrics_path = Path(config.output_dir) / METRICS_FILE
+        self.started = time.perf_counter()
+
+    def on_train_begin(self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+        self.started = time.perf_counter() - self.trainer.run_state.train_seconds
+
+    def on_step_end(self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+        trainer, config, run_state, step = self.trainer, self.config, self.trainer.run_state, state.global_step
+        run_state.train_seconds = time.perf_counter() - self.started
+        epoch = round(float(state.epoch), 4)
+        if due(step, config.logging_steps, state.max_steps):
+            means, _, seconds = trainer.losses.pop(trainer.accelerator)
+            learning_rate = kwargs["lr_scheduler"].get_last_lr()[0]
+            rate = trainer.examples_seen / seconds
+            self.record({"epoch": epoch, **means, "learning_rate": learning_rate, "examples_per_s": rate}, step)
+            trainer.examples_seen = 0
+        if (
+            float(state.epoch).is_integer()
+            or step == state.max_steps
+            or (config.eval_steps and step % config.eval_steps == 0)
+        ):
+            model = kwargs["model"]
+            score = accuracy(
+                trainer.accelerator, model, self.validation, self.collate, config.per_device_eval_batch_size
+            )
+            self.record({"epoch": epoch, "validation_accuracy": score}, step)
+            if score > run_state.best_accuracy:
+                run_state.best_accuracy, run_state.best_step = score, step
+                save_best(trainer.accelerator, model, self.tokenizer, Path(config.output_dir) / BEST_DIR)
+
+    def record(self, metrics: dict[str, float], step: int) -> None:
+        """One line of metrics.jsonl (main process), and the same to Trainer's integrations (TensorBoard)."""
+        if self.trainer.accelerator.is_main_process:
+            with self.metrics_path.open("a", encoding="utf-8") as f:
+                f.write(json.dumps({"step": step, **metrics}) + "\n")
+        self.trainer.log(dict(metrics))
 
 
 def teacher_summary(info: dict[str, Any]) -> dict[str, Any] | None:
@@ -430,29 +517,37 @@ def model_file_mb(folder: Path) -> float:
     return sum(p.stat().st_size for p in folder.glob("*.safetensors")) / 2**20
 
 
+def distill_arguments(config: TrainConfig) -> TrainingArguments:
+    """Trainer's options from the run's config (checkpoints every ``save_steps`` updates and at the end)."""
+    return training_arguments(
+        config,
+        max_steps=config.max_steps,
+        save_strategy="steps",
+        save_steps=config.save_steps,
+        report_to=config.report_to,
+        dataloader_num_workers=config.dataloader_num_workers,
+    )
+
+
 def train(config: TrainConfig, resume_from: Path | None) -> dict[str, Any]:
     """Train the student into ``output_dir`` (checkpoints, best/, results), continuing ``resume_from`` if given;
     returns the results."""
     output_dir = Path(config.output_dir)
-    accelerator = Accelerator(
-        mixed_precision=config.mixed_precision,
-        log_with=None if config.report_to == "none" else config.report_to,
-        project_dir=config.output_dir,
-    )
-    setup_logging(accelerator.is_main_process)
-    quiet_accelerate_checkpoint_logs()
-    if accelerator.is_main_process:
+    training_args = distill_arguments(config)  # starts the process group of a launch
+    process = PartialState()
+    setup_logging(process.is_main_process)
+    if process.is_main_process:
         if config.overwrite:
             delete_earlier_outputs(output_dir, RUN_OUTPUTS)
         output_dir.mkdir(parents=True, exist_ok=True)
-    accelerator.wait_for_everyone()
+    process.wait_for_everyone()
     set_seed(config.seed)
 
     try:
-        transfer = open_transfer_set(config, accelerator)
+        transfer = open_transfer_set(config, process)
         rows, text_lengths, validation_examples, counts = select_rows(transfer.examples, config)
         test_examples = read_test_examples(config.test_file, transfer.num_labels)
-        tokenizer = student_tokenizer(config, transfer.examples, rows, accelerator)
+        tokenizer = student_tokenizer(config, transfer.examples, rows, process)
         set_seed(config.seed)
         model = student_model(config, tokenizer, transfer)
     except (ValueError, OSError) as err:  # a full disk too: the examples and the tokenizer go to output_dir
@@ -464,36 +559,30 @@ def train(config: TrainConfig, resume_from: Path | None) -> dict[str, Any]:
     with_token_types = takes_token_type_ids(model)
     eval_collate = partial(pad_inputs, tokenizer=tokenizer, with_token_types=with_token_types)
 
-    train_set = TrainingRows(transfer.examples, rows)
-    loader = DataLoader(
-        train_set,
-        batch_size=config.per_device_train_batch_size,
-        sampler=(
-            EpochLengthGroupedSampler(config.per_device_train_batch_size, text_lengths.tolist(), config.seed)
-            if config.group_by_length
-            else EpochSampler(train_set, config.seed)
-        ),
-        collate_fn=partial(
+    if resume_from is not None:
+        run_state = resumed_run_state(resume_from, DistillRunState)
+        if process.is_main_process:
+            trim_metrics(output_dir / METRICS_FILE, read_trainer_state(resume_from)["global_step"])
+        logger.info("Resuming from %s (step %d)", resume_from, read_trainer_state(resume_from)["global_step"])
+    else:
+        run_state = DistillRunState()
+    trainer = DistillationTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=TrainingRows(transfer.examples, rows),
+        data_collator=partial(
             collate_rows, tokenizer=tokenizer, max_length=config.max_seq_length, with_token_types=with_token_types
         ),
-        num_workers=config.dataloader_num_workers,
-        generator=torch.Generator().manual_seed(config.seed),
+        processing_class=tokenizer,
+        run_state=run_state,
+        lengths=text_lengths.tolist() if config.group_by_length else None,
+        keep_checkpoints=config.save_total_limit,
+        config=config,
     )
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
-    batches_per_epoch = len(loader)  # this process's share
-    total_steps = config.max_steps if config.max_steps > 0 else config.num_train_epochs * batches_per_epoch
-    scheduler = accelerator.prepare(
-        linear_schedule(optimizer, config.warmup_ratio, total_steps, accelerator.num_processes)
-    )
-
-    state: dict[str, Any] = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best_accuracy": -1.0, "best_step": 0}
-    metrics_path = output_dir / METRICS_FILE
-    if resume_from is not None:
-        state = resume_logged_run(accelerator, resume_from, metrics_path)
+    trainer.add_callback(StepValidation(trainer, config, validation, eval_collate, tokenizer))
+    accelerator = trainer.accelerator
     if accelerator.is_main_process:
         save_config(config, output_dir / CONFIG_FILE)
-    accelerator.init_trackers(TRACKER_PROJECT, config={k: str(v) for k, v in dataclasses.asdict(config).items()})
     logger.info("***** Task-specific distillation: %s student *****", config.student)
     logger.info(
         "  Training examples = %s of %s (labelled %s, unlabelled %s, augmented %s), validation = %s, test = %s",
@@ -502,74 +591,19 @@ def train(config: TrainConfig, resume_from: Path | None) -> dict[str, Any]:
         f"{len(test):,}",
     )
     logger.info(
-        "  Student parameters = %s, alpha = %s, soft = %s", f"{parameter_count(model):,}", config.alpha, config.soft
+        "  Student parameters = %s, alpha = %s, soft = %s, processes = %d",
+        f"{parameter_count(model):,}",
+        config.alpha,
+        config.soft,
+        accelerator.num_processes,
     )
-    logger.info(
-        "  Steps = %d (%d per epoch), processes = %d", total_steps, batches_per_epoch, accelerator.num_processes
-    )
+    train_quietly(trainer, resume_from)
+    train_seconds = run_state.train_seconds
 
-    def validate() -> None:
-        score = accuracy(accelerator, model, validation, eval_collate, config.per_device_eval_batch_size)
-        log_metrics(accelerator, metrics_path, {"epoch": state["epoch"], "validation_accuracy": score}, state["step"])
-        if score > state["best_accuracy"]:
-            state.update(best_accuracy=score, best_step=state["step"])
-            save_best(accelerator, model, tokenizer, output_dir / BEST_DIR)
-
-    with tqdm(
-        total=total_steps, initial=state["step"], disable=not accelerator.is_main_process, desc="distill"
-    ) as progress:
-        losses, examples_seen = RunningLosses([], accelerator.device), 0
-        losses.restore(state.pop("running_losses", None))
-        train_seconds, start = state.get("train_seconds", 0.0), time.perf_counter()
-        model.train()
-        while state["step"] < total_steps:
-            loader.set_epoch(state["epoch"])
-            skip = state["batch_in_epoch"]
-            for batch in accelerator.skip_first_batches(loader, skip) if skip else loader:
-                examples_seen += len(batch["labels"]) * accelerator.num_processes
-                loss = training_loss(model, batch, config)
-                accelerator.backward(loss)
-                if config.max_grad_norm > 0:
-                    accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad()
-                losses.add({"loss": loss})
-                state["step"] += 1
-                state["batch_in_epoch"] += 1
-                progress.update(1)
-                if due(state["step"], config.logging_steps, total_steps):
-                    means, _, seconds = losses.pop(accelerator)
-                    metrics = {"epoch": state["epoch"], **means, "learning_rate": scheduler.get_last_lr()[0]}
-                    log_metrics(
-                        accelerator, metrics_path, {**metrics, "examples_per_s": examples_seen / seconds}, state["step"]
-                    )
-                    progress.set_postfix(loss=f"{means['loss']:.4f}")
-                    examples_seen = 0
-                epoch_done = state["batch_in_epoch"] == batches_per_epoch
-                if epoch_done:
-                    state["epoch"] += 1
-                    state["batch_in_epoch"] = 0
-                if (
-                    epoch_done
-                    or state["step"] == total_steps
-                    or (config.eval_steps and state["step"] % config.eval_steps == 0)
-                ):
-                    validate()
-                    model.train()
-                if due(state["step"], config.save_steps, total_steps):
-                    state["train_seconds"] = train_seconds + time.perf_counter() - start
-                    state["running_losses"] = losses.carried(accelerator)
-                    files = checkpoint_files(accelerator.unwrap_model(model), tokenizer, config)
-                    save_checkpoint(accelerator, config.output_dir, state, config.save_total_limit, files)
-                    del state["running_losses"]
-                if state["step"] >= total_steps:
-                    break
-    train_seconds += time.perf_counter() - start
-
-    best = accelerator.prepare(type(accelerator.unwrap_model(model)).from_pretrained(output_dir / BEST_DIR))
+    accelerator.wait_for_everyone()
+    best = type(accelerator.unwrap_model(trainer.model)).from_pretrained(output_dir / BEST_DIR).to(accelerator.device)
     test_accuracy = accuracy(accelerator, best, test, eval_collate, config.per_device_eval_batch_size)
-    unwrapped = accelerator.unwrap_model(best)
+    steps = trainer.state.global_step
     results = {
         "name": output_dir.name,
         "student": config.student,
@@ -578,16 +612,16 @@ def train(config: TrainConfig, resume_from: Path | None) -> dict[str, Any]:
         "alpha": config.alpha,
         "soft": config.soft,
         "temperature": config.temperature,
-        "params": parameter_count(unwrapped),
+        "params": parameter_count(best),
         "size_mb": round(model_file_mb(output_dir / BEST_DIR), 4),
         "vocab_size": len(tokenizer),
         "accuracy": test_accuracy,
-        "best_validation_accuracy": state["best_accuracy"],
-        "best_step": state["best_step"],
-        "steps": state["step"],
+        "best_validation_accuracy": run_state.best_accuracy,
+        "best_step": run_state.best_step,
+        "steps": steps,
         "train_seconds": round(train_seconds, 1),
         "examples_per_s": round(
-            state["step"] * config.per_device_train_batch_size * accelerator.num_processes / max(train_seconds, 1e-9), 1
+            steps * config.per_device_train_batch_size * accelerator.num_processes / max(train_seconds, 1e-9), 1
         ),
         "examples": {**counts, "train": len(rows), "test": len(test)},
         "model_dir": str(output_dir / BEST_DIR),
@@ -598,13 +632,7 @@ def train(config: TrainConfig, resume_from: Path | None) -> dict[str, Any]:
     if accelerator.is_main_process:
         write_results(output_dir / RESULTS_FILE, results)
         accelerator.print(
-            f"test accuracy {test_accuracy:.4f} (best validation {state['best_accuracy']:.4f} at step "
-            f"{state['best_step']}); {results['params']:,} parameters; results in {output_dir / RESULTS_FILE}"
+            f"test accuracy {test_accuracy:.4f} (best validation {run_state.best_accuracy:.4f} at step "
+            f"{run_state.best_step}); {results['params']:,} parameters; results in {output_dir / RESULTS_FILE}"
         )
-    # The DDP wrappers go first, while the process group is still registered: released by the last of them, gloo's
-    # group joins its worker threads holding the GIL, which a worker needs to free a gathered tensor (a hang at
-    # exit, seen twice in the two-process test).
-    model = best = None  # (not del: validate() holds model's cell)
-    accelerator.free_memory()
-    accelerator.end_training()
     return results

@@ -166,7 +166,7 @@ def encode_split(
 def collate(features: list[dict[str, Any]], tokenizer: Any, with_token_types: bool) -> dict[str, torch.Tensor]:
     import torch
 
-    from finetune.trainer import pad_inputs
+    from common.training import pad_inputs
 
     batch = pad_inputs(features, tokenizer, with_token_types)
     if "start_positions" in features[0]:
@@ -198,7 +198,7 @@ def evaluate(
     accelerator: Accelerator, model: nn.Module, split: Split, args: KorquadArguments, collate_fn: Any
 ) -> dict[str, float]:
     """EM and F1 (fractions) of the model's answers; the test answers are also written to ``predictions.json``."""
-    from finetune.trainer import predict
+    from common.training import predict
 
     logits = predict(
         accelerator,

@@ -89,7 +89,7 @@ def truncated_words(features: list[dict[str, Any]]) -> int:
 def collate(features: list[dict[str, Any]], tokenizer: Any, with_token_types: bool) -> dict[str, torch.Tensor]:
     import torch
 
-    from finetune.trainer import pad_inputs
+    from common.training import pad_inputs
 
     batch = pad_inputs(features, tokenizer, with_token_types)
     width = batch["input_ids"].shape[1]

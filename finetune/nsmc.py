@@ -53,7 +53,7 @@ def encode_split(
 def collate(features: list[dict[str, Any]], tokenizer: Any, with_token_types: bool) -> dict[str, torch.Tensor]:
     import torch
 
-    from finetune.trainer import pad_inputs
+    from common.training import pad_inputs
 
     batch = pad_inputs(features, tokenizer, with_token_types)
     batch["labels"] = torch.tensor([f["labels"] for f in features])

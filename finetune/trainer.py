@@ -1,8 +1,8 @@
 """The fine-tuning every task shares, on ``transformers.Trainer``: AdamW with warm-up and linear decay, gradient
 accumulation, mixed precision, checkpoints and their resume are Trainer's; what it has no notion of is added here by
-a callback and a subclass: evaluation on a validation split carved from the training data after each epoch (the
-task's own ``evaluate``, on ``trainer.accelerator``), the best epoch published to ``OUTPUT/best`` and tested once,
-checkpoints published whole (staged, then renamed) with the run's own state inside, and ``results.json``.
+a callback on ``common.training``'s ``StagedTrainer``: evaluation on a validation split carved from the training
+data after each epoch (the task's own ``evaluate``, on ``trainer.accelerator``), the best epoch published to
+``OUTPUT/best`` and tested once, and ``results.json``.
 
 A task (``finetune.tasks.Task``) declares how to read, encode, collate and score its data; ``run`` reads and encodes
 it for ``finetune.tasks.fine_tune``, and ``train_and_test`` trains.
@@ -11,12 +11,10 @@ it for ``finetune.tasks.fine_tune``, and ``train_and_test`` trains.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import logging
-import math
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -25,22 +23,21 @@ import torch
 from accelerate import Accelerator, PartialState
 from accelerate.utils import set_seed
 from torch import nn
-from torch.utils.data import DataLoader
-from transformers import (
-    ProgressCallback,
-    Trainer,
-    TrainerCallback,
-    TrainerControl,
-    TrainerState,
-    TrainingArguments,
-    get_linear_schedule_with_warmup,
-)
-from transformers.utils import is_torch_bf16_gpu_available
+from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-from common.checkpoints import checkpoint_path, complete_checkpoints, delete_earlier_outputs, read_trainer_state, rotate
-from common.io import new_folder, publish_folder, read_json, setup_logging, write_json
+from common.checkpoints import complete_checkpoints, delete_earlier_outputs, read_trainer_state
+from common.io import setup_logging
 from common.readers import data_source, first, split_train_validation, write_results
-from common.resume import EpochLengthGroupedSampler
+from common.training import (
+    STAGING_DIR,
+    StagedTrainer,
+    predict,
+    resumed_run_state,
+    save_best,
+    takes_token_type_ids,
+    train_quietly,
+    training_arguments,
+)
 from finetune.arguments import BEST_DIR, RESULTS_FILE, RUN_OUTPUTS, FinetuneArguments
 from finetune.tasks import Split, Task
 from modeling.load import (
@@ -53,13 +50,6 @@ from modeling.load import (
 from modeling.student import parameter_count, size_mb
 
 logger = logging.getLogger("finetune")
-
-Features = Sequence[dict[str, Any]]
-
-
-def takes_token_type_ids(model: nn.Module) -> bool:
-    """BERT does, DistilBERT does not: collate functions drop the key for the latter."""
-    return "token_type_ids" in inspect.signature(model.forward).parameters
 
 
 def check_max_seq_length(model: nn.Module, max_seq_length: int) -> None:
@@ -93,44 +83,6 @@ def load_task_model(args: FinetuneArguments, model_class: Any, **model_kwargs: A
     return tokenizer, model
 
 
-def pad_inputs(features: list[dict[str, Any]], tokenizer: Any, with_token_types: bool) -> dict[str, torch.Tensor]:
-    """Pad the model inputs of a batch; ``token_type_ids`` only for models that take them, from tokenizers that give
-    them (XLM-R's does not: a BERT with its vocabulary, such as multilingual-e5, reads segment 0 throughout)."""
-    with_token_types = with_token_types and "token_type_ids" in features[0]
-    keys = ["input_ids", "attention_mask", *(["token_type_ids"] if with_token_types else [])]
-    return tokenizer.pad([{k: f[k] for k in keys} for f in features], return_tensors="pt")
-
-
-def predict(
-    accelerator: Accelerator,
-    model: nn.Module,
-    features: Features,
-    collate: Callable[[list[dict[str, Any]]], dict[str, torch.Tensor]],
-    batch_size: int,
-    outputs: Callable[[Any], dict[str, torch.Tensor]],
-) -> dict[str, torch.Tensor]:
-    """Run ``model`` over ``features`` on every process; ``outputs`` picks per-example tensors from the model
-    output (first dimension = batch). Returns them concatenated in feature order, gathered from all processes.
-
-    Features run shortest first, so that a batch holds inputs of similar length and little padding.
-    """
-    order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
-    loader = accelerator.prepare(DataLoader([features[i] for i in order], batch_size=batch_size, collate_fn=collate))
-    model.eval()
-    collected: dict[str, list[torch.Tensor]] = {}
-    with torch.no_grad():
-        for batch in loader:
-            with accelerator.autocast():
-                out = model(**{k: v for k, v in batch.items() if k != "labels"})
-            for key, value in outputs(out).items():
-                padded = accelerator.pad_across_processes(value, dim=1) if value.ndim > 1 else value
-                collected.setdefault(key, []).append(accelerator.gather_for_metrics(padded).cpu())
-    model.train()
-    restore = torch.empty(len(order), dtype=torch.long)
-    restore[torch.tensor(order, dtype=torch.long)] = torch.arange(len(order))
-    return {key: pad_cat(values)[restore] for key, values in collected.items()}
-
-
 def predicted_labels(
     accelerator: Accelerator,
     model: nn.Module,
@@ -150,45 +102,16 @@ def predicted_labels(
     return outputs["label"]
 
 
-def pad_cat(values: list[torch.Tensor]) -> torch.Tensor:
-    """Concatenate along dim 0, padding dim 1 with -100 where batches differ in length."""
-    if values[0].ndim == 1:
-        return torch.cat(values)
-    width = max(v.shape[1] for v in values)
-    return torch.cat([nn.functional.pad(v, (0, width - v.shape[1]), value=-100) for v in values])
-
-
-def training_arguments(args: FinetuneArguments) -> TrainingArguments:
+def finetune_arguments(args: FinetuneArguments) -> TrainingArguments:
     """Trainer's options from ours. Checkpoints: every ``--save_steps`` updates (Trainer's own trigger), and at each
-    epoch's end after the validation (``EpochValidation``); the newest is kept (``FinetuneTrainer`` rotates them)."""
-    return TrainingArguments(
-        output_dir=args.output_dir,
-        per_device_train_batch_size=args.per_device_train_batch_size,
-        per_device_eval_batch_size=args.per_device_eval_batch_size,
-        learning_rate=args.learning_rate,
-        weight_decay=args.weight_decay,
-        num_train_epochs=args.num_train_epochs,
-        warmup_steps=args.warmup_ratio,  # below 1: a share of the updates, rounded up
-        lr_scheduler_type="linear",
-        optim="adamw_torch",
+    epoch's end after the validation (``EpochValidation``); the newest is kept."""
+    return training_arguments(
+        args,
         gradient_accumulation_steps=args.gradient_accumulation_steps,
-        max_grad_norm=args.max_grad_norm,
-        fp16=args.mixed_precision == "fp16",
-        bf16=args.mixed_precision == "bf16",
-        # bf16 with no GPU that computes it: on the CPU, as accelerate does (Trainer refuses it unless told so).
-        use_cpu=args.mixed_precision == "bf16" and not is_torch_bf16_gpu_available(),
-        ddp_find_unused_parameters=False,  # as accelerate's default: every task model uses all its weights
-        seed=args.seed,
         save_strategy="steps" if args.save_steps else "no",
         save_steps=args.save_steps or 500,  # unused when 0: "no" leaves the epoch ends alone
-        save_total_limit=None,
-        eval_strategy="no",  # the validation is the task's own, in EpochValidation
-        logging_strategy="no",
         report_to="none",
-        remove_unused_columns=False,  # the task's collate function picks the model inputs
         dataloader_num_workers=0,
-        dataloader_pin_memory=torch.cuda.is_available(),
-        disable_tqdm=False,
     )
 
 
@@ -199,7 +122,7 @@ def run(task: Task, args: FinetuneArguments, resume_from: Path | None) -> dict[s
     Bad input (a malformed line, a model that cannot take the sequence length) raises ValueError or OSError naming
     it, before any training.
     """
-    training_args = training_arguments(args)  # starts the process group of a launch
+    training_args = finetune_arguments(args)  # starts the process group of a launch
     setup_logging(PartialState().is_main_process)
     data = task.read(args)
     tokenizer, model = load_task_model(args, task.auto_class(), **data.model_kwargs)
@@ -219,22 +142,6 @@ def run(task: Task, args: FinetuneArguments, resume_from: Path | None) -> dict[s
     return train_and_test(training_args, args, task, model, tokenizer, splits, extra_results, resume_from)
 
 
-def linear_schedule(optimizer: torch.optim.Optimizer, warmup_ratio: float, updates: int, processes: int) -> Any:
-    """Linear warm-up and decay to 0 over ``updates`` optimizer updates (of each process).
-
-    A scheduler passed through ``accelerator.prepare`` steps ``processes`` times per update (accelerate's
-    ``AcceleratedScheduler``, as batches grow with the processes), and not at all on the micro-batches of gradient
-    accumulation, so its length is counted in updates times processes.
-    """
-    return get_linear_schedule_with_warmup(
-        optimizer, math.ceil(warmup_ratio * updates) * processes, updates * processes
-    )
-
-
-RUN_STATE_FILE = "finetune_state.json"  # in each checkpoint: what Trainer's trainer_state.json has no field for
-STAGING_DIR = ".checkpoint-staging"  # a checkpoint is written here, then renamed to checkpoint-STEP
-
-
 @dataclasses.dataclass
 class RunState:
     """What the run adds to Trainer's state, carried by every checkpoint: the validation history (metrics and
@@ -248,71 +155,6 @@ class RunState:
     train_seconds: float = 0.0
 
 
-class QuietProgress(ProgressCallback):
-    """Trainer's progress bar (stderr) without its log lines, which it writes to stdout: the command's stdout is
-    its one-line answer."""
-
-    def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
-        pass
-
-    def close(self) -> None:
-        """End the bar's line (a run that fails mid-epoch: its error then starts a line of its own)."""
-        if self.training_bar is not None:
-            self.training_bar.close()
-            self.training_bar = None
-
-
-class FinetuneTrainer(Trainer):
-    """``Trainer`` whose checkpoints are published whole: written into a staging folder, then renamed to
-    ``checkpoint-STEP`` with the run's own state (``RunState``) inside, so that a folder of that name is always
-    complete (a run killed while saving leaves the staging folder, which the next save replaces); the newest is
-    kept. The sampler of ``--group_by_length`` is seeded by epoch."""
-
-    def __init__(self, *args: Any, run_state: RunState, lengths: list[int] | None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.run_state = run_state
-        self.lengths = lengths
-        self.sampler: EpochLengthGroupedSampler | None = None
-        self.staging: Path | None = None
-        # Our models average their loss over the batch and ignore num_items_in_batch (their forward takes **kwargs,
-        # which makes Trainer think otherwise and skip dividing by the accumulated micro-batches).
-        self.model_accepts_loss_kwargs = False
-
-    def _get_train_sampler(self, train_dataset: Any = None) -> Any:
-        if self.lengths is None:
-            return super()._get_train_sampler(train_dataset)
-        self.sampler = EpochLengthGroupedSampler(
-            self.args.train_batch_size * self.args.gradient_accumulation_steps, self.lengths, self.args.seed
-        )
-        return self.sampler
-
-    def _get_output_dir(self, trial: Any) -> str:
-        return str(self.staging) if self.staging is not None else super()._get_output_dir(trial)
-
-    def _save_checkpoint(self, model: nn.Module, trial: Any) -> None:
-        output = Path(self.args.output_dir)
-        staging = output / STAGING_DIR
-        if self.args.should_save:
-            shutil.rmtree(staging, ignore_errors=True)
-            staging.mkdir(parents=True)
-        self.accelerator.wait_for_everyone()
-        self.staging = staging
-        try:
-            super()._save_checkpoint(model, trial)
-        finally:
-            self.staging = None
-        self.accelerator.wait_for_everyone()  # every process's random states are in
-        if self.args.should_save:
-            step = self.state.global_step
-            folder = staging / f"checkpoint-{step}"
-            write_json(folder / RUN_STATE_FILE, dataclasses.asdict(self.run_state))
-            publish_folder(folder, checkpoint_path(output, step))
-            shutil.rmtree(staging, ignore_errors=True)
-            rotate(output, 1)
-            logger.info("Checkpoint saved: %s", checkpoint_path(output, step))
-        self.accelerator.wait_for_everyone()
-
-
 class EpochValidation(TrainerCallback):
     """After each epoch: the task's metrics on the validation split and the learning rate into the history, the
     model published to ``OUTPUT/best`` when its primary metric is the best so far, and a checkpoint. Counts the
@@ -320,7 +162,7 @@ class EpochValidation(TrainerCallback):
 
     def __init__(
         self,
-        trainer: FinetuneTrainer,
+        trainer: StagedTrainer,
         task: Task,
         args: FinetuneArguments,
         validation: Split,
@@ -338,10 +180,6 @@ class EpochValidation(TrainerCallback):
     def on_train_begin(self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
         self.started = time.perf_counter() - self.run_state.train_seconds
         logger.info("  Optimizer updates = %d", state.max_steps)
-
-    def on_epoch_begin(self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
-        if self.trainer.sampler is not None:
-            self.trainer.sampler.set_epoch(int(state.epoch))
 
     def on_step_end(self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
         self.run_state.updates_made += int(not self.trainer.accelerator.optimizer_step_was_skipped)
@@ -368,16 +206,6 @@ class EpochValidation(TrainerCallback):
         control.should_save = True
 
 
-def resumed_state(checkpoint: Path) -> RunState:
-    """The run's state in ``checkpoint``; ValueError for a checkpoint Trainer did not write (an earlier version's)."""
-    if not (checkpoint / RUN_STATE_FILE).is_file() or "global_step" not in read_trainer_state(checkpoint):
-        raise ValueError(
-            f"cannot resume from {checkpoint}: it was written by an earlier version of the fine-tuning (no "
-            f"{RUN_STATE_FILE}); pass --overwrite to start afresh"
-        )
-    return RunState(**read_json(checkpoint / RUN_STATE_FILE))
-
-
 def train_and_test(
     training_args: TrainingArguments,
     args: FinetuneArguments,
@@ -400,7 +228,7 @@ def train_and_test(
     collate = partial(task.collate, tokenizer=tokenizer, with_token_types=takes_token_type_ids(model))
     train_features = list(splits["train"].features)
     if resume_from is not None:
-        run_state = resumed_state(resume_from)
+        run_state = resumed_run_state(resume_from, RunState)
         trainer_state = read_trainer_state(resume_from)
         logger.info(
             "Resuming from %s (epoch %d, update %d)",
@@ -414,7 +242,7 @@ def train_and_test(
         if args.overwrite and state.is_main_process:
             delete_earlier_outputs(args.output_dir, RUN_OUTPUTS)
         state.wait_for_everyone()
-    trainer = FinetuneTrainer(
+    trainer = StagedTrainer(
         model=model,
         args=training_args,
         train_dataset=train_features,
@@ -424,9 +252,6 @@ def train_and_test(
         # transformers' option of the same name: batches of similar length, so less padding to compute.
         lengths=[len(f["input_ids"]) for f in train_features] if args.group_by_length else None,
     )
-    trainer.remove_callback(ProgressCallback)
-    progress = QuietProgress()
-    trainer.add_callback(progress)
     trainer.add_callback(EpochValidation(trainer, task, args, splits["validation"], collate, tokenizer))
     accelerator = trainer.accelerator
 
@@ -439,10 +264,7 @@ def train_and_test(
         args.per_device_train_batch_size,
         args.gradient_accumulation_steps,
     )
-    try:
-        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from is not None else None)
-    finally:
-        progress.close()
+    train_quietly(trainer, resume_from)
     train_seconds = run_state.train_seconds
 
     accelerator.wait_for_everyone()
@@ -487,13 +309,3 @@ def result_summary(metrics: dict[str, float], best_epoch: int, results_file: Pat
 
 def scalars(metrics: dict[str, Any]) -> dict[str, float]:
     return {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
-
-
-def save_best(accelerator: Accelerator, model: nn.Module, tokenizer: Any, folder: Path) -> None:
-    """The model and tokenizer into ``folder``, replacing the previous best whole (a crash leaves one of the two)."""
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        with new_folder(folder, "best") as staging:
-            accelerator.unwrap_model(model).save_pretrained(staging)
-            tokenizer.save_pretrained(staging)
-    accelerator.wait_for_everyone()

@@ -396,7 +396,7 @@ def without_timing(path: Path) -> list[dict[str, Any]]:
     return [{k: v for k, v in row.items() if k != "examples_per_s"} for row in rows]
 
 
-def test_two_processes_take_the_same_steps_and_score_every_test_example_once(
+def test_two_processes_follow_the_same_schedule_and_score_every_test_example_once(
     task: dict[str, Path], tmp_path: Path
 ) -> None:
     # As in test_pretrain_run: torchrun through --multi_gpu with ACCELERATE_USE_CPU starts two gloo processes. Half
@@ -415,6 +415,17 @@ def test_two_processes_take_the_same_steps_and_score_every_test_example_once(
     assert result.returncode == 0, result.stderr[-3000:]
     two = json.loads((output / "results.json").read_text())
     assert two["steps"] == one["steps"] and two["examples"] == one["examples"]
+    # The same learning-rate schedule, logged at the same updates, ending at 0.
+    schedules = [
+        {
+            m["step"]: m["learning_rate"]
+            for m in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
+            if "learning_rate" in m
+        }
+        for run in (tmp_path / "one", output)
+    ]
+    assert len(schedules[0]) > 2 and schedules[0] == pytest.approx(schedules[1])
+    assert schedules[0][one["steps"]] == 0.0
     assert result.stdout.count("test accuracy ") == 1  # said, and written, by the main process alone
     # The test accuracy is gathered over every test review, each counted once: the best model on the whole file.
     tokenizer = AutoTokenizer.from_pretrained(output / "best")

@@ -15,9 +15,9 @@ from transformers import (
 from common.korquad_metric import best_over_answers, evaluate, exact_match, f1, normalize_answer
 from common.qa_spans import best_span
 from common.readers import read_squad
+from common.training import takes_token_type_ids
 from finetune.korquad import best_answers, encode, truncate_questions
 from finetune.korquad import main as korquad_command
-from finetune.trainer import takes_token_type_ids
 from tokenization_kobert import KoBertTokenizerFast
 
 WORDS = (

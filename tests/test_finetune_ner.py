@@ -14,8 +14,8 @@ from transformers import (
 )
 
 from common.ner_tags import align_labels, to_seqeval, word_starts, word_tags
+from common.training import takes_token_type_ids
 from finetune.ner import collate, encode, entity_scores, truncated_words
-from finetune.trainer import takes_token_type_ids
 from tokenization_kobert import KoBertTokenizerFast
 
 LABELS = ["UNK", "O", "PER-B", "PER-I", "LOC-B", "LOC-I", "NUM-B", "NUM-I"]

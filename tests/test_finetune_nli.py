@@ -25,8 +25,8 @@ from transformers import (
 
 from common.config import load_config
 from common.readers import NLI_LABELS, read_nli, read_sts
+from common.training import takes_token_type_ids
 from finetune.nli import NliArguments, collate, encode
-from finetune.trainer import takes_token_type_ids
 from hub_upload.card import build_card
 from tokenization_kobert import KoBertTokenizerFast
 

@@ -15,9 +15,9 @@ from transformers import (
 
 from common.config import load_config
 from common.readers import data_source, first, read_nsmc, split_train_validation
+from common.training import pad_cat, takes_token_type_ids
 from finetune.table import TableArguments, subtask_table
 from finetune.table import main as table_command
-from finetune.trainer import pad_cat, takes_token_type_ids
 
 POSITIVE = ["정말 재밌어요", "최고의 영화", "감동적이고 좋았다", "배우 연기 최고", "또 보고 싶다", "강력 추천합니다"]
 NEGATIVE = ["너무 지루하다", "시간 아까움", "최악의 영화", "돈 아깝다", "졸려서 잤다", "다시는 안 본다"]
