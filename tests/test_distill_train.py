@@ -267,6 +267,23 @@ def test_the_baseline_trains_on_the_labelled_files_alone(task: dict[str, Path], 
     assert results["examples"]["labelled"] + results["examples"]["validation"] == TRAIN_LINES
 
 
+def test_bf16_computes_the_student_in_bf16_on_the_shared_trainer(task: dict[str, Path], tmp_path: Path) -> None:
+    # Mixed precision is Trainer's (common.training): bf16 autocast on a CPU when no GPU computes it. The logits reach
+    # the loss in float32 (accelerate converts a model's outputs), so the dtype is read inside: the linear layers'.
+    dtypes = set()
+
+    def record(module: torch.nn.Module, inputs: Any, output: Any) -> None:
+        if isinstance(module, torch.nn.Linear) and module.training:
+            dtypes.add(output.dtype)
+
+    hook = torch.nn.modules.module.register_module_forward_hook(record)
+    try:
+        results = train(train_args(task, tmp_path / "bf16", "--num_train_epochs", "1", "--mixed_precision", "bf16"))
+    finally:
+        hook.remove()
+    assert dtypes == {torch.bfloat16} and 0 <= results["accuracy"] <= 1
+
+
 def handmade_cache(folder: Path) -> Path:
     """Labelled examples a0..a39 with one copy each, unlabelled u0..u9 with one copy each."""
     with CacheWriter(folder) as writer:
