@@ -440,13 +440,8 @@ class StepValidation(TrainerCallback):
         collate: Callable[[list[dict[str, Any]]], dict[str, torch.Tensor]],
         tokenizer: Any,
     ) -> None:
-        self.trainer, self.config, self.validation, self.collate, self.tokenizer = (
-            trainer,
-            config,
-            validation,
-            collate,
-            tokenizer,
-        )
+        self.trainer, self.config, self.validation = trainer, config, validation
+        self.collate, self.tokenizer = collate, tokenizer
         self.metrics_path = Path(config.output_dir) / METRICS_FILE
         self.started = time.perf_counter()
 
@@ -561,9 +556,10 @@ def train(config: TrainConfig, resume_from: Path | None) -> dict[str, Any]:
 
     if resume_from is not None:
         run_state = resumed_run_state(resume_from, DistillRunState)
+        step = read_trainer_state(resume_from)["global_step"]
         if process.is_main_process:
-            trim_metrics(output_dir / METRICS_FILE, read_trainer_state(resume_from)["global_step"])
-        logger.info("Resuming from %s (step %d)", resume_from, read_trainer_state(resume_from)["global_step"])
+            trim_metrics(output_dir / METRICS_FILE, step)  # what the killed run logged after its checkpoint
+        logger.info("Resuming from %s (step %d)", resume_from, step)
     else:
         run_state = DistillRunState()
     trainer = DistillationTrainer(
