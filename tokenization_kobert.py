@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
+import itertools
 import json
 import os
 import re
@@ -355,7 +356,13 @@ class KoBertSegmenter:
 
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
         """The ids of each text (no special tokens), exactly ``ids_of_pieces(pieces(text))``."""
-        preprocessed = preprocess_texts(list(texts), self.remove_space, self.keep_accents, self.do_lower_case)
+        return self.encode_preprocessed(self.preprocess_batch(texts))
+
+    def preprocess_batch(self, texts: Sequence[str]) -> list[str]:
+        return preprocess_texts(list(texts), self.remove_space, self.keep_accents, self.do_lower_case)
+
+    def encode_preprocessed(self, preprocessed: list[str]) -> list[list[int]]:
+        """``encode_batch`` of texts already through ``preprocess_batch``."""
         rows = self.vocab_model.encode(preprocessed, num_threads=1)
         for i, ids in enumerate(rows):
             if (self.number_rule_ids and not self.number_rule_ids.isdisjoint(ids)) or (
@@ -787,6 +794,108 @@ def build_backend(
     return backend
 
 
+_NON_SPACE_RUNS = re.compile("[^ ]+")
+# Characters the pipeline's normaliser and KoBERT's preprocessing leave as they are, alone and next to each other:
+# printable ASCII and Hangul syllables (tests/test_tokenization_kobert.py checks each against the normaliser).
+_KEPT_AS_THEY_ARE = re.compile("[ -~\uac00-\ud7a3]*")
+
+
+def spaces_collapsed(text: str) -> str:
+    """``text`` with runs of U+0020 made one and none at either end: what the pipeline's normaliser does to spaces."""
+    return " ".join(_NON_SPACE_RUNS.findall(text))
+
+
+def word_split(normalized: str) -> str:
+    """A normalised text as the pipeline's pre-tokenizer writes it, and its pieces spell it: ``▁`` before each word."""
+    return SPIECE_UNDERLINE + normalized.replace(" ", SPIECE_UNDERLINE)
+
+
+def unknown_runs_filled(pieces: list[str], unknown: list[bool], written: str) -> list[str] | None:
+    """``pieces`` with each unknown piece replaced by the characters it covers in ``written`` (``word_split``): the
+    run up to where the next piece's text starts, since SentencePiece makes a run of characters it has no piece for
+    one unknown piece, and a known piece holds none of them. None when the pieces do not spell ``written``."""
+    surfaces: list[str] = []
+    position = 0
+    for index, (piece, is_unknown) in enumerate(zip(pieces, unknown, strict=True)):
+        if is_unknown:
+            following = pieces[index + 1] if index + 1 < len(pieces) else None
+            end = len(written) if following is None else written.find(following, position + 1)
+            if end <= position:
+                return None
+            piece = written[position:end]
+        elif not written.startswith(piece, position):
+            return None
+        surfaces.append(piece)
+        position += len(piece)
+    return surfaces
+
+
+def bulk_alignment(text: str, normalized: str, surfaces: list[str]) -> tuple[list[tuple[int, int]], list[int]] | None:
+    """The character offsets and word ids of the pieces spelling ``surfaces`` in ``text`` (their text in
+    ``word_split(normalized)``), as the tokenizers pipeline gives them, when the pipeline normalises ``text`` to
+    ``normalized`` character for character apart from spaces (the length of ``spaces_collapsed(text)``, each
+    character replaced by at most one); None when the surfaces do not spell ``word_split(normalized)``.
+
+    The pipeline's alignment, which tests/test_tokenization_kobert.py holds this to on 50,000 lines: a kept space
+    stands for the last of its run, the ``▁`` prepended to the first word for that word's first character, and a
+    token spans the original characters of its own.
+    """
+    if not surfaces:
+        return ([], []) if not normalized else None
+    if "".join(surfaces) != word_split(normalized):
+        return None
+    ends = list(itertools.accumulate(map(len, surfaces)))
+    if len(normalized) == len(text):  # no space dropped: character i of the word split is text's i - 1 (0 for i = 0)
+        offsets = [(start - 1, end - 1) for start, end in itertools.pairwise(ends)]
+        offsets.insert(0, (0, max(ends[0] - 1, 1)))  # a lone prepended ▁ spans the first character
+    else:
+        origin = []  # the original index of each character of the word split, its first ▁ included
+        for match in _NON_SPACE_RUNS.finditer(text):
+            origin.append(match.start() - 1 if origin else match.start())
+            origin.extend(range(match.start(), match.end()))
+        offsets = [(origin[start], origin[end - 1] + 1) for start, end in zip([0, *ends[:-1]], ends, strict=True)]
+    starts_word = (surface[0] == SPIECE_UNDERLINE for surface in surfaces)
+    return offsets, list(itertools.accumulate(starts_word, initial=-1))[1:]
+
+
+def pad_row(row: dict[str, list[Any]], padded_ids: list[int], side: str, pad_token: str) -> None:
+    """Pad a known row (``KnownEncoding``) to ``padded_ids`` as the pipeline pads its encodings."""
+    missing = len(padded_ids) - len(row["ids"])
+    if missing <= 0:
+        return
+    fill = {"tokens": pad_token, "offsets": (0, 0), "word_ids": None, "sequence_ids": None}
+    for key, value in fill.items():
+        row[key] = row[key] + [value] * missing if side == "right" else [value] * missing + row[key]
+    row["ids"] = list(padded_ids)
+
+
+class KnownEncoding:
+    """One row's encoding whose ids, tokens, offsets, word ids and sequence ids were computed in bulk; anything else
+    (``char_to_token``, ``overflowing``, ...) is the pipeline's ``tokenizers.Encoding``, computed on first use."""
+
+    def __init__(self, known: dict[str, list[Any]], pipeline: Callable[[], Any]) -> None:
+        self.ids, self.tokens, self.offsets = known["ids"], known["tokens"], known["offsets"]
+        self.word_ids, self.sequence_ids = known["word_ids"], known["sequence_ids"]
+        self._pipeline = pipeline
+
+    @property
+    def words(self) -> list[int | None]:
+        return self.word_ids
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pipeline(), name)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _pipeline_encoding, (self._pipeline,)
+
+
+def _pipeline_encoding(compute: Callable[[], Any]) -> Any:
+    return compute()
+
+
 class LazyEncodings(Sequence):
     """The ``tokenizers.Encoding`` objects of a batch, computed by ``compute`` the first time one is needed.
 
@@ -794,24 +903,38 @@ class LazyEncodings(Sequence):
     the other ``BatchEncoding`` methods then get them from the pipeline, for the same inputs and options.
     """
 
-    def __init__(self, compute: Callable[[], list[Any]], length: int) -> None:
+    def __init__(
+        self, compute: Callable[[], list[Any]], length: int, known: list[dict[str, list[Any]] | None] | None = None
+    ) -> None:
         self._compute = compute
         self._length = length
         self._encodings: list[Any] | None = None
+        self._known = known or [None] * length
 
     def _all(self) -> list[Any]:
         if self._encodings is None:
             self._encodings = self._compute()
         return self._encodings
 
-    def __getitem__(self, index: Any) -> Any:
+    def _row(self, index: int) -> Any:
+        known = self._known[index]
+        if known is None:
+            return self._all()[index]
+        return KnownEncoding(known, functools.partial(self._pipeline_row, index))
+
+    def _pipeline_row(self, index: int) -> Any:
         return self._all()[index]
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [self._row(i) for i in range(self._length)[index]]
+        return self._row(range(self._length)[index])
 
     def __len__(self) -> int:
         return self._length
 
     def __iter__(self) -> Iterator[Any]:
-        return iter(self._all())
+        return (self._row(i) for i in range(self._length))
 
     def __reduce__(self) -> tuple[Any, ...]:
         return list, (self._all(),)
@@ -836,7 +959,6 @@ def cycle_collection_paused() -> Iterator[None]:
 # Options only the tokenizers pipeline serves.
 _NEEDS_THE_PIPELINE = (
     "is_split_into_words",
-    "return_offsets_mapping",
     "return_overflowing_tokens",
     "sanitize_control_tokens",
 )
@@ -857,6 +979,8 @@ class KoBertTokenizerFast(_KoBertLayout, PreTrainedTokenizerFast):
     vocab_files_names = FAST_VOCAB_FILES_NAMES
     model_input_names = MODEL_INPUT_NAMES
     slow_tokenizer_class = KoBertTokenizer
+    # Offsets and word ids of single texts computed with the ids (``bulk_alignment``); False: by the pipeline.
+    offsets_in_bulk = True
 
     def __init__(
         self,
@@ -969,6 +1093,8 @@ class KoBertTokenizerFast(_KoBertLayout, PreTrainedTokenizerFast):
         """Whether ``_encode_in_bulk`` gives what the backend would: plain texts, no offsets, no overflow."""
         if any(options.get(flag) for flag in _NEEDS_THE_PIPELINE):
             return False
+        if options.get("return_offsets_mapping") and (text_pair is not None or not self.offsets_in_bulk):
+            return False
         if options.get("split_special_tokens", self.split_special_tokens):
             return False
         batched = not isinstance(text, str)
@@ -1001,6 +1127,13 @@ class KoBertTokenizerFast(_KoBertLayout, PreTrainedTokenizerFast):
             self._added_pattern = re.compile("(" + "|".join(re.escape(content) for content in key) + ")")
             self._added_pattern_key = key
         return self._added_pattern
+
+    def _ids_and_preprocessed(self, texts: Sequence[str]) -> tuple[list[list[int]], list[str] | None]:
+        """``_ids_without_specials``, and the preprocessed texts when no text holds an added token."""
+        if self._added_tokens_pattern().search("\n".join(texts)) is not None:
+            return self._ids_without_specials(texts), None
+        preprocessed = self.segmenter.preprocess_batch(texts)
+        return self.segmenter.encode_preprocessed(preprocessed), preprocessed
 
     def _ids_without_specials(self, texts: Sequence[str]) -> list[list[int]]:
         """Each text's ids: added tokens where the text has them, the engine's ids between them.
@@ -1052,6 +1185,91 @@ class KoBertTokenizerFast(_KoBertLayout, PreTrainedTokenizerFast):
                 columns["special_tokens_mask"] = [[0] * len(ids) for ids in columns["input_ids"]]
         return columns
 
+    @functools.cached_property
+    def _pieces_by_id(self) -> list[str]:
+        vocab = self._tokenizer.get_vocab(with_added_tokens=True)
+        pieces = [""] * (max(vocab.values()) + 1)
+        for piece, index in vocab.items():
+            pieces[index] = piece
+        return pieces
+
+    def _normalized_alike(self, text: str, collapsed: str, preprocessed: str | None) -> str | None:
+        """What the pipeline's normaliser makes of ``text`` when it only collapses its spaces and replaces characters
+        one for one (``bulk_alignment`` can align it), else None."""
+        if preprocessed == collapsed and _KEPT_AS_THEY_ARE.fullmatch(text):
+            return collapsed
+        normalizer = self._tokenizer.normalizer
+        normalized = normalizer.normalize_str(text) if normalizer is not None else text
+        if len(normalized) != len(collapsed):
+            return None
+        for before, after in zip(collapsed, normalized, strict=True):
+            if before != after and self._normalized_character(before) != after:
+                return None
+        return normalized
+
+    @functools.lru_cache(maxsize=4096)  # noqa: B019 - one small cache per tokenizer, living as long as it does
+    def _normalized_character(self, character: str) -> str:
+        normalizer = self._tokenizer.normalizer
+        return normalizer.normalize_str(character) if normalizer is not None else character
+
+    def _aligned_rows(
+        self, texts: list[str], preprocessed: list[str] | None, rows: list[list[int]]
+    ) -> list[tuple[list[int], list[str], list[tuple[int, int]], list[int]]]:
+        """Each text's ids, tokens, offsets and word ids (no special tokens, no truncation) as the pipeline gives
+        them: aligned in bulk (``bulk_alignment``, on the engine's ``rows``) where the normaliser only collapses
+        spaces and replaces characters one for one and the text has no added token, from the pipeline for the others
+        (``preprocessed``: the texts through KoBERT's preprocessing, or None)."""
+        pattern, by_id, unknown = self._added_tokens_pattern(), self._pieces_by_id, self.unk_token_id
+        aligned: list[tuple[list[int], list[str], list[tuple[int, int]], list[int]] | None] = []
+        for i, (text, ids) in enumerate(zip(texts, rows, strict=True)):
+            row = None
+            if preprocessed is not None or pattern.search(text) is None:
+                normalized = self._normalized_alike(text, spaces_collapsed(text), preprocessed and preprocessed[i])
+                if normalized is not None:
+                    surfaces = list(map(by_id.__getitem__, ids))
+                    if unknown in ids:  # an unknown token reads as the text it covers, as in the pipeline
+                        is_unknown = [index == unknown for index in ids]
+                        surfaces = unknown_runs_filled(surfaces, is_unknown, word_split(normalized)) or []
+                    found = bulk_alignment(text, normalized, surfaces)
+                    row = None if found is None else (ids, surfaces, *found)
+            aligned.append(row)
+        others = [text for text, row in zip(texts, aligned, strict=True) if row is None]
+        if others:
+            piped = iter(self._encode_with_backend(others, add_special_tokens=False, verbose=False).encodings)
+            for i, row in enumerate(aligned):
+                if row is None:
+                    encoding = next(piped)
+                    aligned[i] = (encoding.ids, encoding.tokens, encoding.offsets, encoding.word_ids)
+        return aligned
+
+    def _known_rows(
+        self,
+        aligned: list[tuple[list[int], list[str], list[tuple[int, int]], list[int]]],
+        keep: int | None,
+        specials: bool,
+    ) -> list[dict[str, list[Any]]]:
+        """Aligned rows truncated to ``keep`` tokens, between ``[CLS]`` and ``[SEP]`` with ``specials``."""
+        if keep is not None:
+            aligned = [
+                (ids[:keep], tokens[:keep], offsets[:keep], words[:keep]) for ids, tokens, offsets, words in aligned
+            ]
+        if not specials:
+            return [
+                {"ids": ids, "tokens": tokens, "offsets": offsets, "word_ids": words, "sequence_ids": [0] * len(ids)}
+                for ids, tokens, offsets, words in aligned
+            ]
+        cls_id, sep_id, cls, sep = self.cls_token_id, self.sep_token_id, self.cls_token, self.sep_token
+        return [
+            {
+                "ids": [cls_id, *ids, sep_id],
+                "tokens": [cls, *tokens, sep],
+                "offsets": [(0, 0), *offsets, (0, 0)],
+                "word_ids": [None, *words, None],
+                "sequence_ids": [None, *[0] * len(ids), None],
+            }
+            for ids, tokens, offsets, words in aligned
+        ]
+
     def _encode_in_bulk(
         self,
         text: str | Sequence[str],
@@ -1066,6 +1284,7 @@ class KoBertTokenizerFast(_KoBertLayout, PreTrainedTokenizerFast):
         return_token_type_ids: bool | None = None,
         return_attention_mask: bool | None = None,
         return_special_tokens_mask: bool = False,
+        return_offsets_mapping: bool = False,
         return_length: bool = False,
         verbose: bool = True,
         **kwargs: Any,
@@ -1073,13 +1292,20 @@ class KoBertTokenizerFast(_KoBertLayout, PreTrainedTokenizerFast):
         batched = not isinstance(text, str)
         if batched:  # copies: the encodings computed later must see the texts as they are now
             text, text_pair = list(text), None if text_pair is None else list(text_pair)
-        firsts = self._ids_without_specials(text if batched else [text])
+        texts = text if batched else [text]
+        firsts, preprocessed = self._ids_and_preprocessed(texts)
         seconds = None
         if text_pair is not None:
             seconds = self._ids_without_specials(text_pair if batched else [text_pair])
+        aligned = None
+        if return_offsets_mapping:  # single texts only (_bulk_can_encode)
+            aligned = self._aligned_rows(texts, preprocessed, firsts)
+            firsts = [row[0] for row in aligned]  # the pipeline's, where it aligned a row
+        keep = None
         if truncation_strategy != TruncationStrategy.DO_NOT_TRUNCATE:
             keep = max_length - (2 if add_special_tokens else 0)
             firsts = [ids[:keep] for ids in firsts]
+        known = None if aligned is None else self._known_rows(aligned, keep, add_special_tokens)
         if return_token_type_ids is None:
             return_token_type_ids = "token_type_ids" in self.model_input_names
         if return_attention_mask is None:
@@ -1107,6 +1333,11 @@ class KoBertTokenizerFast(_KoBertLayout, PreTrainedTokenizerFast):
                 for row in zip(*data.values(), strict=True)
             ]
             data = {key: [row[key] for row in rows] for key in data}
+        if known is not None:
+            side = padding_side or self.padding_side
+            for row, ids in zip(known, data["input_ids"], strict=True):
+                pad_row(row, ids, side, self.pad_token)
+            data["offset_mapping"] = [row["offsets"] for row in known]
         if return_length:
             data["length"] = [len(ids) for ids in data["input_ids"]]
         if not batched and return_tensors is None:  # as the pipeline's path unbatches: lists of lists only
@@ -1122,7 +1353,9 @@ class KoBertTokenizerFast(_KoBertLayout, PreTrainedTokenizerFast):
             "verbose": False,
             **kwargs,
         }
-        encodings = LazyEncodings(lambda: self._encode_with_backend(text, text_pair, **options).encodings, len(firsts))
+        encodings = LazyEncodings(
+            lambda: self._encode_with_backend(text, text_pair, **options).encodings, len(firsts), known
+        )
         return BatchEncoding(data, encodings, tensor_type=return_tensors, n_sequences=1 if seconds is None else 2)
 
     @property

@@ -6,11 +6,12 @@
 
 Every tokenizer encodes the same real lines in batches (ids, token types and attention masks), one after the other
 in this run, the Rust and C++ engines held to one thread: the reference, ``KoBertTokenizer`` (slow),
-``KoBertTokenizerFast`` (what AutoTokenizer returns), the same class on its pipeline path (asked for offsets, as
-NER and KorQuAD do), and ``tokenizer.json`` loaded without our code (``PreTrainedTokenizerFast``: the portable
-Unigram pipeline). Two lower bounds follow: SentencePiece's C++ encoder and tokenizers' Unigram model alone on the
-raw lines. Prints lines/s, MB/s, the speed-up over the reference and how many lines differ from the reference's
-ids, and writes the figures as JSON.
+``KoBertTokenizerFast`` (what AutoTokenizer returns), the same class asked for offsets as token classification and
+QA users ask (with ``word_ids()`` of every row): aligned in bulk (issue 34) and through the tokenizers pipeline (as
+before it, ``offsets_in_bulk = False``), and ``tokenizer.json`` loaded without our code
+(``PreTrainedTokenizerFast``: the portable Unigram pipeline). Two lower bounds follow: SentencePiece's C++ encoder
+and tokenizers' Unigram model alone on the raw lines. Prints lines/s, MB/s, the speed-up over the reference and how
+many lines differ from the reference's ids, and writes the figures as JSON.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +84,14 @@ def best_seconds(encode, batches: list[list[str]], repeats: int) -> tuple[float,
     return best, ids
 
 
+def with_word_ids(tokenizer: Any, batch: list[str]) -> Any:
+    """A token-classification call: ids and offsets, then every row's word ids."""
+    encoding = tokenizer(batch, return_offsets_mapping=True)
+    for row in range(len(batch)):
+        encoding.word_ids(row)
+    return encoding
+
+
 def bare_unigram_backend(fast: object) -> object:
     """The portable pipeline's Unigram model with no normaliser, pre-tokenizer, added tokens or post-processor."""
     from tokenizers import Tokenizer
@@ -110,6 +120,8 @@ def measure_tokenizer_speed(options: TokenizerSpeedOptions) -> dict[str, Any]:
     batches = [lines[i : i + size] for i in range(0, len(lines), size)]
     files = {"vocab_file": f"{kobert}/tokenizer_78b3253a26.model", "vocab_txt": f"{kobert}/vocab.txt"}
     fast = KoBertTokenizerFast(**files)
+    piped = KoBertTokenizerFast(**files)
+    piped.offsets_in_bulk = False
     with tempfile.TemporaryDirectory() as folder:
         fast.save_pretrained(folder)
         portable = PreTrainedTokenizerFast(tokenizer_file=f"{folder}/tokenizer.json")
@@ -117,7 +129,8 @@ def measure_tokenizer_speed(options: TokenizerSpeedOptions) -> dict[str, Any]:
         "reference (kobert-transformers 0.6.0)": ReferenceKoBertTokenizer(**files),
         "KoBertTokenizer (slow)": KoBertTokenizer(**files),
         "KoBertTokenizerFast (AutoTokenizer's class)": fast,
-        "KoBertTokenizerFast, pipeline path (offsets)": lambda batch: fast(batch, return_offsets_mapping=True),
+        "KoBertTokenizerFast with offsets and word_ids() (in bulk)": partial(with_word_ids, fast),
+        "KoBertTokenizerFast with offsets and word_ids() (pipeline)": partial(with_word_ids, piped),
         "tokenizer.json without our code (portable Unigram)": portable,
     }
 

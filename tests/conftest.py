@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import itertools
 import os
@@ -9,6 +10,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -243,3 +245,14 @@ def served_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "sentence-mean": root / "sentence-mean",
         "sentence-cls-normalized": root / "sentence-cls-normalized",
     }
+
+
+@contextlib.contextmanager
+def through_the_pipeline(tokenizer: Any) -> Iterator[Any]:
+    """``tokenizer`` (a ``KoBertTokenizerFast``) with offsets given by the tokenizers pipeline, as before issue 34
+    (``offsets_in_bulk`` off): the oracle of the bulk path's offsets, word ids and tokens."""
+    tokenizer.offsets_in_bulk = False
+    try:
+        yield tokenizer
+    finally:
+        del tokenizer.offsets_in_bulk  # the class's again

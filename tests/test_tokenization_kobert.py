@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import sentencepiece as spm
 import torch
-from conftest import BUNDLED_REVIEWS, KOBERT_FILES, ROOT, SHARED_CORPUS, read_lines
+from conftest import BUNDLED_REVIEWS, KOBERT_FILES, ROOT, SHARED_CORPUS, read_lines, through_the_pipeline
 from sentencepiece import sentencepiece_model_pb2
 from tokenizers import Tokenizer
 from transformers import AddedToken, AutoTokenizer, DataCollatorForLanguageModeling, DataCollatorWithPadding
@@ -52,8 +52,9 @@ def reference_tokenizer(files):
 
 
 def with_backend(tokenizer, *args, **kwargs):
-    """The same call through the tokenizers pipeline (offsets force it), without the offsets."""
-    encoding = tokenizer(*args, return_offsets_mapping=True, **kwargs)
+    """The same call through the tokenizers pipeline (offsets from the pipeline force it), without the offsets."""
+    with through_the_pipeline(tokenizer):
+        encoding = tokenizer(*args, return_offsets_mapping=True, **kwargs)
     return {key: value for key, value in encoding.items() if key != "offset_mapping"}
 
 
@@ -214,6 +215,50 @@ def test_offsets_word_ids_and_tokens_are_the_pipelines(fast_tokenizer) -> None:
             )
 
 
+def aligned_rows(encoding, rows: int) -> list[tuple]:
+    """What the offsets path gives for each row: ids, offsets, word ids, tokens, sequence ids, attention mask."""
+    columns = ("input_ids", "offset_mapping", "attention_mask")
+    return [
+        (
+            *(encoding[column][i] for column in columns if column in encoding),
+            encoding.word_ids(i),
+            encoding.tokens(i),
+            encoding.sequence_ids(i),
+        )
+        for i in range(rows)
+    ]
+
+
+OFFSETS_OPTIONS = [
+    {},
+    {"truncation": True, "max_length": 12},
+    {"padding": True, "padding_side": "left"},
+    {"add_special_tokens": False, "padding": "max_length", "max_length": 64, "truncation": True},
+]
+
+
+@pytest.mark.parametrize(
+    "options", OFFSETS_OPTIONS, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()) or "plain"
+)
+def test_offsets_in_bulk_are_the_pipelines_on_the_parity_lines(options: dict) -> None:
+    # Issue 34: single texts asked for offsets are aligned in bulk; the pipeline (as before) is the oracle for every
+    # row: ids, offsets, word_ids(), tokens(), sequence_ids(). 50,000 lines with the defaults, 5,000 with options.
+    fast = KoBertTokenizerFast(**KOBERT_FILES)
+    lines = [*parity_lines(50_000 if not options else 5_000)[0], *EDGE_CASES, "", "   ", "殊", "😀 좋아", "  a  b  "]
+    for start in range(0, len(lines), 1_000):
+        batch = lines[start : start + 1_000]
+        ours = aligned_rows(fast(batch, return_offsets_mapping=True, **options), len(batch))
+        with through_the_pipeline(fast):
+            theirs = aligned_rows(fast(batch, return_offsets_mapping=True, **options), len(batch))
+        differing = next((i for i, (a, b) in enumerate(zip(ours, theirs, strict=True)) if a != b), None)
+        assert differing is None, f"{batch[differing]!r}:\n{ours[differing]}\n{theirs[differing]}"
+    single = fast(lines[5], return_offsets_mapping=True, return_tensors="pt")
+    with through_the_pipeline(fast):
+        assert torch.equal(
+            single["offset_mapping"], fast(lines[5], return_offsets_mapping=True, return_tensors="pt")["offset_mapping"]
+        )
+
+
 BULK_OPTIONS = [
     {},
     {"add_special_tokens": False},
@@ -245,7 +290,8 @@ def test_bulk_encoding_equals_the_pipeline(options: dict, fast_tokenizer) -> Non
 def test_word_ids_and_tokens_of_a_plain_call(fast_tokenizer) -> None:
     lines = ["이 영화 진짜 재밌다ㅋㅋ", "1,000만 관객 [MASK]", ""]
     plain = fast_tokenizer(lines, padding=True)
-    piped = fast_tokenizer(lines, padding=True, return_offsets_mapping=True)
+    with through_the_pipeline(fast_tokenizer):
+        piped = fast_tokenizer(lines, padding=True, return_offsets_mapping=True)
     assert plain.is_fast and plain.n_sequences == 1
     for i in range(len(lines)):
         assert plain.word_ids(i) == piped.word_ids(i)
