@@ -444,6 +444,11 @@ def _is_text_batch(value: Any) -> bool:
     return isinstance(value, (list, tuple)) and set(map(type, value)) <= {str}
 
 
+def _is_words_batch(value: Any) -> bool:
+    """A batch of texts given as lists of words, as transformers tells it from one text given so."""
+    return isinstance(value, (list, tuple)) and bool(value) and isinstance(value[0], (list, tuple))
+
+
 def _text_leaves(value: Any) -> Iterator[Any]:
     """The items of a text argument at any depth: a text, a batch, a pair, words, a batch of pairs of words."""
     if isinstance(value, (list, tuple)):
@@ -958,7 +963,6 @@ def cycle_collection_paused() -> Iterator[None]:
 
 # Options only the tokenizers pipeline serves.
 _NEEDS_THE_PIPELINE = (
-    "is_split_into_words",
     "return_overflowing_tokens",
     "sanitize_control_tokens",
 )
@@ -1097,6 +1101,11 @@ class KoBertTokenizerFast(_KoBertLayout, PreTrainedTokenizerFast):
             return False
         if options.get("split_special_tokens", self.split_special_tokens):
             return False
+        if options.get("is_split_into_words"):  # words as lists: single sequences, aligned word by word
+            words = text if _is_words_batch(text) else [text]
+            if text_pair is not None or not self.offsets_in_bulk or not all(map(_is_text_batch, words)) or not words:
+                return False
+            text = [word for row in words for word in row]
         batched = not isinstance(text, str)
         if batched and not (_is_text_batch(text) and (text_pair is None or _is_text_batch(text_pair))):
             return False
@@ -1242,6 +1251,29 @@ class KoBertTokenizerFast(_KoBertLayout, PreTrainedTokenizerFast):
                     aligned[i] = (encoding.ids, encoding.tokens, encoding.offsets, encoding.word_ids)
         return aligned
 
+    def _aligned_word_rows(
+        self, rows: list[list[str]]
+    ) -> list[tuple[list[int], list[str], list[tuple[int, int]], list[int]]]:
+        """``_aligned_rows`` of texts given as lists of words: every word aligned as a text (its offsets inside it),
+        word ids counting the words of the list, as the pipeline gives them for pre-tokenized input."""
+        words = [word for row in rows for word in row]
+        ids, preprocessed = self._ids_and_preprocessed(words)
+        aligned_words = iter(self._aligned_rows(words, preprocessed, ids))
+        aligned = []
+        for row in rows:
+            ids_row: list[int] = []
+            tokens: list[str] = []
+            offsets: list[tuple[int, int]] = []
+            word_ids: list[int] = []
+            for index in range(len(row)):
+                word_token_ids, word_tokens, word_offsets, _ = next(aligned_words)
+                ids_row += word_token_ids
+                tokens += word_tokens
+                offsets += word_offsets
+                word_ids += [index] * len(word_token_ids)
+            aligned.append((ids_row, tokens, offsets, word_ids))
+        return aligned
+
     def _known_rows(
         self,
         aligned: list[tuple[list[int], list[str], list[tuple[int, int]], list[int]]],
@@ -1289,18 +1321,22 @@ class KoBertTokenizerFast(_KoBertLayout, PreTrainedTokenizerFast):
         verbose: bool = True,
         **kwargs: Any,
     ) -> BatchEncoding:
-        batched = not isinstance(text, str)
+        split_into_words = kwargs.get("is_split_into_words", False)
+        batched = _is_words_batch(text) if split_into_words else not isinstance(text, str)
         if batched:  # copies: the encodings computed later must see the texts as they are now
             text, text_pair = list(text), None if text_pair is None else list(text_pair)
         texts = text if batched else [text]
-        firsts, preprocessed = self._ids_and_preprocessed(texts)
-        seconds = None
+        seconds = aligned = None
+        if split_into_words:  # each word aligned as a text of its own, as the pipeline segments it
+            aligned = self._aligned_word_rows(texts)
+            firsts = [row[0] for row in aligned]
+        else:
+            firsts, preprocessed = self._ids_and_preprocessed(texts)
+            if return_offsets_mapping:  # single texts only (_bulk_can_encode)
+                aligned = self._aligned_rows(texts, preprocessed, firsts)
+                firsts = [row[0] for row in aligned]  # the pipeline's, where it aligned a row
         if text_pair is not None:
             seconds = self._ids_without_specials(text_pair if batched else [text_pair])
-        aligned = None
-        if return_offsets_mapping:  # single texts only (_bulk_can_encode)
-            aligned = self._aligned_rows(texts, preprocessed, firsts)
-            firsts = [row[0] for row in aligned]  # the pipeline's, where it aligned a row
         keep = None
         if truncation_strategy != TruncationStrategy.DO_NOT_TRUNCATE:
             keep = max_length - (2 if add_special_tokens else 0)
@@ -1337,7 +1373,8 @@ class KoBertTokenizerFast(_KoBertLayout, PreTrainedTokenizerFast):
             side = padding_side or self.padding_side
             for row, ids in zip(known, data["input_ids"], strict=True):
                 pad_row(row, ids, side, self.pad_token)
-            data["offset_mapping"] = [row["offsets"] for row in known]
+            if return_offsets_mapping:
+                data["offset_mapping"] = [row["offsets"] for row in known]
         if return_length:
             data["length"] = [len(ids) for ids in data["input_ids"]]
         if not batched and return_tensors is None:  # as the pipeline's path unbatches: lists of lists only

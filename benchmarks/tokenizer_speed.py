@@ -23,6 +23,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -34,7 +35,8 @@ os.environ["TOKENIZERS_PARALLELISM"] = "false"
 from common.config import key, run_command  # transformers, after the thread settings
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED_CORPUS = ROOT.parent / "shared" / "data" / "corpus" / "reviews.txt.gz"
+SHARED_DATA = ROOT.parent / "shared" / "data"
+SHARED_CORPUS = SHARED_DATA / "corpus" / "reviews.txt.gz"
 BUNDLED_CORPUS = ROOT / "data" / "reviews.txt.gz"
 
 
@@ -51,6 +53,12 @@ class TokenizerSpeedOptions:
     lines: int = key(30_000, "How many lines to encode.")
     batch_size: int = key(1000, "Lines per call.")
     repeats: int = key(3, "Timed passes per tokenizer; the best is kept.")
+    ner_file: str = key(str(SHARED_DATA / "naver_ner" / "train.tsv"), "Naver NER sentences for finetune.ner's encode.")
+    ner_sentences: int = key(10_000, "How many NER sentences to encode.")
+    korquad_file: str = key(
+        str(SHARED_DATA / "korquad" / "KorQuAD_v1.0_dev.json"), "KorQuAD 1.0 questions for finetune.korquad's encode."
+    )
+    korquad_questions: int = key(1_000, "How many KorQuAD questions to encode.")
     output_file: str = key(str(ROOT / "benchmarks" / "results" / "tokenizer_speed.json"), "The figures, as JSON.")
 
     def validate(self) -> None:
@@ -90,6 +98,53 @@ def with_word_ids(tokenizer: Any, batch: list[str]) -> Any:
     for row in range(len(batch)):
         encoding.word_ids(row)
     return encoding
+
+
+def timed(encode: Callable[[], Any], repeats: int) -> tuple[float, Any]:
+    """Fastest of ``repeats`` calls of ``encode``, and what the last one returned."""
+    best, result = float("inf"), None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = encode()
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
+def task_encodings(fast: Any, piped: Any, options: TokenizerSpeedOptions) -> list[dict[str, Any]]:
+    """The fine-tuning commands' own encoding of their training data (``finetune.ner.encode``: words as lists with
+    word ids; ``finetune.korquad.encode``: questions cut by their offsets, then question-context windows with
+    offsets), by the fast class as it is and as it was (offsets and words through the pipeline), side by side; a
+    data file that is not there (no ../shared) leaves its task out."""
+    from common.readers import read_labels, read_ner, read_squad
+    from finetune import korquad, ner
+
+    tasks: dict[str, tuple[Callable[[Any], Any], int]] = {}
+    if Path(options.ner_file).is_file():
+        labels = read_labels(str(Path(options.ner_file).parent / "label.txt"))
+        records = read_ner(options.ner_file, labels)[: options.ner_sentences]
+        label2id = {label: i for i, label in enumerate(labels)}
+        tasks["finetune.ner encode (sentences)"] = (lambda t: ner.encode(t, records, label2id, 128), len(records))
+    if Path(options.korquad_file).is_file():
+        examples = read_squad(options.korquad_file)[0][: options.korquad_questions]
+        tasks["finetune.korquad encode (questions)"] = (
+            lambda t: korquad.encode(t, examples, 384, 128, 64, with_labels=True),
+            len(examples),
+        )
+    rows = []
+    for name, (encode, count) in tasks.items():
+        before, expected = timed(lambda: encode(piped), options.repeats)  # noqa: B023 - called within the loop
+        after, features = timed(lambda: encode(fast), options.repeats)  # noqa: B023
+        rows.append(
+            {
+                "encode": name,
+                "items": count,
+                "seconds_before": round(before, 3),
+                "seconds_after": round(after, 3),
+                "speedup": round(before / after, 2),
+                "same_features": features == expected,
+            }
+        )
+    return rows
 
 
 def bare_unigram_backend(fast: object) -> object:
@@ -173,6 +228,7 @@ def measure_tokenizer_speed(options: TokenizerSpeedOptions) -> dict[str, Any]:
             "batch_size": size,
             "threads": 1,
             "results": results,
+            "fine_tuning_encodes": task_encodings(fast, piped, options),
         },
     )
     return {**report, "output_file": options.output_file}
@@ -192,6 +248,13 @@ def main(argv: list[str] | None = None) -> int:
         unlike = "n/a" if r["lines_unlike_reference"] is None else f"{r['lines_unlike_reference']:,}"
         print(
             f"| {r['tokenizer']} | {r['lines_per_s']:,} | {r['mb_per_s']} | {r['speedup_vs_reference']}x | {unlike} |"
+        )
+    print("| fine-tuning encode | items | seconds before (pipeline) | seconds after | speed-up | same features |")
+    print("|---|---:|---:|---:|---:|---|")
+    for r in report["fine_tuning_encodes"]:
+        print(
+            f"| {r['encode']} | {r['items']:,} | {r['seconds_before']} | {r['seconds_after']} | {r['speedup']}x | "
+            f"{'yes' if r['same_features'] else 'NO'} |"
         )
     print(f"wrote {os.path.relpath(report['output_file'], ROOT)}")
     return 0

@@ -259,6 +259,36 @@ def test_offsets_in_bulk_are_the_pipelines_on_the_parity_lines(options: dict) ->
         )
 
 
+WORDS_OPTIONS = [
+    {},
+    {"return_offsets_mapping": True},
+    {"truncation": True, "max_length": 12},
+    {"padding": True, "padding_side": "left", "return_offsets_mapping": True},
+    {"add_special_tokens": False},
+]
+EDGE_WORDS = [" 좋다", "ﬁ", "", "  ", "a b", "[MASK]", "😀", "ㅋㅋ", "1,000,", "가\u11a8", "殊"]
+
+
+@pytest.mark.parametrize("options", WORDS_OPTIONS, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()) or "plain")
+def test_words_as_lists_in_bulk_are_the_pipelines(options: dict) -> None:
+    # Issue 34: texts given as lists of words (token classification: is_split_into_words=True) are segmented word by
+    # word in bulk; the pipeline (as before) is the oracle for every row. 10,000 lines with the defaults, 2,000 with
+    # options, split at spaces, and the edge cases as words.
+    fast = KoBertTokenizerFast(**KOBERT_FILES)
+    lines = parity_lines(10_000 if not options else 2_000)[0]
+    rows = [line.split() for line in [*lines, *EDGE_CASES]] + [EDGE_WORDS, [""], ["좋다"]]
+    for start in range(0, len(rows), 1_000):
+        batch = rows[start : start + 1_000]
+        ours = aligned_rows(fast(batch, is_split_into_words=True, **options), len(batch))
+        with through_the_pipeline(fast):
+            theirs = aligned_rows(fast(batch, is_split_into_words=True, **options), len(batch))
+        differing = next((i for i, (a, b) in enumerate(zip(ours, theirs, strict=True)) if a != b), None)
+        assert differing is None, f"{batch[differing]!r}:\n{ours[differing]}\n{theirs[differing]}"
+    with through_the_pipeline(fast):
+        expected = dict(fast(EDGE_WORDS, is_split_into_words=True, **options))
+    assert dict(fast(EDGE_WORDS, is_split_into_words=True, **options)) == expected
+
+
 BULK_OPTIONS = [
     {},
     {"add_special_tokens": False},

@@ -69,6 +69,12 @@ def test_random_unicode_gives_the_same_ids(tokenizers) -> None:
         offsets = fast(text, pair, return_offsets_mapping=True)
         rows = (offsets["input_ids"], offsets["offset_mapping"], offsets.word_ids(), offsets.tokens())
         assert rows == (piped["input_ids"], piped["offset_mapping"], piped.word_ids(), piped.tokens())
+        # Texts given as lists of words (split at spaces), aligned word by word in bulk since issue 34.
+        words = text.split(" ")
+        ours = fast(words, is_split_into_words=True, return_offsets_mapping=True)
+        with through_the_pipeline(fast):
+            theirs = fast(words, is_split_into_words=True, return_offsets_mapping=True)
+        assert (dict(ours), ours.word_ids(), ours.tokens()) == (dict(theirs), theirs.word_ids(), theirs.tokens())
 
     check()
 
