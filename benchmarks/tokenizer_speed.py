@@ -189,11 +189,17 @@ def measure_tokenizer_speed(options: TokenizerSpeedOptions) -> dict[str, Any]:
         "tokenizer.json without our code (portable Unigram)": portable,
     }
 
-    # Lower bounds, not tokenizers: the two unigram engines alone on the raw lines, without KoBERT's preprocessing,
-    # special tokens or transformers' wrapping. They show how much of the cost is the engine itself.
+    # Parts and lower bounds, not tokenizers: where a plain call of the fast class spends its time (KoBERT's
+    # preprocessing; the engine's ids, before special tokens, masks and transformers' BatchEncoding), and the two
+    # unigram engines alone on the raw lines. They show how much of the cost is the engine itself.
     sp_model = fast.segmenter.sp_model
     bare_unigram = bare_unigram_backend(fast)
+    segmenter = fast.segmenter
     engines = {
+        "part: KoBERT's preprocessing alone": lambda batch: {"input_ids": segmenter.preprocess_batch(batch)},
+        "part: the engine's ids (preprocessing, SentencePiece, number rule)": lambda batch: {
+            "input_ids": segmenter.encode_batch(batch)
+        },
         "bound: sentencepiece C++ encode alone": lambda batch: {"input_ids": sp_model.encode(batch, num_threads=1)},
         "bound: tokenizers Unigram model alone": lambda batch: {
             "input_ids": [e.ids for e in bare_unigram.encode_batch_fast(batch)]
