@@ -973,9 +973,11 @@ class KoBertTokenizerFast(_KoBertLayout, PreTrainedTokenizerFast):
 
     Plain calls (texts or pairs, padding, truncation of single texts, ``return_tensors``) are encoded in bulk by
     ``KoBertSegmenter.encode_batch``; ``word_ids()``, ``tokens()`` and the other ``BatchEncoding`` methods work on
-    the result as on any fast tokenizer's. Calls that need the pipeline (offsets, overflow with stride, words given
-    as lists, truncation of pairs, ``split_special_tokens``) run through the ``tokenizers`` backend, whose
-    pre-tokenizer (``ExactWords``) gives it the same ids. Loads ``tokenizer.json`` when the folder has one, otherwise
+    the result as on any fast tokenizer's. Offsets of single texts and texts given as lists of words are aligned
+    with the ids (``bulk_alignment``, the pipeline's own alignment; ``offsets_in_bulk = False`` leaves them to the
+    pipeline). Calls that need the pipeline (offsets of pairs, overflow with stride, truncation of pairs,
+    ``split_special_tokens``) run through the ``tokenizers`` backend, whose pre-tokenizer (``ExactWords``) gives it
+    the same ids. Loads ``tokenizer.json`` when the folder has one, otherwise
     converts the SentencePiece model and ``vocab.txt`` on the fly; either way it needs the SentencePiece model. Takes
     the same constructor arguments as ``KoBertTokenizer``.
     """

@@ -229,6 +229,18 @@ def aligned_rows(encoding, rows: int) -> list[tuple]:
     ]
 
 
+def assert_rows_are_the_pipelines(fast, inputs: list, **options) -> None:
+    """Every row of ``fast(inputs, **options)`` (in batches of 1,000) equal to the pipeline's (as before issue 34),
+    the first differing input named."""
+    for start in range(0, len(inputs), 1_000):
+        batch = inputs[start : start + 1_000]
+        ours = aligned_rows(fast(batch, **options), len(batch))
+        with through_the_pipeline(fast):
+            theirs = aligned_rows(fast(batch, **options), len(batch))
+        differing = next((i for i, (a, b) in enumerate(zip(ours, theirs, strict=True)) if a != b), None)
+        assert differing is None, f"{batch[differing]!r}:\n{ours[differing]}\n{theirs[differing]}"
+
+
 OFFSETS_OPTIONS = [
     {},
     {"truncation": True, "max_length": 12},
@@ -245,13 +257,7 @@ def test_offsets_in_bulk_are_the_pipelines_on_the_parity_lines(options: dict) ->
     # row: ids, offsets, word_ids(), tokens(), sequence_ids(). 50,000 lines with the defaults, 5,000 with options.
     fast = KoBertTokenizerFast(**KOBERT_FILES)
     lines = [*parity_lines(50_000 if not options else 5_000)[0], *EDGE_CASES, "", "   ", "殊", "😀 좋아", "  a  b  "]
-    for start in range(0, len(lines), 1_000):
-        batch = lines[start : start + 1_000]
-        ours = aligned_rows(fast(batch, return_offsets_mapping=True, **options), len(batch))
-        with through_the_pipeline(fast):
-            theirs = aligned_rows(fast(batch, return_offsets_mapping=True, **options), len(batch))
-        differing = next((i for i, (a, b) in enumerate(zip(ours, theirs, strict=True)) if a != b), None)
-        assert differing is None, f"{batch[differing]!r}:\n{ours[differing]}\n{theirs[differing]}"
+    assert_rows_are_the_pipelines(fast, lines, return_offsets_mapping=True, **options)
     single = fast(lines[5], return_offsets_mapping=True, return_tensors="pt")
     with through_the_pipeline(fast):
         assert torch.equal(
@@ -277,13 +283,7 @@ def test_words_as_lists_in_bulk_are_the_pipelines(options: dict) -> None:
     fast = KoBertTokenizerFast(**KOBERT_FILES)
     lines = parity_lines(10_000 if not options else 2_000)[0]
     rows = [line.split() for line in [*lines, *EDGE_CASES]] + [EDGE_WORDS, [""], ["좋다"]]
-    for start in range(0, len(rows), 1_000):
-        batch = rows[start : start + 1_000]
-        ours = aligned_rows(fast(batch, is_split_into_words=True, **options), len(batch))
-        with through_the_pipeline(fast):
-            theirs = aligned_rows(fast(batch, is_split_into_words=True, **options), len(batch))
-        differing = next((i for i, (a, b) in enumerate(zip(ours, theirs, strict=True)) if a != b), None)
-        assert differing is None, f"{batch[differing]!r}:\n{ours[differing]}\n{theirs[differing]}"
+    assert_rows_are_the_pipelines(fast, rows, is_split_into_words=True, **options)
     with through_the_pipeline(fast):
         expected = dict(fast(EDGE_WORDS, is_split_into_words=True, **options))
     assert dict(fast(EDGE_WORDS, is_split_into_words=True, **options)) == expected
