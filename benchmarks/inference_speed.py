@@ -55,7 +55,6 @@ KOBERT_TOKENIZER = {
     "vocab_txt": str(ROOT / "data" / "kobert" / "vocab.txt"),
 }
 REVIEWS = str(ROOT / "data" / "nsmc_test.txt.gz")
-BACKENDS = ("PyTorch", "ONNX", "ONNX int8")
 Call = Callable[[dict[str, np.ndarray]], Any]
 
 
