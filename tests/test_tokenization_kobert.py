@@ -16,6 +16,7 @@ from tokenizers import Tokenizer
 from transformers import AddedToken, AutoTokenizer, DataCollatorForLanguageModeling, DataCollatorWithPadding
 
 from tokenization_kobert import (
+    _KEPT_AS_THEY_ARE,
     KoBertTokenizer,
     KoBertTokenizerFast,
     join_pieces,
@@ -227,6 +228,20 @@ def aligned_rows(encoding, rows: int) -> list[tuple]:
         )
         for i in range(rows)
     ]
+
+
+def test_the_fast_character_class_is_left_as_it_is(fast_tokenizer) -> None:
+    # bulk_alignment skips the normaliser for texts of printable ASCII and Hangul syllables whose preprocessing only
+    # collapsed spaces: every such character, alone and all of them side by side, must come out of the pipeline's
+    # normaliser and KoBERT's preprocessing unchanged. (Doubled quotes do change, in both: the bulk path compares the
+    # preprocessed text too.)
+    characters = [chr(c) for c in [*range(0x21, 0x7F), *range(0xAC00, 0xD7A4)]]
+    assert all(_KEPT_AS_THEY_ARE.fullmatch(c) for c in characters) and not _KEPT_AS_THEY_ARE.fullmatch("ㅋ")
+    normalizer = fast_tokenizer.backend_tokenizer.normalizer
+    together = "".join(characters)
+    for text in (*characters, together):
+        assert normalizer.normalize_str(text) == text and preprocess_text(text, True, False, False) == text, text
+    assert normalizer.normalize_str("a``b") == preprocess_text("a``b", True, False, False) == 'a"b'
 
 
 def assert_rows_are_the_pipelines(fast, inputs: list, **options) -> None:
