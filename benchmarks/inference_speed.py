@@ -132,8 +132,6 @@ def tried_int8_graphs(model: torch.nn.Module, folder: Path, threads: int, exampl
     ``serve.export`` makes (traced on eager attention): traced on SDPA attention, as transformers loads a model (what
     ``serve.export`` did before issue 34), and the eager trace through ONNX Runtime's transformer optimizer (which
     fuses its attention, LayerNorms and GELUs) before quantising."""
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.transformers import optimizer
 
     from serve.onnx_export import export_float, quantize_int8
@@ -145,12 +143,7 @@ def tried_int8_graphs(model: torch.nn.Module, folder: Path, threads: int, exampl
     heads, hidden = model.config.num_attention_heads, model.config.hidden_size
     fused = optimizer.optimize_model(str(folder / ONNX_FOLDER / FLOAT_FILE), "bert", heads, hidden, opt_level=1)
     fused.save_model_to_file(str(work / "fused.onnx"))
-    quantize_dynamic(  # the optimizer's fused ops carry no inferred types: the quantiser is told float
-        str(work / "fused.onnx"),
-        str(work / "fused_int8.onnx"),
-        weight_type=QuantType.QInt8,
-        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-    )
+    quantize_int8(work / "fused.onnx", work / "fused_int8.onnx")
     return {
         "ONNX int8, SDPA trace": onnx_backend(str(work / "sdpa_int8.onnx"), threads),
         "ONNX int8, ORT transformer optimizer": onnx_backend(str(work / "fused_int8.onnx"), threads),

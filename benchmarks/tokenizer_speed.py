@@ -84,12 +84,7 @@ def read_lines(path: Path, count: int) -> list[str]:
 
 def best_seconds(encode, batches: list[list[str]], repeats: int) -> tuple[float, list[list[int]]]:
     """Fastest of ``repeats`` full passes, and the ids of the last pass."""
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        ids = [row for batch in batches for row in encode(batch)["input_ids"]]
-        best = min(best, time.perf_counter() - start)
-    return best, ids
+    return timed(lambda: [row for batch in batches for row in encode(batch)["input_ids"]], repeats)
 
 
 def with_word_ids(tokenizer: Any, batch: list[str]) -> Any:

@@ -3,7 +3,8 @@ on ``transformers.Trainer``: AdamW with warm-up and linear decay, gradient accum
 processes, checkpoints and their exact resume are Trainer's. What Trainer has no notion of is added here:
 
 - ``StagedTrainer``: checkpoints published whole (written into a staging folder, then renamed to
-  ``checkpoint-STEP``) with the run's own state inside (``RUN_STATE_FILE``), the ``group_by_length`` order seeded
+  ``checkpoint-STEP``) with the run's own state inside (``RUN_STATE_FILE``: a dataclass with ``train_seconds``,
+  which the trainer keeps, resumed runs included), the ``group_by_length`` order seeded
   by epoch (Trainer's draws from the global generator, which a resume has not restored yet: measured 0.0023 off the
   uninterrupted weights in epoch 2), and the loss of accumulated micro-batches averaged for our models;
 - ``QuietProgress``: Trainer's progress bar without the log lines it prints to stdout;
@@ -19,6 +20,7 @@ import dataclasses
 import inspect
 import logging
 import shutil
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -92,8 +94,8 @@ class StagedTrainer(Trainer):
     """``Trainer`` whose checkpoints are published whole: written into a staging folder, then renamed to
     ``checkpoint-STEP`` with ``run_state`` (a dataclass) inside, so that a folder of that name is always complete (a
     run killed while saving leaves the staging folder, which the next save replaces); the newest
-    ``keep_checkpoints`` are kept. With ``lengths`` (one per training example), batches of similar length in an order
-    seeded by epoch."""
+    ``keep_checkpoints`` are kept. ``run_state.train_seconds`` counts the training time, carried across resumes.
+    With ``lengths`` (one per training example), batches of similar length in an order seeded by epoch."""
 
     def __init__(
         self, *args: Any, run_state: Any, lengths: list[int] | None, keep_checkpoints: int = 1, **kwargs: Any
@@ -107,7 +109,9 @@ class StagedTrainer(Trainer):
         # Our models average their loss over the batch and ignore num_items_in_batch (their forward takes **kwargs,
         # which makes Trainer think otherwise and skip dividing by the accumulated micro-batches).
         self.model_accepts_loss_kwargs = False
+        self.clock = TrainingClock(run_state)
         self.add_callback(SamplerEpoch(self))
+        self.add_callback(self.clock)
 
     def _get_train_sampler(self, train_dataset: Any = None) -> Any:
         if self.lengths is None:
@@ -127,6 +131,7 @@ class StagedTrainer(Trainer):
         """Called on the main process: files of the run's own to put in the checkpoint ``folder``."""
 
     def _save_checkpoint(self, model: nn.Module, trial: Any) -> None:
+        self.clock.update()
         self.before_checkpoint()
         output = Path(self.args.output_dir)
         staging = output / STAGING_DIR
@@ -161,6 +166,26 @@ class SamplerEpoch(TrainerCallback):
     def on_epoch_begin(self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
         if self.trainer.sampler is not None:
             self.trainer.sampler.set_epoch(int(state.epoch))
+
+
+class TrainingClock(TrainerCallback):
+    """Keeps ``run_state.train_seconds``: the seconds since training began, plus those of the run it resumes."""
+
+    def __init__(self, run_state: Any) -> None:
+        self.run_state = run_state
+        self.started = time.perf_counter()
+
+    def update(self) -> None:
+        self.run_state.train_seconds = time.perf_counter() - self.started
+
+    def on_train_begin(self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+        self.started = time.perf_counter() - self.run_state.train_seconds
+
+    def on_step_end(self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+        self.update()
+
+    def on_train_end(self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+        self.update()
 
 
 def resumed_run_state(checkpoint: Path, state_class: type[RunState]) -> RunState:

@@ -12,7 +12,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -443,14 +442,9 @@ class StepValidation(TrainerCallback):
         self.trainer, self.config, self.validation = trainer, config, validation
         self.collate, self.tokenizer = collate, tokenizer
         self.metrics_path = Path(config.output_dir) / METRICS_FILE
-        self.started = time.perf_counter()
-
-    def on_train_begin(self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
-        self.started = time.perf_counter() - self.trainer.run_state.train_seconds
 
     def on_step_end(self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
         trainer, config, run_state, step = self.trainer, self.config, self.trainer.run_state, state.global_step
-        run_state.train_seconds = time.perf_counter() - self.started
         epoch = round(float(state.epoch), 4)
         if due(step, config.logging_steps, state.max_steps):
             means, _, seconds = trainer.losses.pop(trainer.accelerator)

@@ -130,9 +130,9 @@ def evaluate(
 
 
 def truncation_report(splits: dict[str, Split]) -> dict[str, Any]:
-    """Words cut off by --max-seq-length, predicted O: logged for every split, the test's count kept."""
+    """Words cut off by --max_seq_length, predicted O: logged for every split, the test's count kept."""
     cut = {name: truncated_words(split.features) for name, split in splits.items()}
-    logger.info("Words cut off by --max-seq-length (predicted O): %s", cut)
+    logger.info("Words cut off by --max_seq_length (predicted O): %s", cut)
     return {"truncated_words": cut["test"]}
 
 

@@ -57,8 +57,8 @@ def check_max_seq_length(model: nn.Module, max_seq_length: int) -> None:
     positions = model.config.max_position_embeddings
     if max_seq_length > positions:
         raise ValueError(
-            f"--max-seq-length {max_seq_length} is longer than the model's {positions} position embeddings; "
-            f"pass --max-seq-length {positions} or less"
+            f"--max_seq_length {max_seq_length} is longer than the model's {positions} position embeddings; "
+            f"pass --max_seq_length {positions} or less"
         )
 
 
@@ -158,7 +158,7 @@ class RunState:
 class EpochValidation(TrainerCallback):
     """After each epoch: the task's metrics on the validation split and the learning rate into the history, the
     model published to ``OUTPUT/best`` when its primary metric is the best so far, and a checkpoint. Counts the
-    updates made and the training seconds."""
+    updates made."""
 
     def __init__(
         self,
@@ -171,19 +171,16 @@ class EpochValidation(TrainerCallback):
     ) -> None:
         self.trainer, self.task, self.args, self.validation = trainer, task, args, validation
         self.collate, self.tokenizer = collate, tokenizer
-        self.started = time.perf_counter()
 
     @property
     def run_state(self) -> RunState:
         return self.trainer.run_state
 
     def on_train_begin(self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
-        self.started = time.perf_counter() - self.run_state.train_seconds
         logger.info("  Optimizer updates = %d", state.max_steps)
 
     def on_step_end(self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
         self.run_state.updates_made += int(not self.trainer.accelerator.optimizer_step_was_skipped)
-        self.run_state.train_seconds = time.perf_counter() - self.started
         if float(state.epoch).is_integer():  # the epoch's last update: its checkpoint follows the validation
             control.should_save = False
 
@@ -202,7 +199,6 @@ class EpochValidation(TrainerCallback):
         if self.run_state.best_score is None or score > self.run_state.best_score:
             self.run_state.best_score, self.run_state.best_epoch = score, epoch
             save_best(accelerator, model, self.tokenizer, Path(self.args.output_dir) / BEST_DIR)
-        self.run_state.train_seconds = time.perf_counter() - self.started
         control.should_save = True
 
 

@@ -150,13 +150,17 @@ def export_float(loaded: LoadedModel, path: Path, example: list[Any], eager: boo
 
 
 def quantize_int8(float_path: Path, int8_path: Path) -> None:
+    """ONNX Runtime's dynamic int8 copy of a float graph (weights int8, activations quantised per call)."""
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)  # the quantiser logs a line per tensor, through the root logger
     try:
-        quantize_dynamic(str(float_path), str(int8_path), weight_type=QuantType.QInt8)
+        # Float where shape inference gives a tensor no type (outputs of ONNX Runtime's own fused operators).
+        extra = {"DefaultTensorType": onnx.TensorProto.FLOAT}
+        quantize_dynamic(str(float_path), str(int8_path), weight_type=QuantType.QInt8, extra_options=extra)
     finally:
         root.setLevel(level)
 
