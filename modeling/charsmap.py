@@ -21,6 +21,8 @@ from __future__ import annotations
 import struct
 from collections.abc import Mapping
 
+import numpy as np
+
 HAS_LEAF = 1 << 8
 IS_VALUE = 1 << 31
 MAX_OFFSET = 1 << 21  # offsets above this need darts' shifted form, which a few thousand keys never reach
@@ -46,32 +48,47 @@ class DoubleArray:
     """Darts-clone units placed greedily: each node's children (and its value, at label 0) go to the lowest base
     whose slots are all free."""
 
+    SEARCH_WINDOW = 4096  # candidate slots tested at once by numpy
+
     def __init__(self) -> None:
-        self.units: list[int] = [0]
-        self.used_bases: set[int] = set()
+        self.units = np.zeros(1 << 16, np.uint32)
+        self.used_bases = np.zeros(1 << 16, bool)
+        self.size = 1  # units written out: whole blocks of 256 up to the highest slot set
         self.first_free = 1  # no slot below it is free: the search for a base starts there
 
-    def slot_free(self, position: int) -> bool:
-        return position != 0 and (position >= len(self.units) or self.units[position] == 0)
+    def reserve(self, capacity: int) -> None:
+        """Room for slots below ``capacity``; the slots beyond ``size`` stay zero, that is free."""
+        if capacity > len(self.units):
+            grown = max(capacity, 2 * len(self.units))
+            self.units = np.concatenate([self.units, np.zeros(grown - len(self.units), np.uint32)])
+            self.used_bases = np.concatenate([self.used_bases, np.zeros(grown - len(self.used_bases), bool)])
 
     def find_base(self, labels: list[int]) -> int:
         """The base of the first free slot (from the lowest up) that fits the first label, whose other slots are free
-        too; as darts-clone searches, it packs the array densely."""
-        while not self.slot_free(self.first_free):
+        too; as darts-clone searches, it packs the array densely. Tested a window of slots at a time."""
+        self.reserve(self.first_free + 1)
+        while self.units[self.first_free] != 0:
             self.first_free += 1
-        position = self.first_free
+            self.reserve(self.first_free + 1)
+        start = self.first_free
         while True:
-            base = position ^ labels[0]
-            if base not in self.used_bases and all(self.slot_free(base ^ label) for label in labels):
-                self.used_bases.add(base)
+            positions = np.arange(start, start + self.SEARCH_WINDOW)
+            self.reserve(((start + self.SEARCH_WINDOW) | 0xFF) + 1)  # a base and its slots stay in their slot's block
+            bases = positions ^ labels[0]
+            fits = ~self.used_bases[bases]
+            for label in labels:
+                slots = bases ^ label
+                fits &= (self.units[slots] == 0) & (slots != 0)
+            found = np.flatnonzero(fits)
+            if len(found):
+                base = int(bases[found[0]])
+                self.used_bases[base] = True
                 return base
-            position += 1
-            while not self.slot_free(position):
-                position += 1
+            start += self.SEARCH_WINDOW
 
     def set_unit(self, position: int, unit: int) -> None:
-        if position >= len(self.units):  # a lookup may probe any slot of a used block: allocate whole blocks
-            self.units.extend([0] * ((position | 0xFF) + 1 - len(self.units)))
+        self.reserve(position + 1)
+        self.size = max(self.size, (position | 0xFF) + 1)  # a lookup may probe any slot of a used block
         self.units[position] = unit
 
     def place(self, node: TrieNode, position: int, label: int) -> None:
@@ -104,5 +121,5 @@ def precompiled_charsmap(mapping: Mapping[str, str]) -> bytes:
         keys[key.encode("utf-8")] = offsets[value]
     array = DoubleArray()
     array.place(build_trie(keys), 0, 0)
-    trie = struct.pack(f"<{len(array.units)}I", *array.units)
+    trie = array.units[: array.size].astype("<u4").tobytes()
     return struct.pack("<I", len(trie)) + trie + bytes(replacements)

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from transformers import BertConfig, BertModel, XLMRobertaTokenizer
+from transformers.initialization import no_init_weights
 
 from common.io import new_folder, output_written, write_json, write_text
 from modeling.charsmap import precompiled_charsmap
@@ -76,7 +77,8 @@ def bert_model(engine: EngineFile, config: BertConfig) -> BertModel:
     """The engine's weights in a BertModel. The file has no pooler: it gets BERT's initialisation from a fixed seed
     (normal, std ``initializer_range``; zero bias), so that loading is quiet and every classifier built on the folder
     starts from the same weights."""
-    model = BertModel(config)
+    with no_init_weights():  # every weight but the pooler's is loaded next: BERT's random initialisation is skipped
+        model = BertModel(config)
     missing, unexpected = model.load_state_dict(bert_state_dict(engine), strict=False)
     if unexpected or set(missing) != {"pooler.dense.weight", "pooler.dense.bias"}:
         raise ValueError(f"{engine.path}: weights do not fit BertModel (missing {missing}, unexpected {unexpected})")
