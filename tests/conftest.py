@@ -8,7 +8,7 @@ import itertools
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -72,14 +72,33 @@ def read_lines(path: Path, limit: int | None = None) -> list[str]:
         return [line.rstrip("\n") for line in itertools.islice(f, limit)]
 
 
+def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], object]) -> Path:
+    """``build(folder)`` once for the whole run: under xdist the first worker to ask builds it in the run's shared
+    temporary folder while the others wait on a lock, then every worker reads the same files."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        folder = tmp_path_factory.mktemp(name) / name
+        build(folder)
+        return folder
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp().parent  # one per run, above each worker's own
+    folder, done = shared / f"shared-{name}" / name, shared / f"shared-{name}.done"
+    with FileLock(str(shared / f"shared-{name}.lock")):
+        if not done.exists():
+            build(folder)
+            done.touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A full-size (8,002-token) tokenizer folder built by ``pretrain.build_tokenizer`` from the bundled sample."""
     from pretrain.build_tokenizer import TokenizerArguments, build_tokenizer
 
-    output = tmp_path_factory.mktemp("tokenizer") / "kobert"
-    build_tokenizer(TokenizerArguments(corpus=[str(BUNDLED_REVIEWS)], vocab_size=8002, output_dir=str(output)))
-    return output
+    def build(folder: Path) -> None:
+        build_tokenizer(TokenizerArguments(corpus=[str(BUNDLED_REVIEWS)], vocab_size=8002, output_dir=str(folder)))
+
+    return built_once(tmp_path_factory, "kobert", build)
 
 
 @pytest.fixture(scope="session")
