@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 from common.config import ConfigCommand, key, save_config
 
+TEACHER_DTYPES = ("float32", "bfloat16", "float16")  # torch dtypes by name: the config reads without torch
+
 __all__ = ["DistillationConfig", "config_from_dict", "load_config", "save_config"]
 
 
@@ -79,6 +81,12 @@ class DistillationConfig:
     report_to: str = key("tensorboard", "Accelerate tracker, or 'none'.")
     # Performance
     mixed_precision: str = key("no", "'no', 'fp16' or 'bf16' (teacher and student alike).")
+    teacher_dtype: str = key(
+        "float32",
+        "The frozen teacher's weights and compute: 'float32', 'bfloat16' or 'float16'; its outputs are cast back to "
+        "float32 for the losses. bfloat16 halves the teacher's memory and runs its forward several times faster on "
+        "GPUs and on CPUs with AMX (benchmarks/RESULTS.md: speed and the soft targets' change).",
+    )
     torch_compile: bool = key(False, "torch.compile the student and the teacher.")
     attn_implementation: str = key("sdpa", "PyTorch scaled-dot-product attention.")
     dataloader_num_workers: int = key(0, "DataLoader worker processes.")
@@ -123,6 +131,8 @@ class DistillationConfig:
             problems.append("resume continues the run in output_dir and overwrite deletes it: choose one")
         if self.mixed_precision not in ("no", "fp16", "bf16"):
             problems.append(f"mixed_precision must be no, fp16 or bf16, got {self.mixed_precision!r}")
+        if self.teacher_dtype not in TEACHER_DTYPES:
+            problems.append(f"teacher_dtype must be one of {', '.join(TEACHER_DTYPES)}, got {self.teacher_dtype!r}")
         if problems:
             raise ValueError("invalid configuration:\n  - " + "\n  - ".join(problems))
 

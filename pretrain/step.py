@@ -34,6 +34,13 @@ class EncoderOutputs(NamedTuple):
     logits: torch.Tensor | None  # (N, V): vocabulary logits at the N masked positions only
     layers: tuple[torch.Tensor, ...] | None  # (B, L, H) each: the embeddings, then every layer's output
 
+    def as_float32(self) -> EncoderOutputs:
+        return EncoderOutputs(
+            None if self.hidden is None else self.hidden.float(),
+            None if self.logits is None else self.logits.float(),
+            None if self.layers is None else tuple(layer.float() for layer in self.layers),
+        )
+
 
 def masked_lm_outputs(
     model: PreTrainedModel,
@@ -95,10 +102,13 @@ def teacher_outputs(
     with_logits: bool = True,
     with_layers: bool = False,
 ) -> EncoderOutputs:
-    """The teacher's ``masked_lm_outputs``; all None when training without one."""
+    """The teacher's ``masked_lm_outputs``, in float32 from a teacher kept in a lower precision (``teacher_dtype``);
+    all None when training without one."""
     if teacher is None:
         return EncoderOutputs(None, None, None)
-    return masked_lm_outputs(teacher, input_ids, attention_mask, positions, with_logits, with_layers)
+    outputs = masked_lm_outputs(teacher, input_ids, attention_mask, positions, with_logits, with_layers)
+    # A float32 teacher's outputs are left as they are: under autocast, in the student's precision.
+    return outputs if next(teacher.parameters()).dtype == torch.float32 else outputs.as_float32()
 
 
 def uses_teacher_logits(config: DistillationConfig) -> bool:

@@ -96,7 +96,7 @@ def prepare_models(config: DistillationConfig, student: PreTrainedModel, teacher
         student.base_model.embeddings.position_embeddings.weight.requires_grad_(False)
     if teacher is not None:
         teacher.config._attn_implementation = config.attn_implementation
-        teacher.requires_grad_(False).eval()
+        teacher.requires_grad_(False).eval().to(getattr(torch, config.teacher_dtype))
     return DistillationStudent(student, with_layers=config.alpha_hidden_mse > 0).train()
 
 

@@ -275,6 +275,7 @@ class TestConfig:
             (["--max_steps", "ten"], "--max_steps.*invalid int value: 'ten'"),
             (["--resume", "maybe"], "--resume.*Truthy value expected"),
             (["--mixed_precision", "fp8"], "mixed_precision must be"),
+            (["--teacher_dtype", "int8"], "teacher_dtype must be one of float32, bfloat16, float16, got 'int8'"),
             (["--mlm_probability", "1.5"], "mlm_probability"),
         ],
     )
@@ -398,3 +399,47 @@ def test_layer_maps() -> None:
     assert default_layer_map(2, 4) == [2, 4]
     with pytest.raises(ValueError, match=r"\[13\] out of range"):
         check_layer_map([4, 8, 13], 3, 12)
+
+
+@pytest.mark.parametrize("name", ["bfloat16", "float16"])
+def test_a_teacher_kept_in_lower_precision_gives_float32_targets_near_the_float32_teachers(name: str) -> None:
+    """--teacher_dtype: prepare_models keeps the frozen teacher's weights in the lower precision (the student's stay
+    float32) and teacher_outputs hands the losses float32 tensors, within rounding of the float32 teacher's."""
+    import copy
+
+    from accelerate import Accelerator
+    from transformers import BertConfig, BertForMaskedLM
+
+    from modeling.student import build_student
+    from pretrain.step import distillation_step, teacher_outputs
+    from pretrain.trainer import prepare_models
+
+    torch.manual_seed(0)
+    shape = {"hidden_size": 32, "num_attention_heads": 4, "intermediate_size": 64, "max_position_embeddings": 64}
+    teacher = BertForMaskedLM(BertConfig(vocab_size=100, num_hidden_layers=2, pad_token_id=1, **shape)).eval()
+    config = DistillationConfig(teacher_dtype=name, alpha_mse=1.0, alpha_hidden_mse=1.0, hidden_layer_map=[2])
+    lower = copy.deepcopy(teacher)
+    module = prepare_models(config, build_student(teacher, [0]), lower)
+    assert {p.dtype for p in lower.parameters()} == {getattr(torch, name)}
+    assert {p.dtype for p in module.parameters()} == {torch.float32}
+
+    weights = token_weights(np.ones(100, dtype=np.int64), 0.7, SPECIAL)
+    special = {"mask": 4, "pad": 1}
+    inputs, _, attention_mask, positions = masked_batch(masking_batch(4, 64), weights, 1, config, special)
+    exact = teacher_outputs(teacher, inputs, attention_mask, positions, with_layers=True)
+    approx = teacher_outputs(lower, inputs, attention_mask, positions, with_layers=True)
+    assert {t.dtype for t in (approx.hidden, approx.logits, *approx.layers)} == {torch.float32}
+    cosine = torch.nn.functional.cosine_similarity(exact.hidden.flatten(0, 1), approx.hidden.flatten(0, 1), dim=-1)
+    assert cosine.min() > 0.999
+    kl = soft_target_kl(approx.logits, exact.logits, config.temperature)  # student slot: the copy
+    assert 0 < kl < 1e-3
+
+    accelerator = Accelerator(cpu=True)
+    terms = {}
+    for label, frozen in (("float32", teacher), (name, lower)):
+        torch.manual_seed(1)
+        student = prepare_models(config, build_student(teacher, [0]), None)
+        terms[label] = distillation_step(accelerator, student, frozen, masking_batch(4, 64), weights, 1, config, special)
+    for term, value in terms["float32"].items():
+        assert terms[name][term].dtype == torch.float32
+        assert terms[name][term].item() == pytest.approx(value.item(), rel=2e-2, abs=1e-4), term
