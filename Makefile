@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.inference_speed
 	$(BIN)/python -m benchmarks.distill_speed
 	$(BIN)/python -m benchmarks.pretrain_throughput
+	$(BIN)/python -m benchmarks.distill_speedup
 	$(BIN)/python -m benchmarks.prepare_throughput
 	$(BIN)/python -m benchmarks.e5_parity
 	$(BIN)/python -m benchmarks.startup

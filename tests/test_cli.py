@@ -300,6 +300,14 @@ COMMANDS = [
         ("--mixed_precision", "no"),
     ),
     Command(
+        "benchmarks.distill_speedup",
+        "python -m benchmarks.distill_speedup",
+        [],
+        "--drift",
+        "--drift_positions",
+        ("--teacher_dtype", "bfloat16"),
+    ),
+    Command(
         "serve.export",
         "python -m serve.export",
         ["--model_name_or_path", "m", "--output_dir", "o"],
