@@ -81,17 +81,13 @@ def baseline_checkout(options: SpeedupOptions) -> Path:
         return Path(options.baseline_dir)
     folder = Path(options.work_dir) / f"baseline-{options.baseline_commit}"
     if not folder.is_dir():
-        command = [
-            "git",
-            "-C",
-            str(ROOT),
-            "worktree",
-            "add",
-            "--detach",
-            str(folder.resolve()),
-            options.baseline_commit,
-        ]
-        subprocess.run(command, check=True, capture_output=True)
+        command = ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(folder.resolve())]
+        done = subprocess.run([*command, options.baseline_commit], capture_output=True, text=True)
+        if done.returncode != 0:  # no git, not a clone, or a commit this clone does not have
+            raise ValueError(
+                f"--baseline_commit {options.baseline_commit}: cannot check it out beside the tree "
+                f"({done.stderr.strip() or 'git failed'}); give a checkout with --baseline_dir"
+            )
     return folder
 
 
