@@ -439,7 +439,9 @@ def test_a_teacher_kept_in_lower_precision_gives_float32_targets_near_the_float3
     for label, frozen in (("float32", teacher), (name, lower)):
         torch.manual_seed(1)
         student = prepare_models(config, build_student(teacher, [0]), None)
-        terms[label] = distillation_step(accelerator, student, frozen, masking_batch(4, 64), weights, 1, config, special)
+        terms[label] = distillation_step(
+            accelerator, student, frozen, masking_batch(4, 64), weights, 1, config, special
+        )
     for term, value in terms["float32"].items():
         assert terms[name][term].dtype == torch.float32
         assert terms[name][term].item() == pytest.approx(value.item(), rel=2e-2, abs=1e-4), term
