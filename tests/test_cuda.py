@@ -75,6 +75,30 @@ def test_distillation_step_in_bf16_on_cuda_matches_cpu() -> None:
         assert on_cuda[name] == pytest.approx(value, rel=BF16_RTOL, abs=1e-3), name
 
 
+def test_a_bf16_teacher_on_cuda_gives_float32_targets_near_the_cpu_float32_teachers() -> None:
+    """--teacher_dtype bfloat16 on a GPU, outside autocast: the copy's weights stay bf16 on cuda, its outputs come
+    back float32 on cuda, within bf16's tolerance of the float32 teacher on the CPU."""
+    import copy
+
+    from pretrain.trainer import prepare_models
+
+    torch.manual_seed(0)
+    shape = {"hidden_size": 64, "num_attention_heads": 4, "intermediate_size": 128, "max_position_embeddings": 64}
+    teacher = BertForMaskedLM(BertConfig(vocab_size=VOCAB, num_hidden_layers=4, pad_token_id=1, **shape)).eval()
+    lower = copy.deepcopy(teacher)
+    prepare_models(DistillationConfig(teacher_dtype="bfloat16"), build_student(teacher, [0]), lower)
+    lower.to("cuda")
+    assert {(p.dtype, p.device.type) for p in lower.parameters()} == {(torch.bfloat16, "cuda")}
+    config = DistillationConfig()
+    inputs, _, attention_mask, positions = masked_batch(blocks("cpu"), weights(), 5, config, SPECIAL)
+    exact = teacher_outputs(teacher, inputs, attention_mask, positions)
+    on_cuda = [t.cuda() for t in (inputs, attention_mask, positions)]
+    approx = teacher_outputs(lower, *on_cuda)
+    for want, got in ((exact.hidden, approx.hidden), (exact.logits, approx.logits)):
+        assert got.dtype == torch.float32 and got.device.type == "cuda"
+        torch.testing.assert_close(got.cpu(), want, rtol=BF16_RTOL, atol=5e-2)
+
+
 def test_fine_tuning_step_in_bf16_on_cuda_matches_cpu(models: dict[str, Path]) -> None:
     from tokenization_kobert import KoBertTokenizerFast
 
