@@ -924,7 +924,7 @@ class LazyEncodings(Sequence):
     def _row(self, index: int) -> Any:
         known = self._known[index]
         if known is None:
-            return self._all()[index]
+            return self._pipeline_row(index)
         return KnownEncoding(known, functools.partial(self._pipeline_row, index))
 
     def _pipeline_row(self, index: int) -> Any:
@@ -1209,8 +1209,7 @@ class KoBertTokenizerFast(_KoBertLayout, PreTrainedTokenizerFast):
         one for one (``bulk_alignment`` can align it), else None."""
         if preprocessed == collapsed and _KEPT_AS_THEY_ARE.fullmatch(text):
             return collapsed
-        normalizer = self._tokenizer.normalizer
-        normalized = normalizer.normalize_str(text) if normalizer is not None else text
+        normalized = self._normalized(text)
         if len(normalized) != len(collapsed):
             return None
         for before, after in zip(collapsed, normalized, strict=True):
@@ -1218,10 +1217,14 @@ class KoBertTokenizerFast(_KoBertLayout, PreTrainedTokenizerFast):
                 return None
         return normalized
 
+    def _normalized(self, text: str) -> str:
+        """``text`` through the pipeline's normaliser."""
+        normalizer = self._tokenizer.normalizer
+        return normalizer.normalize_str(text) if normalizer is not None else text
+
     @functools.lru_cache(maxsize=4096)  # noqa: B019 - one small cache per tokenizer, living as long as it does
     def _normalized_character(self, character: str) -> str:
-        normalizer = self._tokenizer.normalizer
-        return normalizer.normalize_str(character) if normalizer is not None else character
+        return self._normalized(character)
 
     def _aligned_rows(
         self, texts: list[str], preprocessed: list[str] | None, rows: list[list[int]]

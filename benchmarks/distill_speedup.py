@@ -42,6 +42,7 @@ from common.io import write_text
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE_COMMIT = "bf4c407"  # the tree before --teacher_dtype (issue 34's "today")
 SETUPS = ("kobert", "tiny", "e5")
+KOBERT_TOKENIZER = str(ROOT / "data" / "kobert")  # the real KoBERT tokenizer, shipped
 
 
 @dataclass(kw_only=True)
@@ -100,7 +101,7 @@ def kobert_data(work: Path, max_seq_length: int) -> str:
         prepare_corpus(
             PrepareArguments(
                 corpus=[str(ROOT / "data" / "reviews.txt.gz")],
-                tokenizer_name_or_path=str(ROOT / "data" / "kobert"),
+                tokenizer_name_or_path=KOBERT_TOKENIZER,
                 output_dir=str(folder),
                 max_seq_length=max_seq_length,
                 validation_ratio=0.05,
@@ -109,16 +110,15 @@ def kobert_data(work: Path, max_seq_length: int) -> str:
     return str(folder)
 
 
-def random_teacher(work: Path, shape: str) -> Path:
+def random_teacher(work: Path, shape: str) -> str:
+    """``modeling.random_teacher``'s ``shape`` with KoBERT's tokenizer (made once)."""
     from modeling.random_teacher import RandomTeacherArguments, save_random_teacher
 
     folder = work / f"{shape}-teacher"
     if not (folder / "config.json").is_file():
-        tokenizer = str(ROOT / "data" / "kobert")
-        save_random_teacher(
-            RandomTeacherArguments(shape=shape, tokenizer_name_or_path=tokenizer, output_dir=str(folder))
-        )
-    return folder
+        args = RandomTeacherArguments(shape=shape, tokenizer_name_or_path=KOBERT_TOKENIZER, output_dir=str(folder))
+        save_random_teacher(args)
+    return str(folder)
 
 
 def build_setups(options: SpeedupOptions) -> list[Setup]:
@@ -131,10 +131,10 @@ def build_setups(options: SpeedupOptions) -> list[Setup]:
         schedule = {**common, "max_steps": steps, "eval_steps": steps, "save_steps": steps, "seed": 0}
         if name == "kobert":
             schedule |= {"student_layers": [0, 4, 8], "per_device_train_batch_size": 4}
-            built.append(Setup(name, str(random_teacher(work, "kobert")), kobert_data(work, 128), schedule))
+            built.append(Setup(name, random_teacher(work, "kobert"), kobert_data(work, 128), schedule))
         elif name == "tiny":
             schedule |= {"student_layers": [0, 2], "per_device_train_batch_size": 16}
-            built.append(Setup(name, str(random_teacher(work, "tiny")), kobert_data(work, 128), schedule))
+            built.append(Setup(name, random_teacher(work, "tiny"), kobert_data(work, 128), schedule))
         elif has_e5_run(options.e5_dir):
             e5 = Path(options.e5_dir)
             schedule = {**e5_recipe_schedule(), **schedule, "logging_steps": max(1, steps // 5)}

@@ -188,15 +188,24 @@ class TrainingClock(TrainerCallback):
         self.update()
 
 
-def resumed_run_state(checkpoint: Path, state_class: type[RunState]) -> RunState:
-    """The run's state in ``checkpoint``; ValueError for a checkpoint ``StagedTrainer`` did not write (an earlier
-    version's)."""
-    if not (checkpoint / RUN_STATE_FILE).is_file() or "global_step" not in read_trainer_state(checkpoint):
+def resumed_run_state(checkpoint: Path, state_class: type[RunState]) -> tuple[RunState, dict[str, Any]]:
+    """The run's state in ``checkpoint`` and Trainer's (``trainer_state.json``); ValueError for a checkpoint
+    ``StagedTrainer`` did not write (an earlier version's)."""
+    trainer_state = read_trainer_state(checkpoint)
+    if not (checkpoint / RUN_STATE_FILE).is_file() or "global_step" not in trainer_state:
         raise ValueError(
             f"cannot resume from {checkpoint}: it was written by an earlier version of the training (no "
             f"{RUN_STATE_FILE}); pass --overwrite to start afresh"
         )
-    return state_class(**read_json(checkpoint / RUN_STATE_FILE))
+    return state_class(**read_json(checkpoint / RUN_STATE_FILE)), trainer_state
+
+
+def best_model(trainer: Trainer, folder: Path) -> nn.Module:
+    """The best model a run published to ``folder``, loaded as the trained model's class on its device, once every
+    process has trained."""
+    trainer.accelerator.wait_for_everyone()
+    model_class = type(trainer.accelerator.unwrap_model(trainer.model))
+    return model_class.from_pretrained(folder).to(trainer.accelerator.device)
 
 
 class QuietProgress(ProgressCallback):

@@ -35,13 +35,14 @@ from transformers import (
     TrainingArguments,
 )
 
-from common.checkpoints import delete_earlier_outputs, read_trainer_state
+from common.checkpoints import delete_earlier_outputs
 from common.config import save_config
 from common.io import not_written, setup_logging
 from common.readers import write_results
 from common.resume import RunningLosses, due, trim_metrics
 from common.training import (
     StagedTrainer,
+    best_model,
     pad_inputs,
     predict,
     resumed_run_state,
@@ -549,8 +550,8 @@ def train(config: TrainConfig, resume_from: Path | None) -> dict[str, Any]:
     eval_collate = partial(pad_inputs, tokenizer=tokenizer, with_token_types=with_token_types)
 
     if resume_from is not None:
-        run_state = resumed_run_state(resume_from, DistillRunState)
-        step = read_trainer_state(resume_from)["global_step"]
+        run_state, trainer_state = resumed_run_state(resume_from, DistillRunState)
+        step = trainer_state["global_step"]
         if process.is_main_process:
             trim_metrics(output_dir / METRICS_FILE, step)  # what the killed run logged after its checkpoint
         logger.info("Resuming from %s (step %d)", resume_from, step)
@@ -588,10 +589,8 @@ def train(config: TrainConfig, resume_from: Path | None) -> dict[str, Any]:
         accelerator.num_processes,
     )
     train_quietly(trainer, resume_from)
-    train_seconds = run_state.train_seconds
 
-    accelerator.wait_for_everyone()
-    best = type(accelerator.unwrap_model(trainer.model)).from_pretrained(output_dir / BEST_DIR).to(accelerator.device)
+    best = best_model(trainer, output_dir / BEST_DIR)
     test_accuracy = accuracy(accelerator, best, test, eval_collate, config.per_device_eval_batch_size)
     steps = trainer.state.global_step
     results = {
@@ -609,9 +608,10 @@ def train(config: TrainConfig, resume_from: Path | None) -> dict[str, Any]:
         "best_validation_accuracy": run_state.best_accuracy,
         "best_step": run_state.best_step,
         "steps": steps,
-        "train_seconds": round(train_seconds, 1),
+        "train_seconds": round(run_state.train_seconds, 1),
         "examples_per_s": round(
-            steps * config.per_device_train_batch_size * accelerator.num_processes / max(train_seconds, 1e-9), 1
+            steps * config.per_device_train_batch_size * accelerator.num_processes / max(run_state.train_seconds, 1e-9),
+            1,
         ),
         "examples": {**counts, "train": len(rows), "test": len(test)},
         "model_dir": str(output_dir / BEST_DIR),

@@ -25,12 +25,13 @@ from accelerate.utils import set_seed
 from torch import nn
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-from common.checkpoints import complete_checkpoints, delete_earlier_outputs, read_trainer_state
+from common.checkpoints import complete_checkpoints, delete_earlier_outputs
 from common.io import setup_logging
 from common.readers import data_source, first, split_train_validation, write_results
 from common.training import (
     STAGING_DIR,
     StagedTrainer,
+    best_model,
     predict,
     resumed_run_state,
     save_best,
@@ -224,8 +225,7 @@ def train_and_test(
     collate = partial(task.collate, tokenizer=tokenizer, with_token_types=takes_token_type_ids(model))
     train_features = list(splits["train"].features)
     if resume_from is not None:
-        run_state = resumed_run_state(resume_from, RunState)
-        trainer_state = read_trainer_state(resume_from)
+        run_state, trainer_state = resumed_run_state(resume_from, RunState)
         logger.info(
             "Resuming from %s (epoch %d, update %d)",
             resume_from,
@@ -261,11 +261,8 @@ def train_and_test(
         args.gradient_accumulation_steps,
     )
     train_quietly(trainer, resume_from)
-    train_seconds = run_state.train_seconds
 
-    accelerator.wait_for_everyone()
-    best = type(accelerator.unwrap_model(trainer.model)).from_pretrained(output / BEST_DIR)
-    best = best.to(accelerator.device)
+    best = best_model(trainer, output / BEST_DIR)
     start = time.perf_counter()
     test_output = task.evaluate(accelerator, best, splits["test"], args, collate)
     test_metrics = scalars(test_output)
@@ -281,7 +278,7 @@ def train_and_test(
         "model_dir": str(output / BEST_DIR),
         "params": parameter_count(best),
         "size_mb": round(size_mb(best), 1),
-        "train_seconds": round(train_seconds, 1),
+        "train_seconds": round(run_state.train_seconds, 1),
         "eval_examples_per_s": round(len(splits["test"].records) / test_seconds, 1),
         "config": dataclasses.asdict(args),
         **{k: v for k, v in test_output.items() if k not in test_metrics},

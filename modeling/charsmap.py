@@ -66,10 +66,8 @@ class DoubleArray:
     def find_base(self, labels: list[int]) -> int:
         """The base of the first free slot (from the lowest up) that fits the first label, whose other slots are free
         too; as darts-clone searches, it packs the array densely. Tested a window of slots at a time."""
-        self.reserve(self.first_free + 1)
-        while self.units[self.first_free] != 0:
+        while self.first_free < len(self.units) and self.units[self.first_free] != 0:
             self.first_free += 1
-            self.reserve(self.first_free + 1)
         start = self.first_free
         while True:
             positions = np.arange(start, start + self.SEARCH_WINDOW)
