@@ -24,8 +24,8 @@ Special-token layout (BERT's)::
 Special tokens (``[CLS]``, ``[SEP]``, ``[PAD]``, ``[MASK]``, ``[UNK]`` and any added special token) are never
 split, wherever they stand in the text.
 
-This file is shipped to the Hub as remote code, so it imports only transformers, sentencepiece, tokenizers and the
-standard library.
+This file is shipped to the Hub as remote code, so it imports only transformers, sentencepiece, tokenizers, numpy
+(which transformers requires) and the standard library.
 """
 
 from __future__ import annotations
@@ -42,8 +42,9 @@ import sys
 import threading
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
+import numpy as np
 import sentencepiece as spm
 from tokenizers import (
     AddedToken,
@@ -863,14 +864,59 @@ def bulk_alignment(text: str, normalized: str, surfaces: list[str]) -> tuple[lis
     return offsets, list(itertools.accumulate(starts_word, initial=-1))[1:]
 
 
-def pad_row(row: dict[str, list[Any]], padded_ids: list[int], side: str, pad_token: str) -> None:
+# A text's ids, tokens (None: the ids' own pieces), offsets and word ids, before special tokens.
+AlignedRow = tuple[list[int], list[str] | None, list[tuple[int, int]], list[int]]
+
+
+class KeptAlignment(NamedTuple):
+    """``kept_text_alignment``'s result: flat lists over all rows' pieces, and where each row ends in them."""
+
+    starts: list[int]
+    ends: list[int]
+    word_ids: list[int]
+    row_ends: list[int]
+    row_characters: list[int]  # the length of each row's pieces together: the word split's when they spell it
+
+
+def kept_text_alignment(rows: list[list[int]], piece_lengths: np.ndarray, starts_word: np.ndarray) -> KeptAlignment:
+    """``bulk_alignment`` of many texts at once, for texts the pipeline leaves as they are (``normalized == text``)
+    spelled by their pieces (no unknown token), whose offsets follow from the pieces' lengths alone.
+
+    ``rows``: each text's ids; ``piece_lengths`` and ``starts_word``: each id's piece length and whether the piece
+    begins with ``▁``. The caller checks that the pieces spell the texts.
+    """
+    counts = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+    row_ends = np.cumsum(counts)
+    flat = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64, count=int(row_ends[-1]) if rows else 0)
+    row_starts = row_ends - counts
+    lengths = piece_lengths[flat]
+    characters = np.concatenate(([0], np.cumsum(lengths)))
+    ends = characters[1:] - np.repeat(characters[row_starts], counts)  # characters of the row up to each piece's end
+    starts = ends - lengths - 1  # character i of the word split (its first ▁ included) is the text's i - 1
+    ends -= 1
+    firsts = row_starts[counts > 0]
+    starts[firsts] = 0  # the prepended ▁ belongs to the first word's first character; a lone one spans it
+    ends[firsts] = np.maximum(ends[firsts], 1)
+    words = np.concatenate(([0], np.cumsum(starts_word[flat])))
+    word_ids = words[1:] - np.repeat(words[row_starts], counts) - 1
+    return KeptAlignment(
+        starts.tolist(),
+        ends.tolist(),
+        word_ids.tolist(),
+        row_ends.tolist(),
+        (characters[row_ends] - characters[row_starts]).tolist(),
+    )
+
+
+def pad_row(row: dict[str, Any], padded_ids: list[int], side: str, pad_token: str) -> None:
     """Pad a known row (``KnownEncoding``) to ``padded_ids`` as the pipeline pads its encodings."""
     missing = len(padded_ids) - len(row["ids"])
     if missing <= 0:
         return
-    fill = {"tokens": pad_token, "offsets": (0, 0), "word_ids": None, "sequence_ids": None}
+    fill = {"tokens": pad_token, "offsets": (0, 0), "word_ids": None}
     for key, value in fill.items():
-        row[key] = row[key] + [value] * missing if side == "right" else [value] * missing + row[key]
+        if row[key] is not None:
+            row[key] = row[key] + [value] * missing if side == "right" else [value] * missing + row[key]
     row["ids"] = list(padded_ids)
 
 
@@ -878,14 +924,22 @@ class KnownEncoding:
     """One row's encoding whose ids, tokens, offsets, word ids and sequence ids were computed in bulk; anything else
     (``char_to_token``, ``overflowing``, ...) is the pipeline's ``tokenizers.Encoding``, computed on first use."""
 
-    def __init__(self, known: dict[str, list[Any]], pipeline: Callable[[], Any]) -> None:
-        self.ids, self.tokens, self.offsets = known["ids"], known["tokens"], known["offsets"]
-        self.word_ids, self.sequence_ids = known["word_ids"], known["sequence_ids"]
-        self._pipeline = pipeline
+    def __init__(self, known: dict[str, Any], pieces: list[str], pipeline: Callable[[], Any]) -> None:
+        self.ids, self.offsets, self.word_ids = known["ids"], known["offsets"], known["word_ids"]
+        self._tokens, self._pieces, self._pipeline = known["tokens"], pieces, pipeline
+
+    @property
+    def tokens(self) -> list[str]:
+        return list(map(self._pieces.__getitem__, self.ids)) if self._tokens is None else self._tokens
 
     @property
     def words(self) -> list[int | None]:
         return self.word_ids
+
+    @property
+    def sequence_ids(self) -> list[int | None]:
+        """A single text's: 0 for its tokens, None for special tokens and padding."""
+        return [None if word is None else 0 for word in self.word_ids]
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._pipeline(), name)
@@ -909,12 +963,18 @@ class LazyEncodings(Sequence):
     """
 
     def __init__(
-        self, compute: Callable[[], list[Any]], length: int, known: list[dict[str, list[Any]] | None] | None = None
+        self,
+        compute: Callable[[], list[Any]],
+        length: int,
+        known: list[dict[str, Any]] | None = None,
+        pieces: list[str] | None = None,
     ) -> None:
+        """``known``: rows computed in bulk (``KnownEncoding``), whose tokens may be left to their ids' ``pieces``."""
         self._compute = compute
         self._length = length
         self._encodings: list[Any] | None = None
         self._known = known or [None] * length
+        self._pieces = pieces or []
 
     def _all(self) -> list[Any]:
         if self._encodings is None:
@@ -925,7 +985,7 @@ class LazyEncodings(Sequence):
         known = self._known[index]
         if known is None:
             return self._pipeline_row(index)
-        return KnownEncoding(known, functools.partial(self._pipeline_row, index))
+        return KnownEncoding(known, self._pieces, functools.partial(self._pipeline_row, index))
 
     def _pipeline_row(self, index: int) -> Any:
         return self._all()[index]
@@ -1226,27 +1286,61 @@ class KoBertTokenizerFast(_KoBertLayout, PreTrainedTokenizerFast):
     def _normalized_character(self, character: str) -> str:
         return self._normalized(character)
 
+    @functools.cached_property
+    def _piece_lengths(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each id's piece length, and whether its piece begins with ``▁`` (``kept_text_alignment``'s tables)."""
+        pieces = self._pieces_by_id
+        return np.array(list(map(len, pieces)), dtype=np.int64), np.array(
+            [piece.startswith(SPIECE_UNDERLINE) for piece in pieces], dtype=np.int64
+        )
+
+    def _kept_rows(self, texts: list[str], rows: list[list[int]]) -> list[AlignedRow | None]:
+        """Each of ``texts`` (left as they are by the normaliser, with no unknown token) aligned at once by
+        ``kept_text_alignment``; None for a row whose pieces do not spell its text."""
+        pieces = self._pieces_by_id
+        found = kept_text_alignment(rows, *self._piece_lengths)
+        spelled = "".join(map(pieces.__getitem__, itertools.chain.from_iterable(rows)))
+        if spelled != "".join(map(word_split, texts)):
+            return [None] * len(texts)
+        aligned: list[AlignedRow | None] = []
+        start = 0
+        for text, ids, end, characters in zip(texts, rows, found.row_ends, found.row_characters, strict=True):
+            offsets = list(zip(found.starts[start:end], found.ends[start:end], strict=True))
+            aligned.append((ids, None, offsets, found.word_ids[start:end]) if characters == len(text) + 1 else None)
+            start = end
+        return aligned
+
     def _aligned_rows(
         self, texts: list[str], preprocessed: list[str] | None, rows: list[list[int]]
-    ) -> list[tuple[list[int], list[str], list[tuple[int, int]], list[int]]]:
+    ) -> list[AlignedRow]:
         """Each text's ids, tokens, offsets and word ids (no special tokens, no truncation) as the pipeline gives
-        them: aligned in bulk (``bulk_alignment``, on the engine's ``rows``) where the normaliser only collapses
-        spaces and replaces characters one for one and the text has no added token, from the pipeline for the others
-        (``preprocessed``: the texts through KoBERT's preprocessing, or None)."""
+        them; tokens None where they are the ids' pieces. Texts the normaliser leaves as they are are aligned all
+        at once (``kept_text_alignment``); the others text by text (``bulk_alignment``, on the engine's ``rows``)
+        where the normaliser only collapses spaces and replaces characters one for one and the text has no added
+        token, from the pipeline otherwise (``preprocessed``: the texts through KoBERT's preprocessing, or None)."""
         pattern, by_id, unknown = self._added_tokens_pattern(), self._pieces_by_id, self.unk_token_id
-        aligned: list[tuple[list[int], list[str], list[tuple[int, int]], list[int]] | None] = []
+        kept = []
+        if preprocessed is not None:
+            kept = [
+                i
+                for i, (text, before, ids) in enumerate(zip(texts, preprocessed, rows, strict=True))
+                if text and text == before and unknown not in ids and _KEPT_AS_THEY_ARE.fullmatch(text)
+            ]
+        aligned: list[AlignedRow | None] = [None] * len(texts)
+        kept_rows = self._kept_rows([texts[i] for i in kept], [rows[i] for i in kept])
+        for i, row in zip(kept, kept_rows, strict=True):
+            aligned[i] = row
         for i, (text, ids) in enumerate(zip(texts, rows, strict=True)):
-            row = None
-            if preprocessed is not None or pattern.search(text) is None:
-                normalized = self._normalized_alike(text, spaces_collapsed(text), preprocessed and preprocessed[i])
-                if normalized is not None:
-                    surfaces = list(map(by_id.__getitem__, ids))
-                    if unknown in ids:  # an unknown token reads as the text it covers, as in the pipeline
-                        is_unknown = [index == unknown for index in ids]
-                        surfaces = unknown_runs_filled(surfaces, is_unknown, word_split(normalized)) or []
-                    found = bulk_alignment(text, normalized, surfaces)
-                    row = None if found is None else (ids, surfaces, *found)
-            aligned.append(row)
+            if aligned[i] is not None or not (preprocessed is not None or pattern.search(text) is None):
+                continue
+            normalized = self._normalized_alike(text, spaces_collapsed(text), preprocessed and preprocessed[i])
+            if normalized is not None:
+                surfaces = list(map(by_id.__getitem__, ids))
+                if unknown in ids:  # an unknown token reads as the text it covers, as in the pipeline
+                    is_unknown = [index == unknown for index in ids]
+                    surfaces = unknown_runs_filled(surfaces, is_unknown, word_split(normalized)) or []
+                found = bulk_alignment(text, normalized, surfaces)
+                aligned[i] = None if found is None else (ids, surfaces, *found)
         others = [text for text, row in zip(texts, aligned, strict=True) if row is None]
         if others:
             piped = iter(self._encode_with_backend(others, add_special_tokens=False, verbose=False).encodings)
@@ -1256,15 +1350,14 @@ class KoBertTokenizerFast(_KoBertLayout, PreTrainedTokenizerFast):
                     aligned[i] = (encoding.ids, encoding.tokens, encoding.offsets, encoding.word_ids)
         return aligned
 
-    def _aligned_word_rows(
-        self, rows: list[list[str]]
-    ) -> list[tuple[list[int], list[str], list[tuple[int, int]], list[int]]]:
+    def _aligned_word_rows(self, rows: list[list[str]]) -> list[AlignedRow]:
         """``_aligned_rows`` of texts given as lists of words: every word aligned as a text (its offsets inside it),
         word ids counting the words of the list, as the pipeline gives them for pre-tokenized input."""
         words = [word for row in rows for word in row]
         ids, preprocessed = self._ids_and_preprocessed(words)
         aligned_words = iter(self._aligned_rows(words, preprocessed, ids))
-        aligned = []
+        pieces = self._pieces_by_id
+        aligned: list[AlignedRow] = []
         for row in rows:
             ids_row: list[int] = []
             tokens: list[str] = []
@@ -1273,36 +1366,31 @@ class KoBertTokenizerFast(_KoBertLayout, PreTrainedTokenizerFast):
             for index in range(len(row)):
                 word_token_ids, word_tokens, word_offsets, _ = next(aligned_words)
                 ids_row += word_token_ids
-                tokens += word_tokens
+                tokens += map(pieces.__getitem__, word_token_ids) if word_tokens is None else word_tokens
                 offsets += word_offsets
                 word_ids += [index] * len(word_token_ids)
             aligned.append((ids_row, tokens, offsets, word_ids))
         return aligned
 
-    def _known_rows(
-        self,
-        aligned: list[tuple[list[int], list[str], list[tuple[int, int]], list[int]]],
-        keep: int | None,
-        specials: bool,
-    ) -> list[dict[str, list[Any]]]:
+    def _known_rows(self, aligned: list[AlignedRow], keep: int | None, specials: bool) -> list[dict[str, Any]]:
         """Aligned rows truncated to ``keep`` tokens, between ``[CLS]`` and ``[SEP]`` with ``specials``."""
         if keep is not None:
             aligned = [
-                (ids[:keep], tokens[:keep], offsets[:keep], words[:keep]) for ids, tokens, offsets, words in aligned
+                (ids[:keep], None if tokens is None else tokens[:keep], offsets[:keep], words[:keep])
+                for ids, tokens, offsets, words in aligned
             ]
         if not specials:
             return [
-                {"ids": ids, "tokens": tokens, "offsets": offsets, "word_ids": words, "sequence_ids": [0] * len(ids)}
+                {"ids": ids, "tokens": tokens, "offsets": offsets, "word_ids": words}
                 for ids, tokens, offsets, words in aligned
             ]
         cls_id, sep_id, cls, sep = self.cls_token_id, self.sep_token_id, self.cls_token, self.sep_token
         return [
             {
                 "ids": [cls_id, *ids, sep_id],
-                "tokens": [cls, *tokens, sep],
+                "tokens": None if tokens is None else [cls, *tokens, sep],
                 "offsets": [(0, 0), *offsets, (0, 0)],
                 "word_ids": [None, *words, None],
-                "sequence_ids": [None, *[0] * len(ids), None],
             }
             for ids, tokens, offsets, words in aligned
         ]
@@ -1396,7 +1484,10 @@ class KoBertTokenizerFast(_KoBertLayout, PreTrainedTokenizerFast):
             **kwargs,
         }
         encodings = LazyEncodings(
-            lambda: self._encode_with_backend(text, text_pair, **options).encodings, len(firsts), known
+            lambda: self._encode_with_backend(text, text_pair, **options).encodings,
+            len(firsts),
+            known,
+            self._pieces_by_id,
         )
         return BatchEncoding(data, encodings, tensor_type=return_tensors, n_sequences=1 if seconds is None else 2)
 

@@ -244,6 +244,30 @@ def test_the_fast_character_class_is_left_as_it_is(fast_tokenizer) -> None:
     assert normalizer.normalize_str("a``b") == preprocess_text("a``b", True, False, False) == 'a"b'
 
 
+def test_texts_left_as_they_are_are_aligned_all_at_once(monkeypatch) -> None:
+    # Texts the normaliser leaves as they are, with no unknown token, take kept_text_alignment and never the text by
+    # text path (the parity tests above then hold it to the pipeline); pieces that do not spell their text are
+    # refused, row by row and for the batch, and such rows go on to the other paths.
+    import tokenization_kobert
+
+    fast = KoBertTokenizerFast(**KOBERT_FILES)
+    lines = ["좋아요 정말 최고!", "a", "1,000원 (2024) 재밌다", "가 나 다"]
+    with through_the_pipeline(fast):
+        expected = aligned_rows(fast(lines, return_offsets_mapping=True), len(lines))
+
+    def refused(*args):
+        raise AssertionError("a kept text went through bulk_alignment")
+
+    monkeypatch.setattr(tokenization_kobert, "bulk_alignment", refused)
+    assert aligned_rows(fast(lines, return_offsets_mapping=True), len(lines)) == expected
+    ids = [fast.segmenter.encode_batch([line])[0] for line in lines]
+    assert all(row is not None for row in fast._kept_rows(lines, ids))
+    assert fast._kept_rows(lines, [ids[1], ids[0], *ids[2:]]) == [None] * 4  # the batch does not spell the texts
+    # Together they spell the texts, but the first two rows' pieces belong to the other's text: only the third stays.
+    shifted = fast._kept_rows(["a", "b", "c"], fast.segmenter.encode_batch(["a b", "", "c"]))
+    assert shifted[:2] == [None, None] and shifted[2] is not None
+
+
 def assert_rows_are_the_pipelines(fast, inputs: list, **options) -> None:
     """Every row of ``fast(inputs, **options)`` (in batches of 1,000) equal to the pipeline's (as before issue 34),
     the first differing input named."""
