@@ -800,6 +800,62 @@ def build_backend(
     return backend
 
 
+# Where a character's normalised form may stand without joining its neighbours in one grapheme cluster (tokenizers'
+# Precompiled looks a short cluster up whole): blocks without prepended, spacing-mark or extending characters once the
+# categories below are left out (emoji modifiers, 1F3FB-1F3FF, extend the emoji before them).
+_ALONE_BLOCKS = (
+    (0x20, 0x7E),
+    (0xA0, 0x2FF),
+    (0x370, 0x52F),
+    (0x1100, 0x11FF),
+    (0x2000, 0x2BFF),
+    (0x3000, 0x33FF),
+    (0x4E00, 0x9FFF),
+    (0xAC00, 0xD7A3),
+    (0xFF00, 0xFFEF),
+    (0x1F300, 0x1F3FA),
+    (0x1F400, 0x1FAFF),
+)
+_CLUSTERING_CATEGORIES = {"Mn", "Mc", "Me", "Cf", "Cc", "Co", "Cs", "Cn", "Zs", "Zl", "Zp"}
+
+
+@functools.cache
+def _composing_seconds() -> frozenset[str]:
+    """The characters canonical composition joins to the character before them: the second of every two-character
+    canonical decomposition, and Hangul's vowels and final consonants (composed by rule)."""
+    seconds = {chr(c) for c in [*range(0x1161, 0x1176), *range(0x11A8, 0x11C3)]}
+    for code in range(sys.maxunicode + 1):
+        decomposition = unicodedata.decomposition(chr(code)).split()
+        if len(decomposition) == 2 and not decomposition[0].startswith("<"):
+            seconds.add(chr(int(decomposition[1], 16)))
+    return frozenset(seconds)
+
+
+def normalizes_alone(character: str, normalized: str, lower_case: bool) -> bool:
+    """Whether the pipeline's normaliser, which makes ``normalized`` of ``character`` alone, makes the same of it
+    wherever it stands in a space-collapsed text of such characters, so that a text of them normalises character by
+    character.
+
+    Step by step (``build_normalizer``): the space, quote and mark steps act on one character at a time (or before
+    NFKD, as KoBERT's preprocessing does); NFKD's reordering and NFKC's composition reach the character before only
+    through a first decomposed character that is a combining mark or the second of a composition; lower-casing only
+    through capital sigma; tokenizers' Precompiled only through a grapheme cluster shorter than 6 bytes that the
+    output joins (``_ALONE_BLOCKS``); the final space steps only through an output that is a space or nothing. The
+    decompositions are Python's: stable for every character assigned in its Unicode version, which this requires.
+    """
+    if len(normalized) != 1 or normalized == " " or unicodedata.category(character) == "Cn":
+        return False
+    decomposed = unicodedata.normalize("NFKD", character)
+    if unicodedata.combining(decomposed[0]) or decomposed[0] in _composing_seconds():
+        return False
+    if lower_case and "\u03a3" in decomposed:
+        return False
+    code = ord(normalized)
+    return unicodedata.category(normalized) not in _CLUSTERING_CATEGORIES and any(
+        first <= code <= last for first, last in _ALONE_BLOCKS
+    )
+
+
 _NON_SPACE_RUNS = re.compile("[^ ]+")
 # Characters the pipeline's normaliser and KoBERT's preprocessing leave as they are, alone and next to each other:
 # printable ASCII and Hangul syllables (tests/test_tokenization_kobert.py checks each against the normaliser).
@@ -1269,6 +1325,9 @@ class KoBertTokenizerFast(_KoBertLayout, PreTrainedTokenizerFast):
         one for one (``bulk_alignment`` can align it), else None."""
         if preprocessed == collapsed and _KEPT_AS_THEY_ARE.fullmatch(text):
             return collapsed
+        by_character = self._normalized_by_character(collapsed)
+        if by_character is not None:
+            return by_character
         normalized = self._normalized(text)
         if len(normalized) != len(collapsed):
             return None
@@ -1285,6 +1344,23 @@ class KoBertTokenizerFast(_KoBertLayout, PreTrainedTokenizerFast):
     @functools.lru_cache(maxsize=4096)  # noqa: B019 - one small cache per tokenizer, living as long as it does
     def _normalized_character(self, character: str) -> str:
         return self._normalized(character)
+
+    def _normalized_by_character(self, collapsed: str) -> str | None:
+        """The pipeline's normalised ``collapsed`` (a text with its spaces collapsed), character by character, when
+        each of its characters ``normalizes_alone``; else None."""
+        table, characters = self._alone_characters, set(collapsed)
+        for character in characters:
+            if character not in table:
+                normalized = self._normalized_character(character)
+                table[character] = normalized if normalizes_alone(character, normalized, self.do_lower_case) else None
+        if None in map(table.__getitem__, characters):
+            return None
+        return "".join(map(table.__getitem__, collapsed))
+
+    @functools.cached_property
+    def _alone_characters(self) -> dict[str, str | None]:
+        """``_normalized_by_character``'s table: each character seen, normalised, or None where it may not be."""
+        return {" ": " "}  # a space of a collapsed text stays as it is
 
     @functools.cached_property
     def _piece_lengths(self) -> tuple[np.ndarray, np.ndarray]:

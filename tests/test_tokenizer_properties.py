@@ -9,7 +9,7 @@ from conftest import KOBERT_FILES, through_the_pipeline
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from tokenization_kobert import KoBertTokenizer, KoBertTokenizerFast
+from tokenization_kobert import KoBertTokenizer, KoBertTokenizerFast, spaces_collapsed
 
 settings.register_profile(
     "repo", derandomize=True, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
@@ -77,6 +77,38 @@ def test_random_unicode_gives_the_same_ids(tokenizers) -> None:
         assert (dict(ours), ours.word_ids(), ours.tokens()) == (dict(theirs), theirs.word_ids(), theirs.tokens())
 
     check()
+
+
+# Characters around the rules normalizes_alone relies on: compatibility jamo that become leading consonants, vowels
+# and final consonants (which compose with what comes before), conjoining jamo, symbols, fullwidth and compatibility
+# forms, Latin letters with and without marks, capital sigma, a Thai vowel that extends the cluster before it, emoji
+# with a modifier and a joiner, characters that normalise to nothing, to a space or to several characters.
+ALONE_OR_NOT = st.one_of(
+    st.characters(min_codepoint=0x3131, max_codepoint=0x318E),
+    st.characters(min_codepoint=0x1100, max_codepoint=0x11FF),
+    st.characters(min_codepoint=0xAC00, max_codepoint=0xD7A3),
+    st.characters(min_codepoint=0x20, max_codepoint=0x7E),
+    st.sampled_from(list("♥★♡☆。、！？·…‥´ⅲ①㈜ＡａÅéΣσςΑ\u0301\u0308ำก😀\U0001f3fb\u200d\ufe0f\u3000\u00a0\t\x1c")),
+)
+
+
+def test_texts_normalised_character_by_character_are_the_pipelines(tokenizers) -> None:
+    # The offsets path normalises a text character by character when every character normalizes_alone; the
+    # pipeline's normaliser on the whole text is the oracle.
+    fast = tokenizers[2]
+    normalizer = fast.backend_tokenizer.normalizer
+    taken = []
+
+    @settings(max_examples=300)
+    @given(st.lists(ALONE_OR_NOT, max_size=30).map("".join))
+    def check(text: str) -> None:
+        by_character = fast._normalized_by_character(spaces_collapsed(text))
+        if by_character is not None:
+            taken.append(text)
+            assert by_character == normalizer.normalize_str(text), text
+
+    check()
+    assert len(taken) > 30  # the rule is exercised, not refused everywhere
 
 
 def test_known_difference_with_keep_accents(tokenizer_files) -> None:
