@@ -7,8 +7,9 @@
 Every tokenizer encodes the same real lines in batches (ids, token types and attention masks), one after the other
 in this run, the Rust and C++ engines held to one thread: the reference, ``KoBertTokenizer`` (slow),
 ``KoBertTokenizerFast`` (what AutoTokenizer returns), the same class asked for offsets as token classification and
-QA users ask (with ``word_ids()`` of every row): aligned in bulk (issue 34) and through the tokenizers pipeline (as
-before it, ``offsets_in_bulk = False``), and ``tokenizer.json`` loaded without our code
+QA users ask (with ``word_ids()`` of every row): aligned in bulk (issue 34), the same with Python's cycle collector
+off (what collecting the objects made costs) and through the tokenizers pipeline (as before issue 34,
+``offsets_in_bulk = False``), and ``tokenizer.json`` loaded without our code
 (``PreTrainedTokenizerFast``: the portable Unigram pipeline). Two lower bounds follow: SentencePiece's C++ encoder
 and tokenizers' Unigram model alone on the raw lines. Prints lines/s, MB/s, the speed-up over the reference and how
 many lines differ from the reference's ids, and writes the figures as JSON.
@@ -16,6 +17,7 @@ many lines differ from the reference's ids, and writes the figures as JSON.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import itertools
 import json
@@ -33,11 +35,15 @@ os.environ["RAYON_NUM_THREADS"] = "1"  # one thread for the Rust tokenizer: a si
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 
 from common.config import key, run_command  # transformers, after the thread settings
+from tokenization_kobert import cycle_collection_paused
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
 SHARED_CORPUS = SHARED_DATA / "corpus" / "reviews.txt.gz"
 BUNDLED_CORPUS = ROOT / "data" / "reviews.txt.gz"
+# The offsets row again with Python's cycle collector off for the whole timed pass: what collecting the objects the
+# calls create costs them (the collector runs once new objects outnumber its threshold).
+UNCOLLECTED = "KoBertTokenizerFast with offsets and word_ids() (in bulk, cycle collector off)"
 
 
 @dataclass(kw_only=True)
@@ -181,6 +187,7 @@ def measure_tokenizer_speed(options: TokenizerSpeedOptions) -> dict[str, Any]:
         "KoBertTokenizerFast (AutoTokenizer's class)": fast,
         "KoBertTokenizerFast with offsets and word_ids() (in bulk)": partial(with_word_ids, fast),
         "KoBertTokenizerFast with offsets and word_ids() (pipeline)": partial(with_word_ids, piped),
+        UNCOLLECTED: partial(with_word_ids, fast),
         "tokenizer.json without our code (portable Unigram)": portable,
     }
 
@@ -203,7 +210,8 @@ def measure_tokenizer_speed(options: TokenizerSpeedOptions) -> dict[str, Any]:
 
     results, reference_ids = [], None
     for name, encode in {**tokenizers, **engines}.items():
-        seconds, ids = best_seconds(encode, batches, options.repeats)
+        with cycle_collection_paused() if name == UNCOLLECTED else contextlib.nullcontext():
+            seconds, ids = best_seconds(encode, batches, options.repeats)
         reference_ids = reference_ids if reference_ids is not None else ids
         results.append(
             {
