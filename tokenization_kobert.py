@@ -1609,6 +1609,9 @@ class KoBertTokenizerFast(_KoBertLayout, PreTrainedTokenizerFast):
         state = self.__dict__.copy()
         state["_tokenizer"] = self.portable_backend().to_str()
         del state["_backend_lock"], state["_exact_words"]
+        # Caches remade on use, left out so that the pickle is the same whatever was encoded before.
+        for cache in ("_added_pattern", "_added_pattern_key", "_pieces_by_id", "_piece_lengths", "_alone_characters"):
+            state.pop(cache, None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:

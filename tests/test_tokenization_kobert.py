@@ -521,6 +521,12 @@ def test_pickle(slow_tokenizer, fast_tokenizer) -> None:
     for tokenizer in (slow_tokenizer, fast_tokenizer):
         clone = pickle.loads(pickle.dumps(tokenizer))
         assert clone("피클 테스트 1,234원")["input_ids"] == tokenizer("피클 테스트 1,234원")["input_ids"]
+    # The same pickle whatever was encoded before (datasets hashes the tokenizer of a map into its cache's name):
+    # the offsets path's caches are left out.
+    fresh = KoBertTokenizerFast(**KOBERT_FILES)
+    before = pickle.dumps(fresh)
+    fresh(["ㅋㅋ 좋아요♥", "가나다 ★★"], return_offsets_mapping=True)
+    assert pickle.dumps(fresh) == before
 
 
 def test_save_and_load_round_trip(tmp_path: Path, slow_tokenizer, fast_tokenizer) -> None:
