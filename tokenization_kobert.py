@@ -1341,29 +1341,38 @@ class KoBertTokenizerFast(_KoBertLayout, PreTrainedTokenizerFast):
         normalizer = self._tokenizer.normalizer
         return normalizer.normalize_str(text) if normalizer is not None else text
 
-    @functools.lru_cache(maxsize=4096)  # noqa: B019 - one small cache per tokenizer, living as long as it does
     def _normalized_character(self, character: str) -> str:
-        return self._normalized(character)
+        """``character`` alone through the pipeline's normaliser, remembered with whether it ``normalizes_alone``."""
+        normalized = self._characters.get(character)
+        if normalized is None:
+            normalized = self._characters[character] = self._normalized(character)
+            if not normalizes_alone(character, normalized, self.do_lower_case):
+                self._not_alone.add(character)
+        return normalized
+
+    @functools.cached_property
+    def _characters(self) -> dict[str, str]:
+        return {}
+
+    @functools.cached_property
+    def _not_alone(self) -> set[str]:
+        return set()
 
     def _normalized_by_character(self, collapsed: str) -> str | None:
-        """The pipeline's normalised ``collapsed`` (a text with its spaces collapsed), character by character, when
-        each of its characters ``normalizes_alone``; else None."""
-        table, characters = self._alone_characters, set(collapsed)
+        """The pipeline's normalised ``collapsed`` (a text with its spaces collapsed, which stay), character by
+        character, when each of its characters ``normalizes_alone``; else None."""
+        characters = set(collapsed)
+        characters.discard(" ")
+        normalized = self._characters
         for character in characters:
-            if character not in table:
-                normalized = self._normalized_character(character)
-                table[character] = normalized if normalizes_alone(character, normalized, self.do_lower_case) else None
-        if None in map(table.__getitem__, characters):
+            if character not in normalized:
+                self._normalized_character(character)
+        if not self._not_alone.isdisjoint(characters):
             return None
-        return "".join(map(table.__getitem__, collapsed))
+        return " ".join(["".join(map(normalized.__getitem__, word)) for word in collapsed.split(" ")])
 
     @functools.cached_property
-    def _alone_characters(self) -> dict[str, str | None]:
-        """``_normalized_by_character``'s table: each character seen, normalised, or None where it may not be."""
-        return {" ": " "}  # a space of a collapsed text stays as it is
-
-    @functools.cached_property
-    def _piece_lengths(self) -> tuple[np.ndarray, np.ndarray]:
+    def _piece_tables(self) -> tuple[np.ndarray, np.ndarray]:
         """Each id's piece length, and whether its piece begins with ``▁`` (``kept_text_alignment``'s tables)."""
         pieces = self._pieces_by_id
         return np.array(list(map(len, pieces)), dtype=np.int64), np.array(
@@ -1374,7 +1383,7 @@ class KoBertTokenizerFast(_KoBertLayout, PreTrainedTokenizerFast):
         """Each of ``texts`` (left as they are by the normaliser, with no unknown token) aligned at once by
         ``kept_text_alignment``; None for a row whose pieces do not spell its text."""
         pieces = self._pieces_by_id
-        found = kept_text_alignment(rows, *self._piece_lengths)
+        found = kept_text_alignment(rows, *self._piece_tables)
         spelled = "".join(map(pieces.__getitem__, itertools.chain.from_iterable(rows)))
         if spelled != "".join(map(word_split, texts)):
             return [None] * len(texts)
@@ -1610,7 +1619,8 @@ class KoBertTokenizerFast(_KoBertLayout, PreTrainedTokenizerFast):
         state["_tokenizer"] = self.portable_backend().to_str()
         del state["_backend_lock"], state["_exact_words"]
         # Caches remade on use, left out so that the pickle is the same whatever was encoded before.
-        for cache in ("_added_pattern", "_added_pattern_key", "_pieces_by_id", "_piece_lengths", "_alone_characters"):
+        caches = ("_added_pattern", "_added_pattern_key", "_pieces_by_id", "_piece_tables", "_characters", "_not_alone")
+        for cache in caches:
             state.pop(cache, None)
         return state
 
