@@ -836,12 +836,13 @@ def normalizes_alone(character: str, normalized: str, lower_case: bool) -> bool:
     wherever it stands in a space-collapsed text of such characters, so that a text of them normalises character by
     character.
 
-    Step by step (``build_normalizer``): the space, quote and mark steps act on one character at a time (or before
-    NFKD, as KoBERT's preprocessing does); NFKD's reordering and NFKC's composition reach the character before only
-    through a first decomposed character that is a combining mark or the second of a composition; lower-casing only
-    through capital sigma; tokenizers' Precompiled only through a grapheme cluster shorter than 6 bytes that the
-    output joins (``_ALONE_BLOCKS``); the final space steps only through an output that is a space or nothing. The
-    decompositions are Python's: stable for every character assigned in its Unicode version, which this requires.
+    Step by step (``build_normalizer``): the space and mark steps act on one character at a time (the quote step
+    replaces pairs, which ``_normalized_by_character`` leaves to the normaliser); NFKD's reordering and NFKC's
+    composition reach the character before only through a first decomposed character that is a combining mark or
+    the second of a composition; lower-casing only through capital sigma; tokenizers' Precompiled only through a
+    grapheme cluster shorter than 6 bytes that the output joins (``_ALONE_BLOCKS``); the final space steps only
+    through an output that is a space or nothing. The decompositions are Python's: stable for every character
+    assigned in its Unicode version, which this requires.
     """
     if len(normalized) != 1 or normalized == " " or unicodedata.category(character) == "Cn":
         return False
@@ -927,25 +928,47 @@ AlignedRow = tuple[list[int], list[str] | None, list[tuple[int, int]], list[int]
 class KeptAlignment(NamedTuple):
     """``kept_text_alignment``'s result: flat lists over all rows' pieces, and where each row ends in them."""
 
-    starts: list[int]
-    ends: list[int]
+    offsets: list[tuple[int, int]]
     word_ids: list[int]
     row_ends: list[int]
     row_characters: list[int]  # the length of each row's pieces together: the word split's when they spell it
 
 
-def kept_text_alignment(rows: list[list[int]], piece_lengths: np.ndarray, starts_word: np.ndarray) -> KeptAlignment:
-    """``bulk_alignment`` of many texts at once, for texts the pipeline leaves as they are (``normalized == text``)
-    spelled by their pieces (no unknown token), whose offsets follow from the pieces' lengths alone.
+# Offsets starting before this and spanning fewer characters than this are tuples made once (``_shared_offsets``).
+_SHARED_STARTS, _SHARED_SPANS = 1024, 16
 
-    ``rows``: each text's ids; ``piece_lengths`` and ``starts_word``: each id's piece length and whether the piece
-    begins with ``▁``. The caller checks that the pieces spell the texts.
+
+@functools.cache
+def _shared_offsets() -> np.ndarray:
+    """One ``(start, end)`` tuple for each offset a short text's piece can have, at ``start * _SHARED_SPANS + end -
+    start``. A new tuple is visited by each of Python's cycle collections while it is young, which cost the bulk path
+    a third of its time; these are made once, and the collector soon stops tracking them (tuples of ints)."""
+    offsets = np.empty(_SHARED_STARTS * _SHARED_SPANS, dtype=object)
+    offsets[:] = [(start, start + span) for start in range(_SHARED_STARTS) for span in range(_SHARED_SPANS)]
+    return offsets
+
+
+def offset_tuples(starts: np.ndarray, ends: np.ndarray) -> list[tuple[int, int]]:
+    """``list(zip(starts, ends))``, with the tuples of short texts' offsets shared (``_shared_offsets``)."""
+    spans = ends - starts
+    shared = (starts < _SHARED_STARTS) & (spans < _SHARED_SPANS)
+    offsets = _shared_offsets()[np.where(shared, starts * _SHARED_SPANS + spans, 0)]
+    others = np.flatnonzero(~shared)
+    if len(others):
+        offsets[others] = list(zip(starts[others].tolist(), ends[others].tolist(), strict=True))
+    return offsets.tolist()
+
+
+def kept_text_alignment(counts: np.ndarray, lengths: np.ndarray, starts_word: np.ndarray) -> KeptAlignment:
+    """``bulk_alignment`` of many texts at once, for texts the pipeline normalises one character for one, spaces
+    included (``len(normalized) == len(text)``), spelled by their pieces: the offsets follow from the pieces' lengths.
+
+    ``counts``: each text's number of pieces; ``lengths`` and ``starts_word``: each piece's length (an unknown
+    token's: the text it covers) and whether it begins with ``▁``, all rows' one after the other. The caller checks
+    that the pieces spell the texts.
     """
-    counts = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
     row_ends = np.cumsum(counts)
-    flat = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64, count=int(row_ends[-1]) if rows else 0)
     row_starts = row_ends - counts
-    lengths = piece_lengths[flat]
     characters = np.concatenate(([0], np.cumsum(lengths)))
     ends = characters[1:] - np.repeat(characters[row_starts], counts)  # characters of the row up to each piece's end
     starts = ends - lengths - 1  # character i of the word split (its first ▁ included) is the text's i - 1
@@ -953,11 +976,10 @@ def kept_text_alignment(rows: list[list[int]], piece_lengths: np.ndarray, starts
     firsts = row_starts[counts > 0]
     starts[firsts] = 0  # the prepended ▁ belongs to the first word's first character; a lone one spans it
     ends[firsts] = np.maximum(ends[firsts], 1)
-    words = np.concatenate(([0], np.cumsum(starts_word[flat])))
+    words = np.concatenate(([0], np.cumsum(starts_word)))
     word_ids = words[1:] - np.repeat(words[row_starts], counts) - 1
     return KeptAlignment(
-        starts.tolist(),
-        ends.tolist(),
+        offset_tuples(starts, ends),
         word_ids.tolist(),
         row_ends.tolist(),
         (characters[row_ends] - characters[row_starts]).tolist(),
@@ -1361,6 +1383,8 @@ class KoBertTokenizerFast(_KoBertLayout, PreTrainedTokenizerFast):
     def _normalized_by_character(self, collapsed: str) -> str | None:
         """The pipeline's normalised ``collapsed`` (a text with its spaces collapsed, which stay), character by
         character, when each of its characters ``normalizes_alone``; else None."""
+        if "``" in collapsed or "''" in collapsed:  # the normaliser's first steps make each pair one '"'
+            return None
         characters = set(collapsed)
         characters.discard(" ")
         normalized = self._characters
@@ -1379,19 +1403,38 @@ class KoBertTokenizerFast(_KoBertLayout, PreTrainedTokenizerFast):
             [piece.startswith(SPIECE_UNDERLINE) for piece in pieces], dtype=np.int64
         )
 
-    def _kept_rows(self, texts: list[str], rows: list[list[int]]) -> list[AlignedRow | None]:
-        """Each of ``texts`` (left as they are by the normaliser, with no unknown token) aligned at once by
-        ``kept_text_alignment``; None for a row whose pieces do not spell its text."""
-        pieces = self._pieces_by_id
-        found = kept_text_alignment(rows, *self._piece_tables)
-        spelled = "".join(map(pieces.__getitem__, itertools.chain.from_iterable(rows)))
-        if spelled != "".join(map(word_split, texts)):
-            return [None] * len(texts)
+    def _kept_rows(
+        self, written: list[str], rows: list[list[int]], filled: dict[int, list[str]] | None = None
+    ) -> list[AlignedRow | None]:
+        """Rows of texts the normaliser changes one character for one, spaces included (``written``: each text as it
+        normalises it), aligned all at once by ``kept_text_alignment``; ``filled``: by row, the surfaces of rows with
+        unknown tokens (``unknown_runs_filled``). None for a row whose pieces do not spell its text."""
+        filled = filled or {}
+        pieces, unknown = self._pieces_by_id, self.unk_token_id
+        piece_lengths, piece_starts_word = self._piece_tables
+        counts = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+        flat = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64, count=int(counts.sum()))
+        lengths, starts_word = piece_lengths[flat], piece_starts_word[flat]
+        if filled:  # an unknown token covers the characters it stands for (rows in order, as ``flat`` has them)
+            covered = [itertools.compress(filled[i], map(unknown.__eq__, rows[i])) for i in filled]
+            surfaces = list(itertools.chain.from_iterable(covered))
+            unknowns = np.flatnonzero(flat == unknown)
+            lengths[unknowns] = list(map(len, surfaces))
+            starts_word[unknowns] = [surface.startswith(SPIECE_UNDERLINE) for surface in surfaces]
+        # Rows with unknown tokens spell their text as far as their length already (``unknown_runs_filled``).
+        plain = [i for i in range(len(rows)) if i not in filled]
+        spelled = map(pieces.__getitem__, itertools.chain.from_iterable(map(rows.__getitem__, plain)))
+        misspelled: set[int] = set()
+        if "".join(spelled) != "".join(map(word_split, map(written.__getitem__, plain))):
+            misspelled = {i for i in plain if "".join(map(pieces.__getitem__, rows[i])) != word_split(written[i])}
+        found = kept_text_alignment(counts, lengths, starts_word)
         aligned: list[AlignedRow | None] = []
         start = 0
-        for text, ids, end, characters in zip(texts, rows, found.row_ends, found.row_characters, strict=True):
-            offsets = list(zip(found.starts[start:end], found.ends[start:end], strict=True))
-            aligned.append((ids, None, offsets, found.word_ids[start:end]) if characters == len(text) + 1 else None)
+        for i, (text, ids, end, characters) in enumerate(
+            zip(written, rows, found.row_ends, found.row_characters, strict=True)
+        ):
+            row = (ids, filled.get(i), found.offsets[start:end], found.word_ids[start:end])
+            aligned.append(row if characters == len(text) + 1 and i not in misspelled else None)
             start = end
         return aligned
 
@@ -1399,33 +1442,43 @@ class KoBertTokenizerFast(_KoBertLayout, PreTrainedTokenizerFast):
         self, texts: list[str], preprocessed: list[str] | None, rows: list[list[int]]
     ) -> list[AlignedRow]:
         """Each text's ids, tokens, offsets and word ids (no special tokens, no truncation) as the pipeline gives
-        them; tokens None where they are the ids' pieces. Texts the normaliser leaves as they are are aligned all
-        at once (``kept_text_alignment``); the others text by text (``bulk_alignment``, on the engine's ``rows``)
-        where the normaliser only collapses spaces and replaces characters one for one and the text has no added
-        token, from the pipeline otherwise (``preprocessed``: the texts through KoBERT's preprocessing, or None)."""
+        them; tokens None where they are the ids' pieces. Where the normaliser only collapses spaces and replaces
+        characters one for one (``_normalized_alike``) and the text has no added token: texts with no space to drop
+        aligned all at once (``_kept_rows``), the others text by text (``bulk_alignment``, on the engine's
+        ``rows``); from the pipeline otherwise (``preprocessed``: the texts through KoBERT's preprocessing, or
+        None)."""
         pattern, by_id, unknown = self._added_tokens_pattern(), self._pieces_by_id, self.unk_token_id
-        kept = []
-        if preprocessed is not None:
-            kept = [
-                i
-                for i, (text, before, ids) in enumerate(zip(texts, preprocessed, rows, strict=True))
-                if text and text == before and unknown not in ids and _KEPT_AS_THEY_ARE.fullmatch(text)
-            ]
         aligned: list[AlignedRow | None] = [None] * len(texts)
-        kept_rows = self._kept_rows([texts[i] for i in kept], [rows[i] for i in kept])
-        for i, row in zip(kept, kept_rows, strict=True):
-            aligned[i] = row
+        at_once: list[int] = []
+        written: list[str] = []
+        filled: dict[int, list[str]] = {}
         for i, (text, ids) in enumerate(zip(texts, rows, strict=True)):
-            if aligned[i] is not None or not (preprocessed is not None or pattern.search(text) is None):
+            before = None if preprocessed is None else preprocessed[i]
+            if before is None and pattern.search(text) is not None:
                 continue
-            normalized = self._normalized_alike(text, spaces_collapsed(text), preprocessed and preprocessed[i])
-            if normalized is not None:
-                surfaces = list(map(by_id.__getitem__, ids))
-                if unknown in ids:  # an unknown token reads as the text it covers, as in the pipeline
-                    is_unknown = [index == unknown for index in ids]
-                    surfaces = unknown_runs_filled(surfaces, is_unknown, word_split(normalized)) or []
-                found = bulk_alignment(text, normalized, surfaces)
+            has_unknown = unknown in ids
+            if text and text == before and not has_unknown and _KEPT_AS_THEY_ARE.fullmatch(text):
+                normalized: str | None = text
+            else:
+                normalized = self._normalized_alike(text, spaces_collapsed(text), before)
+            if normalized is None:
+                continue
+            surfaces = None
+            if has_unknown:  # an unknown token reads as the text it covers, as in the pipeline
+                is_unknown = [index == unknown for index in ids]
+                surfaces = unknown_runs_filled(list(map(by_id.__getitem__, ids)), is_unknown, word_split(normalized))
+                if surfaces is None:
+                    continue
+            if normalized and len(normalized) == len(text):
+                if surfaces is not None:
+                    filled[len(at_once)] = surfaces
+                at_once.append(i)
+                written.append(normalized)
+            else:
+                found = bulk_alignment(text, normalized, surfaces or list(map(by_id.__getitem__, ids)))
                 aligned[i] = None if found is None else (ids, surfaces, *found)
+        for i, row in zip(at_once, self._kept_rows(written, [rows[i] for i in at_once], filled), strict=True):
+            aligned[i] = row
         others = [text for text, row in zip(texts, aligned, strict=True) if row is None]
         if others:
             piped = iter(self._encode_with_backend(others, add_special_tokens=False, verbose=False).encodings)

@@ -82,13 +82,14 @@ def test_random_unicode_gives_the_same_ids(tokenizers) -> None:
 # Characters around the rules normalizes_alone relies on: compatibility jamo that become leading consonants, vowels
 # and final consonants (which compose with what comes before), conjoining jamo, symbols, fullwidth and compatibility
 # forms, Latin letters with and without marks, capital sigma, a Thai vowel that extends the cluster before it, emoji
-# with a modifier and a joiner, characters that normalise to nothing, to a space or to several characters.
+# with a modifier and a joiner, characters that normalise to nothing, to a space or to several characters, quotes.
 ALONE_OR_NOT = st.one_of(
     st.characters(min_codepoint=0x3131, max_codepoint=0x318E),
     st.characters(min_codepoint=0x1100, max_codepoint=0x11FF),
     st.characters(min_codepoint=0xAC00, max_codepoint=0xD7A3),
     st.characters(min_codepoint=0x20, max_codepoint=0x7E),
     st.sampled_from(list("♥★♡☆。、！？·…‥´ⅲ①㈜ＡａÅéΣσςΑ\u0301\u0308ำก😀\U0001f3fb\u200d\ufe0f\u3000\u00a0\t\x1c")),
+    st.sampled_from(["''", "``", "'", "`", "＇＇"]),  # pairs of quotes become one '"' before any other step
 )
 
 
