@@ -857,6 +857,24 @@ def normalizes_alone(character: str, normalized: str, lower_case: bool) -> bool:
     )
 
 
+class AloneCharacters(dict):
+    """A ``str.translate`` table, filled as characters are first met: each character that ``normalizes_alone`` to
+    its normalised form, each other character to None (translate drops it, so the text comes out shorter), the space
+    of a space-collapsed text to itself."""
+
+    def __init__(self, normalized_character: Callable[[str], str], lower_case: bool) -> None:
+        super().__init__({ord(" "): " "})
+        self._normalized_character = normalized_character
+        self._lower_case = lower_case
+
+    def __missing__(self, code: int) -> str | None:
+        character = chr(code)
+        normalized = self._normalized_character(character)
+        alone = normalizes_alone(character, normalized, self._lower_case)
+        self[code] = normalized if alone else None
+        return self[code]
+
+
 _NON_SPACE_RUNS = re.compile("[^ ]+")
 # Characters the pipeline's normaliser and KoBERT's preprocessing leave as they are, alone and next to each other:
 # printable ASCII and Hangul syllables (tests/test_tokenization_kobert.py checks each against the normaliser).
@@ -1364,12 +1382,10 @@ class KoBertTokenizerFast(_KoBertLayout, PreTrainedTokenizerFast):
         return normalizer.normalize_str(text) if normalizer is not None else text
 
     def _normalized_character(self, character: str) -> str:
-        """``character`` alone through the pipeline's normaliser, remembered with whether it ``normalizes_alone``."""
+        """``character`` alone through the pipeline's normaliser, remembered."""
         normalized = self._characters.get(character)
         if normalized is None:
             normalized = self._characters[character] = self._normalized(character)
-            if not normalizes_alone(character, normalized, self.do_lower_case):
-                self._not_alone.add(character)
         return normalized
 
     @functools.cached_property
@@ -1377,23 +1393,16 @@ class KoBertTokenizerFast(_KoBertLayout, PreTrainedTokenizerFast):
         return {}
 
     @functools.cached_property
-    def _not_alone(self) -> set[str]:
-        return set()
+    def _alone_table(self) -> AloneCharacters:
+        return AloneCharacters(self._normalized_character, self.do_lower_case)
 
     def _normalized_by_character(self, collapsed: str) -> str | None:
         """The pipeline's normalised ``collapsed`` (a text with its spaces collapsed, which stay), character by
         character, when each of its characters ``normalizes_alone``; else None."""
         if "``" in collapsed or "''" in collapsed:  # the normaliser's first steps make each pair one '"'
             return None
-        characters = set(collapsed)
-        characters.discard(" ")
-        normalized = self._characters
-        for character in characters:
-            if character not in normalized:
-                self._normalized_character(character)
-        if not self._not_alone.isdisjoint(characters):
-            return None
-        return " ".join(["".join(map(normalized.__getitem__, word)) for word in collapsed.split(" ")])
+        normalized = collapsed.translate(self._alone_table)
+        return normalized if len(normalized) == len(collapsed) else None
 
     @functools.cached_property
     def _piece_tables(self) -> tuple[np.ndarray, np.ndarray]:
@@ -1672,7 +1681,14 @@ class KoBertTokenizerFast(_KoBertLayout, PreTrainedTokenizerFast):
         state["_tokenizer"] = self.portable_backend().to_str()
         del state["_backend_lock"], state["_exact_words"]
         # Caches remade on use, left out so that the pickle is the same whatever was encoded before.
-        caches = ("_added_pattern", "_added_pattern_key", "_pieces_by_id", "_piece_tables", "_characters", "_not_alone")
+        caches = (
+            "_added_pattern",
+            "_added_pattern_key",
+            "_pieces_by_id",
+            "_piece_tables",
+            "_characters",
+            "_alone_table",
+        )
         for cache in caches:
             state.pop(cache, None)
         return state
