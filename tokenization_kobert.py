@@ -1610,9 +1610,10 @@ class KoBertTokenizerFast(_KoBertLayout, PreTrainedTokenizerFast):
             ]
             data = {key: [row[key] for row in rows] for key in data}
         if known is not None:
-            side = padding_side or self.padding_side
-            for row, ids in zip(known, data["input_ids"], strict=True):
-                pad_row(row, ids, side, self.pad_token)
+            if padding_strategy != PaddingStrategy.DO_NOT_PAD:
+                side = padding_side or self.padding_side
+                for row, ids in zip(known, data["input_ids"], strict=True):
+                    pad_row(row, ids, side, self.pad_token)
             if return_offsets_mapping:
                 data["offset_mapping"] = [row["offsets"] for row in known]
         if return_length:
