@@ -943,8 +943,8 @@ def bulk_alignment(text: str, normalized: str, surfaces: list[str]) -> tuple[lis
 AlignedRow = tuple[list[int], list[str] | None, list[tuple[int, int]], list[int]]
 
 
-class KeptAlignment(NamedTuple):
-    """``kept_text_alignment``'s result: flat lists over all rows' pieces, and where each row ends in them."""
+class LengthAlignment(NamedTuple):
+    """``alignment_from_lengths``'s result: flat lists over all rows' pieces, and where each row ends in them."""
 
     offsets: list[tuple[int, int]]
     word_ids: list[int]
@@ -959,8 +959,8 @@ _SHARED_STARTS, _SHARED_SPANS = 1024, 16
 @functools.cache
 def _shared_offsets() -> np.ndarray:
     """One ``(start, end)`` tuple for each offset a short text's piece can have, at ``start * _SHARED_SPANS + end -
-    start``. A new tuple is visited by each of Python's cycle collections while it is young, which cost the bulk path
-    a third of its time; these are made once, and the collector soon stops tracking them (tuples of ints)."""
+    start``. Each new tuple is visited by Python's cycle collector while it is young (about a fifth of the bulk path's
+    time before these were shared); these are made once, and the collector soon stops tracking them (tuples of ints)."""
     offsets = np.empty(_SHARED_STARTS * _SHARED_SPANS, dtype=object)
     offsets[:] = [(start, start + span) for start in range(_SHARED_STARTS) for span in range(_SHARED_SPANS)]
     return offsets
@@ -977,7 +977,7 @@ def offset_tuples(starts: np.ndarray, ends: np.ndarray) -> list[tuple[int, int]]
     return offsets.tolist()
 
 
-def kept_text_alignment(counts: np.ndarray, lengths: np.ndarray, starts_word: np.ndarray) -> KeptAlignment:
+def alignment_from_lengths(counts: np.ndarray, lengths: np.ndarray, starts_word: np.ndarray) -> LengthAlignment:
     """``bulk_alignment`` of many texts at once, for texts the pipeline normalises one character for one, spaces
     included (``len(normalized) == len(text)``), spelled by their pieces: the offsets follow from the pieces' lengths.
 
@@ -996,7 +996,7 @@ def kept_text_alignment(counts: np.ndarray, lengths: np.ndarray, starts_word: np
     ends[firsts] = np.maximum(ends[firsts], 1)
     words = np.concatenate(([0], np.cumsum(starts_word)))
     word_ids = words[1:] - np.repeat(words[row_starts], counts) - 1
-    return KeptAlignment(
+    return LengthAlignment(
         offset_tuples(starts, ends),
         word_ids.tolist(),
         row_ends.tolist(),
@@ -1406,17 +1406,17 @@ class KoBertTokenizerFast(_KoBertLayout, PreTrainedTokenizerFast):
 
     @functools.cached_property
     def _piece_tables(self) -> tuple[np.ndarray, np.ndarray]:
-        """Each id's piece length, and whether its piece begins with ``▁`` (``kept_text_alignment``'s tables)."""
+        """Each id's piece length, and whether its piece begins with ``▁`` (``alignment_from_lengths``'s tables)."""
         pieces = self._pieces_by_id
         return np.array(list(map(len, pieces)), dtype=np.int64), np.array(
             [piece.startswith(SPIECE_UNDERLINE) for piece in pieces], dtype=np.int64
         )
 
-    def _kept_rows(
+    def _rows_aligned_at_once(
         self, written: list[str], rows: list[list[int]], filled: dict[int, list[str]] | None = None
     ) -> list[AlignedRow | None]:
         """Rows of texts the normaliser changes one character for one, spaces included (``written``: each text as it
-        normalises it), aligned all at once by ``kept_text_alignment``; ``filled``: by row, the surfaces of rows with
+        normalises it), aligned all at once by ``alignment_from_lengths``; ``filled``: by row, the surfaces of rows with
         unknown tokens (``unknown_runs_filled``). None for a row whose pieces do not spell its text."""
         filled = filled or {}
         pieces, unknown = self._pieces_by_id, self.unk_token_id
@@ -1436,7 +1436,7 @@ class KoBertTokenizerFast(_KoBertLayout, PreTrainedTokenizerFast):
         misspelled: set[int] = set()
         if "".join(spelled) != "".join(map(word_split, map(written.__getitem__, plain))):
             misspelled = {i for i in plain if "".join(map(pieces.__getitem__, rows[i])) != word_split(written[i])}
-        found = kept_text_alignment(counts, lengths, starts_word)
+        found = alignment_from_lengths(counts, lengths, starts_word)
         aligned: list[AlignedRow | None] = []
         start = 0
         for i, (text, ids, end, characters) in enumerate(
@@ -1453,7 +1453,7 @@ class KoBertTokenizerFast(_KoBertLayout, PreTrainedTokenizerFast):
         """Each text's ids, tokens, offsets and word ids (no special tokens, no truncation) as the pipeline gives
         them; tokens None where they are the ids' pieces. Where the normaliser only collapses spaces and replaces
         characters one for one (``_normalized_alike``) and the text has no added token: texts with no space to drop
-        aligned all at once (``_kept_rows``), the others text by text (``bulk_alignment``, on the engine's
+        aligned all at once (``_rows_aligned_at_once``), the others text by text (``bulk_alignment``, on the engine's
         ``rows``); from the pipeline otherwise (``preprocessed``: the texts through KoBERT's preprocessing, or
         None)."""
         pattern, by_id, unknown = self._added_tokens_pattern(), self._pieces_by_id, self.unk_token_id
@@ -1486,7 +1486,9 @@ class KoBertTokenizerFast(_KoBertLayout, PreTrainedTokenizerFast):
             else:
                 found = bulk_alignment(text, normalized, surfaces or list(map(by_id.__getitem__, ids)))
                 aligned[i] = None if found is None else (ids, surfaces, *found)
-        for i, row in zip(at_once, self._kept_rows(written, [rows[i] for i in at_once], filled), strict=True):
+        for i, row in zip(
+            at_once, self._rows_aligned_at_once(written, [rows[i] for i in at_once], filled), strict=True
+        ):
             aligned[i] = row
         others = [text for text, row in zip(texts, aligned, strict=True) if row is None]
         if others:

@@ -245,7 +245,7 @@ def test_the_fast_character_class_is_left_as_it_is(fast_tokenizer) -> None:
 
 
 def test_texts_left_as_they_are_are_aligned_all_at_once(monkeypatch) -> None:
-    # Texts the normaliser leaves as they are, with no unknown token, take kept_text_alignment and never the text by
+    # Texts the normaliser leaves as they are, with no unknown token, take alignment_from_lengths and never the text by
     # text path (the parity tests above then hold it to the pipeline); rows whose pieces do not spell their text are
     # refused, each alone, and go on to the other paths.
     import tokenization_kobert
@@ -255,8 +255,8 @@ def test_texts_left_as_they_are_are_aligned_all_at_once(monkeypatch) -> None:
     with through_the_pipeline(fast):
         expected = aligned_rows(fast(lines, return_offsets_mapping=True), len(lines))
 
-    def refused(*args):
-        raise AssertionError("a kept text went through bulk_alignment")
+    def refused(*args, **kwargs):
+        raise AssertionError("a text aligned at once went through bulk_alignment or the pipeline")
 
     monkeypatch.setattr(tokenization_kobert, "bulk_alignment", refused)
     assert aligned_rows(fast(lines, return_offsets_mapping=True), len(lines)) == expected
@@ -268,11 +268,13 @@ def test_texts_left_as_they_are_are_aligned_all_at_once(monkeypatch) -> None:
     monkeypatch.setattr(fast, "_encode_with_backend", refused)
     assert aligned_rows(fast(changed, return_offsets_mapping=True), len(changed)) == expected
     ids = [fast.segmenter.encode_batch([line])[0] for line in lines]
-    assert all(row is not None for row in fast._kept_rows(lines, ids))
-    swapped = fast._kept_rows(lines, [ids[1], ids[0], *ids[2:]])  # the first two rows spell each other's text
+    assert all(row is not None for row in fast._rows_aligned_at_once(lines, ids))
+    swapped = fast._rows_aligned_at_once(
+        lines, [ids[1], ids[0], *ids[2:]]
+    )  # the first two rows spell each other's text
     assert swapped[:2] == [None, None] and None not in swapped[2:]
     # Together they spell the texts, but the first two rows' pieces belong to the other's text: only the third stays.
-    shifted = fast._kept_rows(["a", "b", "c"], fast.segmenter.encode_batch(["a b", "", "c"]))
+    shifted = fast._rows_aligned_at_once(["a", "b", "c"], fast.segmenter.encode_batch(["a b", "", "c"]))
     assert shifted[:2] == [None, None] and shifted[2] is not None
 
 
